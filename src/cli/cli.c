@@ -1,0 +1,208 @@
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#include "name.h"
+
+static void verb_help(struct vp_cli *cli, const struct cli_verb *v)
+{
+        printf("Usage: vpool %s %s %s\n\n%s\n\nCommon options:\n"
+               "  --json    print one JSON document (read verbs)\n"
+               "  --quiet   print only the result\n"
+               "  --help    show this help\n",
+               cli->noun, v->name, v->usage, v->help);
+}
+
+int cli_usage_error(struct vp_cli *cli, const char *fmt, ...)
+{
+        va_list ap;
+        fprintf(stderr, "vpool: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        if (cli->noun)
+                fprintf(stderr, " (try 'vpool %s%s%s --help')\n", cli->noun, cli->verb ? " " : "",
+                        cli->verb ? cli->verb : "");
+        else
+                fprintf(stderr, " (try 'vpool --help')\n");
+        return -EINVAL;
+}
+
+int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv,
+              const struct cli_opt *opts, char ***pos, int *npos, int minpos, int maxpos)
+{
+        size_t n = 0;
+        while (opts && opts[n].name)
+                n++;
+        struct option *lo = vp_xcalloc(n + 4, sizeof(*lo));
+        for (size_t i = 0; i < n; i++)
+                lo[i] = (struct option){ opts[i].name, opts[i].str ? required_argument : no_argument, NULL,
+                                         (int)(1000 + i) };
+        lo[n] = (struct option){ "json", no_argument, NULL, 'j' };
+        lo[n + 1] = (struct option){ "quiet", no_argument, NULL, 'q' };
+        lo[n + 2] = (struct option){ "help", no_argument, NULL, 'h' };
+
+        int r = 0;
+        optind = 0;
+        opterr = 0;
+        for (;;) {
+                int c = getopt_long(argc, argv, ":hq", lo, NULL);
+                if (c == -1)
+                        break;
+                if (c == 'h') {
+                        verb_help(cli, v);
+                        r = 1;
+                        goto out;
+                } else if (c == 'j') {
+                        cli->json = true;
+                } else if (c == 'q') {
+                        cli->quiet = true;
+                } else if (c >= 1000 && (size_t)(c - 1000) < n) {
+                        const struct cli_opt *o = &opts[c - 1000];
+                        if (o->str)
+                                *o->str = optarg;
+                        else
+                                *o->flag = true;
+                } else if (c == ':') {
+                        r = cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
+                        goto out;
+                } else {
+                        char pb[64];
+                        r = cli_usage_error(cli, "unknown option '%s'",
+                                            vp_printable(argv[optind - 1], pb, sizeof(pb)));
+                        goto out;
+                }
+        }
+        *pos = argv + optind;
+        *npos = argc - optind;
+        if (*npos < minpos || *npos > maxpos)
+                r = cli_usage_error(cli, "expected: vpool %s %s %s", cli->noun, v->name, v->usage);
+out:
+        free(lo);
+        return r;
+}
+
+int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
+                 const struct cli_verb *verbs, int argc, char **argv)
+{
+        cli->noun = noun;
+        if (argc < 1 || streq(argv[0], "--help") || streq(argv[0], "-h") || streq(argv[0], "help")) {
+                FILE *out = argc < 1 ? stderr : stdout;
+                fprintf(out, "Usage: vpool %s VERB [ARGS]\n\n%s\n\nVerbs:\n", noun, summary);
+                for (const struct cli_verb *v = verbs; v->name; v++)
+                        fprintf(out, "  %-8s %s\n", v->name, v->help);
+                fprintf(out, "\nRun 'vpool %s VERB --help' for a verb's options.\n", noun);
+                return argc < 1 ? EXIT_USAGE : 0;
+        }
+        for (const struct cli_verb *v = verbs; v->name; v++)
+                if (streq(v->name, argv[0])) {
+                        cli->verb = v->name;
+                        return v->fn(cli, argc, argv);
+                }
+        char pb[64];
+        cli_usage_error(cli, "unknown verb '%s' for '%s'", vp_printable(argv[0], pb, sizeof(pb)), noun);
+        return EXIT_USAGE;
+}
+
+int cli_fail(const struct vp_error *err)
+{
+        fprintf(stderr, "vpool: %s\n", err->msg[0] ? err->msg : "failed");
+        return 1;
+}
+
+int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
+{
+        struct vp_error err = { 0 };
+        vp_hv_init();
+        if (vp_ctx_open(ctx, cli->catalog, &err) < 0) {
+                vp_ctx_close(ctx);
+                return cli_fail(&err);
+        }
+        return 0;
+}
+
+void cli_print_json(struct json_object *obj)
+{
+        puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(obj);
+}
+
+void table_init(struct cli_table *t, size_t ncols, ...)
+{
+        memset(t, 0, sizeof(*t));
+        t->ncols = ncols;
+        va_list ap;
+        va_start(ap, ncols);
+        t->cap = 16;
+        t->cells = vp_xcalloc(t->cap * ncols, sizeof(char *));
+        for (size_t i = 0; i < ncols; i++)
+                t->cells[i] = vp_strdup(va_arg(ap, const char *));
+        t->nrows = 1;
+        va_end(ap);
+}
+
+void table_add(struct cli_table *t, ...)
+{
+        if (t->nrows == t->cap) {
+                t->cap *= 2;
+                char **n = realloc(t->cells, t->cap * t->ncols * sizeof(char *));
+                if (!n)
+                        abort();
+                t->cells = n;
+        }
+        va_list ap;
+        va_start(ap, t);
+        for (size_t i = 0; i < t->ncols; i++) {
+                const char *s = va_arg(ap, const char *);
+                t->cells[t->nrows * t->ncols + i] = vp_strdup(s ? s : "-");
+        }
+        t->nrows++;
+        va_end(ap);
+}
+
+void table_print(struct cli_table *t)
+{
+        size_t *w = vp_xcalloc(t->ncols, sizeof(size_t));
+        for (size_t r = 0; r < t->nrows; r++)
+                for (size_t c = 0; c < t->ncols; c++) {
+                        size_t l = strlen(t->cells[r * t->ncols + c]);
+                        if (l > w[c])
+                                w[c] = l;
+                }
+        for (size_t r = 0; r < t->nrows; r++) {
+                for (size_t c = 0; c < t->ncols; c++) {
+                        const char *s = t->cells[r * t->ncols + c];
+                        if (c + 1 < t->ncols)
+                                printf("%-*s  ", (int)w[c], s);
+                        else
+                                printf("%s\n", s);
+                }
+        }
+        for (size_t i = 0; i < t->nrows * t->ncols; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        free(w);
+}
+
+void print_field(const char *key, const char *fmt, ...)
+{
+        va_list ap;
+        printf("%-14s ", key);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+}
+
+char *format_bytes(int64_t b)
+{
+        const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double v = (double)b;
+        size_t u = 0;
+        while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+                v /= 1024;
+                u++;
+        }
+        return u == 0 ? vp_strdupf("%lld B", (long long)b) : vp_strdupf("%.1f %s", v, units[u]);
+}

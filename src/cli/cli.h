@@ -1,0 +1,85 @@
+/* Shared pieces of the vpool command line: options, output, errors. */
+#pragma once
+#include <json-c/json.h>
+
+#include "core.h"
+
+#define EXIT_USAGE 2
+
+struct vp_cli {
+        const char *catalog;
+        bool json;
+        bool quiet;
+        const char *noun;
+        const char *verb;
+};
+
+/* An option of a verb: a flag (STR NULL) or one taking a value. */
+struct cli_opt {
+        const char *name;
+        const char **str;     /* value, when the option takes one */
+        bool *flag;           /* set when given, for flags */
+};
+
+struct cli_verb {
+        const char *name;
+        int (*fn)(struct vp_cli *cli, int argc, char **argv);
+        const char *usage;    /* arguments after "vpool NOUN VERB" */
+        const char *help;     /* one line */
+};
+
+/* Parse ARGV of a verb: OPTS plus --json, --quiet and --help. Positional
+ * arguments are returned in *pos (pointing into argv) and must number
+ * between MINPOS and MAXPOS. Returns 0, 1 when --help was printed, or
+ * -EINVAL after printing a usage error. */
+int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv,
+              const struct cli_opt *opts, char ***pos, int *npos, int minpos, int maxpos);
+
+/* Run the verb named by argv[0] from VERBS (NULL-name terminated). */
+int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
+                 const struct cli_verb *verbs, int argc, char **argv);
+
+/* Print a failure once: "vpool: MESSAGE". Returns 1 (the exit code). */
+int cli_fail(const struct vp_error *err);
+int cli_usage_error(struct vp_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Open the catalog, printing the error on failure. */
+int cli_open(struct vp_cli *cli, struct vp_ctx *ctx);
+
+/* Print OBJ (consumed) as one JSON document on stdout. */
+void cli_print_json(struct json_object *obj);
+
+/* A plain text table: add rows of NCOLS strings, then print aligned. */
+struct cli_table {
+        size_t ncols, nrows, cap;
+        char **cells;
+};
+void table_init(struct cli_table *t, size_t ncols, ...);
+void table_add(struct cli_table *t, ...);
+void table_print(struct cli_table *t);
+
+/* "key: value" lines for show verbs. */
+void print_field(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *format_bytes(int64_t b);
+
+/* Noun entry points. */
+int cmd_init(struct vp_cli *cli, int argc, char **argv);
+int cmd_env(struct vp_cli *cli, int argc, char **argv);
+int cmd_image(struct vp_cli *cli, int argc, char **argv);
+int cmd_profile(struct vp_cli *cli, int argc, char **argv);
+int cmd_pool(struct vp_cli *cli, int argc, char **argv);
+int cmd_vm(struct vp_cli *cli, int argc, char **argv);
+
+/* Parse a verb's arguments; return from the verb on --help (0) or a usage
+ * error (2). */
+#define CLI_PARSE(...)                                          \
+        do {                                                    \
+                int _p = cli_parse(__VA_ARGS__);                \
+                if (_p == 1)                                    \
+                        return 0;                               \
+                if (_p < 0)                                     \
+                        return EXIT_USAGE;                      \
+        } while (0)
+
+/* The JSON description of VM (state queried live when WITH_STATE). */
+struct json_object *cli_vm_json(struct vp_ctx *ctx, const struct vp_vm *vm, bool with_state);

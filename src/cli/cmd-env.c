@@ -1,0 +1,147 @@
+#include "cli.h"
+
+#include "name.h"
+
+static int env_add(struct vp_cli *cli, int argc, char **argv);
+static int env_list(struct vp_cli *cli, int argc, char **argv);
+static int env_show(struct vp_cli *cli, int argc, char **argv);
+static int env_rm(struct vp_cli *cli, int argc, char **argv);
+
+static const struct cli_verb verbs[] = {
+        { "add", env_add, "NAME --uri URI", "Register a hypervisor: connect and record its capabilities." },
+        { "list", env_list, "", "List environments." },
+        { "show", env_show, "NAME", "Show one environment." },
+        { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there)." },
+        { 0 },
+};
+
+int cmd_env(struct vp_cli *cli, int argc, char **argv)
+{
+        return cli_dispatch(cli, "env", "Hypervisor environments: libvirt connection URIs.", verbs, argc, argv);
+}
+
+static int env_add(struct vp_cli *cli, int argc, char **argv)
+{
+        const char *uri = NULL;
+        const struct cli_opt opts[] = { { "uri", &uri, NULL }, { 0 } };
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
+        if (!uri)
+                return cli_usage_error(cli, "missing --uri URI"), EXIT_USAGE;
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct vp_env e = { 0 };
+        int r = vp_env_add(&ctx, pos[0], uri, &e, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json)
+                cli_print_json(vp_row_to_json(&vp_table_env, &e));
+        else if (!cli->quiet)
+                printf("env %s added: %s, %lld CPUs, %lld MiB, domain types %s\n", e.name, e.arch,
+                       (long long)e.cpus, (long long)(e.memory_kib / 1024), e.domain_types);
+        vp_row_clear(&vp_table_env, &e);
+        return 0;
+}
+
+static int env_list(struct vp_cli *cli, int argc, char **argv)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_list(ctx.cat, &vp_table_env, NULL, NULL, &rows, &n, &err) < 0) {
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        struct vp_env *e = rows;
+        if (cli->json) {
+                struct json_object *a = json_object_new_array();
+                for (size_t i = 0; i < n; i++)
+                        json_object_array_add(a, vp_row_to_json(&vp_table_env, &e[i]));
+                cli_print_json(a);
+        } else {
+                struct cli_table t;
+                table_init(&t, 5, "NAME", "URI", "ARCH", "CPUS", "MEMORY");
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *cpus = vp_strdupf("%lld", (long long)e[i].cpus);
+                        _cleanup_free_ char *mem = format_bytes(e[i].memory_kib * 1024);
+                        table_add(&t, e[i].name, e[i].uri, e[i].arch, cpus, mem);
+                }
+                table_print(&t);
+        }
+        vp_rows_free(&vp_table_env, rows, n);
+        vp_ctx_close(&ctx);
+        return 0;
+}
+
+static int env_show(struct vp_cli *cli, int argc, char **argv)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
+        struct vp_error err = { 0 };
+        if (vp_name_check("env", pos[0], &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_env e = { 0 };
+        int r = vp_row_get(ctx.cat, &vp_table_env, "name", pos[0], &e, &err);
+        if (r < 0) {
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        char idbuf[24];
+        int64_t npools = 0;
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.id);
+        vp_row_count(ctx.cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
+        if (cli->json) {
+                struct json_object *o = vp_row_to_json(&vp_table_env, &e);
+                json_object_object_add(o, "pools", json_object_new_int64(npools));
+                cli_print_json(o);
+        } else {
+                print_field("name:", "%s", e.name);
+                print_field("uri:", "%s", e.uri);
+                print_field("hostname:", "%s", e.hostname);
+                print_field("arch:", "%s", e.arch);
+                print_field("domain types:", "%s", e.domain_types);
+                print_field("cpus:", "%lld", (long long)e.cpus);
+                print_field("memory:", "%lld MiB", (long long)(e.memory_kib / 1024));
+                print_field("disk buses:", "%s", e.disk_buses);
+                print_field("nic models:", "%s", e.nic_models);
+                print_field("firmwares:", "%s", e.firmwares);
+                print_field("machines:", "%s", e.machines);
+                print_field("pools:", "%lld", (long long)npools);
+                print_field("created:", "%s", e.created);
+        }
+        vp_row_clear(&vp_table_env, &e);
+        vp_ctx_close(&ctx);
+        return 0;
+}
+
+static int env_rm(struct vp_cli *cli, int argc, char **argv)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[3], argc, argv, NULL, &pos, &npos, 1, 1);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        int r = vp_env_rm(&ctx, pos[0], &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (!cli->quiet && !cli->json)
+                printf("env %s removed\n", pos[0]);
+        return 0;
+}

@@ -1,0 +1,30 @@
+#include "cli.h"
+
+int cmd_init(struct vp_cli *cli, int argc, char **argv)
+{
+        static const struct cli_verb v = {
+                "init", NULL, "--storage DIR",
+                "Create the catalog (if needed) and the storage layout DIR/{images,deltas,logs}.\n"
+                "Idempotent; a catalog keeps the storage root it was initialized with."
+        };
+        const char *storage = NULL;
+        const struct cli_opt opts[] = { { "storage", &storage, NULL }, { 0 } };
+        char **pos;
+        int npos;
+        cli->noun = "init";
+        CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
+        if (!storage)
+                return cli_usage_error(cli, "missing --storage DIR"), EXIT_USAGE;
+        struct vp_error err = { 0 };
+        if (vp_init(cli->catalog, storage, &err) < 0)
+                return cli_fail(&err);
+        if (cli->json) {
+                struct json_object *o = json_object_new_object();
+                json_object_object_add(o, "catalog", json_object_new_string(cli->catalog));
+                json_object_object_add(o, "storage", json_object_new_string(storage));
+                cli_print_json(o);
+        } else if (!cli->quiet) {
+                printf("catalog %s ready, storage root %s\n", cli->catalog, storage);
+        }
+        return 0;
+}

@@ -1,0 +1,501 @@
+#include "catalog.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define VP_SCHEMA_VERSION "1"
+
+struct vp_catalog {
+        sqlite3 *db;
+        char *path;
+};
+
+#define COL(st, f, ty) { #f, ty, offsetof(struct st, f) }
+#define T(st, f) COL(st, f, VP_COL_TEXT)
+#define I(st, f) COL(st, f, VP_COL_INT)
+
+static const struct vp_col env_cols[] = {
+        I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
+        T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
+        T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
+        T(vp_env, created),
+};
+static const struct vp_col image_cols[] = {
+        I(vp_image, id), T(vp_image, name), T(vp_image, path), T(vp_image, format),
+        I(vp_image, virtual_size), I(vp_image, file_size), T(vp_image, sha256),
+        T(vp_image, disk_buses), T(vp_image, nic_models), T(vp_image, firmwares),
+        T(vp_image, kernel), T(vp_image, initrd), T(vp_image, cmdline), T(vp_image, created),
+};
+static const struct vp_col profile_cols[] = {
+        I(vp_profile, id), T(vp_profile, name), T(vp_profile, machine), T(vp_profile, disk_bus),
+        T(vp_profile, nic), I(vp_profile, vcpus), I(vp_profile, memory_mib),
+        T(vp_profile, firmware), T(vp_profile, cpu_mode), T(vp_profile, created),
+};
+static const struct vp_col pool_cols[] = {
+        I(vp_pool, id), T(vp_pool, name), I(vp_pool, image_id), I(vp_pool, env_id),
+        I(vp_pool, profile_id), I(vp_pool, size), I(vp_pool, data_disk_bytes),
+        T(vp_pool, state), T(vp_pool, created),
+};
+static const struct vp_col vm_cols[] = {
+        I(vp_vm, id), T(vp_vm, name), I(vp_vm, pool_id), I(vp_vm, idx), I(vp_vm, env_id),
+        T(vp_vm, uuid), T(vp_vm, macs), T(vp_vm, hostname), T(vp_vm, delta_path),
+        T(vp_vm, owner), I(vp_vm, generation), T(vp_vm, created),
+};
+
+#define TABLE(var, sqlname, kindname, st, cols) \
+        const struct vp_table var = { sqlname, kindname, cols, ELEMENTSOF(cols), sizeof(struct st) }
+
+TABLE(vp_table_env, "envs", "env", vp_env, env_cols);
+TABLE(vp_table_image, "images", "image", vp_image, image_cols);
+TABLE(vp_table_profile, "profiles", "profile", vp_profile, profile_cols);
+TABLE(vp_table_pool, "pools", "pool", vp_pool, pool_cols);
+TABLE(vp_table_vm, "vms", "vm", vp_vm, vm_cols);
+
+static const char schema_sql[] =
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE envs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uri TEXT NOT NULL,"
+        " hostname TEXT, arch TEXT, domain_types TEXT, machines TEXT, disk_buses TEXT,"
+        " nic_models TEXT, firmwares TEXT, cpus INTEGER, memory_kib INTEGER, created TEXT);"
+        "CREATE TABLE images(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, path TEXT NOT NULL,"
+        " format TEXT NOT NULL, virtual_size INTEGER, file_size INTEGER, sha256 TEXT NOT NULL,"
+        " disk_buses TEXT, nic_models TEXT, firmwares TEXT, kernel TEXT, initrd TEXT,"
+        " cmdline TEXT, created TEXT);"
+        "CREATE TABLE profiles(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " machine TEXT NOT NULL, disk_bus TEXT NOT NULL, nic TEXT NOT NULL, vcpus INTEGER,"
+        " memory_mib INTEGER, firmware TEXT, cpu_mode TEXT, created TEXT);"
+        "CREATE TABLE pools(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " image_id INTEGER NOT NULL REFERENCES images(id),"
+        " env_id INTEGER NOT NULL REFERENCES envs(id),"
+        " profile_id INTEGER NOT NULL REFERENCES profiles(id),"
+        " size INTEGER NOT NULL, data_disk_bytes INTEGER, state TEXT NOT NULL, created TEXT);"
+        "CREATE TABLE vms(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " pool_id INTEGER NOT NULL REFERENCES pools(id), idx INTEGER NOT NULL,"
+        " env_id INTEGER NOT NULL REFERENCES envs(id), uuid TEXT NOT NULL UNIQUE,"
+        " macs TEXT NOT NULL, hostname TEXT, delta_path TEXT NOT NULL, owner TEXT NOT NULL,"
+        " generation INTEGER NOT NULL, created TEXT);"
+        "CREATE INDEX vms_pool ON vms(pool_id);"
+        "CREATE INDEX vms_env ON vms(env_id);"
+        "INSERT INTO meta(key, value) VALUES('schema', '" VP_SCHEMA_VERSION "');";
+
+static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
+{
+        int rc = sqlite3_errcode(c->db);
+        int code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
+                 : rc == SQLITE_FULL ? -ENOSPC
+                 : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? -EBADMSG
+                 : -EIO;
+        return vp_err(err, code, "catalog '%s': %s: %s", c->path, what, sqlite3_errmsg(c->db));
+}
+
+static void stmt_finalizep(sqlite3_stmt **s) { if (*s) sqlite3_finalize(*s); }
+#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
+
+static int exec(struct vp_catalog *c, const char *sql, struct vp_error *err)
+{
+        if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return db_err(c, err, "query failed");
+        return 0;
+}
+
+void vp_catalog_close(struct vp_catalog *c)
+{
+        if (!c)
+                return;
+        sqlite3_close_v2(c->db);
+        free(c->path);
+        free(c);
+}
+
+int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err)
+{
+        struct stat st;
+        bool fresh = false;
+
+        if (stat(path, &st) < 0) {
+                if (errno != ENOENT)
+                        return vp_err(err, -errno, "catalog '%s': %s", path, strerror(errno));
+                if (!create)
+                        return vp_err(err, -ENOENT,
+                                      "catalog '%s' does not exist; run 'vpool init --storage DIR' first",
+                                      path);
+                fresh = true;
+        } else if (!S_ISREG(st.st_mode)) {
+                return vp_err(err, -EINVAL, "catalog '%s' is not a regular file", path);
+        } else if (st.st_size == 0) {
+                /* An empty file is not an empty catalog: something truncated it. */
+                return vp_err(err, -EBADMSG, "catalog '%s' is empty (damaged?); refusing to use it", path);
+        }
+
+        struct vp_catalog *c = vp_xcalloc(1, sizeof(*c));
+        c->path = vp_strdup(path);
+        int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (fresh ? SQLITE_OPEN_CREATE : 0);
+        if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+                int r = db_err(c, err, "cannot open");
+                vp_catalog_close(c);
+                return r;
+        }
+        sqlite3_busy_timeout(c->db, 30000);
+        sqlite3_extended_result_codes(c->db, 0);
+
+        int r = exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
+        if (r >= 0 && fresh) {
+                r = exec(c, "PRAGMA journal_mode=WAL;", err);
+                if (r >= 0)
+                        r = exec(c, "BEGIN IMMEDIATE;", err);
+                if (r >= 0) {
+                        r = exec(c, schema_sql, err);
+                        if (r >= 0)
+                                r = exec(c, "COMMIT;", err);
+                        else
+                                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
+                }
+        }
+        if (r >= 0) {
+                _cleanup_free_ char *schema = NULL;
+                r = vp_catalog_get_meta(c, "schema", &schema, err);
+                if (r == -ENOENT || (r >= 0 && !streq(schema, VP_SCHEMA_VERSION)))
+                        r = vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %s",
+                                   path, VP_SCHEMA_VERSION);
+        }
+        if (r < 0) {
+                vp_catalog_close(c);
+                if (fresh)
+                        unlink(path);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err)
+{
+        return exec(c, "BEGIN IMMEDIATE;", err);
+}
+
+int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err)
+{
+        return exec(c, "COMMIT;", err);
+}
+
+void vp_catalog_rollback(struct vp_catalog *c)
+{
+        if (!sqlite3_get_autocommit(c->db))
+                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
+}
+
+static int prepare(struct vp_catalog *c, const char *sql, sqlite3_stmt **ret, struct vp_error *err)
+{
+        if (sqlite3_prepare_v2(c->db, sql, -1, ret, NULL) != SQLITE_OK) {
+                /* A query on a table that is not there means a foreign or damaged file. */
+                if (sqlite3_errcode(c->db) == SQLITE_ERROR)
+                        return vp_err(err, -EBADMSG, "catalog '%s' is damaged or not a vpool catalog: %s",
+                                      c->path, sqlite3_errmsg(c->db));
+                return db_err(c, err, "cannot prepare");
+        }
+        return 0;
+}
+
+int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, "SELECT value FROM meta WHERE key = ?1", &s, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        r = sqlite3_step(s);
+        if (r == SQLITE_DONE)
+                return vp_err(err, -ENOENT, "catalog has no '%s'", key);
+        if (r != SQLITE_ROW)
+                return db_err(c, err, "read failed");
+        *ret = vp_strdup((const char *)sqlite3_column_text(s, 0));
+        return 0;
+}
+
+int vp_catalog_set_meta(struct vp_catalog *c, const char *key, const char *value, struct vp_error *err)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &s, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+                return db_err(c, err, "write failed");
+        return 0;
+}
+
+static char **text_field(const struct vp_col *col, void *row)
+{
+        return (char **)((char *)row + col->offset);
+}
+
+static int64_t *int_field(const struct vp_col *col, void *row)
+{
+        return (int64_t *)((char *)row + col->offset);
+}
+
+static void bind_row(sqlite3_stmt *s, const struct vp_table *t, const void *row, int first)
+{
+        for (size_t i = 1; i < t->ncols; i++) {
+                const struct vp_col *col = &t->cols[i];
+                int idx = first + (int)i - 1;
+                if (col->type == VP_COL_TEXT) {
+                        const char *v = *text_field(col, (void *)row);
+                        sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+                } else {
+                        sqlite3_bind_int64(s, idx, *int_field(col, (void *)row));
+                }
+        }
+}
+
+static void load_row(sqlite3_stmt *s, const struct vp_table *t, void *row)
+{
+        memset(row, 0, t->size);
+        for (size_t i = 0; i < t->ncols; i++) {
+                const struct vp_col *col = &t->cols[i];
+                if (col->type == VP_COL_TEXT) {
+                        const unsigned char *v = sqlite3_column_text(s, (int)i);
+                        *text_field(col, row) = vp_strdup((const char *)v);
+                } else {
+                        *int_field(col, row) = sqlite3_column_int64(s, (int)i);
+                }
+        }
+}
+
+static char *column_list(const struct vp_table *t, size_t from)
+{
+        size_t len = 1;
+        for (size_t i = from; i < t->ncols; i++)
+                len += strlen(t->cols[i].name) + 2;
+        char *out = vp_xcalloc(1, len);
+        for (size_t i = from; i < t->ncols; i++) {
+                if (i > from)
+                        strcat(out, ", ");
+                strcat(out, t->cols[i].name);
+        }
+        return out;
+}
+
+static bool valid_column(const struct vp_table *t, const char *col)
+{
+        for (size_t i = 0; i < t->ncols; i++)
+                if (streq(t->cols[i].name, col))
+                        return true;
+        return false;
+}
+
+int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, struct vp_error *err)
+{
+        _cleanup_free_ char *cols = column_list(t, 1);
+        size_t n = t->ncols - 1;
+        _cleanup_free_ char *marks = vp_xcalloc(n, 3);
+        for (size_t i = 0; i < n; i++)
+                strcat(marks, i ? ",?" : "?");
+        _cleanup_free_ char *sql = vp_strdupf("INSERT INTO %s(%s) VALUES(%s)", t->name, cols, marks);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, sql, &s, err);
+        if (r < 0)
+                return r;
+        bind_row(s, t, row, 1);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+                if (sqlite3_errcode(c->db) == SQLITE_CONSTRAINT) {
+                        const char *name = *text_field(&t->cols[1], row);
+                        return vp_err(err, -EEXIST, "%s '%s' already exists", t->kind, name ? name : "");
+                }
+                return db_err(c, err, "insert failed");
+        }
+        *int_field(&t->cols[0], row) = sqlite3_last_insert_rowid(c->db);
+        return 0;
+}
+
+static int select_rows(struct vp_catalog *c, const struct vp_table *t, const char *col,
+                       const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
+                       struct vp_error *err)
+{
+        if (col && !valid_column(t, col))
+                return vp_err(err, -EINVAL, "no column '%s' in %s", col, t->name);
+        _cleanup_free_ char *cols = column_list(t, 0);
+        _cleanup_free_ char *sql = col
+                ? vp_strdupf("SELECT %s FROM %s WHERE %s = ?1 ORDER BY id", cols, t->name, col)
+                : vp_strdupf("SELECT %s FROM %s ORDER BY id", cols, t->name);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, sql, &s, err);
+        if (r < 0)
+                return r;
+        if (col) {
+                if (by_int)
+                        sqlite3_bind_int64(s, 1, ival);
+                else
+                        sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
+        }
+        size_t n = 0, cap = 0;
+        char *rows = NULL;
+        for (;;) {
+                r = sqlite3_step(s);
+                if (r == SQLITE_DONE)
+                        break;
+                if (r != SQLITE_ROW) {
+                        vp_rows_free(t, rows, n);
+                        return db_err(c, err, "read failed");
+                }
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        char *nr = realloc(rows, cap * t->size);
+                        if (!nr)
+                                abort();
+                        rows = nr;
+                }
+                load_row(s, t, rows + n * t->size);
+                n++;
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+int vp_row_list(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+                void **ret, size_t *ret_n, struct vp_error *err)
+{
+        return select_rows(c, t, col, value, false, 0, ret, ret_n, err);
+}
+
+static int get_one(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+                   bool by_int, int64_t ival, void *ret, struct vp_error *err)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        int r = select_rows(c, t, col, value, by_int, ival, &rows, &n, err);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                free(rows);
+                if (by_int)
+                        return vp_err(err, -ENOENT, "unknown %s id %lld", t->kind, (long long)ival);
+                return vp_err(err, -ENOENT, "unknown %s '%s'", t->kind, value);
+        }
+        memcpy(ret, rows, t->size);
+        for (size_t i = 1; i < n; i++)
+                vp_row_clear(t, (char *)rows + i * t->size);
+        free(rows);
+        return 0;
+}
+
+int vp_row_get(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+               void *ret, struct vp_error *err)
+{
+        return get_one(c, t, col, value, false, 0, ret, err);
+}
+
+int vp_row_get_id(struct vp_catalog *c, const struct vp_table *t, int64_t id, void *ret,
+                  struct vp_error *err)
+{
+        return get_one(c, t, "id", NULL, true, id, ret, err);
+}
+
+int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+                 int64_t *ret, struct vp_error *err)
+{
+        if (col && !valid_column(t, col))
+                return vp_err(err, -EINVAL, "no column '%s' in %s", col, t->name);
+        _cleanup_free_ char *sql = col ? vp_strdupf("SELECT count(*) FROM %s WHERE %s = ?1", t->name, col)
+                                       : vp_strdupf("SELECT count(*) FROM %s", t->name);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, sql, &s, err);
+        if (r < 0)
+                return r;
+        if (col)
+                sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_ROW)
+                return db_err(c, err, "count failed");
+        *ret = sqlite3_column_int64(s, 0);
+        return 0;
+}
+
+int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err)
+{
+        size_t len = 64 + strlen(t->name);
+        for (size_t i = 1; i < t->ncols; i++)
+                len += strlen(t->cols[i].name) + 8;
+        _cleanup_free_ char *sql = vp_xcalloc(1, len);
+        int off = snprintf(sql, len, "UPDATE %s SET ", t->name);
+        for (size_t i = 1; i < t->ncols; i++)
+                off += snprintf(sql + off, len - (size_t)off, "%s%s = ?%zu", i > 1 ? ", " : "",
+                                t->cols[i].name, i);
+        snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", t->ncols);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, sql, &s, err);
+        if (r < 0)
+                return r;
+        bind_row(s, t, row, 1);
+        sqlite3_bind_int64(s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
+        if (sqlite3_step(s) != SQLITE_DONE)
+                return db_err(c, err, "update failed");
+        return 0;
+}
+
+int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, struct vp_error *err)
+{
+        _cleanup_free_ char *sql = vp_strdupf("DELETE FROM %s WHERE id = ?1", t->name);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, sql, &s, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, id);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+                if (sqlite3_errcode(c->db) == SQLITE_CONSTRAINT)
+                        return vp_err(err, -EBUSY, "%s is still in use", t->kind);
+                return db_err(c, err, "delete failed");
+        }
+        return 0;
+}
+
+void vp_row_clear(const struct vp_table *t, void *row)
+{
+        if (!row)
+                return;
+        for (size_t i = 0; i < t->ncols; i++)
+                if (t->cols[i].type == VP_COL_TEXT) {
+                        char **f = text_field(&t->cols[i], row);
+                        free(*f);
+                        *f = NULL;
+                }
+}
+
+void vp_rows_free(const struct vp_table *t, void *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                vp_row_clear(t, (char *)rows + i * t->size);
+        free(rows);
+}
+
+struct json_object *vp_row_to_json(const struct vp_table *t, const void *row)
+{
+        struct json_object *o = json_object_new_object();
+        for (size_t i = 0; i < t->ncols; i++) {
+                const struct vp_col *col = &t->cols[i];
+                if (col->type == VP_COL_TEXT) {
+                        const char *v = *text_field(col, (void *)row);
+                        json_object_object_add(o, col->name, json_object_new_string(v ? v : ""));
+                } else {
+                        json_object_object_add(o, col->name,
+                                               json_object_new_int64(*int_field(col, (void *)row)));
+                }
+        }
+        return o;
+}
+
+char *vp_now_iso(void)
+{
+        struct timespec ts;
+        struct tm tm;
+        char buf[32];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return vp_strdup(buf);
+}

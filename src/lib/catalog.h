@@ -1,0 +1,146 @@
+/* The catalog: vpool's own inventory in one SQLite file on local disk.
+ *
+ * Rows are plain structs described by column tables, so one set of generic
+ * functions reads, writes and prints every kind of row. TEXT columns are
+ * `char *` fields (owned by the struct), INT columns are `int64_t`. */
+#pragma once
+#include "util.h"
+#include <json-c/json.h>
+
+struct vp_catalog;
+
+enum vp_col_type { VP_COL_TEXT, VP_COL_INT };
+
+struct vp_col {
+        const char *name;
+        enum vp_col_type type;
+        size_t offset;
+};
+
+struct vp_table {
+        const char *name;      /* SQL table */
+        const char *kind;      /* word used in messages: "env", "pool" */
+        const struct vp_col *cols;
+        size_t ncols;
+        size_t size;           /* sizeof the struct */
+};
+
+struct vp_env {
+        int64_t id;
+        char *name;
+        char *uri;
+        char *hostname;
+        char *arch;
+        char *domain_types;    /* comma separated: qemu,kvm */
+        char *machines;        /* comma separated, aliases first (pc,q35,...) */
+        char *disk_buses;      /* buses offered for the default machine */
+        char *nic_models;
+        char *firmwares;       /* bios[,uefi] */
+        int64_t cpus;
+        int64_t memory_kib;
+        char *created;
+};
+
+struct vp_image {
+        int64_t id;
+        char *name;
+        char *path;            /* absolute, under <storage>/images */
+        char *format;          /* qcow2 | raw */
+        int64_t virtual_size;
+        int64_t file_size;
+        char *sha256;
+        char *disk_buses;
+        char *nic_models;
+        char *firmwares;
+        char *kernel;          /* absolute path under images/ or "" */
+        char *initrd;
+        char *cmdline;
+        char *created;
+};
+
+struct vp_profile {
+        int64_t id;
+        char *name;
+        char *machine;
+        char *disk_bus;
+        char *nic;
+        int64_t vcpus;
+        int64_t memory_mib;
+        char *firmware;
+        char *cpu_mode;        /* "" = hypervisor default */
+        char *created;
+};
+
+struct vp_pool {
+        int64_t id;
+        char *name;
+        int64_t image_id;
+        int64_t env_id;
+        int64_t profile_id;
+        int64_t size;
+        int64_t data_disk_bytes;
+        char *state;           /* active | migrating | retired */
+        char *created;
+};
+
+struct vp_vm {
+        int64_t id;
+        char *name;
+        int64_t pool_id;
+        int64_t idx;
+        int64_t env_id;
+        char *uuid;
+        char *macs;            /* comma separated */
+        char *hostname;
+        char *delta_path;
+        char *owner;           /* "vm:<name>" or "migration:<id>" */
+        int64_t generation;
+        char *created;
+};
+
+extern const struct vp_table vp_table_env;
+extern const struct vp_table vp_table_image;
+extern const struct vp_table vp_table_profile;
+extern const struct vp_table vp_table_pool;
+extern const struct vp_table vp_table_vm;
+
+/* Open (CREATE: and create if missing, with its schema) the catalog at
+ * PATH. A file that is not a vpool catalog, or is damaged, is refused and
+ * never rewritten. Returns 0 and *ret (owned by the caller). */
+int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err);
+void vp_catalog_close(struct vp_catalog *c);
+static inline void vp_catalog_closep(struct vp_catalog **c) { if (*c) vp_catalog_close(*c); }
+
+/* Transactions: BEGIN IMMEDIATE, so two writers serialize up front. */
+int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err);
+int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err);
+void vp_catalog_rollback(struct vp_catalog *c);
+
+/* meta key/value (storage_root, schema). *ret malloc'd; -ENOENT if absent. */
+int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err);
+int vp_catalog_set_meta(struct vp_catalog *c, const char *key, const char *value, struct vp_error *err);
+
+/* Insert ROW (id ignored); sets row->id. -EEXIST with "KIND 'NAME' already
+ * exists" on a duplicate name. */
+int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, struct vp_error *err);
+/* Find the one row whose COL equals VALUE; -ENOENT "unknown KIND 'VALUE'". */
+int vp_row_get(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+               void *ret, struct vp_error *err);
+int vp_row_get_id(struct vp_catalog *c, const struct vp_table *t, int64_t id, void *ret,
+                  struct vp_error *err);
+/* All rows (COL = VALUE when COL is not NULL), ordered by id. *ret is an
+ * array of N structs; free with vp_rows_free. */
+int vp_row_list(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+                void **ret, size_t *ret_n, struct vp_error *err);
+int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col, const char *value,
+                 int64_t *ret, struct vp_error *err);
+/* Rewrite every column of the row with ROW's id. */
+int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err);
+int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, struct vp_error *err);
+void vp_row_clear(const struct vp_table *t, void *row);
+void vp_rows_free(const struct vp_table *t, void *rows, size_t n);
+/* The row as a JSON object, one field per column. */
+struct json_object *vp_row_to_json(const struct vp_table *t, const void *row);
+
+/* Current UTC time as ISO 8601 (malloc'd). */
+char *vp_now_iso(void);

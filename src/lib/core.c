@@ -1,0 +1,527 @@
+#include "core.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "domxml.h"
+#include "name.h"
+#include "qcow2.h"
+#include "sha256.h"
+
+#define VP_MAX_POOL_SIZE 9999
+
+/* ---- small helpers ---------------------------------------------------- */
+
+bool vp_list_has(const char *list, const char *item)
+{
+        size_t il = strlen(item);
+        for (const char *p = list; p && *p;) {
+                const char *e = strchr(p, ',');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                if (l == il && strncmp(p, item, l) == 0)
+                        return true;
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+        return false;
+}
+
+static bool versioned(const char *m, const char *prefix)
+{
+        size_t pl = strlen(prefix);
+        if (strncmp(m, prefix, pl) != 0)
+                return false;
+        const char *v = m + pl;
+        /* X.Y with digits only */
+        if (!isdigit((unsigned char)*v))
+                return false;
+        while (isdigit((unsigned char)*v))
+                v++;
+        if (*v++ != '.' || !isdigit((unsigned char)*v))
+                return false;
+        while (isdigit((unsigned char)*v))
+                v++;
+        return *v == 0 && strlen(m) < 32;
+}
+
+bool vp_known_machine(const char *m)
+{
+        return streq(m, "pc") || streq(m, "q35") || versioned(m, "pc-i440fx-") || versioned(m, "pc-q35-");
+}
+
+bool vp_known_bus(const char *b)
+{
+        return streq(b, "ide") || streq(b, "sata") || streq(b, "virtio") || streq(b, "scsi");
+}
+
+bool vp_known_nic(const char *n)
+{
+        return streq(n, "e1000") || streq(n, "rtl8139") || streq(n, "virtio") || streq(n, "none");
+}
+
+bool vp_known_firmware(const char *f)
+{
+        return streq(f, "bios") || streq(f, "uefi");
+}
+
+static bool known_cpu_mode(const char *c)
+{
+        return !*c || streq(c, "host-passthrough") || streq(c, "host-model") || streq(c, "maximum");
+}
+
+int vp_check_list(const char *what, const char *list, bool (*check)(const char *), struct vp_error *err)
+{
+        char pb[64];
+        if (!list || !*list)
+                return vp_err(err, -EINVAL, "empty %s list", what);
+        if (strlen(list) > 256)
+                return vp_err(err, -EINVAL, "%s list is too long", what);
+        for (const char *p = list;;) {
+                const char *e = strchr(p, ',');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                char item[64];
+                if (l == 0 || l >= sizeof(item))
+                        return vp_err(err, -EINVAL, "invalid %s list '%s'", what, vp_printable(list, pb, sizeof(pb)));
+                memcpy(item, p, l);
+                item[l] = 0;
+                if (!check(item))
+                        return vp_err(err, -EINVAL, "unknown %s '%s'", what, vp_printable(item, pb, sizeof(pb)));
+                if (!e)
+                        return 0;
+                p = e + 1;
+        }
+}
+
+static const char *bus_word(const char *machine)
+{
+        return strstr(machine, "q35") ? "q35" : "pc";
+}
+
+/* ---- context ---------------------------------------------------------- */
+
+int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err)
+{
+        memset(ctx, 0, sizeof(*ctx));
+        ctx->st.root_fd = ctx->st.images_fd = ctx->st.deltas_fd = ctx->st.logs_fd = -1;
+        ctx->catalog_path = vp_strdup(catalog_path);
+        int r = vp_catalog_open(catalog_path, false, &ctx->cat, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *root = NULL;
+        r = vp_catalog_get_meta(ctx->cat, "storage_root", &root, err);
+        if (r < 0)
+                return vp_err(err, -EBADMSG, "catalog '%s' records no storage root; run 'vpool init --storage DIR'",
+                              catalog_path);
+        r = vp_storage_open(root, &ctx->st, err);
+        if (r < 0)
+                return r;
+        ctx->have_storage = true;
+        return 0;
+}
+
+void vp_ctx_close(struct vp_ctx *ctx)
+{
+        for (size_t i = 0; i < ctx->nconns; i++)
+                virConnectClose(ctx->conns[i].conn);
+        free(ctx->conns);
+        if (ctx->have_storage)
+                vp_storage_close(&ctx->st);
+        if (ctx->cat)
+                vp_catalog_close(ctx->cat);
+        free(ctx->catalog_path);
+        memset(ctx, 0, sizeof(*ctx));
+}
+
+int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err)
+{
+        for (size_t i = 0; i < ctx->nconns; i++)
+                if (ctx->conns[i].env_id == env->id) {
+                        *ret = ctx->conns[i].conn;
+                        return 0;
+                }
+        virConnectPtr c;
+        int r = vp_hv_connect(env->uri, &c, err);
+        if (r < 0) {
+                vp_err_prefix(err, "env '%s'", env->name);
+                return r;
+        }
+        struct vp_conn_cache *n = realloc(ctx->conns, (ctx->nconns + 1) * sizeof(*n));
+        if (!n)
+                abort();
+        ctx->conns = n;
+        ctx->conns[ctx->nconns++] = (struct vp_conn_cache){ env->id, c };
+        *ret = c;
+        return 0;
+}
+
+/* ---- init --------------------------------------------------------------- */
+
+static int mkdir_parents(const char *path, struct vp_error *err)
+{
+        _cleanup_free_ char *copy = vp_strdup(path);
+        char *dir = dirname(copy);
+        _cleanup_free_ char *walk = vp_xcalloc(1, strlen(dir) + 2);
+        for (const char *p = dir; *p;) {
+                const char *e = strchr(p + 1, '/');
+                size_t l = e ? (size_t)(e - dir) : strlen(dir);
+                memcpy(walk, dir, l);
+                walk[l] = 0;
+                if (*walk && mkdir(walk, 0755) < 0 && errno != EEXIST)
+                        return vp_err(err, -errno, "cannot create '%s': %s", walk, strerror(errno));
+                if (!e)
+                        break;
+                p = e;
+        }
+        return 0;
+}
+
+int vp_init(const char *catalog_path, const char *storage_root, struct vp_error *err)
+{
+        int r;
+        if (!storage_root || storage_root[0] != '/')
+                return vp_err(err, -EINVAL, "storage root '%s' must be an absolute path",
+                              storage_root ? storage_root : "");
+        for (const char *p = storage_root; *p; p++)
+                if (!isprint((unsigned char)*p) || *p == '\'' || *p == '"' || *p == '<' || *p == '&' ||
+                    *p == ',' || *p == ':' || *p == '\\')
+                        return vp_err(err, -EINVAL, "storage root must not contain quotes, commas, colons, "
+                                                    "backslashes, '<', '&' or control characters");
+        if (strstr(storage_root, "/../") || strstr(storage_root, "/./") ||
+            (strlen(storage_root) >= 3 && streq(storage_root + strlen(storage_root) - 3, "/..")))
+                return vp_err(err, -EINVAL, "storage root '%s' must not contain '.' or '..' components",
+                              storage_root);
+        /* Canonical form without trailing slashes, so recorded paths compare equal. */
+        _cleanup_free_ char *root = vp_strdup(storage_root);
+        for (size_t l = strlen(root); l > 1 && root[l - 1] == '/'; l--)
+                root[l - 1] = 0;
+
+        _cleanup_(vp_catalog_closep) struct vp_catalog *c = NULL;
+        struct stat st;
+        bool existed = stat(catalog_path, &st) == 0;
+        if (!existed && (r = mkdir_parents(catalog_path, err)) < 0)
+                return r;
+        r = vp_catalog_open(catalog_path, true, &c, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *old = NULL;
+        r = vp_catalog_get_meta(c, "storage_root", &old, NULL);
+        if (r >= 0 && !streq(old, root))
+                return vp_err(err, -EEXIST, "catalog '%s' already uses storage root '%s'", catalog_path, old);
+        r = vp_storage_init(root, err);
+        if (r < 0) {
+                if (!existed) {
+                        vp_catalog_close(TAKE_PTR(c));
+                        unlink(catalog_path);
+                        _cleanup_free_ char *wal = vp_strdupf("%s-wal", catalog_path);
+                        _cleanup_free_ char *shm = vp_strdupf("%s-shm", catalog_path);
+                        unlink(wal);
+                        unlink(shm);
+                }
+                return r;
+        }
+        if (!old)
+                r = vp_catalog_set_meta(c, "storage_root", root, err);
+        return r;
+}
+
+/* ---- env ---------------------------------------------------------------- */
+
+static int check_uri(const char *uri, struct vp_error *err)
+{
+        char pb[64];
+        if (!uri || !*uri)
+                return vp_err(err, -EINVAL, "empty libvirt URI");
+        if (strlen(uri) > 1024)
+                return vp_err(err, -EINVAL, "libvirt URI is too long");
+        for (const char *p = uri; *p; p++)
+                if (!isprint((unsigned char)*p) || *p == ' ')
+                        return vp_err(err, -EINVAL, "malformed libvirt URI '%s'", vp_printable(uri, pb, sizeof(pb)));
+        const char *sep = strstr(uri, ":/");
+        if (!sep || sep == uri)
+                return vp_err(err, -EINVAL, "malformed libvirt URI '%s': expected DRIVER[+TRANSPORT]://[HOST]/PATH",
+                              vp_printable(uri, pb, sizeof(pb)));
+        for (const char *p = uri; p < sep; p++)
+                if (!isalnum((unsigned char)*p) && *p != '+')
+                        return vp_err(err, -EINVAL, "malformed libvirt URI '%s'", vp_printable(uri, pb, sizeof(pb)));
+        return 0;
+}
+
+int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, struct vp_env *ret,
+               struct vp_error *err)
+{
+        int r;
+        if ((r = vp_name_check("env", name, err)) < 0 || (r = check_uri(uri, err)) < 0)
+                return r;
+        struct vp_env existing = { 0 };
+        if (vp_row_get(ctx->cat, &vp_table_env, "name", name, &existing, NULL) >= 0) {
+                vp_row_clear(&vp_table_env, &existing);
+                return vp_err(err, -EEXIST, "env '%s' already exists", name);
+        }
+        virConnectPtr conn;
+        r = vp_hv_connect(uri, &conn, err);
+        if (r < 0)
+                return r;
+        struct vp_hv_info info;
+        r = vp_hv_probe(conn, &info, err);
+        virConnectClose(conn);
+        if (r < 0) {
+                vp_err_prefix(err, "env '%s'", name);
+                return r;
+        }
+        struct vp_env e = {
+                .name = vp_strdup(name), .uri = vp_strdup(uri), .hostname = vp_strdup(info.hostname),
+                .arch = vp_strdup(info.arch), .domain_types = vp_strdup(info.domain_types),
+                .machines = vp_strdup(info.machines), .disk_buses = vp_strdup(info.disk_buses),
+                .nic_models = vp_strdup(info.nic_models), .firmwares = vp_strdup(info.firmwares),
+                .cpus = info.cpus, .memory_kib = info.memory_kib, .created = vp_now_iso(),
+        };
+        r = vp_row_insert(ctx->cat, &vp_table_env, &e, err);
+        if (r < 0 || !ret)
+                vp_row_clear(&vp_table_env, &e);
+        else
+                *ret = e;
+        return r;
+}
+
+static int refuse_if_used(struct vp_ctx *ctx, const char *col, int64_t id, const char *what,
+                          const char *name, struct vp_error *err)
+{
+        char idbuf[24];
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+        void *rows = NULL;
+        size_t n = 0;
+        int r = vp_row_list(ctx->cat, &vp_table_pool, col, idbuf, &rows, &n, err);
+        if (r < 0)
+                return r;
+        if (n > 0) {
+                struct vp_pool *p = rows;
+                r = vp_err(err, -EBUSY, "%s '%s' is used by pool '%s'%s", what, name, p[0].name,
+                           n > 1 ? " and others" : "");
+        }
+        vp_rows_free(&vp_table_pool, rows, n);
+        return r;
+}
+
+int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
+{
+        struct vp_env e = { 0 };
+        int r = vp_name_check("env", name, err);
+        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_env, "name", name, &e, err)) < 0)
+                return r;
+        r = refuse_if_used(ctx, "env_id", e.id, "env", name, err);
+        if (r >= 0) {
+                char idbuf[24];
+                int64_t nvms = 0;
+                snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.id);
+                r = vp_row_count(ctx->cat, &vp_table_vm, "env_id", idbuf, &nvms, err);
+                if (r >= 0 && nvms > 0)
+                        r = vp_err(err, -EBUSY, "env '%s' still hosts %lld VMs", name, (long long)nvms);
+        }
+        if (r >= 0)
+                r = vp_row_delete(ctx->cat, &vp_table_env, e.id, err);
+        vp_row_clear(&vp_table_env, &e);
+        return r;
+}
+
+/* ---- image -------------------------------------------------------------- */
+
+static int check_boot_file(const char *what, const char *path, struct vp_error *err)
+{
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return vp_err(err, -errno, "%s '%s': %s", what, path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return vp_err(err, -EINVAL, "%s '%s' is not a regular file", what, path);
+        if (st.st_size == 0)
+                return vp_err(err, -EINVAL, "%s '%s' is empty", what, path);
+        return 0;
+}
+
+int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
+                 struct vp_error *err)
+{
+        int r;
+        char pb[64];
+        if ((r = vp_name_check("image", a->name, err)) < 0)
+                return r;
+        const char *fmt = a->format ? a->format : "qcow2";
+        enum vp_image_format f = vp_format_from_string(fmt);
+        if (f == VP_FORMAT_UNKNOWN)
+                return vp_err(err, -EINVAL, "unknown image format '%s' (qcow2 or raw)", vp_printable(fmt, pb, sizeof(pb)));
+        const char *buses = a->disk_buses ? a->disk_buses : "ide,sata,virtio,scsi";
+        const char *nics = a->nic_models ? a->nic_models : "e1000,rtl8139,virtio";
+        const char *fws = a->firmwares ? a->firmwares : "bios";
+        if ((r = vp_check_list("disk bus", buses, vp_known_bus, err)) < 0 ||
+            (r = vp_check_list("NIC model", nics, vp_known_nic, err)) < 0 ||
+            (r = vp_check_list("firmware", fws, vp_known_firmware, err)) < 0)
+                return r;
+        if (!a->file || !*a->file)
+                return vp_err(err, -EINVAL, "image '%s' needs --file", a->name);
+        if ((a->initrd || a->cmdline) && !a->kernel)
+                return vp_err(err, -EINVAL, "--initrd and --cmdline need --kernel");
+        if (a->cmdline) {
+                if (strlen(a->cmdline) > 1024)
+                        return vp_err(err, -EINVAL, "kernel command line is too long");
+                for (const char *p = a->cmdline; *p; p++)
+                        if (!isprint((unsigned char)*p))
+                                return vp_err(err, -EINVAL, "kernel command line contains control characters");
+        }
+        if (a->kernel && (r = check_boot_file("kernel", a->kernel, err)) < 0)
+                return r;
+        if (a->initrd && (r = check_boot_file("initrd", a->initrd, err)) < 0)
+                return r;
+        struct vp_image existing = { 0 };
+        if (vp_row_get(ctx->cat, &vp_table_image, "name", a->name, &existing, NULL) >= 0) {
+                vp_row_clear(&vp_table_image, &existing);
+                return vp_err(err, -EEXIST, "image '%s' already exists", a->name);
+        }
+
+        _cleanup_free_ char *dest = vp_strdupf("%s.%s", a->name, fmt);
+        _cleanup_free_ char *kdest = vp_strdupf("%s.kernel", a->name);
+        _cleanup_free_ char *idest = vp_strdupf("%s.initrd", a->name);
+        _cleanup_free_ char *path = NULL, *kpath = NULL, *ipath = NULL;
+        struct vp_image_info info;
+        char sha[65];
+        r = vp_storage_import(&ctx->st, dest, a->file, f, &info, sha, &path, err);
+        if (r < 0)
+                return r;
+        if (a->kernel)
+                r = vp_storage_import(&ctx->st, kdest, a->kernel, VP_FORMAT_UNKNOWN, NULL, NULL, &kpath, err);
+        if (r >= 0 && a->initrd)
+                r = vp_storage_import(&ctx->st, idest, a->initrd, VP_FORMAT_UNKNOWN, NULL, NULL, &ipath, err);
+
+        struct vp_image im = {
+                .name = vp_strdup(a->name), .path = vp_strdup(path), .format = vp_strdup(fmt),
+                .virtual_size = (int64_t)info.virtual_size, .file_size = (int64_t)info.file_size,
+                .sha256 = vp_strdup(sha), .disk_buses = vp_strdup(buses), .nic_models = vp_strdup(nics),
+                .firmwares = vp_strdup(fws), .kernel = vp_strdup(kpath), .initrd = vp_strdup(ipath),
+                .cmdline = vp_strdup(a->cmdline), .created = vp_now_iso(),
+        };
+        if (r >= 0)
+                r = vp_row_insert(ctx->cat, &vp_table_image, &im, err);
+        if (r < 0) {
+                struct vp_error ignore;
+                vp_storage_remove_image(&ctx->st, dest, &ignore);
+                if (kpath)
+                        vp_storage_remove_image(&ctx->st, kdest, &ignore);
+                if (ipath)
+                        vp_storage_remove_image(&ctx->st, idest, &ignore);
+                vp_row_clear(&vp_table_image, &im);
+                return r;
+        }
+        if (ret)
+                *ret = im;
+        else
+                vp_row_clear(&vp_table_image, &im);
+        return 0;
+}
+
+static const char *base_name(const char *path)
+{
+        const char *s = strrchr(path, '/');
+        return s ? s + 1 : path;
+}
+
+int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha256[65],
+                    struct vp_error *err)
+{
+        struct vp_image im = { 0 };
+        int r = vp_name_check("image", name, err);
+        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_image, "name", name, &im, err)) < 0)
+                return r;
+        _cleanup_close_ int fd = openat(ctx->st.images_fd, base_name(im.path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = vp_err(err, -errno, "image '%s': '%s': %s", name, im.path,
+                           errno == ELOOP ? "is a symbolic link" : strerror(errno));
+        } else {
+                struct vp_image_info info;
+                r = vp_image_probe(fd, im.path, vp_format_from_string(im.format), &info, err);
+                if (r >= 0)
+                        r = vp_image_check_master(&info, im.path, err);
+                if (r >= 0)
+                        r = vp_sha256_fd(fd, sha256, err);
+                if (r >= 0)
+                        *ret_ok = streq(sha256, im.sha256);
+        }
+        vp_row_clear(&vp_table_image, &im);
+        return r;
+}
+
+int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
+{
+        struct vp_image im = { 0 };
+        int r = vp_name_check("image", name, err);
+        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_image, "name", name, &im, err)) < 0)
+                return r;
+        r = refuse_if_used(ctx, "image_id", im.id, "image", name, err);
+        if (r >= 0)
+                r = vp_row_delete(ctx->cat, &vp_table_image, im.id, err);
+        if (r >= 0) {
+                /* Catalog first: a crash between leaves a stray file, never a row without its file. */
+                struct vp_error ignore;
+                vp_storage_remove_image(&ctx->st, base_name(im.path), &ignore);
+                if (im.kernel && *im.kernel)
+                        vp_storage_remove_image(&ctx->st, base_name(im.kernel), &ignore);
+                if (im.initrd && *im.initrd)
+                        vp_storage_remove_image(&ctx->st, base_name(im.initrd), &ignore);
+        }
+        vp_row_clear(&vp_table_image, &im);
+        return r;
+}
+
+/* ---- profile ------------------------------------------------------------ */
+
+int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *err)
+{
+        int r;
+        char pb[64];
+        if ((r = vp_name_check("profile", p->name, err)) < 0)
+                return r;
+        if (!p->machine || !vp_known_machine(p->machine))
+                return vp_err(err, -EINVAL, "unknown machine type '%s' (pc, q35, pc-i440fx-X.Y, pc-q35-X.Y)",
+                              vp_printable(p->machine, pb, sizeof(pb)));
+        if (!p->disk_bus || !vp_known_bus(p->disk_bus))
+                return vp_err(err, -EINVAL, "unknown disk bus '%s' (ide, sata, virtio, scsi)",
+                              vp_printable(p->disk_bus, pb, sizeof(pb)));
+        if (!p->nic || !vp_known_nic(p->nic))
+                return vp_err(err, -EINVAL, "unknown NIC model '%s' (e1000, rtl8139, virtio, none)",
+                              vp_printable(p->nic, pb, sizeof(pb)));
+        if (!p->firmware || !vp_known_firmware(p->firmware))
+                return vp_err(err, -EINVAL, "unknown firmware '%s' (bios, uefi)", vp_printable(p->firmware, pb, sizeof(pb)));
+        if (!p->cpu_mode || !known_cpu_mode(p->cpu_mode))
+                return vp_err(err, -EINVAL, "unknown CPU mode '%s' (host-passthrough, host-model, maximum)",
+                              vp_printable(p->cpu_mode, pb, sizeof(pb)));
+        /* Hardware that cannot exist, refused here rather than by the hypervisor later. */
+        if (streq(bus_word(p->machine), "q35") && streq(p->disk_bus, "ide"))
+                return vp_err(err, -EINVAL, "machine type '%s' has no IDE controller; use sata, virtio or scsi",
+                              p->machine);
+        if (streq(bus_word(p->machine), "pc") && streq(p->disk_bus, "sata"))
+                return vp_err(err, -EINVAL, "machine type '%s' has no SATA controller; use ide, virtio or scsi",
+                              p->machine);
+        if (streq(p->firmware, "uefi") && streq(bus_word(p->machine), "pc"))
+                return vp_err(err, -EINVAL, "UEFI firmware needs machine type q35");
+        if (p->vcpus < 1 || p->vcpus > 255)
+                return vp_err(err, -EINVAL, "vCPUs must be between 1 and 255");
+        if (p->memory_mib < 16 || p->memory_mib > 4 * 1024 * 1024)
+                return vp_err(err, -EINVAL, "memory must be between 16 MiB and 4 TiB");
+        p->created = vp_now_iso();
+        return vp_row_insert(ctx->cat, &vp_table_profile, p, err);
+}
+
+int vp_profile_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
+{
+        struct vp_profile p = { 0 };
+        int r = vp_name_check("profile", name, err);
+        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_profile, "name", name, &p, err)) < 0)
+                return r;
+        r = refuse_if_used(ctx, "profile_id", p.id, "profile", name, err);
+        if (r >= 0)
+                r = vp_row_delete(ctx->cat, &vp_table_profile, p.id, err);
+        vp_row_clear(&vp_table_profile, &p);
+        return r;
+}

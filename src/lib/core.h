@@ -1,0 +1,93 @@
+/* The operations behind the CLI verbs: each checks its input fully before
+ * it changes anything, and on failure leaves catalog, storage and every
+ * hypervisor as they were. */
+#pragma once
+#include "util.h"
+#include "catalog.h"
+#include "hv.h"
+#include "storage.h"
+
+#define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
+
+struct vp_conn_cache {
+        int64_t env_id;
+        virConnectPtr conn;
+};
+
+struct vp_ctx {
+        char *catalog_path;
+        struct vp_catalog *cat;
+        struct vp_storage st;
+        bool have_storage;
+        struct vp_conn_cache *conns;
+        size_t nconns;
+};
+
+/* Called after each VM of a long operation; may be NULL. */
+typedef void (*vp_progress_fn)(void *ud, const char *vm, const char *step, size_t done, size_t total);
+
+/* Open the catalog (and the storage root it records). */
+int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err);
+void vp_ctx_close(struct vp_ctx *ctx);
+/* A cached connection to env ENV (owned by ctx). */
+int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err);
+
+/* Create the catalog if needed and the storage layout; record the root.
+ * Refuses to move an initialized catalog to another root. */
+int vp_init(const char *catalog_path, const char *storage_root, struct vp_error *err);
+
+int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, struct vp_env *ret,
+               struct vp_error *err);
+int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+
+struct vp_image_args {
+        const char *name;
+        const char *file;
+        const char *format;      /* NULL: qcow2 */
+        const char *disk_buses;  /* NULL: all */
+        const char *nic_models;
+        const char *firmwares;
+        const char *kernel, *initrd, *cmdline;
+};
+int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
+                 struct vp_error *err);
+/* Re-hash the stored image; *ret_ok false when it no longer matches. */
+int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha256[65],
+                    struct vp_error *err);
+int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+
+/* P's text fields are checked (machine, bus, nic, firmware, cpu mode). */
+int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *err);
+int vp_profile_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+
+struct vp_pool_args {
+        const char *name;
+        const char *image;
+        const char *env;
+        const char *profile;
+        int64_t size;
+        uint64_t data_disk_bytes;
+        bool start;
+};
+int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
+                   void *ud, struct vp_error *err);
+int vp_pool_rm(struct vp_ctx *ctx, const char *name, bool keep_deltas, bool force,
+               struct vp_error *err);
+int vp_pool_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
+
+int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
+/* The VM's live state on its env ("running", "shut off", "undefined",
+ * "unreachable"). */
+const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
+
+/* Check a hardware word against its known set. */
+bool vp_known_machine(const char *m);
+bool vp_known_bus(const char *b);
+bool vp_known_nic(const char *n);
+bool vp_known_firmware(const char *f);
+/* Check every item of a comma separated LIST with CHECK; refuses empty items. */
+int vp_check_list(const char *what, const char *list, bool (*check)(const char *),
+                  struct vp_error *err);
+bool vp_list_has(const char *list, const char *item);

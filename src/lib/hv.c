@@ -1,0 +1,382 @@
+#include "hv.h"
+
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <string.h>
+#include <time.h>
+
+static void silent(void *ud, virErrorPtr e) { (void)ud; (void)e; }
+
+void vp_hv_init(void)
+{
+        virSetErrorFunc(NULL, silent);
+        xmlInitParser();
+}
+
+static const char *lv_msg(void)
+{
+        const char *m = virGetLastErrorMessage();
+        return m && *m ? m : "unknown libvirt error";
+}
+
+int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err)
+{
+        virConnectPtr c = virConnectOpen(uri);
+        if (!c) {
+                virErrorPtr e = virGetLastError();
+                int code = e && (e->code == VIR_ERR_INVALID_ARG || e->code == VIR_ERR_PARSE_FAILED ||
+                                 e->code == VIR_ERR_NO_CONNECT) ? -EINVAL : -EHOSTUNREACH;
+                return vp_err(err, code, "cannot connect to '%s': %s", uri, lv_msg());
+        }
+        *ret = c;
+        return 0;
+}
+
+struct xdoc {
+        xmlDocPtr doc;
+        xmlXPathContextPtr ctx;
+};
+
+static void xdoc_free(struct xdoc *x)
+{
+        if (x->ctx)
+                xmlXPathFreeContext(x->ctx);
+        if (x->doc)
+                xmlFreeDoc(x->doc);
+}
+
+static int xdoc_parse(const char *xml, struct xdoc *x, struct vp_error *err)
+{
+        x->doc = xmlReadMemory(xml, (int)strlen(xml), "caps.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                                                             XML_PARSE_NOWARNING);
+        if (!x->doc)
+                return vp_err(err, -EBADMSG, "hypervisor returned unparsable XML");
+        x->ctx = xmlXPathNewContext(x->doc);
+        if (!x->ctx)
+                abort();
+        return 0;
+}
+
+/* Append every string value matched by EXPR to OUT as a comma separated
+ * list without duplicates. Returns the number of matches. */
+static int xpath_list(struct xdoc *x, const char *expr, char *out, size_t outsz)
+{
+        xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
+        int n = 0;
+        if (o && o->nodesetval) {
+                for (int i = 0; i < o->nodesetval->nodeNr; i++) {
+                        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+                        if (!v)
+                                continue;
+                        const char *s = (const char *)v;
+                        /* Skip duplicates: whole-item match in the list so far. */
+                        bool dup = false;
+                        size_t sl = strlen(s);
+                        for (const char *p = out; *p;) {
+                                const char *e = strchr(p, ',');
+                                size_t l = e ? (size_t)(e - p) : strlen(p);
+                                if (l == sl && strncmp(p, s, l) == 0)
+                                        dup = true;
+                                p = e ? e + 1 : p + l;
+                        }
+                        if (!dup && *s && strlen(out) + sl + 2 < outsz) {
+                                if (*out)
+                                        strcat(out, ",");
+                                strcat(out, s);
+                        }
+                        xmlFree(v);
+                        n++;
+                }
+        }
+        xmlXPathFreeObject(o);
+        return n;
+}
+
+static bool list_has(const char *list, const char *item)
+{
+        size_t il = strlen(item);
+        for (const char *p = list; p && *p;) {
+                const char *e = strchr(p, ',');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                if (l == il && strncmp(p, item, l) == 0)
+                        return true;
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+        return false;
+}
+
+static int domcaps(virConnectPtr conn, const char *arch, const char *machine, const char *type,
+                   struct xdoc *x, struct vp_error *err)
+{
+        char *xml = virConnectGetDomainCapabilities(conn, NULL, arch, machine, type, 0);
+        if (!xml)
+                return vp_err(err, -EOPNOTSUPP, "%s", lv_msg());
+        int r = xdoc_parse(xml, x, err);
+        free(xml);
+        return r;
+}
+
+const char *vp_hv_pick_domain_type(const char *domain_types)
+{
+        return list_has(domain_types, "kvm") ? "kvm" : "qemu";
+}
+
+int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err)
+{
+        struct vp_hv_info info = { 0 };
+        char *caps = virConnectGetCapabilities(conn);
+        if (!caps)
+                return vp_err(err, -EIO, "cannot read capabilities: %s", lv_msg());
+        struct xdoc x = { 0 };
+        int r = xdoc_parse(caps, &x, err);
+        free(caps);
+        if (r < 0)
+                return r;
+        xpath_list(&x, "/capabilities/host/cpu/arch", info.arch, sizeof(info.arch));
+        if (!info.arch[0])
+                snprintf(info.arch, sizeof(info.arch), "x86_64");
+        char expr[256], types[64] = "";
+        snprintf(expr, sizeof(expr), "/capabilities/guest[os_type='hvm']/arch[@name='%s']/domain/@type", info.arch);
+        xpath_list(&x, expr, types, sizeof(types));
+        snprintf(expr, sizeof(expr), "/capabilities/guest[os_type='hvm']/arch[@name='%s']/machine", info.arch);
+        xpath_list(&x, expr, info.machines, sizeof(info.machines));
+        snprintf(expr, sizeof(expr), "/capabilities/guest[os_type='hvm']/arch[@name='%s']/machine/@canonical",
+                 info.arch);
+        xpath_list(&x, expr, info.machines, sizeof(info.machines));
+        xdoc_free(&x);
+
+        /* The capabilities list kvm wherever /dev/kvm exists; only a domain
+         * type whose domain capabilities libvirt can build is usable. */
+        for (const char *t = types; *t;) {
+                const char *e = strchr(t, ',');
+                char one[16];
+                snprintf(one, sizeof(one), "%.*s", (int)(e ? e - t : (ptrdiff_t)strlen(t)), t);
+                struct xdoc dx = { 0 };
+                if (domcaps(conn, info.arch, NULL, one, &dx, NULL) >= 0) {
+                        if (info.domain_types[0])
+                                strcat(info.domain_types, ",");
+                        strncat(info.domain_types, one, sizeof(info.domain_types) - strlen(info.domain_types) - 1);
+                        if (!info.disk_buses[0]) {
+                                xpath_list(&dx, "/domainCapabilities/devices/disk/enum[@name='bus']/value",
+                                           info.disk_buses, sizeof(info.disk_buses));
+                                snprintf(info.firmwares, sizeof(info.firmwares), "bios");
+                                if (xpath_list(&dx, "/domainCapabilities/os/enum[@name='firmware']/value[.='efi']",
+                                               expr, sizeof(expr)) > 0)
+                                        strcat(info.firmwares, ",uefi");
+                        }
+                }
+                xdoc_free(&dx);
+                if (!e)
+                        break;
+                t = e + 1;
+        }
+        if (!info.domain_types[0])
+                return vp_err(err, -EOPNOTSUPP, "hypervisor offers no usable domain type for %s", info.arch);
+        /* libvirt's domain capabilities do not enumerate NIC models; these
+         * are the ones every QEMU build for this architecture emulates. */
+        if (streq(info.arch, "x86_64") || streq(info.arch, "i686"))
+                snprintf(info.nic_models, sizeof(info.nic_models), "e1000,rtl8139,virtio");
+        else
+                snprintf(info.nic_models, sizeof(info.nic_models), "virtio");
+
+        virNodeInfo ni;
+        if (virNodeGetInfo(conn, &ni) == 0) {
+                info.cpus = ni.cpus;
+                info.memory_kib = (int64_t)ni.memory;
+        }
+        char *host = virConnectGetHostname(conn);
+        if (host) {
+                snprintf(info.hostname, sizeof(info.hostname), "%s", host);
+                free(host);
+        }
+        *ret = info;
+        return 0;
+}
+
+int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+                         const char *domain_type, const char *machine, const char *disk_bus,
+                         const char *nic, const char *firmware, struct vp_error *err)
+{
+        struct vp_hv_info info;
+        int r = vp_hv_probe(conn, &info, err);
+        if (r < 0)
+                return r;
+        if (!list_has(info.machines, machine))
+                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer machine type '%s'", env, machine);
+        if (!list_has(info.domain_types, domain_type))
+                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type '%s'", env, domain_type);
+        struct xdoc x = { 0 };
+        r = domcaps(conn, arch, machine, domain_type, &x, err);
+        if (r < 0) {
+                vp_err_prefix(err, "env '%s' machine '%s'", env, machine);
+                return r;
+        }
+        char buses[128] = "", fw[64] = "";
+        xpath_list(&x, "/domainCapabilities/devices/disk/enum[@name='bus']/value", buses, sizeof(buses));
+        xpath_list(&x, "/domainCapabilities/os/enum[@name='firmware']/value", fw, sizeof(fw));
+        xdoc_free(&x);
+        if (!list_has(buses, disk_bus))
+                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer disk bus '%s' on machine '%s' (offers %s)",
+                              env, disk_bus, machine, buses);
+        if (!streq(nic, "none") && !list_has(info.nic_models, nic))
+                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer NIC model '%s'", env, nic);
+        if (streq(firmware, "uefi") && !list_has(fw, "efi"))
+                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer UEFI firmware on machine '%s'",
+                              env, machine);
+        return 0;
+}
+
+int vp_hv_define(virConnectPtr conn, const char *xml, struct vp_error *err)
+{
+        virDomainPtr d = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+        if (!d)
+                return vp_err(err, -EIO, "cannot define domain: %s", lv_msg());
+        virDomainFree(d);
+        return 0;
+}
+
+static int lookup(virConnectPtr conn, const char *name, virDomainPtr *ret, struct vp_error *err)
+{
+        virDomainPtr d = virDomainLookupByName(conn, name);
+        if (!d) {
+                virErrorPtr e = virGetLastError();
+                if (e && e->code == VIR_ERR_NO_DOMAIN)
+                        return vp_err(err, -ENOENT, "domain '%s' is not defined", name);
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+        }
+        *ret = d;
+        return 0;
+}
+
+int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (virDomainIsActive(d) == 1) {
+                if (!force)
+                        return vp_err(err, -EBUSY, "domain '%s' is running", name);
+                if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
+                        return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
+        }
+        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
+                return vp_err(err, -EIO, "cannot undefine domain '%s': %s", name, lv_msg());
+        return 0;
+}
+
+int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r < 0)
+                return r;
+        if (virDomainIsActive(d) == 1)
+                return 0;
+        if (virDomainCreate(d) < 0)
+                return vp_err(err, -EIO, "cannot start domain '%s': %s", name, lv_msg());
+        return 0;
+}
+
+static void sleep_ms(long ms)
+{
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r < 0)
+                return r;
+        if (virDomainIsActive(d) != 1)
+                return 0;
+        if (timeout_sec > 0) {
+                /* ACPI first; a guest that ignores it is forced below if asked. */
+                if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0 &&
+                    virDomainIsActive(d) == 1)
+                        virResetLastError();
+                int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
+                while (now_ms() < deadline) {
+                        if (virDomainIsActive(d) != 1)
+                                return 0;
+                        sleep_ms(100);
+                }
+        }
+        if (virDomainIsActive(d) != 1)
+                return 0;
+        if (!force)
+                return vp_err(err, -ETIMEDOUT, "domain '%s' did not shut down within %d s (use --force)",
+                              name, timeout_sec);
+        if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
+                return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
+        return 0;
+}
+
+int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r == -ENOENT) {
+                *ret = "undefined";
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        int state, reason;
+        if (virDomainGetState(d, &state, &reason, 0) < 0)
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+        static const char *const names[] = {
+                [VIR_DOMAIN_NOSTATE] = "no state", [VIR_DOMAIN_RUNNING] = "running",
+                [VIR_DOMAIN_BLOCKED] = "blocked", [VIR_DOMAIN_PAUSED] = "paused",
+                [VIR_DOMAIN_SHUTDOWN] = "shutting down", [VIR_DOMAIN_SHUTOFF] = "shut off",
+                [VIR_DOMAIN_CRASHED] = "crashed", [VIR_DOMAIN_PMSUSPENDED] = "suspended",
+        };
+        *ret = state >= 0 && (size_t)state < ELEMENTSOF(names) && names[state] ? names[state] : "unknown";
+        return 0;
+}
+
+int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err)
+{
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(conn, &doms, 0);
+        if (n < 0)
+                return vp_err(err, -EIO, "cannot list domains: %s", lv_msg());
+        char **names = vp_xcalloc((size_t)n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++) {
+                names[i] = vp_strdup(virDomainGetName(doms[i]));
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        *ret = names;
+        *ret_n = (size_t)n;
+        return 0;
+}
+
+int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r < 0)
+                return r;
+        char *xml = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+        if (!xml)
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+        *ret = xml;
+        return 0;
+}

@@ -1,0 +1,56 @@
+/* The hypervisor layer: libvirt connections, capabilities and domain
+ * lifecycle. Errors carry libvirt's own message. */
+#pragma once
+#include "util.h"
+#include <libvirt/libvirt.h>
+
+struct vp_hv_info {
+        char hostname[256];
+        char arch[32];
+        char domain_types[64];    /* comma separated, the usable ones only */
+        char machines[4096];      /* comma separated: aliases and canonical names */
+        char disk_buses[128];     /* for the default machine */
+        char nic_models[128];
+        char firmwares[32];       /* bios[,uefi] */
+        int64_t cpus;
+        int64_t memory_kib;
+};
+
+static inline void vp_connp(virConnectPtr *c) { if (*c) virConnectClose(*c); }
+static inline void vp_domp(virDomainPtr *d) { if (*d) virDomainFree(*d); }
+#define _cleanup_conn_ _cleanup_(vp_connp)
+#define _cleanup_dom_ _cleanup_(vp_domp)
+
+/* Silence libvirt's default printing of errors: vpool reports them once. */
+void vp_hv_init(void);
+
+/* Connect to URI. Returns 0 and *ret, or -EHOSTUNREACH / -EINVAL with
+ * "cannot connect to 'URI': <libvirt message>". */
+int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err);
+
+/* Read the hypervisor's capabilities. */
+int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err);
+
+/* Check the hypervisor offers MACHINE for ARCH with DOMAIN_TYPE, and that
+ * machine's domain capabilities offer DISK_BUS and FIRMWARE; NIC against
+ * the probed models. ENV names the environment in errors. */
+int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+                         const char *domain_type, const char *machine, const char *disk_bus,
+                         const char *nic, const char *firmware, struct vp_error *err);
+
+/* The domain type to use: kvm where offered and usable, else qemu. */
+const char *vp_hv_pick_domain_type(const char *domain_types);
+
+int vp_hv_define(virConnectPtr conn, const char *xml, struct vp_error *err);
+/* Undefine NAME (destroying it first when FORCE and it runs). Absent is 0. */
+int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err);
+int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err);
+/* Graceful shutdown, waiting up to TIMEOUT_SEC; then destroy when FORCE,
+ * else -ETIMEDOUT. Already shut off is 0. FORCE with timeout 0 destroys at once. */
+int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err);
+/* "running", "shut off", "paused", ..., or "undefined" when absent. */
+int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err);
+/* Names of every domain defined on CONN (malloc'd array of malloc'd strings). */
+int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err);
+/* The persistent XML of NAME (malloc'd). */
+int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error *err);

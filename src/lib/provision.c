@@ -1,0 +1,491 @@
+/* Pools and their VMs: creating the user delta collections and domains,
+ * starting, stopping and removing them. */
+#include "core.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "domxml.h"
+#include "name.h"
+
+#define VP_MAX_POOL_SIZE 9999
+
+struct pool_refs {
+        struct vp_pool pool;
+        struct vp_image im;
+        struct vp_env env;
+        struct vp_profile prof;
+};
+
+static void refs_clear(struct pool_refs *r)
+{
+        vp_row_clear(&vp_table_pool, &r->pool);
+        vp_row_clear(&vp_table_image, &r->im);
+        vp_row_clear(&vp_table_env, &r->env);
+        vp_row_clear(&vp_table_profile, &r->prof);
+}
+
+static int load_pool_refs(struct vp_ctx *ctx, const char *name, struct pool_refs *r, struct vp_error *err)
+{
+        int k;
+        memset(r, 0, sizeof(*r));
+        if ((k = vp_name_check("pool", name, err)) < 0 ||
+            (k = vp_row_get(ctx->cat, &vp_table_pool, "name", name, &r->pool, err)) < 0 ||
+            (k = vp_row_get_id(ctx->cat, &vp_table_image, r->pool.image_id, &r->im, err)) < 0 ||
+            (k = vp_row_get_id(ctx->cat, &vp_table_env, r->pool.env_id, &r->env, err)) < 0 ||
+            (k = vp_row_get_id(ctx->cat, &vp_table_profile, r->pool.profile_id, &r->prof, err)) < 0) {
+                refs_clear(r);
+                return k;
+        }
+        return 0;
+}
+
+static int load_vms(struct vp_ctx *ctx, int64_t pool_id, struct vp_vm **ret, size_t *n, struct vp_error *err)
+{
+        char idbuf[24];
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)pool_id);
+        void *rows = NULL;
+        int r = vp_row_list(ctx->cat, &vp_table_vm, "pool_id", idbuf, &rows, n, err);
+        *ret = rows;
+        return r;
+}
+
+static void random_bytes(void *buf, size_t n)
+{
+        uint8_t *p = buf;
+        while (n > 0) {
+                ssize_t k = getrandom(p, n, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        abort();
+                }
+                p += k;
+                n -= (size_t)k;
+        }
+}
+
+static void random_uuid(char out[37])
+{
+        uint8_t b[16];
+        random_bytes(b, sizeof(b));
+        b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                 b[14], b[15]);
+}
+
+/* 52:54:00 is the prefix QEMU/KVM guests conventionally use. */
+static void random_mac(char out[18])
+{
+        uint8_t b[3];
+        random_bytes(b, sizeof(b));
+        snprintf(out, 18, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+}
+
+static int check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err)
+{
+        if (!vp_list_has(im->disk_buses, p->disk_bus))
+                return vp_err(err, -EOPNOTSUPP, "image '%s' declares no driver for disk bus '%s' (declares %s)",
+                              im->name, p->disk_bus, im->disk_buses);
+        if (!streq(p->nic, "none") && !vp_list_has(im->nic_models, p->nic))
+                return vp_err(err, -EOPNOTSUPP, "image '%s' declares no driver for NIC model '%s' (declares %s)",
+                              im->name, p->nic, im->nic_models);
+        if (!vp_list_has(im->firmwares, p->firmware))
+                return vp_err(err, -EOPNOTSUPP, "image '%s' does not boot with firmware '%s' (declares %s)",
+                              im->name, p->firmware, im->firmwares);
+        return 0;
+}
+
+/* Build the domain XML of VM from its manifest and the pool's hardware. */
+static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta,
+                    struct vp_error *err)
+{
+        _cleanup_free_ char *overlay = vp_strdupf("%s/%s", delta, m->overlay);
+        _cleanup_free_ char *data = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
+        _cleanup_free_ char *nvram = m->nvram[0] ? vp_strdupf("%s/%s", delta, m->nvram) : NULL;
+        _cleanup_free_ char *log = vp_storage_log_path(&ctx->st, m->vm);
+        struct vp_domspec d = {
+                .name = m->vm, .uuid = m->uuid, .domain_type = vp_hv_pick_domain_type(env->domain_types),
+                .arch = env->arch, .machine = p->machine, .firmware = p->firmware, .cpu_mode = p->cpu_mode,
+                .vcpus = p->vcpus, .memory_mib = p->memory_mib, .kernel = im->kernel, .initrd = im->initrd,
+                .cmdline = im->cmdline, .disk_bus = p->disk_bus, .overlay = overlay, .master = m->master,
+                .master_format = m->master_format, .data_disk = data, .nvram = nvram, .nic = p->nic,
+                .mac = m->nmacs > 0 ? m->macs[0] : NULL, .log_path = log, .pool = m->pool,
+                .hostname = m->hostname, .generation = m->generation,
+        };
+        return vp_domxml_build(&d, err);
+}
+
+struct created {
+        char name[64];
+        bool delta;
+        bool domain;
+};
+
+int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
+                   void *ud, struct vp_error *err)
+{
+        int r;
+        if ((r = vp_name_check("pool", a->name, err)) < 0 || (r = vp_name_check("image", a->image, err)) < 0 ||
+            (r = vp_name_check("env", a->env, err)) < 0 || (r = vp_name_check("profile", a->profile, err)) < 0)
+                return r;
+        /* Room for "-NNNN" so every VM name passes the same allowlist. */
+        if (strlen(a->name) > VP_NAME_MAX - 5)
+                return vp_err(err, -EINVAL, "pool name '%s' is too long (at most %d characters)", a->name,
+                              VP_NAME_MAX - 5);
+        if (a->size < 1 || a->size > VP_MAX_POOL_SIZE)
+                return vp_err(err, -EINVAL, "pool size must be between 1 and %d", VP_MAX_POOL_SIZE);
+
+        struct pool_refs refs = { 0 };
+        struct vp_pool existing = { 0 };
+        if (vp_row_get(ctx->cat, &vp_table_pool, "name", a->name, &existing, NULL) >= 0) {
+                vp_row_clear(&vp_table_pool, &existing);
+                return vp_err(err, -EEXIST, "pool '%s' already exists", a->name);
+        }
+        if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs.im, err)) < 0 ||
+            (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs.env, err)) < 0 ||
+            (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs.prof, err)) < 0 ||
+            (r = check_image_supports(&refs.im, &refs.prof, err)) < 0)
+                goto out_refs;
+
+        /* The master on storage must still be the image it was: header and size. */
+        {
+                const char *base = strrchr(refs.im.path, '/');
+                _cleanup_close_ int fd = openat(ctx->st.images_fd, base ? base + 1 : refs.im.path,
+                                                O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                struct vp_image_info info;
+                if (fd < 0) {
+                        r = vp_err(err, -errno, "master image '%s' of image '%s': %s", refs.im.path,
+                                   refs.im.name, errno == ELOOP ? "is a symbolic link" : strerror(errno));
+                        goto out_refs;
+                }
+                r = vp_image_probe(fd, refs.im.path, vp_format_from_string(refs.im.format), &info, err);
+                if (r >= 0)
+                        r = vp_image_check_master(&info, refs.im.path, err);
+                if (r >= 0 && (int64_t)info.file_size != refs.im.file_size)
+                        r = vp_err(err, -EBADMSG, "master image '%s' changed size on storage", refs.im.path);
+                if (r < 0)
+                        goto out_refs;
+        }
+
+        virConnectPtr conn;
+        if ((r = vp_ctx_conn(ctx, &refs.env, &conn, err)) < 0)
+                goto out_refs;
+        const char *dtype = vp_hv_pick_domain_type(refs.env.domain_types);
+        if ((r = vp_hv_check_hardware(conn, refs.env.name, refs.env.arch, dtype, refs.prof.machine,
+                                      refs.prof.disk_bus, refs.prof.nic, refs.prof.firmware, err)) < 0)
+                goto out_refs;
+
+        /* Nothing of the pool's names may already exist, in the catalog, on
+         * storage or on the hypervisor: creating never adopts or overwrites. */
+        struct created *made = vp_xcalloc((size_t)a->size, sizeof(*made));
+        for (int64_t i = 0; i < a->size; i++) {
+                snprintf(made[i].name, sizeof(made[i].name), "%s-%03lld", a->name, (long long)(i + 1));
+                struct vp_vm v = { 0 };
+                if (vp_row_get(ctx->cat, &vp_table_vm, "name", made[i].name, &v, NULL) >= 0) {
+                        vp_row_clear(&vp_table_vm, &v);
+                        r = vp_err(err, -EEXIST, "vm '%s' already exists", made[i].name);
+                        goto out_made;
+                }
+                const char *state;
+                if ((r = vp_hv_state(conn, made[i].name, &state, err)) < 0)
+                        goto out_made;
+                if (!streq(state, "undefined")) {
+                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs.env.name,
+                                   made[i].name);
+                        goto out_made;
+                }
+        }
+        {
+                _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (pfd >= 0 || errno != ENOENT) {
+                        r = vp_err(err, -EEXIST, "'%s/deltas/%s' already exists on storage", ctx->st.root, a->name);
+                        goto out_made;
+                }
+        }
+
+        if ((r = vp_catalog_begin(ctx->cat, err)) < 0)
+                goto out_made;
+        struct vp_pool pool = {
+                .name = (char *)a->name, .image_id = refs.im.id, .env_id = refs.env.id,
+                .profile_id = refs.prof.id, .size = a->size, .data_disk_bytes = (int64_t)a->data_disk_bytes,
+                .state = (char *)"active", .created = vp_now_iso(),
+        };
+        r = vp_row_insert(ctx->cat, &vp_table_pool, &pool, err);
+        free(pool.created);
+        if (r < 0)
+                goto out_rollback;
+
+        for (int64_t i = 0; i < a->size; i++) {
+                struct vp_manifest m = { 0 };
+                snprintf(m.pool, sizeof(m.pool), "%s", a->name);
+                snprintf(m.vm, sizeof(m.vm), "%s", made[i].name);
+                snprintf(m.owner, sizeof(m.owner), "vm:%s", made[i].name);
+                m.generation = 1;
+                random_uuid(m.uuid);
+                random_mac(m.macs[0]);
+                m.nmacs = 1;
+                snprintf(m.hostname, sizeof(m.hostname), "%s", made[i].name);
+                snprintf(m.master, sizeof(m.master), "%s", refs.im.path);
+                snprintf(m.master_format, sizeof(m.master_format), "%s", refs.im.format);
+                snprintf(m.overlay, sizeof(m.overlay), "overlay.qcow2");
+                if (a->data_disk_bytes)
+                        snprintf(m.data_disk, sizeof(m.data_disk), "data.qcow2");
+                if (streq(refs.prof.firmware, "uefi"))
+                        snprintf(m.nvram, sizeof(m.nvram), "nvram.fd");
+
+                _cleanup_free_ char *delta = NULL;
+                r = vp_delta_create(&ctx->st, &m, a->data_disk_bytes, &delta, err);
+                if (r < 0)
+                        goto out_rollback;
+                made[i].delta = true;
+
+                _cleanup_free_ char *xml = vm_xml(ctx, &refs.env, &refs.im, &refs.prof, &m, delta, err);
+                if (!xml) {
+                        r = err ? err->code : -EINVAL;
+                        goto out_rollback;
+                }
+                struct vp_vm v = {
+                        .name = m.vm, .pool_id = pool.id, .idx = i + 1, .env_id = refs.env.id,
+                        .uuid = m.uuid, .macs = m.macs[0], .hostname = m.hostname, .delta_path = delta,
+                        .owner = m.owner, .generation = m.generation, .created = vp_now_iso(),
+                };
+                r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
+                free(v.created);
+                if (r < 0)
+                        goto out_rollback;
+                r = vp_hv_define(conn, xml, err);
+                if (r < 0) {
+                        vp_err_prefix(err, "vm '%s' on env '%s'", m.vm, refs.env.name);
+                        goto out_rollback;
+                }
+                made[i].domain = true;
+                if (progress)
+                        progress(ud, m.vm, "defined", (size_t)i + 1, (size_t)a->size);
+        }
+        if ((r = vp_catalog_commit(ctx->cat, err)) < 0)
+                goto out_rollback;
+        free(made);
+        made = NULL;
+
+        if (a->start) {
+                for (int64_t i = 0; i < a->size; i++) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
+                        r = vp_hv_start(conn, name, err);
+                        if (r < 0) {
+                                vp_err_prefix(err, "pool '%s' created, but", a->name);
+                                goto out_refs;
+                        }
+                        if (progress)
+                                progress(ud, name, "started", (size_t)i + 1, (size_t)a->size);
+                }
+        }
+        r = 0;
+        goto out_refs;
+
+out_rollback:
+        vp_catalog_rollback(ctx->cat);
+        for (int64_t i = a->size - 1; i >= 0; i--) {
+                struct vp_error ignore;
+                if (made[i].domain)
+                        vp_hv_undefine(conn, made[i].name, true, &ignore);
+                if (made[i].delta)
+                        vp_delta_remove(&ctx->st, a->name, made[i].name, &ignore);
+        }
+out_made:
+        free(made);
+out_refs:
+        refs_clear(&refs);
+        return r;
+}
+
+static int for_each_vm(struct vp_ctx *ctx, const char *pool_name,
+                       int (*fn)(struct vp_ctx *, virConnectPtr, const struct vp_vm *, void *, struct vp_error *),
+                       void *ud, struct vp_error *err)
+{
+        struct pool_refs refs;
+        int r = load_pool_refs(ctx, pool_name, &refs, err);
+        if (r < 0)
+                return r;
+        struct vp_vm *vms = NULL;
+        size_t n = 0;
+        virConnectPtr conn;
+        if ((r = load_vms(ctx, refs.pool.id, &vms, &n, err)) >= 0 && (r = vp_ctx_conn(ctx, &refs.env, &conn, err)) >= 0)
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        r = fn(ctx, conn, &vms[i], ud, err);
+        vp_rows_free(&vp_table_vm, vms, n);
+        refs_clear(&refs);
+        return r;
+}
+
+struct stop_args {
+        int timeout;
+        bool force;
+};
+
+static int start_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
+                     struct vp_error *err)
+{
+        int r = vp_hv_start(conn, vm->name, err);
+        if (r < 0)
+                vp_err_prefix(err, "vm '%s'", vm->name);
+        return r;
+}
+
+static int stop_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
+                    struct vp_error *err)
+{
+        struct stop_args *s = ud;
+        return vp_hv_stop(conn, vm->name, s->timeout, s->force, err);
+}
+
+int vp_pool_start(struct vp_ctx *ctx, const char *name, struct vp_error *err)
+{
+        return for_each_vm(ctx, name, start_one, NULL, err);
+}
+
+/* Ask every VM to shut down first, then wait: N guests stop in parallel. */
+static int ask_shutdown(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
+                        struct vp_error *err)
+{
+        virDomainPtr d = virDomainLookupByName(conn, vm->name);
+        if (d) {
+                if (virDomainIsActive(d) == 1)
+                        virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+                virDomainFree(d);
+        }
+        return 0;
+}
+
+int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err)
+{
+        struct stop_args s = { timeout, force };
+        int r = for_each_vm(ctx, name, ask_shutdown, NULL, err);
+        if (r < 0)
+                return r;
+        return for_each_vm(ctx, name, stop_one, &s, err);
+}
+
+static int rm_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud, struct vp_error *err)
+{
+        const bool *force = ud;
+        const char *state;
+        int r = vp_hv_state(conn, vm->name, &state, err);
+        if (r < 0)
+                return r;
+        if (streq(state, "running") && !*force)
+                return vp_err(err, -EBUSY, "vm '%s' is running; stop the pool first or use --force", vm->name);
+        return 0;
+}
+
+static int undefine_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
+                        struct vp_error *err)
+{
+        int r = vp_hv_undefine(conn, vm->name, true, err);
+        if (r < 0)
+                vp_err_prefix(err, "vm '%s'", vm->name);
+        return r;
+}
+
+int vp_pool_rm(struct vp_ctx *ctx, const char *name, bool keep_deltas, bool force, struct vp_error *err)
+{
+        /* Check every VM before touching any, so a refusal changes nothing. */
+        int r = for_each_vm(ctx, name, rm_one, &force, err);
+        if (r < 0)
+                return r;
+        r = for_each_vm(ctx, name, undefine_one, NULL, err);
+        if (r < 0)
+                return r;
+        struct pool_refs refs;
+        if ((r = load_pool_refs(ctx, name, &refs, err)) < 0)
+                return r;
+        struct vp_vm *vms = NULL;
+        size_t n = 0;
+        if ((r = load_vms(ctx, refs.pool.id, &vms, &n, err)) < 0)
+                goto out;
+        /* Domains are gone; the catalog rows go next, in one transaction,
+         * and the collections last, so a crash never leaves a row pointing
+         * at a collection that is half removed. */
+        if ((r = vp_catalog_begin(ctx->cat, err)) < 0)
+                goto out;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = vp_row_delete(ctx->cat, &vp_table_vm, vms[i].id, err);
+        if (r >= 0)
+                r = vp_row_delete(ctx->cat, &vp_table_pool, refs.pool.id, err);
+        if (r >= 0)
+                r = vp_catalog_commit(ctx->cat, err);
+        if (r < 0) {
+                vp_catalog_rollback(ctx->cat);
+                goto out;
+        }
+        if (!keep_deltas)
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        r = vp_delta_remove(&ctx->st, refs.pool.name, vms[i].name, err);
+out:
+        vp_rows_free(&vp_table_vm, vms, n);
+        refs_clear(&refs);
+        return r;
+}
+
+static int load_vm(struct vp_ctx *ctx, const char *name, struct vp_vm *vm, struct vp_env *env,
+                   struct vp_error *err)
+{
+        int r;
+        if ((r = vp_name_check("vm", name, err)) < 0 ||
+            (r = vp_row_get(ctx->cat, &vp_table_vm, "name", name, vm, err)) < 0)
+                return r;
+        r = vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, env, err);
+        if (r < 0)
+                vp_row_clear(&vp_table_vm, vm);
+        return r;
+}
+
+int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err)
+{
+        struct vp_vm vm = { 0 };
+        struct vp_env env = { 0 };
+        virConnectPtr conn;
+        int r = load_vm(ctx, name, &vm, &env, err);
+        if (r < 0)
+                return r;
+        if ((r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+                r = vp_hv_start(conn, name, err);
+        vp_row_clear(&vp_table_vm, &vm);
+        vp_row_clear(&vp_table_env, &env);
+        return r;
+}
+
+int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err)
+{
+        struct vp_vm vm = { 0 };
+        struct vp_env env = { 0 };
+        virConnectPtr conn;
+        int r = load_vm(ctx, name, &vm, &env, err);
+        if (r < 0)
+                return r;
+        if ((r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+                r = vp_hv_stop(conn, name, timeout, force, err);
+        vp_row_clear(&vp_table_vm, &vm);
+        vp_row_clear(&vp_table_env, &env);
+        return r;
+}
+
+const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm)
+{
+        struct vp_env env = { 0 };
+        virConnectPtr conn;
+        const char *state = "unknown";
+        if (vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &env, NULL) < 0)
+                return state;
+        if (vp_ctx_conn(ctx, &env, &conn, NULL) < 0)
+                state = "unreachable";
+        else if (vp_hv_state(conn, vm->name, &state, NULL) < 0)
+                state = "unknown";
+        vp_row_clear(&vp_table_env, &env);
+        return state;
+}

@@ -1,0 +1,54 @@
+/* The shared-storage layout:
+ *   <root>/images/            master images (read-only) and their boot files
+ *   <root>/deltas/<pool>/<vm>/ user delta collections
+ *   <root>/logs/<vm>.log      serial consoles
+ * Every path below the root is reached with openat + O_NOFOLLOW from
+ * directory fds opened once, and every name has passed vp_name_check. */
+#pragma once
+#include "util.h"
+#include "manifest.h"
+#include "qcow2.h"
+
+struct vp_storage {
+        char *root;
+        int root_fd;
+        int images_fd;
+        int deltas_fd;
+        int logs_fd;
+};
+
+/* Create the layout (idempotent). ROOT must be absolute. */
+int vp_storage_init(const char *root, struct vp_error *err);
+/* Open an existing layout. Returns 0 and fills *ret; close with vp_storage_close. */
+int vp_storage_open(const char *root, struct vp_storage *ret, struct vp_error *err);
+void vp_storage_close(struct vp_storage *s);
+
+/* Copy SRC into images/ as DEST (a checked file name) read-only and
+ * durably, after its header passed the checks for FORMAT (a master must
+ * stand alone) and again on the copy. Fills *info, the SHA-256 of the copy
+ * and *ret_path (absolute, malloc'd). FORMAT VP_FORMAT_UNKNOWN copies a
+ * plain file (kernel, initrd) without header checks. Nothing is left in
+ * images/ on failure; an existing DEST is refused. */
+int vp_storage_import(struct vp_storage *s, const char *dest, const char *src,
+                      enum vp_image_format format, struct vp_image_info *info, char sha256[65],
+                      char **ret_path, struct vp_error *err);
+/* Remove images/NAME (no error if absent). */
+int vp_storage_remove_image(struct vp_storage *s, const char *name, struct vp_error *err);
+/* Re-hash images/NAME. */
+int vp_storage_hash_image(struct vp_storage *s, const char *name, char sha256[65], struct vp_error *err);
+
+/* Create the collection deltas/<pool>/<vm>/ for M: the overlay of M->master
+ * (absolute backing path, explicit format; header checked afterwards), a
+ * data disk of DATA_DISK_BYTES when non-zero, and the manifest, durably.
+ * The collection must not exist yet. On failure nothing is left. Returns 0
+ * and *ret_path (absolute, malloc'd). */
+int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
+                    char **ret_path, struct vp_error *err);
+/* Remove a collection and, when it was the last, its pool directory.
+ * No error if absent. Only regular files inside are removed. */
+int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err);
+/* Open deltas/<pool>/<vm> as a directory fd. */
+int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
+                  struct vp_error *err);
+/* Absolute path of the console log of VM (malloc'd). */
+char *vp_storage_log_path(struct vp_storage *s, const char *vm);

@@ -1,0 +1,140 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "catalog.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+        strcpy(dir, "/tmp/vp-catalog-XXXXXX");
+        if (!mkdtemp(dir))
+                return -1;
+        snprintf(path, sizeof(path), "%s/catalog.db", dir);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_missing_not_created(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, false, &c, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "vpool init"));
+        struct stat st;
+        assert_int_equal(stat(path, &st), -1);
+}
+
+static void test_rows(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, true, &c, &err), 0);
+        struct vp_env e = { .name = "hosta", .uri = "qemu:///system", .arch = "x86_64", .cpus = 2,
+                            .memory_kib = 1024 };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e, &err), 0);
+        assert_true(e.id > 0);
+        struct vp_env dup = { .name = "hosta", .uri = "x" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &dup, &err), -EEXIST);
+        assert_string_equal(err.msg, "env 'hosta' already exists");
+
+        struct vp_env got = { 0 };
+        assert_int_equal(vp_row_get(c, &vp_table_env, "name", "hosta", &got, &err), 0);
+        assert_string_equal(got.uri, "qemu:///system");
+        assert_int_equal(got.cpus, 2);
+        assert_string_equal(got.machines, "");
+        free(got.uri);
+        got.uri = strdup("qemu+ssh://h/system");
+        assert_int_equal(vp_row_update(c, &vp_table_env, &got, &err), 0);
+        vp_row_clear(&vp_table_env, &got);
+        assert_int_equal(vp_row_get_id(c, &vp_table_env, e.id, &got, &err), 0);
+        assert_string_equal(got.uri, "qemu+ssh://h/system");
+        vp_row_clear(&vp_table_env, &got);
+
+        assert_int_equal(vp_row_get(c, &vp_table_env, "name", "nope", &got, &err), -ENOENT);
+        assert_string_equal(err.msg, "unknown env 'nope'");
+        /* A hostile value is data, never SQL. */
+        assert_int_equal(vp_row_get(c, &vp_table_env, "name", "x' OR '1'='1", &got, &err), -ENOENT);
+        /* Only known columns may be named. */
+        assert_int_equal(vp_row_get(c, &vp_table_env, "name; DROP TABLE envs", "x", &got, &err), -EINVAL);
+
+        /* Rollback leaves nothing. */
+        assert_int_equal(vp_catalog_begin(c, &err), 0);
+        struct vp_env e2 = { .name = "hostb", .uri = "u" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e2, &err), 0);
+        vp_catalog_rollback(c);
+        int64_t n = -1;
+        assert_int_equal(vp_row_count(c, &vp_table_env, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 1);
+
+        void *rows;
+        size_t nrows;
+        assert_int_equal(vp_row_list(c, &vp_table_env, NULL, NULL, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 1);
+        struct json_object *o = vp_row_to_json(&vp_table_env, rows);
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "name")), "hosta");
+        assert_int_equal(json_object_get_int64(json_object_object_get(o, "cpus")), 2);
+        json_object_put(o);
+        vp_rows_free(&vp_table_env, rows, nrows);
+
+        /* A pool pins its env: the foreign key refuses the delete. */
+        struct vp_image im = { .name = "img", .path = "/p", .format = "qcow2", .sha256 = "00" };
+        struct vp_profile pr = { .name = "pc", .machine = "pc", .disk_bus = "ide", .nic = "e1000" };
+        assert_int_equal(vp_row_insert(c, &vp_table_image, &im, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_profile, &pr, &err), 0);
+        struct vp_pool p = { .name = "desk", .image_id = im.id, .env_id = e.id, .profile_id = pr.id, .size = 1,
+                             .state = "active" };
+        assert_int_equal(vp_row_insert(c, &vp_table_pool, &p, &err), 0);
+        assert_int_equal(vp_row_delete(c, &vp_table_env, e.id, &err), -EBUSY);
+        vp_catalog_close(c);
+        /* Reopen: data persisted. */
+        assert_int_equal(vp_catalog_open(path, false, &c, &err), 0);
+        assert_int_equal(vp_row_count(c, &vp_table_pool, "name", "desk", &n, &err), 0);
+        assert_int_equal(n, 1);
+        vp_catalog_close(c);
+}
+
+static void test_damaged(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        snprintf(p2, sizeof(p2), "%s/garbage.db", dir);
+        int fd = open(p2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_int_equal(write(fd, "this is not a database at all, not even close......", 51), 51);
+        close(fd);
+        assert_true(vp_catalog_open(p2, false, &c, &err) < 0);
+        assert_non_null(strstr(err.msg, p2));
+        struct stat st;
+        assert_int_equal(stat(p2, &st), 0);
+        assert_int_equal(st.st_size, 51);   /* never rewritten */
+
+        snprintf(p2, sizeof(p2), "%s/empty.db", dir);
+        fd = open(p2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        close(fd);
+        assert_int_equal(vp_catalog_open(p2, true, &c, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "empty"));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_missing_not_created),
+                cmocka_unit_test(test_rows),
+                cmocka_unit_test(test_damaged),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
