@@ -34,6 +34,9 @@ static void random_suffix(char out[7])
         out[6] = '\0';
 }
 
+/* NAME must be one path component: O_NOFOLLOW guards only the last
+ * component, and earlier ones would be resolved through symlinks. Callers
+ * open subdirectories themselves with O_DIRECTORY|O_NOFOLLOW. */
 static int check_plain_name(const char *name, struct vp_error *err)
 {
         char shown[64];
@@ -154,8 +157,9 @@ int vp_read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t 
         size_t cap, len = 0;
         int r;
 
-        if (!name || !*name)
-                return vp_err(err, -EINVAL, "no file name given");
+        r = check_plain_name(name, err);
+        if (r < 0)
+                return r;
         vp_printable(name, shown, sizeof(shown));
 
         /* O_NONBLOCK keeps a FIFO planted under NAME from blocking the open;

@@ -173,7 +173,7 @@ static int parse_extensions(int fd, const char *label, uint64_t file_size, uint6
         /* END is at most one cluster (2 MiB), so this fits in memory. */
         size = (size_t) (end - start);
         avail = start >= file_size ? 0 : (size_t) (file_size - start < size ? file_size - start : size);
-        area = malloc(size);
+        area = calloc(1, size);
         if (!area)
                 return vp_err(err, -ENOMEM, "cannot check image '%s': out of memory", label);
         n = pread_full(fd, area, avail, start);
@@ -184,11 +184,12 @@ static int parse_extensions(int fd, const char *label, uint64_t file_size, uint6
         for (;;) {
                 uint32_t type, len;
 
-                if (size - pos < 8)
+                /* pos <= size <= 2 MiB: these sums cannot wrap. */
+                if (pos + 8 > size)
                         return vp_err(err, -EINVAL,
                                       "image '%s' has malformed header extensions: no end marker",
                                       label);
-                if (avail - pos < 8)
+                if (pos + 8 > avail)
                         return truncated(label, err);
                 type = be32(area + pos);
                 len = be32(area + pos + 4);
@@ -440,14 +441,15 @@ int vp_image_probe(int fd, const char *label, enum vp_image_format declared,
 {
         _cleanup_free_ struct vp_image_info *info = NULL;
         uint8_t head[HEAD_LEN];
+        char shown[256];
         const char *other;
         struct stat st;
         bool is_qcow2;
         ssize_t n;
         int r;
 
-        if (!label)
-                label = "(unnamed)";
+        /* The label may be a user-given path: keep messages one clean line. */
+        label = vp_printable(label ? label : "(unnamed)", shown, sizeof(shown));
         if (fstat(fd, &st) < 0) {
                 r = -errno;
                 return vp_err(err, r, "cannot stat image '%s': %s", label, strerror(-r));
@@ -509,8 +511,9 @@ int vp_image_probe(int fd, const char *label, enum vp_image_format declared,
 int vp_image_check_master(const struct vp_image_info *info, const char *label,
                           struct vp_error *err)
 {
-        char shown[256];
+        char shown[256], lbl[256];
 
+        label = vp_printable(label ? label : "(unnamed)", lbl, sizeof(lbl));
         if (info->format != VP_FORMAT_RAW && info->format != VP_FORMAT_QCOW2)
                 return vp_err(err, -EINVAL, "image '%s' has an unknown format", label);
         if (info->backing_file[0])
@@ -534,8 +537,9 @@ int vp_image_check_overlay(const struct vp_image_info *info, const char *label,
                            const char *master_path, const char *master_format,
                            struct vp_error *err)
 {
-        char shown[256], want[256];
+        char shown[256], want[256], lbl[256];
 
+        label = vp_printable(label ? label : "(unnamed)", lbl, sizeof(lbl));
         if (!master_path || master_path[0] != '/' || !master_format || !master_format[0])
                 return vp_err(err, -EINVAL,
                               "cannot check image '%s': the master needs an absolute path and a format",

@@ -9,7 +9,7 @@
 #include "fileio.h"
 #include "name.h"
 #include "sha256.h"
-#include "spawn.h"
+#include "runcmd.h"
 
 static const char *const subdirs[] = { "images", "deltas", "logs" };
 

@@ -21,7 +21,9 @@ static struct vp_domspec base(void)
 
 static void has(const char *xml, const char *needle)
 {
-        if (!strstr(xml, needle))
+        if (!xml)
+                fail_msg("no XML while looking for '%s'", needle);
+        else if (!strstr(xml, needle))
                 fail_msg("missing '%s' in:\n%s", needle, xml);
 }
 

@@ -178,7 +178,8 @@ static void test_write_onto_directory_fails_clean(void **state)
         assert_int_equal(count_temp_files(d->fd), 0);
         assert_int_equal(fstatat(d->fd, "taken", &st, 0), 0);
         assert_true(S_ISDIR(st.st_mode));
-        assert_content(d->fd, "taken/inside", "keep\n");
+        assert_int_equal(fstatat(d->fd, "taken/inside", &st, 0), 0);
+        assert_int_equal(st.st_size, 5);
 }
 
 static void test_write_failure_after_create_removes_temp(void **state)
@@ -302,6 +303,15 @@ static void test_read_basic(void **state)
 
         assert_int_equal(vp_read_file_at(d->fd, "missing", 10, &buf, &len, &err), -ENOENT);
         assert_non_null(strstr(err.msg, "'missing'"));
+
+        /* One path component only: O_NOFOLLOW would not guard the others. */
+        assert_int_equal(mkdirat(d->fd, "sub", 0755), 0);
+        put(d->fd, "sub/f", "x");
+        assert_int_equal(vp_read_file_at(d->fd, "sub/f", 10, &buf, &len, &err), -EINVAL);
+        assert_int_equal(vp_read_file_at(d->fd, "..", 10, &buf, &len, &err), -EINVAL);
+        assert_int_equal(vp_read_file_at(d->fd, "", 10, &buf, &len, &err), -EINVAL);
+        assert_int_equal(vp_read_file_at(d->fd, NULL, 10, &buf, &len, &err), -EINVAL);
+        assert_true(buf == (char *) 0x1);
 }
 
 static void test_read_larger_file(void **state)

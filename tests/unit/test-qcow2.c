@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "qcow2.h"
-#include "spawn.h"
+#include "runcmd.h"
 
 /* Images are built here byte by byte, so every hostile field is spelled
  * out in the test that uses it. Offsets per QEMU's docs/interop/qcow2.txt. */
@@ -817,6 +817,20 @@ static void test_raw(void **state)
         }
 }
 
+static void test_label_escaped(void **state)
+{
+        (void) state;
+        struct vp_image_info info;
+        struct vp_error err = { 0 };
+        uint8_t zeros[64] = { 0 };
+        int fd = memfd_with(zeros, sizeof(zeros));
+
+        assert_int_equal(vp_image_probe(fd, "evil\nname\x1b[2J", VP_FORMAT_QCOW2, &info, &err),
+                         -EINVAL);
+        assert_string_equal(err.msg, "'evil\\x0aname\\x1b[2J' is not a qcow2 image");
+        close(fd);
+}
+
 static void test_declared_qcow2_without_magic(void **state)
 {
         (void) state;
@@ -1166,6 +1180,7 @@ int main(void)
                 cmocka_unit_test(test_extensions_hostile),
                 cmocka_unit_test(test_raw),
                 cmocka_unit_test(test_declared_qcow2_without_magic),
+                cmocka_unit_test(test_label_escaped),
                 cmocka_unit_test(test_not_regular_file),
                 cmocka_unit_test(test_mutations),
                 cmocka_unit_test_setup_teardown(test_qemu_img_images, tmp_setup, tmp_teardown),

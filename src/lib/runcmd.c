@@ -1,15 +1,8 @@
-#include "spawn.h"
+#include "runcmd.h"
 
 #include <fcntl.h>
 #include <signal.h>
-/* Our "spawn.h" shadows the system <spawn.h> whenever src/lib is on the
- * include path (Meson adds it implicitly), so reach the system header
- * through its own directory when we can. */
-#if defined(__has_include) && __has_include(<../include/spawn.h>)
-#include <../include/spawn.h>
-#else
 #include <spawn.h>
-#endif
 #include <string.h>
 #include <sys/wait.h>
 
@@ -149,13 +142,15 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
                 return vp_err(err, -r, "cannot run '%s': %s", prog, strerror(r));
         attr = &attr_storage;
 
-        /* The read end is O_CLOEXEC, and dup2 onto fd 2 clears the flag on
-         * the copy, so the child ends up with exactly stdin, stdout, stderr. */
-        r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        /* The pipe is O_CLOEXEC, and dup2 onto fd 2 clears the flag on the
+         * copy, so the child ends up with exactly stdin, stdout, stderr. The
+         * dup2 goes first in case a caller with closed stdio got the pipe as
+         * fd 0 or 1. */
+        r = posix_spawn_file_actions_adddup2(fa, wfd, STDERR_FILENO);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
         if (r == 0)
                 r = posix_spawn_file_actions_addopen(fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(fa, wfd, STDERR_FILENO);
 #if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
 #if __GLIBC_PREREQ(2, 34)
         /* Belt and braces against descriptors some library opened without
@@ -180,6 +175,12 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
         if (r != 0)
                 return vp_err(err, -r, "cannot run '%s': %s", prog, strerror(r));
 
+        /* Allocated up front: once the child runs, its stderr must be
+         * drained or it may block on a full pipe. */
+        tail = malloc(STDERR_KEEP + 1);
+        if (!tail)
+                return vp_err(err, -ENOMEM, "cannot run '%s': out of memory", prog);
+
         r = posix_spawnp(&pid, argv[0], fa, attr, (char *const *) argv, environ);
         if (r == ENOENT)
                 return vp_err(err, -ENOENT, "%s: not found", prog);
@@ -190,8 +191,7 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
         close(wfd);
         wfd = -1;
 
-        tail = malloc(STDERR_KEEP + 1);
-        len = tail ? drain_tail(rfd, tail) : 0;
+        len = drain_tail(rfd, tail);
 
         for (;;) {
                 if (waitpid(pid, &status, 0) >= 0)
@@ -209,7 +209,7 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
                 return vp_err(err, -EIO, "%s failed: killed by signal %d (%s)", prog,
                               WTERMSIG(status), strsignal(WTERMSIG(status)));
 
-        line = tail ? last_line(tail, len) : NULL;
+        line = last_line(tail, len);
         if (line) {
                 /* qemu-img prefixes its messages with its own name. */
                 size_t pl = strlen(prog);

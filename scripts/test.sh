@@ -1,0 +1,57 @@
+#!/bin/bash
+# The whole test suite, from a fresh Debian 12 machine: installs what it
+# needs, builds with warnings as errors, runs the unit tests plain and under
+# ASan + UBSan, builds the test guest, starts two simulated hosts, runs the
+# integration tests against them and stops every daemon it started.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+hosts=(hosta hostb)
+step() { printf '\n=== %s\n' "$*"; }
+
+step "installing dependencies"
+scripts/deps.sh
+
+step "building (werror, and ASan+UBSan)"
+scripts/build.sh --asan
+
+passed=0
+failed=0
+# Count the test programs meson ran, from its machine-readable log.
+tally() {
+    local log=$1/meson-logs/testlog.json p f
+    p=$(jq -s '[.[] | select(.result == "OK")] | length' "$log")
+    f=$(jq -s '[.[] | select(.result != "OK" and .result != "SKIP")] | length' "$log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+rc=0
+step "unit tests"
+meson test -C build --suite unit --print-errorlogs || rc=1
+tally build
+step "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --suite unit --print-errorlogs || rc=1
+tally build-asan
+
+step "building the test guest"
+scripts/build-guest.sh build/guest
+
+step "starting hosts ${hosts[*]}"
+stop_hosts() { scripts/hosts.sh down "${hosts[@]}" hostc >/dev/null 2>&1 || true; }
+trap stop_hosts EXIT
+scripts/hosts.sh up "${hosts[@]}"
+
+step "integration tests"
+meson test -C build --suite integration --print-errorlogs --num-processes 1 || rc=1
+tally build
+
+step "stopping hosts"
+stop_hosts
+trap - EXIT
+
+echo
+echo "$passed passed, $failed failed"
+exit $rc

@@ -1,0 +1,163 @@
+# Shared helpers for the integration tests: TAP output, running vpool,
+# snapshots of everything vpool may change, guests' console lines.
+# Sourced by each test-*.sh; they run against real hosts brought up by
+# scripts/hosts.sh and the test guest built by scripts/build-guest.sh.
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VPOOL_BIN=${VPOOL_BIN:-$top/build/src/cli/vpool}
+GUEST_DIR=${VPOOL_GUEST_DIR:-$top/build/guest}
+HOSTS_SH=$top/scripts/hosts.sh
+HOSTA=${VPOOL_TEST_HOSTA:-hosta}
+HOSTB=${VPOOL_TEST_HOSTB:-hostb}
+
+tap_n=0
+tap_failed=0
+
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+not_ok() {
+    tap_n=$((tap_n + 1))
+    tap_failed=$((tap_failed + 1))
+    echo "not ok $tap_n - $1"
+    shift
+    local line
+    for line in "$@"; do echo "#   $line"; done
+}
+diag() { echo "# $*"; }
+bail() { echo "Bail out! $*"; exit 1; }
+
+finish() {
+    echo "1..$tap_n"
+    [ "$tap_failed" -eq 0 ]
+}
+
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
+check() {
+    local desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc" "command failed: $*"; fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2" "actual:   $3"; fi
+}
+
+uri_of() { "$HOSTS_SH" uri "$1"; }
+
+virsh_on() {
+    local host=$1
+    shift
+    virsh -q -c "$(uri_of "$host")" "$@"
+}
+
+# Every test gets a fresh catalog and storage root; libvirt's qemu user must
+# be able to traverse the storage root, so it is not a private mktemp dir.
+setup_workdir() {
+    WORK=$(mktemp -d /var/tmp/vpool-it.XXXXXX)
+    chmod 755 "$WORK"
+    export VPOOL_CATALOG=$WORK/catalog.db
+    STORAGE=$WORK/storage
+    trap cleanup_workdir EXIT
+}
+
+# Domains a test defined on the hosts are removed even when it fails.
+cleanup_workdir() {
+    local h d
+    for h in "$HOSTA" "$HOSTB"; do
+        for d in $(virsh_on "$h" list --all --name 2>/dev/null); do
+            case $d in
+                "$TEST_PREFIX"*)
+                    virsh_on "$h" destroy "$d" >/dev/null 2>&1
+                    virsh_on "$h" undefine --nvram "$d" >/dev/null 2>&1 ;;
+            esac
+        done
+    done
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+
+vpool() { "$VPOOL_BIN" "$@"; }
+
+require_hosts() {
+    local h
+    for h in "$@"; do
+        virsh -q -c "$(uri_of "$h")" version >/dev/null 2>&1 ||
+            bail "host $h is not up (scripts/hosts.sh up $h)"
+    done
+    [ -r "$GUEST_DIR/master.qcow2" ] || bail "test guest missing in $GUEST_DIR (scripts/build-guest.sh)"
+}
+
+# The standard set-up: catalog, both envs, the guest image, profiles.
+standard_setup() {
+    vpool init --storage "$STORAGE" >/dev/null || bail "init failed"
+    vpool env add "$HOSTA" --uri "$(uri_of "$HOSTA")" >/dev/null || bail "env add $HOSTA failed"
+    vpool env add "$HOSTB" --uri "$(uri_of "$HOSTB")" >/dev/null || bail "env add $HOSTB failed"
+    vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
+        --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline")" >/dev/null ||
+        bail "image add failed"
+    vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256M >/dev/null ||
+        bail "profile add failed"
+}
+
+# Everything a failed command must leave as it was: catalog rows, files on
+# storage (name, size, mode), and the domains of both hosts.
+snapshot() {
+    {
+        echo "== catalog"
+        [ -e "$VPOOL_CATALOG" ] && sqlite3 "$VPOOL_CATALOG" .dump
+        echo "== storage"
+        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . -printf '%p %y %s %m\n' | sort)
+        echo "== domains"
+        virsh_on "$HOSTA" list --all --name | sort
+        echo "--"
+        virsh_on "$HOSTB" list --all --name | sort
+    } 2>&1
+}
+
+# expect_fail DESC CODE REGEX COMMAND...: COMMAND exits CODE, prints exactly
+# one line on stderr matching REGEX, nothing on stdout, and changes nothing.
+expect_fail() {
+    local desc=$1 code=$2 regex=$3
+    shift 3
+    local before after out err rc
+    before=$(snapshot)
+    out=$("$@" 2>"$WORK/stderr")
+    rc=$?
+    err=$(cat "$WORK/stderr")
+    after=$(snapshot)
+    local problems=()
+    [ "$rc" = "$code" ] || problems+=("exit code $rc, expected $code")
+    [ "$(printf '%s' "$err" | grep -c '')" = 1 ] || problems+=("stderr is not one line: $err")
+    [[ $err =~ $regex ]] || problems+=("stderr '$err' does not match /$regex/")
+    [ -z "$out" ] || problems+=("stdout not empty: $out")
+    [ "$before" = "$after" ] || problems+=("state changed:" "$(diff <(echo "$before") <(echo "$after") | head -20)")
+    if [ ${#problems[@]} -eq 0 ]; then
+        ok "$desc"
+    else
+        not_ok "$desc" "command: $*" "${problems[@]}"
+    fi
+}
+
+# The last console line of VM: "VPOOL-GUEST uuid=... boot=N disk=..."
+console_line() {
+    grep -a 'VPOOL-GUEST' "$STORAGE/logs/$1.log" 2>/dev/null | tail -1 | tr -d '\r'
+}
+
+console_field() {
+    console_line "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+vm_state() { vpool vm show "$1" --json | jq -r .state; }
+
+# wait_shutoff TIMEOUT VM...: every VM reaches "shut off".
+wait_shutoff() {
+    local timeout=$1 deadline vm
+    shift
+    deadline=$((SECONDS + timeout))
+    for vm in "$@"; do
+        while [ "$(virsh_on "$(vpool vm show "$vm" --json | jq -r .env)" domstate "$vm" 2>/dev/null)" != "shut off" ]; do
+            [ $SECONDS -lt $deadline ] || return 1
+            sleep 0.5
+        done
+    done
+}
