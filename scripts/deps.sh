@@ -1,0 +1,64 @@
+#!/bin/bash
+# Installs every Debian package vpool needs to build, run and test.
+# Safe to re-run: packages already present are not touched, so a second run
+# needs neither the network nor an apt-get update.
+set -euo pipefail
+
+build_pkgs=(gcc meson ninja-build pkg-config libvirt-dev libxml2-dev libsqlite3-dev
+            libjson-c-dev libcmocka-dev clang libclang-rt-14-dev)
+runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+              ovmf sqlite3)
+# kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
+guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
+test_pkgs=(tmux jq)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs[@]}"; do
+    # "ii" alone means fully installed; half-configured or removed-with-config
+    # states need apt-get to finish the job.
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    if [ "${status%% *}" != "ii" ]; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    # Without systemd, postinst scripts that try to start services fail the
+    # whole install; policy-rc.d tells invoke-rc.d not to start anything.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        created_policy=1
+    fi
+    rc=0
+    apt-get install -y "${missing[@]}" || rc=$?
+    if [ "$created_policy" -eq 1 ]; then
+        rm -f "$policy"
+    fi
+    if [ "$rc" -ne 0 ]; then
+        echo "deps.sh: apt-get install failed (exit $rc)" >&2
+        exit "$rc"
+    fi
+else
+    echo "deps.sh: all packages present"
+fi
+
+# libvirt's qemu driver runs guests as libvirt-qemu:kvm; a minimal image where
+# libvirt-daemon-system's postinst did not run leaves them missing.
+if ! getent group kvm >/dev/null; then
+    groupadd --system kvm
+fi
+if ! getent passwd libvirt-qemu >/dev/null; then
+    useradd --system --gid kvm --home-dir /var/lib/libvirt --no-create-home \
+        --shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
+fi
