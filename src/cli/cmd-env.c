@@ -8,7 +8,9 @@ static int env_show(struct vp_cli *cli, int argc, char **argv);
 static int env_rm(struct vp_cli *cli, int argc, char **argv);
 
 static const struct cli_verb verbs[] = {
-        { "add", env_add, "NAME --uri URI", "Register a hypervisor: connect and record its capabilities." },
+        { "add", env_add, "NAME --uri URI [--domain-type auto|kvm|qemu]",
+          "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
+          "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG)." },
         { "list", env_list, "", "List environments." },
         { "show", env_show, "NAME", "Show one environment." },
         { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there)." },
@@ -22,8 +24,8 @@ int cmd_env(struct vp_cli *cli, int argc, char **argv)
 
 static int env_add(struct vp_cli *cli, int argc, char **argv)
 {
-        const char *uri = NULL;
-        const struct cli_opt opts[] = { { "uri", &uri, NULL }, { 0 } };
+        const char *uri = NULL, *dtype = "auto";
+        const struct cli_opt opts[] = { { "uri", &uri, NULL }, { "domain-type", &dtype, NULL }, { 0 } };
         char **pos;
         int npos;
         CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
@@ -34,15 +36,18 @@ static int env_add(struct vp_cli *cli, int argc, char **argv)
                 return 1;
         struct vp_error err = { 0 };
         struct vp_env e = { 0 };
-        int r = vp_env_add(&ctx, pos[0], uri, &e, &err);
+        const char *note = NULL;
+        int r = vp_env_add(&ctx, pos[0], uri, dtype, &e, &note, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
         if (cli->json)
                 cli_print_json(vp_row_to_json(&vp_table_env, &e));
         else if (!cli->quiet)
-                printf("env %s added: %s, %lld CPUs, %lld MiB, domain types %s\n", e.name, e.arch,
-                       (long long)e.cpus, (long long)(e.memory_kib / 1024), e.domain_types);
+                printf("env %s added: %s, %lld CPUs, %lld MiB, domain type %s%s%s%s\n", e.name, e.arch,
+                       (long long)e.cpus, (long long)(e.memory_kib / 1024),
+                       vp_hv_pick_domain_type(e.domain_types), note ? " (" : "", note ? note : "",
+                       note ? ")" : "");
         vp_row_clear(&vp_table_env, &e);
         return 0;
 }

@@ -1,6 +1,7 @@
 #include "core.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <string.h>
@@ -101,6 +102,8 @@ static const char *bus_word(const char *machine)
 {
         return strstr(machine, "q35") ? "q35" : "pc";
 }
+
+static void closedirp(DIR **d) { if (*d) closedir(*d); }
 
 /* ---- context ---------------------------------------------------------- */
 
@@ -251,12 +254,42 @@ static int check_uri(const char *uri, struct vp_error *err)
         return 0;
 }
 
-int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, struct vp_env *ret,
-               struct vp_error *err)
+/* A Linux kernel for the KVM probe, placed on shared storage so that every
+ * env reads it at the same path: the newest one this controller has. */
+static int probe_kernel(struct vp_ctx *ctx, char **ret)
+{
+        const char *name = ".kvm-probe.kernel";
+        if (faccessat(ctx->st.images_fd, name, R_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+                *ret = vp_strdupf("%s/images/%s", ctx->st.root, name);
+                return 0;
+        }
+        _cleanup_(closedirp) DIR *d = opendir("/boot");
+        if (!d)
+                return -ENOENT;
+        char best[256] = "";
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, "vmlinuz-", 8) == 0 && strlen(de->d_name) < sizeof(best) &&
+                    strverscmp(de->d_name, best) > 0)
+                        snprintf(best, sizeof(best), "%s", de->d_name);
+        if (!best[0])
+                return -ENOENT;
+        _cleanup_free_ char *src = vp_strdupf("/boot/%s", best);
+        return vp_storage_import(&ctx->st, name, src, VP_FORMAT_UNKNOWN, NULL, NULL, ret, NULL);
+}
+
+int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
+               struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err)
 {
         int r;
+        char pb[64];
         if ((r = vp_name_check("env", name, err)) < 0 || (r = check_uri(uri, err)) < 0)
                 return r;
+        if (!domain_type)
+                domain_type = "auto";
+        if (!streq(domain_type, "auto") && !streq(domain_type, "kvm") && !streq(domain_type, "qemu"))
+                return vp_err(err, -EINVAL, "unknown domain type '%s' (auto, kvm, qemu)",
+                              vp_printable(domain_type, pb, sizeof(pb)));
         struct vp_env existing = { 0 };
         if (vp_row_get(ctx->cat, &vp_table_env, "name", name, &existing, NULL) >= 0) {
                 vp_row_clear(&vp_table_env, &existing);
@@ -268,11 +301,37 @@ int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, struct vp_
                 return r;
         struct vp_hv_info info;
         r = vp_hv_probe(conn, &info, err);
-        virConnectClose(conn);
         if (r < 0) {
+                virConnectClose(conn);
                 vp_err_prefix(err, "env '%s'", name);
                 return r;
         }
+        const char *note = NULL;
+        bool kvm_offered = vp_list_has(info.domain_types, "kvm");
+        bool use_kvm = false;
+        if (streq(domain_type, "kvm")) {
+                if (!kvm_offered) {
+                        virConnectClose(conn);
+                        return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type 'kvm'", name);
+                }
+                use_kvm = true;
+        } else if (streq(domain_type, "auto")) {
+                _cleanup_free_ char *kernel = NULL;
+                if (!kvm_offered)
+                        note = "kvm not offered";
+                else if (probe_kernel(ctx, &kernel) < 0)
+                        note = "kvm offered, but no kernel to probe it with";
+                else {
+                        _cleanup_free_ char *log = vp_strdupf("%s/logs/.kvm-probe-%s.log", ctx->st.root, name);
+                        use_kvm = vp_hv_kvm_works(conn, info.arch, kernel, log, 10000);
+                        if (!use_kvm)
+                                note = "kvm offered, but a probe guest did not boot under it";
+                }
+        }
+        virConnectClose(conn);
+        snprintf(info.domain_types, sizeof(info.domain_types), "%s", use_kvm ? "kvm,qemu" : "qemu");
+        if (ret_kvm_note)
+                *ret_kvm_note = note;
         struct vp_env e = {
                 .name = vp_strdup(name), .uri = vp_strdup(uri), .hostname = vp_strdup(info.hostname),
                 .arch = vp_strdup(info.arch), .domain_types = vp_strdup(info.domain_types),

@@ -36,8 +36,12 @@ int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret
  * Refuses to move an initialized catalog to another root. */
 int vp_init(const char *catalog_path, const char *storage_root, struct vp_error *err);
 
-int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, struct vp_env *ret,
-               struct vp_error *err);
+/* DOMAIN_TYPE: "qemu" (emulation), "kvm" (the operator vouches for it; libvirt
+ * must offer it) or "auto" (kvm when libvirt offers it and a probe boot of a
+ * Linux kernel under kvm works, else qemu). *ret_kvm_note says why kvm was
+ * not chosen in auto mode (static string, may be NULL). */
+int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
+               struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err);
 int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 
 struct vp_image_args {

@@ -124,6 +124,45 @@ const char *vp_hv_pick_domain_type(const char *domain_types)
         return list_has(domain_types, "kvm") ? "kvm" : "qemu";
 }
 
+static void sleep_ms(long ms);
+static int64_t now_ms(void);
+
+bool vp_hv_kvm_works(virConnectPtr conn, const char *arch, const char *kernel, const char *log_path,
+                     int timeout_ms)
+{
+        char name[64], xml[4096];
+        snprintf(name, sizeof(name), "vpool-kvm-probe-%ld", (long)getpid());
+        unlink(log_path);
+        snprintf(xml, sizeof(xml),
+                 "<domain type='kvm'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+                 "<os><type arch='%s' machine='pc'>hvm</type><kernel>%s</kernel>"
+                 "<cmdline>console=ttyS0 panic=-1</cmdline></os><features><acpi/></features>"
+                 "<on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>"
+                 "<devices><serial type='pty'><log file='%s' append='off'/><target port='0'/></serial>"
+                 "<memballoon model='none'/></devices></domain>",
+                 name, arch, kernel, log_path);
+        virDomainPtr d = virDomainCreateXML(conn, xml, VIR_DOMAIN_START_AUTODESTROY);
+        if (!d) {
+                virResetLastError();
+                return false;
+        }
+        bool works = false;
+        for (int64_t deadline = now_ms() + timeout_ms; !works && now_ms() < deadline; sleep_ms(200)) {
+                FILE *f = fopen(log_path, "re");
+                if (!f)
+                        continue;
+                char buf[16384];
+                size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                works = memmem(buf, n, "Linux version", 13) != NULL;
+        }
+        virDomainDestroy(d);
+        virDomainFree(d);
+        virResetLastError();
+        unlink(log_path);
+        return works;
+}
+
 int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err)
 {
         struct vp_hv_info info = { 0 };

@@ -28,7 +28,8 @@ void vp_hv_init(void);
  * "cannot connect to 'URI': <libvirt message>". */
 int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err);
 
-/* Read the hypervisor's capabilities. */
+/* Read the hypervisor's capabilities. domain_types lists what libvirt
+ * offers; whether kvm works is vp_hv_kvm_works's question. */
 int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err);
 
 /* Check the hypervisor offers MACHINE for ARCH with DOMAIN_TYPE, and that
@@ -37,6 +38,15 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
 int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
                          const char *domain_type, const char *machine, const char *disk_bus,
                          const char *nic, const char *firmware, struct vp_error *err);
+
+/* Whether KVM really runs a Linux kernel on CONN: a transient domain of
+ * type kvm boots KERNEL (a path every env sees, on shared storage) with no
+ * root file system; its console, logged to LOG_PATH on shared storage, must
+ * reach the kernel proper ("Linux version") within TIMEOUT_MS. On nested
+ * hosts /dev/kvm can be present, accepted by libvirt and even run firmware,
+ * yet fail in the kernel's early boot, so capabilities alone do not tell. */
+bool vp_hv_kvm_works(virConnectPtr conn, const char *arch, const char *kernel, const char *log_path,
+                     int timeout_ms);
 
 /* The domain type to use: kvm where offered and usable, else qemu. */
 const char *vp_hv_pick_domain_type(const char *domain_types);

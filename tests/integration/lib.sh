@@ -33,9 +33,13 @@ finish() {
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
 check() {
-    local desc=$1
+    local desc=$1 out
     shift
-    if "$@"; then ok "$desc"; else not_ok "$desc" "command failed: $*"; fi
+    if out=$("$@" 2>&1); then
+        ok "$desc"
+    else
+        not_ok "$desc" "command failed: $*" "$out"
+    fi
 }
 
 # check_eq DESCRIPTION EXPECTED ACTUAL
@@ -90,8 +94,9 @@ require_hosts() {
 # The standard set-up: catalog, both envs, the guest image, profiles.
 standard_setup() {
     vpool init --storage "$STORAGE" >/dev/null || bail "init failed"
+    # Host A is probed for a working KVM (auto); host B is told to emulate.
     vpool env add "$HOSTA" --uri "$(uri_of "$HOSTA")" >/dev/null || bail "env add $HOSTA failed"
-    vpool env add "$HOSTB" --uri "$(uri_of "$HOSTB")" >/dev/null || bail "env add $HOSTB failed"
+    vpool env add "$HOSTB" --uri "$(uri_of "$HOSTB")" --domain-type qemu >/dev/null || bail "env add $HOSTB failed"
     vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
         --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline")" >/dev/null ||
         bail "image add failed"
