@@ -188,7 +188,7 @@ void table_print(struct cli_table *t)
 void print_field(const char *key, const char *fmt, ...)
 {
         va_list ap;
-        printf("%-14s ", key);
+        printf("%-20s ", key);
         va_start(ap, fmt);
         vprintf(fmt, ap);
         va_end(ap);

@@ -150,7 +150,7 @@ static int vm_show(struct vp_cli *cli, int argc, char **argv)
                         char k[32];
                         snprintf(k, sizeof(k), "%s:", key);
                         if (json_object_is_type(val, json_type_array)) {
-                                printf("%-14s ", k);
+                                printf("%-20s ", k);
                                 for (size_t i = 0; i < json_object_array_length(val); i++)
                                         printf("%s%s", i ? "," : "",
                                                json_object_get_string(json_object_array_get_idx(val, i)));
