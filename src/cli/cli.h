@@ -69,6 +69,15 @@ int cmd_image(struct vp_cli *cli, int argc, char **argv);
 int cmd_profile(struct vp_cli *cli, int argc, char **argv);
 int cmd_pool(struct vp_cli *cli, int argc, char **argv);
 int cmd_vm(struct vp_cli *cli, int argc, char **argv);
+int cmd_migrate(struct vp_cli *cli, int argc, char **argv);
+int cmd_fsck(struct vp_cli *cli, int argc, char **argv);
+
+struct vp_migrate_args;
+/* Run one migration with progress and print its outcome; the exit code. */
+int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a);
+/* --parallel and --shutdown-timeout into A. */
+int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char *timeout,
+                           struct vp_migrate_args *a, struct vp_error *err);
 
 /* Parse a verb's arguments; return from the verb on --help (0) or a usage
  * error (2). */

@@ -1,11 +1,15 @@
 #include "cli.h"
 
+#include <string.h>
+
+#include "migrate.h"
 #include "name.h"
 
 static int env_add(struct vp_cli *cli, int argc, char **argv);
 static int env_list(struct vp_cli *cli, int argc, char **argv);
 static int env_show(struct vp_cli *cli, int argc, char **argv);
 static int env_rm(struct vp_cli *cli, int argc, char **argv);
+static int env_drain(struct vp_cli *cli, int argc, char **argv);
 
 static const struct cli_verb verbs[] = {
         { "add", env_add, "NAME --uri URI [--domain-type auto|kvm|qemu]",
@@ -14,6 +18,8 @@ static const struct cli_verb verbs[] = {
         { "list", env_list, "", "List environments." },
         { "show", env_show, "NAME", "Show one environment." },
         { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there)." },
+        { "drain", env_drain, "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
+          "Maintenance: migrate every pool on NAME to ENV, one migration each." },
         { 0 },
 };
 
@@ -149,4 +155,63 @@ static int env_rm(struct vp_cli *cli, int argc, char **argv)
         if (!cli->quiet && !cli->json)
                 printf("env %s removed\n", pos[0]);
         return 0;
+}
+
+static int env_drain(struct vp_cli *cli, int argc, char **argv)
+{
+        const char *to = NULL, *profile = NULL, *parallel = NULL, *timeout = NULL;
+        const struct cli_opt opts[] = {
+                { "to", &to, NULL }, { "profile", &profile, NULL }, { "parallel", &parallel, NULL },
+                { "shutdown-timeout", &timeout, NULL }, { 0 },
+        };
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[4], argc, argv, opts, &pos, &npos, 1, 1);
+        if (!to)
+                return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
+        struct vp_error err = { 0 };
+        struct vp_migrate_args a = { .to_env = to, .profile = profile };
+        if (vp_name_check("env", pos[0], &err) < 0 || vp_name_check("env", to, &err) < 0 ||
+            (profile && vp_name_check("profile", profile, &err) < 0) ||
+            cli_parse_migrate_opts(cli, parallel, timeout, &a, &err) < 0)
+                return cli_fail(&err);
+        if (streq(pos[0], to))
+                return vp_err(&err, -EINVAL, "cannot drain env '%s' onto itself", to), cli_fail(&err);
+
+        /* The pools to move, read once: each migration then runs on its own. */
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_env src = { 0 }, dst = { 0 };
+        void *rows = NULL;
+        size_t n = 0;
+        int r = vp_row_get(ctx.cat, &vp_table_env, "name", pos[0], &src, &err);
+        if (r >= 0)
+                r = vp_row_get(ctx.cat, &vp_table_env, "name", to, &dst, &err);
+        if (r >= 0)
+                r = vp_row_query(ctx.cat, &vp_table_pool, "env_id = ?1", src.id, &rows, &n, &err);
+        vp_row_clear(&vp_table_env, &src);
+        vp_row_clear(&vp_table_env, &dst);
+        if (r < 0) {
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        struct vp_pool *pools = rows;
+        char **names = vp_xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+                names[i] = vp_strdup(pools[i].name);
+        vp_rows_free(&vp_table_pool, rows, n);
+        vp_ctx_close(&ctx);
+
+        if (n == 0 && !cli->quiet && !cli->json)
+                printf("env %s hosts no pool; nothing to drain\n", pos[0]);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+                a.pool = names[i];
+                if (cli_run_migrate(cli, &a) != 0)
+                        rc = 1;
+                free(names[i]);
+        }
+        free(names);
+        return rc;
 }

@@ -17,6 +17,8 @@ static const struct {
         { "profile", cmd_profile, "hardware profiles" },
         { "pool", cmd_pool, "pools of VMs from one master image" },
         { "vm", cmd_vm, "the VMs of pools" },
+        { "migrate", cmd_migrate, "move a pool to another env and other hardware" },
+        { "fsck", cmd_fsck, "check the invariants across catalog, storage and every env" },
 };
 
 static void usage(FILE *out)
@@ -83,7 +85,9 @@ int main(int argc, char **argv)
         }
         for (size_t k = 0; k < ELEMENTSOF(nouns); k++)
                 if (streq(argv[i], nouns[k].name)) {
-                        int r = nouns[k].fn(&cli, argc - i - (k == 0 ? 0 : 1), argv + i + (k == 0 ? 0 : 1));
+                        /* init and fsck are verbs of their own: they get their own name as argv[0]. */
+                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck");
+                        int r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
                         fflush(stdout);
                         return r;
                 }

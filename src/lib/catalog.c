@@ -41,8 +41,26 @@ static const struct vp_col pool_cols[] = {
 };
 static const struct vp_col vm_cols[] = {
         I(vp_vm, id), T(vp_vm, name), I(vp_vm, pool_id), I(vp_vm, idx), I(vp_vm, env_id),
+        I(vp_vm, profile_id),
         T(vp_vm, uuid), T(vp_vm, macs), T(vp_vm, hostname), T(vp_vm, delta_path),
         T(vp_vm, owner), I(vp_vm, generation), T(vp_vm, created),
+};
+
+static const struct vp_col migration_cols[] = {
+        I(vp_migration, id), T(vp_migration, pool_name), I(vp_migration, pool_id),
+        I(vp_migration, from_env_id), I(vp_migration, to_env_id), I(vp_migration, from_profile_id),
+        I(vp_migration, to_profile_id), T(vp_migration, state), I(vp_migration, parallel),
+        I(vp_migration, shutdown_timeout), I(vp_migration, total), T(vp_migration, created),
+        T(vp_migration, updated),
+};
+static const struct vp_col migvm_cols[] = {
+        I(vp_migvm, id), T(vp_migvm, vm_name), I(vp_migvm, migration_id), I(vp_migvm, vm_id),
+        T(vp_migvm, step), I(vp_migvm, source_running), I(vp_migvm, src_env_id),
+        I(vp_migvm, src_profile_id), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
+};
+static const struct vp_col journal_cols[] = {
+        I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
+        I(vp_journal, generation), T(vp_journal, detail), T(vp_journal, at),
 };
 
 #define TABLE(var, sqlname, kindname, st, cols) \
@@ -53,6 +71,9 @@ TABLE(vp_table_image, "images", "image", vp_image, image_cols);
 TABLE(vp_table_profile, "profiles", "profile", vp_profile, profile_cols);
 TABLE(vp_table_pool, "pools", "pool", vp_pool, pool_cols);
 TABLE(vp_table_vm, "vms", "vm", vp_vm, vm_cols);
+TABLE(vp_table_migration, "migrations", "migration", vp_migration, migration_cols);
+TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
+TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 
 static const char schema_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -73,10 +94,26 @@ static const char schema_sql[] =
         " size INTEGER NOT NULL, data_disk_bytes INTEGER, state TEXT NOT NULL, created TEXT);"
         "CREATE TABLE vms(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
         " pool_id INTEGER NOT NULL REFERENCES pools(id), idx INTEGER NOT NULL,"
-        " env_id INTEGER NOT NULL REFERENCES envs(id), uuid TEXT NOT NULL UNIQUE,"
+        " env_id INTEGER NOT NULL REFERENCES envs(id),"
+        " profile_id INTEGER NOT NULL REFERENCES profiles(id), uuid TEXT NOT NULL UNIQUE,"
         " macs TEXT NOT NULL, hostname TEXT, delta_path TEXT NOT NULL, owner TEXT NOT NULL,"
         " generation INTEGER NOT NULL, created TEXT);"
         "CREATE INDEX vms_pool ON vms(pool_id);"
+        "CREATE TABLE migrations(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL,"
+        " pool_id INTEGER NOT NULL, from_env_id INTEGER NOT NULL REFERENCES envs(id),"
+        " to_env_id INTEGER NOT NULL REFERENCES envs(id),"
+        " from_profile_id INTEGER NOT NULL REFERENCES profiles(id),"
+        " to_profile_id INTEGER NOT NULL REFERENCES profiles(id), state TEXT NOT NULL,"
+        " parallel INTEGER, shutdown_timeout INTEGER, total INTEGER, created TEXT, updated TEXT);"
+        "CREATE INDEX migrations_pool ON migrations(pool_id);"
+        "CREATE TABLE migration_vms(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL,"
+        " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL,"
+        " step TEXT NOT NULL, source_running INTEGER NOT NULL, src_env_id INTEGER NOT NULL,"
+        " src_profile_id INTEGER NOT NULL, generation INTEGER NOT NULL, error TEXT, updated TEXT,"
+        " UNIQUE(migration_id, vm_id));"
+        "CREATE TABLE journal(id INTEGER PRIMARY KEY, vm_name TEXT, migration_id INTEGER NOT NULL,"
+        " step TEXT NOT NULL, generation INTEGER, detail TEXT, at TEXT NOT NULL);"
+        "CREATE INDEX journal_migration ON journal(migration_id);"
         "CREATE INDEX vms_env ON vms(env_id);"
         "INSERT INTO meta(key, value) VALUES('schema', '" VP_SCHEMA_VERSION "');";
 
@@ -312,6 +349,10 @@ int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, str
         return 0;
 }
 
+static int run_select(struct vp_catalog *c, const struct vp_table *t, const char *sql, bool bind,
+                      const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
+                      struct vp_error *err);
+
 static int select_rows(struct vp_catalog *c, const struct vp_table *t, const char *col,
                        const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
                        struct vp_error *err)
@@ -322,11 +363,26 @@ static int select_rows(struct vp_catalog *c, const struct vp_table *t, const cha
         _cleanup_free_ char *sql = col
                 ? vp_strdupf("SELECT %s FROM %s WHERE %s = ?1 ORDER BY id", cols, t->name, col)
                 : vp_strdupf("SELECT %s FROM %s ORDER BY id", cols, t->name);
+        return run_select(c, t, sql, col != NULL, value, by_int, ival, ret, ret_n, err);
+}
+
+int vp_row_query(struct vp_catalog *c, const struct vp_table *t, const char *where, int64_t param,
+                 void **ret, size_t *ret_n, struct vp_error *err)
+{
+        _cleanup_free_ char *cols = column_list(t, 0);
+        _cleanup_free_ char *sql = vp_strdupf("SELECT %s FROM %s WHERE %s ORDER BY id", cols, t->name, where);
+        return run_select(c, t, sql, strstr(where, "?1") != NULL, NULL, true, param, ret, ret_n, err);
+}
+
+static int run_select(struct vp_catalog *c, const struct vp_table *t, const char *sql, bool bind,
+                      const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
+                      struct vp_error *err)
+{
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
-        if (col) {
+        if (bind) {
                 if (by_int)
                         sqlite3_bind_int64(s, 1, ival);
                 else

@@ -88,7 +88,8 @@ struct vp_vm {
         char *name;
         int64_t pool_id;
         int64_t idx;
-        int64_t env_id;
+        int64_t env_id;        /* where its domain is defined now */
+        int64_t profile_id;    /* the hardware of that domain */
         char *uuid;
         char *macs;            /* comma separated */
         char *hostname;
@@ -98,6 +99,53 @@ struct vp_vm {
         char *created;
 };
 
+/* A migration of a pool: the allocation of the target (env, profile) and
+ * the state of the whole; its VMs' steps are vp_migvm rows. */
+struct vp_migration {
+        int64_t id;
+        int64_t pool_id;
+        char *pool_name;
+        int64_t from_env_id;
+        int64_t to_env_id;
+        int64_t from_profile_id;
+        int64_t to_profile_id;
+        char *state;           /* running | done | partial | aborted */
+        int64_t parallel;
+        int64_t shutdown_timeout;
+        int64_t total;
+        char *created;
+        char *updated;
+};
+
+/* One VM of a migration and the last step it completed. */
+struct vp_migvm {
+        int64_t id;
+        int64_t migration_id;
+        int64_t vm_id;
+        char *vm_name;
+        char *step;            /* pending stopping locked provisioned handed_over done | returned */
+        int64_t source_running;
+        int64_t src_env_id;
+        int64_t src_profile_id;
+        int64_t generation;    /* the manifest generation after the last step */
+        char *error;           /* "" when none */
+        char *updated;
+};
+
+/* The append-only journal: every step of every VM, before the next begins. */
+struct vp_journal {
+        int64_t id;
+        int64_t migration_id;
+        char *vm_name;
+        char *step;
+        int64_t generation;
+        char *detail;
+        char *at;
+};
+
+extern const struct vp_table vp_table_migration;
+extern const struct vp_table vp_table_migvm;
+extern const struct vp_table vp_table_journal;
 extern const struct vp_table vp_table_env;
 extern const struct vp_table vp_table_image;
 extern const struct vp_table vp_table_profile;
@@ -136,6 +184,10 @@ int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col
                  int64_t *ret, struct vp_error *err);
 /* Rewrite every column of the row with ROW's id. */
 int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err);
+/* Rows matching an SQL condition over the table's own columns, with one
+ * optional integer parameter ?1 (WHERE is vpool's own text, never user input). */
+int vp_row_query(struct vp_catalog *c, const struct vp_table *t, const char *where, int64_t param,
+                 void **ret, size_t *ret_n, struct vp_error *err);
 int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, struct vp_error *err);
 void vp_row_clear(const struct vp_table *t, void *row);
 void vp_rows_free(const struct vp_table *t, void *rows, size_t n);

@@ -86,6 +86,15 @@ int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, st
  * "unreachable"). */
 const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 
+/* The domain XML of the VM described by manifest M, in collection DELTA,
+ * with profile P on ENV; DETACHED leaves the user delta out (provisioned,
+ * not yet handed over). NULL with *err on failure. */
+char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool detached,
+                struct vp_error *err);
+/* The image declares drivers for P's disk bus and NIC and boots with its firmware. */
+int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err);
+
 /* Check a hardware word against its known set. */
 bool vp_known_machine(const char *m);
 bool vp_known_bus(const char *b);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "domxml.h"
+
 static void silent(void *ud, virErrorPtr e) { (void)ud; (void)e; }
 
 void vp_hv_init(void)
@@ -417,5 +419,49 @@ int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error 
         if (!xml)
                 return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
         *ret = xml;
+        return 0;
+}
+
+int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n, struct vp_error *err)
+{
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(conn, &doms, 0);
+        if (n < 0)
+                return vp_err(err, -EIO, "cannot list domains: %s", lv_msg());
+        struct vp_dominfo *out = vp_xcalloc((size_t)n, sizeof(*out));
+        size_t k = 0;
+        for (int i = 0; i < n; i++) {
+                char *xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE);
+                struct vp_dominfo *d = &out[k];
+                snprintf(d->name, sizeof(d->name), "%s", virDomainGetName(doms[i]));
+                d->active = virDomainIsActive(doms[i]) == 1;
+                virDomainFree(doms[i]);
+                if (!xml)
+                        continue;   /* undefined meanwhile */
+                struct xdoc x = { 0 };
+                if (xdoc_parse(xml, &x, NULL) >= 0) {
+                        char buf[64] = "";
+                        xpath_list(&x, "/domain/uuid", buf, sizeof(buf));
+                        snprintf(d->uuid, sizeof(d->uuid), "%s", buf);
+                        xmlXPathObjectPtr o = xmlXPathEvalExpression(
+                                (const xmlChar *)"/domain/devices/disk/source/@file", x.ctx);
+                        if (o && o->nodesetval)
+                                for (int j = 0; j < o->nodesetval->nodeNr && d->nfiles < 8; j++) {
+                                        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[j]);
+                                        if (v)
+                                                snprintf(d->files[d->nfiles++], sizeof(d->files[0]), "%s",
+                                                         (const char *)v);
+                                        xmlFree(v);
+                                }
+                        xmlXPathFreeObject(o);
+                        xdoc_free(&x);
+                }
+                d->has_meta = vp_domxml_parse_metadata(xml, d->pool, sizeof(d->pool), &d->generation) == 0;
+                free(xml);
+                k++;
+        }
+        free(doms);
+        *ret = out;
+        *ret_n = k;
         return 0;
 }

@@ -62,5 +62,20 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
 int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err);
 /* Names of every domain defined on CONN (malloc'd array of malloc'd strings). */
 int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err);
+/* What fsck needs from a defined domain. */
+struct vp_dominfo {
+        char name[256];
+        char uuid[40];
+        bool has_meta;             /* carries vpool's <metadata> */
+        char pool[64];
+        int64_t generation;
+        char files[8][4096];       /* disk sources (file disks) */
+        int nfiles;
+        bool active;
+};
+
+/* Read every defined domain of CONN (persistent XML). *ret malloc'd. */
+int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n, struct vp_error *err);
+
 /* The persistent XML of NAME (malloc'd). */
 int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error *err);

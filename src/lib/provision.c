@@ -85,7 +85,7 @@ static void random_mac(char out[18])
         snprintf(out, 18, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]);
 }
 
-static int check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err)
+int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err)
 {
         if (!vp_list_has(im->disk_buses, p->disk_bus))
                 return vp_err(err, -EOPNOTSUPP, "image '%s' declares no driver for disk bus '%s' (declares %s)",
@@ -99,10 +99,9 @@ static int check_image_supports(const struct vp_image *im, const struct vp_profi
         return 0;
 }
 
-/* Build the domain XML of VM from its manifest and the pool's hardware. */
-static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta,
-                    struct vp_error *err)
+char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool detached,
+                struct vp_error *err)
 {
         _cleanup_free_ char *overlay = vp_strdupf("%s/%s", delta, m->overlay);
         _cleanup_free_ char *data = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
@@ -115,7 +114,7 @@ static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct v
                 .cmdline = im->cmdline, .disk_bus = p->disk_bus, .overlay = overlay, .master = m->master,
                 .master_format = m->master_format, .data_disk = data, .nvram = nvram, .nic = p->nic,
                 .mac = m->nmacs > 0 ? m->macs[0] : NULL, .log_path = log, .pool = m->pool,
-                .hostname = m->hostname, .generation = m->generation,
+                .hostname = m->hostname, .generation = m->generation, .detached = detached,
         };
         return vp_domxml_build(&d, err);
 }
@@ -149,7 +148,7 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
         if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs.im, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs.env, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs.prof, err)) < 0 ||
-            (r = check_image_supports(&refs.im, &refs.prof, err)) < 0)
+            (r = vp_check_image_supports(&refs.im, &refs.prof, err)) < 0)
                 goto out_refs;
 
         /* The master on storage must still be the image it was: header and size. */
@@ -244,13 +243,14 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                         goto out_rollback;
                 made[i].delta = true;
 
-                _cleanup_free_ char *xml = vm_xml(ctx, &refs.env, &refs.im, &refs.prof, &m, delta, err);
+                _cleanup_free_ char *xml = vp_vm_xml(ctx, &refs.env, &refs.im, &refs.prof, &m, delta, false, err);
                 if (!xml) {
                         r = err ? err->code : -EINVAL;
                         goto out_rollback;
                 }
                 struct vp_vm v = {
                         .name = m.vm, .pool_id = pool.id, .idx = i + 1, .env_id = refs.env.id,
+                        .profile_id = refs.prof.id,
                         .uuid = m.uuid, .macs = m.macs[0], .hostname = m.hostname, .delta_path = delta,
                         .owner = m.owner, .generation = m.generation, .created = vp_now_iso(),
                 };
@@ -314,10 +314,16 @@ static int for_each_vm(struct vp_ctx *ctx, const char *pool_name,
                 return r;
         struct vp_vm *vms = NULL;
         size_t n = 0;
-        virConnectPtr conn;
-        if ((r = load_vms(ctx, refs.pool.id, &vms, &n, err)) >= 0 && (r = vp_ctx_conn(ctx, &refs.env, &conn, err)) >= 0)
-                for (size_t i = 0; i < n && r >= 0; i++)
+        r = load_vms(ctx, refs.pool.id, &vms, &n, err);
+        /* VMs of a pool live on the pool's env, except mid-migration. */
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                struct vp_env env = { 0 };
+                virConnectPtr conn;
+                if ((r = vp_row_get_id(ctx->cat, &vp_table_env, vms[i].env_id, &env, err)) >= 0 &&
+                    (r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
                         r = fn(ctx, conn, &vms[i], ud, err);
+                vp_row_clear(&vp_table_env, &env);
+        }
         vp_rows_free(&vp_table_vm, vms, n);
         refs_clear(&refs);
         return r;

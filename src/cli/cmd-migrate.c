@@ -1,0 +1,485 @@
+#include "cli.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "migrate.h"
+#include "name.h"
+#include "parse.h"
+
+static int mig_start(struct vp_cli *cli, int argc, char **argv);
+static int mig_list(struct vp_cli *cli, int argc, char **argv);
+static int mig_status(struct vp_cli *cli, int argc, char **argv);
+static int mig_resume(struct vp_cli *cli, int argc, char **argv);
+static int mig_abort(struct vp_cli *cli, int argc, char **argv);
+
+static const struct cli_verb verbs[] = {
+        { "start", mig_start,
+          "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]",
+          "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
+          "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
+          "Prints the migration id first. 'vpool migrate POOL ...' means the same." },
+        { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total." },
+        { "status", mig_status, "ID", "Per VM: step reached, source and target, generation, error." },
+        { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal." },
+        { "abort", mig_abort, "ID", "Return every VM not yet handed over to its source, as it was." },
+        { 0 },
+};
+
+int cmd_migrate(struct vp_cli *cli, int argc, char **argv)
+{
+        if (argc >= 1 && argv[0][0] != '-') {
+                for (const struct cli_verb *v = verbs; v->name; v++)
+                        if (streq(argv[0], v->name))
+                                return cli_dispatch(cli, "migrate", "", verbs, argc, argv);
+                /* "vpool migrate POOL --to ENV": the pool name stands where a verb would. */
+                cli->noun = "migrate";
+                cli->verb = "start";
+                return mig_start(cli, argc + 1, argv - 1);
+        }
+        return cli_dispatch(cli, "migrate",
+                            "Move pools between environments and virtual hardware by handing over user deltas.\n"
+                            "Usage also: vpool migrate POOL --to ENV [options] (same as 'migrate start').",
+                            verbs, argc, argv);
+}
+
+/* ---- progress and events -------------------------------------------------- */
+
+struct progress {
+        struct vp_cli *cli;
+        bool tty;
+        bool json;
+        struct timespec start;
+        size_t total;
+        size_t counts[8];          /* VMs per step reached */
+        size_t failures;
+        pthread_mutex_t lock;
+};
+
+static double elapsed(const struct progress *p)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)(now.tv_sec - p->start.tv_sec) + (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
+}
+
+static void on_event(void *ud, int64_t id, const char *vm, const char *step, int64_t gen, const char *error)
+{
+        struct progress *p = ud;
+        pthread_mutex_lock(&p->lock);
+        if (p->json) {
+                struct json_object *o = json_object_new_object();
+                json_object_object_add(o, "migration", json_object_new_int64(id));
+                json_object_object_add(o, "vm", vm ? json_object_new_string(vm) : NULL);
+                json_object_object_add(o, "step", json_object_new_string(step));
+                json_object_object_add(o, "time", json_object_new_double(elapsed(p)));
+                json_object_object_add(o, "generation", json_object_new_int64(gen));
+                json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
+                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                fflush(stdout);
+                json_object_put(o);
+        } else if (!vm && streq(step, "allocated")) {
+                /* The id first, so a script (or a person) can resume it. */
+                printf("migration %lld\n", (long long)id);
+                fflush(stdout);
+        }
+        if (vm) {
+                static const char *const order[] = { "stopping", "locked", "provisioned", "handed_over", "done", "returned" };
+                if (error)
+                        p->failures++;
+                else
+                        for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                                if (streq(step, order[i]))
+                                        p->counts[i]++;
+        }
+        if (p->tty && !p->json) {
+                double el = elapsed(p);
+                size_t done = p->counts[4] + p->counts[5];
+                double eta = done ? el / (double)done * (double)(p->total - done) : 0;
+                fprintf(stderr, "\r\033[Klocked %zu  provisioned %zu  handed over %zu  done %zu/%zu  failed %zu  "
+                        "%.0fs elapsed%s", p->counts[1], p->counts[2], p->counts[3], done, p->total, p->failures, el,
+                        done ? "" : "");
+                if (done && done < p->total)
+                        fprintf(stderr, ", ~%.0fs left", eta);
+                if (error)
+                        fprintf(stderr, "\n%s: %s\n", vm ? vm : "", error);
+        }
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void progress_init(struct progress *p, struct vp_cli *cli, size_t total)
+{
+        memset(p, 0, sizeof(*p));
+        p->cli = cli;
+        p->json = cli->json;
+        p->tty = !cli->quiet && isatty(STDERR_FILENO);
+        p->total = total;
+        pthread_mutex_init(&p->lock, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &p->start);
+}
+
+static void progress_end(struct progress *p)
+{
+        if (p->tty && !p->json)
+                fputc('\n', stderr);
+        pthread_mutex_destroy(&p->lock);
+}
+
+/* ---- verbs ------------------------------------------------------------------ */
+
+static void print_plan(const struct vp_plan *pl)
+{
+        printf("plan: pool %s from env %s (profile %s) to env %s (profile %s)\n", pl->pool, pl->from_env,
+               pl->from_profile, pl->to_env, pl->to_profile);
+        if (pl->ndiffs == 0)
+                printf("hardware: unchanged\n");
+        for (int i = 0; i < pl->ndiffs; i++)
+                printf("hardware: %s\n", pl->diffs[i]);
+        printf("memory: %lld MiB needed on %s for running VMs, %lld MiB free\n", (long long)pl->memory_needed_mib,
+               pl->to_env, (long long)pl->memory_free_mib);
+        struct cli_table t;
+        table_init(&t, 4, "VM", "SOURCE", "TARGET", "STATE");
+        for (size_t i = 0; i < pl->nvms; i++) {
+                _cleanup_free_ char *src = vp_strdupf("%s/%s", pl->vms[i].from_env, pl->vms[i].vm);
+                _cleanup_free_ char *dst = vp_strdupf("%s/%s", pl->vms[i].to_env, pl->vms[i].vm);
+                table_add(&t, pl->vms[i].vm, src, dst, pl->vms[i].running ? "running" : "stopped");
+        }
+        table_print(&t);
+}
+
+static struct json_object *plan_json(const struct vp_plan *pl)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "pool", json_object_new_string(pl->pool));
+        json_object_object_add(o, "from_env", json_object_new_string(pl->from_env));
+        json_object_object_add(o, "to_env", json_object_new_string(pl->to_env));
+        json_object_object_add(o, "from_profile", json_object_new_string(pl->from_profile));
+        json_object_object_add(o, "to_profile", json_object_new_string(pl->to_profile));
+        struct json_object *d = json_object_new_array();
+        for (int i = 0; i < pl->ndiffs; i++)
+                json_object_array_add(d, json_object_new_string(pl->diffs[i]));
+        json_object_object_add(o, "hardware_changes", d);
+        json_object_object_add(o, "memory_needed_mib", json_object_new_int64(pl->memory_needed_mib));
+        json_object_object_add(o, "memory_free_mib", json_object_new_int64(pl->memory_free_mib));
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < pl->nvms; i++) {
+                struct json_object *v = json_object_new_object();
+                json_object_object_add(v, "vm", json_object_new_string(pl->vms[i].vm));
+                json_object_object_add(v, "source_env", json_object_new_string(pl->vms[i].from_env));
+                json_object_object_add(v, "target_env", json_object_new_string(pl->vms[i].to_env));
+                json_object_object_add(v, "running", json_object_new_boolean(pl->vms[i].running));
+                json_object_array_add(a, v);
+        }
+        json_object_object_add(o, "vms", a);
+        return o;
+}
+
+int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a)
+{
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct vp_plan plan;
+        struct progress p;
+        int64_t id = 0;
+        progress_init(&p, cli, 0);
+        struct vp_pool pool = { 0 };
+        if (vp_row_get(ctx.cat, &vp_table_pool, "name", a->pool, &pool, NULL) >= 0) {
+                p.total = (size_t)pool.size;
+                vp_row_clear(&vp_table_pool, &pool);
+        }
+        int r = vp_migrate(&ctx, a, &plan, &id, on_event, &p, &err);
+        progress_end(&p);
+        if (r < 0 && id == 0) {
+                vp_plan_free(&plan);
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        if (a->dry_run) {
+                if (cli->json)
+                        cli_print_json(plan_json(&plan));
+                else
+                        print_plan(&plan);
+        } else if (r < 0) {
+                if (cli->json) {
+                        struct json_object *o = json_object_new_object();
+                        json_object_object_add(o, "migration", json_object_new_int64(id));
+                        json_object_object_add(o, "state", json_object_new_string("partial"));
+                        json_object_object_add(o, "error", json_object_new_string(err.msg));
+                        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                        json_object_put(o);
+                }
+                vp_plan_free(&plan);
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        } else if (cli->json) {
+                struct json_object *o = json_object_new_object();
+                json_object_object_add(o, "migration", json_object_new_int64(id));
+                json_object_object_add(o, "state", json_object_new_string("done"));
+                json_object_object_add(o, "vms", json_object_new_int64((int64_t)plan.nvms));
+                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                json_object_put(o);
+        } else if (!cli->quiet) {
+                printf("migration %lld done: pool %s, %zu VMs now on env %s with profile %s\n", (long long)id,
+                       plan.pool, plan.nvms, plan.to_env, plan.to_profile);
+        }
+        vp_plan_free(&plan);
+        vp_ctx_close(&ctx);
+        return 0;
+}
+
+int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char *timeout,
+                           struct vp_migrate_args *a, struct vp_error *err)
+{
+        uint64_t v;
+        a->parallel = 0;
+        a->shutdown_timeout = 120;
+        if (parallel) {
+                if (vp_parse_uint("parallelism", parallel, 1, 256, &v, err) < 0)
+                        return -EINVAL;
+                a->parallel = (int)v;
+        }
+        if (timeout) {
+                if (vp_parse_uint("shutdown timeout", timeout, 0, 86400, &v, err) < 0)
+                        return -EINVAL;
+                a->shutdown_timeout = (int)v;
+        }
+        return 0;
+}
+
+static int mig_start(struct vp_cli *cli, int argc, char **argv)
+{
+        const char *to = NULL, *profile = NULL, *parallel = NULL, *timeout = NULL;
+        bool dry = false;
+        const struct cli_opt opts[] = {
+                { "to", &to, NULL }, { "profile", &profile, NULL }, { "parallel", &parallel, NULL },
+                { "shutdown-timeout", &timeout, NULL }, { "dry-run", NULL, &dry }, { 0 },
+        };
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
+        if (!to)
+                return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
+        struct vp_error err = { 0 };
+        struct vp_migrate_args a = { .pool = pos[0], .to_env = to, .profile = profile, .dry_run = dry };
+        if (vp_name_check("pool", a.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
+            (profile && vp_name_check("profile", profile, &err) < 0) ||
+            cli_parse_migrate_opts(cli, parallel, timeout, &a, &err) < 0)
+                return cli_fail(&err);
+        return cli_run_migrate(cli, &a);
+}
+
+static int parse_id(const char *s, int64_t *ret, struct vp_error *err)
+{
+        uint64_t v;
+        if (vp_parse_uint("migration id", s, 1, INT64_MAX, &v, err) < 0)
+                return -EINVAL;
+        *ret = (int64_t)v;
+        return 0;
+}
+
+static const char *env_name(struct vp_ctx *ctx, int64_t id, char *buf, size_t n)
+{
+        struct vp_env e = { 0 };
+        if (vp_row_get_id(ctx->cat, &vp_table_env, id, &e, NULL) < 0)
+                snprintf(buf, n, "?");
+        else
+                snprintf(buf, n, "%s", e.name);
+        vp_row_clear(&vp_table_env, &e);
+        return buf;
+}
+
+static const char *profile_name(struct vp_ctx *ctx, int64_t id, char *buf, size_t n)
+{
+        struct vp_profile p = { 0 };
+        if (vp_row_get_id(ctx->cat, &vp_table_profile, id, &p, NULL) < 0)
+                snprintf(buf, n, "?");
+        else
+                snprintf(buf, n, "%s", p.name);
+        vp_row_clear(&vp_table_profile, &p);
+        return buf;
+}
+
+/* A migration still "running" that no process works on was interrupted. */
+static const char *effective_state(struct vp_ctx *ctx, const struct vp_migration *m)
+{
+        if (streq(m->state, "running") && !vp_migration_active(ctx, m->id))
+                return "interrupted";
+        return m->state;
+}
+
+static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_migration *m, bool with_vms)
+{
+        char b1[64], b2[64], b3[64], b4[64];
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_int64(m->id));
+        json_object_object_add(o, "pool", json_object_new_string(m->pool_name));
+        json_object_object_add(o, "from", json_object_new_string(env_name(ctx, m->from_env_id, b1, sizeof(b1))));
+        json_object_object_add(o, "to", json_object_new_string(env_name(ctx, m->to_env_id, b2, sizeof(b2))));
+        json_object_object_add(o, "from_profile",
+                               json_object_new_string(profile_name(ctx, m->from_profile_id, b3, sizeof(b3))));
+        json_object_object_add(o, "to_profile",
+                               json_object_new_string(profile_name(ctx, m->to_profile_id, b4, sizeof(b4))));
+        json_object_object_add(o, "state", json_object_new_string(effective_state(ctx, m)));
+        void *rows = NULL;
+        size_t n = 0, done = 0;
+        vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", m->id, &rows, &n, NULL);
+        struct vp_migvm *mv = rows;
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                if (streq(mv[i].step, "done"))
+                        done++;
+                if (!with_vms)
+                        continue;
+                struct json_object *v = json_object_new_object();
+                json_object_object_add(v, "vm", json_object_new_string(mv[i].vm_name));
+                json_object_object_add(v, "step", json_object_new_string(mv[i].step));
+                json_object_object_add(v, "source", json_object_new_string(env_name(ctx, mv[i].src_env_id, b1, sizeof(b1))));
+                json_object_object_add(v, "target", json_object_new_string(env_name(ctx, m->to_env_id, b2, sizeof(b2))));
+                json_object_object_add(v, "source_running", json_object_new_boolean(mv[i].source_running));
+                json_object_object_add(v, "generation", json_object_new_int64(mv[i].generation));
+                json_object_object_add(v, "error", json_object_new_string(mv[i].error));
+                json_object_object_add(v, "updated", json_object_new_string(mv[i].updated));
+                json_object_array_add(a, v);
+        }
+        vp_rows_free(&vp_table_migvm, rows, n);
+        json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+        json_object_object_add(o, "total", json_object_new_int64((int64_t)n));
+        json_object_object_add(o, "created", json_object_new_string(m->created));
+        json_object_object_add(o, "updated", json_object_new_string(m->updated));
+        if (with_vms)
+                json_object_object_add(o, "vms", a);
+        else
+                json_object_put(a);
+        return o;
+}
+
+static const char *js(struct json_object *o, const char *k)
+{
+        struct json_object *v;
+        return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
+}
+
+static int mig_list(struct vp_cli *cli, int argc, char **argv)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_list(ctx.cat, &vp_table_migration, NULL, NULL, &rows, &n, &err) < 0) {
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        struct vp_migration *m = rows;
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, migration_json(&ctx, &m[i], false));
+        if (cli->json) {
+                cli_print_json(a);
+        } else {
+                struct cli_table t;
+                table_init(&t, 6, "ID", "POOL", "FROM", "TO", "STATE", "DONE");
+                for (size_t i = 0; i < n; i++) {
+                        struct json_object *o = json_object_array_get_idx(a, i);
+                        _cleanup_free_ char *done = vp_strdupf("%s/%s", js(o, "done"), js(o, "total"));
+                        table_add(&t, js(o, "id"), js(o, "pool"), js(o, "from"), js(o, "to"), js(o, "state"), done);
+                }
+                table_print(&t);
+                json_object_put(a);
+        }
+        vp_rows_free(&vp_table_migration, rows, n);
+        vp_ctx_close(&ctx);
+        return 0;
+}
+
+static int mig_status(struct vp_cli *cli, int argc, char **argv)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
+        struct vp_error err = { 0 };
+        int64_t id;
+        if (parse_id(pos[0], &id, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_migration m = { 0 };
+        if (vp_row_get_id(ctx.cat, &vp_table_migration, id, &m, &err) < 0) {
+                vp_ctx_close(&ctx);
+                vp_err(&err, -ENOENT, "unknown migration %lld", (long long)id);
+                return cli_fail(&err);
+        }
+        struct json_object *o = migration_json(&ctx, &m, true);
+        if (cli->json) {
+                cli_print_json(o);
+        } else {
+                printf("migration %s: pool %s from %s (%s) to %s (%s): %s, %s/%s VMs done\n", js(o, "id"), js(o, "pool"),
+                       js(o, "from"), js(o, "from_profile"), js(o, "to"), js(o, "to_profile"), js(o, "state"),
+                       js(o, "done"), js(o, "total"));
+                struct json_object *vms;
+                json_object_object_get_ex(o, "vms", &vms);
+                struct cli_table t;
+                table_init(&t, 6, "VM", "STEP", "SOURCE", "TARGET", "GEN", "ERROR");
+                for (size_t i = 0; i < json_object_array_length(vms); i++) {
+                        struct json_object *v = json_object_array_get_idx(vms, i);
+                        _cleanup_free_ char *src = vp_strdupf("%s/%s", js(v, "source"), js(v, "vm"));
+                        _cleanup_free_ char *dst = vp_strdupf("%s/%s", js(v, "target"), js(v, "vm"));
+                        table_add(&t, js(v, "vm"), js(v, "step"), src, dst, js(v, "generation"),
+                                  *js(v, "error") ? js(v, "error") : "-");
+                }
+                table_print(&t);
+                json_object_put(o);
+        }
+        vp_row_clear(&vp_table_migration, &m);
+        vp_ctx_close(&ctx);
+        return 0;
+}
+
+static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, bool abort_it)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, v, argc, argv, NULL, &pos, &npos, 1, 1);
+        struct vp_error err = { 0 };
+        int64_t id;
+        if (parse_id(pos[0], &id, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct progress p;
+        struct vp_migration m = { 0 };
+        progress_init(&p, cli, 0);
+        if (vp_row_get_id(ctx.cat, &vp_table_migration, id, &m, NULL) >= 0)
+                p.total = (size_t)m.total;
+        vp_row_clear(&vp_table_migration, &m);
+        int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err) : vp_migrate_resume(&ctx, id, on_event, &p, &err);
+        progress_end(&p);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json) {
+                printf("{\"migration\":%lld,\"state\":\"%s\"}\n", (long long)id, abort_it ? "aborted" : "done");
+        } else if (!cli->quiet) {
+                printf("migration %lld %s\n", (long long)id, abort_it ? "aborted: every VM not handed over is back on its source" : "done");
+        }
+        return 0;
+}
+
+static int mig_resume(struct vp_cli *cli, int argc, char **argv)
+{
+        return mig_continue(cli, &verbs[3], argc, argv, false);
+}
+
+static int mig_abort(struct vp_cli *cli, int argc, char **argv)
+{
+        return mig_continue(cli, &verbs[4], argc, argv, true);
+}

@@ -1,0 +1,408 @@
+#include "fsck.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "name.h"
+#include "qcow2.h"
+
+static void problem(struct vp_fsck_report *rep, const char *kind, const char *subject, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void problem(struct vp_fsck_report *rep, const char *kind, const char *subject, const char *fmt, ...)
+{
+        if (rep->n == rep->cap) {
+                rep->cap = rep->cap ? rep->cap * 2 : 16;
+                struct vp_problem *p = realloc(rep->problems, rep->cap * sizeof(*p));
+                if (!p)
+                        abort();
+                rep->problems = p;
+        }
+        struct vp_problem *p = &rep->problems[rep->n++];
+        snprintf(p->kind, sizeof(p->kind), "%s", kind);
+        snprintf(p->subject, sizeof(p->subject), "%s", subject);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
+        va_end(ap);
+}
+
+void vp_fsck_report_free(struct vp_fsck_report *rep)
+{
+        free(rep->problems);
+        memset(rep, 0, sizeof(*rep));
+}
+
+/* A domain definition found on an env. */
+struct seen {
+        const struct vp_env *env;
+        struct vp_dominfo *d;
+};
+
+struct state {
+        struct vp_ctx *ctx;
+        struct vp_fsck_report *rep;
+        struct vp_env *envs;
+        size_t nenvs;
+        struct vp_dominfo **doms;      /* per env */
+        size_t *ndoms;
+        bool *reached;
+        struct vp_vm *vms;
+        size_t nvms;
+        struct vp_pool *pools;
+        size_t npools;
+        struct vp_image *images;
+        size_t nimages;
+        struct vp_migration *migs;
+        size_t nmigs;
+};
+
+static const struct vp_vm *vm_by_name(struct state *s, const char *name)
+{
+        for (size_t i = 0; i < s->nvms; i++)
+                if (streq(s->vms[i].name, name))
+                        return &s->vms[i];
+        return NULL;
+}
+
+static const struct vp_pool *pool_by_id(struct state *s, int64_t id)
+{
+        for (size_t i = 0; i < s->npools; i++)
+                if (s->pools[i].id == id)
+                        return &s->pools[i];
+        return NULL;
+}
+
+static const struct vp_pool *pool_by_name(struct state *s, const char *name)
+{
+        for (size_t i = 0; i < s->npools; i++)
+                if (streq(s->pools[i].name, name))
+                        return &s->pools[i];
+        return NULL;
+}
+
+static const struct vp_image *image_by_id(struct state *s, int64_t id)
+{
+        for (size_t i = 0; i < s->nimages; i++)
+                if (s->images[i].id == id)
+                        return &s->images[i];
+        return NULL;
+}
+
+static const struct vp_env *env_by_id(struct state *s, int64_t id)
+{
+        for (size_t i = 0; i < s->nenvs; i++)
+                if (s->envs[i].id == id)
+                        return &s->envs[i];
+        return NULL;
+}
+
+static bool migration_open(struct state *s, int64_t id)
+{
+        for (size_t i = 0; i < s->nmigs; i++)
+                if (s->migs[i].id == id)
+                        return streq(s->migs[i].state, "running") || streq(s->migs[i].state, "partial");
+        return false;
+}
+
+/* Every domain, on any env, with a disk inside DELTA (a directory path). */
+static size_t attachments(struct state *s, const char *delta, struct seen *out, size_t max)
+{
+        size_t n = 0, dl = strlen(delta);
+        for (size_t e = 0; e < s->nenvs; e++)
+                for (size_t i = 0; i < s->ndoms[e]; i++) {
+                        struct vp_dominfo *d = &s->doms[e][i];
+                        bool hit = false;
+                        for (int f = 0; f < d->nfiles; f++)
+                                hit |= strncmp(d->files[f], delta, dl) == 0 && d->files[f][dl] == '/';
+                        if (hit) {
+                                if (n < max)
+                                        out[n] = (struct seen){ &s->envs[e], d };
+                                n++;
+                        }
+                }
+        return n;
+}
+
+static void check_image_file(struct state *s, int dirfd, const char *name, const char *path, bool overlay,
+                             const struct vp_image *master)
+{
+        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                problem(s->rep, errno == ELOOP ? "symlink" : "file-unreadable", path, "%s",
+                        errno == ELOOP ? "a symbolic link where an image should be" : strerror(errno));
+                return;
+        }
+        struct vp_image_info info;
+        struct vp_error err = { 0 };
+        int r = vp_image_probe(fd, path, VP_FORMAT_QCOW2, &info, &err);
+        close(fd);
+        if (r < 0) {
+                problem(s->rep, "bad-image", path, "%s", err.msg);
+                return;
+        }
+        if (overlay) {
+                if (master && vp_image_check_overlay(&info, path, master->path, master->format, &err) < 0)
+                        problem(s->rep, "foreign-backing", path, "%s (its pool's master is '%s')", err.msg,
+                                master->path);
+        } else if (info.backing_file[0] || info.has_data_file) {
+                problem(s->rep, info.has_data_file ? "external-data-file" : "foreign-backing", path,
+                        "a data disk must stand alone (backing '%s')", info.backing_file);
+        }
+}
+
+static void check_delta(struct state *s, const char *pool, const char *vmname, int vfd)
+{
+        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->ctx->st.root, pool, vmname);
+        struct vp_manifest m;
+        struct vp_error err = { 0 };
+        s->rep->deltas++;
+
+        /* Stray files: anything but what a collection holds. */
+        int dfd = dup(vfd);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.' && (!de->d_name[1] || streq(de->d_name, "..")))
+                        continue;
+                if (strstr(de->d_name, ".tmp."))
+                        problem(s->rep, "stray-temp-file", path, "'%s' left by an interrupted write", de->d_name);
+                struct stat st;
+                if (fstatat(vfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                        problem(s->rep, "symlink", path, "'%s' is a symbolic link", de->d_name);
+        }
+        if (d)
+                closedir(d);
+        else if (dfd >= 0)
+                close(dfd);
+
+        if (vp_manifest_read(vfd, path, &m, &err) < 0) {
+                problem(s->rep, "manifest-damaged", path, "%s", err.msg);
+                return;
+        }
+        if (!streq(m.pool, pool) || !streq(m.vm, vmname))
+                problem(s->rep, "manifest-misplaced", path, "manifest names %s/%s", m.pool, m.vm);
+
+        const struct vp_vm *vm = vm_by_name(s, vmname);
+        const struct vp_pool *p = pool_by_name(s, pool);
+        const struct vp_image *master = p ? image_by_id(s, p->image_id) : NULL;
+        bool owner_is_vm = strncmp(m.owner, "vm:", 3) == 0;
+        if (owner_is_vm) {
+                if (!vm || !streq(m.owner + 3, vmname))
+                        problem(s->rep, "owner-unknown", path, "manifest owner '%s' is not a VM of the catalog for this delta",
+                                m.owner);
+        } else {
+                int64_t id = strtoll(m.owner + 10, NULL, 10);
+                if (!migration_open(s, id))
+                        problem(s->rep, "owner-stale-migration", path, "owned by '%s', which is not an unfinished migration",
+                                m.owner);
+        }
+        if (vm && (!streq(vm->owner, m.owner) || vm->generation != m.generation))
+                problem(s->rep, "owner-mismatch", path,
+                        "manifest says owner '%s' generation %lld, catalog says '%s' generation %lld", m.owner,
+                        (long long)m.generation, vm->owner, (long long)vm->generation);
+        if (vm && !streq(vm->delta_path, path))
+                problem(s->rep, "delta-path-mismatch", path, "catalog places vm '%s' at '%s'", vm->name, vm->delta_path);
+        if (!p)
+                problem(s->rep, "pool-unknown", path, "no pool '%s' in the catalog", pool);
+        if (master && !streq(master->path, m.master))
+                problem(s->rep, "foreign-backing", path, "manifest names master '%s', the pool's is '%s'", m.master,
+                        master->path);
+
+        check_image_file(s, vfd, m.overlay, path, true, master);
+        if (m.data_disk[0])
+                check_image_file(s, vfd, m.data_disk, path, false, NULL);
+
+        /* Invariant 2: at most one defined domain holds the delta, and it is its owner. */
+        struct seen seen[8];
+        size_t n = attachments(s, path, seen, ELEMENTSOF(seen));
+        if (n > 1) {
+                char list[400] = "";
+                for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {
+                        size_t l = strlen(list);
+                        snprintf(list + l, sizeof(list) - l, "%s%s/%s", i ? ", " : "", seen[i].env->name, seen[i].d->name);
+                }
+                problem(s->rep, "delta-shared", path, "attached to %zu domains: %s", n, list);
+        }
+        for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {
+                const struct vp_env *e = seen[i].env;
+                struct vp_dominfo *dom = seen[i].d;
+                if (!owner_is_vm)
+                        problem(s->rep, "domain-holds-locked-delta", path, "domain %s/%s holds a delta owned by '%s'",
+                                e->name, dom->name, m.owner);
+                else if (!streq(dom->name, m.owner + 3) || !vm || vm->env_id != e->id)
+                        problem(s->rep, "domain-not-owner", path, "domain %s/%s holds the delta of '%s'", e->name,
+                                dom->name, m.owner);
+                else if (dom->has_meta && dom->generation != m.generation)
+                        problem(s->rep, "stale-domain", path, "domain %s/%s was defined for generation %lld, the delta is at %lld",
+                                e->name, dom->name, (long long)dom->generation, (long long)m.generation);
+        }
+}
+
+static void walk_deltas(struct state *s)
+{
+        int fd = dup(s->ctx->st.deltas_fd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                problem(s->rep, "storage-unreadable", s->ctx->st.root, "cannot read deltas/");
+                return;
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *pp = vp_strdupf("%s/deltas/%s", s->ctx->st.root, de->d_name);
+                int pfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (pfd < 0 || vp_name_check("pool", de->d_name, NULL) < 0) {
+                        problem(s->rep, "stray-file", pp, "not a pool directory");
+                        if (pfd >= 0)
+                                close(pfd);
+                        continue;
+                }
+                DIR *pd = fdopendir(pfd);
+                struct dirent *ve;
+                while (pd && (ve = readdir(pd))) {
+                        if (streq(ve->d_name, ".") || streq(ve->d_name, ".."))
+                                continue;
+                        int vfd = openat(dirfd(pd), ve->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (vfd < 0 || vp_name_check("vm", ve->d_name, NULL) < 0) {
+                                _cleanup_free_ char *vp = vp_strdupf("%s/%s", pp, ve->d_name);
+                                problem(s->rep, "stray-file", vp, "not a user delta collection");
+                                if (vfd >= 0)
+                                        close(vfd);
+                                continue;
+                        }
+                        check_delta(s, de->d_name, ve->d_name, vfd);
+                        close(vfd);
+                }
+                if (pd)
+                        closedir(pd);
+        }
+        closedir(d);
+}
+
+static void check_vms_and_domains(struct state *s)
+{
+        for (size_t i = 0; i < s->nvms; i++) {
+                const struct vp_vm *vm = &s->vms[i];
+                const struct vp_pool *p = pool_by_id(s, vm->pool_id);
+                struct stat st;
+                s->rep->vms++;
+                if (stat(vm->delta_path, &st) < 0)
+                        problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
+                if (strncmp(vm->owner, "vm:", 3) != 0)
+                        continue;   /* mid-migration: the journal knows where it is */
+                size_t e;
+                for (e = 0; e < s->nenvs; e++)
+                        if (s->envs[e].id == vm->env_id)
+                                break;
+                if (e == s->nenvs || !s->reached[e])
+                        continue;
+                bool found = false;
+                for (size_t k = 0; k < s->ndoms[e]; k++)
+                        found |= streq(s->doms[e][k].name, vm->name);
+                if (!found)
+                        problem(s->rep, "domain-missing", vm->name, "no domain on env '%s' (pool '%s')", s->envs[e].name,
+                                p ? p->name : "?");
+        }
+        /* Domains vpool defined that the catalog does not place there. */
+        for (size_t e = 0; e < s->nenvs; e++)
+                for (size_t k = 0; k < s->ndoms[e]; k++) {
+                        struct vp_dominfo *d = &s->doms[e][k];
+                        s->rep->domains++;
+                        if (!d->has_meta)
+                                continue;
+                        const struct vp_vm *vm = vm_by_name(s, d->name);
+                        _cleanup_free_ char *subj = vp_strdupf("%s/%s", s->envs[e].name, d->name);
+                        if (!vm)
+                                problem(s->rep, "stale-domain", subj, "a vpool domain (pool '%s') of no VM in the catalog",
+                                        d->pool);
+                        else if (vm->env_id != s->envs[e].id)
+                                problem(s->rep, "stale-domain", subj, "vm '%s' lives on env '%s', not here", vm->name,
+                                        env_by_id(s, vm->env_id) ? env_by_id(s, vm->env_id)->name : "?");
+                        else if (!streq(vm->uuid, d->uuid))
+                                problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
+                                        vm->uuid);
+                }
+}
+
+static void check_images(struct state *s)
+{
+        for (size_t i = 0; i < s->nimages; i++) {
+                const struct vp_image *im = &s->images[i];
+                const char *base = strrchr(im->path, '/');
+                base = base ? base + 1 : im->path;
+                int fd = openat(s->ctx->st.images_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        problem(s->rep, "image-missing", im->path, "image '%s': %s", im->name, strerror(errno));
+                        continue;
+                }
+                struct vp_image_info info;
+                struct vp_error err = { 0 };
+                if (vp_image_probe(fd, im->path, vp_format_from_string(im->format), &info, &err) < 0 ||
+                    vp_image_check_master(&info, im->path, &err) < 0)
+                        problem(s->rep, "bad-master", im->path, "%s", err.msg);
+                else if ((int64_t)info.file_size != im->file_size)
+                        problem(s->rep, "master-changed", im->path, "size %llu, recorded %lld",
+                                (unsigned long long)info.file_size, (long long)im->file_size);
+                close(fd);
+        }
+}
+
+int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err)
+{
+        struct state s = { .ctx = ctx, .rep = rep };
+        memset(rep, 0, sizeof(*rep));
+        void *rows;
+        int r;
+        if ((r = vp_row_list(ctx->cat, &vp_table_env, NULL, NULL, &rows, &s.nenvs, err)) < 0)
+                return r;
+        s.envs = rows;
+        if ((r = vp_row_list(ctx->cat, &vp_table_vm, NULL, NULL, &rows, &s.nvms, err)) < 0)
+                goto out;
+        s.vms = rows;
+        if ((r = vp_row_list(ctx->cat, &vp_table_pool, NULL, NULL, &rows, &s.npools, err)) < 0)
+                goto out;
+        s.pools = rows;
+        if ((r = vp_row_list(ctx->cat, &vp_table_image, NULL, NULL, &rows, &s.nimages, err)) < 0)
+                goto out;
+        s.images = rows;
+        if ((r = vp_row_list(ctx->cat, &vp_table_migration, NULL, NULL, &rows, &s.nmigs, err)) < 0)
+                goto out;
+        s.migs = rows;
+
+        s.doms = vp_xcalloc(s.nenvs, sizeof(*s.doms));
+        s.ndoms = vp_xcalloc(s.nenvs, sizeof(*s.ndoms));
+        s.reached = vp_xcalloc(s.nenvs, sizeof(*s.reached));
+        for (size_t e = 0; e < s.nenvs; e++) {
+                virConnectPtr c;
+                struct vp_error cerr = { 0 };
+                rep->envs++;
+                if (vp_ctx_conn(ctx, &s.envs[e], &c, &cerr) < 0 ||
+                    vp_hv_inspect_all(c, &s.doms[e], &s.ndoms[e], &cerr) < 0) {
+                        problem(rep, "env-unreachable", s.envs[e].name, "%s; its domains were not checked", cerr.msg);
+                        continue;
+                }
+                s.reached[e] = true;
+        }
+        walk_deltas(&s);
+        check_vms_and_domains(&s);
+        check_images(&s);
+        r = 0;
+out:
+        for (size_t e = 0; s.doms && e < s.nenvs; e++)
+                free(s.doms[e]);
+        free(s.doms);
+        free(s.ndoms);
+        free(s.reached);
+        vp_rows_free(&vp_table_env, s.envs, s.nenvs);
+        vp_rows_free(&vp_table_vm, s.vms, s.nvms);
+        vp_rows_free(&vp_table_pool, s.pools, s.npools);
+        vp_rows_free(&vp_table_image, s.images, s.nimages);
+        vp_rows_free(&vp_table_migration, s.migs, s.nmigs);
+        return r;
+}

@@ -1,0 +1,22 @@
+/* fsck: check the invariants of the design brief across the catalog, the
+ * manifests on shared storage and the domain lists of every env, and say
+ * exactly where they disagree. Reads only. */
+#pragma once
+#include "core.h"
+
+struct vp_problem {
+        char kind[32];          /* stable word: delta-shared, owner-mismatch, foreign-backing, ... */
+        char subject[300];      /* the delta, VM, domain or file concerned */
+        char detail[600];
+};
+
+struct vp_fsck_report {
+        struct vp_problem *problems;
+        size_t n, cap;
+        size_t deltas, domains, vms, envs;
+};
+
+/* Returns 0 (the report says whether it is clean) or -errno when the check
+ * itself could not run. */
+int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err);
+void vp_fsck_report_free(struct vp_fsck_report *rep);

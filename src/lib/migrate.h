@@ -1,0 +1,61 @@
+/* Moving a pool to another environment and other virtual hardware by
+ * handing over its user deltas: a journaled, resumable state machine per VM
+ * (see the design brief). */
+#pragma once
+#include "core.h"
+
+struct vp_migrate_args {
+        const char *pool;
+        const char *to_env;
+        const char *profile;       /* NULL: the source's */
+        int parallel;              /* 0: default */
+        int shutdown_timeout;      /* seconds, graceful before forced */
+        bool dry_run;
+};
+
+/* One line of the plan: a VM and what changes for it. */
+struct vp_plan_vm {
+        char vm[64];
+        char from_env[64];
+        char to_env[64];
+        bool running;
+};
+
+struct vp_plan {
+        char pool[64];
+        char from_env[64], to_env[64];
+        char from_profile[64], to_profile[64];
+        char diffs[8][128];        /* "machine: pc -> q35" */
+        int ndiffs;
+        struct vp_plan_vm *vms;
+        size_t nvms;
+        int64_t memory_needed_mib;
+        int64_t memory_free_mib;
+};
+
+/* Events a run reports while it works (may be called from worker threads,
+ * one at a time). */
+typedef void (*vp_migrate_event_fn)(void *ud, int64_t migration_id, const char *vm, const char *step,
+                                    int64_t generation, const char *error);
+
+/* Preflight A and fill *plan; with dry_run that is all. Otherwise allocate
+ * the migration (*ret_id) and run it. Returns 0 when every VM landed,
+ * -EAGAIN when the run ended partial (some VMs failed, all recoverable),
+ * other negative errno when preflight refused (nothing changed). */
+int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_plan *plan,
+               int64_t *ret_id, vp_migrate_event_fn ev, void *ud, struct vp_error *err);
+void vp_plan_free(struct vp_plan *plan);
+
+/* Finish an interrupted or partial migration from its journal. */
+int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud,
+                      struct vp_error *err);
+/* Return every VM not yet handed over to its source, as it was. */
+int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud,
+                     struct vp_error *err);
+
+/* Whether a vpool process is working on migration ID right now. */
+bool vp_migration_active(struct vp_ctx *ctx, int64_t id);
+
+/* Take the per-pool operation lock (a flock next to the catalog, released
+ * when the process dies). -EBUSY when another process holds it. */
+int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err);
