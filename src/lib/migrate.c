@@ -189,6 +189,9 @@ static int record_step(struct run *r, struct vp_migvm *mv, const char *step, int
                 free(olderr);
                 free(oldupd);
                 emit(r, mv->vm_name, step, gen, NULL);
+                char point[64];
+                snprintf(point, sizeof(point), "migrate.%s", step);
+                vp_fault_point(point);
         }
         pthread_mutex_unlock(&r->lock);
         return k;
@@ -240,7 +243,10 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
                               label, m->owner, (long long)m->generation, from);
         snprintf(m->owner, sizeof(m->owner), "%s", to);
         m->generation++;
-        return vp_manifest_write(dfd, m, err);
+        k = vp_manifest_write(dfd, m, err);
+        if (k >= 0)
+                vp_fault_point(strncmp(to, "vm:", 3) == 0 ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
+        return k;
 }
 
 static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct vp_error *err)
@@ -289,8 +295,10 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                 k = vp_hv_stop(sc, vm.name, (int)r->mig.shutdown_timeout, true, err);
                 if (k < 0 && k != -ENOENT)
                         goto out;
+                vp_fault_point("migrate.source-stopped");
                 if ((k = vp_hv_undefine(sc, vm.name, true, err)) < 0)
                         goto out;
+                vp_fault_point("migrate.source-undefined");
                 if ((k = hand_over(dfd, vm.delta_path, vm_owner, mig_owner, mv->generation, &m, err)) < 0)
                         goto out;
                 free(vm.owner);
@@ -325,6 +333,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                 }
                 if ((k = vp_hv_define(dc, xml, err)) < 0)
                         goto out;
+                vp_fault_point("migrate.attached");
                 free(vm.owner);
                 vm.owner = vp_strdup(m.owner);
                 vm.generation = m.generation;

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <signal.h>
 #include <string.h>
 
 int vp_err(struct vp_error *err, int code, const char *fmt, ...)
@@ -64,4 +65,19 @@ void *vp_xcalloc(size_t n, size_t sz)
         if (!p)
                 abort();
         return p;
+}
+
+void vp_fault_point(const char *name)
+{
+        static int hits;
+        const char *spec = getenv("VPOOL_FAULT");
+        if (!spec || !*spec)
+                return;
+        const char *colon = strrchr(spec, ':');
+        size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
+        if (strlen(name) != nl || strncmp(spec, name, nl) != 0)
+                return;
+        int want = colon ? atoi(colon + 1) : 1;
+        if (__atomic_add_fetch(&hits, 1, __ATOMIC_SEQ_CST) == (want > 0 ? want : 1))
+                kill(getpid(), SIGKILL);
 }

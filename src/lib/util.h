@@ -47,3 +47,8 @@ static inline void vp_fclosep(FILE **f) { if (*f) fclose(*f); }
 char *vp_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *vp_strdup(const char *s);
 void *vp_xcalloc(size_t n, size_t sz);
+
+/* Fault injection for crash tests: when the environment variable
+ * VPOOL_FAULT is "NAME:N", the Nth time the process passes point NAME it
+ * dies by SIGKILL, exactly as a crash or power loss would leave things. */
+void vp_fault_point(const char *name);
