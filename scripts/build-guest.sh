@@ -25,6 +25,11 @@ guest_cmdline="console=ttyS0 quiet panic=-1 printk.time=0"
 guest_modules="crc32c_generic crc32c-intel crct10dif_generic crct10dif-pclmul ext4
 virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci
 virtio_net e1000 e1000e 8139cp 8139too"
+# Only loaded with vpool.stay=1, so the default boot does exactly what it did
+# before: the ACPI power button driver and evdev, through which the button
+# press reaches /init as /dev/input/eventN (the kernel has no
+# /proc/acpi/event any more).
+stay_modules="evdev button"
 master_version="vpool-test-master 1"
 master_size=64M
 
@@ -87,7 +92,7 @@ mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 moddir=$root/lib/modules/$kver
 mkdir -p "$moddir"
 # modprobe --show-depends also lists softdeps, which busybox would miss.
-for m in $guest_modules; do
+for m in $guest_modules $stay_modules; do
     if ! out=$(modprobe -S "$kver" --show-depends "$m" 2>&1); then
         echo "build-guest.sh: module $m not found for $kver: $out" >&2
         exit 1
@@ -118,8 +123,10 @@ fi
 cat >"$root/init" <<INIT
 #!/bin/busybox sh
 # vpool test guest: count this boot on the disk, report one line on ttyS0,
-# power off. See docs/test-guest.md.
+# power off; with vpool.stay=1 stay up until the ACPI power button. See
+# docs/test-guest.md.
 MODULES="$(printf '%s' "$guest_modules" | tr '\n' ' ')"
+STAY_MODULES="$stay_modules"
 INIT
 cat >>"$root/init" <<'INIT'
 /bin/busybox --install -s
@@ -139,6 +146,16 @@ report() {
     fi
 }
 
+heartbeat=
+stop_heartbeat() {
+    if [ -n "$heartbeat" ]; then
+        kill "$heartbeat" 2>/dev/null
+        # Only once it is gone is nothing left holding /mnt open.
+        wait "$heartbeat" 2>/dev/null
+        heartbeat=
+    fi
+}
+
 halt_now() {
     sync
     poweroff -f
@@ -148,6 +165,7 @@ halt_now() {
 }
 
 fail() {
+    stop_heartbeat
     umount /mnt 2>/dev/null
     report "VPOOL-GUEST error=$1"
     halt_now
@@ -204,9 +222,72 @@ fi
 
 echo "boot=$count uuid=$uuid disk=$disk nic=$nic" >>/mnt/bootlog || fail write-failed
 sync
-umount /mnt || fail umount-failed
+
+stay=0
+for arg in $(cat /proc/cmdline); do
+    case $arg in vpool.stay=1) stay=1 ;; esac
+done
+
+if [ "$stay" -eq 0 ]; then
+    umount /mnt || fail umount-failed
+    report "VPOOL-GUEST uuid=$uuid boot=$count disk=$disk owner=$owner nic=$nic master=$master"
+    halt_now
+fi
+
+# Stay mode. The press must be caught from the moment the line is out, since
+# that is when a host may send it; ACPI forgets a press made before the
+# button driver is loaded, so load it and open the device first.
+for m in $STAY_MODULES; do
+    modprobe "$m" 2>/dev/null
+done
+button=
+for e in /sys/class/input/event*; do
+    if [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ]; then
+        button=/dev/input/${e##*/}
+        break
+    fi
+done
+# A failing "exec 3<" would kill PID 1 (kernel panic), so check first.
+if [ -z "$button" ] || ! (: <"$button") 2>/dev/null; then
+    fail no-power-button
+fi
+# One descriptor kept open for the whole wait: evdev queues events per open
+# file, so nothing is lost between two reads.
+exec 3<"$button"
+
+# Proof of life: the disk keeps being written while the guest is up. The
+# prefix differs from the per-boot "boot=" lines, and each line is synced so
+# a destroyed guest loses at most the current one (the ext4 journal keeps
+# the filesystem itself consistent either way).
+(
+    while sleep 5; do
+        read -r up _ </proc/uptime
+        echo "alive boot=$count uptime=${up%.*}" >>/mnt/bootlog
+        sync
+    done
+) &
+heartbeat=$!
 
 report "VPOOL-GUEST uuid=$uuid boot=$count disk=$disk owner=$owner nic=$nic master=$master"
+
+# struct input_event on x86_64 is 24 bytes: struct timeval (16), then u16
+# type, u16 code, s32 value. Wait for EV_KEY (1) KEY_POWER (116) pressed
+# (value 1; 0 is the release). One read of 24 bytes returns exactly one event.
+while :; do
+    ev=$(dd bs=24 count=1 <&3 2>/dev/null | od -An -tu2 -j16 -N6)
+    # An empty read means the device went away; waiting on would spin.
+    [ -n "$ev" ] || fail power-button-read
+    set -- $ev
+    if [ "$1" = 1 ] && [ "$2" = 116 ] && [ "$3" = 1 ]; then
+        break
+    fi
+done
+exec 3<&-
+
+stop_heartbeat
+sync
+umount /mnt || fail umount-failed
+report "VPOOL-GUEST shutdown uuid=$uuid"
 halt_now
 INIT
 chmod 755 "$root/init"

@@ -145,7 +145,7 @@ expect_fail() {
 
 # The last console line of VM: "VPOOL-GUEST uuid=... boot=N disk=..."
 console_line() {
-    grep -a 'VPOOL-GUEST' "$STORAGE/logs/$1.log" 2>/dev/null | tail -1 | tr -d '\r'
+    grep -a 'VPOOL-GUEST uuid=' "$STORAGE/logs/$1.log" 2>/dev/null | tail -1 | tr -d '\r'
 }
 
 console_field() {
@@ -166,3 +166,27 @@ wait_shutoff() {
         done
     done
 }
+
+# wait_boot TIMEOUT COUNT VM...: each VM's console reports boot COUNT.
+wait_boot() {
+    local timeout=$1 count=$2 deadline vm
+    shift 2
+    deadline=$((SECONDS + timeout))
+    for vm in "$@"; do
+        while [ "$(console_field "$vm" boot)" != "$count" ]; do
+            [ $SECONDS -lt $deadline ] || return 1
+            sleep 0.5
+        done
+    done
+}
+
+# The "desktop" image: the test guest staying up until an ACPI shutdown.
+add_desktop_image() {
+    vpool image add desktop --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
+        --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline") vpool.stay=1" >/dev/null ||
+        bail "image add desktop failed"
+}
+
+domains_on() { virsh_on "$1" list --all --name | grep "^$2-" | sort | xargs; }
+
+fsck_kinds() { vpool fsck --json | jq -r '.problems[].kind' | sort -u | xargs; }
