@@ -285,6 +285,18 @@ static void walk_deltas(struct state *s)
         closedir(d);
 }
 
+/* A vpool domain belongs to this catalog when it uses this storage root, or,
+ * provisioned without disks, names one of this catalog's pools. Hosts may
+ * also carry domains of other catalogs; those are not ours to judge. */
+static bool ours(struct state *s, const struct vp_dominfo *d)
+{
+        size_t rl = strlen(s->ctx->st.root);
+        for (int f = 0; f < d->nfiles; f++)
+                if (strncmp(d->files[f], s->ctx->st.root, rl) == 0 && d->files[f][rl] == '/')
+                        return true;
+        return d->nfiles == 0 && pool_by_name(s, d->pool) != NULL;
+}
+
 static void check_vms_and_domains(struct state *s)
 {
         for (size_t i = 0; i < s->nvms; i++) {
@@ -314,7 +326,7 @@ static void check_vms_and_domains(struct state *s)
                 for (size_t k = 0; k < s->ndoms[e]; k++) {
                         struct vp_dominfo *d = &s->doms[e][k];
                         s->rep->domains++;
-                        if (!d->has_meta)
+                        if (!d->has_meta || !ours(s, d))
                                 continue;
                         const struct vp_vm *vm = vm_by_name(s, d->name);
                         _cleanup_free_ char *subj = vp_strdupf("%s/%s", s->envs[e].name, d->name);

@@ -100,6 +100,7 @@ expect_fail "missing --to" 2 "missing --to" vpool migrate m2
 vpool env add hostc --uri "$(uri_of hostc)" --domain-type qemu >/dev/null || bail "env add hostc"
 "$HOSTS_SH" down hostc >/dev/null
 expect_fail "target env unreachable" 1 "env 'hostc': cannot connect" vpool migrate m2 --to hostc
+vpool env rm hostc >/dev/null
 cp "$GUEST_DIR/master.qcow2" "$WORK/victim.qcow2"
 vpool image add victim --file "$WORK/victim.qcow2" >/dev/null
 vpool pool create m4 --image victim --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m4"
