@@ -38,44 +38,51 @@ rm -rf "$demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
 
-say "catalog, environments, master image, hardware profile"
+say "catalog, environments, master image, hardware profiles"
 run init --storage "$demo/storage"
 run env add hosta --uri "$uri_a"
 run env add hostb --uri "$uri_b" --domain-type qemu
-run image add guest --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
-    --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline)"
+# The test guest as a desktop: it stays up until an ACPI shutdown.
+run image add desktop --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
+    --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline) vpool.stay=1"
 run profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256M
-run profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 256M
+run profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 2 --memory 384M
 
-say "a pool of 3 VMs on hosta, each with its own user delta collection"
-run pool create desk --image guest --env hosta --profile pc-ide --size 3
-run pool show desk
-echo
-find "$demo/storage/deltas" -type f | sort
-
-wait_off() {
+vms="desk-001 desk-002 desk-003"
+boot_line() { grep -a 'VPOOL-GUEST uuid=' "$demo/storage/logs/$1.log" 2>/dev/null | tail -1 | tr -d '\r'; }
+wait_boot() {
     local vm
-    for vm in desk-001 desk-002 desk-003; do
-        for _ in $(seq 240); do
-            [ "$(virsh -q -c "$uri_a" domstate "$vm")" = "shut off" ] && break
+    for vm in $vms; do
+        for _ in $(seq 360); do
+            boot_line "$vm" | grep -q "boot=$1 " && break
             sleep 0.5
         done
+        boot_line "$vm"
     done
 }
 
-for boot in 1 2; do
-    say "boot $boot: every guest counts its boots on its own disk, prints one line and powers off"
-    run pool start desk
-    wait_off
-    for vm in desk-001 desk-002 desk-003; do
-        grep -a VPOOL-GUEST "$demo/storage/logs/$vm.log" | tail -1 | tr -d '\r'
-    done
-done
+say "a pool of 3 running VMs on hosta (pc, IDE, e1000), each with its own user delta collection"
+run pool create desk --image desktop --env hosta --profile pc-ide --size 3 --start
+find "$demo/storage/deltas" -type f | sort
+echo "each guest counts its boots on its own disk and prints one line:"
+wait_boot 1
+run vm list --pool desk
 
-say "the master image is untouched"
-run image verify guest
-say "what each VM owns"
+say "migrate the pool to hostb and to other hardware (q35, virtio disk, virtio NIC)"
+run migrate desk --to hostb --profile q35-virtio --dry-run
+run migrate desk --to hostb --profile q35-virtio
+echo "same guests, same UUIDs, same data; the disk is now found on the virtio bus:"
+wait_boot 2
+run migrate list
+run vm list --pool desk
+printf '\nhosta: %s\nhostb: %s\n' "$(virsh -q -c "$uri_a" list --all --name | xargs)" \
+    "$(virsh -q -c "$uri_b" list --all --name | xargs)"
+
+say "the master image is untouched and the invariants hold"
+run image verify desktop
+run fsck
 run vm show desk-001
+run pool stop desk
 
 printf '\nhosts hosta and hostb are still up; stop them with: scripts/hosts.sh down hosta hostb\n'
 printf 'explore with: VPOOL_CATALOG=%s %s pool show desk\n' "$VPOOL_CATALOG" "$vpool"
