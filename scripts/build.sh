@@ -9,12 +9,19 @@ cd "$top"
 setup() {
     local dir=$1
     shift
+    local log
+    log=$(mktemp)
     if [ -f "$dir/build.ninja" ]; then
-        meson configure "$dir" -Dwerror=true "$@" >/dev/null
+        meson configure "$dir" -Dwerror=true "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }
     else
-        meson setup "$dir" -Dwerror=true "$@" >/dev/null
+        meson setup "$dir" -Dwerror=true "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }
     fi
-    ninja -C "$dir" >/dev/null
+    rm -f "$log"
+    # Quiet when it works; the compiler's words when it does not.
+    if ! ninja -C "$dir" >"$dir/ninja.log" 2>&1; then
+        grep -v '^\[' "$dir/ninja.log" >&2 || cat "$dir/ninja.log" >&2
+        return 1
+    fi
 }
 
 setup build

@@ -440,9 +440,7 @@ int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n
                         continue;   /* undefined meanwhile */
                 struct xdoc x = { 0 };
                 if (xdoc_parse(xml, &x, NULL) >= 0) {
-                        char buf[64] = "";
-                        xpath_list(&x, "/domain/uuid", buf, sizeof(buf));
-                        snprintf(d->uuid, sizeof(d->uuid), "%s", buf);
+                        xpath_list(&x, "/domain/uuid", d->uuid, sizeof(d->uuid));
                         xmlXPathObjectPtr o = xmlXPathEvalExpression(
                                 (const xmlChar *)"/domain/devices/disk/source/@file", x.ctx);
                         if (o && o->nodesetval)

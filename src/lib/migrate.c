@@ -648,6 +648,22 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                                 k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", to.name,
                                            vms[i].name);
                 }
+                if (k >= 0) {
+                        /* Every delta must be cleanly held by its VM before any is touched. */
+                        int dfd = -1;
+                        struct vp_manifest m;
+                        char owner[96];
+                        snprintf(owner, sizeof(owner), "vm:%s", vms[i].name);
+                        k = vp_delta_open(&ctx->st, pool.name, vms[i].name, &dfd, err);
+                        if (k >= 0)
+                                k = vp_manifest_read(dfd, vms[i].delta_path, &m, err);
+                        if (dfd >= 0)
+                                close(dfd);
+                        if (k >= 0 && (!streq(m.owner, owner) || m.generation != vms[i].generation))
+                                k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
+                                           "says '%s' at %lld; run 'vpool fsck'", vms[i].name, m.owner,
+                                           (long long)m.generation, vms[i].owner, (long long)vms[i].generation);
+                }
                 snprintf(plan->vms[i].vm, sizeof(plan->vms[i].vm), "%s", vms[i].name);
                 snprintf(plan->vms[i].from_env, sizeof(plan->vms[i].from_env), "%s", ve.name);
                 snprintf(plan->vms[i].to_env, sizeof(plan->vms[i].to_env), "%s", to.name);

@@ -111,6 +111,12 @@ expect_fail "master digest changed on storage" 1 "master image '.*victim.qcow2' 
 vpool pool rm m3 >/dev/null
 vpool pool rm m4 >/dev/null
 
+cp "$STORAGE/deltas/m2/m2-002/manifest.json" "$WORK/m2.manifest"
+jq '.generation = 9' "$WORK/m2.manifest" >"$STORAGE/deltas/m2/m2-002/manifest.json"
+expect_fail "a delta not cleanly held by its VM" 1 "delta of vm 'm2-002' is owned by 'vm:m2-002' at generation 9" \
+    vpool migrate m2 --to "$HOSTB"
+cp "$WORK/m2.manifest" "$STORAGE/deltas/m2/m2-002/manifest.json"
+
 # --- 4. SIGKILL after some VMs moved; resume finishes -------------------------
 VPOOL_FAULT=migrate.done:1 vpool migrate m2 --to "$HOSTB" --profile q35-virtio --parallel 1 >"$WORK/out" 2>&1
 check_eq "migration killed by SIGKILL" "137" "$?"
@@ -181,5 +187,24 @@ check_eq "host A has no domain left" "" "$(virsh_on "$HOSTA" list --all --name |
 check_eq "host B has md1 and md2" "md1-001 md1-002 md2-001" "$(virsh_on "$HOSTB" list --all --name | grep '^md' | sort | xargs)"
 check_eq "fsck clean after drain" "" "$(fsck_kinds)"
 
-for p in m1 m2 md1 md2; do vpool pool rm "$p" --force >/dev/null; done
+# --- 8. one VM failing does not stop the others -------------------------------------
+vpool pool create m8 --image desktop --env "$HOSTA" --profile pc-ide --size 3 --start >/dev/null || bail "create m8"
+check "m8 guests up" wait_boot 180 1 m8-001 m8-002 m8-003
+# The running guest keeps its open file; the target cannot start without it.
+mv "$STORAGE/deltas/m8/m8-002/overlay.qcow2" "$WORK/m8-overlay"
+vpool migrate m8 --to "$HOSTB" --shutdown-timeout 60 >"$WORK/out" 2>"$WORK/err"
+check_eq "a migration with a failing VM exits 1" "1" "$?"
+id8=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
+check "the failure names the VM" grep -q "m8-002" "$WORK/err"
+check_eq "it ends partial" "partial" "$(vpool migrate status "$id8" --json | jq -r .state)"
+check_eq "the other VMs landed" "done done" \
+    "$(vpool migrate status "$id8" --json | jq -r '.vms[] | select(.vm != "m8-002") | .step' | xargs)"
+check "status shows the failed VM's error" grep -q "cannot start" \
+    <<<"$(vpool migrate status "$id8" --json | jq -r '.vms[] | select(.vm == "m8-002") | .error')"
+mv "$WORK/m8-overlay" "$STORAGE/deltas/m8/m8-002/overlay.qcow2"
+check "resume finishes the failed VM" vpool migrate resume "$id8"
+check "m8 guests run on host B" wait_boot 180 2 m8-001 m8-002 m8-003
+check_eq "fsck clean after the partial migration was resumed" "" "$(fsck_kinds)"
+
+for p in m1 m2 m8 md1 md2; do vpool pool rm "$p" --force >/dev/null; done
 finish
