@@ -190,6 +190,9 @@ check_eq "fsck clean after drain" "" "$(fsck_kinds)"
 # --- 8. one VM failing does not stop the others -------------------------------------
 vpool pool create m8 --image desktop --env "$HOSTA" --profile pc-ide --size 3 --start >/dev/null || bail "create m8"
 check "m8 guests up" wait_boot 180 1 m8-001 m8-002 m8-003
+vpool profile add huge --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 1T >/dev/null
+expect_fail "target without the memory for the running VMs" 1 "env '$HOSTB' has [0-9]+ MiB free; the running VMs of pool 'm8' need 3145728 MiB" \
+    vpool migrate m8 --to "$HOSTB" --profile huge
 # The running guest keeps its open file; the target cannot start without it.
 mv "$STORAGE/deltas/m8/m8-002/overlay.qcow2" "$WORK/m8-overlay"
 vpool migrate m8 --to "$HOSTB" --shutdown-timeout 60 >"$WORK/out" 2>"$WORK/err"
