@@ -57,7 +57,50 @@ struct state {
         size_t nimages;
         struct vp_migration *migs;
         size_t nmigs;
+        int64_t *inflight;             /* ids of VMs an unfinished migration is moving */
+        size_t ninflight;
 };
+
+static bool in_flight(struct state *s, const struct vp_vm *vm)
+{
+        for (size_t i = 0; vm && i < s->ninflight; i++)
+                if (s->inflight[i] == vm->id)
+                        return true;
+        return false;
+}
+
+/* An unfinished migration is one problem of its own: its VMs are between
+ * steps the journal knows, and resume or abort settles them. */
+static void note_unfinished(struct state *s)
+{
+        for (size_t i = 0; i < s->nmigs; i++) {
+                const struct vp_migration *m = &s->migs[i];
+                if (!streq(m->state, "running") && !streq(m->state, "partial"))
+                        continue;
+                void *rows = NULL;
+                size_t n = 0, moving = 0;
+                if (vp_row_query(s->ctx->cat, &vp_table_migvm, "migration_id = ?1", m->id, &rows, &n, NULL) < 0)
+                        continue;
+                struct vp_migvm *mv = rows;
+                for (size_t k = 0; k < n; k++) {
+                        if (streq(mv[k].step, "done") || streq(mv[k].step, "returned") || streq(mv[k].step, "pending"))
+                                continue;
+                        int64_t *ni = realloc(s->inflight, (s->ninflight + 1) * sizeof(*ni));
+                        if (!ni)
+                                abort();
+                        s->inflight = ni;
+                        s->inflight[s->ninflight++] = mv[k].vm_id;
+                        moving++;
+                }
+                vp_rows_free(&vp_table_migvm, rows, n);
+                char subj[64];
+                snprintf(subj, sizeof(subj), "migration %lld", (long long)m->id);
+                problem(s->rep, "migration-unfinished", subj,
+                        "pool '%s': %zu VMs between steps; 'vpool migrate resume %lld' finishes it, "
+                        "'vpool migrate abort %lld' undoes it", m->pool_name, moving, (long long)m->id,
+                        (long long)m->id);
+        }
+}
 
 static const struct vp_vm *vm_by_name(struct state *s, const char *name)
 {
@@ -199,7 +242,8 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                         problem(s->rep, "owner-stale-migration", path, "owned by '%s', which is not an unfinished migration",
                                 m.owner);
         }
-        if (vm && (!streq(vm->owner, m.owner) || vm->generation != m.generation))
+        bool moving = in_flight(s, vm);
+        if (vm && !moving && (!streq(vm->owner, m.owner) || vm->generation != m.generation))
                 problem(s->rep, "owner-mismatch", path,
                         "manifest says owner '%s' generation %lld, catalog says '%s' generation %lld", m.owner,
                         (long long)m.generation, vm->owner, (long long)vm->generation);
@@ -226,7 +270,7 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                 }
                 problem(s->rep, "delta-shared", path, "attached to %zu domains: %s", n, list);
         }
-        for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {
+        for (size_t i = 0; i < n && i < ELEMENTSOF(seen) && !moving; i++) {
                 const struct vp_env *e = seen[i].env;
                 struct vp_dominfo *dom = seen[i].d;
                 if (!owner_is_vm)
@@ -306,7 +350,7 @@ static void check_vms_and_domains(struct state *s)
                 s->rep->vms++;
                 if (stat(vm->delta_path, &st) < 0)
                         problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
-                if (strncmp(vm->owner, "vm:", 3) != 0)
+                if (strncmp(vm->owner, "vm:", 3) != 0 || in_flight(s, vm))
                         continue;   /* mid-migration: the journal knows where it is */
                 size_t e;
                 for (e = 0; e < s->nenvs; e++)
@@ -333,6 +377,8 @@ static void check_vms_and_domains(struct state *s)
                         if (!vm)
                                 problem(s->rep, "stale-domain", subj, "a vpool domain (pool '%s') of no VM in the catalog",
                                         d->pool);
+                        else if (in_flight(s, vm))
+                                continue;
                         else if (vm->env_id != s->envs[e].id)
                                 problem(s->rep, "stale-domain", subj, "vm '%s' lives on env '%s', not here", vm->name,
                                         env_by_id(s, vm->env_id) ? env_by_id(s, vm->env_id)->name : "?");
@@ -401,6 +447,7 @@ int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err
                 }
                 s.reached[e] = true;
         }
+        note_unfinished(&s);
         walk_deltas(&s);
         check_vms_and_domains(&s);
         check_images(&s);
@@ -411,6 +458,7 @@ out:
         free(s.doms);
         free(s.ndoms);
         free(s.reached);
+        free(s.inflight);
         vp_rows_free(&vp_table_env, s.envs, s.nenvs);
         vp_rows_free(&vp_table_vm, s.vms, s.nvms);
         vp_rows_free(&vp_table_pool, s.pools, s.npools);

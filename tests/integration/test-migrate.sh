@@ -123,6 +123,7 @@ check_eq "migration killed by SIGKILL" "137" "$?"
 id2=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
 check_eq "status: interrupted after one VM" "interrupted 1" \
     "$(vpool migrate status "$id2" --json | jq -r '"\(.state) \(.done)"')"
+check_eq "fsck names the unfinished migration and nothing else" "migration-unfinished" "$(fsck_kinds)"
 expect_fail "a second migration is refused, naming the unfinished one" 1 "unfinished migration $id2" \
     vpool migrate m2 --to "$HOSTB"
 check "resume finishes it" vpool migrate resume "$id2"
@@ -138,6 +139,7 @@ VPOOL_FAULT=migrate.manifest-to-vm:2 vpool migrate m5 --to "$HOSTB" --profile q3
     --shutdown-timeout 60 >"$WORK/out" 2>&1
 check_eq "second migration killed mid-hand-over" "137" "$?"
 id5=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
+check_eq "fsck: mid-hand-over crash is one unfinished migration" "migration-unfinished" "$(fsck_kinds)"
 check "abort returns every VM not handed over" vpool migrate abort "$id5"
 check_eq "m5-001 (handed over before the crash) stays on host B" "m5-001" "$(domains_on "$HOSTB" m5)"
 check_eq "m5-002 and m5-003 are back on host A" "m5-002 m5-003" "$(domains_on "$HOSTA" m5)"
