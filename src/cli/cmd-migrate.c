@@ -102,9 +102,10 @@ static void on_event(void *ud, int64_t id, const char *vm, const char *step, int
                         done ? "" : "");
                 if (done && done < p->total)
                         fprintf(stderr, ", ~%.0fs left", eta);
-                if (error)
-                        fprintf(stderr, "\n%s: %s\n", vm ? vm : "", error);
         }
+        /* A VM's failure is news in any mode: the run goes on without it. */
+        if (error && !p->json)
+                fprintf(stderr, "%svpool: %s\n", p->tty ? "\r\033[K" : "", error);
         pthread_mutex_unlock(&p->lock);
 }
 
