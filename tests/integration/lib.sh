@@ -111,7 +111,10 @@ snapshot() {
         echo "== catalog"
         [ -e "$VPOOL_CATALOG" ] && sqlite3 "$VPOOL_CATALOG" .dump
         echo "== storage"
-        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . -printf '%p %y %s %m\n' | sort)
+        # Running guests grow their overlays and console logs: those count by
+        # name, inode and mode; every other file by its size too.
+        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . \( -path './logs/*' -o -name overlay.qcow2 \) \
+            -printf '%p %y %i %m\n' -o -printf '%p %y %s %m\n' | sort)
         echo "== domains"
         virsh_on "$HOSTA" list --all --name | sort
         echo "--"
