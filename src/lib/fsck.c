@@ -61,11 +61,21 @@ struct state {
         size_t ninflight;
 };
 
+static bool pool_creating(struct state *s, int64_t pool_id);
+
 static bool in_flight(struct state *s, const struct vp_vm *vm)
 {
         for (size_t i = 0; vm && i < s->ninflight; i++)
                 if (s->inflight[i] == vm->id)
                         return true;
+        return vm && pool_creating(s, vm->pool_id);
+}
+
+static bool pool_creating(struct state *s, int64_t pool_id)
+{
+        for (size_t i = 0; i < s->npools; i++)
+                if (s->pools[i].id == pool_id)
+                        return streq(s->pools[i].state, "creating");
         return false;
 }
 
@@ -73,6 +83,11 @@ static bool in_flight(struct state *s, const struct vp_vm *vm)
  * steps the journal knows, and resume or abort settles them. */
 static void note_unfinished(struct state *s)
 {
+        for (size_t i = 0; i < s->npools; i++)
+                if (streq(s->pools[i].state, "creating"))
+                        problem(s->rep, "pool-unfinished", s->pools[i].name,
+                                "its creation was interrupted; the same 'vpool pool create' finishes it, "
+                                "'vpool pool rm %s' undoes it", s->pools[i].name);
         for (size_t i = 0; i < s->nmigs; i++) {
                 const struct vp_migration *m = &s->migs[i];
                 if (!streq(m->state, "running") && !streq(m->state, "partial"))
@@ -222,7 +237,9 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                 close(dfd);
 
         if (vp_manifest_read(vfd, path, &m, &err) < 0) {
-                problem(s->rep, "manifest-damaged", path, "%s", err.msg);
+                /* A create writes the manifest last: half a collection is its business. */
+                if (!(err.code == -ENOENT && vm_by_name(s, vmname) && in_flight(s, vm_by_name(s, vmname))))
+                        problem(s->rep, "manifest-damaged", path, "%s", err.msg);
                 return;
         }
         if (!streq(m.pool, pool) || !streq(m.vm, vmname))
@@ -348,6 +365,8 @@ static void check_vms_and_domains(struct state *s)
                 const struct vp_pool *p = pool_by_id(s, vm->pool_id);
                 struct stat st;
                 s->rep->vms++;
+                if (in_flight(s, vm))
+                        continue;
                 if (stat(vm->delta_path, &st) < 0)
                         problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
                 if (strncmp(vm->owner, "vm:", 3) != 0 || in_flight(s, vm))

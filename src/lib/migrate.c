@@ -324,7 +324,10 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                         goto out;
         }
         if (streq(mv->step, "provisioned")) {
-                /* Unlock to the target VM alone, and attach the delta. */
+                /* Unlock to the target VM alone, and attach the delta, whose
+                 * disks pass the checks again right before a domain gets them. */
+                if ((k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
+                        goto out;
                 if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
                         goto out;
                 if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &m, vm.delta_path, false, err))) {
@@ -650,15 +653,10 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 }
                 if (k >= 0) {
                         /* Every delta must be cleanly held by its VM before any is touched. */
-                        int dfd = -1;
                         struct vp_manifest m;
                         char owner[96];
                         snprintf(owner, sizeof(owner), "vm:%s", vms[i].name);
-                        k = vp_delta_open(&ctx->st, pool.name, vms[i].name, &dfd, err);
-                        if (k >= 0)
-                                k = vp_manifest_read(dfd, vms[i].delta_path, &m, err);
-                        if (dfd >= 0)
-                                close(dfd);
+                        k = vp_delta_check(&ctx->st, pool.name, vms[i].name, im.path, im.format, &m, err);
                         if (k >= 0 && (!streq(m.owner, owner) || m.generation != vms[i].generation))
                                 k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
                                            "says '%s' at %lld; run 'vpool fsck'", vms[i].name, m.owner,

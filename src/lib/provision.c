@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <libvirt/virterror.h>
+
 #include "domxml.h"
+#include "migrate.h"
 #include "name.h"
 
 #define VP_MAX_POOL_SIZE 9999
@@ -119,11 +122,154 @@ char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_im
         return vp_domxml_build(&d, err);
 }
 
-struct created {
-        char name[64];
-        bool delta;
-        bool domain;
-};
+/* Make sure VM's collection exists and is the one its catalog row
+ * describes: an interrupted create may have left it missing, half made (no
+ * manifest) or whole. A collection holding another VM's identity is never
+ * touched. */
+static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const struct vp_vm *vm,
+                        struct vp_manifest *m, struct vp_error *err)
+{
+        int r;
+        memset(m, 0, sizeof(*m));
+        snprintf(m->pool, sizeof(m->pool), "%s", refs->pool.name);
+        snprintf(m->vm, sizeof(m->vm), "%s", vm->name);
+        snprintf(m->owner, sizeof(m->owner), "vm:%s", vm->name);
+        m->generation = 1;
+        snprintf(m->uuid, sizeof(m->uuid), "%s", vm->uuid);
+        snprintf(m->macs[0], sizeof(m->macs[0]), "%s", vm->macs);
+        m->nmacs = 1;
+        snprintf(m->hostname, sizeof(m->hostname), "%s", vm->hostname);
+        snprintf(m->master, sizeof(m->master), "%s", refs->im.path);
+        snprintf(m->master_format, sizeof(m->master_format), "%s", refs->im.format);
+        snprintf(m->overlay, sizeof(m->overlay), "overlay.qcow2");
+        if (refs->pool.data_disk_bytes)
+                snprintf(m->data_disk, sizeof(m->data_disk), "data.qcow2");
+        if (streq(refs->prof.firmware, "uefi"))
+                snprintf(m->nvram, sizeof(m->nvram), "nvram.fd");
+
+        int fd = -1;
+        struct vp_error probe = { 0 };
+        r = vp_delta_open(&ctx->st, refs->pool.name, vm->name, &fd, &probe);
+        if (r >= 0) {
+                struct vp_manifest old;
+                int k = vp_manifest_read(fd, vm->delta_path, &old, &probe);
+                close(fd);
+                if (k >= 0) {
+                        if (!streq(old.uuid, vm->uuid))
+                                return vp_err(err, -EEXIST, "'%s' holds another VM's delta (UUID %s); refusing to touch it",
+                                              vm->delta_path, old.uuid);
+                        /* Whole from the interrupted run: check it like any other. */
+                        return vp_delta_check(&ctx->st, refs->pool.name, vm->name, refs->im.path, refs->im.format,
+                                              m, err);
+                }
+                if (k != -ENOENT)
+                        return vp_err(err, k, "%s", probe.msg);
+                /* No manifest yet: the manifest is written last, so nothing of a user's is here. */
+                if ((r = vp_delta_remove(&ctx->st, refs->pool.name, vm->name, err)) < 0)
+                        return r;
+        } else if (r != -ENOENT) {
+                return vp_err(err, r, "%s", probe.msg);
+        }
+        _cleanup_free_ char *path = NULL;
+        r = vp_delta_create(&ctx->st, m, (uint64_t)refs->pool.data_disk_bytes, &path, err);
+        if (r >= 0)
+                vp_fault_point("create.delta");
+        return r;
+}
+
+/* Phase 2 of a create, also what the next run does after a crash: every
+ * collection and domain made, then the pool marked active. */
+static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr conn, vp_progress_fn progress,
+                      void *ud, struct vp_error *err)
+{
+        struct vp_vm *vms = NULL;
+        size_t n = 0;
+        int r = load_vms(ctx, refs->pool.id, &vms, &n, err);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                struct vp_manifest m;
+                if ((r = ensure_delta(ctx, refs, &vms[i], &m, err)) < 0)
+                        break;
+                /* A domain of this name must be ours (same UUID) or absent. */
+                virDomainPtr d = virDomainLookupByName(conn, vms[i].name);
+                if (d) {
+                        char uuid[VIR_UUID_STRING_BUFLEN] = "";
+                        virDomainGetUUIDString(d, uuid);
+                        virDomainFree(d);
+                        if (!streq(uuid, vms[i].uuid)) {
+                                r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name,
+                                           vms[i].name);
+                                break;
+                        }
+                } else {
+                        virResetLastError();
+                }
+                _cleanup_free_ char *xml = vp_vm_xml(ctx, &refs->env, &refs->im, &refs->prof, &m,
+                                                     vms[i].delta_path, false, err);
+                if (!xml) {
+                        r = err ? err->code : -EINVAL;
+                        break;
+                }
+                if ((r = vp_hv_define(conn, xml, err)) < 0) {
+                        vp_err_prefix(err, "vm '%s' on env '%s'", vms[i].name, refs->env.name);
+                        break;
+                }
+                vp_fault_point("create.defined");
+                if (progress)
+                        progress(ud, vms[i].name, "defined", i + 1, n);
+        }
+        vp_rows_free(&vp_table_vm, vms, n);
+        if (r < 0)
+                return r;
+        free(refs->pool.state);
+        refs->pool.state = vp_strdup("active");
+        r = vp_row_update(ctx->cat, &vp_table_pool, &refs->pool, err);
+        if (r >= 0)
+                vp_fault_point("create.active");
+        return r;
+}
+
+/* Remove what a create made of POOL: domains with our UUIDs, collections
+ * without a user's manifest or with ours, then the rows. */
+static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr conn)
+{
+        struct vp_vm *vms = NULL;
+        size_t n = 0;
+        struct vp_error ignore;
+        if (load_vms(ctx, refs->pool.id, &vms, &n, &ignore) < 0)
+                return;
+        for (size_t i = n; i-- > 0;) {
+                virDomainPtr d = conn ? virDomainLookupByName(conn, vms[i].name) : NULL;
+                if (d) {
+                        char uuid[VIR_UUID_STRING_BUFLEN] = "";
+                        virDomainGetUUIDString(d, uuid);
+                        virDomainFree(d);
+                        if (streq(uuid, vms[i].uuid))
+                                vp_hv_undefine(conn, vms[i].name, true, &ignore);
+                } else {
+                        virResetLastError();
+                }
+                int fd = -1;
+                struct vp_manifest m;
+                bool ours = true;
+                if (vp_delta_open(&ctx->st, refs->pool.name, vms[i].name, &fd, &ignore) >= 0) {
+                        if (vp_manifest_read(fd, vms[i].delta_path, &m, &ignore) >= 0)
+                                ours = streq(m.uuid, vms[i].uuid);
+                        close(fd);
+                }
+                if (ours)
+                        vp_delta_remove(&ctx->st, refs->pool.name, vms[i].name, &ignore);
+        }
+        if (vp_catalog_begin(ctx->cat, &ignore) >= 0) {
+                bool ok = true;
+                for (size_t i = 0; i < n && ok; i++)
+                        ok = vp_row_delete(ctx->cat, &vp_table_vm, vms[i].id, &ignore) >= 0;
+                if (ok && vp_row_delete(ctx->cat, &vp_table_pool, refs->pool.id, &ignore) >= 0)
+                        vp_catalog_commit(ctx->cat, &ignore);
+                else
+                        vp_catalog_rollback(ctx->cat);
+        }
+        vp_rows_free(&vp_table_vm, vms, n);
+}
 
 int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
                    void *ud, struct vp_error *err)
@@ -139,17 +285,31 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
         if (a->size < 1 || a->size > VP_MAX_POOL_SIZE)
                 return vp_err(err, -EINVAL, "pool size must be between 1 and %d", VP_MAX_POOL_SIZE);
 
+        _cleanup_close_ int lockfd = -1;
+        if ((r = vp_pool_lock(ctx, a->name, &lockfd, err)) < 0)
+                return r;
+
         struct pool_refs refs = { 0 };
-        struct vp_pool existing = { 0 };
-        if (vp_row_get(ctx->cat, &vp_table_pool, "name", a->name, &existing, NULL) >= 0) {
-                vp_row_clear(&vp_table_pool, &existing);
-                return vp_err(err, -EEXIST, "pool '%s' already exists", a->name);
+        bool resuming = false;
+        if (vp_row_get(ctx->cat, &vp_table_pool, "name", a->name, &refs.pool, NULL) >= 0) {
+                if (!streq(refs.pool.state, "creating")) {
+                        refs_clear(&refs);
+                        return vp_err(err, -EEXIST, "pool '%s' already exists", a->name);
+                }
+                resuming = true;
         }
         if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs.im, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs.env, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs.prof, err)) < 0 ||
             (r = vp_check_image_supports(&refs.im, &refs.prof, err)) < 0)
-                goto out_refs;
+                goto out;
+        if (resuming && (refs.pool.image_id != refs.im.id || refs.pool.env_id != refs.env.id ||
+                         refs.pool.profile_id != refs.prof.id || refs.pool.size != a->size ||
+                         refs.pool.data_disk_bytes != (int64_t)a->data_disk_bytes)) {
+                r = vp_err(err, -EEXIST, "pool '%s' was being created with other parameters and was interrupted; "
+                           "repeat that create, or 'vpool pool rm %s'", a->name, a->name);
+                goto out;
+        }
 
         /* The master on storage must still be the image it was: header and size. */
         {
@@ -160,7 +320,7 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                 if (fd < 0) {
                         r = vp_err(err, -errno, "master image '%s' of image '%s': %s", refs.im.path,
                                    refs.im.name, errno == ELOOP ? "is a symbolic link" : strerror(errno));
-                        goto out_refs;
+                        goto out;
                 }
                 r = vp_image_probe(fd, refs.im.path, vp_format_from_string(refs.im.format), &info, err);
                 if (r >= 0)
@@ -168,110 +328,88 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                 if (r >= 0 && (int64_t)info.file_size != refs.im.file_size)
                         r = vp_err(err, -EBADMSG, "master image '%s' changed size on storage", refs.im.path);
                 if (r < 0)
-                        goto out_refs;
+                        goto out;
         }
 
         virConnectPtr conn;
         if ((r = vp_ctx_conn(ctx, &refs.env, &conn, err)) < 0)
-                goto out_refs;
+                goto out;
         const char *dtype = vp_hv_pick_domain_type(refs.env.domain_types);
         if ((r = vp_hv_check_hardware(conn, refs.env.name, refs.env.arch, dtype, refs.prof.machine,
                                       refs.prof.disk_bus, refs.prof.nic, refs.prof.firmware, err)) < 0)
-                goto out_refs;
+                goto out;
 
-        /* Nothing of the pool's names may already exist, in the catalog, on
-         * storage or on the hypervisor: creating never adopts or overwrites. */
-        struct created *made = vp_xcalloc((size_t)a->size, sizeof(*made));
-        for (int64_t i = 0; i < a->size; i++) {
-                snprintf(made[i].name, sizeof(made[i].name), "%s-%03lld", a->name, (long long)(i + 1));
-                struct vp_vm v = { 0 };
-                if (vp_row_get(ctx->cat, &vp_table_vm, "name", made[i].name, &v, NULL) >= 0) {
-                        vp_row_clear(&vp_table_vm, &v);
-                        r = vp_err(err, -EEXIST, "vm '%s' already exists", made[i].name);
-                        goto out_made;
+        if (!resuming) {
+                /* Nothing of the pool's names may exist yet, in the catalog, on
+                 * storage or on the hypervisor: creating never adopts or overwrites. */
+                char **names = NULL;
+                size_t nn = 0;
+                if ((r = vp_hv_list(conn, &names, &nn, err)) < 0)
+                        goto out;
+                for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
+                        struct vp_vm v = { 0 };
+                        if (vp_row_get(ctx->cat, &vp_table_vm, "name", name, &v, NULL) >= 0) {
+                                vp_row_clear(&vp_table_vm, &v);
+                                r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
+                        }
+                        for (size_t k = 0; k < nn && r >= 0; k++)
+                                if (streq(names[k], name))
+                                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'",
+                                                   refs.env.name, name);
                 }
-                const char *state;
-                if ((r = vp_hv_state(conn, made[i].name, &state, err)) < 0)
-                        goto out_made;
-                if (!streq(state, "undefined")) {
-                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs.env.name,
-                                   made[i].name);
-                        goto out_made;
-                }
-        }
-        {
+                for (size_t k = 0; k < nn; k++)
+                        free(names[k]);
+                free(names);
+                if (r < 0)
+                        goto out;
                 _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (pfd >= 0 || errno != ENOENT) {
                         r = vp_err(err, -EEXIST, "'%s/deltas/%s' already exists on storage", ctx->st.root, a->name);
-                        goto out_made;
+                        goto out;
                 }
-        }
 
-        if ((r = vp_catalog_begin(ctx->cat, err)) < 0)
-                goto out_made;
-        struct vp_pool pool = {
-                .name = (char *)a->name, .image_id = refs.im.id, .env_id = refs.env.id,
-                .profile_id = refs.prof.id, .size = a->size, .data_disk_bytes = (int64_t)a->data_disk_bytes,
-                .state = (char *)"active", .created = vp_now_iso(),
-        };
-        r = vp_row_insert(ctx->cat, &vp_table_pool, &pool, err);
-        free(pool.created);
-        if (r < 0)
-                goto out_rollback;
-
-        for (int64_t i = 0; i < a->size; i++) {
-                struct vp_manifest m = { 0 };
-                snprintf(m.pool, sizeof(m.pool), "%s", a->name);
-                snprintf(m.vm, sizeof(m.vm), "%s", made[i].name);
-                snprintf(m.owner, sizeof(m.owner), "vm:%s", made[i].name);
-                m.generation = 1;
-                random_uuid(m.uuid);
-                random_mac(m.macs[0]);
-                m.nmacs = 1;
-                snprintf(m.hostname, sizeof(m.hostname), "%s", made[i].name);
-                snprintf(m.master, sizeof(m.master), "%s", refs.im.path);
-                snprintf(m.master_format, sizeof(m.master_format), "%s", refs.im.format);
-                snprintf(m.overlay, sizeof(m.overlay), "overlay.qcow2");
-                if (a->data_disk_bytes)
-                        snprintf(m.data_disk, sizeof(m.data_disk), "data.qcow2");
-                if (streq(refs.prof.firmware, "uefi"))
-                        snprintf(m.nvram, sizeof(m.nvram), "nvram.fd");
-
-                _cleanup_free_ char *delta = NULL;
-                r = vp_delta_create(&ctx->st, &m, a->data_disk_bytes, &delta, err);
-                if (r < 0)
-                        goto out_rollback;
-                made[i].delta = true;
-
-                _cleanup_free_ char *xml = vp_vm_xml(ctx, &refs.env, &refs.im, &refs.prof, &m, delta, false, err);
-                if (!xml) {
-                        r = err ? err->code : -EINVAL;
-                        goto out_rollback;
-                }
-                struct vp_vm v = {
-                        .name = m.vm, .pool_id = pool.id, .idx = i + 1, .env_id = refs.env.id,
-                        .profile_id = refs.prof.id,
-                        .uuid = m.uuid, .macs = m.macs[0], .hostname = m.hostname, .delta_path = delta,
-                        .owner = m.owner, .generation = m.generation, .created = vp_now_iso(),
+                /* Phase 1, one transaction: the pool (state creating) and every
+                 * VM's identity. A crash from here on is finished by the next
+                 * identical create, or undone by pool rm. */
+                if ((r = vp_catalog_begin(ctx->cat, err)) < 0)
+                        goto out;
+                refs.pool = (struct vp_pool){
+                        .name = vp_strdup(a->name), .image_id = refs.im.id, .env_id = refs.env.id,
+                        .profile_id = refs.prof.id, .size = a->size, .data_disk_bytes = (int64_t)a->data_disk_bytes,
+                        .state = vp_strdup("creating"), .created = vp_now_iso(),
                 };
-                r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
-                free(v.created);
-                if (r < 0)
-                        goto out_rollback;
-                r = vp_hv_define(conn, xml, err);
-                if (r < 0) {
-                        vp_err_prefix(err, "vm '%s' on env '%s'", m.vm, refs.env.name);
-                        goto out_rollback;
+                r = vp_row_insert(ctx->cat, &vp_table_pool, &refs.pool, err);
+                for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                        char name[64], uuid[37], mac[18];
+                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
+                        random_uuid(uuid);
+                        random_mac(mac);
+                        _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, a->name, name);
+                        _cleanup_free_ char *owner = vp_strdupf("vm:%s", name);
+                        struct vp_vm v = {
+                                .name = name, .pool_id = refs.pool.id, .idx = i + 1, .env_id = refs.env.id,
+                                .profile_id = refs.prof.id, .uuid = uuid, .macs = mac, .hostname = name,
+                                .delta_path = delta, .owner = owner, .generation = 1, .created = refs.pool.created,
+                        };
+                        r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
                 }
-                made[i].domain = true;
-                if (progress)
-                        progress(ud, m.vm, "defined", (size_t)i + 1, (size_t)a->size);
+                if (r >= 0)
+                        r = vp_catalog_commit(ctx->cat, err);
+                if (r < 0) {
+                        vp_catalog_rollback(ctx->cat);
+                        goto out;
+                }
+                vp_fault_point("create.allocated");
         }
-        if ((r = vp_catalog_commit(ctx->cat, err)) < 0)
-                goto out_rollback;
-        free(made);
-        made = NULL;
 
+        r = build_pool(ctx, &refs, conn, progress, ud, err);
+        if (r < 0) {
+                /* A failure (not a crash) undoes the whole pool: all or nothing. */
+                unbuild_pool(ctx, &refs, conn);
+                goto out;
+        }
         if (a->start) {
                 for (int64_t i = 0; i < a->size; i++) {
                         char name[64];
@@ -279,27 +417,14 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                         r = vp_hv_start(conn, name, err);
                         if (r < 0) {
                                 vp_err_prefix(err, "pool '%s' created, but", a->name);
-                                goto out_refs;
+                                goto out;
                         }
                         if (progress)
                                 progress(ud, name, "started", (size_t)i + 1, (size_t)a->size);
                 }
         }
         r = 0;
-        goto out_refs;
-
-out_rollback:
-        vp_catalog_rollback(ctx->cat);
-        for (int64_t i = a->size - 1; i >= 0; i--) {
-                struct vp_error ignore;
-                if (made[i].domain)
-                        vp_hv_undefine(conn, made[i].name, true, &ignore);
-                if (made[i].delta)
-                        vp_delta_remove(&ctx->st, a->name, made[i].name, &ignore);
-        }
-out_made:
-        free(made);
-out_refs:
+out:
         refs_clear(&refs);
         return r;
 }
@@ -334,10 +459,31 @@ struct stop_args {
         bool force;
 };
 
+/* Before a domain starts, its disks pass vpool's own checks: nothing
+ * hostile planted on shared storage reaches QEMU. */
+static int check_vm_disks(struct vp_ctx *ctx, const struct vp_vm *vm, struct vp_error *err)
+{
+        struct vp_pool pool = { 0 };
+        struct vp_image im = { 0 };
+        int r = vp_row_get_id(ctx->cat, &vp_table_pool, vm->pool_id, &pool, err);
+        if (r >= 0)
+                r = vp_row_get_id(ctx->cat, &vp_table_image, pool.image_id, &im, err);
+        if (r >= 0)
+                r = vp_delta_check(&ctx->st, pool.name, vm->name, im.path, im.format, NULL, err);
+        if (r < 0)
+                vp_err_prefix(err, "vm '%s' not started", vm->name);
+        vp_row_clear(&vp_table_pool, &pool);
+        vp_row_clear(&vp_table_image, &im);
+        return r;
+}
+
 static int start_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
                      struct vp_error *err)
 {
-        int r = vp_hv_start(conn, vm->name, err);
+        int r = check_vm_disks(ctx, vm, err);
+        if (r < 0)
+                return r;
+        r = vp_hv_start(conn, vm->name, err);
         if (r < 0)
                 vp_err_prefix(err, "vm '%s'", vm->name);
         return r;
@@ -350,8 +496,18 @@ static int stop_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *
         return vp_hv_stop(conn, vm->name, s->timeout, s->force, err);
 }
 
+static int check_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud,
+                     struct vp_error *err)
+{
+        return check_vm_disks(ctx, vm, err);
+}
+
 int vp_pool_start(struct vp_ctx *ctx, const char *name, struct vp_error *err)
 {
+        /* All VMs' disks first, so a hostile one stops the pool before any starts. */
+        int r = for_each_vm(ctx, name, check_one, NULL, err);
+        if (r < 0)
+                return r;
         return for_each_vm(ctx, name, start_one, NULL, err);
 }
 
@@ -400,8 +556,20 @@ static int undefine_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_
 
 int vp_pool_rm(struct vp_ctx *ctx, const char *name, bool keep_deltas, bool force, struct vp_error *err)
 {
+        _cleanup_close_ int lockfd = -1;
+        int r = vp_name_check("pool", name, err);
+        if (r < 0 || (r = vp_pool_lock(ctx, name, &lockfd, err)) < 0)
+                return r;
+        struct vp_pool pool = { 0 };
+        if ((r = vp_row_get(ctx->cat, &vp_table_pool, "name", name, &pool, err)) < 0)
+                return r;
+        bool migrating = streq(pool.state, "migrating");
+        vp_row_clear(&vp_table_pool, &pool);
+        if (migrating)
+                return vp_err(err, -EBUSY, "pool '%s' is migrating; resume or abort its migration first "
+                              "('vpool migrate list')", name);
         /* Check every VM before touching any, so a refusal changes nothing. */
-        int r = for_each_vm(ctx, name, rm_one, &force, err);
+        r = for_each_vm(ctx, name, rm_one, &force, err);
         if (r < 0)
                 return r;
         r = for_each_vm(ctx, name, undefine_one, NULL, err);
@@ -459,7 +627,7 @@ int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err)
         int r = load_vm(ctx, name, &vm, &env, err);
         if (r < 0)
                 return r;
-        if ((r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+        if ((r = check_vm_disks(ctx, &vm, err)) >= 0 && (r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
                 r = vp_hv_start(conn, name, err);
         vp_row_clear(&vp_table_vm, &vm);
         vp_row_clear(&vp_table_env, &env);

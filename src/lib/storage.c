@@ -393,6 +393,48 @@ fail:
         return r;
 }
 
+static int check_disk(int vfd, const char *dir, const char *name, const char *master, const char *master_format,
+                      struct vp_error *err)
+{
+        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
+        _cleanup_close_ int fd = openat(vfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return vp_err(err, -errno, "disk '%s': %s", path,
+                              errno == ELOOP ? "is a symbolic link; refusing" : strerror(errno));
+        struct vp_image_info info;
+        int r = vp_image_probe(fd, path, VP_FORMAT_QCOW2, &info, err);
+        if (r < 0)
+                return r;
+        if (master)
+                return vp_image_check_overlay(&info, path, master, master_format, err);
+        if (info.backing_file[0] || info.has_data_file)
+                return vp_err(err, -EPERM, "disk '%s' must stand alone but has %s", path,
+                              info.has_data_file ? "an external data file" : "a backing file");
+        return 0;
+}
+
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        _cleanup_close_ int vfd = -1;
+        _cleanup_free_ char *dir = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
+        struct vp_manifest m;
+        int r = vp_delta_open(s, pool, vm, &vfd, err);
+        if (r < 0 || (r = vp_manifest_read(vfd, dir, &m, err)) < 0)
+                return r;
+        if (!streq(m.pool, pool) || !streq(m.vm, vm))
+                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s", dir, m.pool, m.vm);
+        if (!streq(m.master, master) || !streq(m.master_format, master_format))
+                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", dir, m.master, master);
+        if ((r = check_disk(vfd, dir, m.overlay, master, master_format, err)) < 0)
+                return r;
+        if (m.data_disk[0] && (r = check_disk(vfd, dir, m.data_disk, NULL, NULL, err)) < 0)
+                return r;
+        if (ret_m)
+                *ret_m = m;
+        return 0;
+}
+
 char *vp_storage_log_path(struct vp_storage *s, const char *vm)
 {
         return vp_strdupf("%s/logs/%s.log", s->root, vm);

@@ -50,5 +50,12 @@ int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, stru
 /* Open deltas/<pool>/<vm> as a directory fd. */
 int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
                   struct vp_error *err);
+/* Check a collection before anything opens its disks: the manifest reads
+ * back whole, names POOL/VM, and the overlay (and data disk) pass the header
+ * checks, the overlay backed exactly by MASTER in MASTER_FORMAT, nothing a
+ * symbolic link. Fills *ret_m when not NULL. */
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
+
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);

@@ -195,8 +195,10 @@ check "m8 guests up" wait_boot 180 1 m8-001 m8-002 m8-003
 vpool profile add huge --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 1T >/dev/null
 expect_fail "target without the memory for the running VMs" 1 "env '$HOSTB' has [0-9]+ MiB free; the running VMs of pool 'm8' need 3145728 MiB" \
     vpool migrate m8 --to "$HOSTB" --profile huge
-# The running guest keeps its open file; the target cannot start without it.
-mv "$STORAGE/deltas/m8/m8-002/overlay.qcow2" "$WORK/m8-overlay"
+# A console log the target cannot open (a directory in its place) makes
+# that one VM fail to start on the target; preflight does not look there.
+mv "$STORAGE/logs/m8-002.log" "$WORK/m8-002.log"
+mkdir "$STORAGE/logs/m8-002.log"
 vpool migrate m8 --to "$HOSTB" --shutdown-timeout 60 >"$WORK/out" 2>"$WORK/err"
 check_eq "a migration with a failing VM exits 1" "1" "$?"
 id8=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
@@ -206,7 +208,8 @@ check_eq "the other VMs landed" "done done" \
     "$(vpool migrate status "$id8" --json | jq -r '.vms[] | select(.vm != "m8-002") | .step' | xargs)"
 check "status shows the failed VM's error" grep -q "cannot start" \
     <<<"$(vpool migrate status "$id8" --json | jq -r '.vms[] | select(.vm == "m8-002") | .error')"
-mv "$WORK/m8-overlay" "$STORAGE/deltas/m8/m8-002/overlay.qcow2"
+rmdir "$STORAGE/logs/m8-002.log"
+mv "$WORK/m8-002.log" "$STORAGE/logs/m8-002.log"
 check "resume finishes the failed VM" vpool migrate resume "$id8"
 check "m8 guests run on host B" wait_boot 180 2 m8-001 m8-002 m8-003
 check_eq "fsck clean after the partial migration was resumed" "" "$(fsck_kinds)"
