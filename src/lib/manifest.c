@@ -1,6 +1,8 @@
 #include "manifest.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <string.h>
 
@@ -179,8 +181,29 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
         return 0;
 }
 
+/* A writer killed between creating its temp file and renaming it leaves the
+ * temp behind; the next writer of the manifest (one at a time: the pool
+ * lock) sweeps it, so no stray file outlives the crash it came from. */
+static void sweep_temps(int dirfd)
+{
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        static const char prefix[] = VP_MANIFEST_NAME ".tmp.";
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
+                        unlinkat(dirfd, de->d_name, 0);
+        closedir(d);
+}
+
 int vp_manifest_write(int dirfd, const struct vp_manifest *m, struct vp_error *err)
 {
+        sweep_temps(dirfd);
         _cleanup_free_ char *text = vp_manifest_to_json(m);
         return vp_write_file_atomic(dirfd, VP_MANIFEST_NAME, text, strlen(text), 0644, err);
 }
