@@ -54,6 +54,8 @@ bool vp_migration_active(struct vp_ctx *ctx, int64_t id)
         return r == -EBUSY;
 }
 
+static int unfinished_migration(struct vp_ctx *ctx, int64_t pool_id, int64_t *ret_id, struct vp_error *err);
+
 /* ---- the run: shared state of the worker threads ------------------------ */
 
 struct run {
@@ -553,8 +555,17 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 return vp_err(err, -EINVAL, "--shutdown-timeout must be between 0 and 86400 seconds");
 
         _cleanup_close_ int lockfd = -1;
-        if (!a->dry_run && (k = vp_pool_lock(ctx, a->pool, &lockfd, err)) < 0)
+        if (!a->dry_run && (k = vp_pool_lock(ctx, a->pool, &lockfd, err)) < 0) {
+                /* Name the migration the other process runs, when there is one. */
+                struct vp_pool p = { 0 };
+                int64_t other = 0;
+                if (k == -EBUSY && vp_row_get(ctx->cat, &vp_table_pool, "name", a->pool, &p, NULL) >= 0 &&
+                    unfinished_migration(ctx, p.id, &other, NULL) >= 0 && other)
+                        vp_err(err, -EBUSY, "pool '%s' is busy: migration %lld is running in another vpool process",
+                               a->pool, (long long)other);
+                vp_row_clear(&vp_table_pool, &p);
                 return k;
+        }
 
         struct vp_pool pool = { 0 };
         struct vp_image im = { 0 };
