@@ -4,29 +4,39 @@
 
 int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
 {
-        static const struct cli_verb v = {
+        static struct cli_verb v = {
                 "fsck", NULL, "",
                 "Check the invariants across the catalog, the manifests on shared storage and the\n"
                 "domain lists of every env: one owner per delta, at most one domain per delta and it\n"
                 "its owner's, generations agreeing, overlays backed by their pool's master only.\n"
-                "Exit code 0 when clean, 1 when a problem was found (each printed on its own line)."
+                "Exit code 0 when clean, 1 when a problem was found (each printed on its own line).\n"
+                "--repair destroys and undefines stale domains (vpool's definitions of a VM that lives\n"
+                "elsewhere now, as a host that was down during a migration keeps them) and nothing else;\n"
+                "the exit code then tells whether problems remain."
         };
         char **pos;
         int npos;
+        bool repair = false;
+        const struct cli_opt opts[] = { { "repair", NULL, &repair }, { 0 } };
         cli->noun = "fsck";
-        CLI_PARSE(cli, &v, argc, argv, NULL, &pos, &npos, 0, 0);
+        v.usage = "[--repair]";
+        CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
         struct vp_fsck_report rep;
-        int r = vp_fsck(&ctx, &rep, &err);
+        int r = vp_fsck(&ctx, repair, &rep, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
+        size_t left = 0;
+        for (size_t i = 0; i < rep.n; i++)
+                left += !rep.problems[i].repaired;
         if (cli->json) {
                 struct json_object *o = json_object_new_object();
                 json_object_object_add(o, "clean", json_object_new_boolean(rep.n == 0));
+                json_object_object_add(o, "repair", json_object_new_boolean(repair));
                 json_object_object_add(o, "envs", json_object_new_int64((int64_t)rep.envs));
                 json_object_object_add(o, "domains", json_object_new_int64((int64_t)rep.domains));
                 json_object_object_add(o, "deltas", json_object_new_int64((int64_t)rep.deltas));
@@ -37,18 +47,20 @@ int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
                         json_object_object_add(p, "kind", json_object_new_string(rep.problems[i].kind));
                         json_object_object_add(p, "subject", json_object_new_string(rep.problems[i].subject));
                         json_object_object_add(p, "detail", json_object_new_string(rep.problems[i].detail));
+                        json_object_object_add(p, "repaired", json_object_new_boolean(rep.problems[i].repaired));
                         json_object_array_add(a, p);
                 }
                 json_object_object_add(o, "problems", a);
                 cli_print_json(o);
         } else {
                 for (size_t i = 0; i < rep.n; i++)
-                        printf("%s: %s: %s\n", rep.problems[i].kind, rep.problems[i].subject, rep.problems[i].detail);
+                        printf("%s: %s: %s%s\n", rep.problems[i].kind, rep.problems[i].subject, rep.problems[i].detail,
+                               rep.problems[i].repaired ? " (repaired: domain removed)" : "");
                 if (!cli->quiet)
                         printf("fsck: %zu envs, %zu domains, %zu deltas, %zu VMs checked: %s\n", rep.envs, rep.domains,
-                               rep.deltas, rep.vms, rep.n ? "PROBLEMS FOUND" : "clean");
+                               rep.deltas, rep.vms, left ? "PROBLEMS FOUND" : rep.n ? "repaired" : "clean");
         }
-        bool clean = rep.n == 0;
+        bool clean = left == 0;
         vp_fsck_report_free(&rep);
         return clean ? 0 : 1;
 }

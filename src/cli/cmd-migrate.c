@@ -16,10 +16,14 @@ static int mig_abort(struct vp_cli *cli, int argc, char **argv);
 
 static const struct cli_verb verbs[] = {
         { "start", mig_start,
-          "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]",
+          "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
+          "       [--source-fenced]",
           "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
           "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
-          "Prints the migration id first. 'vpool migrate POOL ...' means the same." },
+          "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
+          "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
+          "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
+          "target from starting while a source process holds the disk)." },
         { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total." },
         { "status", mig_status, "ID", "Per VM: step reached, source and target, generation, error." },
         { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal." },
@@ -144,7 +148,8 @@ static void print_plan(const struct vp_plan *pl)
         for (size_t i = 0; i < pl->nvms; i++) {
                 _cleanup_free_ char *src = vp_strdupf("%s/%s", pl->vms[i].from_env, pl->vms[i].vm);
                 _cleanup_free_ char *dst = vp_strdupf("%s/%s", pl->vms[i].to_env, pl->vms[i].vm);
-                table_add(&t, pl->vms[i].vm, src, dst, pl->vms[i].running ? "running" : "stopped");
+                table_add(&t, pl->vms[i].vm, src, dst,
+                          pl->vms[i].unreachable ? "unreachable (fenced)" : pl->vms[i].running ? "running" : "stopped");
         }
         table_print(&t);
 }
@@ -253,10 +258,11 @@ int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char 
 static int mig_start(struct vp_cli *cli, int argc, char **argv)
 {
         const char *to = NULL, *profile = NULL, *parallel = NULL, *timeout = NULL;
-        bool dry = false;
+        bool dry = false, fenced = false;
         const struct cli_opt opts[] = {
                 { "to", &to, NULL }, { "profile", &profile, NULL }, { "parallel", &parallel, NULL },
-                { "shutdown-timeout", &timeout, NULL }, { "dry-run", NULL, &dry }, { 0 },
+                { "shutdown-timeout", &timeout, NULL }, { "dry-run", NULL, &dry },
+                { "source-fenced", NULL, &fenced }, { 0 },
         };
         char **pos;
         int npos;
@@ -264,7 +270,8 @@ static int mig_start(struct vp_cli *cli, int argc, char **argv)
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
-        struct vp_migrate_args a = { .pool = pos[0], .to_env = to, .profile = profile, .dry_run = dry };
+        struct vp_migrate_args a = { .pool = pos[0], .to_env = to, .profile = profile, .dry_run = dry,
+                                     .source_fenced = fenced };
         if (vp_name_check("pool", a.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||
             cli_parse_migrate_opts(cli, parallel, timeout, &a, &err) < 0)

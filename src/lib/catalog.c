@@ -50,7 +50,7 @@ static const struct vp_col migration_cols[] = {
         I(vp_migration, id), T(vp_migration, pool_name), I(vp_migration, pool_id),
         I(vp_migration, from_env_id), I(vp_migration, to_env_id), I(vp_migration, from_profile_id),
         I(vp_migration, to_profile_id), T(vp_migration, state), I(vp_migration, parallel),
-        I(vp_migration, shutdown_timeout), I(vp_migration, total), T(vp_migration, created),
+        I(vp_migration, shutdown_timeout), I(vp_migration, source_fenced), I(vp_migration, total), T(vp_migration, created),
         T(vp_migration, updated),
 };
 static const struct vp_col migvm_cols[] = {
@@ -104,7 +104,8 @@ static const char schema_sql[] =
         " to_env_id INTEGER NOT NULL REFERENCES envs(id),"
         " from_profile_id INTEGER NOT NULL REFERENCES profiles(id),"
         " to_profile_id INTEGER NOT NULL REFERENCES profiles(id), state TEXT NOT NULL,"
-        " parallel INTEGER, shutdown_timeout INTEGER, total INTEGER, created TEXT, updated TEXT);"
+        " parallel INTEGER, shutdown_timeout INTEGER, source_fenced INTEGER NOT NULL DEFAULT 0,"
+        " total INTEGER, created TEXT, updated TEXT);"
         "CREATE INDEX migrations_pool ON migrations(pool_id);"
         "CREATE TABLE migration_vms(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL,"
         " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL,"

@@ -112,6 +112,7 @@ struct vp_migration {
         char *state;           /* running | done | partial | aborted */
         int64_t parallel;
         int64_t shutdown_timeout;
+        int64_t source_fenced;   /* the operator vouched that unreachable sources are powered off */
         int64_t total;
         char *created;
         char *updated;

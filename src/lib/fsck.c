@@ -43,6 +43,8 @@ struct seen {
 
 struct state {
         struct vp_ctx *ctx;
+        bool repair;
+        virConnectPtr *conns;          /* per env, NULL when unreached */
         struct vp_fsck_report *rep;
         struct vp_env *envs;
         size_t nenvs;
@@ -393,6 +395,7 @@ static void check_vms_and_domains(struct state *s)
                                 continue;
                         const struct vp_vm *vm = vm_by_name(s, d->name);
                         _cleanup_free_ char *subj = vp_strdupf("%s/%s", s->envs[e].name, d->name);
+                        size_t before = s->rep->n;
                         if (!vm)
                                 problem(s->rep, "stale-domain", subj, "a vpool domain (pool '%s') of no VM in the catalog",
                                         d->pool);
@@ -401,6 +404,17 @@ static void check_vms_and_domains(struct state *s)
                         else if (vm->env_id != s->envs[e].id)
                                 problem(s->rep, "stale-domain", subj, "vm '%s' lives on env '%s', not here", vm->name,
                                         env_by_id(s, vm->env_id) ? env_by_id(s, vm->env_id)->name : "?");
+                        if (s->repair && s->rep->n > before && s->conns[e]) {
+                                /* A stale definition, running or not, is a would-be
+                                 * second writer: it goes, and only it. */
+                                struct vp_error rerr = { 0 };
+                                struct vp_problem *p = &s->rep->problems[s->rep->n - 1];
+                                if (vp_hv_undefine(s->conns[e], d->name, true, &rerr) >= 0)
+                                        p->repaired = true;
+                                else
+                                        snprintf(p->detail + strlen(p->detail), sizeof(p->detail) - strlen(p->detail),
+                                                 "; repair failed: %s", rerr.msg);
+                        }
                         else if (!streq(vm->uuid, d->uuid))
                                 problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
                                         vm->uuid);
@@ -430,9 +444,9 @@ static void check_images(struct state *s)
         }
 }
 
-int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err)
+int vp_fsck(struct vp_ctx *ctx, bool repair, struct vp_fsck_report *rep, struct vp_error *err)
 {
-        struct state s = { .ctx = ctx, .rep = rep };
+        struct state s = { .ctx = ctx, .rep = rep, .repair = repair };
         memset(rep, 0, sizeof(*rep));
         void *rows;
         int r;
@@ -455,6 +469,7 @@ int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err
         s.doms = vp_xcalloc(s.nenvs, sizeof(*s.doms));
         s.ndoms = vp_xcalloc(s.nenvs, sizeof(*s.ndoms));
         s.reached = vp_xcalloc(s.nenvs, sizeof(*s.reached));
+        s.conns = vp_xcalloc(s.nenvs, sizeof(*s.conns));
         for (size_t e = 0; e < s.nenvs; e++) {
                 virConnectPtr c;
                 struct vp_error cerr = { 0 };
@@ -465,6 +480,7 @@ int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err
                         continue;
                 }
                 s.reached[e] = true;
+                s.conns[e] = c;
         }
         note_unfinished(&s);
         walk_deltas(&s);
@@ -477,6 +493,7 @@ out:
         free(s.doms);
         free(s.ndoms);
         free(s.reached);
+        free(s.conns);
         free(s.inflight);
         vp_rows_free(&vp_table_env, s.envs, s.nenvs);
         vp_rows_free(&vp_table_vm, s.vms, s.nvms);

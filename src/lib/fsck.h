@@ -8,6 +8,7 @@ struct vp_problem {
         char kind[32];          /* stable word: delta-shared, owner-mismatch, foreign-backing, ... */
         char subject[300];      /* the delta, VM, domain or file concerned */
         char detail[600];
+        bool repaired;          /* --repair removed its cause */
 };
 
 struct vp_fsck_report {
@@ -17,6 +18,8 @@ struct vp_fsck_report {
 };
 
 /* Returns 0 (the report says whether it is clean) or -errno when the check
- * itself could not run. */
-int vp_fsck(struct vp_ctx *ctx, struct vp_fsck_report *rep, struct vp_error *err);
+ * itself could not run. With REPAIR, stale domains (vpool's definitions of
+ * a VM that lives elsewhere now, or of no VM of the catalog) are destroyed
+ * and undefined, and nothing else is touched. */
+int vp_fsck(struct vp_ctx *ctx, bool repair, struct vp_fsck_report *rep, struct vp_error *err);
 void vp_fsck_report_free(struct vp_fsck_report *rep);

@@ -232,6 +232,26 @@ static int load_vm_locked(struct run *r, int64_t id, struct vp_vm *vm, struct vp
 /* Rewrite the manifest so FROM hands the delta to TO with the generation
  * bumped. Idempotent: a manifest already owned by TO at a generation past
  * AFTER_GEN is left alone. Any other owner is refused: someone else holds it. */
+/* Rename NAME (in place: updated to the new name) to BASE.gGEN.EXT. */
+static int rename_disk(int dfd, const char *label, char *name, size_t namesz, const char *base, const char *ext,
+                       int64_t gen, struct vp_error *err)
+{
+        char next[64];
+        snprintf(next, sizeof(next), "%s.g%lld.%s", base, (long long)gen, ext);
+        if (streq(name, next))
+                return 0;
+        if (renameat(dfd, name, dfd, next) < 0) {
+                struct stat st;
+                if (errno != ENOENT || fstatat(dfd, next, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, name, strerror(errno));
+        }
+        if (fsync(dfd) < 0)
+                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
+        vp_fault_point("migrate.renamed");
+        snprintf(name, namesz, "%s", next);
+        return 0;
+}
+
 static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                      struct vp_manifest *m, struct vp_error *err)
 {
@@ -245,6 +265,16 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
                               label, m->owner, (long long)m->generation, from);
         snprintf(m->owner, sizeof(m->owner), "%s", to);
         m->generation++;
+        /* The disks take names carrying the new generation: any definition
+         * made for an older one (a stale host's domain) points at a file
+         * that no longer exists and cannot start. Renames keep the inodes:
+         * no byte moves. Files first, manifest last; a crash between is
+         * redone, since a rename already made is recognised. */
+        if ((k = rename_disk(dfd, label, m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation, err)) < 0 ||
+            (m->data_disk[0] &&
+             (k = rename_disk(dfd, label, m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation, err)) < 0) ||
+            (m->nvram[0] && (k = rename_disk(dfd, label, m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation, err)) < 0))
+                return k;
         k = vp_manifest_write(dfd, m, err);
         if (k >= 0)
                 vp_fault_point(strncmp(to, "vm:", 3) == 0 ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
@@ -258,6 +288,11 @@ static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct v
                 return 0;
         struct vp_env *e = env_by_id(r, env_id);
         return vp_err(err, -EHOSTUNREACH, "env '%s' is unreachable", e ? e->name : "?");
+}
+
+static bool mv_needs_source(const struct vp_migvm *mv)
+{
+        return streq(mv->step, "pending") || streq(mv->step, "stopping");
 }
 
 static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
@@ -277,30 +312,43 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         char *xml = NULL;
 
         if ((k = vp_delta_open(&r->ctx->st, r->pool.name, vm.name, &dfd, err)) < 0 ||
-            (k = need_conn(r, mv->src_env_id, &sc, err)) < 0 || (k = need_conn(r, dst->id, &dc, err)) < 0)
+            (k = need_conn(r, dst->id, &dc, err)) < 0)
                 goto out;
+        /* Only a step that needs the source asks for it: a fenced source
+         * (powered off, the operator said so) is passed by. */
+        bool fenced = false;
+        if (mv_needs_source(mv) && (k = need_conn(r, mv->src_env_id, &sc, err)) < 0) {
+                if (!r->mig.source_fenced)
+                        goto out;
+                fenced = true;
+                k = 0;
+        }
 
         if (streq(mv->step, "pending")) {
-                const char *state;
-                if ((k = vp_hv_state(sc, vm.name, &state, err)) < 0)
+                const char *state = "unknown";
+                if (!fenced && (k = vp_hv_state(sc, vm.name, &state, err)) < 0)
                         goto out;
-                /* Remembered before the shutdown: the target starts only if the source ran. */
-                mv->source_running = streq(state, "running") || streq(state, "paused");
+                /* Remembered before the shutdown: the target starts only if the
+                 * source ran; an unreachable fenced source counts as running. */
+                mv->source_running = fenced || streq(state, "running") || streq(state, "paused");
                 k = record_step(r, mv, "stopping", mv->generation,
-                                mv->source_running ? "source running" : "source not running", NULL, err);
+                                fenced ? "source unreachable, fenced by the operator"
+                                       : mv->source_running ? "source running" : "source not running", NULL, err);
                 if (k < 0)
                         goto out;
         }
         if (streq(mv->step, "stopping")) {
                 /* Lock: the source stops, loses its definition, and the
                  * migration takes the delta over at a new generation. */
-                k = vp_hv_stop(sc, vm.name, (int)r->mig.shutdown_timeout, true, err);
-                if (k < 0 && k != -ENOENT)
-                        goto out;
-                vp_fault_point("migrate.source-stopped");
-                if ((k = vp_hv_undefine(sc, vm.name, true, err)) < 0)
-                        goto out;
-                vp_fault_point("migrate.source-undefined");
+                if (!fenced) {
+                        k = vp_hv_stop(sc, vm.name, (int)r->mig.shutdown_timeout, true, err);
+                        if (k < 0 && k != -ENOENT)
+                                goto out;
+                        vp_fault_point("migrate.source-stopped");
+                        if ((k = vp_hv_undefine(sc, vm.name, true, err)) < 0)
+                                goto out;
+                        vp_fault_point("migrate.source-undefined");
+                }
                 if ((k = hand_over(dfd, vm.delta_path, vm_owner, mig_owner, mv->generation, &m, err)) < 0)
                         goto out;
                 free(vm.owner);
@@ -348,8 +396,15 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                         goto out;
         }
         if (streq(mv->step, "handed_over")) {
-                if (mv->source_running && (k = vp_hv_start(dc, vm.name, err)) < 0)
+                if (mv->source_running && (k = vp_hv_start(dc, vm.name, err)) < 0) {
+                        /* QEMU locks its images: a source process still alive
+                         * on a host that was only unreachable keeps it. */
+                        if (strstr(err->msg, "lock"))
+                                vp_err(err, -EBUSY, "its disk is locked by another QEMU process: the source still runs "
+                                       "it and is not fenced; stop that process (power the host off), then "
+                                       "'vpool migrate resume %lld'", (long long)r->mig.id);
                         goto out;
+                }
                 k = record_step(r, mv, "done", mv->generation, mv->source_running ? "started" : NULL, NULL, err);
         }
 out:
@@ -383,12 +438,14 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         char *xml = NULL;
 
         if ((k = vp_delta_open(&r->ctx->st, r->pool.name, vm.name, &dfd, err)) < 0 ||
-            (k = need_conn(r, src->id, &sc, err)) < 0 || (k = need_conn(r, r->mig.to_env_id, &dc, err)) < 0)
+            (k = need_conn(r, src->id, &sc, err)) < 0)
                 goto out;
         /* The target's domain goes first, so nothing but the source can
-         * hold the delta afterwards. On the same env, a VM that had not
-         * been stopped yet keeps running instead. */
-        if (!(src->id == r->mig.to_env_id && idx == step_index("stopping")) &&
+         * hold the delta afterwards. Before the hand-over that domain has no
+         * disk: an unreachable target keeps it for fsck --repair. On the
+         * same env, a VM that had not been stopped yet keeps running. */
+        dc = conn_by_id(r, r->mig.to_env_id);
+        if (dc && !(src->id == r->mig.to_env_id && idx == step_index("stopping")) &&
             (k = vp_hv_undefine(dc, vm.name, true, err)) < 0)
                 goto out;
         if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0)
@@ -653,9 +710,21 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 const char *state;
                 if ((k = vp_row_get_id(ctx->cat, &vp_table_env, vms[i].env_id, &ve, err)) < 0)
                         goto out;
-                k = vp_ctx_conn(ctx, &ve, &vc, err);
-                if (k >= 0)
+                struct vp_error cerr = { 0 };
+                state = "unknown";
+                k = vp_ctx_conn(ctx, &ve, &vc, &cerr);
+                if (k < 0 && a->source_fenced) {
+                        /* The operator vouches the host is off; QEMU's image lock still
+                         * keeps the target from starting if it is not. */
+                        plan->vms[i].unreachable = true;
+                        k = 0;
+                } else if (k < 0) {
+                        k = vp_err(err, k, "%s; vm '%s' may still run there and hold its delta, so it is not handed "
+                                   "over. If that host is fenced (powered off), retry with --source-fenced",
+                                   cerr.msg, vms[i].name);
+                } else {
                         k = vp_hv_state(vc, vms[i].name, &state, err);
+                }
                 if (k >= 0 && ve.id != to.id) {
                         const char *tstate;
                         if ((k = vp_hv_state(dc, vms[i].name, &tstate, err)) >= 0 && !streq(tstate, "undefined"))
@@ -679,7 +748,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 vp_row_clear(&vp_table_env, &ve);
                 if (k < 0)
                         goto out;
-                plan->vms[i].running = streq(state, "running") || streq(state, "paused");
+                plan->vms[i].running = streq(state, "running") || streq(state, "paused") || plan->vms[i].unreachable;
                 if (plan->vms[i].running)
                         plan->memory_needed_mib += dp.memory_mib;
         }
@@ -705,7 +774,8 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                         .pool_id = pool.id, .pool_name = pool.name, .from_env_id = from.id, .to_env_id = to.id,
                         .from_profile_id = sp.id, .to_profile_id = dp.id, .state = (char *)"running",
                         .parallel = a->parallel ? a->parallel : VP_DEFAULT_PARALLEL,
-                        .shutdown_timeout = a->shutdown_timeout, .total = (int64_t)n, .created = vp_now_iso(),
+                        .shutdown_timeout = a->shutdown_timeout, .source_fenced = a->source_fenced,
+                        .total = (int64_t)n, .created = vp_now_iso(),
                 };
                 mig.updated = mig.created;
                 if ((k = vp_catalog_begin(ctx->cat, err)) < 0) {

@@ -11,6 +11,7 @@ struct vp_migrate_args {
         int parallel;              /* 0: default */
         int shutdown_timeout;      /* seconds, graceful before forced */
         bool dry_run;
+        bool source_fenced;        /* unreachable source envs are known to be powered off */
 };
 
 /* One line of the plan: a VM and what changes for it. */
@@ -19,6 +20,7 @@ struct vp_plan_vm {
         char from_env[64];
         char to_env[64];
         bool running;
+        bool unreachable;          /* its env did not answer (only with source_fenced) */
 };
 
 struct vp_plan {

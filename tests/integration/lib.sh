@@ -193,3 +193,11 @@ add_desktop_image() {
 domains_on() { virsh_on "$1" list --all --name | grep "^$2-" | sort | xargs; }
 
 fsck_kinds() { vpool fsck --json | jq -r '.problems[].kind' | sort -u | xargs; }
+
+# The overlay file of VM's collection, by the name its manifest gives (it
+# carries the generation once the delta has been handed over).
+overlay_of() {
+    local d
+    d=$(vpool vm show "$1" --json | jq -r .delta_path)
+    echo "$d/$(jq -r .overlay "$d/manifest.json")"
+}

@@ -27,7 +27,7 @@ audit() {
     local what=$1 vm d kinds
     for vm in $(vpool vm list --json | jq -r '.[].name'); do
         d=$(vpool vm show "$vm" --json | jq -r .delta_path)
-        if [ ! -f "$d/manifest.json" ] || [ ! -f "$d/overlay.qcow2" ]; then
+        if [ ! -f "$d/manifest.json" ] || [ ! -f "$d/$(jq -r .overlay "$d/manifest.json")" ]; then
             lost=$((lost + 1))
             not_ok "$what: delta of $vm lost"
         fi
@@ -81,7 +81,7 @@ for size in 1 3; do
 done
 
 # --- migrate -----------------------------------------------------------------
-mpoints=(stopping source-stopped source-undefined manifest-to-migration locked provisioned manifest-to-vm
+mpoints=(stopping source-stopped source-undefined renamed manifest-to-migration locked provisioned manifest-to-vm
          attached handed_over done)
 for size in 1 3; do
     occ=$(( size == 1 ? 1 : 2 ))

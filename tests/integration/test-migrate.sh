@@ -24,7 +24,7 @@ for vm in $vms; do
     show=$(vpool vm show "$vm" --json)
     uuid[$vm]=$(jq -r .uuid <<<"$show")
     mac[$vm]=$(jq -r '.macs[0]' <<<"$show")
-    inode[$vm]=$(stat -c %i "$STORAGE/deltas/m1/$vm/overlay.qcow2")
+    inode[$vm]=$(stat -c %i "$(overlay_of "$vm")")
     check_eq "$vm first boot: its own UUID on IDE" "${uuid[$vm]} sda" "$(console_field "$vm" uuid) $(console_field "$vm" disk)"
 done
 
@@ -43,7 +43,8 @@ for vm in $vms; do
     check "$vm on host B: same MAC" grep -q "<mac address='${mac[$vm]}'/>" <<<"$xml"
     check "$vm on host B: same UUID" grep -q "<uuid>${uuid[$vm]}</uuid>" <<<"$xml"
     check "$vm on host B: no IDE left" test "$(grep -c "bus='ide'" <<<"$xml")" = 0
-    check_eq "$vm: same delta inode (no data copied)" "${inode[$vm]}" "$(stat -c %i "$STORAGE/deltas/m1/$vm/overlay.qcow2")"
+    check_eq "$vm: same delta inode (no data copied)" "${inode[$vm]}" "$(stat -c %i "$(overlay_of "$vm")")"
+    check_eq "$vm: the overlay's name carries generation 3" "overlay.g3.qcow2" "$(basename "$(overlay_of "$vm")")"
     check_eq "$vm: manifest owned by the VM at generation 3" "vm:$vm 3" \
         "$(jq -r '"\(.owner) \(.generation)"' "$STORAGE/deltas/m1/$vm/manifest.json")"
 done
@@ -171,10 +172,11 @@ jq '.owner = "vm:m2-002"' "$WORK/manifest.save" >"$d1/manifest.json"
 check "fsck: manifest owner disagrees with the catalog" grep -q "owner-mismatch: $d1" <<<"$(vpool fsck)"
 cp "$WORK/manifest.save" "$d1/manifest.json"
 
-mv "$d1/overlay.qcow2" "$WORK/overlay.save"
-qemu-img create -q -f qcow2 -b "$GUEST_DIR/master.qcow2" -F qcow2 "$d1/overlay.qcow2"
+ov1=$(overlay_of m2-001)
+mv "$ov1" "$WORK/overlay.save"
+qemu-img create -q -f qcow2 -b "$GUEST_DIR/master.qcow2" -F qcow2 "$ov1"
 check "fsck: overlay with a foreign backing file" grep -q "foreign-backing: $d1" <<<"$(vpool fsck)"
-mv "$WORK/overlay.save" "$d1/overlay.qcow2"
+mv "$WORK/overlay.save" "$ov1"
 check_eq "fsck clean once every plant is gone" "" "$(fsck_kinds)"
 
 # --- 7. env drain moves two pools off an env ---------------------------------------
