@@ -40,7 +40,7 @@ step "building the test guest"
 scripts/build-guest.sh build/guest
 
 step "starting hosts ${hosts[*]}"
-stop_hosts() { scripts/hosts.sh down "${hosts[@]}" hostc >/dev/null 2>&1 || true; }
+stop_hosts() { scripts/hosts.sh down "${hosts[@]}" hostc hostd >/dev/null 2>&1 || true; }
 trap stop_hosts EXIT
 scripts/hosts.sh up "${hosts[@]}"
 

@@ -21,6 +21,7 @@ static void problem(struct vp_fsck_report *rep, const char *kind, const char *su
                 rep->problems = p;
         }
         struct vp_problem *p = &rep->problems[rep->n++];
+        memset(p, 0, sizeof(*p));
         snprintf(p->kind, sizeof(p->kind), "%s", kind);
         snprintf(p->subject, sizeof(p->subject), "%s", subject);
         va_list ap;
@@ -167,16 +168,21 @@ static bool migration_open(struct state *s, int64_t id)
         return false;
 }
 
-/* Every domain, on any env, with a disk inside DELTA (a directory path). */
-static size_t attachments(struct state *s, const char *delta, struct seen *out, size_t max)
+/* Every domain, on any env, with one of the delta's current disks (names
+ * from the manifest). A definition naming a disk file the delta no longer
+ * has (an older generation's) cannot reach it: that is a stale domain. */
+static size_t attachments(struct state *s, const char *delta, const struct vp_manifest *m, struct seen *out,
+                          size_t max)
 {
-        size_t n = 0, dl = strlen(delta);
+        size_t n = 0;
+        _cleanup_free_ char *ov = vp_strdupf("%s/%s", delta, m->overlay);
+        _cleanup_free_ char *dd = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
         for (size_t e = 0; e < s->nenvs; e++)
                 for (size_t i = 0; i < s->ndoms[e]; i++) {
                         struct vp_dominfo *d = &s->doms[e][i];
                         bool hit = false;
                         for (int f = 0; f < d->nfiles; f++)
-                                hit |= strncmp(d->files[f], delta, dl) == 0 && d->files[f][dl] == '/';
+                                hit |= streq(d->files[f], ov) || (dd && streq(d->files[f], dd));
                         if (hit) {
                                 if (n < max)
                                         out[n] = (struct seen){ &s->envs[e], d };
@@ -280,7 +286,7 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
 
         /* Invariant 2: at most one defined domain holds the delta, and it is its owner. */
         struct seen seen[8];
-        size_t n = attachments(s, path, seen, ELEMENTSOF(seen));
+        size_t n = attachments(s, path, &m, seen, ELEMENTSOF(seen));
         if (n > 1) {
                 char list[400] = "";
                 for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {

@@ -469,6 +469,8 @@ static int check_vm_disks(struct vp_ctx *ctx, const struct vp_vm *vm, struct vp_
         if (r >= 0)
                 r = vp_row_get_id(ctx->cat, &vp_table_image, pool.image_id, &im, err);
         if (r >= 0)
+                r = vp_storage_check_master(&ctx->st, im.path, im.format, err);
+        if (r >= 0)
                 r = vp_delta_check(&ctx->st, pool.name, vm->name, im.path, im.format, NULL, err);
         if (r < 0)
                 vp_err_prefix(err, "vm '%s' not started", vm->name);

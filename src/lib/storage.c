@@ -435,6 +435,22 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const
         return 0;
 }
 
+int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err)
+{
+        size_t rl = strlen(s->root);
+        if (strncmp(path, s->root, rl) != 0 || strncmp(path + rl, "/images/", 8) != 0 || strchr(path + rl + 8, '/'))
+                return vp_err(err, -EPERM, "master image '%s' is not under '%s/images'", path, s->root);
+        _cleanup_close_ int fd = openat(s->images_fd, path + rl + 8, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return vp_err(err, -errno, "master image '%s': %s", path,
+                              errno == ELOOP ? "is a symbolic link; refusing" : strerror(errno));
+        struct vp_image_info info;
+        int r = vp_image_probe(fd, path, vp_format_from_string(format), &info, err);
+        if (r >= 0)
+                r = vp_image_check_master(&info, path, err);
+        return r;
+}
+
 char *vp_storage_log_path(struct vp_storage *s, const char *vm)
 {
         return vp_strdupf("%s/logs/%s.log", s->root, vm);

@@ -57,5 +57,9 @@ int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *r
 int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
 
+/* The master image at PATH (under images/) is a regular file, not a
+ * symbolic link, and passes the header checks for a master. */
+int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err);
+
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);
