@@ -221,7 +221,8 @@ pool=hostile
 vm=$pool-001
 check "pool create $pool" vpool pool create "$pool" --image guest --env "$HOSTA" --profile pc-ide --size 1
 delta=$STORAGE/deltas/$pool/$vm
-overlay=$delta/overlay.qcow2
+# Hand-overs rename the disks; the manifest says which file is the overlay now.
+overlay=$delta/$(jq -r .overlay "$delta/manifest.json")
 master=$STORAGE/images/guest.qcow2
 { [ -f "$overlay" ] && [ -f "$master" ]; } || bail "pool create left no overlay or master"
 saved=$WORK/saved
@@ -328,8 +329,6 @@ for target in "$saved/guest.qcow2" /etc/passwd; do
         # shellcheck disable=SC2086 # op is words
         known_gap "start does not check the master file" \
             refusal expect_fail "master linked to $t: $op refused" 1 "$master" vpool $op
-        known_gap "start does not check the master file" \
-            check_eq "master linked to $t: $op leaves the domain shut off" "shut off" "$(domstate)"
         # Where the gap let the guest run, let it finish before going on.
         [ "$(domstate)" = "shut off" ] || wait_shutoff 120 "$vm" || bail "$vm did not power off"
     done
