@@ -130,7 +130,8 @@ int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *e
 void vp_ctx_close(struct vp_ctx *ctx)
 {
         for (size_t i = 0; i < ctx->nconns; i++)
-                virConnectClose(ctx->conns[i].conn);
+                if (ctx->conns[i].conn)
+                        virConnectClose(ctx->conns[i].conn);
         free(ctx->conns);
         if (ctx->have_storage)
                 vp_storage_close(&ctx->st);
@@ -144,20 +145,24 @@ int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret
 {
         for (size_t i = 0; i < ctx->nconns; i++)
                 if (ctx->conns[i].env_id == env->id) {
+                        /* A host that did not answer is not asked again in this run. */
+                        if (!ctx->conns[i].conn)
+                                return vp_err(err, -EHOSTUNREACH, "env '%s': cannot connect to '%s'", env->name,
+                                              env->uri);
                         *ret = ctx->conns[i].conn;
                         return 0;
                 }
-        virConnectPtr c;
+        virConnectPtr c = NULL;
         int r = vp_hv_connect(env->uri, &c, err);
-        if (r < 0) {
+        if (r < 0)
                 vp_err_prefix(err, "env '%s'", env->name);
-                return r;
-        }
         struct vp_conn_cache *n = realloc(ctx->conns, (ctx->nconns + 1) * sizeof(*n));
         if (!n)
                 abort();
         ctx->conns = n;
         ctx->conns[ctx->nconns++] = (struct vp_conn_cache){ env->id, c };
+        if (r < 0)
+                return r;
         *ret = c;
         return 0;
 }
