@@ -206,3 +206,71 @@ char *format_bytes(int64_t b)
         }
         return u == 0 ? vp_strdupf("%lld B", (long long)b) : vp_strdupf("%.1f %s", v, units[u]);
 }
+
+static char *cell(struct json_object *row, const struct cli_column *c)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(row, c->key, &v) || !v)
+                return vp_strdup("-");
+        switch (c->fmt) {
+        case CLI_BYTES:
+                return format_bytes(json_object_get_int64(v));
+        case CLI_KIB:
+                return format_bytes(json_object_get_int64(v) * 1024);
+        case CLI_SHORT:
+                return vp_strdupf("%.12s", json_object_get_string(v));
+        default:
+                return vp_strdup(*json_object_get_string(v) ? json_object_get_string(v) : "-");
+        }
+}
+
+int cli_list(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, const struct vp_table *t,
+             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
+             size_t ncols)
+{
+        char **pos;
+        int npos;
+        CLI_PARSE(cli, v, argc, argv, NULL, &pos, &npos, 0, 0);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_list(ctx.cat, t, NULL, NULL, &rows, &n, &err) < 0) {
+                vp_ctx_close(&ctx);
+                return cli_fail(&err);
+        }
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                const void *row = (const char *)rows + i * t->size;
+                json_object_array_add(a, to_json ? to_json(&ctx, row) : vp_row_to_json(t, row));
+        }
+        vp_rows_free(t, rows, n);
+        vp_ctx_close(&ctx);
+        if (cli->json) {
+                cli_print_json(a);
+                return 0;
+        }
+        /* The table is built from the same JSON the --json output shows. */
+        struct cli_table tb = { .ncols = ncols, .nrows = 1, .cap = 16 };
+        tb.cells = vp_xcalloc(tb.cap * ncols, sizeof(char *));
+        for (size_t c = 0; c < ncols; c++)
+                tb.cells[c] = vp_strdup(cols[c].header);
+        for (size_t i = 0; i < n; i++) {
+                if (tb.nrows == tb.cap) {
+                        tb.cap *= 2;
+                        char **nc = realloc(tb.cells, tb.cap * ncols * sizeof(char *));
+                        if (!nc)
+                                abort();
+                        tb.cells = nc;
+                }
+                struct json_object *row = json_object_array_get_idx(a, i);
+                for (size_t c = 0; c < ncols; c++)
+                        tb.cells[tb.nrows * ncols + c] = cell(row, &cols[c]);
+                tb.nrows++;
+        }
+        table_print(&tb);
+        json_object_put(a);
+        return 0;
+}

@@ -58,6 +58,22 @@ void table_init(struct cli_table *t, size_t ncols, ...);
 void table_add(struct cli_table *t, ...);
 void table_print(struct cli_table *t);
 
+/* A column of a list verb's table: a field of the row's JSON, shown as is,
+ * as a byte count, as a KiB count, or cut to 12 characters. */
+enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT };
+struct cli_column {
+        const char *header;
+        const char *key;
+        enum cli_fmt fmt;
+};
+
+/* A whole list verb: parse (no options, no arguments), read every row of T,
+ * print them as one JSON array (TO_JSON, or the row's own fields when NULL)
+ * or as a table of COLS. Returns the exit code. */
+int cli_list(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, const struct vp_table *t,
+             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
+             size_t ncols);
+
 /* "key: value" lines for show verbs. */
 void print_field(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *format_bytes(int64_t b);

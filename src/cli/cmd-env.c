@@ -60,38 +60,12 @@ static int env_add(struct vp_cli *cli, int argc, char **argv)
 
 static int env_list(struct vp_cli *cli, int argc, char **argv)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, &vp_table_env, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct vp_env *e = rows;
-        if (cli->json) {
-                struct json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, vp_row_to_json(&vp_table_env, &e[i]));
-                cli_print_json(a);
-        } else {
-                struct cli_table t;
-                table_init(&t, 5, "NAME", "URI", "ARCH", "CPUS", "MEMORY");
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *cpus = vp_strdupf("%lld", (long long)e[i].cpus);
-                        _cleanup_free_ char *mem = format_bytes(e[i].memory_kib * 1024);
-                        table_add(&t, e[i].name, e[i].uri, e[i].arch, cpus, mem);
-                }
-                table_print(&t);
-        }
-        vp_rows_free(&vp_table_env, rows, n);
-        vp_ctx_close(&ctx);
-        return 0;
+        static const struct cli_column cols[] = {
+                { "NAME", "name", CLI_PLAIN }, { "URI", "uri", CLI_PLAIN }, { "ARCH", "arch", CLI_PLAIN },
+                { "TYPES", "domain_types", CLI_PLAIN }, { "CPUS", "cpus", CLI_PLAIN },
+                { "MEMORY", "memory_kib", CLI_KIB },
+        };
+        return cli_list(cli, &verbs[1], argc, argv, &vp_table_env, NULL, cols, ELEMENTSOF(cols));
 }
 
 static int env_show(struct vp_cli *cli, int argc, char **argv)

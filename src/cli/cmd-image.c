@@ -84,39 +84,11 @@ static int image_add(struct vp_cli *cli, int argc, char **argv)
 
 static int image_list(struct vp_cli *cli, int argc, char **argv)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, &vp_table_image, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct vp_image *im = rows;
-        if (cli->json) {
-                struct json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, vp_row_to_json(&vp_table_image, &im[i]));
-                cli_print_json(a);
-        } else {
-                struct cli_table t;
-                table_init(&t, 5, "NAME", "FORMAT", "SIZE", "SHA256", "PATH");
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *vs = format_bytes(im[i].virtual_size);
-                        char sha[16];
-                        snprintf(sha, sizeof(sha), "%.12s", im[i].sha256);
-                        table_add(&t, im[i].name, im[i].format, vs, sha, im[i].path);
-                }
-                table_print(&t);
-        }
-        vp_rows_free(&vp_table_image, rows, n);
-        vp_ctx_close(&ctx);
-        return 0;
+        static const struct cli_column cols[] = {
+                { "NAME", "name", CLI_PLAIN }, { "FORMAT", "format", CLI_PLAIN },
+                { "SIZE", "virtual_size", CLI_BYTES }, { "SHA256", "sha256", CLI_SHORT }, { "PATH", "path", CLI_PLAIN },
+        };
+        return cli_list(cli, &verbs[1], argc, argv, &vp_table_image, NULL, cols, ELEMENTSOF(cols));
 }
 
 static int get_image(struct vp_cli *cli, struct vp_ctx *ctx, const char *name, struct vp_image *im)

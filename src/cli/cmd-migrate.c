@@ -370,41 +370,22 @@ static const char *js(struct json_object *o, const char *k)
         return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
 }
 
+static struct json_object *migration_row_json(struct vp_ctx *ctx, const void *row)
+{
+        struct json_object *o = migration_json(ctx, row, false);
+        char done[48];
+        snprintf(done, sizeof(done), "%s/%s", js(o, "done"), js(o, "total"));
+        json_object_object_add(o, "progress", json_object_new_string(done));
+        return o;
+}
+
 static int mig_list(struct vp_cli *cli, int argc, char **argv)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, &vp_table_migration, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct vp_migration *m = rows;
-        struct json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, migration_json(&ctx, &m[i], false));
-        if (cli->json) {
-                cli_print_json(a);
-        } else {
-                struct cli_table t;
-                table_init(&t, 6, "ID", "POOL", "FROM", "TO", "STATE", "DONE");
-                for (size_t i = 0; i < n; i++) {
-                        struct json_object *o = json_object_array_get_idx(a, i);
-                        _cleanup_free_ char *done = vp_strdupf("%s/%s", js(o, "done"), js(o, "total"));
-                        table_add(&t, js(o, "id"), js(o, "pool"), js(o, "from"), js(o, "to"), js(o, "state"), done);
-                }
-                table_print(&t);
-                json_object_put(a);
-        }
-        vp_rows_free(&vp_table_migration, rows, n);
-        vp_ctx_close(&ctx);
-        return 0;
+        static const struct cli_column cols[] = {
+                { "ID", "id", CLI_PLAIN }, { "POOL", "pool", CLI_PLAIN }, { "FROM", "from", CLI_PLAIN },
+                { "TO", "to", CLI_PLAIN }, { "STATE", "state", CLI_PLAIN }, { "DONE", "progress", CLI_PLAIN },
+        };
+        return cli_list(cli, &verbs[1], argc, argv, &vp_table_migration, migration_row_json, cols, ELEMENTSOF(cols));
 }
 
 static int mig_status(struct vp_cli *cli, int argc, char **argv)

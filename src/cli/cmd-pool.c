@@ -142,41 +142,18 @@ static const char *jstr(struct json_object *o, const char *key)
         return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
+static struct json_object *pool_row_json(struct vp_ctx *ctx, const void *row)
+{
+        return pool_json(ctx, row, false);
+}
+
 static int pool_list(struct vp_cli *cli, int argc, char **argv)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, &vp_table_pool, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct vp_pool *p = rows;
-        struct json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, pool_json(&ctx, &p[i], false));
-        if (cli->json) {
-                cli_print_json(a);
-        } else {
-                struct cli_table t;
-                table_init(&t, 6, "NAME", "IMAGE", "ENV", "PROFILE", "SIZE", "STATE");
-                for (size_t i = 0; i < n; i++) {
-                        struct json_object *o = json_object_array_get_idx(a, i);
-                        table_add(&t, jstr(o, "name"), jstr(o, "image"), jstr(o, "env"), jstr(o, "profile"),
-                                  jstr(o, "size"), jstr(o, "state"));
-                }
-                table_print(&t);
-                json_object_put(a);
-        }
-        vp_rows_free(&vp_table_pool, rows, n);
-        vp_ctx_close(&ctx);
-        return 0;
+        static const struct cli_column cols[] = {
+                { "NAME", "name", CLI_PLAIN }, { "IMAGE", "image", CLI_PLAIN }, { "ENV", "env", CLI_PLAIN },
+                { "PROFILE", "profile", CLI_PLAIN }, { "SIZE", "size", CLI_PLAIN }, { "STATE", "state", CLI_PLAIN },
+        };
+        return cli_list(cli, &verbs[1], argc, argv, &vp_table_pool, pool_row_json, cols, ELEMENTSOF(cols));
 }
 
 static int pool_show(struct vp_cli *cli, int argc, char **argv)

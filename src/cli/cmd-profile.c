@@ -72,44 +72,14 @@ static int profile_add(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static void profile_row(struct cli_table *t, const struct vp_profile *p)
-{
-        _cleanup_free_ char *vc = vp_strdupf("%lld", (long long)p->vcpus);
-        _cleanup_free_ char *mem = vp_strdupf("%lld MiB", (long long)p->memory_mib);
-        table_add(t, p->name, p->machine, p->disk_bus, p->nic, vc, mem, p->firmware, *p->cpu_mode ? p->cpu_mode : "-");
-}
-
 static int profile_list(struct vp_cli *cli, int argc, char **argv)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 0, 0);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, &vp_table_profile, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct vp_profile *p = rows;
-        if (cli->json) {
-                struct json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, vp_row_to_json(&vp_table_profile, &p[i]));
-                cli_print_json(a);
-        } else {
-                struct cli_table t;
-                table_init(&t, 8, "NAME", "MACHINE", "DISK", "NIC", "VCPUS", "MEMORY", "FIRMWARE", "CPU");
-                for (size_t i = 0; i < n; i++)
-                        profile_row(&t, &p[i]);
-                table_print(&t);
-        }
-        vp_rows_free(&vp_table_profile, rows, n);
-        vp_ctx_close(&ctx);
-        return 0;
+        static const struct cli_column cols[] = {
+                { "NAME", "name", CLI_PLAIN }, { "MACHINE", "machine", CLI_PLAIN }, { "DISK", "disk_bus", CLI_PLAIN },
+                { "NIC", "nic", CLI_PLAIN }, { "VCPUS", "vcpus", CLI_PLAIN }, { "MEMORY_MIB", "memory_mib", CLI_PLAIN },
+                { "FIRMWARE", "firmware", CLI_PLAIN }, { "CPU", "cpu_mode", CLI_PLAIN },
+        };
+        return cli_list(cli, &verbs[1], argc, argv, &vp_table_profile, NULL, cols, ELEMENTSOF(cols));
 }
 
 static int profile_show(struct vp_cli *cli, int argc, char **argv)

@@ -17,21 +17,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-bool vp_list_has(const char *list, const char *item)
-{
-        size_t il = strlen(item);
-        for (const char *p = list; p && *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                if (l == il && strncmp(p, item, l) == 0)
-                        return true;
-                if (!e)
-                        break;
-                p = e + 1;
-        }
-        return false;
-}
-
 static bool versioned(const char *m, const char *prefix)
 {
         size_t pl = strlen(prefix);

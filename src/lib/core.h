@@ -103,4 +103,3 @@ bool vp_known_firmware(const char *f);
 /* Check every item of a comma separated LIST with CHECK; refuses empty items. */
 int vp_check_list(const char *what, const char *list, bool (*check)(const char *),
                   struct vp_error *err);
-bool vp_list_has(const char *list, const char *item);

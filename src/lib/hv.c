@@ -95,21 +95,6 @@ static int xpath_list(struct xdoc *x, const char *expr, char *out, size_t outsz)
         return n;
 }
 
-static bool list_has(const char *list, const char *item)
-{
-        size_t il = strlen(item);
-        for (const char *p = list; p && *p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                if (l == il && strncmp(p, item, l) == 0)
-                        return true;
-                if (!e)
-                        break;
-                p = e + 1;
-        }
-        return false;
-}
-
 static int domcaps(virConnectPtr conn, const char *arch, const char *machine, const char *type,
                    struct xdoc *x, struct vp_error *err)
 {
@@ -123,7 +108,7 @@ static int domcaps(virConnectPtr conn, const char *arch, const char *machine, co
 
 const char *vp_hv_pick_domain_type(const char *domain_types)
 {
-        return list_has(domain_types, "kvm") ? "kvm" : "qemu";
+        return vp_list_has(domain_types, "kvm") ? "kvm" : "qemu";
 }
 
 static void sleep_ms(long ms);
@@ -245,9 +230,9 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         int r = vp_hv_probe(conn, &info, err);
         if (r < 0)
                 return r;
-        if (!list_has(info.machines, machine))
+        if (!vp_list_has(info.machines, machine))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer machine type '%s'", env, machine);
-        if (!list_has(info.domain_types, domain_type))
+        if (!vp_list_has(info.domain_types, domain_type))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type '%s'", env, domain_type);
         struct xdoc x = { 0 };
         r = domcaps(conn, arch, machine, domain_type, &x, err);
@@ -259,12 +244,12 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         xpath_list(&x, "/domainCapabilities/devices/disk/enum[@name='bus']/value", buses, sizeof(buses));
         xpath_list(&x, "/domainCapabilities/os/enum[@name='firmware']/value", fw, sizeof(fw));
         xdoc_free(&x);
-        if (!list_has(buses, disk_bus))
+        if (!vp_list_has(buses, disk_bus))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer disk bus '%s' on machine '%s' (offers %s)",
                               env, disk_bus, machine, buses);
-        if (!streq(nic, "none") && !list_has(info.nic_models, nic))
+        if (!streq(nic, "none") && !vp_list_has(info.nic_models, nic))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer NIC model '%s'", env, nic);
-        if (streq(firmware, "uefi") && !list_has(fw, "efi"))
+        if (streq(firmware, "uefi") && !vp_list_has(fw, "efi"))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer UEFI firmware on machine '%s'",
                               env, machine);
         return 0;

@@ -81,3 +81,18 @@ void vp_fault_point(const char *name)
         if (__atomic_add_fetch(&hits, 1, __ATOMIC_SEQ_CST) == (want > 0 ? want : 1))
                 kill(getpid(), SIGKILL);
 }
+
+bool vp_list_has(const char *list, const char *item)
+{
+        size_t il = strlen(item);
+        for (const char *p = list; p && *p;) {
+                const char *e = strchr(p, ',');
+                size_t l = e ? (size_t)(e - p) : strlen(p);
+                if (l == il && strncmp(p, item, l) == 0)
+                        return true;
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+        return false;
+}

@@ -52,3 +52,6 @@ void *vp_xcalloc(size_t n, size_t sz);
  * VPOOL_FAULT is "NAME:N", the Nth time the process passes point NAME it
  * dies by SIGKILL, exactly as a crash or power loss would leave things. */
 void vp_fault_point(const char *name);
+
+/* Whether the comma separated LIST has ITEM as one of its items. */
+bool vp_list_has(const char *list, const char *item);
