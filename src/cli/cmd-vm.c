@@ -146,7 +146,10 @@ static int vm_show(struct vp_cli *cli, int argc, char **argv)
         if (cli->json) {
                 cli_print_json(o);
         } else {
-                json_object_object_foreach(o, key, val) {
+                struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
+                for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+                        const char *key = json_object_iter_peek_name(&it);
+                        struct json_object *val = json_object_iter_peek_value(&it);
                         char k[32];
                         snprintf(k, sizeof(k), "%s:", key);
                         if (json_object_is_type(val, json_type_array)) {

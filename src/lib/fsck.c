@@ -192,9 +192,10 @@ static size_t attachments(struct state *s, const char *delta, const struct vp_ma
         return n;
 }
 
-static void check_image_file(struct state *s, int dirfd, const char *name, const char *path, bool overlay,
+static void check_image_file(struct state *s, int dirfd, const char *name, const char *dir, bool overlay,
                              const struct vp_image *master)
 {
+        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
         int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
                 problem(s->rep, errno == ELOOP ? "symlink" : "file-unreadable", path, "%s",
@@ -435,7 +436,11 @@ static void check_images(struct state *s)
                 base = base ? base + 1 : im->path;
                 int fd = openat(s->ctx->st.images_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
-                        problem(s->rep, "image-missing", im->path, "image '%s': %s", im->name, strerror(errno));
+                        if (errno == ELOOP)
+                                problem(s->rep, "symlink", im->path, "image '%s': a symbolic link where its master "
+                                        "should be", im->name);
+                        else
+                                problem(s->rep, "image-missing", im->path, "image '%s': %s", im->name, strerror(errno));
                         continue;
                 }
                 struct vp_image_info info;

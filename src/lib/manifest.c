@@ -127,8 +127,9 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
         if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int) ||
             json_object_get_int64(v) != VP_MANIFEST_VERSION)
                 return vp_err(err, -EBADMSG, "manifest '%s' has no supported version", label);
+        /* json-c clamps out-of-range numbers to INT64_MAX: far past any real count, so refused. */
         if (!json_object_object_get_ex(o, "generation", &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 1)
+            json_object_get_int64(v) < 1 || json_object_get_int64(v) >= INT64_MAX / 2)
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad 'generation'", label);
         m.generation = json_object_get_int64(v);
 
@@ -168,7 +169,9 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad owner", label);
         if (!valid_uuid(m.uuid))
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad UUID", label);
-        if (m.master[0] != '/' || strstr(m.master, "/../") || strstr(m.master, "/./"))
+        size_t ml = strlen(m.master);
+        if (m.master[0] != '/' || strstr(m.master, "/../") || strstr(m.master, "/./") || strstr(m.master, "//") ||
+            (ml >= 3 && streq(m.master + ml - 3, "/..")) || (ml >= 2 && streq(m.master + ml - 2, "/.")))
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: master is not an absolute path", label);
         if (!streq(m.master_format, "qcow2") && !streq(m.master_format, "raw"))
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad master format", label);
