@@ -281,9 +281,14 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                 problem(s->rep, "foreign-backing", path, "manifest names master '%s', the pool's is '%s'", m.master,
                         master->path);
 
-        check_image_file(s, vfd, m.overlay, path, true, master);
-        if (m.data_disk[0])
-                check_image_file(s, vfd, m.data_disk, path, false, NULL);
+        /* Mid-hand-over the disks may already carry the next generation's
+         * names while the manifest still gives the last ones: resume knows. */
+        bool renaming = moving && faccessat(vfd, m.overlay, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+        if (!renaming) {
+                check_image_file(s, vfd, m.overlay, path, true, master);
+                if (m.data_disk[0])
+                        check_image_file(s, vfd, m.data_disk, path, false, NULL);
+        }
 
         /* Invariant 2: at most one defined domain holds the delta, and it is its owner. */
         struct seen seen[8];
@@ -411,7 +416,11 @@ static void check_vms_and_domains(struct state *s)
                         else if (vm->env_id != s->envs[e].id)
                                 problem(s->rep, "stale-domain", subj, "vm '%s' lives on env '%s', not here", vm->name,
                                         env_by_id(s, vm->env_id) ? env_by_id(s, vm->env_id)->name : "?");
-                        if (s->repair && s->rep->n > before && s->conns[e]) {
+                        else if (!streq(vm->uuid, d->uuid))
+                                problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
+                                        vm->uuid);
+                        bool stale = s->rep->n > before && streq(s->rep->problems[s->rep->n - 1].kind, "stale-domain");
+                        if (s->repair && stale && s->conns[e]) {
                                 /* A stale definition, running or not, is a would-be
                                  * second writer: it goes, and only it. */
                                 struct vp_error rerr = { 0 };
@@ -422,9 +431,6 @@ static void check_vms_and_domains(struct state *s)
                                         snprintf(p->detail + strlen(p->detail), sizeof(p->detail) - strlen(p->detail),
                                                  "; repair failed: %s", rerr.msg);
                         }
-                        else if (!streq(vm->uuid, d->uuid))
-                                problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
-                                        vm->uuid);
                 }
 }
 
