@@ -1,5 +1,6 @@
 #include "migrate.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -252,11 +253,70 @@ static int rename_disk(int dfd, const char *label, char *name, size_t namesz, co
         return 0;
 }
 
+/* Whether NAME is BASE.EXT or BASE.gN.EXT. */
+static bool disk_name_of(const char *name, const char *base, const char *ext)
+{
+        size_t bl = strlen(base), el = strlen(ext), nl = strlen(name);
+        if (nl < bl + el + 1 || strncmp(name, base, bl) != 0 || name[bl] != '.' ||
+            !streq(name + nl - el, ext) || name[nl - el - 1] != '.')
+                return false;
+        if (nl == bl + 1 + el)
+                return true;
+        const char *g = name + bl + 1;
+        if (*g++ != 'g' || g >= name + nl - el - 1)
+                return false;
+        for (; g < name + nl - el - 1; g++)
+                if (*g < '0' || *g > '9')
+                        return false;
+        return true;
+}
+
+/* The manifest is the truth about the disks' names: a hand-over that died
+ * (or ran out of space) after renaming but before the manifest took the new
+ * names has its renames undone here, so what the manifest says exists. */
+static int settle_disk(int dfd, const char *label, const char *name, const char *base, const char *ext,
+                       struct vp_error *err)
+{
+        if (!name[0] || faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
+        }
+        char found[256] = "";
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (disk_name_of(de->d_name, base, ext) && strlen(de->d_name) < sizeof(found)) {
+                        snprintf(found, sizeof(found), "%s", de->d_name);
+                        n++;
+                }
+        closedir(d);
+        if (n != 1)
+                return vp_err(err, -ENOENT, "delta '%s': disk '%s' is missing%s", label, name,
+                              n > 1 ? " and several candidates exist" : "");
+        if (renameat(dfd, found, dfd, name) < 0 || fsync(dfd) < 0)
+                return vp_err(err, -errno, "cannot rename '%s/%s' back: %s", label, found, strerror(errno));
+        return 0;
+}
+
+static int settle_disks(int dfd, const char *label, const struct vp_manifest *m, struct vp_error *err)
+{
+        int k;
+        if ((k = settle_disk(dfd, label, m->overlay, "overlay", "qcow2", err)) < 0 ||
+            (k = settle_disk(dfd, label, m->data_disk, "data", "qcow2", err)) < 0)
+                return k;
+        return settle_disk(dfd, label, m->nvram, "nvram", "fd", err);
+}
+
 static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                      struct vp_manifest *m, struct vp_error *err)
 {
         int k = vp_manifest_read(dfd, label, m, err);
-        if (k < 0)
+        if (k < 0 || (k = settle_disks(dfd, label, m, err)) < 0)
                 return k;
         if (streq(m->owner, to) && m->generation > after_gen)
                 return 0;
@@ -376,7 +436,9 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         if (streq(mv->step, "provisioned")) {
                 /* Unlock to the target VM alone, and attach the delta, whose
                  * disks pass the checks again right before a domain gets them. */
-                if ((k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
+                if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
+                    (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0 ||
+                    (k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
                         goto out;
                 if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
                         goto out;
@@ -448,7 +510,8 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         if (dc && !(src->id == r->mig.to_env_id && idx == step_index("stopping")) &&
             (k = vp_hv_undefine(dc, vm.name, true, err)) < 0)
                 goto out;
-        if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0)
+        if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
+            (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0)
                 goto out;
         if (streq(m.owner, mig_owner) &&
             (k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
