@@ -288,26 +288,27 @@ static int parse_id(const char *s, int64_t *ret, struct vp_error *err)
         return 0;
 }
 
-static const char *env_name(struct vp_ctx *ctx, int64_t id, char *buf, size_t n)
+/* The name of row ID of T (its second column), or "?" when it is gone. */
+static const char *row_name(struct vp_ctx *ctx, const struct vp_table *t, int64_t id, char *buf, size_t n)
 {
-        struct vp_env e = { 0 };
-        if (vp_row_get_id(ctx->cat, &vp_table_env, id, &e, NULL) < 0)
+        void *row = vp_xcalloc(1, t->size);
+        if (vp_row_get_id(ctx->cat, t, id, row, NULL) < 0)
                 snprintf(buf, n, "?");
         else
-                snprintf(buf, n, "%s", e.name);
-        vp_row_clear(&vp_table_env, &e);
+                snprintf(buf, n, "%s", *(char **)((char *)row + t->cols[1].offset));
+        vp_row_clear(t, row);
+        free(row);
         return buf;
+}
+
+static const char *env_name(struct vp_ctx *ctx, int64_t id, char *buf, size_t n)
+{
+        return row_name(ctx, &vp_table_env, id, buf, n);
 }
 
 static const char *profile_name(struct vp_ctx *ctx, int64_t id, char *buf, size_t n)
 {
-        struct vp_profile p = { 0 };
-        if (vp_row_get_id(ctx->cat, &vp_table_profile, id, &p, NULL) < 0)
-                snprintf(buf, n, "?");
-        else
-                snprintf(buf, n, "%s", p.name);
-        vp_row_clear(&vp_table_profile, &p);
-        return buf;
+        return row_name(ctx, &vp_table_profile, id, buf, n);
 }
 
 /* A migration still "running" that no process works on was interrupted. */

@@ -5,15 +5,12 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "domxml.h"
 #include "name.h"
 #include "qcow2.h"
 #include "sha256.h"
-
-#define VP_MAX_POOL_SIZE 9999
 
 /* ---- small helpers ---------------------------------------------------- */
 
