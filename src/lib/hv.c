@@ -255,9 +255,9 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         return 0;
 }
 
-int vp_hv_define(virConnectPtr conn, const char *xml, struct vp_error *err)
+int vp_hv_define(virConnectPtr conn, const char *xml, bool validate, struct vp_error *err)
 {
-        virDomainPtr d = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+        virDomainPtr d = virDomainDefineXMLFlags(conn, xml, validate ? VIR_DOMAIN_DEFINE_VALIDATE : 0);
         if (!d)
                 return vp_err(err, -EIO, "cannot define domain: %s", lv_msg());
         virDomainFree(d);

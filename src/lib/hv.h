@@ -51,7 +51,10 @@ bool vp_hv_kvm_works(virConnectPtr conn, const char *arch, const char *kernel, c
 /* The domain type to use: kvm where offered and usable, else qemu. */
 const char *vp_hv_pick_domain_type(const char *domain_types);
 
-int vp_hv_define(virConnectPtr conn, const char *xml, struct vp_error *err);
+/* Define XML on CONN. With VALIDATE libvirt checks it against its schema
+ * too, which costs it several times the define itself: callers defining many
+ * domains of one shape validate the first of them. */
+int vp_hv_define(virConnectPtr conn, const char *xml, bool validate, struct vp_error *err);
 /* Undefine NAME (destroying it first when FORCE and it runs). Absent is 0. */
 int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err);
 int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err);

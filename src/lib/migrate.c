@@ -74,6 +74,7 @@ struct run {
         size_t next;
         size_t failures;
         bool aborting;
+        bool schema_checked[2];        /* a domain without, with its delta passed libvirt's schema */
         pthread_mutex_t lock;          /* catalog, next, failures, events */
         vp_migrate_event_fn ev;
         void *ud;
@@ -341,6 +342,23 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
         return k;
 }
 
+/* Define XML on CONN. The domains of one run share their shape, so only
+ * until one of each kind (without or with its delta) has passed libvirt's
+ * schema check, costly on the daemon's side, is the check asked for. */
+static int define_domain(struct run *r, virConnectPtr conn, const char *xml, bool detached, struct vp_error *err)
+{
+        pthread_mutex_lock(&r->lock);
+        bool validate = !r->schema_checked[detached];
+        pthread_mutex_unlock(&r->lock);
+        int k = vp_hv_define(conn, xml, validate, err);
+        if (k >= 0 && validate) {
+                pthread_mutex_lock(&r->lock);
+                r->schema_checked[detached] = true;
+                pthread_mutex_unlock(&r->lock);
+        }
+        return k;
+}
+
 static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct vp_error *err)
 {
         *ret = conn_by_id(r, env_id);
@@ -426,7 +444,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                         k = err ? err->code : -EINVAL;
                         goto out;
                 }
-                if ((k = vp_hv_define(dc, xml, err)) < 0)
+                if ((k = define_domain(r, dc, xml, true, err)) < 0)
                         goto out;
                 free(xml);
                 xml = NULL;
@@ -446,7 +464,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                         k = err ? err->code : -EINVAL;
                         goto out;
                 }
-                if ((k = vp_hv_define(dc, xml, err)) < 0)
+                if ((k = define_domain(r, dc, xml, false, err)) < 0)
                         goto out;
                 vp_fault_point("migrate.attached");
                 free(vm.owner);
@@ -524,7 +542,7 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                 k = err ? err->code : -EINVAL;
                 goto out;
         }
-        if ((k = vp_hv_define(sc, xml, err)) < 0)
+        if ((k = vp_hv_define(sc, xml, true, err)) < 0)
                 goto out;
         if (mv->source_running && (k = vp_hv_start(sc, vm.name, err)) < 0)
                 goto out;

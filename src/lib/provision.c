@@ -209,7 +209,9 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr 
                         r = err ? err->code : -EINVAL;
                         break;
                 }
-                if ((r = vp_hv_define(conn, xml, err)) < 0) {
+                /* Every domain of a pool has the shape of the first: the
+                 * schema check of that one covers them all. */
+                if ((r = vp_hv_define(conn, xml, i == 0, err)) < 0) {
                         vp_err_prefix(err, "vm '%s' on env '%s'", vms[i].name, refs->env.name);
                         break;
                 }
