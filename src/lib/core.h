@@ -87,11 +87,9 @@ int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, st
 const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 
 /* The domain XML of the VM described by manifest M, in collection DELTA,
- * with profile P on ENV; DETACHED leaves the user delta out (provisioned,
- * not yet handed over). NULL with *err on failure. */
+ * with profile P on ENV. NULL with *err on failure. */
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool detached,
-                struct vp_error *err);
+                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
 /* The image declares drivers for P's disk bus and NIC and boots with its firmware. */
 int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err);
 

@@ -156,7 +156,7 @@ char *vp_domxml_build(const struct vp_domspec *d, struct vp_error *err)
                 if (d->cmdline && *d->cmdline)
                         putf(&b, "    <cmdline>%s</cmdline>\n", d->cmdline);
         }
-        if (uefi && d->nvram && !d->detached)
+        if (uefi && d->nvram)
                 putf(&b, "    <nvram>%s</nvram>\n", d->nvram);
         puts_(&b, "  </os>\n");
         /* Without ACPI a guest's poweroff only halts it and the domain keeps running. */
@@ -167,11 +167,9 @@ char *vp_domxml_build(const struct vp_domspec *d, struct vp_error *err)
                   "  <on_reboot>restart</on_reboot>\n"
                   "  <on_crash>destroy</on_crash>\n"
                   "  <devices>\n");
-        if (!d->detached) {
-                disk(&b, d->overlay, "qcow2", d->disk_bus, 0, d->master, d->master_format);
-                if (d->data_disk && *d->data_disk)
-                        disk(&b, d->data_disk, "qcow2", d->disk_bus, 1, NULL, NULL);
-        }
+        disk(&b, d->overlay, "qcow2", d->disk_bus, 0, d->master, d->master_format);
+        if (d->data_disk && *d->data_disk)
+                disk(&b, d->data_disk, "qcow2", d->disk_bus, 1, NULL, NULL);
         if (streq(d->disk_bus, "scsi"))
                 puts_(&b, "    <controller type='scsi' model='virtio-scsi'/>\n");
         if (!streq(d->nic, "none"))

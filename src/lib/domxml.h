@@ -30,7 +30,6 @@ struct vp_domspec {
         const char *pool;          /* for <metadata> */
         const char *hostname;
         int64_t generation;
-        bool detached;             /* provisioned without the user delta: no disks */
 };
 
 /* Returns the domain XML (malloc'd), or NULL with *err set when a field is

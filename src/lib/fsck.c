@@ -361,7 +361,7 @@ static void walk_deltas(struct state *s)
 }
 
 /* A vpool domain belongs to this catalog when it uses this storage root, or,
- * provisioned without disks, names one of this catalog's pools. Hosts may
+ * without disks, names one of this catalog's pools. Hosts may
  * also carry domains of other catalogs; those are not ours to judge. */
 static bool ours(struct state *s, const struct vp_dominfo *d)
 {

@@ -291,7 +291,9 @@ int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_e
                 if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
                         return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
         }
-        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+        /* A vpool domain's NVRAM lives in its user delta collection and
+         * belongs to the delta, not to the definition: it stays. */
+        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                           VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
                 return vp_err(err, -EIO, "cannot undefine domain '%s': %s", name, lv_msg());
         return 0;

@@ -59,6 +59,19 @@ static int unfinished_migration(struct vp_ctx *ctx, int64_t pool_id, int64_t *re
 
 /* ---- the run: shared state of the worker threads ------------------------ */
 
+/* A VM's step waiting to be committed (see record_step). */
+struct step_rec {
+        struct vp_migvm *mv;
+        const char *step;
+        int64_t gen;
+        const char *detail;
+        const struct vp_vm *vm;
+        bool done;
+        int result;
+        struct vp_error err;
+        struct step_rec *next;
+};
+
 struct run {
         struct vp_ctx *ctx;
         struct vp_migration mig;
@@ -74,8 +87,12 @@ struct run {
         size_t next;
         size_t failures;
         bool aborting;
-        bool schema_checked[2];        /* a domain without, with its delta passed libvirt's schema */
-        pthread_mutex_t lock;          /* catalog, next, failures, events */
+        bool schema_checked;           /* a target domain passed libvirt's schema check */
+        pthread_mutex_t lock;          /* next, failures, the commit queue, events */
+        pthread_mutex_t cat_lock;      /* the catalog connection */
+        pthread_cond_t committed;
+        struct step_rec *queue;        /* steps waiting for the next commit */
+        bool committing;               /* a worker is committing a batch */
         vp_migrate_event_fn ev;
         void *ud;
 };
@@ -114,6 +131,8 @@ static void run_clear(struct run *r)
         free(r->conns);
         vp_rows_free(&vp_table_migvm, r->mvs, r->n);
         pthread_mutex_destroy(&r->lock);
+        pthread_mutex_destroy(&r->cat_lock);
+        pthread_cond_destroy(&r->committed);
         memset(r, 0, sizeof(*r));
 }
 
@@ -124,6 +143,8 @@ static int run_load(struct vp_ctx *ctx, int64_t id, struct run *r, struct vp_err
         int k;
         memset(r, 0, sizeof(*r));
         pthread_mutex_init(&r->lock, NULL);
+        pthread_mutex_init(&r->cat_lock, NULL);
+        pthread_cond_init(&r->committed, NULL);
         r->ctx = ctx;
         void *rows;
         if ((k = vp_row_get_id(ctx->cat, &vp_table_migration, id, &r->mig, err)) < 0 ||
@@ -156,54 +177,103 @@ static void emit(struct run *r, const char *vm, const char *step, int64_t gen, c
                 r->ev(r->ud, r->mig.id, vm, step, gen, error);
 }
 
+/* Commit BATCH (a list of steps of different VMs) in one transaction: each
+ * VM's row, its journal entry and, where given, its VM row. All or none. */
+static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *err)
+{
+        struct vp_catalog *c = r->ctx->cat;
+        char *now = vp_now_iso();
+        pthread_mutex_lock(&r->cat_lock);
+        int k = vp_catalog_begin(c, err);
+        for (struct step_rec *q = batch; q && k >= 0; q = q->next) {
+                struct vp_migvm row = *q->mv;
+                row.step = (char *)q->step;
+                row.error = (char *)"";
+                row.updated = now;
+                row.generation = q->gen;
+                struct vp_journal j = {
+                        .migration_id = r->mig.id, .vm_name = q->mv->vm_name, .step = (char *)q->step,
+                        .generation = q->gen, .detail = (char *)(q->detail ? q->detail : ""), .at = now,
+                };
+                if ((k = vp_row_update(c, &vp_table_migvm, &row, err)) >= 0 &&
+                    (k = vp_row_insert(c, &vp_table_journal, &j, err)) >= 0 && q->vm)
+                        k = vp_row_update(c, &vp_table_vm, q->vm, err);
+        }
+        if (k >= 0)
+                k = vp_catalog_commit(c, err);
+        if (k < 0)
+                vp_catalog_rollback(c);
+        pthread_mutex_unlock(&r->cat_lock);
+        for (struct step_rec *q = batch; q && k >= 0; q = q->next) {
+                struct vp_migvm *mv = q->mv;
+                free(mv->step);
+                free(mv->error);
+                free(mv->updated);
+                mv->step = vp_strdup(q->step);
+                mv->error = vp_strdup("");
+                mv->updated = vp_strdup(now);
+                mv->generation = q->gen;
+        }
+        free(now);
+        return k;
+}
+
 /* Record that MV reached STEP (and rewrite VM's row when given), in one
- * transaction with its journal entry, before the next step begins. */
+ * transaction with its journal entry, before the next step begins; returns
+ * once that transaction is on disk. Steps of several workers share a
+ * transaction (a group commit): while one worker commits, the others queue
+ * their steps, and the first of them to wake commits the queue as the next
+ * batch. Each VM still waits for its own step to be durable. */
 static int record_step(struct run *r, struct vp_migvm *mv, const char *step, int64_t gen,
                        const char *detail, const struct vp_vm *vm, struct vp_error *err)
 {
+        struct step_rec me = { .mv = mv, .step = step, .gen = gen, .detail = detail, .vm = vm };
         pthread_mutex_lock(&r->lock);
-        struct vp_catalog *c = r->ctx->cat;
-        char *now = vp_now_iso();
-        char *oldstep = mv->step, *olderr = mv->error, *oldupd = mv->updated;
-        mv->step = (char *)step;
-        mv->error = (char *)"";
-        mv->updated = now;
-        int64_t oldgen = mv->generation;
-        mv->generation = gen;
-        struct vp_journal j = {
-                .migration_id = r->mig.id, .vm_name = mv->vm_name, .step = (char *)step, .generation = gen,
-                .detail = (char *)(detail ? detail : ""), .at = now,
-        };
-        int k = vp_catalog_begin(c, err);
-        if (k >= 0 && (k = vp_row_update(c, &vp_table_migvm, mv, err)) >= 0 &&
-            (k = vp_row_insert(c, &vp_table_journal, &j, err)) >= 0 &&
-            (!vm || (k = vp_row_update(c, &vp_table_vm, vm, err)) >= 0))
-                k = vp_catalog_commit(c, err);
-        if (k < 0) {
-                vp_catalog_rollback(c);
-                mv->step = oldstep;
-                mv->error = olderr;
-                mv->updated = oldupd;
-                mv->generation = oldgen;
-                free(now);
-        } else {
-                mv->step = vp_strdup(step);
-                mv->error = vp_strdup("");
-                free(oldstep);
-                free(olderr);
-                free(oldupd);
-                emit(r, mv->vm_name, step, gen, NULL);
-                char point[64];
-                snprintf(point, sizeof(point), "migrate.%s", step);
-                vp_fault_point(point);
+        me.next = r->queue;
+        r->queue = &me;
+        while (!me.done) {
+                if (r->committing) {
+                        pthread_cond_wait(&r->committed, &r->lock);
+                        continue;
+                }
+                /* Lead: take the whole queue, oldest first. */
+                struct step_rec *batch = NULL;
+                while (r->queue) {
+                        struct step_rec *q = r->queue;
+                        r->queue = q->next;
+                        q->next = batch;
+                        batch = q;
+                }
+                r->committing = true;
+                pthread_mutex_unlock(&r->lock);
+                struct vp_error berr = { 0 };
+                int k = commit_batch(r, batch, &berr);
+                pthread_mutex_lock(&r->lock);
+                r->committing = false;
+                for (struct step_rec *q = batch, *next; q; q = next) {
+                        next = q->next;
+                        q->result = k;
+                        q->err = berr;
+                        if (k >= 0) {
+                                emit(r, q->mv->vm_name, q->step, q->gen, NULL);
+                                char point[64];
+                                snprintf(point, sizeof(point), "migrate.%s", q->step);
+                                vp_fault_point(point);
+                        }
+                        q->done = true;
+                }
+                pthread_cond_broadcast(&r->committed);
         }
         pthread_mutex_unlock(&r->lock);
-        return k;
+        if (me.result < 0 && err)
+                *err = me.err;
+        return me.result;
 }
 
 static void record_error(struct run *r, struct vp_migvm *mv, const char *msg)
 {
         pthread_mutex_lock(&r->lock);
+        pthread_mutex_lock(&r->cat_lock);
         struct vp_catalog *c = r->ctx->cat;
         free(mv->error);
         mv->error = vp_strdup(msg);
@@ -218,6 +288,7 @@ static void record_error(struct run *r, struct vp_migvm *mv, const char *msg)
                 vp_catalog_commit(c, NULL);
         else
                 vp_catalog_rollback(c);
+        pthread_mutex_unlock(&r->cat_lock);
         r->failures++;
         emit(r, mv->vm_name, mv->step, mv->generation, msg);
         pthread_mutex_unlock(&r->lock);
@@ -225,32 +296,44 @@ static void record_error(struct run *r, struct vp_migvm *mv, const char *msg)
 
 static int load_vm_locked(struct run *r, int64_t id, struct vp_vm *vm, struct vp_error *err)
 {
-        pthread_mutex_lock(&r->lock);
+        pthread_mutex_lock(&r->cat_lock);
         int k = vp_row_get_id(r->ctx->cat, &vp_table_vm, id, vm, err);
-        pthread_mutex_unlock(&r->lock);
+        pthread_mutex_unlock(&r->cat_lock);
         return k;
 }
 
-/* Rewrite the manifest so FROM hands the delta to TO with the generation
- * bumped. Idempotent: a manifest already owned by TO at a generation past
- * AFTER_GEN is left alone. Any other owner is refused: someone else holds it. */
-/* Rename NAME (in place: updated to the new name) to BASE.gGEN.EXT. */
-static int rename_disk(int dfd, const char *label, char *name, size_t namesz, const char *base, const char *ext,
-                       int64_t gen, struct vp_error *err)
+/* BASE.gGEN.EXT into NAME: the name a disk takes at generation GEN. */
+static void disk_name_at(char *name, size_t namesz, const char *base, const char *ext, int64_t gen)
 {
-        char next[64];
-        snprintf(next, sizeof(next), "%s.g%lld.%s", base, (long long)gen, ext);
-        if (streq(name, next))
+        snprintf(name, namesz, "%s.g%lld.%s", base, (long long)gen, ext);
+}
+
+/* What the manifest M becomes when TO takes it over: owner TO, the
+ * generation bumped, and every disk renamed to carry that generation. */
+static void handed_manifest(struct vp_manifest *m, const char *to)
+{
+        snprintf(m->owner, sizeof(m->owner), "%s", to);
+        m->generation++;
+        disk_name_at(m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation);
+        if (m->data_disk[0])
+                disk_name_at(m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation);
+        if (m->nvram[0])
+                disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
+}
+
+/* Rename FROM to TO in the collection, durably. Done before is done. */
+static int rename_disk(int dfd, const char *label, const char *from, const char *to, struct vp_error *err)
+{
+        if (!from[0] || streq(from, to))
                 return 0;
-        if (renameat(dfd, name, dfd, next) < 0) {
+        if (renameat(dfd, from, dfd, to) < 0) {
                 struct stat st;
-                if (errno != ENOENT || fstatat(dfd, next, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, name, strerror(errno));
+                if (errno != ENOENT || fstatat(dfd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, from, strerror(errno));
         }
         if (fsync(dfd) < 0)
                 return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
         vp_fault_point("migrate.renamed");
-        snprintf(name, namesz, "%s", next);
         return 0;
 }
 
@@ -313,6 +396,10 @@ static int settle_disks(int dfd, const char *label, const struct vp_manifest *m,
         return settle_disk(dfd, label, m->nvram, "nvram", "fd", err);
 }
 
+/* Rewrite the manifest so FROM hands the delta to TO (see
+ * handed_manifest). Idempotent: a manifest already owned by TO at a
+ * generation past AFTER_GEN is left alone. Any other owner is refused:
+ * someone else holds it. */
 static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                      struct vp_manifest *m, struct vp_error *err)
 {
@@ -324,18 +411,18 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
         if (!streq(m->owner, from))
                 return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s'; refusing",
                               label, m->owner, (long long)m->generation, from);
-        snprintf(m->owner, sizeof(m->owner), "%s", to);
-        m->generation++;
+        struct vp_manifest next = *m;
+        handed_manifest(&next, to);
         /* The disks take names carrying the new generation: any definition
          * made for an older one (a stale host's domain) points at a file
          * that no longer exists and cannot start. Renames keep the inodes:
          * no byte moves. Files first, manifest last; a crash between is
          * redone, since a rename already made is recognised. */
-        if ((k = rename_disk(dfd, label, m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation, err)) < 0 ||
-            (m->data_disk[0] &&
-             (k = rename_disk(dfd, label, m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation, err)) < 0) ||
-            (m->nvram[0] && (k = rename_disk(dfd, label, m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation, err)) < 0))
+        if ((k = rename_disk(dfd, label, m->overlay, next.overlay, err)) < 0 ||
+            (k = rename_disk(dfd, label, m->data_disk, next.data_disk, err)) < 0 ||
+            (k = rename_disk(dfd, label, m->nvram, next.nvram, err)) < 0)
                 return k;
+        *m = next;
         k = vp_manifest_write(dfd, m, err);
         if (k >= 0)
                 vp_fault_point(strncmp(to, "vm:", 3) == 0 ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
@@ -343,17 +430,17 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
 }
 
 /* Define XML on CONN. The domains of one run share their shape, so only
- * until one of each kind (without or with its delta) has passed libvirt's
- * schema check, costly on the daemon's side, is the check asked for. */
-static int define_domain(struct run *r, virConnectPtr conn, const char *xml, bool detached, struct vp_error *err)
+ * until one has passed libvirt's schema check, costly on the daemon's side,
+ * is the check asked for. */
+static int define_domain(struct run *r, virConnectPtr conn, const char *xml, struct vp_error *err)
 {
         pthread_mutex_lock(&r->lock);
-        bool validate = !r->schema_checked[detached];
+        bool validate = !r->schema_checked;
         pthread_mutex_unlock(&r->lock);
         int k = vp_hv_define(conn, xml, validate, err);
         if (k >= 0 && validate) {
                 pthread_mutex_lock(&r->lock);
-                r->schema_checked[detached] = true;
+                r->schema_checked = true;
                 pthread_mutex_unlock(&r->lock);
         }
         return k;
@@ -437,14 +524,18 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         }
         if (streq(mv->step, "locked")) {
                 /* Provision: the target's domain, with the VM's identity and the
-                 * new hardware, but without the delta. */
+                 * new hardware. Its disks carry the names the unlock will give
+                 * them; until then no such file exists, so it cannot start and
+                 * holds nothing, and the unlock is the rename alone. */
                 if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0)
                         goto out;
-                if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &m, vm.delta_path, true, err))) {
+                struct vp_manifest unlocked = m;
+                handed_manifest(&unlocked, vm_owner);
+                if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &unlocked, vm.delta_path, err))) {
                         k = err ? err->code : -EINVAL;
                         goto out;
                 }
-                if ((k = define_domain(r, dc, xml, true, err)) < 0)
+                if ((k = define_domain(r, dc, xml, err)) < 0)
                         goto out;
                 free(xml);
                 xml = NULL;
@@ -452,21 +543,14 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                         goto out;
         }
         if (streq(mv->step, "provisioned")) {
-                /* Unlock to the target VM alone, and attach the delta, whose
-                 * disks pass the checks again right before a domain gets them. */
+                /* Unlock to the target VM alone: its disks pass the checks
+                 * again right before they take the names its domain has. */
                 if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
                     (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0 ||
                     (k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
                         goto out;
                 if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
                         goto out;
-                if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &m, vm.delta_path, false, err))) {
-                        k = err ? err->code : -EINVAL;
-                        goto out;
-                }
-                if ((k = define_domain(r, dc, xml, false, err)) < 0)
-                        goto out;
-                vp_fault_point("migrate.attached");
                 free(vm.owner);
                 vm.owner = vp_strdup(m.owner);
                 vm.generation = m.generation;
@@ -538,7 +622,7 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                 k = vp_err(err, -EPERM, "delta '%s' is owned by '%s'; refusing", vm.delta_path, m.owner);
                 goto out;
         }
-        if (!(xml = vp_vm_xml(r->ctx, src, &r->im, sp, &m, vm.delta_path, false, err))) {
+        if (!(xml = vp_vm_xml(r->ctx, src, &r->im, sp, &m, vm.delta_path, err))) {
                 k = err ? err->code : -EINVAL;
                 goto out;
         }

@@ -103,8 +103,7 @@ int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *
 }
 
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool detached,
-                struct vp_error *err)
+                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
 {
         _cleanup_free_ char *overlay = vp_strdupf("%s/%s", delta, m->overlay);
         _cleanup_free_ char *data = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
@@ -117,7 +116,7 @@ char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_im
                 .cmdline = im->cmdline, .disk_bus = p->disk_bus, .overlay = overlay, .master = m->master,
                 .master_format = m->master_format, .data_disk = data, .nvram = nvram, .nic = p->nic,
                 .mac = m->nmacs > 0 ? m->macs[0] : NULL, .log_path = log, .pool = m->pool,
-                .hostname = m->hostname, .generation = m->generation, .detached = detached,
+                .hostname = m->hostname, .generation = m->generation,
         };
         return vp_domxml_build(&d, err);
 }
@@ -204,7 +203,7 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr 
                         virResetLastError();
                 }
                 _cleanup_free_ char *xml = vp_vm_xml(ctx, &refs->env, &refs->im, &refs->prof, &m,
-                                                     vms[i].delta_path, false, err);
+                                                     vms[i].delta_path, err);
                 if (!xml) {
                         r = err ? err->code : -EINVAL;
                         break;

@@ -82,7 +82,7 @@ done
 
 # --- migrate -----------------------------------------------------------------
 mpoints=(stopping source-stopped source-undefined renamed manifest-to-migration locked provisioned manifest-to-vm
-         attached handed_over done)
+         handed_over done)
 for size in 1 3; do
     occ=$(( size == 1 ? 1 : 2 ))
     for point in "${mpoints[@]}"; do
