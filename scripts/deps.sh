@@ -10,7 +10,8 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
-test_pkgs=(tmux jq bc procps time)
+# bench/: openssl makes the master's data, python3 and its libvirt binding time the downtime.
+test_pkgs=(tmux jq bc procps time openssl python3 python3-libvirt)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define VP_SCHEMA_VERSION "1"
+#define VP_SCHEMA_VERSION "2"
 
 struct vp_catalog {
         sqlite3 *db;
@@ -28,6 +28,7 @@ static const struct vp_col image_cols[] = {
         I(vp_image, virtual_size), I(vp_image, file_size), T(vp_image, sha256),
         T(vp_image, disk_buses), T(vp_image, nic_models), T(vp_image, firmwares),
         T(vp_image, kernel), T(vp_image, initrd), T(vp_image, cmdline), T(vp_image, created),
+        T(vp_image, stamp),
 };
 static const struct vp_col profile_cols[] = {
         I(vp_profile, id), T(vp_profile, name), T(vp_profile, machine), T(vp_profile, disk_bus),
@@ -83,7 +84,7 @@ static const char schema_sql[] =
         "CREATE TABLE images(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, path TEXT NOT NULL,"
         " format TEXT NOT NULL, virtual_size INTEGER, file_size INTEGER, sha256 TEXT NOT NULL,"
         " disk_buses TEXT, nic_models TEXT, firmwares TEXT, kernel TEXT, initrd TEXT,"
-        " cmdline TEXT, created TEXT);"
+        " cmdline TEXT, created TEXT, stamp TEXT);"
         "CREATE TABLE profiles(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
         " machine TEXT NOT NULL, disk_bus TEXT NOT NULL, nic TEXT NOT NULL, vcpus INTEGER,"
         " memory_mib INTEGER, firmware TEXT, cpu_mode TEXT, created TEXT);"
@@ -194,6 +195,20 @@ int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, stru
         if (r >= 0) {
                 _cleanup_free_ char *schema = NULL;
                 r = vp_catalog_get_meta(c, "schema", &schema, err);
+                if (r >= 0 && streq(schema, "1")) {
+                        /* Schema 1 lacked the images' stamp: it gains the
+                         * column (empty, so the next check hashes) in one
+                         * transaction with the new version. */
+                        r = exec(c, "BEGIN IMMEDIATE;", err);
+                        if (r >= 0 && (r = exec(c, "ALTER TABLE images ADD COLUMN stamp TEXT;"
+                                                   "UPDATE meta SET value = '2' WHERE key = 'schema';", err)) >= 0)
+                                r = exec(c, "COMMIT;", err);
+                        vp_catalog_rollback(c);
+                        free(schema);
+                        schema = NULL;
+                        if (r >= 0)
+                                r = vp_catalog_get_meta(c, "schema", &schema, err);
+                }
                 if (r == -ENOENT || (r >= 0 && !streq(schema, VP_SCHEMA_VERSION)))
                         r = vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %s",
                                    path, VP_SCHEMA_VERSION);

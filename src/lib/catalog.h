@@ -56,6 +56,7 @@ struct vp_image {
         char *initrd;
         char *cmdline;
         char *created;
+        char *stamp;           /* the file's identity and times when its sha256 was last taken */
 };
 
 struct vp_profile {

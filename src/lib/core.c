@@ -388,6 +388,19 @@ static int check_boot_file(const char *what, const char *path, struct vp_error *
         return 0;
 }
 
+/* What identifies the content of the file at FD without reading it: device,
+ * inode, size, and modification and change times to the nanosecond. Any
+ * write changes mtime and ctime, and setting mtime back changes ctime. */
+static char *file_stamp(int fd, struct vp_error *err)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return vp_err(err, -errno, "cannot stat image: %s", strerror(errno)), NULL;
+        return vp_strdupf("%llu:%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_dev,
+                          (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                          st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
 int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
                  struct vp_error *err)
 {
@@ -441,12 +454,20 @@ int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_im
         if (r >= 0 && a->initrd)
                 r = vp_storage_import(&ctx->st, idest, a->initrd, VP_FORMAT_UNKNOWN, NULL, NULL, &ipath, err);
 
+        _cleanup_free_ char *stamp = NULL;
+        if (r >= 0) {
+                _cleanup_close_ int fd = openat(ctx->st.images_fd, dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        r = vp_err(err, -errno, "image '%s': cannot open '%s': %s", a->name, path, strerror(errno));
+                else if (!(stamp = file_stamp(fd, err)))
+                        r = err ? err->code : -EIO;
+        }
         struct vp_image im = {
                 .name = vp_strdup(a->name), .path = vp_strdup(path), .format = vp_strdup(fmt),
                 .virtual_size = (int64_t)info.virtual_size, .file_size = (int64_t)info.file_size,
                 .sha256 = vp_strdup(sha), .disk_buses = vp_strdup(buses), .nic_models = vp_strdup(nics),
                 .firmwares = vp_strdup(fws), .kernel = vp_strdup(kpath), .initrd = vp_strdup(ipath),
-                .cmdline = vp_strdup(a->cmdline), .created = vp_now_iso(),
+                .cmdline = vp_strdup(a->cmdline), .created = vp_now_iso(), .stamp = vp_strdup(stamp),
         };
         if (r >= 0)
                 r = vp_row_insert(ctx->cat, &vp_table_image, &im, err);
@@ -496,6 +517,36 @@ int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha
         }
         vp_row_clear(&vp_table_image, &im);
         return r;
+}
+
+int vp_image_check_unchanged(struct vp_ctx *ctx, struct vp_image *im, bool *ret_restamped, struct vp_error *err)
+{
+        *ret_restamped = false;
+        _cleanup_close_ int fd = openat(ctx->st.images_fd, base_name(im->path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return vp_err(err, -errno, "image '%s': '%s': %s", im->name, im->path,
+                              errno == ELOOP ? "is a symbolic link" : strerror(errno));
+        struct vp_image_info info;
+        int r = vp_image_probe(fd, im->path, vp_format_from_string(im->format), &info, err);
+        if (r < 0 || (r = vp_image_check_master(&info, im->path, err)) < 0)
+                return r;
+        _cleanup_free_ char *stamp = file_stamp(fd, err);
+        if (!stamp)
+                return err ? err->code : -EIO;
+        if (im->stamp && streq(stamp, im->stamp))
+                return 0;
+        /* Touched since it was last hashed (a relabel by libvirt changes
+         * ctime too): the content decides, and the new stamp is kept. */
+        char sha[65];
+        if ((r = vp_sha256_fd(fd, sha, err)) < 0)
+                return r;
+        if (!streq(sha, im->sha256))
+                return vp_err(err, -EBADMSG, "master image '%s' changed on storage: sha256 %s, recorded %s",
+                              im->path, sha, im->sha256);
+        free(im->stamp);
+        im->stamp = TAKE_PTR(stamp);
+        *ret_restamped = true;
+        return 0;
 }
 
 int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)

@@ -56,6 +56,12 @@ struct vp_image_args {
 int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
                  struct vp_error *err);
 /* Re-hash the stored image; *ret_ok false when it no longer matches. */
+/* The master file of IM passes its header checks and holds what was
+ * recorded: when its stamp (inode, size, times) is the recorded one that is
+ * known without reading it, otherwise its sha256 decides. On a match with
+ * a new stamp, IM->stamp takes it and *RET_RESTAMPED says so: the caller
+ * stores the row with whatever change it commits. -EBADMSG when it changed. */
+int vp_image_check_unchanged(struct vp_ctx *ctx, struct vp_image *im, bool *ret_restamped, struct vp_error *err);
 int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha256[65],
                     struct vp_error *err);
 int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);

@@ -379,6 +379,67 @@ int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct v
         return 0;
 }
 
+static int domstate_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct vp_hv_domstate *)a)->name, ((const struct vp_hv_domstate *)b)->name);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vp_hv_states_load(virConnectPtr conn, struct vp_hv_states *ret, struct vp_error *err)
+{
+        /* Every domain first, then the active ones: a domain is in the
+         * first list for sure if defined; only its activity may be stale. */
+        virDomainPtr *all = NULL, *act = NULL;
+        int n = virConnectListAllDomains(conn, &all, 0);
+        if (n < 0)
+                return vp_err(err, -EIO, "cannot list domains: %s", lv_msg());
+        int na = virConnectListAllDomains(conn, &act, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        if (na < 0) {
+                for (int i = 0; i < n; i++)
+                        virDomainFree(all[i]);
+                free(all);
+                return vp_err(err, -EIO, "cannot list domains: %s", lv_msg());
+        }
+        char **active = vp_xcalloc((size_t)na + 1, sizeof(char *));
+        for (int i = 0; i < na; i++)
+                active[i] = (char *)virDomainGetName(act[i]);
+        qsort(active, (size_t)na, sizeof(char *), name_cmp);
+        struct vp_hv_states s = { .v = vp_xcalloc((size_t)n + 1, sizeof(*s.v)), .n = (size_t)n };
+        for (int i = 0; i < n; i++) {
+                const char *name = virDomainGetName(all[i]);
+                s.v[i].name = vp_strdup(name);
+                s.v[i].active = bsearch(&name, active, (size_t)na, sizeof(char *), name_cmp) != NULL;
+                virDomainFree(all[i]);
+        }
+        for (int i = 0; i < na; i++)
+                virDomainFree(act[i]);
+        free(active);
+        free(all);
+        free(act);
+        qsort(s.v, s.n, sizeof(*s.v), domstate_cmp);
+        *ret = s;
+        return 0;
+}
+
+const struct vp_hv_domstate *vp_hv_states_find(const struct vp_hv_states *s, const char *name)
+{
+        struct vp_hv_domstate key = { .name = (char *)name };
+        return s->n ? bsearch(&key, s->v, s->n, sizeof(*s->v), domstate_cmp) : NULL;
+}
+
+void vp_hv_states_free(struct vp_hv_states *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                free(s->v[i].name);
+        free(s->v);
+        s->v = NULL;
+        s->n = 0;
+}
+
 int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err)
 {
         virDomainPtr *doms = NULL;

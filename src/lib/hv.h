@@ -63,6 +63,21 @@ int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err);
 int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err);
 /* "running", "shut off", "paused", ..., or "undefined" when absent. */
 int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err);
+/* Every domain of a connection and whether it is active (running, paused,
+ * shutting down), read in two calls whatever their number. */
+struct vp_hv_domstate {
+        char *name;
+        bool active;
+};
+struct vp_hv_states {
+        struct vp_hv_domstate *v;  /* sorted by name */
+        size_t n;
+};
+int vp_hv_states_load(virConnectPtr conn, struct vp_hv_states *ret, struct vp_error *err);
+/* NAME in S: NULL when CONN had no such domain. */
+const struct vp_hv_domstate *vp_hv_states_find(const struct vp_hv_states *s, const char *name);
+void vp_hv_states_free(struct vp_hv_states *s);
+
 /* Names of every domain defined on CONN (malloc'd array of malloc'd strings). */
 int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err);
 /* What fsck needs from a defined domain. */

@@ -309,11 +309,11 @@ static void disk_name_at(char *name, size_t namesz, const char *base, const char
 }
 
 /* What the manifest M becomes when TO takes it over: owner TO, the
- * generation bumped, and every disk renamed to carry that generation. */
-static void handed_manifest(struct vp_manifest *m, const char *to)
+ * generation bumped by BUMP, and every disk renamed to carry it. */
+static void handed_manifest(struct vp_manifest *m, const char *to, int64_t bump)
 {
         snprintf(m->owner, sizeof(m->owner), "%s", to);
-        m->generation++;
+        m->generation += bump;
         disk_name_at(m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation);
         if (m->data_disk[0])
                 disk_name_at(m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation);
@@ -401,7 +401,7 @@ static int settle_disks(int dfd, const char *label, const struct vp_manifest *m,
  * generation past AFTER_GEN is left alone. Any other owner is refused:
  * someone else holds it. */
 static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
-                     struct vp_manifest *m, struct vp_error *err)
+                     int64_t bump, struct vp_manifest *m, struct vp_error *err)
 {
         int k = vp_manifest_read(dfd, label, m, err);
         if (k < 0 || (k = settle_disks(dfd, label, m, err)) < 0)
@@ -412,7 +412,7 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
                 return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s'; refusing",
                               label, m->owner, (long long)m->generation, from);
         struct vp_manifest next = *m;
-        handed_manifest(&next, to);
+        handed_manifest(&next, to, bump);
         /* The disks take names carrying the new generation: any definition
          * made for an older one (a stale host's domain) points at a file
          * that no longer exists and cannot start. Renames keep the inodes:
@@ -514,7 +514,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                                 goto out;
                         vp_fault_point("migrate.source-undefined");
                 }
-                if ((k = hand_over(dfd, vm.delta_path, vm_owner, mig_owner, mv->generation, &m, err)) < 0)
+                if ((k = hand_over(dfd, vm.delta_path, vm_owner, mig_owner, mv->generation, 1, &m, err)) < 0)
                         goto out;
                 free(vm.owner);
                 vm.owner = vp_strdup(m.owner);
@@ -530,7 +530,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                 if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0)
                         goto out;
                 struct vp_manifest unlocked = m;
-                handed_manifest(&unlocked, vm_owner);
+                handed_manifest(&unlocked, vm_owner, 1);
                 if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &unlocked, vm.delta_path, err))) {
                         k = err ? err->code : -EINVAL;
                         goto out;
@@ -549,7 +549,7 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
                     (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0 ||
                     (k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
                         goto out;
-                if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
+                if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, 1, &m, err)) < 0)
                         goto out;
                 free(vm.owner);
                 vm.owner = vp_strdup(m.owner);
@@ -605,9 +605,9 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
             (k = need_conn(r, src->id, &sc, err)) < 0)
                 goto out;
         /* The target's domain goes first, so nothing but the source can
-         * hold the delta afterwards. Before the hand-over that domain has no
-         * disk: an unreachable target keeps it for fsck --repair. On the
-         * same env, a VM that had not been stopped yet keeps running. */
+         * hold the delta afterwards. An unreachable target keeps it for
+         * fsck --repair. On the same env, a VM that had not been stopped
+         * yet keeps running. */
         dc = conn_by_id(r, r->mig.to_env_id);
         if (dc && !(src->id == r->mig.to_env_id && idx == step_index("stopping")) &&
             (k = vp_hv_undefine(dc, vm.name, true, err)) < 0)
@@ -615,8 +615,16 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
             (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0)
                 goto out;
-        if (streq(m.owner, mig_owner) &&
-            (k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, &m, err)) < 0)
+        /* The provisioned domain names the disks of the generation after
+         * the migration's, and may outlive this on a target that did not
+         * answer: the delta comes back one generation later, under names no
+         * domain was given. Handed to the VM already (the step not yet
+         * recorded), it takes new names the same way. */
+        if (streq(m.owner, mig_owner))
+                k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, 2, &m, err);
+        else if (streq(m.owner, vm_owner) && m.generation > mv->generation)
+                k = hand_over(dfd, vm.delta_path, vm_owner, vm_owner, m.generation, 1, &m, err);
+        if (k < 0)
                 goto out;
         if (!streq(m.owner, vm_owner)) {
                 k = vp_err(err, -EPERM, "delta '%s' is owned by '%s'; refusing", vm.delta_path, m.owner);
@@ -722,11 +730,15 @@ static int run_migration(struct run *r, struct vp_error *err)
         /* Retire: the source keeps no domain of the pool. */
         virConnectPtr sc = conn_by_id(r, r->mig.from_env_id);
         if (r->mig.from_env_id != r->mig.to_env_id && sc) {
-                for (size_t i = 0; i < r->n; i++) {
-                        const char *state;
-                        if (vp_hv_state(sc, r->mvs[i].vm_name, &state, NULL) >= 0 && !streq(state, "undefined"))
-                                return vp_err(err, -EEXIST, "env still holds domain '%s' after the migration",
-                                              r->mvs[i].vm_name);
+                struct vp_hv_states left;
+                if (vp_hv_states_load(sc, &left, NULL) >= 0) {
+                        for (size_t i = 0; i < r->n; i++)
+                                if (vp_hv_states_find(&left, r->mvs[i].vm_name)) {
+                                        vp_hv_states_free(&left);
+                                        return vp_err(err, -EEXIST, "env still holds domain '%s' after the migration",
+                                                      r->mvs[i].vm_name);
+                                }
+                        vp_hv_states_free(&left);
                 }
         }
         r->pool.env_id = r->mig.to_env_id;
@@ -776,6 +788,9 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
         if (a->shutdown_timeout < 0 || a->shutdown_timeout > 86400)
                 return vp_err(err, -EINVAL, "--shutdown-timeout must be between 0 and 86400 seconds");
 
+        struct vp_hv_states tstates = { 0 }, sstates = { 0 };
+        bool restamped = false;
+        int64_t sstates_env = -1;
         _cleanup_close_ int lockfd = -1;
         if (!a->dry_run && (k = vp_pool_lock(ctx, a->pool, &lockfd, err)) < 0) {
                 /* Name the migration the other process runs, when there is one. */
@@ -826,16 +841,9 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
         }
         if ((k = vp_check_image_supports(&im, &dp, err)) < 0)
                 goto out;
-        {
-                bool same = false;
-                char sha[65];
-                if ((k = vp_image_verify(ctx, im.name, &same, sha, err)) < 0)
-                        goto out;
-                if (!same) {
-                        k = vp_err(err, -EBADMSG, "master image '%s' of pool '%s' changed on storage: sha256 %s, "
-                                   "recorded %s", im.path, a->pool, sha, im.sha256);
-                        goto out;
-                }
+        if ((k = vp_image_check_unchanged(ctx, &im, &restamped, err)) < 0) {
+                vp_err_prefix(err, "pool '%s'", a->pool);
+                goto out;
         }
         if ((k = vp_ctx_conn(ctx, &to, &dc, err)) < 0)
                 goto out;
@@ -869,6 +877,9 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
         }
         plan->vms = vp_xcalloc(n, sizeof(*plan->vms));
         plan->nvms = n;
+        /* Each env's domains are read once, not once per VM. */
+        if ((k = vp_hv_states_load(dc, &tstates, err)) < 0)
+                goto out;
         for (size_t i = 0; i < n; i++) {
                 struct vp_env ve = { 0 };
                 virConnectPtr vc;
@@ -888,14 +899,19 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                                    "over. If that host is fenced (powered off), retry with --source-fenced",
                                    cerr.msg, vms[i].name);
                 } else {
-                        k = vp_hv_state(vc, vms[i].name, &state, err);
+                        if (sstates_env != ve.id) {
+                                vp_hv_states_free(&sstates);
+                                sstates_env = -1;
+                                if ((k = vp_hv_states_load(vc, &sstates, err)) >= 0)
+                                        sstates_env = ve.id;
+                        }
+                        if (k >= 0) {
+                                const struct vp_hv_domstate *d = vp_hv_states_find(&sstates, vms[i].name);
+                                state = !d ? "undefined" : d->active ? "running" : "shut off";
+                        }
                 }
-                if (k >= 0 && ve.id != to.id) {
-                        const char *tstate;
-                        if ((k = vp_hv_state(dc, vms[i].name, &tstate, err)) >= 0 && !streq(tstate, "undefined"))
-                                k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", to.name,
-                                           vms[i].name);
-                }
+                if (k >= 0 && ve.id != to.id && vp_hv_states_find(&tstates, vms[i].name))
+                        k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", to.name, vms[i].name);
                 if (k >= 0) {
                         /* Every delta must be cleanly held by its VM before any is touched. */
                         struct vp_manifest m;
@@ -913,7 +929,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 vp_row_clear(&vp_table_env, &ve);
                 if (k < 0)
                         goto out;
-                plan->vms[i].running = streq(state, "running") || streq(state, "paused") || plan->vms[i].unreachable;
+                plan->vms[i].running = streq(state, "running") || plan->vms[i].unreachable;
                 if (plan->vms[i].running)
                         plan->memory_needed_mib += dp.memory_mib;
         }
@@ -962,8 +978,10 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                                                 .step = (char *)"allocated", .detail = (char *)"", .at = mig.created };
                         free(pool.state);
                         pool.state = vp_strdup("migrating");
+                        /* A master found unchanged under a new stamp keeps it. */
                         if ((k = vp_row_insert(ctx->cat, &vp_table_journal, &j, err)) >= 0 &&
-                            (k = vp_row_update(ctx->cat, &vp_table_pool, &pool, err)) >= 0)
+                            (k = vp_row_update(ctx->cat, &vp_table_pool, &pool, err)) >= 0 &&
+                            (!restamped || (k = vp_row_update(ctx->cat, &vp_table_image, &im, err)) >= 0))
                                 k = vp_catalog_commit(ctx->cat, err);
                 }
                 free(mig.created);
@@ -985,6 +1003,8 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 run_clear(&r);
         }
 out:
+        vp_hv_states_free(&tstates);
+        vp_hv_states_free(&sstates);
         vp_rows_free(&vp_table_vm, vms, n);
         vp_row_clear(&vp_table_pool, &pool);
         vp_row_clear(&vp_table_image, &im);

@@ -107,9 +107,25 @@ vpool image add victim --file "$WORK/victim.qcow2" >/dev/null
 vpool pool create m4 --image victim --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m4"
 chmod u+w "$STORAGE/images/victim.qcow2"
 printf 'X' | dd of="$STORAGE/images/victim.qcow2" bs=1 seek=1048576 conv=notrunc status=none
-expect_fail "master digest changed on storage" 1 "master image '.*victim.qcow2' of pool 'm4' changed on storage" \
+expect_fail "master digest changed on storage" 1 "pool 'm4': master image '.*victim.qcow2' changed on storage" \
     vpool migrate m4 --to "$HOSTB"
 vpool pool rm m3 >/dev/null
+vpool pool rm m4 >/dev/null
+# The preflight trusts the recorded digest only while the file's inode, size
+# and times are the recorded ones; a touch alone costs a re-hash, not a refusal.
+cp "$GUEST_DIR/master.qcow2" "$WORK/victim2.qcow2"
+vpool image add victim2 --file "$WORK/victim2.qcow2" >/dev/null
+vpool pool create m4 --image victim2 --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m4"
+v2=$STORAGE/images/victim2.qcow2
+touch "$v2"
+check "master touched but unchanged: preflight passes" vpool migrate m4 --to "$HOSTB" --dry-run
+# A write with the modification time set back still changes ctime.
+chmod u+w "$v2"
+cp -p "$v2" "$WORK/v2.ref"
+printf 'Y' | dd of="$v2" bs=1 seek=1048576 conv=notrunc status=none
+touch -r "$WORK/v2.ref" "$v2"
+expect_fail "master changed, mtime set back: still caught" 1 "master image '.*victim2.qcow2' changed on storage" \
+    vpool migrate m4 --to "$HOSTB" --dry-run
 vpool pool rm m4 >/dev/null
 
 cp "$STORAGE/deltas/m2/m2-002/manifest.json" "$WORK/m2.manifest"

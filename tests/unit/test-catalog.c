@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "catalog.h"
@@ -129,12 +130,58 @@ static void test_damaged(void **state)
         assert_non_null(strstr(err.msg, "empty"));
 }
 
+/* A catalog of schema 1 (images without their stamp) is upgraded in place
+ * on open, its rows kept; one of an unknown schema is refused untouched. */
+static void test_upgrade(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        snprintf(p2, sizeof(p2), "%s/old.db", dir);
+        assert_int_equal(vp_catalog_open(p2, true, &c, &err), 0);
+        struct vp_image im = {
+                .name = (char *)"gold", .path = (char *)"/s/images/gold.qcow2", .format = (char *)"qcow2",
+                .sha256 = (char *)"00", .created = (char *)"2026-01-01T00:00:00Z",
+        };
+        assert_int_equal(vp_row_insert(c, &vp_table_image, &im, &err), 0);
+        vp_catalog_close(c);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(p2, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "ALTER TABLE images DROP COLUMN stamp;"
+                                          "UPDATE meta SET value = '1' WHERE key = 'schema';", NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_image got = { 0 };
+        assert_int_equal(vp_row_get(c, &vp_table_image, "name", "gold", &got, &err), 0);
+        assert_string_equal(got.path, "/s/images/gold.qcow2");
+        assert_true(!got.stamp || !*got.stamp);
+        free(got.stamp);
+        got.stamp = strdup("1:2:3:4.5:6.7");
+        assert_int_equal(vp_row_update(c, &vp_table_image, &got, &err), 0);
+        vp_row_clear(&vp_table_image, &got);
+        char *v = NULL;
+        assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
+        assert_string_equal(v, "2");
+        free(v);
+        vp_catalog_close(c);
+
+        assert_int_equal(sqlite3_open(p2, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema';", NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "schema"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_missing_not_created),
                 cmocka_unit_test(test_rows),
                 cmocka_unit_test(test_damaged),
+                cmocka_unit_test(test_upgrade),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
