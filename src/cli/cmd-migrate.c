@@ -240,8 +240,8 @@ int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char 
                            struct vp_migrate_args *a, struct vp_error *err)
 {
         uint64_t v;
-        a->parallel = 0;
-        a->shutdown_timeout = 120;
+        a->parallel = cli->conf->parallel;
+        a->shutdown_timeout = cli->conf->shutdown_timeout;
         if (parallel) {
                 if (vp_parse_uint("parallelism", parallel, 1, 256, &v, err) < 0)
                         return -EINVAL;

@@ -289,6 +289,54 @@ static void test_load_file(void **state)
         free(path);
 }
 
+/* The shipped etc/vpool.conf parses as it is, and with every setting
+ * uncommented it states the built-in defaults. */
+static void test_shipped_file(void **state)
+{
+        (void)state;
+        const char *top = getenv("VP_SOURCE_ROOT");
+        assert_non_null(top);
+        char *path = vp_strdupf("%s/etc/vpool.conf", top);
+        struct vp_config c;
+        struct vp_error err = { 0 };
+        vp_config_init(&c);
+        if (vp_config_load(&c, path, true, &err) < 0)
+                fail_msg("%s", err.msg);
+        for (int k = 0; k < VP_CONF_KEY_MAX; k++)
+                assert_int_equal(c.v[k].origin, VP_CONF_DEFAULT);
+
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        char *text = vp_xcalloc(1, VP_CONF_MAX_SIZE);
+        size_t len = 0;
+        char line[512];
+        int uncommented = 0;
+        while (fgets(line, sizeof(line), f)) {
+                /* "#key = value" is a setting; "# words" is prose. */
+                const char *l = line;
+                if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
+                        l = line + 1;
+                        uncommented++;
+                }
+                size_t n = strlen(l);
+                assert_true(len + n < VP_CONF_MAX_SIZE);
+                memcpy(text + len, l, n);
+                len += n;
+        }
+        fclose(f);
+        assert_int_equal(uncommented, VP_CONF_KEY_MAX);
+        if (vp_config_parse(&c, path, text, len, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_string_equal(c.v[VP_CONF_CATALOG].text, VP_DEFAULT_CATALOG);
+        assert_int_equal(c.parallel, VP_CONF_DEFAULT_PARALLEL);
+        assert_int_equal(c.shutdown_timeout, VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
+        for (int k = 0; k < VP_CONF_KEY_MAX; k++)
+                assert_int_equal(c.v[k].origin, VP_CONF_FILE);
+        free(text);
+        free(path);
+        vp_config_free(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -300,6 +348,7 @@ int main(void)
                 cmocka_unit_test(test_parse_hostile_bytes),
                 cmocka_unit_test(test_precedence),
                 cmocka_unit_test(test_load_file),
+                cmocka_unit_test(test_shipped_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
