@@ -332,6 +332,8 @@ static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_mi
         json_object_object_add(o, "to_profile",
                                json_object_new_string(profile_name(ctx, m->to_profile_id, b4, sizeof(b4))));
         json_object_object_add(o, "state", json_object_new_string(effective_state(ctx, m)));
+        json_object_object_add(o, "parallel", json_object_new_int64(m->parallel));
+        json_object_object_add(o, "shutdown_timeout", json_object_new_int64(m->shutdown_timeout));
         void *rows = NULL;
         size_t n = 0, done = 0;
         vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", m->id, &rows, &n, NULL);
