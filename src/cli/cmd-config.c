@@ -1,7 +1,5 @@
 #include "cli.h"
 
-#include <string.h>
-
 #include "vp-config.h"
 
 static int config_show(struct vp_cli *cli, int argc, char **argv);
@@ -9,13 +7,9 @@ static int config_show(struct vp_cli *cli, int argc, char **argv);
 static const struct cli_verb verbs[] = {
         { "show", config_show,
           "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]",
-          "Print each setting in effect and where it came from: default, FILE:LINE of the\n"
-          "configuration file, environment VARIABLE or command line. The options stand for the\n"
-          "same options of init, migrate and pool create, to see what such a command would use.\n"
-          "Settings: catalog (--catalog, VPOOL_CATALOG), storage (init --storage, VPOOL_STORAGE),\n"
-          "parallel (migrate --parallel, VPOOL_PARALLEL), shutdown_timeout (migrate\n"
-          "--shutdown-timeout, VPOOL_SHUTDOWN_TIMEOUT), profile (pool create --profile,\n"
-          "VPOOL_PROFILE). The file is VPOOL_CONFIG or --config if set, else " VP_CONFIG_FILE "." },
+          "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
+          "command line. The options stand for those of init, migrate and pool create. The file\n"
+          "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE "." },
         { 0 },
 };
 

@@ -23,7 +23,9 @@ static const struct cli_verb verbs[] = {
           "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
           "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
           "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
-          "target from starting while a source process holds the disk)." },
+          "target from starting while a source process holds the disk).\n"
+          "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
+          "8 and 120 s unless set (see 'vpool config show')." },
         { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total." },
         { "status", mig_status, "ID", "Per VM: step reached, source and target, generation, error." },
         { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal." },
