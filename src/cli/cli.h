@@ -2,12 +2,15 @@
 #pragma once
 #include <json-c/json.h>
 
+#include "config.h"
 #include "core.h"
 
 #define EXIT_USAGE 2
 
 struct vp_cli {
         const char *catalog;
+        struct vp_config *conf;     /* the effective settings (main.c) */
+        enum vp_conf_origin conf_origin;  /* what named the configuration file */
         bool json;
         bool quiet;
         const char *noun;
@@ -87,11 +90,13 @@ int cmd_pool(struct vp_cli *cli, int argc, char **argv);
 int cmd_vm(struct vp_cli *cli, int argc, char **argv);
 int cmd_migrate(struct vp_cli *cli, int argc, char **argv);
 int cmd_fsck(struct vp_cli *cli, int argc, char **argv);
+int cmd_config(struct vp_cli *cli, int argc, char **argv);
 
 struct vp_migrate_args;
 /* Run one migration with progress and print its outcome; the exit code. */
 int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a);
-/* --parallel and --shutdown-timeout into A. */
+/* --parallel and --shutdown-timeout into A; the configured values where
+ * an option is not given. */
 int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char *timeout,
                            struct vp_migrate_args *a, struct vp_error *err);
 

@@ -3,9 +3,10 @@
 int cmd_init(struct vp_cli *cli, int argc, char **argv)
 {
         static const struct cli_verb v = {
-                "init", NULL, "--storage DIR",
+                "init", NULL, "[--storage DIR]",
                 "Create the catalog (if needed) and the storage layout DIR/{images,deltas,logs}.\n"
-                "Idempotent; a catalog keeps the storage root it was initialized with."
+                "DIR defaults to the configured storage root (VPOOL_STORAGE, or 'storage' in the\n"
+                "configuration file). Idempotent; a catalog keeps the storage root it was initialized with."
         };
         const char *storage = NULL;
         const struct cli_opt opts[] = { { "storage", &storage, NULL }, { 0 } };
@@ -14,7 +15,9 @@ int cmd_init(struct vp_cli *cli, int argc, char **argv)
         cli->noun = "init";
         CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
         if (!storage)
-                return cli_usage_error(cli, "missing --storage DIR"), EXIT_USAGE;
+                storage = cli->conf->v[VP_CONF_STORAGE].text;
+        if (!storage)
+                return cli_usage_error(cli, "missing --storage DIR (no storage root is configured)"), EXIT_USAGE;
         struct vp_error err = { 0 };
         if (vp_init(cli->catalog, storage, &err) < 0)
                 return cli_fail(&err);

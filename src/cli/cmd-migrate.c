@@ -23,7 +23,9 @@ static const struct cli_verb verbs[] = {
           "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
           "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
           "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
-          "target from starting while a source process holds the disk)." },
+          "target from starting while a source process holds the disk).\n"
+          "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
+          "8 and 120 s unless set (see 'vpool config show')." },
         { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total." },
         { "status", mig_status, "ID", "Per VM: step reached, source and target, generation, error." },
         { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal." },
@@ -240,8 +242,8 @@ int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char 
                            struct vp_migrate_args *a, struct vp_error *err)
 {
         uint64_t v;
-        a->parallel = 0;
-        a->shutdown_timeout = 120;
+        a->parallel = cli->conf->parallel;
+        a->shutdown_timeout = cli->conf->shutdown_timeout;
         if (parallel) {
                 if (vp_parse_uint("parallelism", parallel, 1, 256, &v, err) < 0)
                         return -EINVAL;
@@ -332,6 +334,8 @@ static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_mi
         json_object_object_add(o, "to_profile",
                                json_object_new_string(profile_name(ctx, m->to_profile_id, b4, sizeof(b4))));
         json_object_object_add(o, "state", json_object_new_string(effective_state(ctx, m)));
+        json_object_object_add(o, "parallel", json_object_new_int64(m->parallel));
+        json_object_object_add(o, "shutdown_timeout", json_object_new_int64(m->shutdown_timeout));
         void *rows = NULL;
         size_t n = 0, done = 0;
         vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", m->id, &rows, &n, NULL);

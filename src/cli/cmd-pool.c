@@ -15,9 +15,10 @@ static int pool_rm(struct vp_cli *cli, int argc, char **argv);
 
 static const struct cli_verb verbs[] = {
         { "create", pool_create,
-          "NAME --image IMG --env ENV --profile PROF --size N [--data-disk SIZE] [--start]",
+          "NAME --image IMG --env ENV [--profile PROF] --size N [--data-disk SIZE] [--start]",
           "Create N VMs NAME-001..NAME-N: for each a user delta collection (overlay of the master,\n"
-          "optional data disk, identity, manifest) and a persistent domain on ENV. All or nothing." },
+          "optional data disk, identity, manifest) and a persistent domain on ENV. All or nothing.\n"
+          "PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the configuration file)." },
         { "list", pool_list, "", "List pools." },
         { "show", pool_show, "NAME", "Show a pool and its VMs." },
         { "start", pool_start, "NAME", "Start every VM of a pool." },
@@ -63,7 +64,10 @@ static int pool_create(struct vp_cli *cli, int argc, char **argv)
         char **pos;
         int npos;
         CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
-        const char *missing = !image ? "--image" : !env ? "--env" : !profile ? "--profile" : !size ? "--size" : NULL;
+        if (!profile)
+                profile = cli->conf->v[VP_CONF_PROFILE].text;
+        const char *missing = !image ? "--image" : !env ? "--env"
+                : !profile ? "--profile (no default profile is configured)" : !size ? "--size" : NULL;
         if (missing)
                 return cli_usage_error(cli, "missing %s", missing), EXIT_USAGE;
         struct vp_error err = { 0 };

@@ -19,12 +19,13 @@ static const struct {
         { "vm", cmd_vm, "the VMs of pools" },
         { "migrate", cmd_migrate, "move a pool to another env and other hardware" },
         { "fsck", cmd_fsck, "check the invariants across catalog, storage and every env" },
+        { "config", cmd_config, "the effective settings and where each came from" },
 };
 
 static void usage(FILE *out)
 {
         fprintf(out,
-                "Usage: vpool [--catalog FILE] [--json] [--quiet] NOUN VERB [ARGS]\n\n"
+                "Usage: vpool [--config FILE] [--catalog FILE] [--json] [--quiet] NOUN VERB [ARGS]\n\n"
                 "Manage pools of VMs provisioned from one master image, each VM keeping its\n"
                 "user's changes in a user delta collection on shared storage.\n\n"
                 "Nouns:\n");
@@ -32,22 +33,52 @@ static void usage(FILE *out)
                 fprintf(out, "  %-8s %s\n", nouns[i].name, nouns[i].help);
         fprintf(out,
                 "\nGlobal options:\n"
-                "  --catalog FILE  catalog to use (default: $VPOOL_CATALOG or " VP_DEFAULT_CATALOG ")\n"
+                "  --config FILE   configuration file (default: $VPOOL_CONFIG or " VP_CONFIG_FILE ")\n"
+                "  --catalog FILE  catalog to use (default: $VPOOL_CATALOG, then the configuration file,\n"
+                "                  then " VP_DEFAULT_CATALOG ")\n"
                 "  --json          print one JSON document\n"
                 "  --quiet         print only the result\n"
                 "  --version       print the version\n"
                 "  --help          show this help\n\n"
-                "Run 'vpool NOUN --help' for its verbs.\n"
+                "Run 'vpool NOUN --help' for its verbs; 'vpool config show' for the settings in effect.\n"
                 "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static const char *getenv_const(const char *name)
+{
+        return getenv(name);
+}
+
+/* Defaults, then the configuration file, then the environment, then the
+ * global options: the first error stops everything before any verb runs. */
+static int load_config(struct vp_cli *cli, struct vp_config *conf, const char *config_opt, const char *catalog_opt)
+{
+        struct vp_error err = { 0 };
+        const char *path = VP_CONFIG_FILE, *env = getenv("VPOOL_CONFIG");
+        cli->conf_origin = VP_CONF_DEFAULT;
+        if (config_opt) {
+                path = config_opt;
+                cli->conf_origin = VP_CONF_CMDLINE;
+        } else if (env && *env) {
+                path = env;
+                cli->conf_origin = VP_CONF_ENV;
+        }
+        vp_config_init(conf);
+        /* A file the user named must exist; the default one need not. */
+        if (vp_config_load(conf, path, config_opt || (env && *env), &err) < 0 ||
+            vp_config_load_env(conf, getenv_const, &err) < 0 ||
+            (catalog_opt && vp_config_set(conf, VP_CONF_CATALOG, catalog_opt, VP_CONF_CMDLINE, 0, &err) < 0))
+                return cli_fail(&err);
+        cli->conf = conf;
+        cli->catalog = conf->v[VP_CONF_CATALOG].text;
+        return 0;
 }
 
 int main(int argc, char **argv)
 {
         setlocale(LC_ALL, "C");
         struct vp_cli cli = { 0 };
-        cli.catalog = getenv("VPOOL_CATALOG");
-        if (!cli.catalog || !*cli.catalog)
-                cli.catalog = VP_DEFAULT_CATALOG;
+        const char *catalog = NULL, *config = NULL;
 
         int i = 1;
         for (; i < argc && argv[i][0] == '-'; i++) {
@@ -62,35 +93,50 @@ int main(int argc, char **argv)
                         cli.json = true;
                 } else if (streq(a, "--quiet") || streq(a, "-q")) {
                         cli.quiet = true;
-                } else if (streq(a, "--catalog")) {
+                } else if (streq(a, "--catalog") || streq(a, "--config")) {
                         if (i + 1 >= argc) {
-                                cli_usage_error(&cli, "option '--catalog' needs a value");
+                                cli_usage_error(&cli, "option '%s' needs a value", a);
                                 return EXIT_USAGE;
                         }
-                        cli.catalog = argv[++i];
+                        *(streq(a, "--catalog") ? &catalog : &config) = argv[++i];
                 } else if (strncmp(a, "--catalog=", 10) == 0) {
-                        cli.catalog = a + 10;
+                        catalog = a + 10;
+                } else if (strncmp(a, "--config=", 9) == 0) {
+                        config = a + 9;
                 } else {
                         cli_usage_error(&cli, "unknown option '%s'", a);
                         return EXIT_USAGE;
                 }
         }
-        if (!*cli.catalog) {
+        if (catalog && !*catalog) {
                 cli_usage_error(&cli, "empty catalog path");
+                return EXIT_USAGE;
+        }
+        if (config && !*config) {
+                cli_usage_error(&cli, "empty configuration file path");
                 return EXIT_USAGE;
         }
         if (i >= argc) {
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        for (size_t k = 0; k < ELEMENTSOF(nouns); k++)
+        struct vp_config conf;
+        if (load_config(&cli, &conf, config, catalog)) {
+                vp_config_free(&conf);
+                return 1;
+        }
+        int r = EXIT_USAGE;
+        bool found = false;
+        for (size_t k = 0; k < ELEMENTSOF(nouns) && !found; k++)
                 if (streq(argv[i], nouns[k].name)) {
+                        found = true;
                         /* init and fsck are verbs of their own: they get their own name as argv[0]. */
                         bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck");
-                        int r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
+                        r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
                         fflush(stdout);
-                        return r;
                 }
-        cli_usage_error(&cli, "unknown noun '%s'", argv[i]);
-        return EXIT_USAGE;
+        if (!found)
+                cli_usage_error(&cli, "unknown noun '%s'", argv[i]);
+        vp_config_free(&conf);
+        return r;
 }

@@ -61,6 +61,10 @@ setup_workdir() {
     WORK=$(mktemp -d /var/tmp/vpool-it.XXXXXX)
     chmod 755 "$WORK"
     export VPOOL_CATALOG=$WORK/catalog.db
+    # The machine's own vpool.conf and settings must not steer a test.
+    : >"$WORK/vpool.conf"
+    export VPOOL_CONFIG=$WORK/vpool.conf
+    unset VPOOL_STORAGE VPOOL_PARALLEL VPOOL_SHUTDOWN_TIMEOUT VPOOL_PROFILE
     STORAGE=$WORK/storage
     trap cleanup_workdir EXIT
 }
