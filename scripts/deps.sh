@@ -10,7 +10,8 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
-test_pkgs=(tmux jq bc procps time)
+# groff-base, man-db: the man page test renders it as man(1) does.
+test_pkgs=(tmux jq bc procps time groff-base man-db)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2
