@@ -21,6 +21,12 @@ finish() {
     echo "1..$tap_n"
     [ "$tap_failed" -eq 0 ]
 }
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
+check() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "command failed: $*" "$out"; fi
+}
 check_eq() {
     if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2" "actual:   $3"; fi
 }
