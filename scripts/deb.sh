@@ -3,7 +3,7 @@
 #
 #   scripts/deb.sh [OUTDIR]     ->  OUTDIR/vpool_<version>_<arch>.deb  (OUTDIR: build/)
 #
-# It configures and builds build-deb/ (prefix /usr, warnings as errors),
+# It configures and builds build-deb/ anew (prefix /usr, warnings as errors),
 # installs it stripped into a staging root with 'meson install', adds the
 # package's metadata (dependencies on shared libraries computed by
 # dpkg-shlibdeps, the conffile /etc/vpool/vpool.conf) and runs dpkg-deb.
@@ -20,12 +20,13 @@ stage=$(mktemp -d)
 trap 'rm -rf "$log" "$stage"' EXIT
 fail() { cat "$log" >&2; echo "deb.sh: $*" >&2; exit 1; }
 
-if [ -f "$bdir/build.ninja" ]; then
-    meson configure "$bdir" --prefix=/usr --sysconfdir=/etc -Dwerror=true >"$log" 2>&1 || fail "meson configure failed"
-else
-    meson setup "$bdir" --prefix=/usr --sysconfdir=/etc -Dwerror=true >"$log" 2>&1 || fail "meson setup failed"
-fi
-ninja -C "$bdir" >"$log" 2>&1 || fail "build failed"
+# A fresh tree with Debian's hardening flags (fortified functions, stack
+# protector, full RELRO), as a Debian build would use them; meson reads them at
+# setup. Only what the package holds is built.
+rm -rf "$bdir"
+eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+meson setup "$bdir" --prefix=/usr --sysconfdir=/etc -Dwerror=true >"$log" 2>&1 || fail "meson setup failed"
+ninja -C "$bdir" src/cli/vpool >"$log" 2>&1 || fail "build failed"
 
 # dpkg-shlibdeps wants the files where a debian/ source tree would put them.
 root=$stage/debian/vpool
@@ -34,16 +35,24 @@ for f in usr/bin/vpool usr/share/man/man1/vpool.1 usr/share/bash-completion/comp
     [ -f "$root/$f" ] || fail "meson install did not install /$f"
 done
 
-# Debian policy: manual pages compressed, a copyright file, sane modes.
+version=$(meson introspect --projectinfo "$bdir" | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p')
+[ -n "$version" ] || fail "cannot read the project's version"
+# The package's date is the last commit's, so that a rebuild of the same
+# tree gives the same package; DEBFULLNAME and DEBEMAIL name the maintainer.
+when=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+maintainer="${DEBFULLNAME:-vpool maintainers} <${DEBEMAIL:-vpool@example.org}>"
+
+# Debian policy: manual pages compressed, a copyright file and a changelog,
+# sane modes.
 gzip -9n "$root/usr/share/man/man1/vpool.1"
 doc=$root/usr/share/doc/vpool
 mkdir -p "$doc"
-cat >"$doc/copyright" <<'EOF'
+cat >"$doc/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: vpool
 
 Files: *
-Copyright: the vpool authors
+Copyright: $(date -u -d "@$when" +%Y) the vpool authors
 License: GPL-2+
  This program is free software; you can redistribute it and/or modify it
  under the terms of the GNU General Public License as published by the Free
@@ -53,13 +62,13 @@ License: GPL-2+
  On Debian systems, the complete text of the GNU General Public License
  version 2 can be found in '/usr/share/common-licenses/GPL-2'.
 EOF
+printf 'vpool (%s) unstable; urgency=medium\n\n  * Built from the source tree.\n\n -- %s  %s\n' \
+    "$version" "$maintainer" "$(date -u -R -d "@$when")" | gzip -9n >"$doc/changelog.gz"
 gzip -9n <README.md >"$doc/README.md.gz"
 gzip -9n <docs/migration.md >"$doc/migration.md.gz"
 chmod -R u=rwX,go=rX "$root"
 chmod 755 "$root/usr/bin/vpool"
 
-version=$(meson introspect --projectinfo "$bdir" | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p')
-[ -n "$version" ] || fail "cannot read the project's version"
 arch=$(dpkg --print-architecture)
 mkdir -p "$stage/debian"
 : >"$stage/debian/control"
@@ -75,7 +84,7 @@ cat >"$root/DEBIAN/control" <<EOF
 Package: vpool
 Version: $version
 Architecture: $arch
-Maintainer: vpool maintainers <root@localhost>
+Maintainer: $maintainer
 Installed-Size: $size
 Depends: $shlibs, qemu-utils
 Recommends: libvirt-daemon-system, qemu-system-x86

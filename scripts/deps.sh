@@ -10,8 +10,8 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
-# dpkg-dev, debootstrap: scripts/deb.sh and the package's install test.
-package_pkgs=(dpkg-dev debootstrap)
+# dpkg-dev, debootstrap, lintian: scripts/deb.sh and the package's test.
+package_pkgs=(dpkg-dev debootstrap lintian)
 # groff-base, man-db: the man page test renders it as man(1) does.
 test_pkgs=(tmux jq bc procps time groff-base man-db)
 

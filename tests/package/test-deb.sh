@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/docs/lib.sh"
 
 [ "$(id -u)" = 0 ] || bail "needs root for debootstrap and chroot"
-for p in debootstrap dpkg-deb dpkg-shlibdeps; do
+for p in debootstrap dpkg-deb dpkg-shlibdeps lintian; do
     command -v "$p" >/dev/null || bail "$p missing (scripts/deps.sh)"
 done
 
@@ -70,6 +70,9 @@ check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/
 check_eq "the packaged completion is the tree's" "$(cat "$top/completion/vpool.bash")" \
     "$(cat "$work/x/usr/share/bash-completion/completions/vpool")"
 check_eq "the packaged binary is stripped" "" "$(readelf -S "$work/x/usr/bin/vpool" | grep -o '\.debug_info')"
+
+lint=$(lintian --fail-on error,warning "$deb" 2>&1 | grep -v 'running with root privileges')
+check_eq "lintian: no error, no warning" "" "$lint"
 
 # ---- a clean root -----------------------------------------------------------
 # The suite this machine runs, from the mirror its apt uses.
