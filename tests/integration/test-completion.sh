@@ -49,14 +49,18 @@ check "the script registers a completion for vpool" \
 nouns=$(vpool --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
 expect "vpool " "$nouns"
 expect "vpool p" "pool profile"
-expect "vpool -" "--catalog --json --quiet --version --help"
+expect "vpool -" "$(vpool --help | awk '/^Global options:/ { f = 1; next } f && NF == 0 { exit } f { print $1 }')"
 for n in $nouns; do
     verbs=$(vpool "$n" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
     if [ -z "$verbs" ]; then
         cmds=$n
     else
         # migrate also offers pool names where its verb would stand.
-        [ "$n" = migrate ] && expect "vpool $n " "$verbs tcomp tcompb" || expect "vpool $n " "$verbs"
+        if [ "$n" = migrate ]; then
+            expect "vpool $n " "$verbs tcomp tcompb"
+        else
+            expect "vpool $n " "$verbs"
+        fi
         cmds=$(for v in $verbs; do echo "$n:$v"; done)
     fi
     for c in $cmds; do
