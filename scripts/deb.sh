@@ -104,7 +104,10 @@ Description: move VDI desktop pools between hypervisors by handing over user del
 EOF
 chmod 644 "$root/DEBIAN/"*
 
+# Every file dated by the last commit, and dpkg-deb told the same.
+find "$root" -exec touch -h -d "@$when" {} +
 mkdir -p "$out"
 deb=$out/vpool_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >"$log" 2>&1 || fail "dpkg-deb failed"
+SOURCE_DATE_EPOCH=$when dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >"$log" 2>&1 ||
+    fail "dpkg-deb failed"
 echo "$deb"

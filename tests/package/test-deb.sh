@@ -34,6 +34,8 @@ version=$("$VPOOL_BIN" --version | awk '{ print $2 }')
 arch=$(dpkg --print-architecture)
 check_eq "scripts/deb.sh names the package by version and architecture" "$work/out/vpool_${version}_$arch.deb" "$deb"
 echo "# built in ${SECONDS}s"
+again=$("$top/scripts/deb.sh" "$work/again") || bail "scripts/deb.sh failed the second time"
+check_eq "a second build is the same package, byte for byte" "$(sha256sum <"$deb")" "$(sha256sum <"$again")"
 
 field() { dpkg-deb -f "$deb" "$1"; }
 check_eq "Package" "vpool" "$(field Package)"
