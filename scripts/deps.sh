@@ -10,8 +10,11 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
-# bench/: openssl makes the master's data, python3 and its libvirt binding time the downtime.
-test_pkgs=(tmux jq bc procps time openssl python3 python3-libvirt)
+# dpkg-dev, debootstrap, lintian: scripts/deb.sh and the package's test.
+package_pkgs=(dpkg-dev debootstrap lintian)
+# groff-base, man-db: the man page test renders it as man(1) does.
+# openssl, python3, python3-libvirt: bench/ makes the master's data and times downtime.
+test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2
@@ -19,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs[@]}" "${package_pkgs[@]}"; do
     # "ii" alone means fully installed; half-configured or removed-with-config
     # states need apt-get to finish the job.
     status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)

@@ -36,6 +36,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
     meson test -C build-asan --suite unit --print-errorlogs || rc=1
 tally build-asan
 
+step "documentation: --help, --version and the man page against them"
+meson test -C build --suite docs --print-errorlogs || rc=1
+tally build
+
+step "the Debian package: scripts/deb.sh, then installed into a clean debootstrap root"
+meson test -C build --suite package --print-errorlogs || rc=1
+tally build
+
 step "fuzzing the parsers of files from shared storage (60 s per target, ASan + UBSan)"
 if scripts/fuzz.sh 60; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
 

@@ -7,11 +7,16 @@
 
 static void verb_help(struct vp_cli *cli, const struct cli_verb *v)
 {
-        printf("Usage: vpool %s %s %s\n\n%s\n\nCommon options:\n"
+        /* init and fsck are nouns and verbs at once: "vpool fsck", not "vpool fsck fsck". */
+        if (streq(cli->noun, v->name))
+                printf("Usage: vpool %s", v->name);
+        else
+                printf("Usage: vpool %s %s", cli->noun, v->name);
+        printf("%s%s\n\n%s\n\nCommon options:\n"
                "  --json    print one JSON document (read verbs)\n"
                "  --quiet   print only the result\n"
                "  --help    show this help\n",
-               cli->noun, v->name, v->usage, v->help);
+               *v->usage ? " " : "", v->usage, v->help);
 }
 
 int cli_usage_error(struct vp_cli *cli, const char *fmt, ...)
@@ -77,7 +82,9 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
         *pos = argv + optind;
         *npos = argc - optind;
         if (*npos < minpos || *npos > maxpos)
-                r = cli_usage_error(cli, "expected: vpool %s %s %s", cli->noun, v->name, v->usage);
+                r = cli_usage_error(cli, "expected: vpool %s%s%s%s%s", cli->noun,
+                                    streq(cli->noun, v->name) ? "" : " ", streq(cli->noun, v->name) ? "" : v->name,
+                                    *v->usage ? " " : "", v->usage);
 out:
         free(lo);
         return r;
@@ -90,8 +97,9 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
         if (argc < 1 || streq(argv[0], "--help") || streq(argv[0], "-h") || streq(argv[0], "help")) {
                 FILE *out = argc < 1 ? stderr : stdout;
                 fprintf(out, "Usage: vpool %s VERB [ARGS]\n\n%s\n\nVerbs:\n", noun, summary);
+                /* A verb's first line of help; the rest is for 'vpool NOUN VERB --help'. */
                 for (const struct cli_verb *v = verbs; v->name; v++)
-                        fprintf(out, "  %-8s %s\n", v->name, v->help);
+                        fprintf(out, "  %-8s %.*s\n", v->name, (int)strcspn(v->help, "\n"), v->help);
                 fprintf(out, "\nRun 'vpool %s VERB --help' for a verb's options.\n", noun);
                 return argc < 1 ? EXIT_USAGE : 0;
         }

@@ -1,0 +1,140 @@
+#!/bin/bash
+# The Debian package: built by scripts/deb.sh, its metadata and contents,
+# then installed with apt into a clean Debian root made by debootstrap
+# (dependencies resolved from the archive), used there, and removed and
+# purged. Needs root (debootstrap, chroot) and the Debian archive this
+# machine's apt uses.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/docs/lib.sh"
+
+[ "$(id -u)" = 0 ] || bail "needs root for debootstrap and chroot"
+for p in debootstrap dpkg-deb dpkg-shlibdeps lintian; do
+    command -v "$p" >/dev/null || bail "$p missing (scripts/deps.sh)"
+done
+
+work=$(mktemp -d /var/tmp/vpool-deb.XXXXXX)
+root=$work/root
+cleanup() {
+    mountpoint -q "$root/proc" && umount "$root/proc"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# in_root CMD...: run CMD in the clean root, as a person there would.
+in_root() {
+    chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# ---- the package ------------------------------------------------------------
+SECONDS=0
+deb=$("$top/scripts/deb.sh" "$work/out") || bail "scripts/deb.sh failed"
+version=$("$VPOOL_BIN" --version | awk '{ print $2 }')
+arch=$(dpkg --print-architecture)
+check_eq "scripts/deb.sh names the package by version and architecture" "$work/out/vpool_${version}_$arch.deb" "$deb"
+echo "# built in ${SECONDS}s"
+again=$("$top/scripts/deb.sh" "$work/again") || bail "scripts/deb.sh failed the second time"
+check_eq "a second build is the same package, byte for byte" "$(sha256sum <"$deb")" "$(sha256sum <"$again")"
+
+field() { dpkg-deb -f "$deb" "$1"; }
+check_eq "Package" "vpool" "$(field Package)"
+check_eq "Version is the program's" "$version" "$(field Version)"
+check_eq "Architecture" "$arch" "$(field Architecture)"
+depends=$(field Depends)
+for d in libvirt0 libsqlite3-0 libjson-c5 libxml2 libc6 qemu-utils; do
+    if [[ ", $depends," == *", $d "* || ", $depends," == *", $d,"* ]]; then
+        ok "Depends on $d"
+    else
+        not_ok "Depends on $d" "Depends: $depends"
+    fi
+done
+recommends=$(field Recommends)
+if [[ $recommends == *libvirt-daemon-system* ]]; then ok "Recommends libvirt-daemon-system"; else not_ok "Recommends libvirt-daemon-system" "Recommends: $recommends"; fi
+check_eq "conffiles" "/etc/vpool/vpool.conf" "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)"
+
+dpkg-deb -c "$deb" | awk '{ print $1, $2, $6 }' >"$work/contents"
+for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.gz" \
+         "-rw-r--r-- ./usr/share/bash-completion/completions/vpool" "-rw-r--r-- ./etc/vpool/vpool.conf" \
+         "-rw-r--r-- ./usr/share/doc/vpool/copyright"; do
+    mode=${f%% *} path=${f#* }
+    if grep -qx -- "$mode root/root $path" "$work/contents"; then
+        ok "contains $path ($mode root/root)"
+    else
+        not_ok "contains $path ($mode root/root)" "$(grep -F -- "$path" "$work/contents")"
+    fi
+done
+extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/share/doc/vpool/.*')
+check_eq "nothing else in it (no headers, no test programs, no library)" "" "$extra"
+dpkg-deb -x "$deb" "$work/x"
+check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
+    "$(zcat "$work/x/usr/share/man/man1/vpool.1.gz")"
+check_eq "the packaged completion is the tree's" "$(cat "$top/completion/vpool.bash")" \
+    "$(cat "$work/x/usr/share/bash-completion/completions/vpool")"
+check_eq "the packaged binary is stripped" "" "$(readelf -S "$work/x/usr/bin/vpool" | grep -o '\.debug_info')"
+
+lint=$(lintian --fail-on error,warning "$deb" 2>&1 | grep -v 'running with root privileges')
+check_eq "lintian: no error, no warning" "" "$lint"
+
+# ---- a clean root -----------------------------------------------------------
+# The suite this machine runs, from the mirror its apt uses.
+. /etc/os-release
+mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' |
+         awk -v s="$VERSION_CODENAME" '$2 == s { print $1; exit }')
+[ -n "$mirror" ] || bail "no apt source for $VERSION_CODENAME on this machine"
+SECONDS=0
+debootstrap --variant=minbase "$VERSION_CODENAME" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    bail "debootstrap failed: $(tail -3 "$work/debootstrap.log")"
+echo "# debootstrap --variant=minbase $VERSION_CODENAME in ${SECONDS}s"
+mount -t proc proc "$root/proc"
+# No service starts inside the root.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 755 "$root/usr/sbin/policy-rc.d"
+check "the clean root has no vpool, libvirt or qemu-img" \
+    in_root sh -c '! command -v vpool && ! command -v qemu-img && ! dpkg -s libvirt0'
+
+cp "$deb" "$root/tmp/"
+SECONDS=0
+# man-db comes along so that man(1) can find the page; Recommends (the
+# hypervisor daemons) are left out, as on a management host.
+if in_root apt-get install -y --no-install-recommends "/tmp/$(basename "$deb")" man-db >"$work/apt.log" 2>&1; then
+    ok "apt-get install of the package resolves its dependencies (${SECONDS}s)"
+else
+    not_ok "apt-get install of the package resolves its dependencies" "$(tail -15 "$work/apt.log")"
+fi
+check_eq "dpkg says installed" "install ok installed" "$(in_root dpkg-query -W -f='${Status}' vpool)"
+check_eq "vpool --version runs from the package" "vpool $version" "$(in_root vpool --version 2>&1)"
+check "qemu-img came as a dependency" in_root qemu-img --version
+check "vpool --help" in_root vpool --help
+check_eq "man -w vpool finds the page" "/usr/share/man/man1/vpool.1.gz" "$(in_root man -w vpool 2>&1)"
+page=$(in_root env MANWIDTH=80 man vpool 2>&1)
+if grep -q 'vpool env add NAME --uri URI' <<<"$page"; then ok "man vpool renders the page"; else not_ok "man vpool renders the page" "$(head -5 <<<"$page")"; fi
+check "the completion loads and registers itself" \
+    in_root bash -c '. /usr/share/bash-completion/completions/vpool && complete -p vpool | grep -q -- "-F _vpool"'
+conffiles=$(in_root dpkg-query -W -f='${Conffiles}' vpool)
+if [[ $conffiles == *"/etc/vpool/vpool.conf "* ]]; then ok "/etc/vpool/vpool.conf is a conffile"; else not_ok "/etc/vpool/vpool.conf is a conffile" "$conffiles"; fi
+
+# The installed program at work, against the default catalog.
+check "vpool init with the default catalog" in_root vpool init --storage /srv/vdi
+check "vpool profile add" in_root vpool profile add std --machine q35 --disk-bus virtio --nic virtio --vcpus 2 --memory 2G
+check_eq "vpool profile list --json" "std" "$(in_root vpool --json profile list | sed -n 's/^    "name":"\(.*\)",$/\1/p')"
+check "the catalog is where the man page says" test -s "$root/var/lib/vpool/catalog.db"
+check_eq "the completion offers the catalog's profiles" "std" "$(in_root bash -c '
+    . /usr/share/bash-completion/completions/vpool
+    COMP_LINE="vpool profile show "; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(vpool profile show ""); COMP_CWORD=3
+    _vpool vpool "" show; echo "${COMPREPLY[*]}"')"
+
+# Remove keeps the edited conffile, purge takes it away; nothing else stays.
+echo "parallel = 4" >>"$root/etc/vpool/vpool.conf"
+check "dpkg -r vpool" in_root dpkg -r vpool
+check "the binary is gone" test ! -e "$root/usr/bin/vpool"
+check "the man page is gone" test ! -e "$root/usr/share/man/man1/vpool.1.gz"
+check "the completion is gone" test ! -e "$root/usr/share/bash-completion/completions/vpool"
+check "the edited conffile stays after remove" grep -qx "parallel = 4" "$root/etc/vpool/vpool.conf"
+check_eq "dpkg says config-files" "deinstall ok config-files" "$(in_root dpkg-query -W -f='${Status}' vpool)"
+check "dpkg -P vpool" in_root dpkg -P vpool
+check "the conffile is gone after purge" test ! -e "$root/etc/vpool"
+check "dpkg no longer knows vpool" in_root sh -c '! dpkg-query -W vpool 2>/dev/null'
+check "the catalog (user data) is left alone" test -s "$root/var/lib/vpool/catalog.db"
+
+finish
