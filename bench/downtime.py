@@ -11,10 +11,13 @@ second boot line on the console: the guest is up on the target.
 floor: COUNT VMs of their own (overlays of the same master, same hardware)
 running on the source; for each, in parallel: ACPI shutdown, wait until it
 is off, define the edited domain on the target, undefine on the source,
-start on the target, wait for the boot line. Also gives the guest's own
-shutdown (request -> off) and boot (start -> boot line).
+start on the target.
 
-Prints one JSON document.
+For both, watchers on connections of their own note when each domain went
+off on the source and when it ran on the target, which splits the downtime
+into the guest's own shutdown, the gap between its two lives (the tool's
+work) and its boot. Rounds alternate vpool and floor. Prints one JSON
+document.
 """
 import argparse
 import json
@@ -27,7 +30,7 @@ import time
 import libvirt
 
 COUNT = 4
-POLL = 0.01
+POLL = 0.02
 
 
 def wait_line(path, boot, deadline):
@@ -58,44 +61,70 @@ def run(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def vpool_downtime(a, logs):
-    names = ["live-%03d" % (i + 1) for i in range(COUNT)]
-    run([a.vpool, "pool", "create", "live", "--image", "big", "--env", "src", "--profile", "pc-ide",
+def is_active(conn, name):
+    try:
+        return conn.lookupByName(name).isActive() == 1
+    except libvirt.libvirtError:
+        return False
+
+
+def watch_vm(src, dst, name, log, t):
+    """Fill T with when NAME went off on SRC, ran on DST and booted there."""
+    deadline = time.time() + 300
+    while is_active(src, name):
+        if time.time() > deadline:
+            raise SystemExit("bench: %s never went off on the source" % name)
+        time.sleep(POLL)
+    t["off"] = time.time()
+    while not is_active(dst, name):
+        if time.time() > deadline:
+            raise SystemExit("bench: %s never ran on the target" % name)
+        time.sleep(POLL)
+    t["start"] = time.time()
+    t["boot"] = wait_line(log, 2, deadline)
+
+
+def summary(t):
+    return {"downtime": t["boot"] - t["req"], "shutdown": t["off"] - t["req"], "gap": t["start"] - t["off"],
+            "boot": t["boot"] - t["start"]}
+
+
+def vpool_round(a, src, dst, logs, r):
+    pool = "live%d" % r
+    names = ["%s-%03d" % (pool, i + 1) for i in range(COUNT)]
+    run([a.vpool, "pool", "create", pool, "--image", "big", "--env", "src", "--profile", "pc-ide",
          "--size", str(COUNT), "--start", "--quiet"])
     deadline = time.time() + 300
     for n in names:
         wait_line(os.path.join(logs, n + ".log"), 1, deadline)
-    stop_req = {}
-    booted = {}
-
-    def watch(n):
-        booted[n] = wait_line(os.path.join(logs, n + ".log"), 2, time.time() + 300)
-
-    watchers = [threading.Thread(target=watch, args=(n,)) for n in names]
-    for t in watchers:
-        t.start()
-    p = subprocess.Popen([a.vpool, "--json", "migrate", "live", "--to", "dst", "--profile", "q35-virtio"],
+    t = {n: {} for n in names}
+    # Separate connections: the watchers poll while vpool works.
+    wsrc, wdst = libvirt.open(a.src), libvirt.open(a.dst)
+    watchers = [threading.Thread(target=watch_vm, args=(wsrc, wdst, n, os.path.join(logs, n + ".log"), t[n]))
+                for n in names]
+    for w in watchers:
+        w.start()
+    p = subprocess.Popen([a.vpool, "--json", "migrate", pool, "--to", "dst", "--profile", "q35-virtio"],
                          stdout=subprocess.PIPE)
     for line in p.stdout:
         now = time.time()
         ev = json.loads(line)
         if ev.get("vm") and ev.get("step") == "stopping":
-            stop_req[ev["vm"]] = now
+            t[ev["vm"]]["req"] = now
     if p.wait() != 0:
         raise SystemExit("bench: vpool migrate of the running pool failed")
-    for t in watchers:
-        t.join()
-    out = {n: booted[n] - stop_req[n] for n in names}
-    run([a.vpool, "pool", "stop", "live", "--quiet"])
-    run([a.vpool, "pool", "rm", "live", "--quiet"])
-    return out
+    for w in watchers:
+        w.join()
+    run([a.vpool, "pool", "stop", pool, "--quiet"])
+    run([a.vpool, "pool", "rm", pool, "--quiet"])
+    return {n: summary(t[n]) for n in names}
 
 
-def floor_downtime(a, src, dst, template):
+def floor_round(a, src, dst, template, r):
     fdir = os.path.join(a.work, "floor-live")
     os.makedirs(fdir, exist_ok=True)
     os.chmod(fdir, 0o755)
-    names = ["flive-%03d" % (i + 1) for i in range(COUNT)]
+    names = ["flive%d-%03d" % (r, i + 1) for i in range(COUNT)]
     xmls = {}
     for n in names:
         disk = os.path.join(fdir, n + ".qcow2")
@@ -112,39 +141,48 @@ def floor_downtime(a, src, dst, template):
     deadline = time.time() + 300
     for n in names:
         wait_line(os.path.join(fdir, n + ".log"), 1, deadline)
-    res = {}
+    t = {n: {} for n in names}
+    wsrc, wdst = libvirt.open(a.src), libvirt.open(a.dst)
+    watchers = [threading.Thread(target=watch_vm, args=(wsrc, wdst, n, os.path.join(fdir, n + ".log"), t[n]))
+                for n in names]
+    for w in watchers:
+        w.start()
 
     def move(n):
-        d = src.lookupByName(n)
-        t_req = time.time()
-        d.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-        while d.isActive():
+        # Its own connections, as a script per VM would have.
+        s, d = libvirt.open(a.src), libvirt.open(a.dst)
+        dom = s.lookupByName(n)
+        t[n]["req"] = time.time()
+        dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        while dom.isActive():
             time.sleep(POLL)
-        t_off = time.time()
-        nd = dst.defineXML(target_xml(xmls[n]))
-        d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
-        t_start = time.time()
+        nd = d.defineXML(target_xml(xmls[n]))
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
         nd.create()
-        t_boot = wait_line(os.path.join(fdir, n + ".log"), 2, time.time() + 300)
-        res[n] = {"downtime": t_boot - t_req, "shutdown": t_off - t_req, "boot": t_boot - t_start}
 
-    ts = [threading.Thread(target=move, args=(n,)) for n in names]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    movers = [threading.Thread(target=move, args=(n,)) for n in names]
+    for m in movers:
+        m.start()
+    for m in movers:
+        m.join()
+    for w in watchers:
+        w.join()
     for n in names:
         d = dst.lookupByName(n)
         if d.isActive():
             d.destroy()
         d.undefine()
-    return res
+        os.unlink(os.path.join(fdir, n + ".qcow2"))
+    return {n: summary(t[n]) for n in names}
 
 
 def main():
+    # Lookups of domains that just went away are expected: no noise.
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)
     ap = argparse.ArgumentParser()
     for o in ("vpool", "src", "dst", "work", "master"):
         ap.add_argument("--" + o, required=True)
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     src = libvirt.open(a.src)
     dst = libvirt.open(a.dst)
@@ -156,9 +194,11 @@ def main():
          "--size", "1", "--quiet"])
     template = src.lookupByName("tmpl-001").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     run([a.vpool, "pool", "rm", "tmpl", "--quiet"])
-    v = vpool_downtime(a, logs)
-    f = floor_downtime(a, src, dst, template)
-    print(json.dumps({"vpool": v, "floor": f}, indent=1))
+    out = {"vpool": {}, "floor": {}}
+    for r in range(1, a.rounds + 1):
+        out["vpool"].update(vpool_round(a, src, dst, logs, r))
+        out["floor"].update(floor_round(a, src, dst, template, r))
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main():
         n, who = int(f[0]), f[1]
         rows[(n, who)] = {
             "median": float(f[2]), "per_vm": float(f[3]),
-            "bytes": None if f[4] == "-" else int(f[4]), "rss": None if f[5] == "-" else int(f[5]),
+            "bytes": None if f[4] == "-" else int(float(f[4])), "rss": None if f[5] == "-" else int(float(f[5])),
             "runs": [float(x) for x in f[6:]],
         }
     sizes = sorted({n for n, _ in rows})
@@ -100,21 +100,22 @@ def main():
             w("| %d | %.2f s | %.2f ms | %s |" % (n, r["median"], r["per_vm"], " ".join("%.2f" % x for x in r["runs"])))
     w("")
 
-    w("## Downtime of running VMs (4 guests, TCG)\n")
-    w("From the shutdown request on the source to the guest's boot line on the target. The floor also "
-      "measures the guest's own ACPI shutdown and its boot on the target.\n")
-    w("| VM | vpool downtime | floor downtime | guest shutdown | guest boot |")
-    w("|---|---:|---:|---:|---:|")
-    vd = dt["vpool"]
-    fd = dt["floor"]
-    for (vn, vt), (fn, ft) in zip(sorted(vd.items()), sorted(fd.items())):
-        w("| %s / %s | %.2f s | %.2f s | %.2f s | %.2f s |" % (vn, fn, vt, ft["downtime"], ft["shutdown"], ft["boot"]))
-    vmed = statistics.median(vd.values())
-    budget = statistics.median(x["shutdown"] + x["boot"] for x in fd.values()) + 0.5
-    w("| median | %.2f s | %.2f s | %.2f s | %.2f s |" % (
-        vmed, statistics.median(x["downtime"] for x in fd.values()),
-        statistics.median(x["shutdown"] for x in fd.values()), statistics.median(x["boot"] for x in fd.values())))
+    w("## Downtime of running VMs (4 guests at a time, TCG)\n")
+    w("Per VM, from the shutdown request on the source to the guest's boot line on the target, split by "
+      "watchers on their own connections into the guest's ACPI shutdown (request to off), the gap (off on "
+      "the source to running on the target: the tool's own work) and the guest's boot on the target. "
+      "Rounds alternate vpool and the floor; medians over every VM of every round.\n")
+    w("| contender | VMs | downtime | guest shutdown | gap | guest boot | largest gap |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    med = {}
+    for who, label in (("vpool", "vpool migrate"), ("floor", "raw libvirt floor")):
+        d = list(dt[who].values())
+        m = {k: statistics.median(x[k] for x in d) for k in ("downtime", "shutdown", "gap", "boot")}
+        med[who] = m
+        w("| %s | %d | %.2f s | %.2f s | %.3f s | %.2f s | %.3f s |" % (
+            label, len(d), m["downtime"], m["shutdown"], m["gap"], m["boot"], max(x["gap"] for x in d)))
     w("")
+    vgaps = [x["downtime"] - (x["shutdown"] + x["boot"]) for x in dt["vpool"].values()]
 
     w("## Targets\n")
     w("| target | measured | met |")
@@ -139,7 +140,9 @@ def main():
     if (1000, "create") in rows:
         x = rows[(1000, "create")]["median"]
         t("pool create --size 1000 <= 30 s", "%.1f s" % x, x <= 30)
-    t("downtime <= guest shutdown + boot + 0.5 s", "median %.2f s vs %.2f s" % (vmed, budget), vmed <= budget)
+    t("downtime <= the guest's own shutdown + boot + 0.5 s, per VM",
+      "excess over the VM's own shutdown + boot: median %.3f s, largest %.3f s (%d VMs)" % (
+          statistics.median(vgaps), max(vgaps), len(vgaps)), max(vgaps) <= 0.5)
     w("")
     print("\n".join(out))
 

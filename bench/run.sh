@@ -75,11 +75,11 @@ trap cleanup EXIT
 log() { echo "bench: $*" >&2; }
 trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-calc() { echo "$*" | bc -l; }
+median() { sort -g | awk '{a[NR] = $1} END {printf "%.6f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+calc() { printf '%.6f\n' "$(echo "$*" | bc -l)"; }
 # Bytes of the files under DIR written (created or rewritten) after STAMP:
 # a rename keeps a file's mtime, so a file only moved counts nothing.
-written_since() { find "$1" -type f -newer "$2" -printf '%b\n' | awk '{s += $1 * 512} END {printf "%d\n", s}'; }
+written_since() { find "$1" -type f -newer "$2" -printf '%b\n' | awk '{s += $1 * 512} END {printf "%.0f\n", s}'; }
 
 # ---- the master: 1 GiB of real data, bootable by the test guest ---------------
 log "building the 1 GiB master image"
@@ -253,6 +253,9 @@ log "downtime: 4 running guests, vpool and floor"
     --master "$master" >"$work/downtime"
 
 # ---- the report -------------------------------------------------------------------
+# The raw figures stay in build/bench/ for a look behind the table.
+mkdir -p build/bench
+cp "$results" "$work/downtime" build/bench/
 /usr/bin/python3 "$top/bench/report.py" --results "$results" --downtime "$work/downtime" --command "$cmdline" \
     --master-bytes "$master_bytes" --vpool "$vpool" >"$out"
 cat "$out"

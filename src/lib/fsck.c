@@ -227,14 +227,18 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
         struct vp_error err = { 0 };
         s->rep->deltas++;
 
-        /* Stray files: anything but what a collection holds. */
+        /* Stray files: anything but what a collection holds. A create still
+         * unfinished (its builders work side by side) owns what it left
+         * half made: its next run sweeps it. */
+        const struct vp_vm *owner_vm = vm_by_name(s, vmname);
+        bool creating = owner_vm && pool_creating(s, owner_vm->pool_id);
         int dfd = dup(vfd);
         DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
         struct dirent *de;
         while (d && (de = readdir(d))) {
                 if (de->d_name[0] == '.' && (!de->d_name[1] || streq(de->d_name, "..")))
                         continue;
-                if (strstr(de->d_name, ".tmp."))
+                if (strstr(de->d_name, ".tmp.") && !creating)
                         problem(s->rep, "stray-temp-file", path, "'%s' left by an interrupted write", de->d_name);
                 struct stat st;
                 if (fstatat(vfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))

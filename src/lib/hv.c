@@ -339,11 +339,13 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
                 if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0 &&
                     virDomainIsActive(d) == 1)
                         virResetLastError();
+                /* Polled often: every moment between the guest's end and
+                 * the next step is downtime. */
                 int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
                 while (now_ms() < deadline) {
                         if (virDomainIsActive(d) != 1)
                                 return 0;
-                        sleep_ms(100);
+                        sleep_ms(20);
                 }
         }
         if (virDomainIsActive(d) != 1)

@@ -3,6 +3,7 @@
 #include "core.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -176,49 +177,116 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
         return r;
 }
 
+/* Phase 2's shared state: the VMs, the next to build, the first error. */
+struct build {
+        struct vp_ctx *ctx;
+        struct pool_refs *refs;
+        virConnectPtr conn;
+        struct vp_vm *vms;
+        size_t n, next, done;
+        int r;
+        struct vp_error err;
+        vp_progress_fn progress;
+        void *ud;
+        pthread_mutex_t lock;
+};
+
+/* VM I's collection and domain. */
+static int build_vm(struct build *b, size_t i, struct vp_error *err)
+{
+        struct pool_refs *refs = b->refs;
+        struct vp_vm *vm = &b->vms[i];
+        struct vp_manifest m;
+        int r = ensure_delta(b->ctx, refs, vm, &m, err);
+        if (r < 0)
+                return r;
+        /* A domain of this name must be ours (same UUID) or absent. */
+        virDomainPtr d = virDomainLookupByName(b->conn, vm->name);
+        if (d) {
+                char uuid[VIR_UUID_STRING_BUFLEN] = "";
+                virDomainGetUUIDString(d, uuid);
+                virDomainFree(d);
+                if (!streq(uuid, vm->uuid))
+                        return vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name,
+                                      vm->name);
+        } else {
+                virResetLastError();
+        }
+        _cleanup_free_ char *xml = vp_vm_xml(b->ctx, &refs->env, &refs->im, &refs->prof, &m, vm->delta_path, err);
+        if (!xml)
+                return err ? err->code : -EINVAL;
+        /* Every domain of a pool has the shape of the first: the schema
+         * check of that one covers them all. */
+        if ((r = vp_hv_define(b->conn, xml, i == 0, err)) < 0) {
+                vp_err_prefix(err, "vm '%s' on env '%s'", vm->name, refs->env.name);
+                return r;
+        }
+        vp_fault_point("create.defined");
+        return 0;
+}
+
+static void *build_worker(void *arg)
+{
+        struct build *b = arg;
+        for (;;) {
+                pthread_mutex_lock(&b->lock);
+                size_t i = b->next++;
+                bool stop = b->r < 0 || i >= b->n;
+                pthread_mutex_unlock(&b->lock);
+                if (stop)
+                        return NULL;
+                struct vp_error err = { 0 };
+                int r = build_vm(b, i, &err);
+                pthread_mutex_lock(&b->lock);
+                if (r < 0 && b->r >= 0) {
+                        b->r = r;
+                        b->err = err;
+                } else if (r >= 0) {
+                        b->done++;
+                        if (b->progress)
+                                b->progress(b->ud, b->vms[i].name, "defined", b->done, b->n);
+                }
+                pthread_mutex_unlock(&b->lock);
+        }
+}
+
+/* VMs built side by side: qemu-img's start-up and the fsyncs of one VM
+ * overlap the others'. */
+#define VP_BUILD_WORKERS 4
+
 /* Phase 2 of a create, also what the next run does after a crash: every
- * collection and domain made, then the pool marked active. */
+ * collection and domain made, then the pool marked active. The first VM is
+ * built alone (it makes the pool's folder and passes the schema check),
+ * the others by a few workers; the first failure stops them all. */
 static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr conn, vp_progress_fn progress,
                       void *ud, struct vp_error *err)
 {
-        struct vp_vm *vms = NULL;
-        size_t n = 0;
-        int r = load_vms(ctx, refs->pool.id, &vms, &n, err);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                struct vp_manifest m;
-                if ((r = ensure_delta(ctx, refs, &vms[i], &m, err)) < 0)
-                        break;
-                /* A domain of this name must be ours (same UUID) or absent. */
-                virDomainPtr d = virDomainLookupByName(conn, vms[i].name);
-                if (d) {
-                        char uuid[VIR_UUID_STRING_BUFLEN] = "";
-                        virDomainGetUUIDString(d, uuid);
-                        virDomainFree(d);
-                        if (!streq(uuid, vms[i].uuid)) {
-                                r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name,
-                                           vms[i].name);
+        struct build b = { .ctx = ctx, .refs = refs, .conn = conn, .progress = progress, .ud = ud };
+        pthread_mutex_init(&b.lock, NULL);
+        int r = load_vms(ctx, refs->pool.id, &b.vms, &b.n, err);
+        if (r >= 0 && b.n > 0) {
+                b.next = 1;
+                b.r = build_vm(&b, 0, &b.err);
+                if (b.r >= 0) {
+                        b.done = 1;
+                        if (progress)
+                                progress(ud, b.vms[0].name, "defined", 1, b.n);
+                }
+                pthread_t t[VP_BUILD_WORKERS];
+                size_t started = 0;
+                for (; b.r >= 0 && started < VP_BUILD_WORKERS && started + 1 < b.n; started++)
+                        if (pthread_create(&t[started], NULL, build_worker, &b) != 0)
                                 break;
-                        }
-                } else {
-                        virResetLastError();
-                }
-                _cleanup_free_ char *xml = vp_vm_xml(ctx, &refs->env, &refs->im, &refs->prof, &m,
-                                                     vms[i].delta_path, err);
-                if (!xml) {
-                        r = err ? err->code : -EINVAL;
-                        break;
-                }
-                /* Every domain of a pool has the shape of the first: the
-                 * schema check of that one covers them all. */
-                if ((r = vp_hv_define(conn, xml, i == 0, err)) < 0) {
-                        vp_err_prefix(err, "vm '%s' on env '%s'", vms[i].name, refs->env.name);
-                        break;
-                }
-                vp_fault_point("create.defined");
-                if (progress)
-                        progress(ud, vms[i].name, "defined", i + 1, n);
+                if (b.r >= 0 && started == 0)
+                        build_worker(&b);
+                for (size_t i = 0; i < started; i++)
+                        pthread_join(t[i], NULL);
+                r = b.r;
+                if (r < 0 && err)
+                        *err = b.err;
         }
-        vp_rows_free(&vp_table_vm, vms, n);
+        pthread_mutex_destroy(&b.lock);
+        vp_rows_free(&vp_table_vm, b.vms, b.n);
         if (r < 0)
                 return r;
         free(refs->pool.state);
