@@ -55,7 +55,8 @@ def main():
     w("| libvirt | %s |" % sh("libvirtd --version | awk '{print $NF}'"))
     w("| QEMU | %s (TCG: KVM does not work here) |" % sh("qemu-system-x86_64 --version | head -1 | awk '{print $4}'"))
     w("| storage | %s on the local disk (catalog on the same disk) |" % sh("df -T /var/tmp | awk 'NR == 2 {print $2}'"))
-    w("| vpool | %s |" % sh(a.vpool + " --version"))
+    w("| vpool | %s, commit %s |" % (sh(a.vpool + " --version"), sh("git -C %s rev-parse --short HEAD" % os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))))
     w("")
     w("Master image: 1 GiB ext4 of incompressible data (%s as qcow2). Every VM's user delta holds 64 MiB "
       "of its own written data. Moves go from host `benchsrc` (pc, IDE, e1000) to host `benchdst` (q35, "
