@@ -14,13 +14,29 @@ static void verb_help(struct vp_cli *cli, const struct cli_verb *v)
                cli->noun, v->name, v->usage, v->help);
 }
 
+/* One process runs one command: its last failure is a process-wide fact. */
+static char last_failure[1024];
+
+const char *cli_last_failure(void)
+{
+        return last_failure;
+}
+
+void cli_note_failure(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(last_failure, sizeof(last_failure), fmt, ap);
+        va_end(ap);
+}
+
 int cli_usage_error(struct vp_cli *cli, const char *fmt, ...)
 {
         va_list ap;
-        fprintf(stderr, "vpool: ");
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vsnprintf(last_failure, sizeof(last_failure), fmt, ap);
         va_end(ap);
+        fprintf(stderr, "vpool: %s", last_failure);
         if (cli->noun)
                 fprintf(stderr, " (try 'vpool %s%s%s --help')\n", cli->noun, cli->verb ? " " : "",
                         cli->verb ? cli->verb : "");
@@ -76,6 +92,7 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
         }
         *pos = argv + optind;
         *npos = argc - optind;
+        cli->subject = *npos > 0 ? (*pos)[0] : NULL;
         if (*npos < minpos || *npos > maxpos)
                 r = cli_usage_error(cli, "expected: vpool %s %s %s", cli->noun, v->name, v->usage);
 out:
@@ -98,6 +115,7 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
         for (const struct cli_verb *v = verbs; v->name; v++)
                 if (streq(v->name, argv[0])) {
                         cli->verb = v->name;
+                        cli->record = v->changes;
                         return v->fn(cli, argc, argv);
                 }
         char pb[64];
@@ -107,7 +125,8 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
 
 int cli_fail(const struct vp_error *err)
 {
-        fprintf(stderr, "vpool: %s\n", err->msg[0] ? err->msg : "failed");
+        cli_note_failure("%s", err->msg[0] ? err->msg : "failed");
+        fprintf(stderr, "vpool: %s\n", last_failure);
         return 1;
 }
 
@@ -118,6 +137,11 @@ int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
         if (vp_ctx_open(ctx, cli->catalog, &err) < 0) {
                 vp_ctx_close(ctx);
                 return cli_fail(&err);
+        }
+        /* Once per process: env drain opens the catalog for every pool it moves. */
+        if (cli->record && !cli->hist && cli_history_start(cli) != 0) {
+                vp_ctx_close(ctx);
+                return 1;
         }
         return 0;
 }

@@ -19,6 +19,7 @@ static const struct {
         { "vm", cmd_vm, "the VMs of pools" },
         { "migrate", cmd_migrate, "move a pool to another env and other hardware" },
         { "fsck", cmd_fsck, "check the invariants across catalog, storage and every env" },
+        { "history", cmd_history, "who changed what, when, and how it ended" },
 };
 
 static void usage(FILE *out)
@@ -44,7 +45,10 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
         setlocale(LC_ALL, "C");
-        struct vp_cli cli = { 0 };
+        /* The command line as typed, for the history: option parsing reorders argv. */
+        char **typed = vp_xcalloc((size_t)argc + 1, sizeof(char *));
+        memcpy(typed, argv, (size_t)argc * sizeof(char *));
+        struct vp_cli cli = { .argc = argc, .argv = typed };
         cli.catalog = getenv("VPOOL_CATALOG");
         if (!cli.catalog || !*cli.catalog)
                 cli.catalog = VP_DEFAULT_CATALOG;
@@ -85,10 +89,13 @@ int main(int argc, char **argv)
         }
         for (size_t k = 0; k < ELEMENTSOF(nouns); k++)
                 if (streq(argv[i], nouns[k].name)) {
-                        /* init and fsck are verbs of their own: they get their own name as argv[0]. */
-                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck");
+                        /* init, fsck and history are verbs of their own: they get their own name as argv[0]. */
+                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck") ||
+                                     streq(nouns[k].name, "history");
                         int r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
                         fflush(stdout);
+                        cli_history_finish(&cli, r);
+                        free(typed);
                         return r;
                 }
         cli_usage_error(&cli, "unknown noun '%s'", argv[i]);
