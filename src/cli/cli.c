@@ -5,13 +5,24 @@
 
 #include "name.h"
 
+/* "NOUN VERB", or just "NOUN" for init, fsck and history, verbs of their own. */
+static const char *verb_words(const struct vp_cli *cli, const struct cli_verb *v, char *buf, size_t n)
+{
+        if (streq(cli->noun, v->name))
+                snprintf(buf, n, "%s", v->name);
+        else
+                snprintf(buf, n, "%s %s", cli->noun, v->name);
+        return buf;
+}
+
 static void verb_help(struct vp_cli *cli, const struct cli_verb *v)
 {
-        printf("Usage: vpool %s %s %s\n\n%s\n\nCommon options:\n"
+        char w[64];
+        printf("Usage: vpool %s %s\n\n%s\n\nCommon options:\n"
                "  --json    print one JSON document (read verbs)\n"
                "  --quiet   print only the result\n"
                "  --help    show this help\n",
-               cli->noun, v->name, v->usage, v->help);
+               verb_words(cli, v, w, sizeof(w)), v->usage, v->help);
 }
 
 /* One process runs one command: its last failure is a process-wide fact. */
@@ -93,8 +104,10 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
         *pos = argv + optind;
         *npos = argc - optind;
         cli->subject = *npos > 0 ? (*pos)[0] : NULL;
-        if (*npos < minpos || *npos > maxpos)
-                r = cli_usage_error(cli, "expected: vpool %s %s %s", cli->noun, v->name, v->usage);
+        if (*npos < minpos || *npos > maxpos) {
+                char w[64];
+                r = cli_usage_error(cli, "expected: vpool %s %s", verb_words(cli, v, w, sizeof(w)), v->usage);
+        }
 out:
         free(lo);
         return r;
