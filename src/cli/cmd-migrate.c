@@ -62,6 +62,7 @@ struct progress {
         size_t total;
         size_t counts[8];          /* VMs per step reached */
         size_t failures;
+        size_t ended_before;       /* VMs done or returned before this run (resume, abort) */
         pthread_mutex_t lock;
 };
 
@@ -135,7 +136,8 @@ static void on_event(void *ud, int64_t id, const char *vm, const char *step, int
         }
         if (p->tty && !p->json) {
                 const size_t reached[4] = { p->counts[1], p->counts[2], p->counts[3], p->counts[4] };
-                draw_progress("", reached, p->counts[5], p->total, p->failures, elapsed(p), p->counts[4] + p->counts[5]);
+                draw_progress("", reached, p->counts[5], p->total, p->failures, elapsed(p),
+                              p->counts[4] + p->counts[5] - p->ended_before);
         }
         /* A VM's failure is news in any mode: the run goes on without it. */
         if (error && !p->json)
@@ -661,6 +663,23 @@ static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, 
         progress_init(&p, cli, 0);
         if (vp_row_get_id(ctx.cat, &vp_table_migration, id, &m, NULL) >= 0)
                 p.total = (size_t)m.total;
+        /* A resumed run starts where the last one stopped: count what its VMs reached. */
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_query(ctx.cat, &vp_table_migvm, "migration_id = ?1", id, &rows, &n, NULL) >= 0) {
+                static const char *const order[] = { "stopping", "locked", "provisioned", "handed_over", "done" };
+                const struct vp_migvm *mv = rows;
+                for (size_t i = 0; i < n; i++) {
+                        bool past = false;
+                        for (size_t k = ELEMENTSOF(order); k-- > 0;) {
+                                past = past || streq(mv[i].step, order[k]);
+                                p.counts[k] += past;
+                        }
+                        p.counts[5] += streq(mv[i].step, "returned");
+                }
+                p.ended_before = p.counts[4] + p.counts[5];
+                vp_rows_free(&vp_table_migvm, rows, n);
+        }
         vp_row_clear(&vp_table_migration, &m);
         int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err) : vp_migrate_resume(&ctx, id, on_event, &p, &err);
         progress_end(&p);
