@@ -5,27 +5,49 @@
 
 #include "name.h"
 
+/* "NOUN VERB", or just "NOUN" for init, fsck and history, verbs of their own. */
+static const char *verb_words(const struct vp_cli *cli, const struct cli_verb *v, char *buf, size_t n)
+{
+        if (streq(cli->noun, v->name))
+                snprintf(buf, n, "%s", v->name);
+        else
+                snprintf(buf, n, "%s %s", cli->noun, v->name);
+        return buf;
+}
+
 static void verb_help(struct vp_cli *cli, const struct cli_verb *v)
 {
-        /* init and fsck are nouns and verbs at once: "vpool fsck", not "vpool fsck fsck". */
-        if (streq(cli->noun, v->name))
-                printf("Usage: vpool %s", v->name);
-        else
-                printf("Usage: vpool %s %s", cli->noun, v->name);
-        printf("%s%s\n\n%s\n\nCommon options:\n"
+        char w[64];
+        printf("Usage: vpool %s%s%s\n\n%s\n\nCommon options:\n"
                "  --json    print one JSON document (read verbs)\n"
                "  --quiet   print only the result\n"
                "  --help    show this help\n",
-               *v->usage ? " " : "", v->usage, v->help);
+               verb_words(cli, v, w, sizeof(w)), *v->usage ? " " : "", v->usage, v->help);
+}
+
+/* One process runs one command: its last failure is a process-wide fact. */
+static char last_failure[1024];
+
+const char *cli_last_failure(void)
+{
+        return last_failure;
+}
+
+void cli_note_failure(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(last_failure, sizeof(last_failure), fmt, ap);
+        va_end(ap);
 }
 
 int cli_usage_error(struct vp_cli *cli, const char *fmt, ...)
 {
         va_list ap;
-        fprintf(stderr, "vpool: ");
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vsnprintf(last_failure, sizeof(last_failure), fmt, ap);
         va_end(ap);
+        fprintf(stderr, "vpool: %s", last_failure);
         if (cli->noun)
                 fprintf(stderr, " (try 'vpool %s%s%s --help')\n", cli->noun, cli->verb ? " " : "",
                         cli->verb ? cli->verb : "");
@@ -81,10 +103,12 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
         }
         *pos = argv + optind;
         *npos = argc - optind;
-        if (*npos < minpos || *npos > maxpos)
-                r = cli_usage_error(cli, "expected: vpool %s%s%s%s%s", cli->noun,
-                                    streq(cli->noun, v->name) ? "" : " ", streq(cli->noun, v->name) ? "" : v->name,
+        cli->subject = *npos > 0 ? (*pos)[0] : NULL;
+        if (*npos < minpos || *npos > maxpos) {
+                char w[64];
+                r = cli_usage_error(cli, "expected: vpool %s%s%s", verb_words(cli, v, w, sizeof(w)),
                                     *v->usage ? " " : "", v->usage);
+        }
 out:
         free(lo);
         return r;
@@ -106,6 +130,7 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
         for (const struct cli_verb *v = verbs; v->name; v++)
                 if (streq(v->name, argv[0])) {
                         cli->verb = v->name;
+                        cli->record = v->changes;
                         return v->fn(cli, argc, argv);
                 }
         char pb[64];
@@ -115,7 +140,8 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
 
 int cli_fail(const struct vp_error *err)
 {
-        fprintf(stderr, "vpool: %s\n", err->msg[0] ? err->msg : "failed");
+        cli_note_failure("%s", err->msg[0] ? err->msg : "failed");
+        fprintf(stderr, "vpool: %s\n", last_failure);
         return 1;
 }
 
@@ -126,6 +152,11 @@ int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
         if (vp_ctx_open(ctx, cli->catalog, &err) < 0) {
                 vp_ctx_close(ctx);
                 return cli_fail(&err);
+        }
+        /* Once per process: env drain opens the catalog for every pool it moves. */
+        if (cli->record && !cli->hist && cli_history_start(cli) != 0) {
+                vp_ctx_close(ctx);
+                return 1;
         }
         return 0;
 }

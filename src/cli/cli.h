@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "history.h"
 
 #define EXIT_USAGE 2
 
@@ -15,6 +16,12 @@ struct vp_cli {
         bool quiet;
         const char *noun;
         const char *verb;
+        int argc;                  /* the whole command line as typed, for the history */
+        char **argv;
+        bool record;               /* the verb changes something: record it in the history */
+        const char *subject;       /* the verb's first argument */
+        struct vp_catalog *hist;   /* the history's own connection while the command runs */
+        struct vp_history hrow;    /* this command's history row once recorded */
 };
 
 /* An option of a verb: a flag (STR NULL) or one taking a value. */
@@ -29,6 +36,7 @@ struct cli_verb {
         int (*fn)(struct vp_cli *cli, int argc, char **argv);
         const char *usage;    /* arguments after "vpool NOUN VERB" */
         const char *help;     /* one line */
+        bool changes;         /* recorded in the history */
 };
 
 /* Parse ARGV of a verb: OPTS plus --json, --quiet and --help. Positional
@@ -46,8 +54,22 @@ int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
 int cli_fail(const struct vp_error *err);
 int cli_usage_error(struct vp_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Open the catalog, printing the error on failure. */
+/* The message of the last failure printed, "" when none. */
+const char *cli_last_failure(void);
+/* Print nothing but remember MSG as why the command fails (its history outcome). */
+void cli_note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Open the catalog, printing the error on failure. For a verb that changes
+ * something, also record it in the history as running; a command that
+ * cannot be recorded is refused. Returns 0 or the exit code 1. */
 int cli_open(struct vp_cli *cli, struct vp_ctx *ctx);
+
+/* The history of this command (cmd-history.c). Start: record the command as
+ * running (0, or 1 after printing why not). Migration: it works on
+ * migration ID. Finish: record its outcome from exit code RC. */
+int cli_history_start(struct vp_cli *cli);
+void cli_history_migration(struct vp_cli *cli, int64_t id);
+void cli_history_finish(struct vp_cli *cli, int rc);
 
 /* Print OBJ (consumed) as one JSON document on stdout. */
 void cli_print_json(struct json_object *obj);
@@ -91,6 +113,7 @@ int cmd_vm(struct vp_cli *cli, int argc, char **argv);
 int cmd_migrate(struct vp_cli *cli, int argc, char **argv);
 int cmd_fsck(struct vp_cli *cli, int argc, char **argv);
 int cmd_config(struct vp_cli *cli, int argc, char **argv);
+int cmd_history(struct vp_cli *cli, int argc, char **argv);
 
 struct vp_migrate_args;
 /* Run one migration with progress and print its outcome; the exit code. */

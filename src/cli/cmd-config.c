@@ -9,7 +9,7 @@ static const struct cli_verb verbs[] = {
           "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]",
           "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
           "command line. The options stand for those of init, migrate and pool create. The file\n"
-          "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE "." },
+          "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".", false },
         { 0 },
 };
 

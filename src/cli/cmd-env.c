@@ -14,12 +14,12 @@ static int env_drain(struct vp_cli *cli, int argc, char **argv);
 static const struct cli_verb verbs[] = {
         { "add", env_add, "NAME --uri URI [--domain-type auto|kvm|qemu]",
           "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
-          "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG)." },
-        { "list", env_list, "", "List environments." },
-        { "show", env_show, "NAME", "Show one environment." },
-        { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there)." },
+          "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).", true },
+        { "list", env_list, "", "List environments.", false },
+        { "show", env_show, "NAME", "Show one environment.", false },
+        { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there).", true },
         { "drain", env_drain, "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
-          "Maintenance: migrate every pool on NAME to ENV, one migration each." },
+          "Maintenance: migrate every pool on NAME to ENV, one migration each.", true },
         { 0 },
 };
 

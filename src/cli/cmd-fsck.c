@@ -12,7 +12,7 @@ int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
                 "Exit code 0 when clean, 1 when a problem was found (each printed on its own line).\n"
                 "--repair destroys and undefines stale domains (vpool's definitions of a VM that lives\n"
                 "elsewhere now, as a host that was down during a migration keeps them) and nothing else;\n"
-                "the exit code then tells whether problems remain."
+                "the exit code then tells whether problems remain. A repair is recorded in the history.", true
         };
         char **pos;
         int npos;
@@ -21,6 +21,9 @@ int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
         cli->noun = "fsck";
         v.usage = "[--repair]";
         CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
+        /* A check changes nothing; a repair is recorded. */
+        cli->record = repair;
+        cli->verb = repair ? "repair" : NULL;
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
@@ -61,6 +64,8 @@ int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
                                rep.deltas, rep.vms, left ? "PROBLEMS FOUND" : rep.n ? "repaired" : "clean");
         }
         bool clean = left == 0;
+        if (!clean)
+                cli_note_failure("%zu problem%s left", left, left == 1 ? "" : "s");
         vp_fsck_report_free(&rep);
         return clean ? 0 : 1;
 }

@@ -14,11 +14,11 @@ static const struct cli_verb verbs[] = {
           "       [--firmware LIST] [--kernel FILE --initrd FILE --cmdline TEXT]",
           "Place an image read-only under <storage>/images/ after checking its header; record its\n"
           "format, size, SHA-256 and the hardware its guest has drivers for\n"
-          "(defaults: buses ide,sata,virtio,scsi; NICs e1000,rtl8139,virtio; firmware bios)." },
-        { "list", image_list, "", "List images." },
-        { "show", image_show, "NAME", "Show one image." },
-        { "verify", image_verify, "NAME", "Re-check the header and re-hash the stored image." },
-        { "rm", image_rm, "NAME", "Remove an image (refused while a pool uses it)." },
+          "(defaults: buses ide,sata,virtio,scsi; NICs e1000,rtl8139,virtio; firmware bios).", true },
+        { "list", image_list, "", "List images.", false },
+        { "show", image_show, "NAME", "Show one image.", false },
+        { "verify", image_verify, "NAME", "Re-check the header and re-hash the stored image.", false },
+        { "rm", image_rm, "NAME", "Remove an image (refused while a pool uses it).", true },
         { 0 },
 };
 

@@ -6,7 +6,7 @@ int cmd_init(struct vp_cli *cli, int argc, char **argv)
                 "init", NULL, "[--storage DIR]",
                 "Create the catalog (if needed) and the storage layout DIR/{images,deltas,logs}.\n"
                 "DIR defaults to the configured storage root (VPOOL_STORAGE, or 'storage' in the\n"
-                "configuration file). Idempotent; a catalog keeps the storage root it was initialized with."
+                "configuration file). Idempotent; a catalog keeps the storage root it was initialized with.", true
         };
         const char *storage = NULL;
         const struct cli_opt opts[] = { { "storage", &storage, NULL }, { 0 } };
@@ -21,6 +21,10 @@ int cmd_init(struct vp_cli *cli, int argc, char **argv)
         struct vp_error err = { 0 };
         if (vp_init(cli->catalog, storage, &err) < 0)
                 return cli_fail(&err);
+        /* Recorded once it worked: before, there may be no catalog to record in. */
+        cli->record = true;
+        if (cli_history_start(cli) != 0)
+                return 1;
         if (cli->json) {
                 struct json_object *o = json_object_new_object();
                 json_object_object_add(o, "catalog", json_object_new_string(cli->catalog));

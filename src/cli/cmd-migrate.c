@@ -25,11 +25,15 @@ static const struct cli_verb verbs[] = {
           "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
           "target from starting while a source process holds the disk).\n"
           "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
-          "8 and 120 s unless set (see 'vpool config show')." },
-        { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total." },
-        { "status", mig_status, "ID", "Per VM: step reached, source and target, generation, error." },
-        { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal." },
-        { "abort", mig_abort, "ID", "Return every VM not yet handed over to its source, as it was." },
+          "8 and 120 s unless set (see 'vpool config show').", true },
+        { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total.", false },
+        { "status", mig_status, "ID [--watch]",
+          "Per VM: step reached, source and target, generation, error.\n"
+          "--watch follows a running migration (from any terminal) until it ends: progress on a\n"
+          "terminal, one JSON event per journal entry with --json; then the status. Exit code 0\n"
+          "when the migration is done, 1 when it ended otherwise (partial, aborted, interrupted).", false },
+        { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal.", true },
+        { "abort", mig_abort, "ID", "Return every VM not yet handed over to its source, as it was.", true },
         { 0 },
 };
 
@@ -60,6 +64,7 @@ struct progress {
         size_t total;
         size_t counts[8];          /* VMs per step reached */
         size_t failures;
+        size_t ended_before;       /* VMs done or returned before this run (resume, abort) */
         pthread_mutex_t lock;
 };
 
@@ -70,26 +75,58 @@ static double elapsed(const struct progress *p)
         return (double)(now.tv_sec - p->start.tv_sec) + (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
 }
 
+/* One event of the --json stream: the same object live and under --watch. */
+static struct json_object *event_json(int64_t id, const char *vm, const char *step, double t, int64_t gen,
+                                      const char *error)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(id));
+        json_object_object_add(o, "vm", vm && *vm ? json_object_new_string(vm) : NULL);
+        json_object_object_add(o, "step", json_object_new_string(step));
+        json_object_object_add(o, "time", json_object_new_double(t));
+        json_object_object_add(o, "generation", json_object_new_int64(gen));
+        json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
+        return o;
+}
+
+static void print_line(struct json_object *o)
+{
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+        json_object_put(o);
+}
+
+/* The progress line on a terminal: VMs past each step, failures, time spent
+ * and, once a VM of this run finished, what remains at that pace. */
+static void draw_progress(const char *prefix, const size_t reached[4], size_t returned, size_t total, size_t failures,
+                          double el, size_t done_in_run)
+{
+        size_t done = reached[3];
+        fprintf(stderr, "\r\033[K%slocked %zu  provisioned %zu  handed over %zu  done %zu/%zu  ", prefix, reached[0],
+                reached[1], reached[2], done, total);
+        if (returned)
+                fprintf(stderr, "returned %zu  ", returned);
+        fprintf(stderr, "failed %zu  %.0fs elapsed", failures, el);
+        if (done_in_run && done + returned < total)
+                fprintf(stderr, ", ~%.0fs left", el / (double)done_in_run * (double)(total - done - returned));
+        else if (done + returned < total)
+                fprintf(stderr, ", estimating");
+        fflush(stderr);
+}
+
 static void on_event(void *ud, int64_t id, const char *vm, const char *step, int64_t gen, const char *error)
 {
         struct progress *p = ud;
         pthread_mutex_lock(&p->lock);
         if (p->json) {
-                struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "migration", json_object_new_int64(id));
-                json_object_object_add(o, "vm", vm ? json_object_new_string(vm) : NULL);
-                json_object_object_add(o, "step", json_object_new_string(step));
-                json_object_object_add(o, "time", json_object_new_double(elapsed(p)));
-                json_object_object_add(o, "generation", json_object_new_int64(gen));
-                json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
-                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                fflush(stdout);
-                json_object_put(o);
+                print_line(event_json(id, vm, step, elapsed(p), gen, error));
         } else if (!vm && streq(step, "allocated")) {
                 /* The id first, so a script (or a person) can resume it. */
                 printf("migration %lld\n", (long long)id);
                 fflush(stdout);
         }
+        if (!vm && streq(step, "allocated"))
+                cli_history_migration(p->cli, id);
         if (vm) {
                 static const char *const order[] = { "stopping", "locked", "provisioned", "handed_over", "done", "returned" };
                 if (error)
@@ -100,14 +137,9 @@ static void on_event(void *ud, int64_t id, const char *vm, const char *step, int
                                         p->counts[i]++;
         }
         if (p->tty && !p->json) {
-                double el = elapsed(p);
-                size_t done = p->counts[4] + p->counts[5];
-                double eta = done ? el / (double)done * (double)(p->total - done) : 0;
-                fprintf(stderr, "\r\033[Klocked %zu  provisioned %zu  handed over %zu  done %zu/%zu  failed %zu  "
-                        "%.0fs elapsed%s", p->counts[1], p->counts[2], p->counts[3], done, p->total, p->failures, el,
-                        done ? "" : "");
-                if (done && done < p->total)
-                        fprintf(stderr, ", ~%.0fs left", eta);
+                const size_t reached[4] = { p->counts[1], p->counts[2], p->counts[3], p->counts[4] };
+                draw_progress("", reached, p->counts[5], p->total, p->failures, elapsed(p),
+                              p->counts[4] + p->counts[5] - p->ended_before);
         }
         /* A VM's failure is news in any mode: the run goes on without it. */
         if (error && !p->json)
@@ -269,6 +301,8 @@ static int mig_start(struct vp_cli *cli, int argc, char **argv)
         char **pos;
         int npos;
         CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
+        /* Reached by dispatch or as "vpool migrate POOL": a dry run changes nothing. */
+        cli->record = !dry;
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
@@ -393,11 +427,206 @@ static int mig_list(struct vp_cli *cli, int argc, char **argv)
         return cli_list(cli, &verbs[1], argc, argv, &vp_table_migration, migration_row_json, cols, ELEMENTSOF(cols));
 }
 
+static void print_status(struct vp_cli *cli, struct vp_ctx *ctx, const struct vp_migration *m)
+{
+        struct json_object *o = migration_json(ctx, m, true);
+        if (cli->json) {
+                cli_print_json(o);
+                return;
+        }
+        printf("migration %s: pool %s from %s (%s) to %s (%s): %s, %s/%s VMs done\n", js(o, "id"), js(o, "pool"),
+               js(o, "from"), js(o, "from_profile"), js(o, "to"), js(o, "to_profile"), js(o, "state"),
+               js(o, "done"), js(o, "total"));
+        struct json_object *vms;
+        json_object_object_get_ex(o, "vms", &vms);
+        struct cli_table t;
+        table_init(&t, 6, "VM", "STEP", "SOURCE", "TARGET", "GEN", "ERROR");
+        for (size_t i = 0; i < json_object_array_length(vms); i++) {
+                struct json_object *v = json_object_array_get_idx(vms, i);
+                _cleanup_free_ char *src = vp_strdupf("%s/%s", js(v, "source"), js(v, "vm"));
+                _cleanup_free_ char *dst = vp_strdupf("%s/%s", js(v, "target"), js(v, "vm"));
+                table_add(&t, js(v, "vm"), js(v, "step"), src, dst, js(v, "generation"),
+                          *js(v, "error") ? js(v, "error") : "-");
+        }
+        table_print(&t);
+        json_object_put(o);
+}
+
+/* ---- migrate status --watch -------------------------------------------------- */
+
+static time_t iso_time(const char *s)
+{
+        struct tm tm = { 0 };
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+        return end && !*end ? timegm(&tm) : 0;
+}
+
+/* What a watcher learned from the journal so far. */
+struct watch {
+        int64_t id;
+        int64_t last;              /* last journal id read */
+        time_t created;            /* the migration's allocation: event times count from it */
+        time_t run_start;          /* the current run (allocation or latest resume or abort) */
+        size_t ended;              /* VMs done or returned so far */
+        size_t ended_before_run;
+        char **vm_step;            /* pairs: VM name, the last step it reached */
+        size_t nvm;
+};
+
+static const char *last_step(struct watch *w, const char *vm, const char *step)
+{
+        for (size_t i = 0; i < w->nvm; i++)
+                if (streq(w->vm_step[2 * i], vm)) {
+                        if (step) {
+                                free(w->vm_step[2 * i + 1]);
+                                w->vm_step[2 * i + 1] = vp_strdup(step);
+                        }
+                        return w->vm_step[2 * i + 1];
+                }
+        char **n = realloc(w->vm_step, (w->nvm + 1) * 2 * sizeof(char *));
+        if (!n)
+                abort();
+        w->vm_step = n;
+        w->vm_step[2 * w->nvm] = vp_strdup(vm);
+        w->vm_step[2 * w->nvm + 1] = vp_strdup(step ? step : "pending");
+        return w->vm_step[2 * w->nvm++ + 1];
+}
+
+static void watch_entry(struct vp_cli *cli, struct watch *w, const struct vp_journal *j)
+{
+        w->last = j->id;
+        const char *step = j->step, *error = NULL;
+        if (!*j->vm_name) {
+                if (streq(j->step, "allocated") || streq(j->step, "running")) {
+                        w->run_start = iso_time(j->at);
+                        w->ended_before_run = w->ended;
+                }
+        } else if (streq(j->step, "error")) {
+                /* The live stream reports a failure at the step the VM had reached. */
+                step = last_step(w, j->vm_name, NULL);
+                error = j->detail;
+        } else {
+                last_step(w, j->vm_name, j->step);
+                if (streq(j->step, "done") || streq(j->step, "returned"))
+                        w->ended++;
+        }
+        if (cli->json) {
+                time_t at = iso_time(j->at);
+                double t = at && w->created && at >= w->created ? (double)(at - w->created) : 0;
+                print_line(event_json(w->id, j->vm_name, step, t, j->generation, error));
+        }
+}
+
+static void watch_draw(struct vp_ctx *ctx, struct watch *w)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", w->id, &rows, &n, NULL) < 0)
+                return;
+        static const char *const order[] = { "locked", "provisioned", "handed_over", "done" };
+        size_t reached[4] = { 0 }, returned = 0, failures = 0;
+        const struct vp_migvm *mv = rows;
+        for (size_t i = 0; i < n; i++) {
+                if (*mv[i].error)
+                        failures++;
+                if (streq(mv[i].step, "returned"))
+                        returned++;
+                /* Steps come in order: a VM past a step has reached it. */
+                bool past = false;
+                for (size_t s = ELEMENTSOF(order); s-- > 0;) {
+                        past = past || streq(mv[i].step, order[s]);
+                        if (past)
+                                reached[s]++;
+                }
+        }
+        vp_rows_free(&vp_table_migvm, rows, n);
+        char prefix[48];
+        snprintf(prefix, sizeof(prefix), "migration %lld: ", (long long)w->id);
+        time_t now = time(NULL);
+        double el = w->run_start && now >= w->run_start ? (double)(now - w->run_start) : 0;
+        draw_progress(prefix, reached, returned, n, failures, el, w->ended - w->ended_before_run);
+}
+
+/* Follow migration ID until no process works on it any more. Its exit code:
+ * 0 when the migration is done, 1 otherwise. */
+static int mig_watch(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
+{
+        struct vp_error err = { 0 };
+        struct watch w = { .id = id };
+        bool tty = !cli->quiet && !cli->json && isatty(STDERR_FILENO);
+        _cleanup_free_ char *where = vp_strdupf("migration_id = %lld AND id > ?1", (long long)id);
+        struct timespec checked = { 0 };
+        struct vp_migration m = { 0 };
+        int rc = -1;
+        while (rc < 0) {
+                vp_row_clear(&vp_table_migration, &m);
+                /* The state before the journal: a final state commits with its
+                 * journal entry, so every entry up to it is read below. */
+                if (vp_row_get_id(ctx->cat, &vp_table_migration, id, &m, &err) < 0) {
+                        rc = cli_fail(&err);
+                        break;
+                }
+                if (!w.created)
+                        w.created = iso_time(m.created);
+                void *rows = NULL;
+                size_t n = 0;
+                if (vp_row_query(ctx->cat, &vp_table_journal, where, w.last, &rows, &n, &err) < 0) {
+                        rc = cli_fail(&err);
+                        break;
+                }
+                for (size_t i = 0; i < n; i++)
+                        watch_entry(cli, &w, &((struct vp_journal *)rows)[i]);
+                vp_rows_free(&vp_table_journal, rows, n);
+
+                bool over = !streq(m.state, "running");
+                if (!over && n == 0) {
+                        /* A "running" migration nobody runs was interrupted; asked at
+                         * most once a second, since asking takes the pool lock briefly. */
+                        struct timespec now;
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        if (checked.tv_sec == 0 || now.tv_sec - checked.tv_sec >= 1) {
+                                checked = now;
+                                over = !vp_migration_active(ctx, id);
+                        }
+                }
+                if (over) {
+                        if (tty)
+                                fputc('\n', stderr);
+                        if (cli->json) {
+                                struct json_object *o = migration_json(ctx, &m, false);
+                                struct json_object *f = json_object_new_object();
+                                json_object_object_add(f, "migration", json_object_new_int64(id));
+                                json_object_object_add(f, "state", json_object_new_string(js(o, "state")));
+                                json_object_object_add(f, "done", json_object_new_int64(atoll(js(o, "done"))));
+                                json_object_object_add(f, "vms", json_object_new_int64(atoll(js(o, "total"))));
+                                json_object_put(o);
+                                print_line(f);
+                        } else {
+                                print_status(cli, ctx, &m);
+                        }
+                        rc = streq(effective_state(ctx, &m), "done") ? 0 : 1;
+                        if (rc)
+                                cli_note_failure("migration %lld ended %s", (long long)id, effective_state(ctx, &m));
+                        break;
+                }
+                if (tty)
+                        watch_draw(ctx, &w);
+                nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000 * 1000 }, NULL);
+        }
+        vp_row_clear(&vp_table_migration, &m);
+        for (size_t i = 0; i < 2 * w.nvm; i++)
+                free(w.vm_step[i]);
+        free(w.vm_step);
+        return rc;
+}
+
 static int mig_status(struct vp_cli *cli, int argc, char **argv)
 {
+        bool watch = false;
+        const struct cli_opt opts[] = { { "watch", NULL, &watch }, { 0 } };
         char **pos;
         int npos;
-        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
+        CLI_PARSE(cli, &verbs[2], argc, argv, opts, &pos, &npos, 1, 1);
         struct vp_error err = { 0 };
         int64_t id;
         if (parse_id(pos[0], &id, &err) < 0)
@@ -411,30 +640,14 @@ static int mig_status(struct vp_cli *cli, int argc, char **argv)
                 vp_err(&err, -ENOENT, "unknown migration %lld", (long long)id);
                 return cli_fail(&err);
         }
-        struct json_object *o = migration_json(&ctx, &m, true);
-        if (cli->json) {
-                cli_print_json(o);
-        } else {
-                printf("migration %s: pool %s from %s (%s) to %s (%s): %s, %s/%s VMs done\n", js(o, "id"), js(o, "pool"),
-                       js(o, "from"), js(o, "from_profile"), js(o, "to"), js(o, "to_profile"), js(o, "state"),
-                       js(o, "done"), js(o, "total"));
-                struct json_object *vms;
-                json_object_object_get_ex(o, "vms", &vms);
-                struct cli_table t;
-                table_init(&t, 6, "VM", "STEP", "SOURCE", "TARGET", "GEN", "ERROR");
-                for (size_t i = 0; i < json_object_array_length(vms); i++) {
-                        struct json_object *v = json_object_array_get_idx(vms, i);
-                        _cleanup_free_ char *src = vp_strdupf("%s/%s", js(v, "source"), js(v, "vm"));
-                        _cleanup_free_ char *dst = vp_strdupf("%s/%s", js(v, "target"), js(v, "vm"));
-                        table_add(&t, js(v, "vm"), js(v, "step"), src, dst, js(v, "generation"),
-                                  *js(v, "error") ? js(v, "error") : "-");
-                }
-                table_print(&t);
-                json_object_put(o);
-        }
+        int rc = 0;
+        if (watch)
+                rc = mig_watch(cli, &ctx, id);
+        else
+                print_status(cli, &ctx, &m);
         vp_row_clear(&vp_table_migration, &m);
         vp_ctx_close(&ctx);
-        return 0;
+        return rc;
 }
 
 static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, bool abort_it)
@@ -454,6 +667,23 @@ static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, 
         progress_init(&p, cli, 0);
         if (vp_row_get_id(ctx.cat, &vp_table_migration, id, &m, NULL) >= 0)
                 p.total = (size_t)m.total;
+        /* A resumed run starts where the last one stopped: count what its VMs reached. */
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_query(ctx.cat, &vp_table_migvm, "migration_id = ?1", id, &rows, &n, NULL) >= 0) {
+                static const char *const order[] = { "stopping", "locked", "provisioned", "handed_over", "done" };
+                const struct vp_migvm *mv = rows;
+                for (size_t i = 0; i < n; i++) {
+                        bool past = false;
+                        for (size_t k = ELEMENTSOF(order); k-- > 0;) {
+                                past = past || streq(mv[i].step, order[k]);
+                                p.counts[k] += past;
+                        }
+                        p.counts[5] += streq(mv[i].step, "returned");
+                }
+                p.ended_before = p.counts[4] + p.counts[5];
+                vp_rows_free(&vp_table_migvm, rows, n);
+        }
         vp_row_clear(&vp_table_migration, &m);
         int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err) : vp_migrate_resume(&ctx, id, on_event, &p, &err);
         progress_end(&p);

@@ -18,14 +18,14 @@ static const struct cli_verb verbs[] = {
           "NAME --image IMG --env ENV [--profile PROF] --size N [--data-disk SIZE] [--start]",
           "Create N VMs NAME-001..NAME-N: for each a user delta collection (overlay of the master,\n"
           "optional data disk, identity, manifest) and a persistent domain on ENV. All or nothing.\n"
-          "PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the configuration file)." },
-        { "list", pool_list, "", "List pools." },
-        { "show", pool_show, "NAME", "Show a pool and its VMs." },
-        { "start", pool_start, "NAME", "Start every VM of a pool." },
-        { "stop", pool_stop, "NAME [--timeout SEC] [--force]", "Shut every VM of a pool down." },
+          "PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the configuration file).", true },
+        { "list", pool_list, "", "List pools.", false },
+        { "show", pool_show, "NAME", "Show a pool and its VMs.", false },
+        { "start", pool_start, "NAME", "Start every VM of a pool.", true },
+        { "stop", pool_stop, "NAME [--timeout SEC] [--force]", "Shut every VM of a pool down.", true },
         { "rm", pool_rm, "NAME [--keep-deltas] [--force]",
           "Undefine every VM and remove the pool; its delta collections too unless --keep-deltas.\n"
-          "Refused while a VM runs, unless --force." },
+          "Refused while a VM runs, unless --force.", true },
         { 0 },
 };
 

@@ -13,10 +13,10 @@ static const struct cli_verb verbs[] = {
           "NAME --machine pc|q35 --disk-bus ide|sata|virtio|scsi --nic e1000|rtl8139|virtio|none\n"
           "       --vcpus N --memory SIZE [--firmware bios|uefi] [--cpu MODE]",
           "Define the virtual hardware a pool's VMs get. SIZE takes K, M, G suffixes (plain: MiB);\n"
-          "MODE is host-passthrough, host-model or maximum (default: the hypervisor's)." },
-        { "list", profile_list, "", "List profiles." },
-        { "show", profile_show, "NAME", "Show one profile." },
-        { "rm", profile_rm, "NAME", "Remove a profile (refused while a pool uses it)." },
+          "MODE is host-passthrough, host-model or maximum (default: the hypervisor's).", true },
+        { "list", profile_list, "", "List profiles.", false },
+        { "show", profile_show, "NAME", "Show one profile.", false },
+        { "rm", profile_rm, "NAME", "Remove a profile (refused while a pool uses it).", true },
         { 0 },
 };
 

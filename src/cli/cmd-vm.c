@@ -11,12 +11,12 @@ static int vm_start(struct vp_cli *cli, int argc, char **argv);
 static int vm_stop(struct vp_cli *cli, int argc, char **argv);
 
 static const struct cli_verb verbs[] = {
-        { "list", vm_list, "[--pool NAME]", "List VMs with their live state." },
-        { "show", vm_show, "NAME", "Show one VM: identity, delta collection, owner, generation, state." },
-        { "start", vm_start, "NAME", "Start a VM." },
+        { "list", vm_list, "[--pool NAME]", "List VMs with their live state.", false },
+        { "show", vm_show, "NAME", "Show one VM: identity, delta collection, owner, generation, state.", false },
+        { "start", vm_start, "NAME", "Start a VM.", true },
         { "stop", vm_stop, "NAME [--timeout SEC] [--force]",
           "Shut a VM down gracefully, waiting up to SEC (default 60) seconds;\n"
-          "with --force, power it off when it has not stopped by then." },
+          "with --force, power it off when it has not stopped by then.", true },
         { 0 },
 };
 

@@ -20,6 +20,7 @@ static const struct {
         { "migrate", cmd_migrate, "move a pool to another env and other hardware" },
         { "fsck", cmd_fsck, "check the invariants across catalog, storage and every env" },
         { "config", cmd_config, "the effective settings and where each came from" },
+        { "history", cmd_history, "who changed what, when, and how it ended" },
 };
 
 static void usage(FILE *out)
@@ -77,7 +78,10 @@ static int load_config(struct vp_cli *cli, struct vp_config *conf, const char *c
 int main(int argc, char **argv)
 {
         setlocale(LC_ALL, "C");
-        struct vp_cli cli = { 0 };
+        /* The command line as typed, for the history: option parsing reorders argv. */
+        char **typed = vp_xcalloc((size_t)argc + 1, sizeof(char *));
+        memcpy(typed, argv, (size_t)argc * sizeof(char *));
+        struct vp_cli cli = { .argc = argc, .argv = typed };
         const char *catalog = NULL, *config = NULL;
 
         int i = 1;
@@ -130,13 +134,16 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < ELEMENTSOF(nouns) && !found; k++)
                 if (streq(argv[i], nouns[k].name)) {
                         found = true;
-                        /* init and fsck are verbs of their own: they get their own name as argv[0]. */
-                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck");
+                        /* init, fsck and history are verbs of their own: they get their own name as argv[0]. */
+                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck") ||
+                                     streq(nouns[k].name, "history");
                         r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
                         fflush(stdout);
+                        cli_history_finish(&cli, r);
                 }
         if (!found)
                 cli_usage_error(&cli, "unknown noun '%s'", argv[i]);
         vp_config_free(&conf);
+        free(typed);
         return r;
 }

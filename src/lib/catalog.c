@@ -63,6 +63,13 @@ static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
         I(vp_journal, generation), T(vp_journal, detail), T(vp_journal, at),
 };
+static const struct vp_col history_cols[] = {
+        I(vp_history, id), T(vp_history, at), T(vp_history, ended), T(vp_history, user),
+        T(vp_history, sudo_user), T(vp_history, host), I(vp_history, pid), I(vp_history, pid_start),
+        T(vp_history, command), T(vp_history, noun), T(vp_history, verb), T(vp_history, subject),
+        T(vp_history, pool), T(vp_history, vm), I(vp_history, migration_id), I(vp_history, journal_from),
+        I(vp_history, journal_to), T(vp_history, outcome),
+};
 
 #define TABLE(var, sqlname, kindname, st, cols) \
         const struct vp_table var = { sqlname, kindname, cols, ELEMENTSOF(cols), sizeof(struct st) }
@@ -75,6 +82,17 @@ TABLE(vp_table_vm, "vms", "vm", vp_vm, vm_cols);
 TABLE(vp_table_migration, "migrations", "migration", vp_migration, migration_cols);
 TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
 TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
+TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
+
+/* The history table came after schema 1 was in use. It only adds, so the
+ * schema stays 1: an older vpool ignores the table, and a catalog made by an
+ * older vpool gets it on its first open by this one. */
+#define HISTORY_SQL \
+        "CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, at TEXT NOT NULL, ended TEXT," \
+        " user TEXT, sudo_user TEXT, host TEXT, pid INTEGER, pid_start INTEGER, command TEXT NOT NULL," \
+        " noun TEXT, verb TEXT, subject TEXT, pool TEXT, vm TEXT, migration_id INTEGER," \
+        " journal_from INTEGER, journal_to INTEGER, outcome TEXT NOT NULL);" \
+        "CREATE INDEX IF NOT EXISTS history_at ON history(at);"
 
 static const char schema_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -117,6 +135,7 @@ static const char schema_sql[] =
         " step TEXT NOT NULL, generation INTEGER, detail TEXT, at TEXT NOT NULL);"
         "CREATE INDEX journal_migration ON journal(migration_id);"
         "CREATE INDEX vms_env ON vms(env_id);"
+        HISTORY_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" VP_SCHEMA_VERSION "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
@@ -213,6 +232,16 @@ int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, stru
                         r = vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %s",
                                    path, VP_SCHEMA_VERSION);
         }
+        if (r >= 0 && !fresh && !vp_catalog_has_table(c, "history")) {
+                /* Best effort: a catalog this user may only read still serves
+                 * the read verbs; a change would fail on its own write anyway. */
+                if (exec(c, "BEGIN IMMEDIATE;", NULL) >= 0) {
+                        if (exec(c, HISTORY_SQL, NULL) >= 0)
+                                exec(c, "COMMIT;", NULL);
+                        else
+                                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
+                }
+        }
         if (r < 0) {
                 vp_catalog_close(c);
                 if (fresh)
@@ -221,6 +250,16 @@ int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, stru
         }
         *ret = c;
         return 0;
+}
+
+bool vp_catalog_has_table(struct vp_catalog *c, const char *name)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &s,
+                               NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        return sqlite3_step(s) == SQLITE_ROW;
 }
 
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err)

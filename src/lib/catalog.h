@@ -145,6 +145,31 @@ struct vp_journal {
         char *at;
 };
 
+/* One command that changed something: who ran it, what, and how it ended.
+ * Migration steps are not repeated here: they are in the journal, and the
+ * history reader merges them in (journal ids in (journal_from, journal_to]
+ * were written while this command ran). */
+struct vp_history {
+        int64_t id;
+        char *at;              /* start, ISO 8601 UTC */
+        char *ended;           /* "" while running */
+        char *user;            /* login name of the real uid */
+        char *sudo_user;       /* SUDO_USER when run through sudo, else "" */
+        char *host;            /* where the process runs (for the liveness check) */
+        int64_t pid;
+        int64_t pid_start;     /* the process's start time in clock ticks since boot */
+        char *command;         /* argv, each word shell-quoted */
+        char *noun;
+        char *verb;
+        char *subject;         /* the first argument: the name acted on */
+        char *pool;            /* "" when none */
+        char *vm;
+        int64_t migration_id;  /* 0 when none */
+        int64_t journal_from;  /* the last journal id before it began */
+        int64_t journal_to;    /* the last journal id when it ended; 0 while running */
+        char *outcome;         /* running | ok | failed: MESSAGE */
+};
+
 extern const struct vp_table vp_table_migration;
 extern const struct vp_table vp_table_migvm;
 extern const struct vp_table vp_table_journal;
@@ -153,6 +178,7 @@ extern const struct vp_table vp_table_image;
 extern const struct vp_table vp_table_profile;
 extern const struct vp_table vp_table_pool;
 extern const struct vp_table vp_table_vm;
+extern const struct vp_table vp_table_history;
 
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and
@@ -160,6 +186,9 @@ extern const struct vp_table vp_table_vm;
 int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err);
 void vp_catalog_close(struct vp_catalog *c);
 static inline void vp_catalog_closep(struct vp_catalog **c) { if (*c) vp_catalog_close(*c); }
+
+/* Whether the catalog has table NAME. */
+bool vp_catalog_has_table(struct vp_catalog *c, const char *name);
 
 /* Transactions: BEGIN IMMEDIATE, so two writers serialize up front. */
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err);

@@ -51,7 +51,7 @@ if [ "$count" -ge 30 ]; then ok "$count commands found"; else not_ok "only $coun
 run_help "vpool pool create NAME --help (required options missing)" "Usage: vpool pool create" pool create p1 --help
 run_help "vpool migrate POOL --help (the short form)" "Usage: vpool migrate start" migrate p1 --help
 run_help "vpool fsck --help" "Usage: vpool fsck [--repair]" fsck --help
-run_help "vpool init --help" "Usage: vpool init --storage" init --help
+run_help "vpool init --help" "Usage: vpool init [--storage DIR]" init --help
 
 # A noun's list shows one line per verb: no help text spills over.
 bad=$("$VPOOL_BIN" migrate --help | awk '/^Verbs:/ { f = 1; next } f && NF == 0 { exit } f && !/^  [a-z]/')

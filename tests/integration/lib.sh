@@ -108,12 +108,22 @@ standard_setup() {
         bail "profile add failed"
 }
 
+# The catalog as SQL, but for the history: a command that fails changes
+# nothing, and the history records that it failed.
+catalog_dump() {
+    sqlite3 "$VPOOL_CATALOG" .dump | grep -v '^INSERT INTO history VALUES'
+}
+
+history_max() {
+    [ -e "$VPOOL_CATALOG" ] && sqlite3 "$VPOOL_CATALOG" 'SELECT coalesce(max(id), 0) FROM history' 2>/dev/null
+}
+
 # Everything a failed command must leave as it was: catalog rows, files on
 # storage (name, size, mode), and the domains of both hosts.
 snapshot() {
     {
         echo "== catalog"
-        [ -e "$VPOOL_CATALOG" ] && sqlite3 "$VPOOL_CATALOG" .dump
+        [ -e "$VPOOL_CATALOG" ] && catalog_dump
         echo "== storage"
         # Running guests grow their overlays and console logs: those count by
         # name, inode and mode; every other file by its size too.
@@ -127,17 +137,26 @@ snapshot() {
 }
 
 # expect_fail DESC CODE REGEX COMMAND...: COMMAND exits CODE, prints exactly
-# one line on stderr matching REGEX, nothing on stdout, and changes nothing.
+# one line on stderr matching REGEX, nothing on stdout, and changes nothing;
+# if the history recorded it, then as failed with that same message.
 expect_fail() {
     local desc=$1 code=$2 regex=$3
     shift 3
-    local before after out err rc
+    local before after out err rc hmax outcome msg
     before=$(snapshot)
+    hmax=$(history_max)
     out=$("$@" 2>"$WORK/stderr")
     rc=$?
     err=$(cat "$WORK/stderr")
     after=$(snapshot)
     local problems=()
+    if [ -n "$hmax" ]; then
+        while IFS= read -r outcome; do
+            msg=${outcome#failed: }
+            [ "$msg" != "$outcome" ] && [ "${err#"vpool: $msg"}" != "$err" ] ||
+                problems+=("history outcome '$outcome' is not the failure printed")
+        done < <(sqlite3 "$VPOOL_CATALOG" "SELECT outcome FROM history WHERE id > $hmax")
+    fi
     [ "$rc" = "$code" ] || problems+=("exit code $rc, expected $code")
     [ "$(printf '%s' "$err" | grep -c '')" = 1 ] || problems+=("stderr is not one line: $err")
     [[ $err =~ $regex ]] || problems+=("stderr '$err' does not match /$regex/")

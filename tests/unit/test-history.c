@@ -1,0 +1,230 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "history.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+        strcpy(dir, "/tmp/vp-history-XXXXXX");
+        if (!mkdtemp(dir))
+                return -1;
+        snprintf(path, sizeof(path), "%s/catalog.db", dir);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void check_join(const char *expect, int argc, char **argv, size_t max)
+{
+        char *s = vp_shell_join(argc, argv, max);
+        assert_string_equal(s, expect);
+        free(s);
+}
+
+static void test_shell_join(void **state)
+{
+        char *plain[] = { "vpool", "pool", "create", "p-1", "--size=3", "/var/tmp/x.qcow2" };
+        check_join("vpool pool create p-1 --size=3 /var/tmp/x.qcow2", 6, plain, 4096);
+        char *spaces[] = { "vpool", "image", "add", "a b", "it's", "" };
+        check_join("vpool image add 'a b' 'it'\\''s' ''", 6, spaces, 4096);
+        char *ctl[] = { "vpool", "vm", "start", "a\tb\x1b[2J'\\" };
+        check_join("vpool vm start $'a\\x09b\\x1b[2J\\'\\\\'", 4, ctl, 4096);
+        char *many[] = { "vpool", "pool", "create", "abcdefgh" };
+        check_join("vpool pool ...", 4, many, 16);
+}
+
+static void check_since(const char *in, time_t now, const char *expect)
+{
+        char out[32];
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_parse_since(in, now, out, &err), 0);
+        assert_string_equal(out, expect);
+}
+
+static void check_bad_since(const char *in)
+{
+        char out[32];
+        struct vp_error err = { 0 };
+        assert_true(vp_parse_since(in, 0, out, &err) < 0);
+        assert_non_null(strstr(err.msg, "time"));
+}
+
+static void test_since(void **state)
+{
+        time_t now = 1795773600; /* 2026-11-27T10:00:00Z */
+        check_since("2026-11-27", now, "2026-11-27T00:00:00Z");
+        check_since("2026-11-27T10:00:00", now, "2026-11-27T10:00:00Z");
+        check_since("2026-11-27 09:30", now, "2026-11-27T09:30:00Z");
+        check_since("2026-11-27T09:30:05Z", now, "2026-11-27T09:30:05Z");
+        check_since("1h", now, "2026-11-27T09:00:00Z");
+        check_since("90s", now, "2026-11-27T09:58:30Z");
+        check_since("2d", now, "2026-11-25T10:00:00Z");
+        check_since("1w", now, "2026-11-20T10:00:00Z");
+        check_bad_since("");
+        check_bad_since("yesterday");
+        check_bad_since("2026-02-30");
+        check_bad_since("2026-11-27T25:00");
+        check_bad_since("2026-11-27T10:00:00+01:00");
+        check_bad_since("-1h");
+        check_bad_since("1y");
+        check_bad_since("99999999999d");
+}
+
+static void add_step(struct vp_catalog *c, int64_t mig, const char *vm, const char *step, const char *at)
+{
+        struct vp_journal j = { .migration_id = mig, .vm_name = (char *)vm, .step = (char *)step, .generation = 2,
+                                .detail = (char *)"", .at = (char *)at };
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_row_insert(c, &vp_table_journal, &j, &err), 0);
+}
+
+static struct vp_history *command(const char *noun, const char *verb, const char *pool, int64_t mig)
+{
+        struct vp_history *h = calloc(1, sizeof(*h));
+        vp_history_whoami(h);
+        h->command = vp_strdupf("vpool %s %s %s", noun, verb, pool);
+        h->noun = vp_strdup(noun);
+        h->verb = vp_strdup(verb);
+        h->subject = vp_strdup(pool);
+        h->pool = vp_strdup(pool);
+        h->vm = vp_strdup("");
+        h->migration_id = mig;
+        return h;
+}
+
+static void drop(struct vp_history *h)
+{
+        vp_row_clear(&vp_table_history, h);
+        free(h);
+}
+
+static void test_merge(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, true, &c, &err), 0);
+        struct vp_migration m = { .pool_name = (char *)"p", .state = (char *)"running", .created = (char *)"x",
+                                  .updated = (char *)"x" };
+        /* Foreign keys: the migration row needs an env and a profile. */
+        struct vp_env e = { .name = (char *)"a", .uri = (char *)"test:///default" };
+        struct vp_profile p = { .name = (char *)"pr", .machine = (char *)"pc", .disk_bus = (char *)"ide",
+                                .nic = (char *)"e1000" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_profile, &p, &err), 0);
+        m.from_env_id = m.to_env_id = e.id;
+        m.from_profile_id = m.to_profile_id = p.id;
+        assert_int_equal(vp_row_insert(c, &vp_table_migration, &m, &err), 0);
+
+        /* A create, a migration that dies after one step, its resume. */
+        struct vp_history *create = command("pool", "create", "p", 0);
+        assert_int_equal(vp_history_begin(c, create, &err), 0);
+        assert_string_equal(vp_history_outcome(create), "running");
+        assert_int_equal(vp_history_end(c, create, "ok", &err), 0);
+
+        struct vp_history *start = command("migrate", "start", "p", 0);
+        assert_int_equal(vp_history_begin(c, start, &err), 0);
+        add_step(c, m.id, "", "allocated", "2026-11-27T10:00:01Z");
+        start->migration_id = m.id;
+        assert_int_equal(vp_history_update(c, start, &err), 0);
+        add_step(c, m.id, "p-001", "stopping", "2026-11-27T10:00:02Z");
+        /* Killed here: its row stays running, with a pid no process has. */
+        pid_t child = fork();
+        if (child == 0)
+                _exit(0);
+        waitpid(child, NULL, 0);
+        start->pid = child;
+        assert_int_equal(vp_history_update(c, start, &err), 0);
+
+        struct vp_history *resume = command("migrate", "resume", "p", m.id);
+        assert_int_equal(vp_history_begin(c, resume, &err), 0);
+        add_step(c, m.id, "", "running", "2026-11-27T10:00:03Z");
+        add_step(c, m.id, "p-001", "locked", "2026-11-27T10:00:04Z");
+        add_step(c, m.id, "p-002", "error", "2026-11-27T10:00:05Z");
+        assert_int_equal(vp_history_end(c, resume, "failed: partial", &err), 0);
+
+        struct vp_history_log log;
+        struct vp_history_filter all = { 0 };
+        assert_int_equal(vp_history_read(c, &all, &log, &err), 0);
+        static const char *const want[] = { "create", "start", "allocated", "stopping", "resume", "running", "locked", "error" };
+        assert_int_equal(log.n, ELEMENTSOF(want));
+        for (size_t i = 0; i < log.n; i++) {
+                const struct vp_history_item *it = &log.items[i];
+                assert_string_equal(it->step ? it->step->step : it->cmd->verb, want[i]);
+                assert_string_equal(it->pool, "p");
+        }
+        /* Each step under the command that ran it. */
+        assert_int_equal(log.items[2].cmd->id, start->id);
+        assert_int_equal(log.items[3].cmd->id, start->id);
+        assert_int_equal(log.items[6].cmd->id, resume->id);
+        assert_string_equal(vp_history_outcome(log.items[1].cmd), "interrupted");
+        assert_string_equal(vp_history_outcome(log.items[4].cmd), "failed: partial");
+        vp_history_log_free(&log);
+
+        struct vp_history_filter byvm = { .vm = "p-002" };
+        assert_int_equal(vp_history_read(c, &byvm, &log, &err), 0);
+        /* The pool's commands, the migration-wide entries and p-002's own step. */
+        assert_int_equal(log.n, 6);
+        assert_string_equal(log.items[5].step->step, "error");
+        vp_history_log_free(&log);
+
+        struct vp_history_filter other = { .pool = "q" };
+        assert_int_equal(vp_history_read(c, &other, &log, &err), 0);
+        assert_int_equal(log.n, 0);
+        vp_history_log_free(&log);
+
+        struct vp_history_filter late = { .since = "2026-11-27T10:00:04Z", .pool = "p" };
+        assert_int_equal(vp_history_read(c, &late, &log, &err), 0);
+        /* The commands ran now; of the steps, those from 10:00:04 on. */
+        assert_int_equal(log.n, 5);
+        assert_string_equal(log.items[3].step->step, "locked");
+        vp_history_log_free(&log);
+        struct vp_history_filter future = { .since = "2999-01-01T00:00:00Z" };
+        assert_int_equal(vp_history_read(c, &future, &log, &err), 0);
+        assert_int_equal(log.n, 0);
+        vp_history_log_free(&log);
+
+        drop(create);
+        drop(start);
+        drop(resume);
+        vp_catalog_close(c);
+}
+
+/* A catalog made before the history table existed gets it on open. */
+static void test_old_catalog(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, true, &c, &err), 0);
+        vp_catalog_close(c);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "sqlite3 '%s' 'DROP INDEX history_at; DROP TABLE history;'", path);
+        assert_int_equal(system(cmd), 0);
+        c = NULL;
+        assert_int_equal(vp_catalog_open(path, false, &c, &err), 0);
+        assert_true(vp_catalog_has_table(c, "history"));
+        vp_catalog_close(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_shell_join),
+                cmocka_unit_test(test_since),
+                cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_old_catalog, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
