@@ -84,9 +84,9 @@ TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
 TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 
-/* The history table came after schema 1 was in use. It only adds, so the
- * schema stays 1: an older vpool ignores the table, and a catalog made by an
- * older vpool gets it on its first open by this one. */
+/* The history table came after schema 1 was in use. It only adds, so it
+ * moves no schema number: an older vpool ignores the table, and a catalog
+ * made by an older vpool gets it on its first open by this one. */
 #define HISTORY_SQL \
         "CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, at TEXT NOT NULL, ended TEXT," \
         " user TEXT, sudo_user TEXT, host TEXT, pid INTEGER, pid_start INTEGER, command TEXT NOT NULL," \
