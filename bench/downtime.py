@@ -14,9 +14,10 @@ is off, define the edited domain on the target, undefine on the source,
 start on the target.
 
 For both, watchers on connections of their own note when each domain went
-off on the source and when it ran on the target, which splits the downtime
-into the guest's own shutdown, the gap between its two lives (the tool's
-work) and its boot. Rounds alternate vpool and floor. Prints one JSON
+off on the source and when it ran on the target; with the moment the tool
+asked for the start, that splits the downtime into the guest's shutdown,
+the tool's own work between the guest's two lives (the gap), the
+hypervisor's start of the new domain and the guest's boot. Rounds alternate vpool and floor. Prints one JSON
 document.
 """
 import argparse
@@ -85,8 +86,11 @@ def watch_vm(src, dst, name, log, t):
 
 
 def summary(t):
-    return {"downtime": t["boot"] - t["req"], "shutdown": t["off"] - t["req"], "gap": t["start"] - t["off"],
-            "boot": t["boot"] - t["start"]}
+    """The downtime and its parts: the guest's shutdown (request to off),
+    the tool's own work (off to the start request), the hypervisor's start
+    (request to running) and the guest's boot (running to its boot line)."""
+    return {"downtime": t["boot"] - t["req"], "shutdown": t["off"] - t["req"], "gap": t["startreq"] - t["off"],
+            "start": t["start"] - t["startreq"], "boot": t["boot"] - t["start"]}
 
 
 def vpool_round(a, src, dst, logs, r):
@@ -109,8 +113,12 @@ def vpool_round(a, src, dst, logs, r):
     for line in p.stdout:
         now = time.time()
         ev = json.loads(line)
+        # vpool asks the source to shut down right after `stopping`, and
+        # the target to start right after `handed_over`.
         if ev.get("vm") and ev.get("step") == "stopping":
             t[ev["vm"]]["req"] = now
+        elif ev.get("vm") and ev.get("step") == "handed_over":
+            t[ev["vm"]]["startreq"] = now
     if p.wait() != 0:
         raise SystemExit("bench: vpool migrate of the running pool failed")
     for w in watchers:
@@ -158,6 +166,7 @@ def floor_round(a, src, dst, template, r):
             time.sleep(POLL)
         nd = d.defineXML(target_xml(xmls[n]))
         dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+        t[n]["startreq"] = time.time()
         nd.create()
 
     movers = [threading.Thread(target=move, args=(n,)) for n in names]
