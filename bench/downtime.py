@@ -93,21 +93,28 @@ def summary(t):
             "start": t["start"] - t["startreq"], "boot": t["boot"] - t["start"]}
 
 
+def booted_and_watched(a, names, logdir):
+    """Wait for the first boot line of every VM in NAMES, then start a
+    watcher per VM on connections of its own (they poll while the tool
+    works). Returns the times to fill and the watcher threads."""
+    deadline = time.time() + 300
+    for n in names:
+        wait_line(os.path.join(logdir, n + ".log"), 1, deadline)
+    t = {n: {} for n in names}
+    wsrc, wdst = libvirt.open(a.src), libvirt.open(a.dst)
+    watchers = [threading.Thread(target=watch_vm, args=(wsrc, wdst, n, os.path.join(logdir, n + ".log"), t[n]))
+                for n in names]
+    for w in watchers:
+        w.start()
+    return t, watchers
+
+
 def vpool_round(a, src, dst, logs, r):
     pool = "live%d" % r
     names = ["%s-%03d" % (pool, i + 1) for i in range(COUNT)]
     run([a.vpool, "pool", "create", pool, "--image", "big", "--env", "src", "--profile", "pc-ide",
          "--size", str(COUNT), "--start", "--quiet"])
-    deadline = time.time() + 300
-    for n in names:
-        wait_line(os.path.join(logs, n + ".log"), 1, deadline)
-    t = {n: {} for n in names}
-    # Separate connections: the watchers poll while vpool works.
-    wsrc, wdst = libvirt.open(a.src), libvirt.open(a.dst)
-    watchers = [threading.Thread(target=watch_vm, args=(wsrc, wdst, n, os.path.join(logs, n + ".log"), t[n]))
-                for n in names]
-    for w in watchers:
-        w.start()
+    t, watchers = booted_and_watched(a, names, logs)
     p = subprocess.Popen([a.vpool, "--json", "migrate", pool, "--to", "dst", "--profile", "q35-virtio"],
                          stdout=subprocess.PIPE)
     for line in p.stdout:
@@ -146,15 +153,7 @@ def floor_round(a, src, dst, template, r):
         x = re.sub(r"<metadata>.*?</metadata>", "", x, flags=re.S)
         xmls[n] = x
         src.defineXML(x).create()
-    deadline = time.time() + 300
-    for n in names:
-        wait_line(os.path.join(fdir, n + ".log"), 1, deadline)
-    t = {n: {} for n in names}
-    wsrc, wdst = libvirt.open(a.src), libvirt.open(a.dst)
-    watchers = [threading.Thread(target=watch_vm, args=(wsrc, wdst, n, os.path.join(fdir, n + ".log"), t[n]))
-                for n in names]
-    for w in watchers:
-        w.start()
+    t, watchers = booted_and_watched(a, names, fdir)
 
     def move(n):
         # Its own connections, as a script per VM would have.
