@@ -49,7 +49,7 @@ check "the script registers a completion for vpool" \
 nouns=$(vpool --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
 expect "vpool " "$nouns"
 expect "vpool p" "pool profile"
-expect "vpool -" "$(vpool --help | awk '/^Global options:/ { f = 1; next } f && NF == 0 { exit } f { print $1 }')"
+expect "vpool -" "$(vpool --help | awk '/^Global options:/ { f = 1; next } f && NF == 0 { exit } f && /^  --/ { print $1 }')"
 for n in $nouns; do
     verbs=$(vpool "$n" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
     if [ -z "$verbs" ]; then
