@@ -9,25 +9,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
-
-static char dir[64];
-static char path[128];
-
-static int setup(void **state)
-{
-        strcpy(dir, "/tmp/vp-catalog-XXXXXX");
-        if (!mkdtemp(dir))
-                return -1;
-        snprintf(path, sizeof(path), "%s/catalog.db", dir);
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        char cmd[200];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmp-catalog.h"
 
 static void test_missing_not_created(void **state)
 {

@@ -7,25 +7,7 @@
 #include <sys/wait.h>
 
 #include "history.h"
-
-static char dir[64];
-static char path[128];
-
-static int setup(void **state)
-{
-        strcpy(dir, "/tmp/vp-history-XXXXXX");
-        if (!mkdtemp(dir))
-                return -1;
-        snprintf(path, sizeof(path), "%s/catalog.db", dir);
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        char cmd[200];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmp-catalog.h"
 
 static void check_join(const char *expect, int argc, char **argv, size_t max)
 {
