@@ -12,26 +12,9 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond)                                                                        \
-        do {                                                                                 \
-                if (!(cond)) {                                                               \
-                        fprintf(stderr, "fuzz-manifest: %s:%d: requirement failed: %s\n",    \
-                                __FILE__, __LINE__, #cond);                                  \
-                        abort();                                                             \
-                }                                                                            \
-        } while (0)
-
-static void require_clean_error(int r, const struct vp_error *err)
-{
-        require(r < 0);
-        require(err->code == r);
-        require(err->msg[0] != '\0');
-        for (const char *p = err->msg; *p; p++)
-                require((unsigned char) *p >= 0x20 && (unsigned char) *p != 0x7f);
-}
 
 /* Field by field: struct padding is not part of a manifest. */
 static bool same_manifest(const struct vp_manifest *a, const struct vp_manifest *b)

@@ -11,28 +11,11 @@
 
 #include "name.h"
 #include "parse.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define require(cond)                                                                        \
-        do {                                                                                 \
-                if (!(cond)) {                                                               \
-                        fprintf(stderr, "fuzz-names: %s:%d: requirement failed: %s\n",       \
-                                __FILE__, __LINE__, #cond);                                  \
-                        abort();                                                             \
-                }                                                                            \
-        } while (0)
-
 __extension__ typedef unsigned __int128 u128;
-
-static void require_clean_error(int r, const struct vp_error *err)
-{
-        require(r < 0);
-        require(err->code == r);
-        require(err->msg[0] != '\0');
-        for (const char *p = err->msg; *p; p++)
-                require((unsigned char) *p >= 0x20 && (unsigned char) *p != 0x7f);
-}
 
 /* ---- [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, spelled out ---- */
 
@@ -193,6 +176,19 @@ static int ref_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *r
         return 0;
 }
 
+/* A parser R and its reference W agree: both refuse (the parser with a clean
+ * message and its output untouched) or both accept the same value. */
+static void require_agrees(int r, int w, const struct vp_error *err, uint64_t got, uint64_t want)
+{
+        require(r == w);
+        if (r < 0) {
+                require_clean_error(r, err);
+                require(got == 0xdeadbeef);
+        } else {
+                require(got == want);
+        }
+}
+
 static void check_size(const char *s, uint64_t unit, uint64_t max)
 {
         struct vp_error err = { 0 };
@@ -203,13 +199,7 @@ static void check_size(const char *s, uint64_t unit, uint64_t max)
         if (r != w)
                 fprintf(stderr, "fuzz-names: vp_parse_size(unit %llu, max %llu) = %d, reference %d\n",
                         (unsigned long long) unit, (unsigned long long) max, r, w);
-        require(r == w);
-        if (r < 0) {
-                require_clean_error(r, &err);
-                require(got == 0xdeadbeef);
-        } else {
-                require(got == want);
-        }
+        require_agrees(r, w, &err, got, want);
 }
 
 static void check_uint(const char *s, uint64_t min, uint64_t max)
@@ -219,13 +209,7 @@ static void check_uint(const char *s, uint64_t min, uint64_t max)
         int r = vp_parse_uint("count", s, min, max, &got, &err);
         int w = ref_parse_uint(s, min, max, &want);
 
-        require(r == w);
-        if (r < 0) {
-                require_clean_error(r, &err);
-                require(got == 0xdeadbeef);
-        } else {
-                require(got == want);
-        }
+        require_agrees(r, w, &err, got, want);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "qcow2.h"
+#include "fuzz.h"
 
 #define MASTER "/srv/images/m.qcow2"
 /* Covers the largest L1 (32 MiB) and refcount tables (8 MiB) the probe
@@ -22,15 +23,6 @@
 #define SPARSE_TAIL (UINT64_C(64) << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond)                                                                        \
-        do {                                                                                 \
-                if (!(cond)) {                                                               \
-                        fprintf(stderr, "fuzz-qcow2: %s:%d: requirement failed: %s\n",       \
-                                __FILE__, __LINE__, #cond);                                  \
-                        abort();                                                             \
-                }                                                                            \
-        } while (0)
 
 static int image_fd(void)
 {
@@ -54,17 +46,6 @@ static void load(int fd, const uint8_t *data, size_t size, uint64_t file_size)
                 done += (size_t) n;
         }
         require(ftruncate(fd, (off_t) file_size) == 0);
-}
-
-/* The CLI prints the message as the one line of a failure: it must be there,
- * and nothing taken from the image may break it up or drive a terminal. */
-static void require_clean_error(int r, const struct vp_error *err)
-{
-        require(r < 0);
-        require(err->code == r);
-        require(err->msg[0] != '\0');
-        for (const char *p = err->msg; *p; p++)
-                require((unsigned char) *p >= 0x20 && (unsigned char) *p != 0x7f);
 }
 
 static bool terminated(const char *s, size_t cap)
