@@ -501,20 +501,14 @@ int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha
         int r = vp_name_check("image", name, err);
         if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_image, "name", name, &im, err)) < 0)
                 return r;
-        _cleanup_close_ int fd = openat(ctx->st.images_fd, base_name(im.path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                r = vp_err(err, -errno, "image '%s': '%s': %s", name, im.path,
-                           errno == ELOOP ? "is a symbolic link" : strerror(errno));
-        } else {
-                struct vp_image_info info;
-                r = vp_image_probe(fd, im.path, vp_format_from_string(im.format), &info, err);
-                if (r >= 0)
-                        r = vp_image_check_master(&info, im.path, err);
-                if (r >= 0)
-                        r = vp_sha256_fd(fd, sha256, err);
-                if (r >= 0)
-                        *ret_ok = streq(sha256, im.sha256);
-        }
+        _cleanup_close_ int fd = -1;
+        r = vp_storage_open_master(&ctx->st, im.path, im.format, &fd, err);
+        if (r < 0)
+                vp_err_prefix(err, "image '%s'", name);
+        if (r >= 0)
+                r = vp_sha256_fd(fd, sha256, err);
+        if (r >= 0)
+                *ret_ok = streq(sha256, im.sha256);
         vp_row_clear(&vp_table_image, &im);
         return r;
 }
@@ -522,13 +516,9 @@ int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha
 int vp_image_check_unchanged(struct vp_ctx *ctx, struct vp_image *im, bool *ret_restamped, struct vp_error *err)
 {
         *ret_restamped = false;
-        _cleanup_close_ int fd = openat(ctx->st.images_fd, base_name(im->path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return vp_err(err, -errno, "image '%s': '%s': %s", im->name, im->path,
-                              errno == ELOOP ? "is a symbolic link" : strerror(errno));
-        struct vp_image_info info;
-        int r = vp_image_probe(fd, im->path, vp_format_from_string(im->format), &info, err);
-        if (r < 0 || (r = vp_image_check_master(&info, im->path, err)) < 0)
+        _cleanup_close_ int fd = -1;
+        int r = vp_storage_open_master(&ctx->st, im->path, im->format, &fd, err);
+        if (r < 0)
                 return r;
         _cleanup_free_ char *stamp = file_stamp(fd, err);
         if (!stamp)

@@ -435,7 +435,8 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const
         return 0;
 }
 
-int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err)
+int vp_storage_open_master(struct vp_storage *s, const char *path, const char *format, int *ret_fd,
+                           struct vp_error *err)
 {
         size_t rl = strlen(s->root);
         if (strncmp(path, s->root, rl) != 0 || strncmp(path + rl, "/images/", 8) != 0 || strchr(path + rl + 8, '/'))
@@ -448,6 +449,17 @@ int vp_storage_check_master(struct vp_storage *s, const char *path, const char *
         int r = vp_image_probe(fd, path, vp_format_from_string(format), &info, err);
         if (r >= 0)
                 r = vp_image_check_master(&info, path, err);
+        if (r >= 0)
+                *ret_fd = TAKE_FD(fd);
+        return r;
+}
+
+int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err)
+{
+        int fd = -1;
+        int r = vp_storage_open_master(s, path, format, &fd, err);
+        if (r >= 0)
+                close(fd);
         return r;
 }
 

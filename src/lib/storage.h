@@ -60,6 +60,9 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const
 /* The master image at PATH (under images/) is a regular file, not a
  * symbolic link, and passes the header checks for a master. */
 int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err);
+/* The same checks, then *RET_FD (the caller's to close) open on it for reading. */
+int vp_storage_open_master(struct vp_storage *s, const char *path, const char *format, int *ret_fd,
+                           struct vp_error *err);
 
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);
