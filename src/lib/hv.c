@@ -442,23 +442,6 @@ void vp_hv_states_free(struct vp_hv_states *s)
         s->n = 0;
 }
 
-int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err)
-{
-        virDomainPtr *doms = NULL;
-        int n = virConnectListAllDomains(conn, &doms, 0);
-        if (n < 0)
-                return vp_err(err, -EIO, "cannot list domains: %s", lv_msg());
-        char **names = vp_xcalloc((size_t)n + 1, sizeof(char *));
-        for (int i = 0; i < n; i++) {
-                names[i] = vp_strdup(virDomainGetName(doms[i]));
-                virDomainFree(doms[i]);
-        }
-        free(doms);
-        *ret = names;
-        *ret_n = (size_t)n;
-        return 0;
-}
-
 int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;

@@ -78,8 +78,6 @@ int vp_hv_states_load(virConnectPtr conn, struct vp_hv_states *ret, struct vp_er
 const struct vp_hv_domstate *vp_hv_states_find(const struct vp_hv_states *s, const char *name);
 void vp_hv_states_free(struct vp_hv_states *s);
 
-/* Names of every domain defined on CONN (malloc'd array of malloc'd strings). */
-int vp_hv_list(virConnectPtr conn, char ***ret, size_t *ret_n, struct vp_error *err);
 /* What fsck needs from a defined domain. */
 struct vp_dominfo {
         char name[256];

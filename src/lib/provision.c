@@ -411,9 +411,8 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
         if (!resuming) {
                 /* Nothing of the pool's names may exist yet, in the catalog, on
                  * storage or on the hypervisor: creating never adopts or overwrites. */
-                char **names = NULL;
-                size_t nn = 0;
-                if ((r = vp_hv_list(conn, &names, &nn, err)) < 0)
+                struct vp_hv_states doms;
+                if ((r = vp_hv_states_load(conn, &doms, err)) < 0)
                         goto out;
                 for (int64_t i = 0; i < a->size && r >= 0; i++) {
                         char name[64];
@@ -422,15 +421,12 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                         if (vp_row_get(ctx->cat, &vp_table_vm, "name", name, &v, NULL) >= 0) {
                                 vp_row_clear(&vp_table_vm, &v);
                                 r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
+                        } else if (vp_hv_states_find(&doms, name)) {
+                                r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'",
+                                           refs.env.name, name);
                         }
-                        for (size_t k = 0; k < nn && r >= 0; k++)
-                                if (streq(names[k], name))
-                                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'",
-                                                   refs.env.name, name);
                 }
-                for (size_t k = 0; k < nn; k++)
-                        free(names[k]);
-                free(names);
+                vp_hv_states_free(&doms);
                 if (r < 0)
                         goto out;
                 _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
