@@ -14,44 +14,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static bool versioned(const char *m, const char *prefix)
-{
-        size_t pl = strlen(prefix);
-        if (strncmp(m, prefix, pl) != 0)
-                return false;
-        const char *v = m + pl;
-        /* X.Y with digits only */
-        if (!isdigit((unsigned char)*v))
-                return false;
-        while (isdigit((unsigned char)*v))
-                v++;
-        if (*v++ != '.' || !isdigit((unsigned char)*v))
-                return false;
-        while (isdigit((unsigned char)*v))
-                v++;
-        return *v == 0 && strlen(m) < 32;
-}
-
-bool vp_known_machine(const char *m)
-{
-        return streq(m, "pc") || streq(m, "q35") || versioned(m, "pc-i440fx-") || versioned(m, "pc-q35-");
-}
-
-bool vp_known_bus(const char *b)
-{
-        return streq(b, "ide") || streq(b, "sata") || streq(b, "virtio") || streq(b, "scsi");
-}
-
-bool vp_known_nic(const char *n)
-{
-        return streq(n, "e1000") || streq(n, "rtl8139") || streq(n, "virtio") || streq(n, "none");
-}
-
-bool vp_known_firmware(const char *f)
-{
-        return streq(f, "bios") || streq(f, "uefi");
-}
-
 static bool known_cpu_mode(const char *c)
 {
         return !*c || streq(c, "host-passthrough") || streq(c, "host-model") || streq(c, "maximum");
@@ -78,11 +40,6 @@ int vp_check_list(const char *what, const char *list, bool (*check)(const char *
                         return 0;
                 p = e + 1;
         }
-}
-
-static const char *bus_word(const char *machine)
-{
-        return strstr(machine, "q35") ? "q35" : "pc";
 }
 
 static void closedirp(DIR **d) { if (*d) closedir(*d); }
@@ -584,13 +541,15 @@ int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *er
                 return vp_err(err, -EINVAL, "unknown CPU mode '%s' (host-passthrough, host-model, maximum)",
                               vp_printable(p->cpu_mode, pb, sizeof(pb)));
         /* Hardware that cannot exist, refused here rather than by the hypervisor later. */
-        if (streq(bus_word(p->machine), "q35") && streq(p->disk_bus, "ide"))
+        enum vp_machine family = vp_machine_from_string(p->machine);
+        enum vp_disk_bus bus = vp_disk_bus_from_string(p->disk_bus);
+        if (family == VP_MACHINE_Q35 && bus == VP_BUS_IDE)
                 return vp_err(err, -EINVAL, "machine type '%s' has no IDE controller; use sata, virtio or scsi",
                               p->machine);
-        if (streq(bus_word(p->machine), "pc") && streq(p->disk_bus, "sata"))
+        if (family == VP_MACHINE_PC && bus == VP_BUS_SATA)
                 return vp_err(err, -EINVAL, "machine type '%s' has no SATA controller; use ide, virtio or scsi",
                               p->machine);
-        if (streq(p->firmware, "uefi") && streq(bus_word(p->machine), "pc"))
+        if (vp_firmware_from_string(p->firmware) == VP_FIRMWARE_UEFI && family == VP_MACHINE_PC)
                 return vp_err(err, -EINVAL, "UEFI firmware needs machine type q35");
         if (p->vcpus < 1 || p->vcpus > 255)
                 return vp_err(err, -EINVAL, "vCPUs must be between 1 and 255");

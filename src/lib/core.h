@@ -5,6 +5,7 @@
 #include "util.h"
 #include "catalog.h"
 #include "hv.h"
+#include "model.h"
 #include "storage.h"
 
 #define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
@@ -99,11 +100,6 @@ char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_im
 /* The image declares drivers for P's disk bus and NIC and boots with its firmware. */
 int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err);
 
-/* Check a hardware word against its known set. */
-bool vp_known_machine(const char *m);
-bool vp_known_bus(const char *b);
-bool vp_known_nic(const char *n);
-bool vp_known_firmware(const char *f);
 /* Check every item of a comma separated LIST with CHECK; refuses empty items. */
 int vp_check_list(const char *what, const char *list, bool (*check)(const char *),
                   struct vp_error *err);

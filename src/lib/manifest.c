@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "model.h"
 #include "name.h"
 
 char *vp_manifest_to_json(const struct vp_manifest *m)
@@ -64,22 +65,6 @@ static bool valid_mac(const char *s)
                 }
         }
         return true;
-}
-
-static bool valid_owner(const char *s)
-{
-        if (strncmp(s, "vm:", 3) == 0)
-                return vp_name_check("vm", s + 3, NULL) == 0;
-        if (strncmp(s, "migration:", 10) == 0) {
-                const char *p = s + 10;
-                if (!*p || strlen(p) > 18)
-                        return false;
-                for (; *p; p++)
-                        if (!isdigit((unsigned char)*p))
-                                return false;
-                return true;
-        }
-        return false;
 }
 
 /* Fetch a string member of OBJ into BUF; refuses a missing key, another
@@ -165,7 +150,7 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
         if (vp_name_check("pool", m.pool, NULL) < 0 || vp_name_check("vm", m.vm, NULL) < 0 ||
             vp_name_check("hostname", m.hostname, NULL) < 0)
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad name", label);
-        if (!valid_owner(m.owner))
+        if (vp_owner_parse(m.owner, NULL, NULL) < 0)
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad owner", label);
         if (!valid_uuid(m.uuid))
                 return vp_err(err, -EBADMSG, "manifest '%s' is damaged: bad UUID", label);

@@ -13,7 +13,7 @@
 struct vp_manifest {
         char pool[64];
         char vm[64];
-        char owner[96];            /* "vm:<name>" or "migration:<id>" */
+        char owner[96];            /* an owner token (model.h) */
         int64_t generation;        /* >= 1 */
         char uuid[37];
         char macs[VP_MAX_MACS][18];

@@ -1,0 +1,190 @@
+#include "model.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "name.h"
+
+/* The index of S in TABLE (N entries), or -EINVAL. */
+static int lookup(const char *const *table, size_t n, const char *s)
+{
+        for (size_t i = 0; s && i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int)i;
+        return -EINVAL;
+}
+
+static const char *word(const char *const *table, size_t n, int v)
+{
+        return v >= 0 && (size_t)v < n ? table[v] : NULL;
+}
+
+/* One string table per enum, and the pair of functions that read it. */
+#define WORDS(type, prefix, ...)                                                        \
+        static const char *const prefix##_table[] = { __VA_ARGS__ };                    \
+        const char *prefix##_to_string(enum type v)                                     \
+        {                                                                               \
+                return word(prefix##_table, ELEMENTSOF(prefix##_table), (int)v);        \
+        }                                                                               \
+        enum type prefix##_from_string(const char *s)                                   \
+        {                                                                               \
+                return (enum type)lookup(prefix##_table, ELEMENTSOF(prefix##_table), s); \
+        }
+
+WORDS(vp_step, vp_step,
+      [VP_STEP_PENDING] = "pending", [VP_STEP_STOPPING] = "stopping", [VP_STEP_LOCKED] = "locked",
+      [VP_STEP_PROVISIONED] = "provisioned", [VP_STEP_HANDED_OVER] = "handed_over", [VP_STEP_DONE] = "done",
+      [VP_STEP_RETURNED] = "returned")
+
+WORDS(vp_migration_state, vp_migration_state,
+      [VP_MIGRATION_RUNNING] = "running", [VP_MIGRATION_DONE] = "done", [VP_MIGRATION_PARTIAL] = "partial",
+      [VP_MIGRATION_ABORTED] = "aborted", [VP_MIGRATION_INTERRUPTED] = "interrupted")
+
+WORDS(vp_pool_state, vp_pool_state,
+      [VP_POOL_CREATING] = "creating", [VP_POOL_ACTIVE] = "active", [VP_POOL_MIGRATING] = "migrating")
+
+WORDS(vp_vm_state, vp_vm_state,
+      [VP_VM_NOSTATE] = "no state", [VP_VM_RUNNING] = "running", [VP_VM_BLOCKED] = "blocked",
+      [VP_VM_PAUSED] = "paused", [VP_VM_SHUTTING_DOWN] = "shutting down", [VP_VM_SHUT_OFF] = "shut off",
+      [VP_VM_CRASHED] = "crashed", [VP_VM_SUSPENDED] = "suspended", [VP_VM_UNDEFINED] = "undefined",
+      [VP_VM_UNREACHABLE] = "unreachable", [VP_VM_UNKNOWN] = "unknown")
+
+WORDS(vp_disk_bus, vp_disk_bus,
+      [VP_BUS_IDE] = "ide", [VP_BUS_SATA] = "sata", [VP_BUS_VIRTIO] = "virtio", [VP_BUS_SCSI] = "scsi")
+
+WORDS(vp_nic_model, vp_nic_model,
+      [VP_NIC_E1000] = "e1000", [VP_NIC_RTL8139] = "rtl8139", [VP_NIC_VIRTIO] = "virtio", [VP_NIC_NONE] = "none")
+
+WORDS(vp_firmware, vp_firmware, [VP_FIRMWARE_BIOS] = "bios", [VP_FIRMWARE_UEFI] = "uefi")
+
+bool vp_step_ended(enum vp_step s)
+{
+        return s == VP_STEP_DONE || s == VP_STEP_RETURNED;
+}
+
+bool vp_step_reached(enum vp_step s, enum vp_step at)
+{
+        if (s == VP_STEP_RETURNED || at == VP_STEP_RETURNED)
+                return s == at;
+        return s >= at && s < VP_STEP_MAX;
+}
+
+bool vp_migration_state_unfinished(enum vp_migration_state s)
+{
+        return s == VP_MIGRATION_RUNNING || s == VP_MIGRATION_PARTIAL;
+}
+
+bool vp_vm_state_active(enum vp_vm_state s)
+{
+        return s == VP_VM_RUNNING || s == VP_VM_PAUSED;
+}
+
+/* ---- owner tokens -------------------------------------------------------- */
+
+#define OWNER_VM "vm:"
+#define OWNER_MIGRATION "migration:"
+
+void vp_owner_vm(char out[VP_OWNER_MAX], const char *vm)
+{
+        snprintf(out, VP_OWNER_MAX, OWNER_VM "%s", vm);
+}
+
+void vp_owner_migration(char out[VP_OWNER_MAX], int64_t id)
+{
+        snprintf(out, VP_OWNER_MAX, OWNER_MIGRATION "%lld", (long long)id);
+}
+
+int vp_owner_parse(const char *token, struct vp_owner *ret, struct vp_error *err)
+{
+        char pb[64];
+        if (!token)
+                return vp_err(err, -EINVAL, "no owner");
+        struct vp_owner o = { 0 };
+        if (strncmp(token, OWNER_VM, strlen(OWNER_VM)) == 0) {
+                const char *vm = token + strlen(OWNER_VM);
+                if (vp_name_check("vm", vm, NULL) < 0)
+                        goto bad;
+                o.kind = VP_OWNER_VM;
+                snprintf(o.vm, sizeof(o.vm), "%s", vm);
+        } else if (strncmp(token, OWNER_MIGRATION, strlen(OWNER_MIGRATION)) == 0) {
+                const char *p = token + strlen(OWNER_MIGRATION);
+                /* At most 18 digits: every such number fits an int64_t. */
+                if (!*p || strlen(p) > 18)
+                        goto bad;
+                for (const char *q = p; *q; q++)
+                        if (!isdigit((unsigned char)*q))
+                                goto bad;
+                o.kind = VP_OWNER_MIGRATION;
+                o.migration = strtoll(p, NULL, 10);
+        } else {
+                goto bad;
+        }
+        if (ret)
+                *ret = o;
+        return 0;
+bad:
+        return vp_err(err, -EINVAL, "invalid owner '%s'", vp_printable(token, pb, sizeof(pb)));
+}
+
+bool vp_owner_is_vm(const char *token)
+{
+        struct vp_owner o;
+        return vp_owner_parse(token, &o, NULL) == 0 && o.kind == VP_OWNER_VM;
+}
+
+/* ---- hardware words ------------------------------------------------------ */
+
+static const char *const machine_table[] = { [VP_MACHINE_PC] = "pc", [VP_MACHINE_Q35] = "q35" };
+/* The versioned names of each family: PREFIX then MAJOR.MINOR. */
+static const char *const machine_versioned[] = { [VP_MACHINE_PC] = "pc-i440fx-", [VP_MACHINE_Q35] = "pc-q35-" };
+
+static bool versioned(const char *m, const char *prefix)
+{
+        size_t l = strlen(prefix);
+        if (strncmp(m, prefix, l) != 0)
+                return false;
+        const char *v = m + l;
+        if (!isdigit((unsigned char)*v))
+                return false;
+        while (isdigit((unsigned char)*v))
+                v++;
+        if (*v++ != '.' || !isdigit((unsigned char)*v))
+                return false;
+        while (isdigit((unsigned char)*v))
+                v++;
+        return *v == 0 && strlen(m) < 32;
+}
+
+const char *vp_machine_to_string(enum vp_machine m)
+{
+        return word(machine_table, ELEMENTSOF(machine_table), (int)m);
+}
+
+enum vp_machine vp_machine_from_string(const char *s)
+{
+        int k = lookup(machine_table, ELEMENTSOF(machine_table), s);
+        for (size_t i = 0; k < 0 && s && i < ELEMENTSOF(machine_versioned); i++)
+                if (versioned(s, machine_versioned[i]))
+                        k = (int)i;
+        return (enum vp_machine)k;
+}
+
+bool vp_known_machine(const char *s)
+{
+        return vp_machine_from_string(s) >= 0;
+}
+
+bool vp_known_bus(const char *s)
+{
+        return vp_disk_bus_from_string(s) >= 0;
+}
+
+bool vp_known_nic(const char *s)
+{
+        return vp_nic_model_from_string(s) >= 0;
+}
+
+bool vp_known_firmware(const char *s)
+{
+        return vp_firmware_from_string(s) >= 0;
+}

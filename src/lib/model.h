@@ -1,0 +1,175 @@
+/* The domain's words, defined once: the steps a VM goes through in a
+ * migration, the states of migrations, pools and VMs, the owner tokens of a
+ * user delta collection, and the hardware words of profiles and images.
+ * Every other module (and the CLI) names these through this header; the
+ * catalog and the manifests store the strings the tables below give.
+ *
+ * Each word set is an enum with one string table. *_to_string returns a
+ * static string (NULL for a value out of range); *_from_string returns the
+ * value or -EINVAL for a word not in the set. */
+#pragma once
+#include "util.h"
+
+/* ---- migration steps ----------------------------------------------------- */
+
+/* A VM of a migration goes pending → stopping → locked → provisioned →
+ * handed_over → done; an abort ends it as returned. The order of the enum
+ * is the order of the steps: a VM at a step has reached every step before
+ * it (returned excepted, which ends an abort from any step before
+ * handed_over). */
+enum vp_step {
+        VP_STEP_PENDING,
+        VP_STEP_STOPPING,
+        VP_STEP_LOCKED,
+        VP_STEP_PROVISIONED,
+        VP_STEP_HANDED_OVER,
+        VP_STEP_DONE,
+        VP_STEP_RETURNED,
+        VP_STEP_MAX,
+        VP_STEP_INVALID = -EINVAL,
+};
+const char *vp_step_to_string(enum vp_step s);
+enum vp_step vp_step_from_string(const char *s);
+/* The step the VM has finished with: done or returned. */
+bool vp_step_ended(enum vp_step s);
+/* Whether a VM at step S has reached step AT (S is AT or later in the move;
+ * returned reaches nothing but itself). */
+bool vp_step_reached(enum vp_step s, enum vp_step at);
+
+/* Journal entries that are not a VM's step: the migration's allocation and
+ * a VM's failure (its detail says why). A migration-wide entry may also be
+ * the name of the state the migration took (vp_migration_state). */
+#define VP_JOURNAL_ALLOCATED "allocated"
+#define VP_JOURNAL_ERROR "error"
+
+/* ---- states -------------------------------------------------------------- */
+
+/* A migration as stored. INTERRUPTED is never stored: it is how a reader
+ * sees a RUNNING migration no process works on any more. */
+enum vp_migration_state {
+        VP_MIGRATION_RUNNING,
+        VP_MIGRATION_DONE,
+        VP_MIGRATION_PARTIAL,
+        VP_MIGRATION_ABORTED,
+        VP_MIGRATION_INTERRUPTED,
+        VP_MIGRATION_STATE_MAX,
+        VP_MIGRATION_STATE_INVALID = -EINVAL,
+};
+const char *vp_migration_state_to_string(enum vp_migration_state s);
+enum vp_migration_state vp_migration_state_from_string(const char *s);
+/* Running or partial: the pool belongs to this migration until it is
+ * resumed to done or aborted. */
+bool vp_migration_state_unfinished(enum vp_migration_state s);
+
+/* A pool: creating until every VM of a create is built, migrating while a
+ * migration holds it. */
+enum vp_pool_state {
+        VP_POOL_CREATING,
+        VP_POOL_ACTIVE,
+        VP_POOL_MIGRATING,
+        VP_POOL_STATE_MAX,
+        VP_POOL_STATE_INVALID = -EINVAL,
+};
+const char *vp_pool_state_to_string(enum vp_pool_state s);
+enum vp_pool_state vp_pool_state_from_string(const char *s);
+
+/* A VM's live state, as its env's hypervisor reports it, plus UNDEFINED
+ * (no such domain there), UNREACHABLE (the env did not answer) and UNKNOWN
+ * (a state this libvirt has no word for). The first eight follow libvirt's
+ * virDomainState, NOSTATE to PMSUSPENDED. */
+enum vp_vm_state {
+        VP_VM_NOSTATE,
+        VP_VM_RUNNING,
+        VP_VM_BLOCKED,
+        VP_VM_PAUSED,
+        VP_VM_SHUTTING_DOWN,
+        VP_VM_SHUT_OFF,
+        VP_VM_CRASHED,
+        VP_VM_SUSPENDED,
+        VP_VM_UNDEFINED,
+        VP_VM_UNREACHABLE,
+        VP_VM_UNKNOWN,
+        VP_VM_STATE_MAX,
+        VP_VM_STATE_INVALID = -EINVAL,
+};
+const char *vp_vm_state_to_string(enum vp_vm_state s);
+enum vp_vm_state vp_vm_state_from_string(const char *s);
+/* Running or paused: a QEMU process holds the VM's disks. */
+bool vp_vm_state_active(enum vp_vm_state s);
+
+/* ---- owner tokens -------------------------------------------------------- */
+
+/* Who holds a user delta collection: a VM ("vm:NAME") or a migration
+ * ("migration:ID"). The manifest and the catalog store the token. */
+#define VP_OWNER_MAX 96
+
+enum vp_owner_kind {
+        VP_OWNER_VM,
+        VP_OWNER_MIGRATION,
+};
+
+struct vp_owner {
+        enum vp_owner_kind kind;
+        char vm[64];               /* VP_OWNER_VM */
+        int64_t migration;         /* VP_OWNER_MIGRATION, >= 0 */
+};
+
+/* The token of VM / of migration ID, written into OUT. */
+void vp_owner_vm(char out[VP_OWNER_MAX], const char *vm);
+void vp_owner_migration(char out[VP_OWNER_MAX], int64_t id);
+/* Parse TOKEN strictly (the VM name passes the name allowlist, the id is
+ * decimal digits); -EINVAL when it is not a token. *RET untouched then. */
+int vp_owner_parse(const char *token, struct vp_owner *ret, struct vp_error *err);
+/* Whether TOKEN names a VM (any VM). */
+bool vp_owner_is_vm(const char *token);
+
+/* ---- hardware words ------------------------------------------------------ */
+
+/* The machine families vpool builds for; a versioned machine type
+ * (pc-i440fx-8.0, pc-q35-7.2) belongs to its family. */
+enum vp_machine {
+        VP_MACHINE_PC,
+        VP_MACHINE_Q35,
+        VP_MACHINE_MAX,
+        VP_MACHINE_INVALID = -EINVAL,
+};
+const char *vp_machine_to_string(enum vp_machine m);
+/* The family of a machine type: "pc", "q35" or a versioned name of either. */
+enum vp_machine vp_machine_from_string(const char *s);
+
+enum vp_disk_bus {
+        VP_BUS_IDE,
+        VP_BUS_SATA,
+        VP_BUS_VIRTIO,
+        VP_BUS_SCSI,
+        VP_BUS_MAX,
+        VP_BUS_INVALID = -EINVAL,
+};
+const char *vp_disk_bus_to_string(enum vp_disk_bus b);
+enum vp_disk_bus vp_disk_bus_from_string(const char *s);
+
+enum vp_nic_model {
+        VP_NIC_E1000,
+        VP_NIC_RTL8139,
+        VP_NIC_VIRTIO,
+        VP_NIC_NONE,
+        VP_NIC_MAX,
+        VP_NIC_INVALID = -EINVAL,
+};
+const char *vp_nic_model_to_string(enum vp_nic_model n);
+enum vp_nic_model vp_nic_model_from_string(const char *s);
+
+enum vp_firmware {
+        VP_FIRMWARE_BIOS,
+        VP_FIRMWARE_UEFI,
+        VP_FIRMWARE_MAX,
+        VP_FIRMWARE_INVALID = -EINVAL,
+};
+const char *vp_firmware_to_string(enum vp_firmware f);
+enum vp_firmware vp_firmware_from_string(const char *s);
+
+/* Whether S is a word of the set (for list checks). */
+bool vp_known_machine(const char *s);
+bool vp_known_bus(const char *s);
+bool vp_known_nic(const char *s);
+bool vp_known_firmware(const char *s);
