@@ -10,6 +10,11 @@
 #pragma once
 #include "util.h"
 
+/* The two functions of a word set TYPE: TYPE_to_string, TYPE_from_string. */
+#define VP_WORDS(type)                                  \
+        const char *type##_to_string(enum type v);      \
+        enum type type##_from_string(const char *s)
+
 /* ---- migration steps ----------------------------------------------------- */
 
 /* A VM of a migration goes pending → stopping → locked → provisioned →
@@ -28,8 +33,7 @@ enum vp_step {
         VP_STEP_MAX,
         VP_STEP_INVALID = -EINVAL,
 };
-const char *vp_step_to_string(enum vp_step s);
-enum vp_step vp_step_from_string(const char *s);
+VP_WORDS(vp_step);
 /* The step the VM has finished with: done or returned. */
 bool vp_step_ended(enum vp_step s);
 /* Whether a VM at step S has reached step AT (S is AT or later in the move;
@@ -55,8 +59,7 @@ enum vp_migration_state {
         VP_MIGRATION_STATE_MAX,
         VP_MIGRATION_STATE_INVALID = -EINVAL,
 };
-const char *vp_migration_state_to_string(enum vp_migration_state s);
-enum vp_migration_state vp_migration_state_from_string(const char *s);
+VP_WORDS(vp_migration_state);
 /* Running or partial: the pool belongs to this migration until it is
  * resumed to done or aborted. */
 bool vp_migration_state_unfinished(enum vp_migration_state s);
@@ -70,8 +73,7 @@ enum vp_pool_state {
         VP_POOL_STATE_MAX,
         VP_POOL_STATE_INVALID = -EINVAL,
 };
-const char *vp_pool_state_to_string(enum vp_pool_state s);
-enum vp_pool_state vp_pool_state_from_string(const char *s);
+VP_WORDS(vp_pool_state);
 
 /* A VM's live state, as its env's hypervisor reports it, plus UNDEFINED
  * (no such domain there), UNREACHABLE (the env did not answer) and UNKNOWN
@@ -92,8 +94,7 @@ enum vp_vm_state {
         VP_VM_STATE_MAX,
         VP_VM_STATE_INVALID = -EINVAL,
 };
-const char *vp_vm_state_to_string(enum vp_vm_state s);
-enum vp_vm_state vp_vm_state_from_string(const char *s);
+VP_WORDS(vp_vm_state);
 /* Running or paused: a QEMU process holds the VM's disks. */
 bool vp_vm_state_active(enum vp_vm_state s);
 
@@ -145,8 +146,7 @@ enum vp_disk_bus {
         VP_BUS_MAX,
         VP_BUS_INVALID = -EINVAL,
 };
-const char *vp_disk_bus_to_string(enum vp_disk_bus b);
-enum vp_disk_bus vp_disk_bus_from_string(const char *s);
+VP_WORDS(vp_disk_bus);
 
 enum vp_nic_model {
         VP_NIC_E1000,
@@ -156,8 +156,7 @@ enum vp_nic_model {
         VP_NIC_MAX,
         VP_NIC_INVALID = -EINVAL,
 };
-const char *vp_nic_model_to_string(enum vp_nic_model n);
-enum vp_nic_model vp_nic_model_from_string(const char *s);
+VP_WORDS(vp_nic_model);
 
 enum vp_firmware {
         VP_FIRMWARE_BIOS,
@@ -165,8 +164,7 @@ enum vp_firmware {
         VP_FIRMWARE_MAX,
         VP_FIRMWARE_INVALID = -EINVAL,
 };
-const char *vp_firmware_to_string(enum vp_firmware f);
-enum vp_firmware vp_firmware_from_string(const char *s);
+VP_WORDS(vp_firmware);
 
 /* Whether S is a word of the set (for list checks). */
 bool vp_known_machine(const char *s);
