@@ -269,170 +269,202 @@ static int check_table(const char *label, const char *what, uint64_t offset, uin
         return 0;
 }
 
-static int probe_qcow2(int fd, const char *label, uint64_t file_size, const uint8_t *head,
-                       size_t head_len, struct vp_image_info *info, struct vp_error *err)
-{
-        uint64_t cluster_size, header_length, incompat = 0, size, l1_offset, rt_offset, snap_offset;
-        uint64_t backing_offset, ext_end;
-        uint32_t version, cluster_bits, l1_size, rt_clusters, nb_snapshots, backing_size;
-        uint32_t refcount_order = 4;
-        uint8_t compression_type = 0;
-        int r;
+/* The fields of a qcow2 header that the checks below look at. */
+struct qcow2_header {
+        uint32_t version;
+        uint32_t cluster_bits;
+        uint64_t cluster_size;
+        uint64_t header_length;
+        uint64_t incompat;
+        uint32_t refcount_order;
+        uint8_t compression_type;
+        uint64_t size;
+};
 
+/* Version, cluster size and header length: what the rest is read with. */
+static int read_header(const char *label, uint64_t file_size, const uint8_t *head, size_t head_len,
+                       struct qcow2_header *h, struct vp_error *err)
+{
         if (head_len < 8)
                 return truncated(label, err);
-        version = be32(head + OFF_VERSION);
-        if (version != 2 && version != 3)
+        h->version = be32(head + OFF_VERSION);
+        if (h->version != 2 && h->version != 3)
                 return vp_err(err, -EINVAL, "image '%s' has unsupported qcow2 version %" PRIu32,
-                              label, version);
-        if (head_len < (version == 2 ? QCOW2_V2_HEADER_LEN : QCOW2_V3_HEADER_MIN))
+                              label, h->version);
+        if (head_len < (h->version == 2 ? QCOW2_V2_HEADER_LEN : QCOW2_V3_HEADER_MIN))
                 return truncated(label, err);
 
-        cluster_bits = be32(head + OFF_CLUSTER_BITS);
-        if (cluster_bits < MIN_CLUSTER_BITS || cluster_bits > MAX_CLUSTER_BITS)
+        h->cluster_bits = be32(head + OFF_CLUSTER_BITS);
+        if (h->cluster_bits < MIN_CLUSTER_BITS || h->cluster_bits > MAX_CLUSTER_BITS)
                 return vp_err(err, -EINVAL,
                               "image '%s' has an unsupported cluster size (cluster_bits %" PRIu32
                               ", must be %d to %d)",
-                              label, cluster_bits, MIN_CLUSTER_BITS, MAX_CLUSTER_BITS);
-        cluster_size = UINT64_C(1) << cluster_bits;
+                              label, h->cluster_bits, MIN_CLUSTER_BITS, MAX_CLUSTER_BITS);
+        h->cluster_size = UINT64_C(1) << h->cluster_bits;
 
-        if (version == 2) {
-                header_length = QCOW2_V2_HEADER_LEN;
+        h->refcount_order = 4;
+        h->incompat = 0;
+        h->compression_type = 0;
+        if (h->version == 2) {
+                h->header_length = QCOW2_V2_HEADER_LEN;
         } else {
-                header_length = be32(head + OFF_HEADER_LENGTH);
-                if (header_length < QCOW2_V3_HEADER_MIN || header_length > cluster_size)
+                h->header_length = be32(head + OFF_HEADER_LENGTH);
+                if (h->header_length < QCOW2_V3_HEADER_MIN || h->header_length > h->cluster_size)
                         return vp_err(err, -EINVAL,
                                       "image '%s' has an invalid header length %" PRIu64, label,
-                                      header_length);
-                if (header_length > file_size)
+                                      h->header_length);
+                if (h->header_length > file_size)
                         return truncated(label, err);
-                incompat = be64(head + OFF_INCOMPAT);
-                refcount_order = be32(head + OFF_REFCOUNT_ORDER);
-                if (header_length > OFF_COMPRESSION_TYPE)
-                        compression_type = head[OFF_COMPRESSION_TYPE];
+                h->incompat = be64(head + OFF_INCOMPAT);
+                h->refcount_order = be32(head + OFF_REFCOUNT_ORDER);
+                if (h->header_length > OFF_COMPRESSION_TYPE)
+                        h->compression_type = head[OFF_COMPRESSION_TYPE];
         }
+        h->size = be64(head + OFF_SIZE);
+        return 0;
+}
 
+/* Encryption, feature bits, compression, refcount order, virtual size:
+ * anything vpool cannot vouch for is refused. */
+static int check_features(const char *label, const uint8_t *head, const struct qcow2_header *h,
+                          struct vp_image_info *info, struct vp_error *err)
+{
         if (be32(head + OFF_CRYPT_METHOD) != 0)
                 return vp_err(err, -EINVAL, "image '%s' is encrypted, which is not supported",
                               label);
 
-        if (incompat & ~INCOMPAT_KNOWN)
+        if (h->incompat & ~INCOMPAT_KNOWN)
                 return vp_err(err, -EINVAL,
                               "image '%s' uses unknown incompatible features (0x%" PRIx64 ")",
-                              label, incompat & ~INCOMPAT_KNOWN);
-        if (incompat & INCOMPAT_CORRUPT)
+                              label, h->incompat & ~INCOMPAT_KNOWN);
+        if (h->incompat & INCOMPAT_CORRUPT)
                 return vp_err(err, -EINVAL, "image '%s' is marked corrupt; check it with "
                               "'qemu-img check'", label);
-        if (incompat & INCOMPAT_DATA_FILE)
+        if (h->incompat & INCOMPAT_DATA_FILE)
                 info->has_data_file = true;
-        if (compression_type > 1)
+        if (h->compression_type > 1)
                 return vp_err(err, -EINVAL, "image '%s' has unknown compression type %u", label,
-                              compression_type);
-        if ((compression_type != 0) != ((incompat & INCOMPAT_COMPRESSION) != 0))
+                              h->compression_type);
+        if ((h->compression_type != 0) != ((h->incompat & INCOMPAT_COMPRESSION) != 0))
                 return vp_err(err, -EINVAL,
                               "image '%s' has a compression type that does not match its "
                               "feature bits",
                               label);
-        if ((incompat & INCOMPAT_EXTL2) && cluster_bits < 14)
+        if ((h->incompat & INCOMPAT_EXTL2) && h->cluster_bits < 14)
                 return vp_err(err, -EINVAL,
                               "image '%s' uses extended L2 entries with clusters smaller than 16 KiB",
                               label);
-        if (refcount_order > 6)
+        if (h->refcount_order > 6)
                 return vp_err(err, -EINVAL, "image '%s' has an invalid refcount order %" PRIu32,
-                              label, refcount_order);
-
-        size = be64(head + OFF_SIZE);
-        if (size == 0 || size > MAX_VIRTUAL_SIZE)
+                              label, h->refcount_order);
+        if (h->size == 0 || h->size > MAX_VIRTUAL_SIZE)
                 return vp_err(err, -EINVAL, "image '%s' has an impossible virtual size %" PRIu64,
-                              label, size);
+                              label, h->size);
+        return 0;
+}
 
+/* The L1, refcount and snapshot tables lie inside the file, aligned, clear
+ * of the header, and of sane sizes. */
+static int check_tables(const char *label, uint64_t file_size, const uint8_t *head,
+                        const struct qcow2_header *h, struct vp_error *err)
+{
+        int r;
         /* L1 table: big enough to map SIZE, small enough to be sane. */
-        l1_size = be32(head + OFF_L1_SIZE);
-        l1_offset = be64(head + OFF_L1_OFFSET);
+        uint32_t l1_size = be32(head + OFF_L1_SIZE);
+        uint64_t l1_offset = be64(head + OFF_L1_OFFSET);
         if ((uint64_t) l1_size * 8 > MAX_L1_BYTES)
                 return vp_err(err, -EINVAL, "image '%s' has an L1 table that is too large", label);
-        {
-                unsigned l2_bits = cluster_bits - ((incompat & INCOMPAT_EXTL2) ? 4 : 3);
-                unsigned shift = cluster_bits + l2_bits;
-                uint64_t need = (size + (UINT64_C(1) << shift) - 1) >> shift;
-                if (l1_size < need)
-                        return vp_err(err, -EINVAL,
-                                      "image '%s' has an L1 table too small for its virtual size",
-                                      label);
-        }
-        r = check_table(label, "L1 table", l1_offset, (uint64_t) l1_size * 8, cluster_size,
+        unsigned l2_bits = h->cluster_bits - ((h->incompat & INCOMPAT_EXTL2) ? 4 : 3);
+        unsigned shift = h->cluster_bits + l2_bits;
+        uint64_t need = (h->size + (UINT64_C(1) << shift) - 1) >> shift;
+        if (l1_size < need)
+                return vp_err(err, -EINVAL,
+                              "image '%s' has an L1 table too small for its virtual size",
+                              label);
+        r = check_table(label, "L1 table", l1_offset, (uint64_t) l1_size * 8, h->cluster_size,
                         file_size, err);
         if (r < 0)
                 return r;
 
-        rt_clusters = be32(head + OFF_REFCOUNT_CLUSTERS);
-        rt_offset = be64(head + OFF_REFCOUNT_OFFSET);
-        if (rt_clusters == 0 || (uint64_t) rt_clusters * cluster_size > MAX_REFTABLE_BYTES)
+        uint32_t rt_clusters = be32(head + OFF_REFCOUNT_CLUSTERS);
+        uint64_t rt_offset = be64(head + OFF_REFCOUNT_OFFSET);
+        if (rt_clusters == 0 || (uint64_t) rt_clusters * h->cluster_size > MAX_REFTABLE_BYTES)
                 return vp_err(err, -EINVAL,
                               "image '%s' has an invalid refcount table size (%" PRIu32 " clusters)",
                               label, rt_clusters);
-        r = check_table(label, "refcount table", rt_offset, (uint64_t) rt_clusters * cluster_size,
-                        cluster_size, file_size, err);
+        r = check_table(label, "refcount table", rt_offset, (uint64_t) rt_clusters * h->cluster_size,
+                        h->cluster_size, file_size, err);
         if (r < 0)
                 return r;
 
         /* Snapshot entries vary in size; check the least they can take. */
-        nb_snapshots = be32(head + OFF_NB_SNAPSHOTS);
-        snap_offset = be64(head + OFF_SNAPSHOTS_OFFSET);
+        uint32_t nb_snapshots = be32(head + OFF_NB_SNAPSHOTS);
+        uint64_t snap_offset = be64(head + OFF_SNAPSHOTS_OFFSET);
         if (nb_snapshots > MAX_SNAPSHOTS)
                 return vp_err(err, -EINVAL, "image '%s' has too many snapshots (%" PRIu32 ")",
                               label, nb_snapshots);
-        r = check_table(label, "snapshot table", snap_offset,
-                        (uint64_t) nb_snapshots * SNAPSHOT_ENTRY_MIN, cluster_size, file_size, err);
-        if (r < 0)
-                return r;
+        return check_table(label, "snapshot table", snap_offset,
+                           (uint64_t) nb_snapshots * SNAPSHOT_ENTRY_MIN, h->cluster_size, file_size, err);
+}
 
-        /* The backing file name lives in the header cluster, after the header. */
-        backing_offset = be64(head + OFF_BACKING_OFFSET);
-        backing_size = be32(head + OFF_BACKING_SIZE);
-        if (backing_offset != 0) {
-                uint8_t name[MAX_BACKING_NAME];
-                ssize_t n;
-
-                if (backing_size > MAX_BACKING_NAME)
-                        return vp_err(err, -EINVAL,
-                                      "image '%s' has a backing file name that is too long "
-                                      "(%" PRIu32 " bytes, at most %d)",
-                                      label, backing_size, MAX_BACKING_NAME);
-                if (backing_offset < header_length || backing_offset > cluster_size ||
-                    backing_size > cluster_size - backing_offset)
-                        return vp_err(err, -EINVAL,
-                                      "image '%s' has its backing file name outside the header "
-                                      "(offset %" PRIu64 ")",
-                                      label, backing_offset);
-                if (backing_size > 0) {
-                        if (backing_offset + backing_size > file_size)
-                                return truncated(label, err);
-                        n = pread_full(fd, name, backing_size, backing_offset);
-                        if (n < 0)
-                                return vp_err(err, (int) n, "cannot read image '%s': %s", label,
-                                              strerror((int) -n));
-                        if ((size_t) n < backing_size)
-                                return truncated(label, err);
-                        if (!copy_name(info->backing_file, sizeof(info->backing_file), name,
-                                       backing_size))
-                                return vp_err(err, -EINVAL,
-                                              "image '%s' has a NUL byte in its backing file name",
-                                              label);
-                }
-                ext_end = backing_offset;
-        } else {
-                ext_end = cluster_size;
+/* The backing file name, which lives in the header cluster after the
+ * header, into INFO; *RET_EXT_END is where the header extensions must end. */
+static int read_backing_name(int fd, const char *label, uint64_t file_size, const uint8_t *head,
+                             const struct qcow2_header *h, struct vp_image_info *info,
+                             uint64_t *ret_ext_end, struct vp_error *err)
+{
+        uint64_t backing_offset = be64(head + OFF_BACKING_OFFSET);
+        uint32_t backing_size = be32(head + OFF_BACKING_SIZE);
+        if (backing_offset == 0) {
+                *ret_ext_end = h->cluster_size;
+                return 0;
         }
+        if (backing_size > MAX_BACKING_NAME)
+                return vp_err(err, -EINVAL,
+                              "image '%s' has a backing file name that is too long "
+                              "(%" PRIu32 " bytes, at most %d)",
+                              label, backing_size, MAX_BACKING_NAME);
+        if (backing_offset < h->header_length || backing_offset > h->cluster_size ||
+            backing_size > h->cluster_size - backing_offset)
+                return vp_err(err, -EINVAL,
+                              "image '%s' has its backing file name outside the header "
+                              "(offset %" PRIu64 ")",
+                              label, backing_offset);
+        if (backing_size > 0) {
+                uint8_t name[MAX_BACKING_NAME];
+                if (backing_offset + backing_size > file_size)
+                        return truncated(label, err);
+                ssize_t n = pread_full(fd, name, backing_size, backing_offset);
+                if (n < 0)
+                        return vp_err(err, (int) n, "cannot read image '%s': %s", label,
+                                      strerror((int) -n));
+                if ((size_t) n < backing_size)
+                        return truncated(label, err);
+                if (!copy_name(info->backing_file, sizeof(info->backing_file), name, backing_size))
+                        return vp_err(err, -EINVAL,
+                                      "image '%s' has a NUL byte in its backing file name",
+                                      label);
+        }
+        *ret_ext_end = backing_offset;
+        return 0;
+}
 
-        r = parse_extensions(fd, label, file_size, header_length, ext_end, info, err);
-        if (r < 0)
+static int probe_qcow2(int fd, const char *label, uint64_t file_size, const uint8_t *head,
+                       size_t head_len, struct vp_image_info *info, struct vp_error *err)
+{
+        struct qcow2_header h = { 0 };
+        uint64_t ext_end = 0;
+        int r;
+        if ((r = read_header(label, file_size, head, head_len, &h, err)) < 0 ||
+            (r = check_features(label, head, &h, info, err)) < 0 ||
+            (r = check_tables(label, file_size, head, &h, err)) < 0 ||
+            (r = read_backing_name(fd, label, file_size, head, &h, info, &ext_end, err)) < 0 ||
+            (r = parse_extensions(fd, label, file_size, h.header_length, ext_end, info, err)) < 0)
                 return r;
-
         info->format = VP_FORMAT_QCOW2;
-        info->virtual_size = size;
-        info->qcow2_version = version;
-        info->cluster_bits = cluster_bits;
+        info->virtual_size = h.size;
+        info->qcow2_version = h.version;
+        info->cluster_bits = h.cluster_bits;
         return 0;
 }
 

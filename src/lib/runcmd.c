@@ -107,6 +107,66 @@ static const char *last_line(char *buf, size_t len)
         }
 }
 
+/* The child's descriptors and signals: stdin and stdout on /dev/null,
+ * stderr into the pipe's write end WFD, nothing else inherited, a clean
+ * signal mask and SIGPIPE at its default. Returns 0 or a positive errno. */
+static int spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr, int wfd)
+{
+        sigset_t mask;
+        /* The pipe is O_CLOEXEC, and dup2 onto fd 2 clears the flag on the
+         * copy, so the child ends up with exactly stdin, stdout, stderr. The
+         * dup2 goes first in case a caller with closed stdio got the pipe as
+         * fd 0 or 1. */
+        int r = posix_spawn_file_actions_adddup2(fa, wfd, STDERR_FILENO);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        if (r == 0)
+                r = posix_spawn_file_actions_addopen(fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 34)
+        /* Belt and braces against descriptors some library opened without
+         * O_CLOEXEC. */
+        if (r == 0)
+                r = posix_spawn_file_actions_addclosefrom_np(fa, STDERR_FILENO + 1);
+#endif
+#endif
+        if (r != 0)
+                return r;
+
+        /* Do not let the caller's signal mask or an ignored SIGPIPE leak into
+         * the child. */
+        sigemptyset(&mask);
+        r = posix_spawnattr_setsigmask(attr, &mask);
+        if (r == 0) {
+                sigaddset(&mask, SIGPIPE);
+                r = posix_spawnattr_setsigdefault(attr, &mask);
+        }
+        if (r == 0)
+                r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        return r;
+}
+
+/* Why a child that did not exit 0 failed: its signal, the last line it
+ * wrote on stderr (TAIL, LEN bytes), or its exit code. */
+static int child_failure(const char *prog, int status, char *tail, size_t len, struct vp_error *err)
+{
+        char shown[512];
+        if (WIFSIGNALED(status))
+                return vp_err(err, -EIO, "%s failed: killed by signal %d (%s)", prog,
+                              WTERMSIG(status), strsignal(WTERMSIG(status)));
+        const char *line = last_line(tail, len);
+        if (line) {
+                /* qemu-img prefixes its messages with its own name. */
+                size_t pl = strlen(prog);
+                if (strncmp(line, prog, pl) == 0 && line[pl] == ':' && line[pl + 1] == ' ')
+                        line += pl + 2;
+                return vp_err(err, -EIO, "%s failed: %s", prog,
+                              escape_line(line, shown, sizeof(shown)));
+        }
+        return vp_err(err, -EIO, "%s failed with exit code %d", prog,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 int vp_spawn(const char *const argv[], struct vp_error *err)
 {
         _cleanup_(posix_spawn_file_actions_destroyp) posix_spawn_file_actions_t *fa = NULL;
@@ -115,9 +175,7 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
         posix_spawnattr_t attr_storage;
         _cleanup_close_ int rfd = -1, wfd = -1;
         _cleanup_free_ char *tail = NULL;
-        char shown[512];
-        const char *prog, *line;
-        sigset_t mask;
+        const char *prog;
         size_t len;
         pid_t pid;
         int pipefd[2], r, status;
@@ -141,38 +199,7 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
         if (r != 0)
                 return vp_err(err, -r, "cannot run '%s': %s", prog, strerror(r));
         attr = &attr_storage;
-
-        /* The pipe is O_CLOEXEC, and dup2 onto fd 2 clears the flag on the
-         * copy, so the child ends up with exactly stdin, stdout, stderr. The
-         * dup2 goes first in case a caller with closed stdio got the pipe as
-         * fd 0 or 1. */
-        r = posix_spawn_file_actions_adddup2(fa, wfd, STDERR_FILENO);
-        if (r == 0)
-                r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_addopen(fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
-#if __GLIBC_PREREQ(2, 34)
-        /* Belt and braces against descriptors some library opened without
-         * O_CLOEXEC. */
-        if (r == 0)
-                r = posix_spawn_file_actions_addclosefrom_np(fa, STDERR_FILENO + 1);
-#endif
-#endif
-        if (r != 0)
-                return vp_err(err, -r, "cannot run '%s': %s", prog, strerror(r));
-
-        /* Do not let the caller's signal mask or an ignored SIGPIPE leak into
-         * the child. */
-        sigemptyset(&mask);
-        r = posix_spawnattr_setsigmask(attr, &mask);
-        if (r == 0) {
-                sigaddset(&mask, SIGPIPE);
-                r = posix_spawnattr_setsigdefault(attr, &mask);
-        }
-        if (r == 0)
-                r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        if (r != 0)
+        if ((r = spawn_setup(fa, attr, wfd)) != 0)
                 return vp_err(err, -r, "cannot run '%s': %s", prog, strerror(r));
 
         /* Allocated up front: once the child runs, its stderr must be
@@ -201,23 +228,7 @@ int vp_spawn(const char *const argv[], struct vp_error *err)
                         return vp_err(err, r, "cannot wait for '%s': %s", prog, strerror(-r));
                 }
         }
-
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 return 0;
-
-        if (WIFSIGNALED(status))
-                return vp_err(err, -EIO, "%s failed: killed by signal %d (%s)", prog,
-                              WTERMSIG(status), strsignal(WTERMSIG(status)));
-
-        line = last_line(tail, len);
-        if (line) {
-                /* qemu-img prefixes its messages with its own name. */
-                size_t pl = strlen(prog);
-                if (strncmp(line, prog, pl) == 0 && line[pl] == ':' && line[pl + 1] == ' ')
-                        line += pl + 2;
-                return vp_err(err, -EIO, "%s failed: %s", prog,
-                              escape_line(line, shown, sizeof(shown)));
-        }
-        return vp_err(err, -EIO, "%s failed with exit code %d", prog,
-                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return child_failure(prog, status, tail, len, err);
 }
