@@ -128,6 +128,12 @@ for r in $(seq 12); do
     wait "$pid" 2>/dev/null
     runs=$((runs + 1))
     id=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
+    if [ -z "$id" ]; then
+        # Killed after the allocation committed but before the id reached
+        # the output: the pool's unfinished migration is this one.
+        id=$(vpool migrate list --json |
+            jq -r '[.[] | select(.pool == "cr" and .state != "done" and .state != "aborted")] | last | .id // empty')
+    fi
     if [ "$killed" = yes ]; then injected=$((injected + 1)); fi
     if [ -n "$id" ] && [ "$(vpool migrate status "$id" --json | jq -r .state)" != done ]; then
         if [ $((r % 3)) = 0 ]; then
