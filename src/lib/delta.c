@@ -7,8 +7,11 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "model.h"
 #include "name.h"
 #include "runcmd.h"
+
+/* ---- the collection ------------------------------------------------------ */
 
 int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
                   struct vp_error *err)
@@ -212,5 +215,140 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const
                 return r;
         if (ret_m)
                 *ret_m = m;
+        return 0;
+}
+
+/* ---- the hand-over --------------------------------------------------------- */
+
+/* BASE.gGEN.EXT into NAME: the name a disk takes at generation GEN. */
+static void disk_name_at(char *name, size_t namesz, const char *base, const char *ext, int64_t gen)
+{
+        snprintf(name, namesz, "%s.g%lld.%s", base, (long long)gen, ext);
+}
+
+/* Whether NAME is BASE.EXT or BASE.gN.EXT. */
+static bool disk_name_of(const char *name, const char *base, const char *ext)
+{
+        size_t bl = strlen(base), el = strlen(ext), nl = strlen(name);
+        if (nl < bl + el + 1 || strncmp(name, base, bl) != 0 || name[bl] != '.' ||
+            !streq(name + nl - el, ext) || name[nl - el - 1] != '.')
+                return false;
+        if (nl == bl + 1 + el)
+                return true;
+        const char *g = name + bl + 1;
+        if (*g++ != 'g' || g >= name + nl - el - 1)
+                return false;
+        for (; g < name + nl - el - 1; g++)
+                if (*g < '0' || *g > '9')
+                        return false;
+        return true;
+}
+
+void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bump)
+{
+        snprintf(m->owner, sizeof(m->owner), "%s", to);
+        m->generation += bump;
+        disk_name_at(m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation);
+        if (m->data_disk[0])
+                disk_name_at(m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation);
+        if (m->nvram[0])
+                disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
+}
+
+/* Rename FROM to TO in the collection, durably. Done before is done. */
+static int rename_disk(int dfd, const char *label, const char *from, const char *to, struct vp_error *err)
+{
+        if (!from[0] || streq(from, to))
+                return 0;
+        if (renameat(dfd, from, dfd, to) < 0) {
+                struct stat st;
+                if (errno != ENOENT || fstatat(dfd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, from, strerror(errno));
+        }
+        if (fsync(dfd) < 0)
+                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
+        vp_fault_point("migrate.renamed");
+        return 0;
+}
+
+/* The manifest is the truth about the disks' names: a hand-over that died
+ * (or ran out of space) after renaming but before the manifest took the new
+ * names has its renames undone here, so what the manifest says exists. */
+static int settle_disk(int dfd, const char *label, const char *name, const char *base, const char *ext,
+                       struct vp_error *err)
+{
+        if (!name[0] || faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
+        }
+        char found[256] = "";
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (disk_name_of(de->d_name, base, ext) && strlen(de->d_name) < sizeof(found)) {
+                        snprintf(found, sizeof(found), "%s", de->d_name);
+                        n++;
+                }
+        closedir(d);
+        if (n != 1)
+                return vp_err(err, -ENOENT, "delta '%s': disk '%s' is missing%s", label, name,
+                              n > 1 ? " and several candidates exist" : "");
+        if (renameat(dfd, found, dfd, name) < 0 || fsync(dfd) < 0)
+                return vp_err(err, -errno, "cannot rename '%s/%s' back: %s", label, found, strerror(errno));
+        return 0;
+}
+
+static int settle_disks(int dfd, const char *label, const struct vp_manifest *m, struct vp_error *err)
+{
+        int k;
+        if ((k = settle_disk(dfd, label, m->overlay, "overlay", "qcow2", err)) < 0 ||
+            (k = settle_disk(dfd, label, m->data_disk, "data", "qcow2", err)) < 0)
+                return k;
+        return settle_disk(dfd, label, m->nvram, "nvram", "fd", err);
+}
+
+int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        struct vp_manifest m;
+        int k = vp_manifest_read(dfd, label, &m, err);
+        if (k < 0 || (k = settle_disks(dfd, label, &m, err)) < 0)
+                return k;
+        *ret_m = m;
+        return 0;
+}
+
+int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        struct vp_manifest m;
+        int k = vp_delta_settle(dfd, label, &m, err);
+        if (k < 0)
+                return k;
+        if (streq(m.owner, to) && m.generation > after_gen) {
+                *ret_m = m;
+                return 0;
+        }
+        if (!streq(m.owner, from))
+                return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s'; refusing",
+                              label, m.owner, (long long)m.generation, from);
+        struct vp_manifest next = m;
+        vp_delta_handed_manifest(&next, to, bump);
+        /* The disks take names carrying the new generation: any definition
+         * made for an older one (a stale host's domain) points at a file
+         * that no longer exists and cannot start. Renames keep the inodes:
+         * no byte moves. Files first, manifest last; a crash between is
+         * redone, since a rename already made is recognised. */
+        if ((k = rename_disk(dfd, label, m.overlay, next.overlay, err)) < 0 ||
+            (k = rename_disk(dfd, label, m.data_disk, next.data_disk, err)) < 0 ||
+            (k = rename_disk(dfd, label, m.nvram, next.nvram, err)) < 0 ||
+            (k = vp_manifest_write(dfd, &next, err)) < 0)
+                return k;
+        vp_fault_point(vp_owner_is_vm(to) ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
+        *ret_m = next;
         return 0;
 }
