@@ -1,6 +1,6 @@
 /* The hand-over of a user delta collection, against real files in a
- * temporary directory: the renames and the manifest, a redo, a crash
- * between them, settling, refusals, and a full file system. */
+ * storage root in a temporary directory: the renames and the manifest, a
+ * redo, a crash between them, settling, refusals, and a full file system. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,18 +24,29 @@
 #define VM "vm:desk-001"
 #define MIG "migration:5"
 
+/* A storage root in a temporary directory with one collection,
+ * deltas/desk/desk-001, open as FD. */
 struct coll {
-        char path[64];
+        char root[64];
+        struct vp_storage st;
+        char path[128];            /* the collection, as errors name it */
         int fd;
-        bool mounted;              /* a tmpfs of its own (test_enospc) */
+        bool mounted;              /* a tmpfs of its own (test_enospc_keeps_manifest) */
 };
+
+/* manifest.json as vp_delta_create leaves it for a UEFI VM with a data disk. */
+static const char manifest_json[] =
+        "{ \"version\": 1, \"pool\": \"desk\", \"vm\": \"desk-001\", \"owner\": \"vm:desk-001\", \"generation\": 1,\n"
+        "  \"identity\": { \"uuid\": \"5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b\", \"macs\": [ \"52:54:00:aa:bb:cc\" ],\n"
+        "                \"hostname\": \"desk-001\" },\n"
+        "  \"master\": \"/srv/vpool/images/g.qcow2\", \"master_format\": \"qcow2\",\n"
+        "  \"overlay\": \"overlay.qcow2\", \"data_disk\": \"data.qcow2\", \"nvram\": \"nvram.fd\" }\n";
 
 static void put(int dfd, const char *name, const char *text)
 {
-        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-        close(fd);
+        struct vp_error err = { 0 };
+        if (vp_write_file_atomic(dfd, name, text, strlen(text), 0644, &err) < 0)
+                fail_msg("%s", err.msg);
 }
 
 static bool exists(int dfd, const char *name)
@@ -54,73 +65,81 @@ static void assert_content(int dfd, const char *name, const char *text)
 
 static struct vp_manifest sample(void)
 {
-        struct vp_manifest m = { 0 };
-        strcpy(m.pool, "desk");
-        strcpy(m.vm, "desk-001");
-        strcpy(m.owner, VM);
-        m.generation = 1;
-        strcpy(m.uuid, "5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b");
-        strcpy(m.macs[0], "52:54:00:aa:bb:cc");
-        m.nmacs = 1;
-        strcpy(m.hostname, "desk-001");
-        strcpy(m.master, "/srv/vpool/images/g.qcow2");
-        strcpy(m.master_format, "qcow2");
-        strcpy(m.overlay, "overlay.qcow2");
-        strcpy(m.data_disk, "data.qcow2");
-        strcpy(m.nvram, "nvram.fd");
+        struct vp_manifest m;
+        struct vp_error err = { 0 };
+        if (vp_manifest_parse(manifest_json, "sample", &m, &err) < 0)
+                fail_msg("%s", err.msg);
         return m;
 }
 
-/* A collection as vp_delta_create leaves it, for a UEFI VM with a data
- * disk; each disk holds its own name, to tell them apart after renames. */
+/* The collection's files; each disk holds its own name, to tell them
+ * apart after renames. */
 static void populate(int dfd)
 {
-        struct vp_manifest m = sample();
-        assert_int_equal(vp_manifest_write(dfd, &m, NULL), 0);
+        put(dfd, VP_MANIFEST_NAME, manifest_json);
         put(dfd, "overlay.qcow2", "overlay");
         put(dfd, "data.qcow2", "data");
         put(dfd, "nvram.fd", "nvram");
 }
 
-static void remove_all(int dfd)
+static void open_collection(struct coll *c)
 {
-        DIR *d = fdopendir(dup(dfd));
-        struct dirent *de;
-        assert_non_null(d);
-        rewinddir(d);
-        while ((de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                        unlinkat(dirfd(d), de->d_name, 0);
-        closedir(d);
+        struct vp_error err = { 0 };
+        if (vp_delta_open(&c->st, "desk", "desk-001", &c->fd, &err) < 0)
+                fail_msg("%s", err.msg);
 }
 
-static int setup_dir(struct coll *c)
+static void make_collection(struct coll *c)
 {
-        strcpy(c->path, "/tmp/vp-test-delta-XXXXXX");
-        if (!mkdtemp(c->path))
-                return -1;
-        c->fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return c->fd < 0 ? -1 : 0;
+        _cleanup_free_ char *pool = vp_strdupf("%s/deltas/desk", c->root);
+        assert_true(mkdir(pool, 0755) == 0 || errno == EEXIST);
+        assert_int_equal(mkdir(c->path, 0755), 0);
+        open_collection(c);
+        populate(c->fd);
+}
+
+/* A collection as it was before the test touched it. */
+static void remake_collection(struct coll *c)
+{
+        close(c->fd);
+        assert_int_equal(vp_delta_remove(&c->st, "desk", "desk-001", NULL), 0);
+        make_collection(c);
+}
+
+/* An empty storage root in a new temporary directory. */
+static int make_storage(struct coll *c)
+{
+        strcpy(c->root, "/tmp/vp-test-delta-XXXXXX");
+        if (!mkdtemp(c->root))
+                return -errno;
+        snprintf(c->path, sizeof(c->path), "%s/deltas/desk/desk-001", c->root);
+        int k = vp_storage_init(c->root, NULL);
+        return k < 0 ? k : vp_storage_open(c->root, &c->st, NULL);
 }
 
 static int setup(void **state)
 {
         struct coll *c = calloc(1, sizeof(*c));
-        if (!c || setup_dir(c) < 0)
+        if (!c || make_storage(c) < 0)
                 return -1;
-        populate(c->fd);
+        make_collection(c);
         *state = c;
         return 0;
 }
 
 static int teardown(void **state)
 {
+        static const char *const layout[] = { "images", "deltas", "logs", "" };
         struct coll *c = *state;
-        remove_all(c->fd);
         close(c->fd);
         if (c->mounted)
                 umount2(c->path, MNT_DETACH);
-        rmdir(c->path);
+        vp_delta_remove(&c->st, "desk", "desk-001", NULL);
+        vp_storage_close(&c->st);
+        for (size_t i = 0; i < ELEMENTSOF(layout); i++) {
+                _cleanup_free_ char *dir = vp_strdupf("%s/%s", c->root, layout[i]);
+                rmdir(dir);
+        }
         free(c);
         return 0;
 }
@@ -129,8 +148,7 @@ static struct vp_manifest read_back(const struct coll *c)
 {
         struct vp_manifest m;
         struct vp_error err = { 0 };
-        int k = vp_manifest_read(c->fd, c->path, &m, &err);
-        if (k < 0)
+        if (vp_manifest_read(c->fd, c->path, &m, &err) < 0)
                 fail_msg("%s", err.msg);
         return m;
 }
@@ -142,19 +160,43 @@ static void assert_disks(const struct coll *c, const char *overlay, const char *
         assert_content(c->fd, nvram, "nvram");
 }
 
-/* Names ending in .tmp.XXXXXX left by an interrupted durable write. */
-static int count_temp_files(int dfd)
+/* The collection holds NAMES and nothing else (no temp file of a durable
+ * write, no disk under a second name). */
+static void assert_entries(const struct coll *c, const char *const *names, size_t n)
 {
-        DIR *d = fdopendir(dup(dfd));
-        struct dirent *de;
-        int n = 0;
-        assert_non_null(d);
-        rewinddir(d);
-        while ((de = readdir(d)))
-                if (strstr(de->d_name, ".tmp."))
-                        n++;
-        closedir(d);
-        return n;
+        struct dirent **list;
+        int found = scandirat(c->fd, ".", &list, NULL, alphasort);
+        assert_true(found >= 0);
+        size_t files = 0;
+        for (int i = 0; i < found; i++) {
+                const char *name = list[i]->d_name;
+                if (!streq(name, ".") && !streq(name, "..")) {
+                        size_t j = 0;
+                        while (j < n && !streq(name, names[j]))
+                                j++;
+                        if (j == n)
+                                fail_msg("unexpected '%s' in the collection", name);
+                        files++;
+                }
+                free(list[i]);
+        }
+        free(list);
+        assert_int_equal(files, n);
+}
+
+/* Hand the collection from the VM to migration 5 at generation 1, and see
+ * it done: owner, generation and disk names of generation 2. */
+static void assert_hands_to_migration(const struct coll *c)
+{
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+        if (vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_string_equal(m.owner, MIG);
+        assert_int_equal(m.generation, 2);
+        struct vp_manifest back = read_back(c);
+        assert_memory_equal(&back, &m, sizeof(m));
+        assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
 }
 
 static void test_handed_manifest(void **state)
@@ -180,51 +222,38 @@ static void test_handed_manifest(void **state)
 
 static void test_hand_over_renames(void **state)
 {
+        static const char *const after[] = { VP_MANIFEST_NAME, "overlay.g3.qcow2", "data.g3.qcow2", "nvram.g3.fd" };
         struct coll *c = *state;
         struct vp_error err = { 0 };
         struct vp_manifest m;
-        struct stat before, after;
+        struct stat before, now;
 
         assert_int_equal(fstatat(c->fd, "overlay.qcow2", &before, 0), 0);
-        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
-        assert_string_equal(m.owner, MIG);
-        assert_int_equal(m.generation, 2);
-        assert_string_equal(m.overlay, "overlay.g2.qcow2");
-        assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
+        assert_hands_to_migration(c);
         assert_false(exists(c->fd, "overlay.qcow2"));
-        assert_false(exists(c->fd, "data.qcow2"));
-        assert_false(exists(c->fd, "nvram.fd"));
         /* A rename: the same inode, no byte copied. */
-        assert_int_equal(fstatat(c->fd, "overlay.g2.qcow2", &after, 0), 0);
-        assert_int_equal(before.st_ino, after.st_ino);
-
-        struct vp_manifest back = read_back(c);
-        assert_memory_equal(&back, &m, sizeof(m));
+        assert_int_equal(fstatat(c->fd, "overlay.g2.qcow2", &now, 0), 0);
+        assert_int_equal(before.st_ino, now.st_ino);
 
         /* And on to the VM again, one generation later. */
         assert_int_equal(vp_delta_hand_over(c->fd, c->path, MIG, VM, 2, 1, &m, &err), 0);
         assert_string_equal(m.owner, VM);
         assert_int_equal(m.generation, 3);
-        assert_disks(c, "overlay.g3.qcow2", "data.g3.qcow2", "nvram.g3.fd");
-        assert_false(exists(c->fd, "overlay.g2.qcow2"));
-        back = read_back(c);
+        assert_string_equal(m.overlay, "overlay.g3.qcow2");
+        struct vp_manifest back = read_back(c);
         assert_memory_equal(&back, &m, sizeof(m));
-        assert_int_equal(count_temp_files(c->fd), 0);
+        assert_disks(c, "overlay.g3.qcow2", "data.g3.qcow2", "nvram.g3.fd");
+        assert_entries(c, after, ELEMENTSOF(after));
 }
 
 static void test_hand_over_redo(void **state)
 {
         struct coll *c = *state;
-        struct vp_error err = { 0 };
-        struct vp_manifest m, again;
 
-        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
-        /* The same hand-over again (a resume after it was recorded on
-         * storage but not in the catalog): nothing changes. */
-        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &again, &err), 0);
-        assert_memory_equal(&again, &m, sizeof(m));
-        assert_int_equal(read_back(c).generation, 2);
-        assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
+        assert_hands_to_migration(c);
+        /* The same hand-over again (a resume after it was made on storage
+         * but before the catalog recorded it): nothing changes. */
+        assert_hands_to_migration(c);
 }
 
 /* Run the hand-over VM → MIG in a child killed at fault point POINT. */
@@ -253,8 +282,8 @@ static void test_crash_between_rename_and_manifest(void **state)
                 struct vp_error err = { 0 };
                 struct vp_manifest m;
 
-                remove_all(c->fd);
-                populate(c->fd);
+                if (i > 0)
+                        remake_collection(c);
                 hand_over_killed_at(c, points[i]);
                 /* Killed after its I+1 renames: the manifest still names
                  * the old disks, the first of them is gone. */
@@ -271,25 +300,18 @@ static void test_crash_between_rename_and_manifest(void **state)
                 assert_false(exists(c->fd, "overlay.g2.qcow2"));
 
                 /* And the hand-over done again completes. */
-                assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
-                assert_int_equal(m.generation, 2);
-                assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
+                assert_hands_to_migration(c);
         }
 }
 
 static void test_crash_after_manifest(void **state)
 {
         struct coll *c = *state;
-        struct vp_error err = { 0 };
-        struct vp_manifest m;
 
         hand_over_killed_at(c, "migrate.manifest-to-migration:1");
         assert_int_equal(read_back(c).generation, 2);
         /* The redo recognises a hand-over already made. */
-        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
-        assert_string_equal(m.owner, MIG);
-        assert_int_equal(m.generation, 2);
-        assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
+        assert_hands_to_migration(c);
 }
 
 static void test_settle_two_candidates_refused(void **state)
@@ -355,16 +377,15 @@ static const char *private_mounts(void)
         return NULL;
 }
 
-/* Mount a tmpfs of SIZE over C's directory. */
-static void mount_small_tmpfs(struct coll *c, const char *size)
+/* The collection again, on a tmpfs of SIZE of its own. */
+static void remake_on_small_tmpfs(struct coll *c, const char *size)
 {
-        remove_all(c->fd);
+        close(c->fd);
         if (mount("tmpfs", c->path, "tmpfs", MS_NOSUID | MS_NODEV, size) < 0)
                 fail_msg("cannot mount a tmpfs on '%s': %s", c->path, strerror(errno));
         c->mounted = true;
-        close(c->fd);
-        c->fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(c->fd >= 0);
+        open_collection(c);
+        populate(c->fd);
 }
 
 /* Write to NAME until the file system is full. */
@@ -373,8 +394,7 @@ static void fill(int dfd, const char *name)
         static char block[4096];
         int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
-        ssize_t w;
-        while ((w = write(fd, block, sizeof(block))) > 0)
+        while (write(fd, block, sizeof(block)) > 0)
                 ;
         assert_int_equal(errno, ENOSPC);
         /* Whatever fits of a smaller write, too: not a byte is left. */
@@ -385,33 +405,30 @@ static void fill(int dfd, const char *name)
 
 static void test_enospc_keeps_manifest(void **state)
 {
+        static const char *const before_names[] = { VP_MANIFEST_NAME, "overlay.qcow2", "data.qcow2", "nvram.fd",
+                                                    "filler" };
         struct coll *c = *state;
         struct vp_error err = { 0 };
         struct vp_manifest m;
 
-        mount_small_tmpfs(c, "size=256k");
-        populate(c->fd);
+        remake_on_small_tmpfs(c, "size=256k");
         struct vp_manifest before = read_back(c);
         fill(c->fd, "filler");
 
         assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), -ENOSPC);
-        /* The manifest is the one before, whole, and no temp file is left. */
+        /* The manifest is the one before, whole. */
         struct vp_manifest after = read_back(c);
         assert_memory_equal(&after, &before, sizeof(before));
-        assert_int_equal(count_temp_files(c->fd), 0);
 
-        /* Settled, the disks carry the names that manifest gives them. */
+        /* Settled, the disks carry the names that manifest gives them, and
+         * the failed write left no temp file. */
         assert_int_equal(vp_delta_settle(c->fd, c->path, &m, &err), 0);
         assert_disks(c, "overlay.qcow2", "data.qcow2", "nvram.fd");
-        assert_false(exists(c->fd, "overlay.g2.qcow2"));
-        assert_false(exists(c->fd, "data.g2.qcow2"));
-        assert_false(exists(c->fd, "nvram.g2.fd"));
+        assert_entries(c, before_names, ELEMENTSOF(before_names));
 
         /* With room again, the hand-over goes through. */
         assert_int_equal(unlinkat(c->fd, "filler", 0), 0);
-        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
-        assert_int_equal(read_back(c).generation, 2);
-        assert_disks(c, "overlay.g2.qcow2", "data.g2.qcow2", "nvram.g2.fd");
+        assert_hands_to_migration(c);
 }
 
 /* With "enospc", the case that needs a file system of its own: exit 77
