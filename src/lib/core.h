@@ -7,6 +7,7 @@
 #include "hv.h"
 #include "model.h"
 #include "storage.h"
+#include "delta.h"
 
 #define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
 

@@ -1,46 +1,12 @@
 #include "migrate.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
+#include "lock.h"
 #include "name.h"
 
 #define VP_DEFAULT_PARALLEL 8
-
-/* Steps in the order a VM goes through them; "returned" ends an abort. */
-static const char *const steps[] = { "pending", "stopping", "locked", "provisioned", "handed_over", "done" };
-
-static int step_index(const char *s)
-{
-        for (size_t i = 0; i < ELEMENTSOF(steps); i++)
-                if (streq(s, steps[i]))
-                        return (int)i;
-        return -1;
-}
-
-int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err)
-{
-        int r = vp_name_check("pool", pool, err);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *path = vp_strdupf("%s.pool-%s.lock", ctx->catalog_path, pool);
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return vp_err(err, -errno, "cannot open lock '%s': %s", path, strerror(errno));
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                int e = errno;
-                close(fd);
-                if (e == EWOULDBLOCK)
-                        return vp_err(err, -EBUSY, "pool '%s' is busy: another vpool process is working on it", pool);
-                return vp_err(err, -e, "cannot lock '%s': %s", path, strerror(e));
-        }
-        *ret_fd = fd;
-        return 0;
-}
 
 bool vp_migration_active(struct vp_ctx *ctx, int64_t id)
 {
@@ -55,14 +21,18 @@ bool vp_migration_active(struct vp_ctx *ctx, int64_t id)
         return r == -EBUSY;
 }
 
-static int unfinished_migration(struct vp_ctx *ctx, int64_t pool_id, int64_t *ret_id, struct vp_error *err);
+static void set_pool_state(struct vp_pool *pool, enum vp_pool_state state)
+{
+        free(pool->state);
+        pool->state = vp_strdup(vp_pool_state_to_string(state));
+}
 
 /* ---- the run: shared state of the worker threads ------------------------ */
 
 /* A VM's step waiting to be committed (see record_step). */
 struct step_rec {
         struct vp_migvm *mv;
-        const char *step;
+        enum vp_step step;
         int64_t gen;
         const char *detail;
         const struct vp_vm *vm;
@@ -186,13 +156,14 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
         pthread_mutex_lock(&r->cat_lock);
         int k = vp_catalog_begin(c, err);
         for (struct step_rec *q = batch; q && k >= 0; q = q->next) {
+                char *step = (char *)vp_step_to_string(q->step);
                 struct vp_migvm row = *q->mv;
-                row.step = (char *)q->step;
+                row.step = step;
                 row.error = (char *)"";
                 row.updated = now;
                 row.generation = q->gen;
                 struct vp_journal j = {
-                        .migration_id = r->mig.id, .vm_name = q->mv->vm_name, .step = (char *)q->step,
+                        .migration_id = r->mig.id, .vm_name = q->mv->vm_name, .step = step,
                         .generation = q->gen, .detail = (char *)(q->detail ? q->detail : ""), .at = now,
                 };
                 if ((k = vp_row_update(c, &vp_table_migvm, &row, err)) >= 0 &&
@@ -209,7 +180,7 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
                 free(mv->step);
                 free(mv->error);
                 free(mv->updated);
-                mv->step = vp_strdup(q->step);
+                mv->step = vp_strdup(vp_step_to_string(q->step));
                 mv->error = vp_strdup("");
                 mv->updated = vp_strdup(now);
                 mv->generation = q->gen;
@@ -224,7 +195,7 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
  * transaction (a group commit): while one worker commits, the others queue
  * their steps, and the first of them to wake commits the queue as the next
  * batch. Each VM still waits for its own step to be durable. */
-static int record_step(struct run *r, struct vp_migvm *mv, const char *step, int64_t gen,
+static int record_step(struct run *r, struct vp_migvm *mv, enum vp_step step, int64_t gen,
                        const char *detail, const struct vp_vm *vm, struct vp_error *err)
 {
         struct step_rec me = { .mv = mv, .step = step, .gen = gen, .detail = detail, .vm = vm };
@@ -255,9 +226,10 @@ static int record_step(struct run *r, struct vp_migvm *mv, const char *step, int
                         q->result = k;
                         q->err = berr;
                         if (k >= 0) {
-                                emit(r, q->mv->vm_name, q->step, q->gen, NULL);
+                                const char *name = vp_step_to_string(q->step);
+                                emit(r, q->mv->vm_name, name, q->gen, NULL);
                                 char point[64];
-                                snprintf(point, sizeof(point), "migrate.%s", q->step);
+                                snprintf(point, sizeof(point), "migrate.%s", name);
                                 vp_fault_point(point);
                         }
                         q->done = true;
@@ -280,7 +252,7 @@ static void record_error(struct run *r, struct vp_migvm *mv, const char *msg)
         free(mv->updated);
         mv->updated = vp_now_iso();
         struct vp_journal j = {
-                .migration_id = r->mig.id, .vm_name = mv->vm_name, .step = (char *)"error",
+                .migration_id = r->mig.id, .vm_name = mv->vm_name, .step = (char *)VP_JOURNAL_ERROR,
                 .generation = mv->generation, .detail = (char *)msg, .at = mv->updated,
         };
         if (vp_catalog_begin(c, NULL) >= 0 && vp_row_update(c, &vp_table_migvm, mv, NULL) >= 0 &&
@@ -299,133 +271,6 @@ static int load_vm_locked(struct run *r, int64_t id, struct vp_vm *vm, struct vp
         pthread_mutex_lock(&r->cat_lock);
         int k = vp_row_get_id(r->ctx->cat, &vp_table_vm, id, vm, err);
         pthread_mutex_unlock(&r->cat_lock);
-        return k;
-}
-
-/* BASE.gGEN.EXT into NAME: the name a disk takes at generation GEN. */
-static void disk_name_at(char *name, size_t namesz, const char *base, const char *ext, int64_t gen)
-{
-        snprintf(name, namesz, "%s.g%lld.%s", base, (long long)gen, ext);
-}
-
-/* What the manifest M becomes when TO takes it over: owner TO, the
- * generation bumped by BUMP, and every disk renamed to carry it. */
-static void handed_manifest(struct vp_manifest *m, const char *to, int64_t bump)
-{
-        snprintf(m->owner, sizeof(m->owner), "%s", to);
-        m->generation += bump;
-        disk_name_at(m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation);
-        if (m->data_disk[0])
-                disk_name_at(m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation);
-        if (m->nvram[0])
-                disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
-}
-
-/* Rename FROM to TO in the collection, durably. Done before is done. */
-static int rename_disk(int dfd, const char *label, const char *from, const char *to, struct vp_error *err)
-{
-        if (!from[0] || streq(from, to))
-                return 0;
-        if (renameat(dfd, from, dfd, to) < 0) {
-                struct stat st;
-                if (errno != ENOENT || fstatat(dfd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, from, strerror(errno));
-        }
-        if (fsync(dfd) < 0)
-                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
-        vp_fault_point("migrate.renamed");
-        return 0;
-}
-
-/* Whether NAME is BASE.EXT or BASE.gN.EXT. */
-static bool disk_name_of(const char *name, const char *base, const char *ext)
-{
-        size_t bl = strlen(base), el = strlen(ext), nl = strlen(name);
-        if (nl < bl + el + 1 || strncmp(name, base, bl) != 0 || name[bl] != '.' ||
-            !streq(name + nl - el, ext) || name[nl - el - 1] != '.')
-                return false;
-        if (nl == bl + 1 + el)
-                return true;
-        const char *g = name + bl + 1;
-        if (*g++ != 'g' || g >= name + nl - el - 1)
-                return false;
-        for (; g < name + nl - el - 1; g++)
-                if (*g < '0' || *g > '9')
-                        return false;
-        return true;
-}
-
-/* The manifest is the truth about the disks' names: a hand-over that died
- * (or ran out of space) after renaming but before the manifest took the new
- * names has its renames undone here, so what the manifest says exists. */
-static int settle_disk(int dfd, const char *label, const char *name, const char *base, const char *ext,
-                       struct vp_error *err)
-{
-        if (!name[0] || faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-                return 0;
-        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
-                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
-        }
-        char found[256] = "";
-        int n = 0;
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (disk_name_of(de->d_name, base, ext) && strlen(de->d_name) < sizeof(found)) {
-                        snprintf(found, sizeof(found), "%s", de->d_name);
-                        n++;
-                }
-        closedir(d);
-        if (n != 1)
-                return vp_err(err, -ENOENT, "delta '%s': disk '%s' is missing%s", label, name,
-                              n > 1 ? " and several candidates exist" : "");
-        if (renameat(dfd, found, dfd, name) < 0 || fsync(dfd) < 0)
-                return vp_err(err, -errno, "cannot rename '%s/%s' back: %s", label, found, strerror(errno));
-        return 0;
-}
-
-static int settle_disks(int dfd, const char *label, const struct vp_manifest *m, struct vp_error *err)
-{
-        int k;
-        if ((k = settle_disk(dfd, label, m->overlay, "overlay", "qcow2", err)) < 0 ||
-            (k = settle_disk(dfd, label, m->data_disk, "data", "qcow2", err)) < 0)
-                return k;
-        return settle_disk(dfd, label, m->nvram, "nvram", "fd", err);
-}
-
-/* Rewrite the manifest so FROM hands the delta to TO (see
- * handed_manifest). Idempotent: a manifest already owned by TO at a
- * generation past AFTER_GEN is left alone. Any other owner is refused:
- * someone else holds it. */
-static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
-                     int64_t bump, struct vp_manifest *m, struct vp_error *err)
-{
-        int k = vp_manifest_read(dfd, label, m, err);
-        if (k < 0 || (k = settle_disks(dfd, label, m, err)) < 0)
-                return k;
-        if (streq(m->owner, to) && m->generation > after_gen)
-                return 0;
-        if (!streq(m->owner, from))
-                return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s'; refusing",
-                              label, m->owner, (long long)m->generation, from);
-        struct vp_manifest next = *m;
-        handed_manifest(&next, to, bump);
-        /* The disks take names carrying the new generation: any definition
-         * made for an older one (a stale host's domain) points at a file
-         * that no longer exists and cannot start. Renames keep the inodes:
-         * no byte moves. Files first, manifest last; a crash between is
-         * redone, since a rename already made is recognised. */
-        if ((k = rename_disk(dfd, label, m->overlay, next.overlay, err)) < 0 ||
-            (k = rename_disk(dfd, label, m->data_disk, next.data_disk, err)) < 0 ||
-            (k = rename_disk(dfd, label, m->nvram, next.nvram, err)) < 0)
-                return k;
-        *m = next;
-        k = vp_manifest_write(dfd, m, err);
-        if (k >= 0)
-                vp_fault_point(strncmp(to, "vm:", 3) == 0 ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
         return k;
 }
 
@@ -455,202 +300,317 @@ static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct v
         return vp_err(err, -EHOSTUNREACH, "env '%s' is unreachable", e ? e->name : "?");
 }
 
-static bool mv_needs_source(const struct vp_migvm *mv)
+/* ---- one VM: its move, or its return by an abort -------------------------- */
+
+/* What every step of one VM works with, filled once by job_load and the
+ * connect of its direction (move_connect, return_connect). */
+struct vm_job {
+        struct run *r;
+        struct vp_migvm *mv;
+        struct vp_vm vm;               /* its catalog row; a hand-over rewrites it */
+        int dfd;                       /* its user delta collection */
+        char vm_owner[VP_OWNER_MAX];   /* the owner tokens of the VM and of the migration */
+        char mig_owner[VP_OWNER_MAX];
+        struct vp_env *src, *dst;
+        struct vp_profile *sp, *dp;
+        virConnectPtr sc, dc;          /* NULL where not needed (or fenced, unreachable) */
+        bool fenced;                   /* the source did not answer; the operator vouches it is off */
+};
+
+/* A step function takes the VM from the step it is at to the next and
+ * records that step; it returns 0 once the step is durable. */
+typedef int (*step_fn)(struct vm_job *j, struct vp_error *err);
+
+static enum vp_step job_step(const struct vm_job *j)
 {
-        return streq(mv->step, "pending") || streq(mv->step, "stopping");
+        return vp_step_from_string(j->mv->step);
 }
 
-static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
+static int job_load(struct run *r, struct vp_migvm *mv, struct vm_job *j, struct vp_error *err)
 {
-        struct vp_vm vm = { 0 };
-        int k = load_vm_locked(r, mv->vm_id, &vm, err);
+        *j = (struct vm_job){ .r = r, .mv = mv, .dfd = -1 };
+        int k = load_vm_locked(r, mv->vm_id, &j->vm, err);
         if (k < 0)
                 return k;
-        _cleanup_close_ int dfd = -1;
-        struct vp_manifest m;
-        char vm_owner[96], mig_owner[96];
-        snprintf(vm_owner, sizeof(vm_owner), "vm:%s", vm.name);
-        snprintf(mig_owner, sizeof(mig_owner), "migration:%lld", (long long)r->mig.id);
-        struct vp_env *dst = env_by_id(r, r->mig.to_env_id);
-        struct vp_profile *dp = prof_by_id(r, r->mig.to_profile_id);
-        virConnectPtr sc = NULL, dc = NULL;
-        char *xml = NULL;
+        vp_owner_vm(j->vm_owner, j->vm.name);
+        vp_owner_migration(j->mig_owner, r->mig.id);
+        j->src = env_by_id(r, mv->src_env_id);
+        j->dst = env_by_id(r, r->mig.to_env_id);
+        j->sp = prof_by_id(r, mv->src_profile_id);
+        j->dp = prof_by_id(r, r->mig.to_profile_id);
+        return 0;
+}
 
-        if ((k = vp_delta_open(&r->ctx->st, r->pool.name, vm.name, &dfd, err)) < 0 ||
-            (k = need_conn(r, dst->id, &dc, err)) < 0)
-                goto out;
-        /* Only a step that needs the source asks for it: a fenced source
-         * (powered off, the operator said so) is passed by. */
-        bool fenced = false;
-        if (mv_needs_source(mv) && (k = need_conn(r, mv->src_env_id, &sc, err)) < 0) {
-                if (!r->mig.source_fenced)
-                        goto out;
-                fenced = true;
-                k = 0;
+static void job_clear(struct vm_job *j)
+{
+        vp_closep(&j->dfd);
+        vp_row_clear(&vp_table_vm, &j->vm);
+}
+
+static int job_open_delta(struct vm_job *j, struct vp_error *err)
+{
+        return vp_delta_open(&j->r->ctx->st, j->r->pool.name, j->vm.name, &j->dfd, err);
+}
+
+/* The VM row follows the manifest M a hand-over left. */
+static void job_take_owner(struct vm_job *j, const struct vp_manifest *m)
+{
+        free(j->vm.owner);
+        j->vm.owner = vp_strdup(m->owner);
+        j->vm.generation = m->generation;
+}
+
+/* Run STEPS from the step the VM is at until one has no function: each
+ * records its step before the next begins. A step that recorded nothing
+ * ends the run rather than repeat. */
+static int run_steps(struct vm_job *j, const step_fn steps[VP_STEP_MAX], struct vp_error *err)
+{
+        for (;;) {
+                enum vp_step s = job_step(j);
+                if (s < 0 || s >= VP_STEP_MAX || !steps[s])
+                        return 0;
+                int k = steps[s](j, err);
+                if (k < 0 || job_step(j) == s)
+                        return k;
         }
+}
 
-        if (streq(mv->step, "pending")) {
-                const char *state = "unknown";
-                if (!fenced && (k = vp_hv_state(sc, vm.name, &state, err)) < 0)
-                        goto out;
-                /* Remembered before the shutdown: the target starts only if the
-                 * source ran; an unreachable fenced source counts as running. */
-                mv->source_running = fenced || streq(state, "running") || streq(state, "paused");
-                k = record_step(r, mv, "stopping", mv->generation,
-                                fenced ? "source unreachable, fenced by the operator"
-                                       : mv->source_running ? "source running" : "source not running", NULL, err);
+/* pending → stopping. Whether the source runs is remembered before the
+ * shutdown: the target starts only if the source ran; an unreachable
+ * fenced source counts as running. */
+static int move_note_source(struct vm_job *j, struct vp_error *err)
+{
+        bool running = j->fenced;
+        if (!j->fenced) {
+                const char *state;
+                int k = vp_hv_state(j->sc, j->vm.name, &state, err);
                 if (k < 0)
-                        goto out;
+                        return k;
+                running = vp_vm_state_active(vp_vm_state_from_string(state));
         }
-        if (streq(mv->step, "stopping")) {
-                /* Lock: the source stops, loses its definition, and the
-                 * migration takes the delta over at a new generation. */
-                if (!fenced) {
-                        k = vp_hv_stop(sc, vm.name, (int)r->mig.shutdown_timeout, true, err);
-                        if (k < 0 && k != -ENOENT)
-                                goto out;
-                        vp_fault_point("migrate.source-stopped");
-                        if ((k = vp_hv_undefine(sc, vm.name, true, err)) < 0)
-                                goto out;
-                        vp_fault_point("migrate.source-undefined");
-                }
-                if ((k = hand_over(dfd, vm.delta_path, vm_owner, mig_owner, mv->generation, 1, &m, err)) < 0)
-                        goto out;
-                free(vm.owner);
-                vm.owner = vp_strdup(m.owner);
-                vm.generation = m.generation;
-                if ((k = record_step(r, mv, "locked", m.generation, NULL, &vm, err)) < 0)
-                        goto out;
+        j->mv->source_running = running;
+        return record_step(j->r, j->mv, VP_STEP_STOPPING, j->mv->generation,
+                           j->fenced ? "source unreachable, fenced by the operator"
+                                     : running ? "source running" : "source not running", NULL, err);
+}
+
+/* stopping → locked. The source stops, loses its definition, and the
+ * migration takes the delta over at a new generation. */
+static int move_lock(struct vm_job *j, struct vp_error *err)
+{
+        int k;
+        if (!j->fenced) {
+                k = vp_hv_stop(j->sc, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err);
+                if (k < 0 && k != -ENOENT)
+                        return k;
+                vp_fault_point("migrate.source-stopped");
+                if ((k = vp_hv_undefine(j->sc, j->vm.name, true, err)) < 0)
+                        return k;
+                vp_fault_point("migrate.source-undefined");
         }
-        if (streq(mv->step, "locked")) {
-                /* Provision: the target's domain, with the VM's identity and the
-                 * new hardware. Its disks carry the names the unlock will give
-                 * them; until then no such file exists, so it cannot start and
-                 * holds nothing, and the unlock is the rename alone. */
-                if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0)
-                        goto out;
-                struct vp_manifest unlocked = m;
-                handed_manifest(&unlocked, vm_owner, 1);
-                if (!(xml = vp_vm_xml(r->ctx, dst, &r->im, dp, &unlocked, vm.delta_path, err))) {
-                        k = err ? err->code : -EINVAL;
-                        goto out;
-                }
-                if ((k = define_domain(r, dc, xml, err)) < 0)
-                        goto out;
-                free(xml);
-                xml = NULL;
-                if ((k = record_step(r, mv, "provisioned", m.generation, NULL, NULL, err)) < 0)
-                        goto out;
+        struct vp_manifest m;
+        if ((k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->vm_owner, j->mig_owner, j->mv->generation, 1, &m,
+                                    err)) < 0)
+                return k;
+        job_take_owner(j, &m);
+        return record_step(j->r, j->mv, VP_STEP_LOCKED, m.generation, NULL, &j->vm, err);
+}
+
+/* locked → provisioned. The target's domain, with the VM's identity and
+ * the new hardware. Its disks carry the names the unlock will give them;
+ * until then no such file exists, so it cannot start and holds nothing,
+ * and the unlock is the rename alone. */
+static int move_provision(struct vm_job *j, struct vp_error *err)
+{
+        struct run *r = j->r;
+        struct vp_manifest m;
+        int k = vp_manifest_read(j->dfd, j->vm.delta_path, &m, err);
+        if (k < 0)
+                return k;
+        struct vp_manifest unlocked = m;
+        vp_delta_handed_manifest(&unlocked, j->vm_owner, 1);
+        _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err);
+        if (!xml)
+                return err ? err->code : -EINVAL;
+        if ((k = define_domain(r, j->dc, xml, err)) < 0)
+                return k;
+        return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, NULL, NULL, err);
+}
+
+/* provisioned → handed_over. Unlock to the target VM alone: its disks pass
+ * the checks again right before they take the names its domain has. */
+static int move_unlock(struct vm_job *j, struct vp_error *err)
+{
+        struct run *r = j->r;
+        struct vp_manifest m;
+        int k;
+        if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
+            (k = vp_delta_check(&r->ctx->st, r->pool.name, j->vm.name, r->im.path, r->im.format, NULL, err)) < 0 ||
+            (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
+                                    err)) < 0)
+                return k;
+        job_take_owner(j, &m);
+        j->vm.env_id = j->dst->id;
+        j->vm.profile_id = j->dp->id;
+        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
+}
+
+/* handed_over → done: the target starts if the source ran. */
+static int move_start(struct vm_job *j, struct vp_error *err)
+{
+        struct vp_migvm *mv = j->mv;
+        int k;
+        if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
+                /* QEMU locks its images: a source process still alive on a
+                 * host that was only unreachable keeps it. */
+                if (strstr(err->msg, "lock"))
+                        vp_err(err, -EBUSY, "its disk is locked by another QEMU process: the source still runs "
+                               "it and is not fenced; stop that process (power the host off), then "
+                               "'vpool migrate resume %lld'", (long long)j->r->mig.id);
+                return k;
         }
-        if (streq(mv->step, "provisioned")) {
-                /* Unlock to the target VM alone: its disks pass the checks
-                 * again right before they take the names its domain has. */
-                if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
-                    (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0 ||
-                    (k = vp_delta_check(&r->ctx->st, r->pool.name, vm.name, r->im.path, r->im.format, NULL, err)) < 0)
-                        goto out;
-                if ((k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, 1, &m, err)) < 0)
-                        goto out;
-                free(vm.owner);
-                vm.owner = vp_strdup(m.owner);
-                vm.generation = m.generation;
-                vm.env_id = dst->id;
-                vm.profile_id = dp->id;
-                if ((k = record_step(r, mv, "handed_over", m.generation, NULL, &vm, err)) < 0)
-                        goto out;
+        return record_step(j->r, mv, VP_STEP_DONE, mv->generation, mv->source_running ? "started" : NULL, NULL, err);
+}
+
+/* What a move does at each step to reach the next; done has nothing left. */
+static const step_fn move_steps[VP_STEP_MAX] = {
+        [VP_STEP_PENDING] = move_note_source,
+        [VP_STEP_STOPPING] = move_lock,
+        [VP_STEP_LOCKED] = move_provision,
+        [VP_STEP_PROVISIONED] = move_unlock,
+        [VP_STEP_HANDED_OVER] = move_start,
+};
+
+/* A move always needs the target; the source only at a step before the
+ * lock. A fenced source (powered off, the operator said so) is passed by. */
+static int move_connect(struct vm_job *j, struct vp_error *err)
+{
+        int k = need_conn(j->r, j->dst->id, &j->dc, err);
+        if (k < 0)
+                return k;
+        enum vp_step s = job_step(j);
+        if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
+                return 0;
+        if ((k = need_conn(j->r, j->mv->src_env_id, &j->sc, err)) < 0) {
+                if (!j->r->mig.source_fenced)
+                        return k;
+                j->fenced = true;
         }
-        if (streq(mv->step, "handed_over")) {
-                if (mv->source_running && (k = vp_hv_start(dc, vm.name, err)) < 0) {
-                        /* QEMU locks its images: a source process still alive
-                         * on a host that was only unreachable keeps it. */
-                        if (strstr(err->msg, "lock"))
-                                vp_err(err, -EBUSY, "its disk is locked by another QEMU process: the source still runs "
-                                       "it and is not fenced; stop that process (power the host off), then "
-                                       "'vpool migrate resume %lld'", (long long)r->mig.id);
-                        goto out;
-                }
-                k = record_step(r, mv, "done", mv->generation, mv->source_running ? "started" : NULL, NULL, err);
-        }
-out:
-        free(xml);
-        vp_row_clear(&vp_table_vm, &vm);
+        return 0;
+}
+
+/* Load MV's job, open its delta, CONNECT as its direction needs, and run
+ * STEPS. Errors past the load name the VM. */
+static int run_job(struct run *r, struct vp_migvm *mv, int (*connect)(struct vm_job *j, struct vp_error *err),
+                   const step_fn steps[VP_STEP_MAX], struct vp_error *err)
+{
+        struct vm_job j;
+        int k = job_load(r, mv, &j, err);
+        if (k < 0)
+                return k;
+        if ((k = job_open_delta(&j, err)) >= 0 && (k = connect(&j, err)) >= 0)
+                k = run_steps(&j, steps, err);
+        job_clear(&j);
         if (k < 0)
                 vp_err_prefix(err, "vm '%s'", mv->vm_name);
         return k;
 }
 
-static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
+static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
 {
-        int idx = step_index(mv->step);
-        if (idx < 0 || idx >= step_index("handed_over"))
-                return 0;   /* handed over, or already returned: stays where it is */
-        if (idx == 0)
-                return record_step(r, mv, "returned", mv->generation, "nothing had changed", NULL, err);
+        return run_job(r, mv, move_connect, move_steps, err);
+}
 
-        struct vp_vm vm = { 0 };
-        int k = load_vm_locked(r, mv->vm_id, &vm, err);
+/* The target's domain goes first, so nothing but the source can hold the
+ * delta afterwards. An unreachable target keeps it for fsck --repair. On
+ * the same env, a VM that had not been stopped yet keeps running. */
+static int return_drop_target(struct vm_job *j, struct vp_error *err)
+{
+        if (!j->dc || (j->src->id == j->r->mig.to_env_id && job_step(j) == VP_STEP_STOPPING))
+                return 0;
+        return vp_hv_undefine(j->dc, j->vm.name, true, err);
+}
+
+/* The delta back to the VM: *M its manifest then. */
+static int return_reclaim(struct vm_job *j, struct vp_manifest *m, struct vp_error *err)
+{
+        const char *label = j->vm.delta_path;
+        int k = vp_delta_settle(j->dfd, label, m, err);
         if (k < 0)
                 return k;
-        _cleanup_close_ int dfd = -1;
-        struct vp_manifest m;
-        char vm_owner[96], mig_owner[96];
-        snprintf(vm_owner, sizeof(vm_owner), "vm:%s", vm.name);
-        snprintf(mig_owner, sizeof(mig_owner), "migration:%lld", (long long)r->mig.id);
-        struct vp_env *src = env_by_id(r, mv->src_env_id);
-        struct vp_profile *sp = prof_by_id(r, mv->src_profile_id);
-        virConnectPtr sc = NULL, dc = NULL;
-        char *xml = NULL;
-
-        if ((k = vp_delta_open(&r->ctx->st, r->pool.name, vm.name, &dfd, err)) < 0 ||
-            (k = need_conn(r, src->id, &sc, err)) < 0)
-                goto out;
-        /* The target's domain goes first, so nothing but the source can
-         * hold the delta afterwards. An unreachable target keeps it for
-         * fsck --repair. On the same env, a VM that had not been stopped
-         * yet keeps running. */
-        dc = conn_by_id(r, r->mig.to_env_id);
-        if (dc && !(src->id == r->mig.to_env_id && idx == step_index("stopping")) &&
-            (k = vp_hv_undefine(dc, vm.name, true, err)) < 0)
-                goto out;
-        if ((k = vp_manifest_read(dfd, vm.delta_path, &m, err)) < 0 ||
-            (k = settle_disks(dfd, vm.delta_path, &m, err)) < 0)
-                goto out;
         /* The provisioned domain names the disks of the generation after
          * the migration's, and may outlive this on a target that did not
          * answer: the delta comes back one generation later, under names no
          * domain was given. Handed to the VM already (the step not yet
          * recorded), it takes new names the same way. */
-        if (streq(m.owner, mig_owner))
-                k = hand_over(dfd, vm.delta_path, mig_owner, vm_owner, mv->generation, 2, &m, err);
-        else if (streq(m.owner, vm_owner) && m.generation > mv->generation)
-                k = hand_over(dfd, vm.delta_path, vm_owner, vm_owner, m.generation, 1, &m, err);
+        if (streq(m->owner, j->mig_owner))
+                k = vp_delta_hand_over(j->dfd, label, j->mig_owner, j->vm_owner, j->mv->generation, 2, m, err);
+        else if (streq(m->owner, j->vm_owner) && m->generation > j->mv->generation)
+                k = vp_delta_hand_over(j->dfd, label, j->vm_owner, j->vm_owner, m->generation, 1, m, err);
         if (k < 0)
-                goto out;
-        if (!streq(m.owner, vm_owner)) {
-                k = vp_err(err, -EPERM, "delta '%s' is owned by '%s'; refusing", vm.delta_path, m.owner);
-                goto out;
-        }
-        if (!(xml = vp_vm_xml(r->ctx, src, &r->im, sp, &m, vm.delta_path, err))) {
-                k = err ? err->code : -EINVAL;
-                goto out;
-        }
-        if ((k = vp_hv_define(sc, xml, true, err)) < 0)
-                goto out;
-        if (mv->source_running && (k = vp_hv_start(sc, vm.name, err)) < 0)
-                goto out;
-        free(vm.owner);
-        vm.owner = vp_strdup(m.owner);
-        vm.generation = m.generation;
-        vm.env_id = src->id;
-        vm.profile_id = sp->id;
-        k = record_step(r, mv, "returned", m.generation, mv->source_running ? "started on source" : NULL, &vm, err);
-out:
-        free(xml);
-        vp_row_clear(&vp_table_vm, &vm);
-        if (k < 0)
-                vp_err_prefix(err, "vm '%s'", mv->vm_name);
-        return k;
+                return k;
+        if (!streq(m->owner, j->vm_owner))
+                return vp_err(err, -EPERM, "delta '%s' is owned by '%s'; refusing", label, m->owner);
+        return 0;
 }
+
+/* The source's domain again, as it was, started if it ran. */
+static int return_restore(struct vm_job *j, const struct vp_manifest *m, struct vp_error *err)
+{
+        struct run *r = j->r;
+        struct vp_migvm *mv = j->mv;
+        _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->src, &r->im, j->sp, m, j->vm.delta_path, err);
+        if (!xml)
+                return err ? err->code : -EINVAL;
+        int k;
+        if ((k = vp_hv_define(j->sc, xml, true, err)) < 0 ||
+            (mv->source_running && (k = vp_hv_start(j->sc, j->vm.name, err)) < 0))
+                return k;
+        job_take_owner(j, m);
+        j->vm.env_id = j->src->id;
+        j->vm.profile_id = j->sp->id;
+        return record_step(r, mv, VP_STEP_RETURNED, m->generation, mv->source_running ? "started on source" : NULL,
+                           &j->vm, err);
+}
+
+/* stopping, locked or provisioned → returned. */
+static int return_delta(struct vm_job *j, struct vp_error *err)
+{
+        struct vp_manifest m;
+        int k;
+        if ((k = return_drop_target(j, err)) < 0 || (k = return_reclaim(j, &m, err)) < 0)
+                return k;
+        return return_restore(j, &m, err);
+}
+
+/* What an abort does at each step: stopping, locked or provisioned, the VM
+ * comes back; handed over (or already returned) it stays where it is. */
+static const step_fn return_steps[VP_STEP_MAX] = {
+        [VP_STEP_STOPPING] = return_delta,
+        [VP_STEP_LOCKED] = return_delta,
+        [VP_STEP_PROVISIONED] = return_delta,
+};
+
+/* A return needs the source; the target only if it answers. */
+static int return_connect(struct vm_job *j, struct vp_error *err)
+{
+        j->dc = conn_by_id(j->r, j->r->mig.to_env_id);
+        return need_conn(j->r, j->src->id, &j->sc, err);
+}
+
+/* An abort: a VM not yet handed over returns to its source as it was; one
+ * still pending had nothing changed. */
+static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
+{
+        enum vp_step s = vp_step_from_string(mv->step);
+        if (s == VP_STEP_PENDING)
+                return record_step(r, mv, VP_STEP_RETURNED, mv->generation, "nothing had changed", NULL, err);
+        if (s < 0 || s >= VP_STEP_MAX || !return_steps[s])
+                return 0;
+        return run_job(r, mv, return_connect, return_steps, err);
+}
+
+/* ---- the run ------------------------------------------------------------- */
 
 static void *worker(void *arg)
 {
@@ -690,15 +650,19 @@ static void run_workers(struct run *r)
         free(t);
 }
 
-static int set_states(struct run *r, const char *mig_state, const struct vp_pool *pool, struct vp_error *err)
+/* The migration takes STATE (journaled under that word) and, when given,
+ * POOL's row is rewritten, in one transaction. */
+static int set_states(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
+                      struct vp_error *err)
 {
         struct vp_catalog *c = r->ctx->cat;
+        const char *word = vp_migration_state_to_string(state);
         free(r->mig.state);
-        r->mig.state = vp_strdup(mig_state);
+        r->mig.state = vp_strdup(word);
         free(r->mig.updated);
         r->mig.updated = vp_now_iso();
         struct vp_journal j = {
-                .migration_id = r->mig.id, .vm_name = (char *)"", .step = (char *)mig_state,
+                .migration_id = r->mig.id, .vm_name = (char *)"", .step = (char *)word,
                 .detail = (char *)"", .at = r->mig.updated,
         };
         int k = vp_catalog_begin(c, err);
@@ -711,41 +675,85 @@ static int set_states(struct run *r, const char *mig_state, const struct vp_pool
         return k;
 }
 
+/* Before the source is retired it must keep no domain of the pool. A
+ * source that does not answer is not asked. */
+static int check_source_empty(struct run *r, struct vp_error *err)
+{
+        virConnectPtr sc = conn_by_id(r, r->mig.from_env_id);
+        struct vp_hv_states left;
+        if (r->mig.from_env_id == r->mig.to_env_id || !sc || vp_hv_states_load(sc, &left, NULL) < 0)
+                return 0;
+        int k = 0;
+        for (size_t i = 0; i < r->n && k >= 0; i++)
+                if (vp_hv_states_find(&left, r->mvs[i].vm_name))
+                        k = vp_err(err, -EEXIST, "env still holds domain '%s' after the migration", r->mvs[i].vm_name);
+        vp_hv_states_free(&left);
+        return k;
+}
+
 /* Run (or resume) every VM, then retire the source when all landed. */
 static int run_migration(struct run *r, struct vp_error *err)
 {
         run_workers(r);
         size_t done = 0;
         for (size_t i = 0; i < r->n; i++)
-                if (streq(r->mvs[i].step, "done"))
+                if (vp_step_from_string(r->mvs[i].step) == VP_STEP_DONE)
                         done++;
         if (done < r->n) {
-                int k = set_states(r, "partial", NULL, err);
+                int k = set_states(r, VP_MIGRATION_PARTIAL, NULL, err);
                 if (k < 0)
                         return k;
                 return vp_err(err, -EAGAIN, "migration %lld partial: %zu of %zu VMs moved; 'vpool migrate status %lld' "
                               "shows why, 'vpool migrate resume %lld' retries", (long long)r->mig.id, done, r->n,
                               (long long)r->mig.id, (long long)r->mig.id);
         }
-        /* Retire: the source keeps no domain of the pool. */
-        virConnectPtr sc = conn_by_id(r, r->mig.from_env_id);
-        if (r->mig.from_env_id != r->mig.to_env_id && sc) {
-                struct vp_hv_states left;
-                if (vp_hv_states_load(sc, &left, NULL) >= 0) {
-                        for (size_t i = 0; i < r->n; i++)
-                                if (vp_hv_states_find(&left, r->mvs[i].vm_name)) {
-                                        vp_hv_states_free(&left);
-                                        return vp_err(err, -EEXIST, "env still holds domain '%s' after the migration",
-                                                      r->mvs[i].vm_name);
-                                }
-                        vp_hv_states_free(&left);
-                }
-        }
+        int k = check_source_empty(r, err);
+        if (k < 0)
+                return k;
         r->pool.env_id = r->mig.to_env_id;
         r->pool.profile_id = r->mig.to_profile_id;
-        free(r->pool.state);
-        r->pool.state = vp_strdup("active");
-        return set_states(r, "done", &r->pool, err);
+        set_pool_state(&r->pool, VP_POOL_ACTIVE);
+        return set_states(r, VP_MIGRATION_DONE, &r->pool, err);
+}
+
+/* A resumed migration runs again from each VM's step. */
+static int resume_run(struct run *r, struct vp_error *err)
+{
+        struct vp_error ignore;
+        set_states(r, VP_MIGRATION_RUNNING, NULL, &ignore);
+        return run_migration(r, err);
+}
+
+/* An abort returns every VM not yet handed over to its source; the pool is
+ * active there again once all have. */
+static int abort_run(struct run *r, struct vp_error *err)
+{
+        r->aborting = true;
+        run_workers(r);
+        if (r->failures) {
+                struct vp_error ignore;
+                set_states(r, VP_MIGRATION_PARTIAL, NULL, &ignore);
+                return vp_err(err, -EAGAIN, "abort of migration %lld incomplete: %zu VMs could not be "
+                              "returned; 'vpool migrate status %lld' shows why", (long long)r->mig.id,
+                              r->failures, (long long)r->mig.id);
+        }
+        set_pool_state(&r->pool, VP_POOL_ACTIVE);
+        return set_states(r, VP_MIGRATION_ABORTED, &r->pool, err);
+}
+
+/* Load migration ID from the catalog and run FN over it. */
+static int run_loaded(struct vp_ctx *ctx, int64_t id, int (*fn)(struct run *r, struct vp_error *err),
+                      vp_migrate_event_fn ev, void *ud, struct vp_error *err)
+{
+        struct run r;
+        int k = run_load(ctx, id, &r, err);
+        if (k >= 0) {
+                r.ev = ev;
+                r.ud = ud;
+                k = fn(&r, err);
+        }
+        run_clear(&r);
+        return k;
 }
 
 /* ---- preflight and plan ------------------------------------------------- */
@@ -762,24 +770,26 @@ static void diff(struct vp_plan *p, const char *what, const char *a, const char 
                 snprintf(p->diffs[p->ndiffs++], sizeof(p->diffs[0]), "%s: %s -> %s", what, a, b);
 }
 
+/* The oldest unfinished migration of pool POOL_ID into *RET_ID, 0 when none. */
 static int unfinished_migration(struct vp_ctx *ctx, int64_t pool_id, int64_t *ret_id, struct vp_error *err)
 {
         void *rows = NULL;
         size_t n = 0;
-        int k = vp_row_query(ctx->cat, &vp_table_migration, "pool_id = ?1 AND state IN ('running', 'partial')",
-                             pool_id, &rows, &n, err);
+        int k = vp_row_query(ctx->cat, &vp_table_migration, "pool_id = ?1", pool_id, &rows, &n, err);
         if (k < 0)
                 return k;
-        *ret_id = n ? ((struct vp_migration *)rows)[0].id : 0;
+        const struct vp_migration *migs = rows;
+        *ret_id = 0;
+        for (size_t i = 0; i < n && !*ret_id; i++)
+                if (vp_migration_state_unfinished(vp_migration_state_from_string(migs[i].state)))
+                        *ret_id = migs[i].id;
         vp_rows_free(&vp_table_migration, rows, n);
         return 0;
 }
 
-int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_plan *plan,
-               int64_t *ret_id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
+static int check_args(const struct vp_migrate_args *a, struct vp_error *err)
 {
         int k;
-        memset(plan, 0, sizeof(*plan));
         if ((k = vp_name_check("pool", a->pool, err)) < 0 || (k = vp_name_check("env", a->to_env, err)) < 0 ||
             (a->profile && (k = vp_name_check("profile", a->profile, err)) < 0))
                 return k;
@@ -787,285 +797,345 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 return vp_err(err, -EINVAL, "--parallel must be between 1 and 256");
         if (a->shutdown_timeout < 0 || a->shutdown_timeout > 86400)
                 return vp_err(err, -EINVAL, "--shutdown-timeout must be between 0 and 86400 seconds");
+        return 0;
+}
 
-        struct vp_hv_states tstates = { 0 }, sstates = { 0 };
-        bool restamped = false;
-        int64_t sstates_env = -1;
-        _cleanup_close_ int lockfd = -1;
-        if (!a->dry_run && (k = vp_pool_lock(ctx, a->pool, &lockfd, err)) < 0) {
-                /* Name the migration the other process runs, when there is one. */
-                struct vp_pool p = { 0 };
-                int64_t other = 0;
-                if (k == -EBUSY && vp_row_get(ctx->cat, &vp_table_pool, "name", a->pool, &p, NULL) >= 0 &&
-                    unfinished_migration(ctx, p.id, &other, NULL) >= 0 && other)
-                        vp_err(err, -EBUSY, "pool '%s' is busy: migration %lld is running in another vpool process",
-                               a->pool, (long long)other);
-                vp_row_clear(&vp_table_pool, &p);
+/* Take POOL's lock. When another process holds it, the error names the
+ * migration that process runs, when there is one. */
+static int lock_pool(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err)
+{
+        int k = vp_pool_lock(ctx, pool, ret_fd, err);
+        if (k != -EBUSY)
                 return k;
-        }
-
-        struct vp_pool pool = { 0 };
-        struct vp_image im = { 0 };
-        struct vp_env from = { 0 }, to = { 0 };
-        struct vp_profile sp = { 0 }, dp = { 0 };
-        struct vp_vm *vms = NULL;
-        size_t n = 0;
-        virConnectPtr dc;
-        int64_t busy = 0;
-        char idbuf[24];
-
-        if ((k = vp_row_get(ctx->cat, &vp_table_pool, "name", a->pool, &pool, err)) < 0)
-                goto out;
-        if ((k = unfinished_migration(ctx, pool.id, &busy, err)) < 0)
-                goto out;
-        if (busy) {
-                k = vp_err(err, -EBUSY, "pool '%s' has an unfinished migration %lld; resume or abort it first",
-                           a->pool, (long long)busy);
-                goto out;
-        }
-        if ((k = vp_row_get_id(ctx->cat, &vp_table_image, pool.image_id, &im, err)) < 0 ||
-            (k = vp_row_get_id(ctx->cat, &vp_table_env, pool.env_id, &from, err)) < 0 ||
-            (k = vp_row_get_id(ctx->cat, &vp_table_profile, pool.profile_id, &sp, err)) < 0 ||
-            (k = vp_row_get(ctx->cat, &vp_table_env, "name", a->to_env, &to, err)) < 0)
-                goto out;
-        if (a->profile)
-                k = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &dp, err);
-        else
-                k = vp_row_get_id(ctx->cat, &vp_table_profile, pool.profile_id, &dp, err);
-        if (k < 0)
-                goto out;
-        if (from.id == to.id && sp.id == dp.id) {
-                k = vp_err(err, -EINVAL, "pool '%s' already runs on env '%s' with profile '%s'; nothing to migrate",
-                           a->pool, to.name, dp.name);
-                goto out;
-        }
-        if ((k = vp_check_image_supports(&im, &dp, err)) < 0)
-                goto out;
-        if ((k = vp_image_check_unchanged(ctx, &im, &restamped, err)) < 0) {
-                vp_err_prefix(err, "pool '%s'", a->pool);
-                goto out;
-        }
-        if ((k = vp_ctx_conn(ctx, &to, &dc, err)) < 0)
-                goto out;
-        if ((k = vp_hv_check_hardware(dc, to.name, to.arch, vp_hv_pick_domain_type(to.domain_types), dp.machine,
-                                      dp.disk_bus, dp.nic, dp.firmware, err)) < 0)
-                goto out;
-
-        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)pool.id);
-        void *rows;
-        if ((k = vp_row_list(ctx->cat, &vp_table_vm, "pool_id", idbuf, &rows, &n, err)) < 0)
-                goto out;
-        vms = rows;
-        snprintf(plan->pool, sizeof(plan->pool), "%s", pool.name);
-        snprintf(plan->from_env, sizeof(plan->from_env), "%s", from.name);
-        snprintf(plan->to_env, sizeof(plan->to_env), "%s", to.name);
-        snprintf(plan->from_profile, sizeof(plan->from_profile), "%s", sp.name);
-        snprintf(plan->to_profile, sizeof(plan->to_profile), "%s", dp.name);
-        diff(plan, "machine", sp.machine, dp.machine);
-        diff(plan, "disk bus", sp.disk_bus, dp.disk_bus);
-        diff(plan, "NIC", sp.nic, dp.nic);
-        diff(plan, "firmware", sp.firmware, dp.firmware);
-        {
-                char a1[32], b1[32];
-                snprintf(a1, sizeof(a1), "%lld", (long long)sp.vcpus);
-                snprintf(b1, sizeof(b1), "%lld", (long long)dp.vcpus);
-                diff(plan, "vCPUs", a1, b1);
-                snprintf(a1, sizeof(a1), "%lld MiB", (long long)sp.memory_mib);
-                snprintf(b1, sizeof(b1), "%lld MiB", (long long)dp.memory_mib);
-                diff(plan, "memory", a1, b1);
-                diff(plan, "CPU mode", *sp.cpu_mode ? sp.cpu_mode : "default", *dp.cpu_mode ? dp.cpu_mode : "default");
-        }
-        plan->vms = vp_xcalloc(n, sizeof(*plan->vms));
-        plan->nvms = n;
-        /* Each env's domains are read once, not once per VM. */
-        if ((k = vp_hv_states_load(dc, &tstates, err)) < 0)
-                goto out;
-        for (size_t i = 0; i < n; i++) {
-                struct vp_env ve = { 0 };
-                virConnectPtr vc;
-                const char *state;
-                if ((k = vp_row_get_id(ctx->cat, &vp_table_env, vms[i].env_id, &ve, err)) < 0)
-                        goto out;
-                struct vp_error cerr = { 0 };
-                state = "unknown";
-                k = vp_ctx_conn(ctx, &ve, &vc, &cerr);
-                if (k < 0 && a->source_fenced) {
-                        /* The operator vouches the host is off; QEMU's image lock still
-                         * keeps the target from starting if it is not. */
-                        plan->vms[i].unreachable = true;
-                        k = 0;
-                } else if (k < 0) {
-                        k = vp_err(err, k, "%s; vm '%s' may still run there and hold its delta, so it is not handed "
-                                   "over. If that host is fenced (powered off), retry with --source-fenced",
-                                   cerr.msg, vms[i].name);
-                } else {
-                        if (sstates_env != ve.id) {
-                                vp_hv_states_free(&sstates);
-                                sstates_env = -1;
-                                if ((k = vp_hv_states_load(vc, &sstates, err)) >= 0)
-                                        sstates_env = ve.id;
-                        }
-                        if (k >= 0) {
-                                const struct vp_hv_domstate *d = vp_hv_states_find(&sstates, vms[i].name);
-                                state = !d ? "undefined" : d->active ? "running" : "shut off";
-                        }
-                }
-                if (k >= 0 && ve.id != to.id && vp_hv_states_find(&tstates, vms[i].name))
-                        k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", to.name, vms[i].name);
-                if (k >= 0) {
-                        /* Every delta must be cleanly held by its VM before any is touched. */
-                        struct vp_manifest m;
-                        char owner[96];
-                        snprintf(owner, sizeof(owner), "vm:%s", vms[i].name);
-                        k = vp_delta_check(&ctx->st, pool.name, vms[i].name, im.path, im.format, &m, err);
-                        if (k >= 0 && (!streq(m.owner, owner) || m.generation != vms[i].generation))
-                                k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
-                                           "says '%s' at %lld; run 'vpool fsck'", vms[i].name, m.owner,
-                                           (long long)m.generation, vms[i].owner, (long long)vms[i].generation);
-                }
-                snprintf(plan->vms[i].vm, sizeof(plan->vms[i].vm), "%s", vms[i].name);
-                snprintf(plan->vms[i].from_env, sizeof(plan->vms[i].from_env), "%s", ve.name);
-                snprintf(plan->vms[i].to_env, sizeof(plan->vms[i].to_env), "%s", to.name);
-                vp_row_clear(&vp_table_env, &ve);
-                if (k < 0)
-                        goto out;
-                plan->vms[i].running = streq(state, "running") || plan->vms[i].unreachable;
-                if (plan->vms[i].running)
-                        plan->memory_needed_mib += dp.memory_mib;
-        }
-        {
-                unsigned long long free_bytes = virNodeGetFreeMemory(dc);
-                plan->memory_free_mib = (int64_t)(free_bytes >> 20);
-                if (from.id != to.id && free_bytes > 0 && plan->memory_needed_mib > plan->memory_free_mib) {
-                        k = vp_err(err, -ENOMEM, "env '%s' has %lld MiB free; the running VMs of pool '%s' need %lld MiB",
-                                   to.name, (long long)plan->memory_free_mib, a->pool,
-                                   (long long)plan->memory_needed_mib);
-                        goto out;
-                }
-        }
-        if (a->dry_run) {
-                k = 0;
-                goto out;
-        }
-
-        /* Allocate: the migration (the target pool's env and profile) and a
-         * journal row per VM, in one transaction. */
-        {
-                struct vp_migration mig = {
-                        .pool_id = pool.id, .pool_name = pool.name, .from_env_id = from.id, .to_env_id = to.id,
-                        .from_profile_id = sp.id, .to_profile_id = dp.id, .state = (char *)"running",
-                        .parallel = a->parallel ? a->parallel : VP_DEFAULT_PARALLEL,
-                        .shutdown_timeout = a->shutdown_timeout, .source_fenced = a->source_fenced,
-                        .total = (int64_t)n, .created = vp_now_iso(),
-                };
-                mig.updated = mig.created;
-                if ((k = vp_catalog_begin(ctx->cat, err)) < 0) {
-                        free(mig.created);
-                        goto out;
-                }
-                k = vp_row_insert(ctx->cat, &vp_table_migration, &mig, err);
-                for (size_t i = 0; i < n && k >= 0; i++) {
-                        struct vp_migvm mv = {
-                                .migration_id = mig.id, .vm_id = vms[i].id, .vm_name = vms[i].name,
-                                .step = (char *)"pending", .src_env_id = vms[i].env_id,
-                                .src_profile_id = vms[i].profile_id, .generation = vms[i].generation,
-                                .error = (char *)"", .updated = mig.created,
-                        };
-                        k = vp_row_insert(ctx->cat, &vp_table_migvm, &mv, err);
-                }
-                if (k >= 0) {
-                        struct vp_journal j = { .migration_id = mig.id, .vm_name = (char *)"",
-                                                .step = (char *)"allocated", .detail = (char *)"", .at = mig.created };
-                        free(pool.state);
-                        pool.state = vp_strdup("migrating");
-                        /* A master found unchanged under a new stamp keeps it. */
-                        if ((k = vp_row_insert(ctx->cat, &vp_table_journal, &j, err)) >= 0 &&
-                            (k = vp_row_update(ctx->cat, &vp_table_pool, &pool, err)) >= 0 &&
-                            (!restamped || (k = vp_row_update(ctx->cat, &vp_table_image, &im, err)) >= 0))
-                                k = vp_catalog_commit(ctx->cat, err);
-                }
-                free(mig.created);
-                if (k < 0) {
-                        vp_catalog_rollback(ctx->cat);
-                        goto out;
-                }
-                *ret_id = mig.id;
-                if (ev)
-                        ev(ud, mig.id, NULL, "allocated", 0, NULL);
-        }
-        {
-                struct run r;
-                if ((k = run_load(ctx, *ret_id, &r, err)) >= 0) {
-                        r.ev = ev;
-                        r.ud = ud;
-                        k = run_migration(&r, err);
-                }
-                run_clear(&r);
-        }
-out:
-        vp_hv_states_free(&tstates);
-        vp_hv_states_free(&sstates);
-        vp_rows_free(&vp_table_vm, vms, n);
-        vp_row_clear(&vp_table_pool, &pool);
-        vp_row_clear(&vp_table_image, &im);
-        vp_row_clear(&vp_table_env, &from);
-        vp_row_clear(&vp_table_env, &to);
-        vp_row_clear(&vp_table_profile, &sp);
-        vp_row_clear(&vp_table_profile, &dp);
+        struct vp_pool p = { 0 };
+        int64_t other = 0;
+        if (vp_row_get(ctx->cat, &vp_table_pool, "name", pool, &p, NULL) >= 0 &&
+            unfinished_migration(ctx, p.id, &other, NULL) >= 0 && other)
+                vp_err(err, -EBUSY, "pool '%s' is busy: migration %lld is running in another vpool process", pool,
+                       (long long)other);
+        vp_row_clear(&vp_table_pool, &p);
         return k;
 }
 
-static int continue_migration(struct vp_ctx *ctx, int64_t id, bool abort_it, vp_migrate_event_fn ev, void *ud,
-                              struct vp_error *err)
+/* What a migration refers to, loaded once by the preflight. */
+struct refs {
+        struct vp_pool pool;
+        struct vp_image im;
+        bool restamped;                /* the master, found unchanged, has a new stamp to store */
+        struct vp_env from, to;
+        struct vp_profile sp, dp;      /* the source's profile, the target's */
+        virConnectPtr dc;              /* the target env (the ctx's) */
+        struct vp_vm *vms;
+        size_t n;
+};
+
+static void refs_clear(struct refs *f)
+{
+        vp_rows_free(&vp_table_vm, f->vms, f->n);
+        vp_row_clear(&vp_table_pool, &f->pool);
+        vp_row_clear(&vp_table_image, &f->im);
+        vp_row_clear(&vp_table_env, &f->from);
+        vp_row_clear(&vp_table_env, &f->to);
+        vp_row_clear(&vp_table_profile, &f->sp);
+        vp_row_clear(&vp_table_profile, &f->dp);
+}
+
+/* The rows A names. Refused: a pool with an unfinished migration, and a
+ * migration that would change nothing. */
+static int load_refs(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, struct vp_error *err)
+{
+        struct vp_catalog *c = ctx->cat;
+        int64_t busy = 0;
+        int k;
+        if ((k = vp_row_get(c, &vp_table_pool, "name", a->pool, &f->pool, err)) < 0 ||
+            (k = unfinished_migration(ctx, f->pool.id, &busy, err)) < 0)
+                return k;
+        if (busy)
+                return vp_err(err, -EBUSY, "pool '%s' has an unfinished migration %lld; resume or abort it first",
+                              a->pool, (long long)busy);
+        if ((k = vp_row_get_id(c, &vp_table_image, f->pool.image_id, &f->im, err)) < 0 ||
+            (k = vp_row_get_id(c, &vp_table_env, f->pool.env_id, &f->from, err)) < 0 ||
+            (k = vp_row_get_id(c, &vp_table_profile, f->pool.profile_id, &f->sp, err)) < 0 ||
+            (k = vp_row_get(c, &vp_table_env, "name", a->to_env, &f->to, err)) < 0)
+                return k;
+        if (a->profile)
+                k = vp_row_get(c, &vp_table_profile, "name", a->profile, &f->dp, err);
+        else
+                k = vp_row_get_id(c, &vp_table_profile, f->pool.profile_id, &f->dp, err);
+        if (k < 0)
+                return k;
+        if (f->from.id == f->to.id && f->sp.id == f->dp.id)
+                return vp_err(err, -EINVAL, "pool '%s' already runs on env '%s' with profile '%s'; nothing to migrate",
+                              a->pool, f->to.name, f->dp.name);
+        return 0;
+}
+
+/* The target can run the pool: the master declares drivers for the new
+ * hardware and holds what was recorded; the target's hypervisor offers
+ * that hardware. */
+static int check_target(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, struct vp_error *err)
+{
+        int k;
+        if ((k = vp_check_image_supports(&f->im, &f->dp, err)) < 0)
+                return k;
+        if ((k = vp_image_check_unchanged(ctx, &f->im, &f->restamped, err)) < 0) {
+                vp_err_prefix(err, "pool '%s'", a->pool);
+                return k;
+        }
+        if ((k = vp_ctx_conn(ctx, &f->to, &f->dc, err)) < 0)
+                return k;
+        return vp_hv_check_hardware(f->dc, f->to.name, f->to.arch, vp_hv_pick_domain_type(f->to.domain_types),
+                                    f->dp.machine, f->dp.disk_bus, f->dp.nic, f->dp.firmware, err);
+}
+
+static int load_vms(struct vp_ctx *ctx, struct refs *f, struct vp_error *err)
+{
+        char idbuf[24];
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)f->pool.id);
+        void *rows;
+        size_t n = 0;
+        int k = vp_row_list(ctx->cat, &vp_table_vm, "pool_id", idbuf, &rows, &n, err);
+        if (k < 0)
+                return k;
+        f->vms = rows;
+        f->n = n;
+        return 0;
+}
+
+/* The plan's names, and what changes in the virtual hardware. */
+static void plan_describe(struct vp_plan *plan, const struct refs *f)
+{
+        const struct vp_profile *sp = &f->sp, *dp = &f->dp;
+        snprintf(plan->pool, sizeof(plan->pool), "%s", f->pool.name);
+        snprintf(plan->from_env, sizeof(plan->from_env), "%s", f->from.name);
+        snprintf(plan->to_env, sizeof(plan->to_env), "%s", f->to.name);
+        snprintf(plan->from_profile, sizeof(plan->from_profile), "%s", sp->name);
+        snprintf(plan->to_profile, sizeof(plan->to_profile), "%s", dp->name);
+        diff(plan, "machine", sp->machine, dp->machine);
+        diff(plan, "disk bus", sp->disk_bus, dp->disk_bus);
+        diff(plan, "NIC", sp->nic, dp->nic);
+        diff(plan, "firmware", sp->firmware, dp->firmware);
+        char a1[32], b1[32];
+        snprintf(a1, sizeof(a1), "%lld", (long long)sp->vcpus);
+        snprintf(b1, sizeof(b1), "%lld", (long long)dp->vcpus);
+        diff(plan, "vCPUs", a1, b1);
+        snprintf(a1, sizeof(a1), "%lld MiB", (long long)sp->memory_mib);
+        snprintf(b1, sizeof(b1), "%lld MiB", (long long)dp->memory_mib);
+        diff(plan, "memory", a1, b1);
+        diff(plan, "CPU mode", *sp->cpu_mode ? sp->cpu_mode : "default", *dp->cpu_mode ? dp->cpu_mode : "default");
+}
+
+/* The domains of the target and of the last source env asked: each env's
+ * domains are read once, not once per VM. */
+struct domains {
+        struct vp_hv_states target;
+        struct vp_hv_states source;
+        int64_t source_env;            /* whose domains source holds; -1 none */
+};
+
+/* VM's state on its env VE into *RET_STATE. An env that does not answer
+ * refuses the migration, unless the operator says it is fenced: then the
+ * VM counts as running, unreachable. */
+static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct vp_env *ve,
+                        const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv,
+                        enum vp_vm_state *ret_state, struct vp_error *err)
+{
+        struct vp_error cerr = { 0 };
+        virConnectPtr vc;
+        int k = vp_ctx_conn(ctx, ve, &vc, &cerr);
+        if (k < 0 && a->source_fenced) {
+                /* The operator vouches the host is off; QEMU's image lock still
+                 * keeps the target from starting if it is not. */
+                pv->unreachable = true;
+                return 0;
+        }
+        if (k < 0)
+                return vp_err(err, k, "%s; vm '%s' may still run there and hold its delta, so it is not handed "
+                              "over. If that host is fenced (powered off), retry with --source-fenced",
+                              cerr.msg, vm->name);
+        if (d->source_env != ve->id) {
+                vp_hv_states_free(&d->source);
+                d->source_env = -1;
+                if ((k = vp_hv_states_load(vc, &d->source, err)) < 0)
+                        return k;
+                d->source_env = ve->id;
+        }
+        const struct vp_hv_domstate *ds = vp_hv_states_find(&d->source, vm->name);
+        *ret_state = !ds ? VP_VM_UNDEFINED : ds->active ? VP_VM_RUNNING : VP_VM_SHUT_OFF;
+        return 0;
+}
+
+/* Every delta must be cleanly held by its VM before any is touched. */
+static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct vp_vm *vm, struct vp_error *err)
+{
+        struct vp_manifest m;
+        char owner[VP_OWNER_MAX];
+        vp_owner_vm(owner, vm->name);
+        int k = vp_delta_check(&ctx->st, f->pool.name, vm->name, f->im.path, f->im.format, &m, err);
+        if (k >= 0 && (!streq(m.owner, owner) || m.generation != vm->generation))
+                k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
+                           "says '%s' at %lld; run 'vpool fsck'", vm->name, m.owner, (long long)m.generation,
+                           vm->owner, (long long)vm->generation);
+        return k;
+}
+
+/* VM's line of the plan *PV, once its env answered (or is fenced), the
+ * target has no other domain of its name and its delta is its own. */
+static int preflight_vm(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
+                        const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv, struct vp_error *err)
+{
+        struct vp_env ve = { 0 };
+        enum vp_vm_state state = VP_VM_UNKNOWN;
+        int k = vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &ve, err);
+        if (k < 0)
+                return k;
+        k = source_state(ctx, a, &ve, vm, d, pv, &state, err);
+        if (k >= 0 && ve.id != f->to.id && vp_hv_states_find(&d->target, vm->name))
+                k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", f->to.name, vm->name);
+        if (k >= 0)
+                k = check_vm_delta(ctx, f, vm, err);
+        snprintf(pv->vm, sizeof(pv->vm), "%s", vm->name);
+        snprintf(pv->from_env, sizeof(pv->from_env), "%s", ve.name);
+        snprintf(pv->to_env, sizeof(pv->to_env), "%s", f->to.name);
+        vp_row_clear(&vp_table_env, &ve);
+        if (k >= 0)
+                pv->running = state == VP_VM_RUNNING || pv->unreachable;
+        return k;
+}
+
+/* Every VM's line of the plan, and the memory the running ones need. */
+static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
+                    struct vp_plan *plan, struct vp_error *err)
+{
+        struct domains d = { .source_env = -1 };
+        plan->vms = vp_xcalloc(f->n, sizeof(*plan->vms));
+        plan->nvms = f->n;
+        int k = vp_hv_states_load(f->dc, &d.target, err);
+        for (size_t i = 0; i < f->n && k >= 0; i++) {
+                k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
+                if (k >= 0 && plan->vms[i].running)
+                        plan->memory_needed_mib += f->dp.memory_mib;
+        }
+        vp_hv_states_free(&d.target);
+        vp_hv_states_free(&d.source);
+        return k;
+}
+
+/* The target has the memory the running VMs need. */
+static int check_memory(const struct vp_migrate_args *a, const struct refs *f, struct vp_plan *plan,
+                        struct vp_error *err)
+{
+        unsigned long long free_bytes = virNodeGetFreeMemory(f->dc);
+        plan->memory_free_mib = (int64_t)(free_bytes >> 20);
+        if (f->from.id != f->to.id && free_bytes > 0 && plan->memory_needed_mib > plan->memory_free_mib)
+                return vp_err(err, -ENOMEM, "env '%s' has %lld MiB free; the running VMs of pool '%s' need %lld MiB",
+                              f->to.name, (long long)plan->memory_free_mib, a->pool,
+                              (long long)plan->memory_needed_mib);
+        return 0;
+}
+
+/* Allocate: the migration (the target pool's env and profile) and a
+ * journal row per VM, in one transaction that also marks the pool
+ * migrating. *RET_ID the migration's. */
+static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, int64_t *ret_id,
+                    struct vp_error *err)
+{
+        struct vp_catalog *c = ctx->cat;
+        _cleanup_free_ char *now = vp_now_iso();
+        struct vp_migration mig = {
+                .pool_id = f->pool.id, .pool_name = f->pool.name, .from_env_id = f->from.id, .to_env_id = f->to.id,
+                .from_profile_id = f->sp.id, .to_profile_id = f->dp.id,
+                .state = (char *)vp_migration_state_to_string(VP_MIGRATION_RUNNING),
+                .parallel = a->parallel ? a->parallel : VP_DEFAULT_PARALLEL,
+                .shutdown_timeout = a->shutdown_timeout, .source_fenced = a->source_fenced,
+                .total = (int64_t)f->n, .created = now, .updated = now,
+        };
+        int k = vp_catalog_begin(c, err);
+        if (k < 0)
+                return k;
+        k = vp_row_insert(c, &vp_table_migration, &mig, err);
+        for (size_t i = 0; i < f->n && k >= 0; i++) {
+                const struct vp_vm *vm = &f->vms[i];
+                struct vp_migvm mv = {
+                        .migration_id = mig.id, .vm_id = vm->id, .vm_name = vm->name,
+                        .step = (char *)vp_step_to_string(VP_STEP_PENDING), .src_env_id = vm->env_id,
+                        .src_profile_id = vm->profile_id, .generation = vm->generation,
+                        .error = (char *)"", .updated = now,
+                };
+                k = vp_row_insert(c, &vp_table_migvm, &mv, err);
+        }
+        if (k >= 0) {
+                struct vp_journal j = { .migration_id = mig.id, .vm_name = (char *)"",
+                                        .step = (char *)VP_JOURNAL_ALLOCATED, .detail = (char *)"", .at = now };
+                set_pool_state(&f->pool, VP_POOL_MIGRATING);
+                /* A master found unchanged under a new stamp keeps it. */
+                if ((k = vp_row_insert(c, &vp_table_journal, &j, err)) >= 0 &&
+                    (k = vp_row_update(c, &vp_table_pool, &f->pool, err)) >= 0 &&
+                    (!f->restamped || (k = vp_row_update(c, &vp_table_image, &f->im, err)) >= 0))
+                        k = vp_catalog_commit(c, err);
+        }
+        if (k < 0) {
+                vp_catalog_rollback(c);
+                return k;
+        }
+        *ret_id = mig.id;
+        return 0;
+}
+
+int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_plan *plan,
+               int64_t *ret_id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
+{
+        memset(plan, 0, sizeof(*plan));
+        int k = check_args(a, err);
+        if (k < 0)
+                return k;
+        _cleanup_close_ int lockfd = -1;
+        if (!a->dry_run && (k = lock_pool(ctx, a->pool, &lockfd, err)) < 0)
+                return k;
+
+        struct refs f = { 0 };
+        if ((k = load_refs(ctx, a, &f, err)) < 0 || (k = check_target(ctx, a, &f, err)) < 0 ||
+            (k = load_vms(ctx, &f, err)) < 0)
+                goto out;
+        plan_describe(plan, &f);
+        if ((k = plan_vms(ctx, a, &f, plan, err)) < 0 || (k = check_memory(a, &f, plan, err)) < 0 || a->dry_run)
+                goto out;
+        if ((k = allocate(ctx, a, &f, ret_id, err)) < 0)
+                goto out;
+        if (ev)
+                ev(ud, *ret_id, NULL, VP_JOURNAL_ALLOCATED, 0, NULL);
+        k = run_loaded(ctx, *ret_id, run_migration, ev, ud, err);
+out:
+        refs_clear(&f);
+        return k;
+}
+
+/* Lock the pool of migration ID, which must not be finished. */
+static int lock_migration(struct vp_ctx *ctx, int64_t id, int *ret_fd, struct vp_error *err)
 {
         struct vp_migration mig = { 0 };
         int k = vp_row_get_id(ctx->cat, &vp_table_migration, id, &mig, err);
         if (k < 0)
                 return vp_err(err, -ENOENT, "unknown migration %lld", (long long)id);
-        _cleanup_close_ int lockfd = -1;
-        bool finished = streq(mig.state, "done") || streq(mig.state, "aborted");
-        if (finished)
+        enum vp_migration_state s = vp_migration_state_from_string(mig.state);
+        if (s == VP_MIGRATION_DONE || s == VP_MIGRATION_ABORTED)
                 k = vp_err(err, -EALREADY, "migration %lld is already %s", (long long)id, mig.state);
         else
-                k = vp_pool_lock(ctx, mig.pool_name, &lockfd, err);
+                k = vp_pool_lock(ctx, mig.pool_name, ret_fd, err);
         vp_row_clear(&vp_table_migration, &mig);
-        if (k < 0)
-                return k;
-        struct vp_error ignore;
-        struct run r;
-        if ((k = run_load(ctx, id, &r, err)) >= 0) {
-                r.ev = ev;
-                r.ud = ud;
-                if (!abort_it) {
-                        free(r.mig.state);
-                        r.mig.state = vp_strdup("running");
-                        set_states(&r, "running", NULL, &ignore);
-                        k = run_migration(&r, err);
-                } else {
-                        r.aborting = true;
-                        run_workers(&r);
-                        if (r.failures) {
-                                set_states(&r, "partial", NULL, &ignore);
-                                k = vp_err(err, -EAGAIN, "abort of migration %lld incomplete: %zu VMs could not be "
-                                           "returned; 'vpool migrate status %lld' shows why", (long long)id,
-                                           r.failures, (long long)id);
-                        } else {
-                                free(r.pool.state);
-                                r.pool.state = vp_strdup("active");
-                                k = set_states(&r, "aborted", &r.pool, err);
-                        }
-                }
-        }
-        run_clear(&r);
         return k;
 }
 
 int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
-        return continue_migration(ctx, id, false, ev, ud, err);
+        _cleanup_close_ int lockfd = -1;
+        int k = lock_migration(ctx, id, &lockfd, err);
+        return k < 0 ? k : run_loaded(ctx, id, resume_run, ev, ud, err);
 }
 
 int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
-        return continue_migration(ctx, id, true, ev, ud, err);
+        _cleanup_close_ int lockfd = -1;
+        int k = lock_migration(ctx, id, &lockfd, err);
+        return k < 0 ? k : run_loaded(ctx, id, abort_run, ev, ud, err);
 }

@@ -57,7 +57,3 @@ int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, voi
 
 /* Whether a vpool process is working on migration ID right now. */
 bool vp_migration_active(struct vp_ctx *ctx, int64_t id);
-
-/* Take the per-pool operation lock (a flock next to the catalog, released
- * when the process dies). -EBUSY when another process holds it. */
-int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err);

@@ -10,7 +10,7 @@
 #include <libvirt/virterror.h>
 
 #include "domxml.h"
-#include "migrate.h"
+#include "lock.h"
 #include "name.h"
 
 #define VP_MAX_POOL_SIZE 9999

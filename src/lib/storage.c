@@ -2,14 +2,11 @@
 
 #include <fcntl.h>
 #include <stdio.h>
-#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
-#include "name.h"
 #include "sha256.h"
-#include "runcmd.h"
 
 static const char *const subdirs[] = { "images", "deltas", "logs" };
 
@@ -43,7 +40,7 @@ int vp_storage_init(const char *root, struct vp_error *err)
         return vp_fsync_dir(fd, err);
 }
 
-static int open_dir_at(int dirfd, const char *name, const char *label, struct vp_error *err)
+int vp_storage_open_dir(int dirfd, const char *name, const char *label, struct vp_error *err)
 {
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
@@ -65,7 +62,7 @@ int vp_storage_open(const char *root, struct vp_storage *ret, struct vp_error *e
         int *fds[] = { &s.images_fd, &s.deltas_fd, &s.logs_fd };
         for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
                 _cleanup_free_ char *label = vp_strdupf("%s/%s", root, subdirs[i]);
-                *fds[i] = open_dir_at(s.root_fd, subdirs[i], label, err);
+                *fds[i] = vp_storage_open_dir(s.root_fd, subdirs[i], label, err);
                 if (*fds[i] < 0) {
                         r = *fds[i];
                         *fds[i] = -1;
@@ -228,211 +225,6 @@ int vp_storage_hash_image(struct vp_storage *s, const char *name, char sha256[65
                 return vp_err(err, -errno, "image file '%s/images/%s': %s", s->root, name,
                               errno == ELOOP ? "is a symbolic link" : strerror(errno));
         return vp_sha256_fd(fd, sha256, err);
-}
-
-int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
-                  struct vp_error *err)
-{
-        _cleanup_free_ char *label = vp_strdupf("%s/deltas/%s", s->root, pool);
-        _cleanup_close_ int pfd = open_dir_at(s->deltas_fd, pool, label, err);
-        if (pfd < 0)
-                return pfd;
-        _cleanup_free_ char *vlabel = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        int fd = open_dir_at(pfd, vm, vlabel, err);
-        if (fd < 0)
-                return fd;
-        *ret_fd = fd;
-        return 0;
-}
-
-/* Remove the regular files of directory NAME in PARENT, then NAME itself. */
-static int remove_collection(int parent, const char *name, const char *label, struct vp_error *err)
-{
-        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                return vp_err(err, -errno, "cannot open '%s': %s", label, strerror(errno));
-        }
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
-        }
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;
-                if (S_ISDIR(st.st_mode)) {
-                        r = vp_err(err, -ENOTEMPTY, "'%s' holds an unexpected directory '%s'", label, de->d_name);
-                        continue;
-                }
-                if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-                        r = vp_err(err, -errno, "cannot remove '%s/%s': %s", label, de->d_name, strerror(errno));
-        }
-        if (r >= 0 && fsync(dirfd(d)) < 0)
-                r = vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
-        closedir(d);
-        if (r < 0)
-                return r;
-        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                return vp_err(err, -errno, "cannot remove '%s': %s", label, strerror(errno));
-        return vp_fsync_dir(parent, err);
-}
-
-int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err)
-{
-        int pfd = openat(s->deltas_fd, pool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (pfd < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                return vp_err(err, -errno, "cannot open '%s/deltas/%s': %s", s->root, pool, strerror(errno));
-        }
-        _cleanup_free_ char *label = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        int r = remove_collection(pfd, vm, label, err);
-        close(pfd);
-        if (r < 0)
-                return r;
-        /* The pool directory goes with its last collection. */
-        if (unlinkat(s->deltas_fd, pool, AT_REMOVEDIR) == 0)
-                return vp_fsync_dir(s->deltas_fd, err);
-        return 0;
-}
-
-static int run_qemu_img_create(const char *path, const char *backing, const char *backing_fmt,
-                               uint64_t size, struct vp_error *err)
-{
-        char sizebuf[32];
-        snprintf(sizebuf, sizeof(sizebuf), "%llu", (unsigned long long)size);
-        if (backing) {
-                const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", backing,
-                                       "-F", backing_fmt, path, NULL };
-                return vp_spawn(argv, err);
-        }
-        const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", path, sizebuf, NULL };
-        return vp_spawn(argv, err);
-}
-
-int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
-                    char **ret_path, struct vp_error *err)
-{
-        int r;
-        if ((r = vp_name_check("pool", m->pool, err)) < 0 || (r = vp_name_check("vm", m->vm, err)) < 0)
-                return r;
-
-        bool made_pool = false;
-        if (mkdirat(s->deltas_fd, m->pool, 0755) == 0)
-                made_pool = true;
-        else if (errno != EEXIST)
-                return vp_err(err, -errno, "cannot create '%s/deltas/%s': %s", s->root, m->pool, strerror(errno));
-        _cleanup_free_ char *plabel = vp_strdupf("%s/deltas/%s", s->root, m->pool);
-        _cleanup_close_ int pfd = open_dir_at(s->deltas_fd, m->pool, plabel, err);
-        if (pfd < 0)
-                return pfd;
-        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->root, m->pool, m->vm);
-        _cleanup_free_ char *overlay = vp_strdupf("%s/%s", path, m->overlay);
-        _cleanup_close_ int vfd = -1;
-        if (mkdirat(pfd, m->vm, 0755) < 0) {
-                if (errno == EEXIST)
-                        return vp_err(err, -EEXIST, "user delta collection '%s' already exists", path);
-                return vp_err(err, -errno, "cannot create '%s': %s", path, strerror(errno));
-        }
-        vfd = open_dir_at(pfd, m->vm, path, err);
-        if (vfd < 0) {
-                r = vfd;
-                goto fail;
-        }
-
-        r = run_qemu_img_create(overlay, m->master, m->master_format, 0, err);
-        if (r < 0)
-                goto fail;
-        {
-                _cleanup_close_ int ofd = openat(vfd, m->overlay, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                struct vp_image_info info;
-                if (ofd < 0) {
-                        r = vp_err(err, -errno, "cannot open '%s': %s", overlay, strerror(errno));
-                        goto fail;
-                }
-                r = vp_image_probe(ofd, overlay, VP_FORMAT_QCOW2, &info, err);
-                if (r >= 0)
-                        r = vp_image_check_overlay(&info, overlay, m->master, m->master_format, err);
-                if (r < 0)
-                        goto fail;
-                if (fsync(ofd) < 0) {
-                        r = vp_err(err, -errno, "fsync '%s': %s", overlay, strerror(errno));
-                        goto fail;
-                }
-        }
-        if (data_disk_bytes && m->data_disk[0]) {
-                _cleanup_free_ char *data = vp_strdupf("%s/%s", path, m->data_disk);
-                r = run_qemu_img_create(data, NULL, NULL, data_disk_bytes, err);
-                if (r < 0)
-                        goto fail;
-        }
-        r = vp_manifest_write(vfd, m, err);
-        if (r < 0)
-                goto fail;
-        r = vp_fsync_dir(pfd, err);
-        if (r < 0)
-                goto fail;
-        if (made_pool && (r = vp_fsync_dir(s->deltas_fd, err)) < 0)
-                goto fail;
-        *ret_path = TAKE_PTR(path);
-        return 0;
-fail:
-        {
-                struct vp_error ignore;
-                remove_collection(pfd, m->vm, path, &ignore);
-                if (made_pool)
-                        unlinkat(s->deltas_fd, m->pool, AT_REMOVEDIR);
-        }
-        return r;
-}
-
-static int check_disk(int vfd, const char *dir, const char *name, const char *master, const char *master_format,
-                      struct vp_error *err)
-{
-        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
-        _cleanup_close_ int fd = openat(vfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return vp_err(err, -errno, "disk '%s': %s", path,
-                              errno == ELOOP ? "is a symbolic link; refusing" : strerror(errno));
-        struct vp_image_info info;
-        int r = vp_image_probe(fd, path, VP_FORMAT_QCOW2, &info, err);
-        if (r < 0)
-                return r;
-        if (master)
-                return vp_image_check_overlay(&info, path, master, master_format, err);
-        if (info.backing_file[0] || info.has_data_file)
-                return vp_err(err, -EPERM, "disk '%s' must stand alone but has %s", path,
-                              info.has_data_file ? "an external data file" : "a backing file");
-        return 0;
-}
-
-int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
-                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
-{
-        _cleanup_close_ int vfd = -1;
-        _cleanup_free_ char *dir = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        struct vp_manifest m;
-        int r = vp_delta_open(s, pool, vm, &vfd, err);
-        if (r < 0 || (r = vp_manifest_read(vfd, dir, &m, err)) < 0)
-                return r;
-        if (!streq(m.pool, pool) || !streq(m.vm, vm))
-                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s", dir, m.pool, m.vm);
-        if (!streq(m.master, master) || !streq(m.master_format, master_format))
-                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", dir, m.master, master);
-        if ((r = check_disk(vfd, dir, m.overlay, master, master_format, err)) < 0)
-                return r;
-        if (m.data_disk[0] && (r = check_disk(vfd, dir, m.data_disk, NULL, NULL, err)) < 0)
-                return r;
-        if (ret_m)
-                *ret_m = m;
-        return 0;
 }
 
 int vp_storage_open_master(struct vp_storage *s, const char *path, const char *format, int *ret_fd,

@@ -1,6 +1,6 @@
 /* The shared-storage layout:
  *   <root>/images/            master images (read-only) and their boot files
- *   <root>/deltas/<pool>/<vm>/ user delta collections
+ *   <root>/deltas/<pool>/<vm>/ user delta collections (delta.h)
  *   <root>/logs/<vm>.log      serial consoles
  * Every path below the root is reached with openat + O_NOFOLLOW from
  * directory fds opened once, and every name has passed vp_name_check. */
@@ -37,32 +37,16 @@ int vp_storage_remove_image(struct vp_storage *s, const char *name, struct vp_er
 /* Re-hash images/NAME. */
 int vp_storage_hash_image(struct vp_storage *s, const char *name, char sha256[65], struct vp_error *err);
 
-/* Create the collection deltas/<pool>/<vm>/ for M: the overlay of M->master
- * (absolute backing path, explicit format; header checked afterwards), a
- * data disk of DATA_DISK_BYTES when non-zero, and the manifest, durably.
- * The collection must not exist yet. On failure nothing is left. Returns 0
- * and *ret_path (absolute, malloc'd). */
-int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
-                    char **ret_path, struct vp_error *err);
-/* Remove a collection and, when it was the last, its pool directory.
- * No error if absent. Only regular files inside are removed. */
-int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err);
-/* Open deltas/<pool>/<vm> as a directory fd. */
-int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
-                  struct vp_error *err);
-/* Check a collection before anything opens its disks: the manifest reads
- * back whole, names POOL/VM, and the overlay (and data disk) pass the header
- * checks, the overlay backed exactly by MASTER in MASTER_FORMAT, nothing a
- * symbolic link. Fills *ret_m when not NULL. */
-int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
-                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
-
 /* The master image at PATH (under images/) is a regular file, not a
  * symbolic link, and passes the header checks for a master. */
 int vp_storage_check_master(struct vp_storage *s, const char *path, const char *format, struct vp_error *err);
 /* The same checks, then *RET_FD (the caller's to close) open on it for reading. */
 int vp_storage_open_master(struct vp_storage *s, const char *path, const char *format, int *ret_fd,
                            struct vp_error *err);
+
+/* Open directory NAME in DIRFD, refusing a symbolic link. Returns the fd
+ * (the caller's to close) or negative errno; LABEL names it in errors. */
+int vp_storage_open_dir(int dirfd, const char *name, const char *label, struct vp_error *err);
 
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);

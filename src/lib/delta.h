@@ -1,0 +1,75 @@
+/* A user delta collection's lifecycle on shared storage: created beside
+ * its pool's master, checked before anything opens its disks, handed from
+ * one owner to the next, removed.
+ *
+ * deltas/<pool>/<vm>/ holds manifest.json (owner, generation, identity)
+ * and the disks it names: the overlay of the master, an optional data disk,
+ * the UEFI variable store of a UEFI VM. The manifest is the truth about the
+ * disks' names: at every hand-over each disk takes a name carrying the new
+ * generation (overlay.g7.qcow2), renamed first, the manifest rewritten
+ * last, so a definition made for an older generation names a file that no
+ * longer exists and cannot start. A hand-over cut short between the two is
+ * settled back to what the manifest says.
+ *
+ * Every function takes names that passed vp_name_check; LABEL arguments
+ * name the collection in errors (its absolute path). */
+#pragma once
+#include "manifest.h"
+#include "storage.h"
+
+/* ---- the collection ------------------------------------------------------ */
+
+/* Create the collection deltas/<pool>/<vm>/ for M: the overlay of M->master
+ * (absolute backing path, explicit format; header checked afterwards), a
+ * data disk of DATA_DISK_BYTES when non-zero, and the manifest, durably.
+ * The collection must not exist yet. On failure nothing is left. Returns 0
+ * and *ret_path (absolute, malloc'd, the caller's). */
+int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
+                    char **ret_path, struct vp_error *err);
+/* Remove a collection and, when it was the last, its pool directory.
+ * No error if absent. Only regular files inside are removed. */
+int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err);
+/* Open deltas/<pool>/<vm> as a directory fd (the caller's to close),
+ * refusing symbolic links on the way. */
+int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
+                  struct vp_error *err);
+/* Check a collection before anything opens its disks: the manifest reads
+ * back whole, names POOL/VM, and the overlay (and data disk) pass the header
+ * checks, the overlay backed exactly by MASTER in MASTER_FORMAT, nothing a
+ * symbolic link. Fills *ret_m when not NULL. */
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
+
+/* ---- the hand-over --------------------------------------------------------- */
+
+/* What the manifest M becomes when owner TO (an owner token, model.h) takes
+ * it over: owner TO, the generation bumped by BUMP, and every disk it names
+ * renamed to carry that generation. Changes M only; touches no file. A
+ * caller defines a domain for the disks of a hand-over still to come with
+ * it. */
+void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bump);
+
+/* Read the manifest of the collection DFD into *RET_M, and settle its
+ * disks: a disk the manifest names that is missing, with exactly one other
+ * file of its kind present (BASE.EXT or BASE.gN.EXT: overlay, data, nvram),
+ * is renamed back to the manifest's name (a hand-over cut short after its
+ * renames). Several candidates, or none, are refused (-ENOENT): which one
+ * holds the user's data is not for vpool to guess. Returns 0 once every
+ * named disk exists; *RET_M is untouched on failure. */
+int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struct vp_error *err);
+
+/* Hand the collection DFD from owner FROM to owner TO: settle it, rename
+ * its disks to the names of the new generation (current + BUMP), then
+ * durably rewrite the manifest (vp_delta_handed_manifest). Idempotent: a
+ * manifest already owned by TO at a generation past AFTER_GEN is left
+ * alone (a redo after the manifest write). Any other owner than FROM is
+ * refused (-EPERM): someone else holds the delta. Returns 0 and *RET_M, the
+ * manifest now on disk; *RET_M is untouched on failure. When the manifest
+ * write fails (-ENOSPC on a full file system) the old manifest stays and
+ * the disks keep their new names until the next settle renames them back:
+ * the manifest, not the disks, says where the hand-over stands. Fault
+ * points (util.h): migrate.renamed after each rename made,
+ * migrate.manifest-to-vm or migrate.manifest-to-migration after the
+ * manifest write. */
+int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err);
