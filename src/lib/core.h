@@ -8,8 +8,6 @@
 #include "model.h"
 #include "storage.h"
 
-#define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
-
 struct vp_conn_cache {
         int64_t env_id;
         virConnectPtr conn;
