@@ -87,8 +87,10 @@ int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, 
 
 int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
-/* The VM's live state on its env ("running", "shut off", "undefined",
- * "unreachable"). */
+/* The VM's live state on its env: VP_VM_UNREACHABLE when the env does not
+ * answer, VP_VM_UNKNOWN when its env or state cannot be read. */
+enum vp_vm_state vp_vm_live_state(struct vp_ctx *ctx, const struct vp_vm *vm);
+/* The same as its word ("running", "shut off", "undefined", "unreachable"). */
 const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 
 /* The domain XML of the VM described by manifest M, in collection DELTA,
