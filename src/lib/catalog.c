@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define VP_SCHEMA_VERSION "2"
+/* The schema this vpool writes. An older catalog is brought to it on open
+ * by the steps of upgrades[] below. */
+#define VP_SCHEMA_VERSION 2
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 struct vp_catalog {
         sqlite3 *db;
@@ -136,7 +140,7 @@ static const char schema_sql[] =
         "CREATE INDEX journal_migration ON journal(migration_id);"
         "CREATE INDEX vms_env ON vms(env_id);"
         HISTORY_SQL
-        "INSERT INTO meta(key, value) VALUES('schema', '" VP_SCHEMA_VERSION "');";
+        "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
 {
@@ -167,11 +171,12 @@ void vp_catalog_close(struct vp_catalog *c)
         free(c);
 }
 
-int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err)
+/* Whether PATH is a catalog to open: a regular file that is not empty, or,
+ * with CREATE, absent (*ret_fresh then). */
+static int check_catalog_file(const char *path, bool create, bool *ret_fresh, struct vp_error *err)
 {
         struct stat st;
-        bool fresh = false;
-
+        *ret_fresh = false;
         if (stat(path, &st) < 0) {
                 if (errno != ENOENT)
                         return vp_err(err, -errno, "catalog '%s': %s", path, strerror(errno));
@@ -179,69 +184,121 @@ int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, stru
                         return vp_err(err, -ENOENT,
                                       "catalog '%s' does not exist; run 'vpool init --storage DIR' first",
                                       path);
-                fresh = true;
+                *ret_fresh = true;
         } else if (!S_ISREG(st.st_mode)) {
                 return vp_err(err, -EINVAL, "catalog '%s' is not a regular file", path);
         } else if (st.st_size == 0) {
                 /* An empty file is not an empty catalog: something truncated it. */
                 return vp_err(err, -EBADMSG, "catalog '%s' is empty (damaged?); refusing to use it", path);
         }
+        return 0;
+}
+
+/* Run SQL in one transaction of its own; rolled back when it fails. */
+static int exec_transaction(struct vp_catalog *c, const char *sql, struct vp_error *err)
+{
+        int r = exec(c, "BEGIN IMMEDIATE;", err);
+        if (r >= 0 && (r = exec(c, sql, err)) >= 0)
+                r = exec(c, "COMMIT;", err);
+        vp_catalog_rollback(c);
+        return r;
+}
+
+/* The schema version a catalog records, 1 to VP_SCHEMA_VERSION, or 0 when
+ * it records none of these (written exactly as this vpool writes them). */
+static int schema_version(struct vp_catalog *c, struct vp_error *err)
+{
+        _cleanup_free_ char *schema = NULL;
+        int r = vp_catalog_get_meta(c, "schema", &schema, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        for (int v = 1; v <= VP_SCHEMA_VERSION; v++) {
+                char word[16];
+                snprintf(word, sizeof(word), "%d", v);
+                if (streq(schema, word))
+                        return v;
+        }
+        return 0;
+}
+
+/* upgrades[V] takes a catalog of schema V to V + 1; the next schema adds
+ * one entry. Each runs in one transaction with the new version number, so
+ * a catalog is always at one schema or the next, never between. */
+static const char *const upgrades[] = {
+        /* Schema 1 lacked the images' stamp: the column comes empty, so the
+         * next check of each master hashes it. */
+        [1] = "ALTER TABLE images ADD COLUMN stamp TEXT;",
+};
+_Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
+
+/* Bring C, of schema FROM, to VP_SCHEMA_VERSION, a step at a time. */
+static int catalog_upgrade(struct vp_catalog *c, int from, struct vp_error *err)
+{
+        for (int v = from; v < VP_SCHEMA_VERSION; v++) {
+                _cleanup_free_ char *sql = vp_strdupf("%sUPDATE meta SET value = '%d' WHERE key = 'schema';",
+                                                      upgrades[v], v + 1);
+                int r = exec_transaction(c, sql, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A catalog of this schema, or of an older one that is upgraded now;
+ * anything else is refused untouched. */
+static int check_schema(struct vp_catalog *c, struct vp_error *err)
+{
+        int v = schema_version(c, err);
+        if (v > 0 && v < VP_SCHEMA_VERSION) {
+                int r = catalog_upgrade(c, v, err);
+                if (r < 0)
+                        return r;
+                v = schema_version(c, err);
+        }
+        if (v < 0)
+                return v;
+        if (v != VP_SCHEMA_VERSION)
+                return vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %d", c->path,
+                              VP_SCHEMA_VERSION);
+        return 0;
+}
+
+/* The history table came without a schema number (see HISTORY_SQL). Best
+ * effort: a catalog this user may only read still serves the read verbs; a
+ * change would fail on its own write anyway. */
+static void add_history(struct vp_catalog *c)
+{
+        if (!vp_catalog_has_table(c, "history"))
+                exec_transaction(c, HISTORY_SQL, NULL);
+}
+
+int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err)
+{
+        bool fresh;
+        int r = check_catalog_file(path, create, &fresh, err);
+        if (r < 0)
+                return r;
 
         struct vp_catalog *c = vp_xcalloc(1, sizeof(*c));
         c->path = vp_strdup(path);
         int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (fresh ? SQLITE_OPEN_CREATE : 0);
         if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-                int r = db_err(c, err, "cannot open");
+                r = db_err(c, err, "cannot open");
                 vp_catalog_close(c);
                 return r;
         }
         sqlite3_busy_timeout(c->db, 30000);
         sqlite3_extended_result_codes(c->db, 0);
 
-        int r = exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
-        if (r >= 0 && fresh) {
-                r = exec(c, "PRAGMA journal_mode=WAL;", err);
-                if (r >= 0)
-                        r = exec(c, "BEGIN IMMEDIATE;", err);
-                if (r >= 0) {
-                        r = exec(c, schema_sql, err);
-                        if (r >= 0)
-                                r = exec(c, "COMMIT;", err);
-                        else
-                                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
-                }
-        }
-        if (r >= 0) {
-                _cleanup_free_ char *schema = NULL;
-                r = vp_catalog_get_meta(c, "schema", &schema, err);
-                if (r >= 0 && streq(schema, "1")) {
-                        /* Schema 1 lacked the images' stamp: it gains the
-                         * column (empty, so the next check hashes) in one
-                         * transaction with the new version. */
-                        r = exec(c, "BEGIN IMMEDIATE;", err);
-                        if (r >= 0 && (r = exec(c, "ALTER TABLE images ADD COLUMN stamp TEXT;"
-                                                   "UPDATE meta SET value = '2' WHERE key = 'schema';", err)) >= 0)
-                                r = exec(c, "COMMIT;", err);
-                        vp_catalog_rollback(c);
-                        free(schema);
-                        schema = NULL;
-                        if (r >= 0)
-                                r = vp_catalog_get_meta(c, "schema", &schema, err);
-                }
-                if (r == -ENOENT || (r >= 0 && !streq(schema, VP_SCHEMA_VERSION)))
-                        r = vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %s",
-                                   path, VP_SCHEMA_VERSION);
-        }
-        if (r >= 0 && !fresh && !vp_catalog_has_table(c, "history")) {
-                /* Best effort: a catalog this user may only read still serves
-                 * the read verbs; a change would fail on its own write anyway. */
-                if (exec(c, "BEGIN IMMEDIATE;", NULL) >= 0) {
-                        if (exec(c, HISTORY_SQL, NULL) >= 0)
-                                exec(c, "COMMIT;", NULL);
-                        else
-                                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
-                }
-        }
+        r = exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
+        if (r >= 0 && fresh && (r = exec(c, "PRAGMA journal_mode=WAL;", err)) >= 0)
+                r = exec_transaction(c, schema_sql, err);
+        if (r >= 0)
+                r = check_schema(c, err);
+        if (r >= 0 && !fresh)
+                add_history(c);
         if (r < 0) {
                 vp_catalog_close(c);
                 if (fresh)

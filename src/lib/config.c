@@ -4,7 +4,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core.h"
 #include "name.h"
 #include "parse.h"
 

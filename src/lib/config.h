@@ -26,6 +26,9 @@ enum vp_conf_origin {
         VP_CONF_CMDLINE,
 };
 
+/* The catalog used when nothing names one. */
+#define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
+
 /* Built-in defaults of the numeric settings (migrate's). */
 #define VP_CONF_DEFAULT_PARALLEL 8
 #define VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT 120

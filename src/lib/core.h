@@ -9,8 +9,6 @@
 #include "storage.h"
 #include "delta.h"
 
-#define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
-
 struct vp_conn_cache {
         int64_t env_id;
         virConnectPtr conn;
@@ -90,8 +88,10 @@ int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, 
 
 int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
-/* The VM's live state on its env ("running", "shut off", "undefined",
- * "unreachable"). */
+/* The VM's live state on its env: VP_VM_UNREACHABLE when the env does not
+ * answer, VP_VM_UNKNOWN when its env or state cannot be read. */
+enum vp_vm_state vp_vm_live_state(struct vp_ctx *ctx, const struct vp_vm *vm);
+/* The same as its word ("running", "shut off", "undefined", "unreachable"). */
 const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 
 /* The domain XML of the VM described by manifest M, in collection DELTA,

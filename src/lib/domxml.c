@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "model.h"
+
 struct buf {
         char *s;
         size_t len, cap;
@@ -76,7 +78,8 @@ static void putf(struct buf *b, const char *fmt, ...)
 
 void vp_domxml_target_dev(const char *bus, int index, char out[8])
 {
-        char prefix = streq(bus, "virtio") ? 'v' : streq(bus, "ide") ? 'h' : 's';
+        enum vp_disk_bus b = vp_disk_bus_from_string(bus);
+        char prefix = b == VP_BUS_VIRTIO ? 'v' : b == VP_BUS_IDE ? 'h' : 's';
         snprintf(out, 8, "%cd%c", prefix, 'a' + (index % 26));
 }
 
@@ -110,30 +113,34 @@ static void disk(struct buf *b, const char *path, const char *fmt, const char *b
         puts_(b, "    </disk>\n");
 }
 
-char *vp_domxml_build(const struct vp_domspec *d, struct vp_error *err)
+/* Every word of D is one vpool knows and every field it needs is there. */
+static int check_spec(const struct vp_domspec *d, struct vp_error *err)
 {
-        static const char *const buses[] = { "ide", "sata", "virtio", "scsi", NULL };
-        static const char *const nics[] = { "e1000", "rtl8139", "virtio", "none", NULL };
-        static const char *const firmwares[] = { "bios", "uefi", NULL };
         static const char *const types[] = { "qemu", "kvm", NULL };
         static const char *const fmts[] = { "qcow2", "raw", NULL };
 
-        if (!one_of(d->disk_bus, buses))
-                return vp_err(err, -EINVAL, "unknown disk bus '%s'", d->disk_bus ? d->disk_bus : ""), NULL;
-        if (!one_of(d->nic, nics))
-                return vp_err(err, -EINVAL, "unknown NIC model '%s'", d->nic ? d->nic : ""), NULL;
-        if (!one_of(d->firmware, firmwares))
-                return vp_err(err, -EINVAL, "unknown firmware '%s'", d->firmware ? d->firmware : ""), NULL;
+        if (!vp_known_bus(d->disk_bus))
+                return vp_err(err, -EINVAL, "unknown disk bus '%s'", d->disk_bus ? d->disk_bus : "");
+        if (!vp_known_nic(d->nic))
+                return vp_err(err, -EINVAL, "unknown NIC model '%s'", d->nic ? d->nic : "");
+        if (!vp_known_firmware(d->firmware))
+                return vp_err(err, -EINVAL, "unknown firmware '%s'", d->firmware ? d->firmware : "");
         if (!one_of(d->domain_type, types))
-                return vp_err(err, -EINVAL, "unknown domain type '%s'", d->domain_type ? d->domain_type : ""), NULL;
+                return vp_err(err, -EINVAL, "unknown domain type '%s'", d->domain_type ? d->domain_type : "");
         if (!one_of(d->master_format, fmts))
-                return vp_err(err, -EINVAL, "unknown master format '%s'", d->master_format ? d->master_format : ""), NULL;
+                return vp_err(err, -EINVAL, "unknown master format '%s'", d->master_format ? d->master_format : "");
         if (!d->name || !d->uuid || !d->overlay || !d->master || !d->machine || !d->arch || !d->log_path)
-                return vp_err(err, -EINVAL, "incomplete domain description"), NULL;
+                return vp_err(err, -EINVAL, "incomplete domain description");
         if (d->vcpus < 1 || d->memory_mib < 1)
-                return vp_err(err, -EINVAL, "vCPUs and memory must be positive"), NULL;
+                return vp_err(err, -EINVAL, "vCPUs and memory must be positive");
+        return 0;
+}
 
-        bool uefi = streq(d->firmware, "uefi");
+char *vp_domxml_build(const struct vp_domspec *d, struct vp_error *err)
+{
+        if (check_spec(d, err) < 0)
+                return NULL;
+        bool uefi = vp_firmware_from_string(d->firmware) == VP_FIRMWARE_UEFI;
         struct buf b = { 0 };
         putf(&b, "<domain type='%s'>\n", d->domain_type);
         putf(&b, "  <name>%s</name>\n  <uuid>%s</uuid>\n", d->name, d->uuid);
@@ -170,9 +177,9 @@ char *vp_domxml_build(const struct vp_domspec *d, struct vp_error *err)
         disk(&b, d->overlay, "qcow2", d->disk_bus, 0, d->master, d->master_format);
         if (d->data_disk && *d->data_disk)
                 disk(&b, d->data_disk, "qcow2", d->disk_bus, 1, NULL, NULL);
-        if (streq(d->disk_bus, "scsi"))
+        if (vp_disk_bus_from_string(d->disk_bus) == VP_BUS_SCSI)
                 puts_(&b, "    <controller type='scsi' model='virtio-scsi'/>\n");
-        if (!streq(d->nic, "none"))
+        if (vp_nic_model_from_string(d->nic) != VP_NIC_NONE)
                 putf(&b, "    <interface type='user'>\n"
                          "      <mac address='%s'/>\n"
                          "      <model type='%s'/>\n"

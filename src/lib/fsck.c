@@ -74,11 +74,21 @@ static bool in_flight(struct state *s, const struct vp_vm *vm)
         return vm && pool_creating(s, vm->pool_id);
 }
 
+static bool creating(const struct vp_pool *p)
+{
+        return vp_pool_state_from_string(p->state) == VP_POOL_CREATING;
+}
+
+static bool unfinished(const struct vp_migration *m)
+{
+        return vp_migration_state_unfinished(vp_migration_state_from_string(m->state));
+}
+
 static bool pool_creating(struct state *s, int64_t pool_id)
 {
         for (size_t i = 0; i < s->npools; i++)
                 if (s->pools[i].id == pool_id)
-                        return streq(s->pools[i].state, "creating");
+                        return creating(&s->pools[i]);
         return false;
 }
 
@@ -87,13 +97,13 @@ static bool pool_creating(struct state *s, int64_t pool_id)
 static void note_unfinished(struct state *s)
 {
         for (size_t i = 0; i < s->npools; i++)
-                if (streq(s->pools[i].state, "creating"))
+                if (creating(&s->pools[i]))
                         problem(s->rep, "pool-unfinished", s->pools[i].name,
                                 "its creation was interrupted; the same 'vpool pool create' finishes it, "
                                 "'vpool pool rm %s' undoes it", s->pools[i].name);
         for (size_t i = 0; i < s->nmigs; i++) {
                 const struct vp_migration *m = &s->migs[i];
-                if (!streq(m->state, "running") && !streq(m->state, "partial"))
+                if (!unfinished(m))
                         continue;
                 void *rows = NULL;
                 size_t n = 0, moving = 0;
@@ -101,7 +111,8 @@ static void note_unfinished(struct state *s)
                         continue;
                 struct vp_migvm *mv = rows;
                 for (size_t k = 0; k < n; k++) {
-                        if (streq(mv[k].step, "done") || streq(mv[k].step, "returned") || streq(mv[k].step, "pending"))
+                        enum vp_step step = vp_step_from_string(mv[k].step);
+                        if (vp_step_ended(step) || step == VP_STEP_PENDING)
                                 continue;
                         int64_t *ni = realloc(s->inflight, (s->ninflight + 1) * sizeof(*ni));
                         if (!ni)
@@ -164,7 +175,7 @@ static bool migration_open(struct state *s, int64_t id)
 {
         for (size_t i = 0; i < s->nmigs; i++)
                 if (s->migs[i].id == id)
-                        return streq(s->migs[i].state, "running") || streq(s->migs[i].state, "partial");
+                        return unfinished(&s->migs[i]);
         return false;
 }
 
@@ -220,18 +231,11 @@ static void check_image_file(struct state *s, int dirfd, const char *name, const
         }
 }
 
-static void check_delta(struct state *s, const char *pool, const char *vmname, int vfd)
+/* Anything in collection PATH but what a collection holds. A create still
+ * unfinished (its builders work side by side) owns what it left half made:
+ * its next run sweeps it. */
+static void check_stray_files(struct state *s, const char *path, int vfd, bool creating)
 {
-        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->ctx->st.root, pool, vmname);
-        struct vp_manifest m;
-        struct vp_error err = { 0 };
-        s->rep->deltas++;
-
-        /* Stray files: anything but what a collection holds. A create still
-         * unfinished (its builders work side by side) owns what it left
-         * half made: its next run sweeps it. */
-        const struct vp_vm *owner_vm = vm_by_name(s, vmname);
-        bool creating = owner_vm && pool_creating(s, owner_vm->pool_id);
         int dfd = dup(vfd);
         DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
         struct dirent *de;
@@ -248,55 +252,53 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                 closedir(d);
         else if (dfd >= 0)
                 close(dfd);
+}
 
-        if (vp_manifest_read(vfd, path, &m, &err) < 0) {
-                /* A create writes the manifest last: half a collection is its business. */
-                if (!(err.code == -ENOENT && vm_by_name(s, vmname) && in_flight(s, vm_by_name(s, vmname))))
-                        problem(s->rep, "manifest-damaged", path, "%s", err.msg);
-                return;
-        }
-        if (!streq(m.pool, pool) || !streq(m.vm, vmname))
-                problem(s->rep, "manifest-misplaced", path, "manifest names %s/%s", m.pool, m.vm);
-
-        const struct vp_vm *vm = vm_by_name(s, vmname);
-        const struct vp_pool *p = pool_by_name(s, pool);
-        const struct vp_image *master = p ? image_by_id(s, p->image_id) : NULL;
-        bool owner_is_vm = strncmp(m.owner, "vm:", 3) == 0;
-        if (owner_is_vm) {
-                if (!vm || !streq(m.owner + 3, vmname))
+/* Invariant 1: the manifest's owner is the VM of this collection or an
+ * unfinished migration, and (unless a migration is moving the VM) the
+ * catalog says the same owner and generation. VM is the catalog's VM of
+ * this collection's name, NULL when it has none. */
+static void check_owner(struct state *s, const char *path, const char *vmname, const struct vp_vm *vm,
+                        const struct vp_manifest *m, const struct vp_owner *owner, bool moving)
+{
+        if (owner->kind == VP_OWNER_VM) {
+                if (!vm || !streq(owner->vm, vmname))
                         problem(s->rep, "owner-unknown", path, "manifest owner '%s' is not a VM of the catalog for this delta",
-                                m.owner);
-        } else {
-                int64_t id = strtoll(m.owner + 10, NULL, 10);
-                if (!migration_open(s, id))
-                        problem(s->rep, "owner-stale-migration", path, "owned by '%s', which is not an unfinished migration",
-                                m.owner);
+                                m->owner);
+        } else if (!migration_open(s, owner->migration)) {
+                problem(s->rep, "owner-stale-migration", path, "owned by '%s', which is not an unfinished migration",
+                        m->owner);
         }
-        bool moving = in_flight(s, vm);
-        if (vm && !moving && (!streq(vm->owner, m.owner) || vm->generation != m.generation))
+        if (vm && !moving && (!streq(vm->owner, m->owner) || vm->generation != m->generation))
                 problem(s->rep, "owner-mismatch", path,
-                        "manifest says owner '%s' generation %lld, catalog says '%s' generation %lld", m.owner,
-                        (long long)m.generation, vm->owner, (long long)vm->generation);
+                        "manifest says owner '%s' generation %lld, catalog says '%s' generation %lld", m->owner,
+                        (long long)m->generation, vm->owner, (long long)vm->generation);
         if (vm && !streq(vm->delta_path, path))
                 problem(s->rep, "delta-path-mismatch", path, "catalog places vm '%s' at '%s'", vm->name, vm->delta_path);
-        if (!p)
-                problem(s->rep, "pool-unknown", path, "no pool '%s' in the catalog", pool);
-        if (master && !streq(master->path, m.master))
-                problem(s->rep, "foreign-backing", path, "manifest names master '%s', the pool's is '%s'", m.master,
-                        master->path);
+}
 
+/* Invariant 4: the disks pass the header checks, the overlay backed by its
+ * pool's MASTER (NULL when the catalog knows no pool for it). */
+static void check_disks(struct state *s, int vfd, const char *path, const struct vp_manifest *m,
+                        const struct vp_image *master, bool moving)
+{
         /* Mid-hand-over the disks may already carry the next generation's
          * names while the manifest still gives the last ones: resume knows. */
-        bool renaming = moving && faccessat(vfd, m.overlay, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
-        if (!renaming) {
-                check_image_file(s, vfd, m.overlay, path, true, master);
-                if (m.data_disk[0])
-                        check_image_file(s, vfd, m.data_disk, path, false, NULL);
-        }
+        bool renaming = moving && faccessat(vfd, m->overlay, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+        if (renaming)
+                return;
+        check_image_file(s, vfd, m->overlay, path, true, master);
+        if (m->data_disk[0])
+                check_image_file(s, vfd, m->data_disk, path, false, NULL);
+}
 
-        /* Invariant 2: at most one defined domain holds the delta, and it is its owner. */
+/* Invariant 2: at most one defined domain holds the delta, and it is its
+ * owner's, defined for the delta's generation. */
+static void check_holders(struct state *s, const char *path, const struct vp_manifest *m,
+                          const struct vp_owner *owner, const struct vp_vm *vm, bool moving)
+{
         struct seen seen[8];
-        size_t n = attachments(s, path, &m, seen, ELEMENTSOF(seen));
+        size_t n = attachments(s, path, m, seen, ELEMENTSOF(seen));
         if (n > 1) {
                 char list[400] = "";
                 for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {
@@ -308,16 +310,48 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
         for (size_t i = 0; i < n && i < ELEMENTSOF(seen) && !moving; i++) {
                 const struct vp_env *e = seen[i].env;
                 struct vp_dominfo *dom = seen[i].d;
-                if (!owner_is_vm)
+                if (owner->kind != VP_OWNER_VM)
                         problem(s->rep, "domain-holds-locked-delta", path, "domain %s/%s holds a delta owned by '%s'",
-                                e->name, dom->name, m.owner);
-                else if (!streq(dom->name, m.owner + 3) || !vm || vm->env_id != e->id)
+                                e->name, dom->name, m->owner);
+                else if (!streq(dom->name, owner->vm) || !vm || vm->env_id != e->id)
                         problem(s->rep, "domain-not-owner", path, "domain %s/%s holds the delta of '%s'", e->name,
-                                dom->name, m.owner);
-                else if (dom->has_meta && dom->generation != m.generation)
+                                dom->name, m->owner);
+                else if (dom->has_meta && dom->generation != m->generation)
                         problem(s->rep, "stale-domain", path, "domain %s/%s was defined for generation %lld, the delta is at %lld",
-                                e->name, dom->name, (long long)dom->generation, (long long)m.generation);
+                                e->name, dom->name, (long long)dom->generation, (long long)m->generation);
         }
+}
+
+static void check_delta(struct state *s, const char *pool, const char *vmname, int vfd)
+{
+        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->ctx->st.root, pool, vmname);
+        struct vp_manifest m;
+        struct vp_owner owner;
+        struct vp_error err = { 0 };
+        s->rep->deltas++;
+
+        const struct vp_vm *vm = vm_by_name(s, vmname);
+        check_stray_files(s, path, vfd, vm && pool_creating(s, vm->pool_id));
+        if (vp_manifest_read(vfd, path, &m, &err) < 0 || vp_owner_parse(m.owner, &owner, &err) < 0) {
+                /* A create writes the manifest last: half a collection is its business. */
+                if (!(err.code == -ENOENT && in_flight(s, vm)))
+                        problem(s->rep, "manifest-damaged", path, "%s", err.msg);
+                return;
+        }
+        if (!streq(m.pool, pool) || !streq(m.vm, vmname))
+                problem(s->rep, "manifest-misplaced", path, "manifest names %s/%s", m.pool, m.vm);
+
+        const struct vp_pool *p = pool_by_name(s, pool);
+        const struct vp_image *master = p ? image_by_id(s, p->image_id) : NULL;
+        bool moving = in_flight(s, vm);
+        check_owner(s, path, vmname, vm, &m, &owner, moving);
+        if (!p)
+                problem(s->rep, "pool-unknown", path, "no pool '%s' in the catalog", pool);
+        if (master && !streq(master->path, m.master))
+                problem(s->rep, "foreign-backing", path, "manifest names master '%s', the pool's is '%s'", m.master,
+                        master->path);
+        check_disks(s, vfd, path, &m, master, moving);
+        check_holders(s, path, &m, &owner, vm, moving);
 }
 
 static void walk_deltas(struct state *s)
@@ -387,7 +421,7 @@ static void check_vms_and_domains(struct state *s)
                         continue;
                 if (stat(vm->delta_path, &st) < 0)
                         problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
-                if (strncmp(vm->owner, "vm:", 3) != 0 || in_flight(s, vm))
+                if (!vp_owner_is_vm(vm->owner))
                         continue;   /* mid-migration: the journal knows where it is */
                 size_t e;
                 for (e = 0; e < s->nenvs; e++)
@@ -438,30 +472,27 @@ static void check_vms_and_domains(struct state *s)
                 }
 }
 
+/* Every master opens through storage's checked open and still has the size
+ * recorded. The problem's kind says whether the file is missing, a link or
+ * not a master any more. */
 static void check_images(struct state *s)
 {
         for (size_t i = 0; i < s->nimages; i++) {
                 const struct vp_image *im = &s->images[i];
-                const char *base = strrchr(im->path, '/');
-                base = base ? base + 1 : im->path;
-                int fd = openat(s->ctx->st.images_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0) {
-                        if (errno == ELOOP)
-                                problem(s->rep, "symlink", im->path, "image '%s': a symbolic link where its master "
-                                        "should be", im->name);
-                        else
-                                problem(s->rep, "image-missing", im->path, "image '%s': %s", im->name, strerror(errno));
-                        continue;
-                }
-                struct vp_image_info info;
                 struct vp_error err = { 0 };
-                if (vp_image_probe(fd, im->path, vp_format_from_string(im->format), &info, &err) < 0 ||
-                    vp_image_check_master(&info, im->path, &err) < 0)
+                _cleanup_close_ int fd = -1;
+                struct stat st;
+                int r = vp_storage_open_master(&s->ctx->st, im->path, im->format, &fd, &err);
+                if (r == -ELOOP)
+                        problem(s->rep, "symlink", im->path, "image '%s': a symbolic link where its master "
+                                "should be", im->name);
+                else if (r == -ENOENT || r == -EACCES)
+                        problem(s->rep, "image-missing", im->path, "image '%s': %s", im->name, strerror(-r));
+                else if (r < 0)
                         problem(s->rep, "bad-master", im->path, "%s", err.msg);
-                else if ((int64_t)info.file_size != im->file_size)
+                else if (fstat(fd, &st) == 0 && (int64_t)st.st_size != im->file_size)
                         problem(s->rep, "master-changed", im->path, "size %llu, recorded %lld",
-                                (unsigned long long)info.file_size, (long long)im->file_size);
-                close(fd);
+                                (unsigned long long)st.st_size, (long long)im->file_size);
         }
 }
 

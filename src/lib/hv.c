@@ -188,10 +188,12 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
                         if (!info.disk_buses[0]) {
                                 xpath_list(&dx, "/domainCapabilities/devices/disk/enum[@name='bus']/value",
                                            info.disk_buses, sizeof(info.disk_buses));
-                                snprintf(info.firmwares, sizeof(info.firmwares), "bios");
-                                if (xpath_list(&dx, "/domainCapabilities/os/enum[@name='firmware']/value[.='efi']",
-                                               expr, sizeof(expr)) > 0)
-                                        strcat(info.firmwares, ",uefi");
+                                /* libvirt's name for UEFI firmware is efi. */
+                                bool efi = xpath_list(&dx, "/domainCapabilities/os/enum[@name='firmware']/value[.='efi']",
+                                                      expr, sizeof(expr)) > 0;
+                                snprintf(info.firmwares, sizeof(info.firmwares), "%s%s%s",
+                                         vp_firmware_to_string(VP_FIRMWARE_BIOS), efi ? "," : "",
+                                         efi ? vp_firmware_to_string(VP_FIRMWARE_UEFI) : "");
                         }
                 }
                 xdoc_free(&dx);
@@ -247,9 +249,10 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         if (!vp_list_has(buses, disk_bus))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer disk bus '%s' on machine '%s' (offers %s)",
                               env, disk_bus, machine, buses);
-        if (!streq(nic, "none") && !vp_list_has(info.nic_models, nic))
+        if (vp_nic_model_from_string(nic) != VP_NIC_NONE && !vp_list_has(info.nic_models, nic))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer NIC model '%s'", env, nic);
-        if (streq(firmware, "uefi") && !vp_list_has(fw, "efi"))
+        /* libvirt's name for UEFI firmware is efi. */
+        if (vp_firmware_from_string(firmware) == VP_FIRMWARE_UEFI && !vp_list_has(fw, "efi"))
                 return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer UEFI firmware on machine '%s'",
                               env, machine);
         return 0;
@@ -358,12 +361,12 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
         return 0;
 }
 
-int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err)
+int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;
         int r = lookup(conn, name, &d, err);
         if (r == -ENOENT) {
-                *ret = "undefined";
+                *ret = VP_VM_UNDEFINED;
                 return 0;
         }
         if (r < 0)
@@ -371,13 +374,35 @@ int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct v
         int state, reason;
         if (virDomainGetState(d, &state, &reason, 0) < 0)
                 return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
-        static const char *const names[] = {
-                [VIR_DOMAIN_NOSTATE] = "no state", [VIR_DOMAIN_RUNNING] = "running",
-                [VIR_DOMAIN_BLOCKED] = "blocked", [VIR_DOMAIN_PAUSED] = "paused",
-                [VIR_DOMAIN_SHUTDOWN] = "shutting down", [VIR_DOMAIN_SHUTOFF] = "shut off",
-                [VIR_DOMAIN_CRASHED] = "crashed", [VIR_DOMAIN_PMSUSPENDED] = "suspended",
+        static const enum vp_vm_state states[] = {
+                [VIR_DOMAIN_NOSTATE] = VP_VM_NOSTATE, [VIR_DOMAIN_RUNNING] = VP_VM_RUNNING,
+                [VIR_DOMAIN_BLOCKED] = VP_VM_BLOCKED, [VIR_DOMAIN_PAUSED] = VP_VM_PAUSED,
+                [VIR_DOMAIN_SHUTDOWN] = VP_VM_SHUTTING_DOWN, [VIR_DOMAIN_SHUTOFF] = VP_VM_SHUT_OFF,
+                [VIR_DOMAIN_CRASHED] = VP_VM_CRASHED, [VIR_DOMAIN_PMSUSPENDED] = VP_VM_SUSPENDED,
         };
-        *ret = state >= 0 && (size_t)state < ELEMENTSOF(names) && names[state] ? names[state] : "unknown";
+        *ret = state >= 0 && (size_t)state < ELEMENTSOF(states) ? states[state] : VP_VM_UNKNOWN;
+        return 0;
+}
+
+int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err)
+{
+        enum vp_vm_state s;
+        int r = vp_hv_domain_state(conn, name, &s, err);
+        if (r >= 0)
+                *ret = vp_vm_state_to_string(s);
+        return r;
+}
+
+int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r < 0) {
+                virResetLastError();
+                return r;
+        }
+        if (virDomainGetUUIDString(d, uuid) < 0)
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
         return 0;
 }
 

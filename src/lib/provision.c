@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include <libvirt/virterror.h>
 
@@ -55,6 +56,12 @@ static int load_vms(struct vp_ctx *ctx, int64_t pool_id, struct vp_vm **ret, siz
         return r;
 }
 
+/* The name of the VM at 0-based index I of POOL: POOL-001, POOL-002, ... */
+static void vm_name(char out[64], const char *pool, int64_t i)
+{
+        snprintf(out, 64, "%s-%03lld", pool, (long long)(i + 1));
+}
+
 static void random_bytes(void *buf, size_t n)
 {
         uint8_t *p = buf;
@@ -94,7 +101,7 @@ int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *
         if (!vp_list_has(im->disk_buses, p->disk_bus))
                 return vp_err(err, -EOPNOTSUPP, "image '%s' declares no driver for disk bus '%s' (declares %s)",
                               im->name, p->disk_bus, im->disk_buses);
-        if (!streq(p->nic, "none") && !vp_list_has(im->nic_models, p->nic))
+        if (vp_nic_model_from_string(p->nic) != VP_NIC_NONE && !vp_list_has(im->nic_models, p->nic))
                 return vp_err(err, -EOPNOTSUPP, "image '%s' declares no driver for NIC model '%s' (declares %s)",
                               im->name, p->nic, im->nic_models);
         if (!vp_list_has(im->firmwares, p->firmware))
@@ -122,18 +129,14 @@ char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_im
         return vp_domxml_build(&d, err);
 }
 
-/* Make sure VM's collection exists and is the one its catalog row
- * describes: an interrupted create may have left it missing, half made (no
- * manifest) or whole. A collection holding another VM's identity is never
- * touched. */
-static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const struct vp_vm *vm,
-                        struct vp_manifest *m, struct vp_error *err)
+/* The manifest of VM's new collection: its identity from the catalog row,
+ * owned by the VM itself at generation 1. */
+static void new_manifest(const struct pool_refs *refs, const struct vp_vm *vm, struct vp_manifest *m)
 {
-        int r;
         memset(m, 0, sizeof(*m));
         snprintf(m->pool, sizeof(m->pool), "%s", refs->pool.name);
         snprintf(m->vm, sizeof(m->vm), "%s", vm->name);
-        snprintf(m->owner, sizeof(m->owner), "vm:%s", vm->name);
+        vp_owner_vm(m->owner, vm->name);
         m->generation = 1;
         snprintf(m->uuid, sizeof(m->uuid), "%s", vm->uuid);
         snprintf(m->macs[0], sizeof(m->macs[0]), "%s", vm->macs);
@@ -144,9 +147,19 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
         snprintf(m->overlay, sizeof(m->overlay), "overlay.qcow2");
         if (refs->pool.data_disk_bytes)
                 snprintf(m->data_disk, sizeof(m->data_disk), "data.qcow2");
-        if (streq(refs->prof.firmware, "uefi"))
+        if (vp_firmware_from_string(refs->prof.firmware) == VP_FIRMWARE_UEFI)
                 snprintf(m->nvram, sizeof(m->nvram), "nvram.fd");
+}
 
+/* Make sure VM's collection exists and is the one its catalog row
+ * describes: an interrupted create may have left it missing, half made (no
+ * manifest) or whole. A collection holding another VM's identity is never
+ * touched. */
+static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const struct vp_vm *vm,
+                        struct vp_manifest *m, struct vp_error *err)
+{
+        int r;
+        new_manifest(refs, vm, m);
         int fd = -1;
         struct vp_error probe = { 0 };
         r = vp_delta_open(&ctx->st, refs->pool.name, vm->name, &fd, &probe);
@@ -201,17 +214,9 @@ static int build_vm(struct build *b, size_t i, struct vp_error *err)
         if (r < 0)
                 return r;
         /* A domain of this name must be ours (same UUID) or absent. */
-        virDomainPtr d = virDomainLookupByName(b->conn, vm->name);
-        if (d) {
-                char uuid[VIR_UUID_STRING_BUFLEN] = "";
-                virDomainGetUUIDString(d, uuid);
-                virDomainFree(d);
-                if (!streq(uuid, vm->uuid))
-                        return vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name,
-                                      vm->name);
-        } else {
-                virResetLastError();
-        }
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (vp_hv_uuid(b->conn, vm->name, uuid, NULL) >= 0 && !streq(uuid, vm->uuid))
+                return vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name, vm->name);
         _cleanup_free_ char *xml = vp_vm_xml(b->ctx, &refs->env, &refs->im, &refs->prof, &m, vm->delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;
@@ -290,7 +295,7 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr 
         if (r < 0)
                 return r;
         free(refs->pool.state);
-        refs->pool.state = vp_strdup("active");
+        refs->pool.state = vp_strdup(vp_pool_state_to_string(VP_POOL_ACTIVE));
         r = vp_row_update(ctx->cat, &vp_table_pool, &refs->pool, err);
         if (r >= 0)
                 vp_fault_point("create.active");
@@ -307,16 +312,9 @@ static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectP
         if (load_vms(ctx, refs->pool.id, &vms, &n, &ignore) < 0)
                 return;
         for (size_t i = n; i-- > 0;) {
-                virDomainPtr d = conn ? virDomainLookupByName(conn, vms[i].name) : NULL;
-                if (d) {
-                        char uuid[VIR_UUID_STRING_BUFLEN] = "";
-                        virDomainGetUUIDString(d, uuid);
-                        virDomainFree(d);
-                        if (streq(uuid, vms[i].uuid))
-                                vp_hv_undefine(conn, vms[i].name, true, &ignore);
-                } else {
-                        virResetLastError();
-                }
+                char uuid[VIR_UUID_STRING_BUFLEN];
+                if (conn && vp_hv_uuid(conn, vms[i].name, uuid, NULL) >= 0 && streq(uuid, vms[i].uuid))
+                        vp_hv_undefine(conn, vms[i].name, true, &ignore);
                 int fd = -1;
                 struct vp_manifest m;
                 bool ours = true;
@@ -340,8 +338,8 @@ static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectP
         vp_rows_free(&vp_table_vm, vms, n);
 }
 
-int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
-                   void *ud, struct vp_error *err)
+/* The arguments alone, before anything is looked up. */
+static int check_create_args(const struct vp_pool_args *a, struct vp_error *err)
 {
         int r;
         if ((r = vp_name_check("pool", a->name, err)) < 0 || (r = vp_name_check("image", a->image, err)) < 0 ||
@@ -353,142 +351,181 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                               VP_NAME_MAX - 5);
         if (a->size < 1 || a->size > VP_MAX_POOL_SIZE)
                 return vp_err(err, -EINVAL, "pool size must be between 1 and %d", VP_MAX_POOL_SIZE);
+        return 0;
+}
 
+/* The rows A names into REFS. A pool of A's name still creating is a
+ * create that was interrupted (*ret_resuming): only the same create, with
+ * the same image, env, profile and sizes, may finish it. Any other pool of
+ * the name refuses. */
+static int load_create_refs(struct vp_ctx *ctx, const struct vp_pool_args *a, struct pool_refs *refs,
+                            bool *ret_resuming, struct vp_error *err)
+{
+        int r;
+        bool resuming = false;
+        if (vp_row_get(ctx->cat, &vp_table_pool, "name", a->name, &refs->pool, NULL) >= 0) {
+                if (vp_pool_state_from_string(refs->pool.state) != VP_POOL_CREATING)
+                        return vp_err(err, -EEXIST, "pool '%s' already exists", a->name);
+                resuming = true;
+        }
+        if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs->im, err)) < 0 ||
+            (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs->env, err)) < 0 ||
+            (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs->prof, err)) < 0 ||
+            (r = vp_check_image_supports(&refs->im, &refs->prof, err)) < 0)
+                return r;
+        if (resuming && (refs->pool.image_id != refs->im.id || refs->pool.env_id != refs->env.id ||
+                         refs->pool.profile_id != refs->prof.id || refs->pool.size != a->size ||
+                         refs->pool.data_disk_bytes != (int64_t)a->data_disk_bytes))
+                return vp_err(err, -EEXIST, "pool '%s' was being created with other parameters and was interrupted; "
+                              "repeat that create, or 'vpool pool rm %s'", a->name, a->name);
+        *ret_resuming = resuming;
+        return 0;
+}
+
+/* The master on storage must still be the image it was: its header passes
+ * storage's checks and its size is the one recorded. */
+static int check_master_unchanged(struct vp_ctx *ctx, const struct vp_image *im, struct vp_error *err)
+{
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        int r = vp_storage_open_master(&ctx->st, im->path, im->format, &fd, err);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return vp_err(err, -errno, "master image '%s': %s", im->path, strerror(errno));
+        if ((int64_t)st.st_size != im->file_size)
+                return vp_err(err, -EBADMSG, "master image '%s' changed size on storage", im->path);
+        return 0;
+}
+
+/* The connection to the pool's env, which must offer the profile's hardware. */
+static int connect_env(struct vp_ctx *ctx, const struct pool_refs *refs, virConnectPtr *ret, struct vp_error *err)
+{
+        virConnectPtr conn;
+        int r = vp_ctx_conn(ctx, &refs->env, &conn, err);
+        if (r < 0)
+                return r;
+        const char *dtype = vp_hv_pick_domain_type(refs->env.domain_types);
+        if ((r = vp_hv_check_hardware(conn, refs->env.name, refs->env.arch, dtype, refs->prof.machine,
+                                      refs->prof.disk_bus, refs->prof.nic, refs->prof.firmware, err)) < 0)
+                return r;
+        *ret = conn;
+        return 0;
+}
+
+/* Nothing of the pool's names may exist yet, in the catalog, on storage or
+ * on the hypervisor: creating never adopts or overwrites. */
+static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_pool_args *a,
+                            const struct vp_env *env, struct vp_error *err)
+{
+        struct vp_hv_states doms;
+        int r = vp_hv_states_load(conn, &doms, err);
+        if (r < 0)
+                return r;
+        for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                char name[64];
+                vm_name(name, a->name, i);
+                struct vp_vm v = { 0 };
+                if (vp_row_get(ctx->cat, &vp_table_vm, "name", name, &v, NULL) >= 0) {
+                        vp_row_clear(&vp_table_vm, &v);
+                        r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
+                } else if (vp_hv_states_find(&doms, name)) {
+                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", env->name, name);
+                }
+        }
+        vp_hv_states_free(&doms);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd >= 0 || errno != ENOENT)
+                return vp_err(err, -EEXIST, "'%s/deltas/%s' already exists on storage", ctx->st.root, a->name);
+        return 0;
+}
+
+/* Phase 1, one transaction: the pool (state creating) and every VM's
+ * identity. A crash from here on is finished by the next identical create,
+ * or undone by pool rm. */
+static int allocate_pool(struct vp_ctx *ctx, const struct vp_pool_args *a, struct pool_refs *refs,
+                         struct vp_error *err)
+{
+        int r = vp_catalog_begin(ctx->cat, err);
+        if (r < 0)
+                return r;
+        refs->pool = (struct vp_pool){
+                .name = vp_strdup(a->name), .image_id = refs->im.id, .env_id = refs->env.id,
+                .profile_id = refs->prof.id, .size = a->size, .data_disk_bytes = (int64_t)a->data_disk_bytes,
+                .state = vp_strdup(vp_pool_state_to_string(VP_POOL_CREATING)), .created = vp_now_iso(),
+        };
+        r = vp_row_insert(ctx->cat, &vp_table_pool, &refs->pool, err);
+        for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                char name[64], uuid[37], mac[18], owner[VP_OWNER_MAX];
+                vm_name(name, a->name, i);
+                random_uuid(uuid);
+                random_mac(mac);
+                vp_owner_vm(owner, name);
+                _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, a->name, name);
+                struct vp_vm v = {
+                        .name = name, .pool_id = refs->pool.id, .idx = i + 1, .env_id = refs->env.id,
+                        .profile_id = refs->prof.id, .uuid = uuid, .macs = mac, .hostname = name,
+                        .delta_path = delta, .owner = owner, .generation = 1, .created = refs->pool.created,
+                };
+                r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
+        }
+        if (r >= 0)
+                r = vp_catalog_commit(ctx->cat, err);
+        if (r < 0)
+                vp_catalog_rollback(ctx->cat);
+        return r;
+}
+
+/* --start: every VM of the new pool, in order. */
+static int start_vms(virConnectPtr conn, const struct vp_pool_args *a, vp_progress_fn progress, void *ud,
+                     struct vp_error *err)
+{
+        for (int64_t i = 0; i < a->size; i++) {
+                char name[64];
+                vm_name(name, a->name, i);
+                int r = vp_hv_start(conn, name, err);
+                if (r < 0) {
+                        vp_err_prefix(err, "pool '%s' created, but", a->name);
+                        return r;
+                }
+                if (progress)
+                        progress(ud, name, "started", (size_t)i + 1, (size_t)a->size);
+        }
+        return 0;
+}
+
+int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
+                   void *ud, struct vp_error *err)
+{
+        int r = check_create_args(a, err);
+        if (r < 0)
+                return r;
         _cleanup_close_ int lockfd = -1;
         if ((r = vp_pool_lock(ctx, a->name, &lockfd, err)) < 0)
                 return r;
 
         struct pool_refs refs = { 0 };
         bool resuming = false;
-        if (vp_row_get(ctx->cat, &vp_table_pool, "name", a->name, &refs.pool, NULL) >= 0) {
-                if (!streq(refs.pool.state, "creating")) {
-                        refs_clear(&refs);
-                        return vp_err(err, -EEXIST, "pool '%s' already exists", a->name);
-                }
-                resuming = true;
-        }
-        if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs.im, err)) < 0 ||
-            (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs.env, err)) < 0 ||
-            (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs.prof, err)) < 0 ||
-            (r = vp_check_image_supports(&refs.im, &refs.prof, err)) < 0)
-                goto out;
-        if (resuming && (refs.pool.image_id != refs.im.id || refs.pool.env_id != refs.env.id ||
-                         refs.pool.profile_id != refs.prof.id || refs.pool.size != a->size ||
-                         refs.pool.data_disk_bytes != (int64_t)a->data_disk_bytes)) {
-                r = vp_err(err, -EEXIST, "pool '%s' was being created with other parameters and was interrupted; "
-                           "repeat that create, or 'vpool pool rm %s'", a->name, a->name);
-                goto out;
-        }
-
-        /* The master on storage must still be the image it was: header and size. */
-        {
-                const char *base = strrchr(refs.im.path, '/');
-                _cleanup_close_ int fd = openat(ctx->st.images_fd, base ? base + 1 : refs.im.path,
-                                                O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                struct vp_image_info info;
-                if (fd < 0) {
-                        r = vp_err(err, -errno, "master image '%s' of image '%s': %s", refs.im.path,
-                                   refs.im.name, errno == ELOOP ? "is a symbolic link" : strerror(errno));
-                        goto out;
-                }
-                r = vp_image_probe(fd, refs.im.path, vp_format_from_string(refs.im.format), &info, err);
-                if (r >= 0)
-                        r = vp_image_check_master(&info, refs.im.path, err);
-                if (r >= 0 && (int64_t)info.file_size != refs.im.file_size)
-                        r = vp_err(err, -EBADMSG, "master image '%s' changed size on storage", refs.im.path);
-                if (r < 0)
-                        goto out;
-        }
-
         virConnectPtr conn;
-        if ((r = vp_ctx_conn(ctx, &refs.env, &conn, err)) < 0)
+        if ((r = load_create_refs(ctx, a, &refs, &resuming, err)) < 0 ||
+            (r = check_master_unchanged(ctx, &refs.im, err)) < 0 || (r = connect_env(ctx, &refs, &conn, err)) < 0)
                 goto out;
-        const char *dtype = vp_hv_pick_domain_type(refs.env.domain_types);
-        if ((r = vp_hv_check_hardware(conn, refs.env.name, refs.env.arch, dtype, refs.prof.machine,
-                                      refs.prof.disk_bus, refs.prof.nic, refs.prof.firmware, err)) < 0)
-                goto out;
-
         if (!resuming) {
-                /* Nothing of the pool's names may exist yet, in the catalog, on
-                 * storage or on the hypervisor: creating never adopts or overwrites. */
-                struct vp_hv_states doms;
-                if ((r = vp_hv_states_load(conn, &doms, err)) < 0)
+                if ((r = check_names_free(ctx, conn, a, &refs.env, err)) < 0 ||
+                    (r = allocate_pool(ctx, a, &refs, err)) < 0)
                         goto out;
-                for (int64_t i = 0; i < a->size && r >= 0; i++) {
-                        char name[64];
-                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
-                        struct vp_vm v = { 0 };
-                        if (vp_row_get(ctx->cat, &vp_table_vm, "name", name, &v, NULL) >= 0) {
-                                vp_row_clear(&vp_table_vm, &v);
-                                r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
-                        } else if (vp_hv_states_find(&doms, name)) {
-                                r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'",
-                                           refs.env.name, name);
-                        }
-                }
-                vp_hv_states_free(&doms);
-                if (r < 0)
-                        goto out;
-                _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (pfd >= 0 || errno != ENOENT) {
-                        r = vp_err(err, -EEXIST, "'%s/deltas/%s' already exists on storage", ctx->st.root, a->name);
-                        goto out;
-                }
-
-                /* Phase 1, one transaction: the pool (state creating) and every
-                 * VM's identity. A crash from here on is finished by the next
-                 * identical create, or undone by pool rm. */
-                if ((r = vp_catalog_begin(ctx->cat, err)) < 0)
-                        goto out;
-                refs.pool = (struct vp_pool){
-                        .name = vp_strdup(a->name), .image_id = refs.im.id, .env_id = refs.env.id,
-                        .profile_id = refs.prof.id, .size = a->size, .data_disk_bytes = (int64_t)a->data_disk_bytes,
-                        .state = vp_strdup("creating"), .created = vp_now_iso(),
-                };
-                r = vp_row_insert(ctx->cat, &vp_table_pool, &refs.pool, err);
-                for (int64_t i = 0; i < a->size && r >= 0; i++) {
-                        char name[64], uuid[37], mac[18];
-                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
-                        random_uuid(uuid);
-                        random_mac(mac);
-                        _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, a->name, name);
-                        _cleanup_free_ char *owner = vp_strdupf("vm:%s", name);
-                        struct vp_vm v = {
-                                .name = name, .pool_id = refs.pool.id, .idx = i + 1, .env_id = refs.env.id,
-                                .profile_id = refs.prof.id, .uuid = uuid, .macs = mac, .hostname = name,
-                                .delta_path = delta, .owner = owner, .generation = 1, .created = refs.pool.created,
-                        };
-                        r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
-                }
-                if (r >= 0)
-                        r = vp_catalog_commit(ctx->cat, err);
-                if (r < 0) {
-                        vp_catalog_rollback(ctx->cat);
-                        goto out;
-                }
                 vp_fault_point("create.allocated");
         }
-
         r = build_pool(ctx, &refs, conn, progress, ud, err);
         if (r < 0) {
                 /* A failure (not a crash) undoes the whole pool: all or nothing. */
                 unbuild_pool(ctx, &refs, conn);
                 goto out;
         }
-        if (a->start) {
-                for (int64_t i = 0; i < a->size; i++) {
-                        char name[64];
-                        snprintf(name, sizeof(name), "%s-%03lld", a->name, (long long)(i + 1));
-                        r = vp_hv_start(conn, name, err);
-                        if (r < 0) {
-                                vp_err_prefix(err, "pool '%s' created, but", a->name);
-                                goto out;
-                        }
-                        if (progress)
-                                progress(ud, name, "started", (size_t)i + 1, (size_t)a->size);
-                }
-        }
-        r = 0;
+        if (a->start)
+                r = start_vms(conn, a, progress, ud, err);
 out:
         refs_clear(&refs);
         return r;
@@ -603,11 +640,11 @@ int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, 
 static int rm_one(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_vm *vm, void *ud, struct vp_error *err)
 {
         const bool *force = ud;
-        const char *state;
-        int r = vp_hv_state(conn, vm->name, &state, err);
+        enum vp_vm_state state;
+        int r = vp_hv_domain_state(conn, vm->name, &state, err);
         if (r < 0)
                 return r;
-        if (streq(state, "running") && !*force)
+        if (state == VP_VM_RUNNING && !*force)
                 return vp_err(err, -EBUSY, "vm '%s' is running; stop the pool first or use --force", vm->name);
         return 0;
 }
@@ -630,7 +667,7 @@ int vp_pool_rm(struct vp_ctx *ctx, const char *name, bool keep_deltas, bool forc
         struct vp_pool pool = { 0 };
         if ((r = vp_row_get(ctx->cat, &vp_table_pool, "name", name, &pool, err)) < 0)
                 return r;
-        bool migrating = streq(pool.state, "migrating");
+        bool migrating = vp_pool_state_from_string(pool.state) == VP_POOL_MIGRATING;
         vp_row_clear(&vp_table_pool, &pool);
         if (migrating)
                 return vp_err(err, -EBUSY, "pool '%s' is migrating; resume or abort its migration first "
@@ -716,17 +753,22 @@ int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, st
         return r;
 }
 
-const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm)
+enum vp_vm_state vp_vm_live_state(struct vp_ctx *ctx, const struct vp_vm *vm)
 {
         struct vp_env env = { 0 };
         virConnectPtr conn;
-        const char *state = "unknown";
+        enum vp_vm_state state = VP_VM_UNKNOWN;
         if (vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &env, NULL) < 0)
                 return state;
         if (vp_ctx_conn(ctx, &env, &conn, NULL) < 0)
-                state = "unreachable";
-        else if (vp_hv_state(conn, vm->name, &state, NULL) < 0)
-                state = "unknown";
+                state = VP_VM_UNREACHABLE;
+        else if (vp_hv_domain_state(conn, vm->name, &state, NULL) < 0)
+                state = VP_VM_UNKNOWN;
         vp_row_clear(&vp_table_env, &env);
         return state;
+}
+
+const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm)
+{
+        return vp_vm_state_to_string(vp_vm_live_state(ctx, vm));
 }

@@ -112,6 +112,39 @@ static void test_damaged(void **state)
         assert_non_null(strstr(err.msg, "empty"));
 }
 
+/* A catalog DIR/NAME (its path into P) holding image 'gold' with STAMP,
+ * then SQL run on the file directly: what an older vpool left. */
+static void old_catalog(const char *name, const char *stamp, const char *sql, char p[160])
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        snprintf(p, 160, "%s/%s", dir, name);
+        assert_int_equal(vp_catalog_open(p, true, &c, &err), 0);
+        struct vp_image im = {
+                .name = (char *)"gold", .path = (char *)"/s/images/gold.qcow2", .format = (char *)"qcow2",
+                .sha256 = (char *)"00", .created = (char *)"2026-01-01T00:00:00Z", .stamp = (char *)stamp,
+        };
+        assert_int_equal(vp_row_insert(c, &vp_table_image, &im, &err), 0);
+        vp_catalog_close(c);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+
+/* The one text value QUERY reads from the catalog file P, read directly. */
+static void assert_sql_text(const char *p, const char *query, const char *want)
+{
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, query, -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(s, 0), want);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+}
+
 /* A catalog of schema 1 (images without their stamp) is upgraded in place
  * on open, its rows kept; one of an unknown schema is refused untouched. */
 static void test_upgrade(void **state)
@@ -119,20 +152,8 @@ static void test_upgrade(void **state)
         struct vp_catalog *c = NULL;
         struct vp_error err = { 0 };
         char p2[160];
-        snprintf(p2, sizeof(p2), "%s/old.db", dir);
-        assert_int_equal(vp_catalog_open(p2, true, &c, &err), 0);
-        struct vp_image im = {
-                .name = (char *)"gold", .path = (char *)"/s/images/gold.qcow2", .format = (char *)"qcow2",
-                .sha256 = (char *)"00", .created = (char *)"2026-01-01T00:00:00Z",
-        };
-        assert_int_equal(vp_row_insert(c, &vp_table_image, &im, &err), 0);
-        vp_catalog_close(c);
-        sqlite3 *db;
-        assert_int_equal(sqlite3_open(p2, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "ALTER TABLE images DROP COLUMN stamp;"
-                                          "UPDATE meta SET value = '1' WHERE key = 'schema';", NULL, NULL, NULL),
-                         SQLITE_OK);
-        sqlite3_close(db);
+        old_catalog("old.db", NULL, "ALTER TABLE images DROP COLUMN stamp;"
+                                    "UPDATE meta SET value = '1' WHERE key = 'schema';", p2);
 
         assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
         struct vp_image got = { 0 };
@@ -149,12 +170,33 @@ static void test_upgrade(void **state)
         free(v);
         vp_catalog_close(c);
 
+        sqlite3 *db;
         assert_int_equal(sqlite3_open(p2, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema';", NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(vp_catalog_open(p2, false, &c, &err), -EBADMSG);
         assert_non_null(strstr(err.msg, "schema"));
+}
+
+/* An upgrade step that fails leaves the catalog as it was, at its old
+ * schema with its rows: each step is one transaction with its version. */
+static void test_upgrade_step_fails(void **state)
+{
+        struct vp_error err = { 0 };
+        char p2[160];
+        /* Schema 1 by its number, yet the column the step adds is there:
+         * the step's ALTER TABLE fails. */
+        old_catalog("half.db", "1:2", "UPDATE meta SET value = '1' WHERE key = 'schema';", p2);
+        for (int i = 0; i < 2; i++) {
+                struct vp_catalog *c = NULL;
+                assert_true(vp_catalog_open(p2, false, &c, &err) < 0);
+                assert_null(c);
+                assert_non_null(strstr(err.msg, p2));
+                assert_non_null(strstr(err.msg, "stamp"));
+        }
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "1");
+        assert_sql_text(p2, "SELECT stamp FROM images WHERE name = 'gold'", "1:2");
 }
 
 int main(void)
@@ -164,6 +206,7 @@ int main(void)
                 cmocka_unit_test(test_rows),
                 cmocka_unit_test(test_damaged),
                 cmocka_unit_test(test_upgrade),
+                cmocka_unit_test(test_upgrade_step_fails),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

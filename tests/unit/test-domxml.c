@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "domxml.h"
+#include "model.h"
 
 static struct vp_domspec base(void)
 {
@@ -128,6 +129,48 @@ static void test_refusals(void **state)
         assert_null(vp_domxml_build(&d, &err));
 }
 
+/* The domain XML knows every hardware word a profile may hold (model.h's
+ * lists) and no other; each bus names its disks the way libvirt does. */
+static void test_hardware_words(void **state)
+{
+        static const char *const devs[VP_BUS_MAX] = {
+                [VP_BUS_IDE] = "hda", [VP_BUS_SATA] = "sda", [VP_BUS_VIRTIO] = "vda", [VP_BUS_SCSI] = "sda",
+        };
+        struct vp_error err = { 0 };
+        for (int b = 0; b < VP_BUS_MAX; b++) {
+                struct vp_domspec d = base();
+                d.disk_bus = vp_disk_bus_to_string((enum vp_disk_bus)b);
+                char dev[8], want[64];
+                vp_domxml_target_dev(d.disk_bus, 0, dev);
+                assert_string_equal(dev, devs[b]);
+                char *xml = vp_domxml_build(&d, &err);
+                snprintf(want, sizeof(want), "<target dev='%s' bus='%s'/>", devs[b], d.disk_bus);
+                has(xml, want);
+                free(xml);
+        }
+        for (int n = 0; n < VP_NIC_MAX; n++)
+                for (int f = 0; f < VP_FIRMWARE_MAX; f++) {
+                        struct vp_domspec d = base();
+                        d.nic = vp_nic_model_to_string((enum vp_nic_model)n);
+                        d.firmware = vp_firmware_to_string((enum vp_firmware)f);
+                        char *xml = vp_domxml_build(&d, &err), want[64];
+                        assert_non_null(xml);
+                        snprintf(want, sizeof(want), "<model type='%s'/>", d.nic);
+                        assert_int_equal(strstr(xml, want) != NULL, n != VP_NIC_NONE);
+                        assert_int_equal(strstr(xml, "<interface") != NULL, n != VP_NIC_NONE);
+                        assert_int_equal(strstr(xml, "<os firmware='efi'>") != NULL, f == VP_FIRMWARE_UEFI);
+                        free(xml);
+                }
+        struct vp_domspec d = base();
+        d.disk_bus = NULL;
+        assert_null(vp_domxml_build(&d, &err));
+        assert_non_null(strstr(err.msg, "unknown disk bus ''"));
+        d = base();
+        d.firmware = "UEFI";
+        assert_null(vp_domxml_build(&d, &err));
+        assert_non_null(strstr(err.msg, "unknown firmware 'UEFI'"));
+}
+
 static void test_metadata_absent(void **state)
 {
         char pool[64];
@@ -143,6 +186,7 @@ int main(void)
                 cmocka_unit_test(test_q35_variants),
                 cmocka_unit_test(test_escaping),
                 cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_hardware_words),
                 cmocka_unit_test(test_metadata_absent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
