@@ -5,6 +5,24 @@
 
 #include "name.h"
 
+static int history_run(struct vp_cli *cli, const struct cli_args *a);
+
+static const struct cli_verb history_verb = {
+        .name = "history", .fn = history_run, .usage = "[--pool POOL] [--vm VM] [--since TIME]",
+        .help = "Every change vpool made, oldest first: when, who (login name, and the sudo user behind\n"
+                "root), the command as typed and how it ended (ok, failed: why, running, or interrupted\n"
+                "when its process is gone). Each migration step of each VM, from the journal, appears\n"
+                "under the command that ran it. --pool and --vm keep what concerns that pool or VM\n"
+                "(a VM's own commands and steps, and the commands on its whole pool). TIME is a date\n"
+                "(2026-11-27) or date and time (2026-11-27T10:00:00) in UTC, or an age (30m, 2h, 1d, 1w).\n"
+                "Read-only verbs (list, show, status, fsck without --repair) are not recorded.",
+        .opts = CLI_OPTS(CLI_VALUE("pool"), CLI_VALUE("vm"), CLI_VALUE("since")),
+};
+
+const struct cli_noun cli_noun_history = {
+        .name = "history", .help = "who changed what, when, and how it ended", .self = &history_verb,
+};
+
 int cli_history_start(struct vp_cli *cli)
 {
         struct vp_error err = { 0 };
@@ -190,24 +208,9 @@ static void print_text(const struct vp_history_log *log)
         }
 }
 
-int cmd_history(struct vp_cli *cli, int argc, char **argv)
+static int history_run(struct vp_cli *cli, const struct cli_args *a)
 {
-        static const struct cli_verb v = {
-                "history", NULL, "[--pool POOL] [--vm VM] [--since TIME]",
-                "Every change vpool made, oldest first: when, who (login name, and the sudo user behind\n"
-                "root), the command as typed and how it ended (ok, failed: why, running, or interrupted\n"
-                "when its process is gone). Each migration step of each VM, from the journal, appears\n"
-                "under the command that ran it. --pool and --vm keep what concerns that pool or VM\n"
-                "(a VM's own commands and steps, and the commands on its whole pool). TIME is a date\n"
-                "(2026-11-27) or date and time (2026-11-27T10:00:00) in UTC, or an age (30m, 2h, 1d, 1w).\n"
-                "Read-only verbs (list, show, status, fsck without --repair) are not recorded.", false
-        };
-        const char *pool = NULL, *vm = NULL, *since = NULL;
-        const struct cli_opt opts[] = { { "pool", &pool, NULL }, { "vm", &vm, NULL }, { "since", &since, NULL }, { 0 } };
-        char **pos;
-        int npos;
-        cli->noun = "history";
-        CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
+        const char *pool = cli_opt(a, "pool"), *vm = cli_opt(a, "vm"), *since = cli_opt(a, "since");
         struct vp_error err = { 0 };
         char when[32];
         if ((pool && vp_name_check("pool", pool, &err) < 0) || (vm && vp_name_check("vm", vm, &err) < 0) ||
@@ -221,10 +224,10 @@ int cmd_history(struct vp_cli *cli, int argc, char **argv)
         if (vp_history_read(c, &f, &log, &err) < 0)
                 return cli_fail(&err);
         if (cli->json) {
-                struct json_object *a = json_object_new_array();
+                struct json_object *arr = json_object_new_array();
                 for (size_t i = 0; i < log.n; i++)
-                        json_object_array_add(a, item_json(&log.items[i]));
-                cli_print_json(a);
+                        json_object_array_add(arr, item_json(&log.items[i]));
+                cli_print_json(arr);
         } else {
                 print_text(&log);
         }

@@ -2,30 +2,36 @@
 
 #include "name.h"
 
-static int image_add(struct vp_cli *cli, int argc, char **argv);
-static int image_list(struct vp_cli *cli, int argc, char **argv);
-static int image_show(struct vp_cli *cli, int argc, char **argv);
-static int image_verify(struct vp_cli *cli, int argc, char **argv);
-static int image_rm(struct vp_cli *cli, int argc, char **argv);
+static int image_add(struct vp_cli *cli, const struct cli_args *a);
+static int image_list(struct vp_cli *cli, const struct cli_args *a);
+static int image_show(struct vp_cli *cli, const struct cli_args *a);
+static int image_verify(struct vp_cli *cli, const struct cli_args *a);
+static int image_rm(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb verbs[] = {
-        { "add", image_add,
-          "NAME --file PATH [--format qcow2|raw] [--disk-buses LIST] [--nic-models LIST]\n"
-          "       [--firmware LIST] [--kernel FILE --initrd FILE --cmdline TEXT]",
-          "Place an image read-only under <storage>/images/ after checking its header; record its\n"
-          "format, size, SHA-256 and the hardware its guest has drivers for\n"
-          "(defaults: buses ide,sata,virtio,scsi; NICs e1000,rtl8139,virtio; firmware bios).", true },
-        { "list", image_list, "", "List images.", false },
-        { "show", image_show, "NAME", "Show one image.", false },
-        { "verify", image_verify, "NAME", "Re-check the header and re-hash the stored image.", false },
-        { "rm", image_rm, "NAME", "Remove an image (refused while a pool uses it).", true },
+        { .name = "add", .fn = image_add,
+          .usage = "NAME --file PATH [--format qcow2|raw] [--disk-buses LIST] [--nic-models LIST]\n"
+                   "       [--firmware LIST] [--kernel FILE --initrd FILE --cmdline TEXT]",
+          .help = "Place an image read-only under <storage>/images/ after checking its header; record its\n"
+                  "format, size, SHA-256 and the hardware its guest has drivers for\n"
+                  "(defaults: buses ide,sata,virtio,scsi; NICs e1000,rtl8139,virtio; firmware bios).",
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("file"), CLI_VALUE("format"), CLI_VALUE("disk-buses"), CLI_VALUE("nic-models"),
+                           CLI_VALUE("firmware"), CLI_VALUE("kernel"), CLI_VALUE("initrd"), CLI_VALUE("cmdline")),
+          .minpos = 1, .maxpos = 1 },
+        { .name = "list", .fn = image_list, .usage = "", .help = "List images." },
+        { .name = "show", .fn = image_show, .usage = "NAME", .help = "Show one image.", .minpos = 1, .maxpos = 1 },
+        { .name = "verify", .fn = image_verify, .usage = "NAME",
+          .help = "Re-check the header and re-hash the stored image.", .minpos = 1, .maxpos = 1 },
+        { .name = "rm", .fn = image_rm, .usage = "NAME", .help = "Remove an image (refused while a pool uses it).",
+          .changes = true, .minpos = 1, .maxpos = 1 },
         { 0 },
 };
 
-int cmd_image(struct vp_cli *cli, int argc, char **argv)
-{
-        return cli_dispatch(cli, "image", "Master images on shared storage.", verbs, argc, argv);
-}
+const struct cli_noun cli_noun_image = {
+        .name = "image", .help = "master images on shared storage", .summary = "Master images on shared storage.",
+        .verbs = verbs,
+};
 
 static void image_text(const struct vp_image *im)
 {
@@ -48,29 +54,24 @@ static void image_text(const struct vp_image *im)
         print_field("created:", "%s", im->created);
 }
 
-static int image_add(struct vp_cli *cli, int argc, char **argv)
+static int image_add(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_image_args a = { 0 };
-        const struct cli_opt opts[] = {
-                { "file", &a.file, NULL }, { "format", &a.format, NULL },
-                { "disk-buses", &a.disk_buses, NULL }, { "nic-models", &a.nic_models, NULL },
-                { "firmware", &a.firmwares, NULL }, { "kernel", &a.kernel, NULL },
-                { "initrd", &a.initrd, NULL }, { "cmdline", &a.cmdline, NULL }, { 0 },
+        struct vp_image_args ia = {
+                .name = a->pos[0], .file = cli_opt(a, "file"), .format = cli_opt(a, "format"),
+                .disk_buses = cli_opt(a, "disk-buses"), .nic_models = cli_opt(a, "nic-models"),
+                .firmwares = cli_opt(a, "firmware"), .kernel = cli_opt(a, "kernel"), .initrd = cli_opt(a, "initrd"),
+                .cmdline = cli_opt(a, "cmdline"),
         };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
-        if (!a.file)
+        if (!ia.file)
                 return cli_usage_error(cli, "missing --file PATH"), EXIT_USAGE;
-        a.name = pos[0];
         struct vp_error err = { 0 };
-        if (vp_name_check("image", a.name, &err) < 0)
+        if (vp_name_check("image", ia.name, &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_image im = { 0 };
-        int r = vp_image_add(&ctx, &a, &im, &err);
+        int r = vp_image_add(&ctx, &ia, &im, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
@@ -82,13 +83,13 @@ static int image_add(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static int image_list(struct vp_cli *cli, int argc, char **argv)
+static int image_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
                 { "NAME", "name", CLI_PLAIN }, { "FORMAT", "format", CLI_PLAIN },
                 { "SIZE", "virtual_size", CLI_BYTES }, { "SHA256", "sha256", CLI_SHORT }, { "PATH", "path", CLI_PLAIN },
         };
-        return cli_list(cli, &verbs[1], argc, argv, &vp_table_image, NULL, cols, ELEMENTSOF(cols));
+        return cli_list(cli, &vp_table_image, NULL, cols, ELEMENTSOF(cols));
 }
 
 static int get_image(struct vp_cli *cli, struct vp_ctx *ctx, const char *name, struct vp_image *im)
@@ -105,14 +106,11 @@ static int get_image(struct vp_cli *cli, struct vp_ctx *ctx, const char *name, s
         return 0;
 }
 
-static int image_show(struct vp_cli *cli, int argc, char **argv)
+static int image_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_ctx ctx;
         struct vp_image im = { 0 };
-        if (get_image(cli, &ctx, pos[0], &im))
+        if (get_image(cli, &ctx, a->pos[0], &im))
                 return 1;
         if (cli->json)
                 cli_print_json(vp_row_to_json(&vp_table_image, &im));
@@ -123,19 +121,16 @@ static int image_show(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static int image_verify(struct vp_cli *cli, int argc, char **argv)
+static int image_verify(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[3], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_ctx ctx;
         struct vp_image im = { 0 };
-        if (get_image(cli, &ctx, pos[0], &im))
+        if (get_image(cli, &ctx, a->pos[0], &im))
                 return 1;
         struct vp_error err = { 0 };
         bool ok = false;
         char sha[65] = "";
-        int r = vp_image_verify(&ctx, pos[0], &ok, sha, &err);
+        int r = vp_image_verify(&ctx, a->pos[0], &ok, sha, &err);
         vp_ctx_close(&ctx);
         if (r < 0) {
                 vp_row_clear(&vp_table_image, &im);
@@ -159,20 +154,17 @@ static int image_verify(struct vp_cli *cli, int argc, char **argv)
         return ok ? 0 : 1;
 }
 
-static int image_rm(struct vp_cli *cli, int argc, char **argv)
+static int image_rm(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[4], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
-        int r = vp_image_rm(&ctx, pos[0], &err);
+        int r = vp_image_rm(&ctx, a->pos[0], &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
         if (!cli->quiet && !cli->json)
-                printf("image %s removed\n", pos[0]);
+                printf("image %s removed\n", a->pos[0]);
         return 0;
 }

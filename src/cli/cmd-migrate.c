@@ -8,51 +8,51 @@
 #include "name.h"
 #include "parse.h"
 
-static int mig_start(struct vp_cli *cli, int argc, char **argv);
-static int mig_list(struct vp_cli *cli, int argc, char **argv);
-static int mig_status(struct vp_cli *cli, int argc, char **argv);
-static int mig_resume(struct vp_cli *cli, int argc, char **argv);
-static int mig_abort(struct vp_cli *cli, int argc, char **argv);
+static int mig_start(struct vp_cli *cli, const struct cli_args *a);
+static int mig_list(struct vp_cli *cli, const struct cli_args *a);
+static int mig_status(struct vp_cli *cli, const struct cli_args *a);
+static int mig_resume(struct vp_cli *cli, const struct cli_args *a);
+static int mig_abort(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb verbs[] = {
-        { "start", mig_start,
-          "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
-          "       [--source-fenced]",
-          "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
-          "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
-          "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
-          "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
-          "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
-          "target from starting while a source process holds the disk).\n"
-          "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
-          "8 and 120 s unless set (see 'vpool config show').", true },
-        { "list", mig_list, "", "List migrations: id, pool, from, to, state, VMs done / total.", false },
-        { "status", mig_status, "ID [--watch]",
-          "Per VM: step reached, source and target, generation, error.\n"
-          "--watch follows a running migration (from any terminal) until it ends: progress on a\n"
-          "terminal, one JSON event per journal entry with --json; then the status. Exit code 0\n"
-          "when the migration is done, 1 when it ended otherwise (partial, aborted, interrupted).", false },
-        { "resume", mig_resume, "ID", "Finish an interrupted or partial migration from its journal.", true },
-        { "abort", mig_abort, "ID", "Return every VM not yet handed over to its source, as it was.", true },
+        { .name = "start", .fn = mig_start,
+          .usage = "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
+                   "       [--source-fenced]",
+          .help = "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
+                  "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
+                  "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
+                  "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
+                  "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
+                  "target from starting while a source process holds the disk).\n"
+                  "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
+                  "8 and 120 s unless set (see 'vpool config show').",
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
+                           CLI_FLAG("dry-run"), CLI_FLAG("source-fenced")),
+          .minpos = 1, .maxpos = 1 },
+        { .name = "list", .fn = mig_list, .usage = "",
+          .help = "List migrations: id, pool, from, to, state, VMs done / total." },
+        { .name = "status", .fn = mig_status, .usage = "ID [--watch]",
+          .help = "Per VM: step reached, source and target, generation, error.\n"
+                  "--watch follows a running migration (from any terminal) until it ends: progress on a\n"
+                  "terminal, one JSON event per journal entry with --json; then the status. Exit code 0\n"
+                  "when the migration is done, 1 when it ended otherwise (partial, aborted, interrupted).",
+          .opts = CLI_OPTS(CLI_FLAG("watch")), .minpos = 1, .maxpos = 1 },
+        { .name = "resume", .fn = mig_resume, .usage = "ID",
+          .help = "Finish an interrupted or partial migration from its journal.", .changes = true,
+          .minpos = 1, .maxpos = 1 },
+        { .name = "abort", .fn = mig_abort, .usage = "ID",
+          .help = "Return every VM not yet handed over to its source, as it was.", .changes = true,
+          .minpos = 1, .maxpos = 1 },
         { 0 },
 };
 
-int cmd_migrate(struct vp_cli *cli, int argc, char **argv)
-{
-        if (argc >= 1 && argv[0][0] != '-') {
-                for (const struct cli_verb *v = verbs; v->name; v++)
-                        if (streq(argv[0], v->name))
-                                return cli_dispatch(cli, "migrate", "", verbs, argc, argv);
-                /* "vpool migrate POOL --to ENV": the pool name stands where a verb would. */
-                cli->noun = "migrate";
-                cli->verb = "start";
-                return mig_start(cli, argc + 1, argv - 1);
-        }
-        return cli_dispatch(cli, "migrate",
-                            "Move pools between environments and virtual hardware by handing over user deltas.\n"
-                            "Usage also: vpool migrate POOL --to ENV [options] (same as 'migrate start').",
-                            verbs, argc, argv);
-}
+const struct cli_noun cli_noun_migrate = {
+        .name = "migrate", .help = "move a pool to another env and other hardware",
+        .summary = "Move pools between environments and virtual hardware by handing over user deltas.\n"
+                   "Usage also: vpool migrate POOL --to ENV [options] (same as 'migrate start').",
+        .verbs = verbs, .implicit = "start",
+};
 
 /* ---- progress and events -------------------------------------------------- */
 
@@ -270,49 +270,42 @@ int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a)
         return 0;
 }
 
-int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char *timeout,
-                           struct vp_migrate_args *a, struct vp_error *err)
+int cli_parse_migrate_opts(struct vp_cli *cli, const struct cli_args *a, struct vp_migrate_args *m,
+                           struct vp_error *err)
 {
+        const char *parallel = cli_opt(a, "parallel"), *timeout = cli_opt(a, "shutdown-timeout");
         uint64_t v;
-        a->parallel = cli->conf->parallel;
-        a->shutdown_timeout = cli->conf->shutdown_timeout;
+        m->parallel = cli->conf->parallel;
+        m->shutdown_timeout = cli->conf->shutdown_timeout;
         if (parallel) {
                 if (vp_parse_uint("parallelism", parallel, 1, 256, &v, err) < 0)
                         return -EINVAL;
-                a->parallel = (int)v;
+                m->parallel = (int)v;
         }
         if (timeout) {
                 if (vp_parse_uint("shutdown timeout", timeout, 0, 86400, &v, err) < 0)
                         return -EINVAL;
-                a->shutdown_timeout = (int)v;
+                m->shutdown_timeout = (int)v;
         }
         return 0;
 }
 
-static int mig_start(struct vp_cli *cli, int argc, char **argv)
+static int mig_start(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *to = NULL, *profile = NULL, *parallel = NULL, *timeout = NULL;
-        bool dry = false, fenced = false;
-        const struct cli_opt opts[] = {
-                { "to", &to, NULL }, { "profile", &profile, NULL }, { "parallel", &parallel, NULL },
-                { "shutdown-timeout", &timeout, NULL }, { "dry-run", NULL, &dry },
-                { "source-fenced", NULL, &fenced }, { 0 },
-        };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
+        const char *to = cli_opt(a, "to"), *profile = cli_opt(a, "profile");
+        bool dry = cli_flag(a, "dry-run");
         /* Reached by dispatch or as "vpool migrate POOL": a dry run changes nothing. */
         cli->record = !dry;
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
-        struct vp_migrate_args a = { .pool = pos[0], .to_env = to, .profile = profile, .dry_run = dry,
-                                     .source_fenced = fenced };
-        if (vp_name_check("pool", a.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
+        struct vp_migrate_args m = { .pool = a->pos[0], .to_env = to, .profile = profile, .dry_run = dry,
+                                     .source_fenced = cli_flag(a, "source-fenced") };
+        if (vp_name_check("pool", m.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||
-            cli_parse_migrate_opts(cli, parallel, timeout, &a, &err) < 0)
+            cli_parse_migrate_opts(cli, a, &m, &err) < 0)
                 return cli_fail(&err);
-        return cli_run_migrate(cli, &a);
+        return cli_run_migrate(cli, &m);
 }
 
 static int parse_id(const char *s, int64_t *ret, struct vp_error *err)
@@ -418,13 +411,13 @@ static struct json_object *migration_row_json(struct vp_ctx *ctx, const void *ro
         return o;
 }
 
-static int mig_list(struct vp_cli *cli, int argc, char **argv)
+static int mig_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
                 { "ID", "id", CLI_PLAIN }, { "POOL", "pool", CLI_PLAIN }, { "FROM", "from", CLI_PLAIN },
                 { "TO", "to", CLI_PLAIN }, { "STATE", "state", CLI_PLAIN }, { "DONE", "progress", CLI_PLAIN },
         };
-        return cli_list(cli, &verbs[1], argc, argv, &vp_table_migration, migration_row_json, cols, ELEMENTSOF(cols));
+        return cli_list(cli, &vp_table_migration, migration_row_json, cols, ELEMENTSOF(cols));
 }
 
 static void print_status(struct vp_cli *cli, struct vp_ctx *ctx, const struct vp_migration *m)
@@ -620,16 +613,12 @@ static int mig_watch(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
         return rc;
 }
 
-static int mig_status(struct vp_cli *cli, int argc, char **argv)
+static int mig_status(struct vp_cli *cli, const struct cli_args *a)
 {
-        bool watch = false;
-        const struct cli_opt opts[] = { { "watch", NULL, &watch }, { 0 } };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[2], argc, argv, opts, &pos, &npos, 1, 1);
+        bool watch = cli_flag(a, "watch");
         struct vp_error err = { 0 };
         int64_t id;
-        if (parse_id(pos[0], &id, &err) < 0)
+        if (parse_id(a->pos[0], &id, &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
@@ -650,14 +639,11 @@ static int mig_status(struct vp_cli *cli, int argc, char **argv)
         return rc;
 }
 
-static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, bool abort_it)
+static int mig_continue(struct vp_cli *cli, const struct cli_args *a, bool abort_it)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, v, argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_error err = { 0 };
         int64_t id;
-        if (parse_id(pos[0], &id, &err) < 0)
+        if (parse_id(a->pos[0], &id, &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
@@ -698,12 +684,12 @@ static int mig_continue(struct vp_cli *cli, const struct cli_verb *v, int argc, 
         return 0;
 }
 
-static int mig_resume(struct vp_cli *cli, int argc, char **argv)
+static int mig_resume(struct vp_cli *cli, const struct cli_args *a)
 {
-        return mig_continue(cli, &verbs[3], argc, argv, false);
+        return mig_continue(cli, a, false);
 }
 
-static int mig_abort(struct vp_cli *cli, int argc, char **argv)
+static int mig_abort(struct vp_cli *cli, const struct cli_args *a)
 {
-        return mig_continue(cli, &verbs[4], argc, argv, true);
+        return mig_continue(cli, a, true);
 }

@@ -5,25 +5,28 @@
 #include "name.h"
 #include "parse.h"
 
-static int vm_list(struct vp_cli *cli, int argc, char **argv);
-static int vm_show(struct vp_cli *cli, int argc, char **argv);
-static int vm_start(struct vp_cli *cli, int argc, char **argv);
-static int vm_stop(struct vp_cli *cli, int argc, char **argv);
+static int vm_list(struct vp_cli *cli, const struct cli_args *a);
+static int vm_show(struct vp_cli *cli, const struct cli_args *a);
+static int vm_start(struct vp_cli *cli, const struct cli_args *a);
+static int vm_stop(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb verbs[] = {
-        { "list", vm_list, "[--pool NAME]", "List VMs with their live state.", false },
-        { "show", vm_show, "NAME", "Show one VM: identity, delta collection, owner, generation, state.", false },
-        { "start", vm_start, "NAME", "Start a VM.", true },
-        { "stop", vm_stop, "NAME [--timeout SEC] [--force]",
-          "Shut a VM down gracefully, waiting up to SEC (default 60) seconds;\n"
-          "with --force, power it off when it has not stopped by then.", true },
+        { .name = "list", .fn = vm_list, .usage = "[--pool NAME]", .help = "List VMs with their live state.",
+          .opts = CLI_OPTS(CLI_VALUE("pool")) },
+        { .name = "show", .fn = vm_show, .usage = "NAME",
+          .help = "Show one VM: identity, delta collection, owner, generation, state.", .minpos = 1, .maxpos = 1 },
+        { .name = "start", .fn = vm_start, .usage = "NAME", .help = "Start a VM.", .changes = true,
+          .minpos = 1, .maxpos = 1 },
+        { .name = "stop", .fn = vm_stop, .usage = "NAME [--timeout SEC] [--force]",
+          .help = "Shut a VM down gracefully, waiting up to SEC (default 60) seconds;\n"
+                  "with --force, power it off when it has not stopped by then.",
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1 },
         { 0 },
 };
 
-int cmd_vm(struct vp_cli *cli, int argc, char **argv)
-{
-        return cli_dispatch(cli, "vm", "The VMs of pools.", verbs, argc, argv);
-}
+const struct cli_noun cli_noun_vm = {
+        .name = "vm", .help = "the VMs of pools", .summary = "The VMs of pools.", .verbs = verbs,
+};
 
 struct json_object *cli_vm_json(struct vp_ctx *ctx, const struct vp_vm *vm, bool with_state)
 {
@@ -71,13 +74,9 @@ struct json_object *cli_vm_json(struct vp_ctx *ctx, const struct vp_vm *vm, bool
         return o;
 }
 
-static int vm_list(struct vp_cli *cli, int argc, char **argv)
+static int vm_list(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *pool = NULL;
-        const struct cli_opt opts[] = { { "pool", &pool, NULL }, { 0 } };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 0, 0);
+        const char *pool = cli_opt(a, "pool");
         struct vp_error err = { 0 };
         if (pool && vp_name_check("pool", pool, &err) < 0)
                 return cli_fail(&err);
@@ -105,10 +104,10 @@ static int vm_list(struct vp_cli *cli, int argc, char **argv)
         }
         struct vp_vm *vms = rows;
         if (cli->json) {
-                struct json_object *a = json_object_new_array();
+                struct json_object *arr = json_object_new_array();
                 for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, cli_vm_json(&ctx, &vms[i], true));
-                cli_print_json(a);
+                        json_object_array_add(arr, cli_vm_json(&ctx, &vms[i], true));
+                cli_print_json(arr);
         } else {
                 struct cli_table t;
                 table_init(&t, 6, "NAME", "ENV", "STATE", "UUID", "MAC", "GEN");
@@ -126,19 +125,16 @@ static int vm_list(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static int vm_show(struct vp_cli *cli, int argc, char **argv)
+static int vm_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[1], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_error err = { 0 };
-        if (vp_name_check("vm", pos[0], &err) < 0)
+        if (vp_name_check("vm", a->pos[0], &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_vm vm = { 0 };
-        if (vp_row_get(ctx.cat, &vp_table_vm, "name", pos[0], &vm, &err) < 0) {
+        if (vp_row_get(ctx.cat, &vp_table_vm, "name", a->pos[0], &vm, &err) < 0) {
                 vp_ctx_close(&ctx);
                 return cli_fail(&err);
         }
@@ -169,32 +165,25 @@ static int vm_show(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static int vm_start(struct vp_cli *cli, int argc, char **argv)
+static int vm_start(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
-        int r = vp_vm_start(&ctx, pos[0], &err);
+        int r = vp_vm_start(&ctx, a->pos[0], &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
         if (!cli->quiet && !cli->json)
-                printf("vm %s started\n", pos[0]);
+                printf("vm %s started\n", a->pos[0]);
         return 0;
 }
 
-static int vm_stop(struct vp_cli *cli, int argc, char **argv)
+static int vm_stop(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *timeout = NULL;
-        bool force = false;
-        const struct cli_opt opts[] = { { "timeout", &timeout, NULL }, { "force", NULL, &force }, { 0 } };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[3], argc, argv, opts, &pos, &npos, 1, 1);
+        const char *timeout = cli_opt(a, "timeout");
+        bool force = cli_flag(a, "force");
         struct vp_error err = { 0 };
         uint64_t t = 60;
         if (timeout && vp_parse_uint("timeout", timeout, 0, 86400, &t, &err) < 0)
@@ -202,11 +191,11 @@ static int vm_stop(struct vp_cli *cli, int argc, char **argv)
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
-        int r = vp_vm_stop(&ctx, pos[0], (int)t, force, &err);
+        int r = vp_vm_stop(&ctx, a->pos[0], (int)t, force, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
         if (!cli->quiet && !cli->json)
-                printf("vm %s stopped\n", pos[0]);
+                printf("vm %s stopped\n", a->pos[0]);
         return 0;
 }
