@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "name.h"
+#include "parse.h"
 
 /* "NOUN VERB", or just "NOUN" for a noun that is its own verb (named as the noun). */
 static const char *verb_words(const struct vp_cli *cli, const struct cli_verb *v, char *buf, size_t n)
@@ -140,6 +141,32 @@ bool cli_flag(const struct cli_args *a, const char *name)
 {
         int i = opt_index(a, name);
         return i >= 0 && a->given[i];
+}
+
+int cli_act(struct vp_cli *cli, const struct cli_args *a)
+{
+        const struct cli_verb *v = a->verb;
+        const char *name = a->pos[0], *timeout = cli_opt(a, "timeout");
+        struct cli_act_opts o = { .timeout = 60, .force = cli_flag(a, "force"), .keep_deltas = cli_flag(a, "keep-deltas") };
+        struct vp_error err = { 0 };
+        uint64_t t;
+        if (timeout) {
+                if (vp_parse_uint("timeout", timeout, 0, 86400, &t, &err) < 0)
+                        return cli_fail(&err);
+                o.timeout = (int)t;
+        }
+        if (v->check_name && vp_name_check(cli->noun, name, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        int r = v->act(&ctx, name, &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (!cli->quiet && !cli->json)
+                printf("%s %s %s\n", cli->noun, name, v->done);
+        return 0;
 }
 
 /* Parse ARGV for V and run it: its exit code (0 after --help, 2 after a

@@ -39,6 +39,15 @@ struct cli_opt {
 #define CLI_MAX_OPTS 12
 
 struct cli_verb;
+struct vp_ctx;
+
+/* What an action verb passes on from its options: --timeout SEC (60 when
+ * not given), --force, --keep-deltas. */
+struct cli_act_opts {
+        int timeout;
+        bool force;
+        bool keep_deltas;
+};
 
 /* A verb's command line once parsed: which options were given (by their
  * index in the verb's table), their values, and the positional arguments. */
@@ -60,6 +69,11 @@ struct cli_verb {
         bool changes;          /* recorded in the history */
         const struct cli_opt *opts;   /* NULL-name terminated, or NULL for none */
         int minpos, maxpos;    /* how many positional arguments it takes */
+        /* An action verb (FN cli_act): what it does to the object its argument
+         * names once the catalog is open, and the word that says it is done. */
+        int (*act)(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err);
+        const char *done;      /* "removed": "NOUN NAME removed" */
+        bool check_name;       /* the name is checked before the catalog opens (and the history) */
 };
 
 /* A noun: its verbs, or (init, fsck, history) the one verb it is itself. */
@@ -79,6 +93,11 @@ const char *cli_opt(const struct cli_args *a, const char *name);
 const char *cli_opt_or(const struct cli_args *a, const char *name, const char *def);
 /* Whether flag NAME was given. */
 bool cli_flag(const struct cli_args *a, const char *name);
+
+/* The handler of an action verb (start, stop, rm): its options parsed,
+ * the catalog opened, its ACT run on the object named, "NOUN NAME DONE"
+ * printed. Returns the exit code. */
+int cli_act(struct vp_cli *cli, const struct cli_args *a);
 
 /* Run the command line ARGV (argv[0] the noun's word) of noun N: its verb's
  * options parsed, then its handler. Returns the exit code. */

@@ -8,8 +8,12 @@
 static int env_add(struct vp_cli *cli, const struct cli_args *a);
 static int env_list(struct vp_cli *cli, const struct cli_args *a);
 static int env_show(struct vp_cli *cli, const struct cli_args *a);
-static int env_rm(struct vp_cli *cli, const struct cli_args *a);
 static int env_drain(struct vp_cli *cli, const struct cli_args *a);
+
+static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_env_rm(ctx, name, err);
+}
 
 static const struct cli_verb verbs[] = {
         { .name = "add", .fn = env_add, .usage = "NAME --uri URI [--domain-type auto|kvm|qemu]",
@@ -18,9 +22,9 @@ static const struct cli_verb verbs[] = {
           .changes = true, .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUE("domain-type")), .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
         { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
-        { .name = "rm", .fn = env_rm, .usage = "NAME",
+        { .name = "rm", .fn = cli_act, .usage = "NAME",
           .help = "Forget an environment (refused while a pool lives there).", .changes = true,
-          .minpos = 1, .maxpos = 1 },
+          .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
         { .name = "drain", .fn = env_drain,
           .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
           .help = "Maintenance: migrate every pool on NAME to ENV, one migration each.", .changes = true,
@@ -109,21 +113,6 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
         }
         vp_row_clear(&vp_table_env, &e);
         vp_ctx_close(&ctx);
-        return 0;
-}
-
-static int env_rm(struct vp_cli *cli, const struct cli_args *a)
-{
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        int r = vp_env_rm(&ctx, a->pos[0], &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("env %s removed\n", a->pos[0]);
         return 0;
 }
 

@@ -6,7 +6,11 @@ static int image_add(struct vp_cli *cli, const struct cli_args *a);
 static int image_list(struct vp_cli *cli, const struct cli_args *a);
 static int image_show(struct vp_cli *cli, const struct cli_args *a);
 static int image_verify(struct vp_cli *cli, const struct cli_args *a);
-static int image_rm(struct vp_cli *cli, const struct cli_args *a);
+
+static int image_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_image_rm(ctx, name, err);
+}
 
 static const struct cli_verb verbs[] = {
         { .name = "add", .fn = image_add,
@@ -23,8 +27,8 @@ static const struct cli_verb verbs[] = {
         { .name = "show", .fn = image_show, .usage = "NAME", .help = "Show one image.", .minpos = 1, .maxpos = 1 },
         { .name = "verify", .fn = image_verify, .usage = "NAME",
           .help = "Re-check the header and re-hash the stored image.", .minpos = 1, .maxpos = 1 },
-        { .name = "rm", .fn = image_rm, .usage = "NAME", .help = "Remove an image (refused while a pool uses it).",
-          .changes = true, .minpos = 1, .maxpos = 1 },
+        { .name = "rm", .fn = cli_act, .usage = "NAME", .help = "Remove an image (refused while a pool uses it).",
+          .changes = true, .minpos = 1, .maxpos = 1, .act = image_rm, .done = "removed" },
         { 0 },
 };
 
@@ -152,19 +156,4 @@ static int image_verify(struct vp_cli *cli, const struct cli_args *a)
         }
         vp_row_clear(&vp_table_image, &im);
         return ok ? 0 : 1;
-}
-
-static int image_rm(struct vp_cli *cli, const struct cli_args *a)
-{
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        int r = vp_image_rm(&ctx, a->pos[0], &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("image %s removed\n", a->pos[0]);
-        return 0;
 }

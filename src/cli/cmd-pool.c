@@ -9,9 +9,21 @@
 static int pool_create(struct vp_cli *cli, const struct cli_args *a);
 static int pool_list(struct vp_cli *cli, const struct cli_args *a);
 static int pool_show(struct vp_cli *cli, const struct cli_args *a);
-static int pool_start(struct vp_cli *cli, const struct cli_args *a);
-static int pool_stop(struct vp_cli *cli, const struct cli_args *a);
-static int pool_rm(struct vp_cli *cli, const struct cli_args *a);
+
+static int pool_start(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_pool_start(ctx, name, err);
+}
+
+static int pool_stop(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_pool_stop(ctx, name, o->timeout, o->force, err);
+}
+
+static int pool_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_pool_rm(ctx, name, o->keep_deltas, o->force, err);
+}
 
 static const struct cli_verb verbs[] = {
         { .name = "create", .fn = pool_create,
@@ -25,15 +37,17 @@ static const struct cli_verb verbs[] = {
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = pool_list, .usage = "", .help = "List pools." },
         { .name = "show", .fn = pool_show, .usage = "NAME", .help = "Show a pool and its VMs.", .minpos = 1, .maxpos = 1 },
-        { .name = "start", .fn = pool_start, .usage = "NAME", .help = "Start every VM of a pool.", .changes = true,
-          .minpos = 1, .maxpos = 1 },
-        { .name = "stop", .fn = pool_stop, .usage = "NAME [--timeout SEC] [--force]",
+        { .name = "start", .fn = cli_act, .usage = "NAME", .help = "Start every VM of a pool.", .changes = true,
+          .minpos = 1, .maxpos = 1, .act = pool_start, .done = "started", .check_name = true },
+        { .name = "stop", .fn = cli_act, .usage = "NAME [--timeout SEC] [--force]",
           .help = "Shut every VM of a pool down.", .changes = true,
-          .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1 },
-        { .name = "rm", .fn = pool_rm, .usage = "NAME [--keep-deltas] [--force]",
+          .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
+          .act = pool_stop, .done = "stopped", .check_name = true },
+        { .name = "rm", .fn = cli_act, .usage = "NAME [--keep-deltas] [--force]",
           .help = "Undefine every VM and remove the pool; its delta collections too unless --keep-deltas.\n"
                   "Refused while a VM runs, unless --force.",
-          .changes = true, .opts = CLI_OPTS(CLI_FLAG("keep-deltas"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1 },
+          .changes = true, .opts = CLI_OPTS(CLI_FLAG("keep-deltas"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
+          .act = pool_rm, .done = "removed", .check_name = true },
         { 0 },
 };
 
@@ -200,43 +214,4 @@ static int pool_show(struct vp_cli *cli, const struct cli_args *a)
         vp_row_clear(&vp_table_pool, &p);
         vp_ctx_close(&ctx);
         return 0;
-}
-
-static int pool_simple(struct vp_cli *cli, const struct cli_args *a, int which)
-{
-        const char *timeout = cli_opt(a, "timeout");
-        bool force = cli_flag(a, "force"), keep = cli_flag(a, "keep-deltas");
-        struct vp_error err = { 0 };
-        uint64_t t = 60;
-        if (timeout && vp_parse_uint("timeout", timeout, 0, 86400, &t, &err) < 0)
-                return cli_fail(&err);
-        if (vp_name_check("pool", a->pos[0], &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        int r = which == 0 ? vp_pool_start(&ctx, a->pos[0], &err)
-              : which == 1 ? vp_pool_stop(&ctx, a->pos[0], (int)t, force, &err)
-                           : vp_pool_rm(&ctx, a->pos[0], keep, force, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("pool %s %s\n", a->pos[0], which == 0 ? "started" : which == 1 ? "stopped" : "removed");
-        return 0;
-}
-
-static int pool_start(struct vp_cli *cli, const struct cli_args *a)
-{
-        return pool_simple(cli, a, 0);
-}
-
-static int pool_stop(struct vp_cli *cli, const struct cli_args *a)
-{
-        return pool_simple(cli, a, 1);
-}
-
-static int pool_rm(struct vp_cli *cli, const struct cli_args *a)
-{
-        return pool_simple(cli, a, 2);
 }

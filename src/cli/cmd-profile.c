@@ -6,7 +6,11 @@
 static int profile_add(struct vp_cli *cli, const struct cli_args *a);
 static int profile_list(struct vp_cli *cli, const struct cli_args *a);
 static int profile_show(struct vp_cli *cli, const struct cli_args *a);
-static int profile_rm(struct vp_cli *cli, const struct cli_args *a);
+
+static int profile_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_profile_rm(ctx, name, err);
+}
 
 static const struct cli_verb verbs[] = {
         { .name = "add", .fn = profile_add,
@@ -20,8 +24,8 @@ static const struct cli_verb verbs[] = {
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = profile_list, .usage = "", .help = "List profiles." },
         { .name = "show", .fn = profile_show, .usage = "NAME", .help = "Show one profile.", .minpos = 1, .maxpos = 1 },
-        { .name = "rm", .fn = profile_rm, .usage = "NAME", .help = "Remove a profile (refused while a pool uses it).",
-          .changes = true, .minpos = 1, .maxpos = 1 },
+        { .name = "rm", .fn = cli_act, .usage = "NAME", .help = "Remove a profile (refused while a pool uses it).",
+          .changes = true, .minpos = 1, .maxpos = 1, .act = profile_rm, .done = "removed" },
         { 0 },
 };
 
@@ -106,20 +110,5 @@ static int profile_show(struct vp_cli *cli, const struct cli_args *a)
                 print_field("created:", "%s", p.created);
         }
         vp_row_clear(&vp_table_profile, &p);
-        return 0;
-}
-
-static int profile_rm(struct vp_cli *cli, const struct cli_args *a)
-{
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        int r = vp_profile_rm(&ctx, a->pos[0], &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("profile %s removed\n", a->pos[0]);
         return 0;
 }

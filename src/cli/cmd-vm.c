@@ -7,20 +7,29 @@
 
 static int vm_list(struct vp_cli *cli, const struct cli_args *a);
 static int vm_show(struct vp_cli *cli, const struct cli_args *a);
-static int vm_start(struct vp_cli *cli, const struct cli_args *a);
-static int vm_stop(struct vp_cli *cli, const struct cli_args *a);
+
+static int vm_start(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_vm_start(ctx, name, err);
+}
+
+static int vm_stop(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_vm_stop(ctx, name, o->timeout, o->force, err);
+}
 
 static const struct cli_verb verbs[] = {
         { .name = "list", .fn = vm_list, .usage = "[--pool NAME]", .help = "List VMs with their live state.",
           .opts = CLI_OPTS(CLI_VALUE("pool")) },
         { .name = "show", .fn = vm_show, .usage = "NAME",
           .help = "Show one VM: identity, delta collection, owner, generation, state.", .minpos = 1, .maxpos = 1 },
-        { .name = "start", .fn = vm_start, .usage = "NAME", .help = "Start a VM.", .changes = true,
-          .minpos = 1, .maxpos = 1 },
-        { .name = "stop", .fn = vm_stop, .usage = "NAME [--timeout SEC] [--force]",
+        { .name = "start", .fn = cli_act, .usage = "NAME", .help = "Start a VM.", .changes = true,
+          .minpos = 1, .maxpos = 1, .act = vm_start, .done = "started" },
+        { .name = "stop", .fn = cli_act, .usage = "NAME [--timeout SEC] [--force]",
           .help = "Shut a VM down gracefully, waiting up to SEC (default 60) seconds;\n"
                   "with --force, power it off when it has not stopped by then.",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1 },
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
+          .act = vm_stop, .done = "stopped" },
         { 0 },
 };
 
@@ -162,40 +171,5 @@ static int vm_show(struct vp_cli *cli, const struct cli_args *a)
         }
         vp_row_clear(&vp_table_vm, &vm);
         vp_ctx_close(&ctx);
-        return 0;
-}
-
-static int vm_start(struct vp_cli *cli, const struct cli_args *a)
-{
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        int r = vp_vm_start(&ctx, a->pos[0], &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("vm %s started\n", a->pos[0]);
-        return 0;
-}
-
-static int vm_stop(struct vp_cli *cli, const struct cli_args *a)
-{
-        const char *timeout = cli_opt(a, "timeout");
-        bool force = cli_flag(a, "force");
-        struct vp_error err = { 0 };
-        uint64_t t = 60;
-        if (timeout && vp_parse_uint("timeout", timeout, 0, 86400, &t, &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        int r = vp_vm_stop(&ctx, a->pos[0], (int)t, force, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("vm %s stopped\n", a->pos[0]);
         return 0;
 }
