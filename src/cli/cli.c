@@ -169,6 +169,38 @@ int cli_act(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
+int cli_read(struct vp_cli *cli, const char *name,
+             int (*read)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             struct json_object **ret)
+{
+        struct vp_error err = { 0 };
+        if (vp_name_check(cli->noun, name, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        int r = read(&ctx, name, ret, &err);
+        vp_ctx_close(&ctx);
+        return r < 0 ? cli_fail(&err) : 0;
+}
+
+int cli_show(struct vp_cli *cli, const struct cli_args *a,
+             int (*describe)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             void (*text)(struct json_object *o))
+{
+        struct json_object *o = NULL;
+        int r = cli_read(cli, a->pos[0], describe, &o);
+        if (r)
+                return r;
+        if (cli->json) {
+                cli_print_json(o);
+                return 0;
+        }
+        text(o);
+        json_object_put(o);
+        return 0;
+}
+
 /* Parse ARGV for V and run it: its exit code (0 after --help, 2 after a
  * usage error). */
 static int run_verb(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv)
@@ -338,6 +370,20 @@ char *format_bytes(int64_t b)
         return u == 0 ? vp_strdupf("%lld B", (long long)b) : vp_strdupf("%.1f %s", v, units[u]);
 }
 
+const char *cli_str(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return "";
+        return json_object_get_string(v);
+}
+
+int64_t cli_int(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
 static char *cell(struct json_object *row, const struct cli_column *c)
 {
         struct json_object *v;
@@ -355,31 +401,23 @@ static char *cell(struct json_object *row, const struct cli_column *c)
         }
 }
 
-int cli_list(struct vp_cli *cli, const struct vp_table *t,
-             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
-             size_t ncols)
+int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
+             const struct cli_column *cols, size_t ncols)
 {
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, t, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
-                const void *row = (const char *)rows + i * t->size;
-                json_object_array_add(a, to_json ? to_json(&ctx, row) : vp_row_to_json(t, row));
-        }
-        vp_rows_free(t, rows, n);
+        struct json_object *a = NULL;
+        int r = read(&ctx, &a, &err);
         vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
         if (cli->json) {
                 cli_print_json(a);
                 return 0;
         }
+        size_t n = json_object_array_length(a);
         /* The table is built from the same JSON the --json output shows. */
         struct cli_table tb = { .ncols = ncols, .nrows = 1, .cap = 16 };
         tb.cells = vp_xcalloc(tb.cap * ncols, sizeof(char *));

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "core.h"
 #include "history.h"
+#include "view.h"
 
 #define EXIT_USAGE 2
 
@@ -99,6 +100,17 @@ bool cli_flag(const struct cli_args *a, const char *name);
  * printed. Returns the exit code. */
 int cli_act(struct vp_cli *cli, const struct cli_args *a);
 
+/* Check NAME (a name of the noun), open the catalog and READ what it
+ * names into *RET. Returns 0, or the exit code after printing why not. */
+int cli_read(struct vp_cli *cli, const char *name,
+             int (*read)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             struct json_object **ret);
+/* A whole show verb: DESCRIBE the object its argument names, print it as
+ * JSON or through TEXT. Returns the exit code. */
+int cli_show(struct vp_cli *cli, const struct cli_args *a,
+             int (*describe)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             void (*text)(struct json_object *o));
+
 /* Run the command line ARGV (argv[0] the noun's word) of noun N: its verb's
  * options parsed, then its handler. Returns the exit code. */
 int cli_run(struct vp_cli *cli, const struct cli_noun *n, int argc, char **argv);
@@ -145,12 +157,10 @@ struct cli_column {
         enum cli_fmt fmt;
 };
 
-/* A whole list verb: read every row of T, print them as one JSON array
- * (TO_JSON, or the row's own fields when NULL) or as a table of COLS.
- * Returns the exit code. */
-int cli_list(struct vp_cli *cli, const struct vp_table *t,
-             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
-             size_t ncols);
+/* A whole list verb: READ the list, print it as one JSON array or as a
+ * table of COLS built from the same JSON. Returns the exit code. */
+int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
+             const struct cli_column *cols, size_t ncols);
 
 /* "key: value" lines for show verbs. */
 void print_field(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -168,5 +178,7 @@ int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a);
 int cli_parse_migrate_opts(struct vp_cli *cli, const struct cli_args *a, struct vp_migrate_args *m,
                            struct vp_error *err);
 
-/* The JSON description of VM (state queried live when WITH_STATE). */
-struct json_object *cli_vm_json(struct vp_ctx *ctx, const struct vp_vm *vm, bool with_state);
+/* The text of KEY of object O: "" when absent or null. */
+const char *cli_str(struct json_object *o, const char *key);
+/* The number KEY of object O: 0 when absent or null. */
+int64_t cli_int(struct json_object *o, const char *key);

@@ -54,7 +54,7 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         if (r < 0)
                 return cli_fail(&err);
         if (cli->json)
-                cli_print_json(vp_row_to_json(&vp_table_env, &e));
+                cli_print_json(vp_env_json(&e));
         else if (!cli->quiet)
                 printf("env %s added: %s, %lld CPUs, %lld MiB, domain type %s%s%s%s\n", e.name, e.arch,
                        (long long)e.cpus, (long long)(e.memory_kib / 1024),
@@ -71,7 +71,7 @@ static int env_list(struct vp_cli *cli, const struct cli_args *a)
                 { "TYPES", "domain_types", CLI_PLAIN }, { "CPUS", "cpus", CLI_PLAIN },
                 { "MEMORY", "memory_kib", CLI_KIB },
         };
-        return cli_list(cli, &vp_table_env, NULL, cols, ELEMENTSOF(cols));
+        return cli_list(cli, vp_env_list, cols, ELEMENTSOF(cols));
 }
 
 static int env_show(struct vp_cli *cli, const struct cli_args *a)
@@ -82,37 +82,30 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
-        struct vp_env e = { 0 };
-        int r = vp_row_get(ctx.cat, &vp_table_env, "name", a->pos[0], &e, &err);
-        if (r < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        char idbuf[24];
-        int64_t npools = 0;
-        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.id);
-        vp_row_count(ctx.cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
-        if (cli->json) {
-                struct json_object *o = vp_row_to_json(&vp_table_env, &e);
-                json_object_object_add(o, "pools", json_object_new_int64(npools));
-                cli_print_json(o);
-        } else {
-                print_field("name:", "%s", e.name);
-                print_field("uri:", "%s", e.uri);
-                print_field("hostname:", "%s", e.hostname);
-                print_field("arch:", "%s", e.arch);
-                print_field("domain types:", "%s", e.domain_types);
-                print_field("cpus:", "%lld", (long long)e.cpus);
-                print_field("memory:", "%lld MiB", (long long)(e.memory_kib / 1024));
-                print_field("disk buses:", "%s", e.disk_buses);
-                print_field("nic models:", "%s", e.nic_models);
-                print_field("firmwares:", "%s", e.firmwares);
-                print_field("machines:", "%s", e.machines);
-                print_field("pools:", "%lld", (long long)npools);
-                print_field("created:", "%s", e.created);
-        }
-        vp_row_clear(&vp_table_env, &e);
+        struct json_object *o = NULL;
+        int r = vp_env_describe(&ctx, a->pos[0], &o, &err);
         vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json) {
+                cli_print_json(o);
+                return 0;
+        }
+        static const struct {
+                const char *label, *key;
+        } fields[] = {
+                { "name:", "name" }, { "uri:", "uri" }, { "hostname:", "hostname" }, { "arch:", "arch" },
+                { "domain types:", "domain_types" }, { "cpus:", "cpus" }, { "memory:", "memory_kib" },
+                { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
+                { "machines:", "machines" }, { "pools:", "pools" }, { "created:", "created" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (streq(fields[i].key, "memory_kib"))
+                        print_field(fields[i].label, "%lld MiB", (long long)(cli_int(o, fields[i].key) / 1024));
+                else
+                        print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
+        }
+        json_object_put(o);
         return 0;
 }
 
@@ -134,26 +127,21 @@ static int env_drain(struct vp_cli *cli, const struct cli_args *a)
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
-        struct vp_env src = { 0 }, dst = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        int r = vp_row_get(ctx.cat, &vp_table_env, "name", a->pos[0], &src, &err);
+        struct json_object *pools = NULL, *dst = NULL;
+        int r = vp_pool_list(&ctx, &(struct vp_pool_filter){ .env = a->pos[0] }, &pools, &err);
         if (r >= 0)
-                r = vp_row_get(ctx.cat, &vp_table_env, "name", to, &dst, &err);
-        if (r >= 0)
-                r = vp_row_query(ctx.cat, &vp_table_pool, "env_id = ?1", src.id, &rows, &n, &err);
-        vp_row_clear(&vp_table_env, &src);
-        vp_row_clear(&vp_table_env, &dst);
+                r = vp_env_describe(&ctx, to, &dst, &err);
+        vp_ctx_close(&ctx);
+        json_object_put(dst);
         if (r < 0) {
-                vp_ctx_close(&ctx);
+                json_object_put(pools);
                 return cli_fail(&err);
         }
-        struct vp_pool *pools = rows;
+        size_t n = json_object_array_length(pools);
         char **names = vp_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++)
-                names[i] = vp_strdup(pools[i].name);
-        vp_rows_free(&vp_table_pool, rows, n);
-        vp_ctx_close(&ctx);
+                names[i] = vp_strdup(cli_str(json_object_array_get_idx(pools, i), "name"));
+        json_object_put(pools);
 
         if (n == 0 && !cli->quiet && !cli->json)
                 printf("env %s hosts no pool; nothing to drain\n", a->pos[0]);

@@ -39,24 +39,7 @@ static int fsck_run(struct vp_cli *cli, const struct cli_args *a)
         for (size_t i = 0; i < rep.n; i++)
                 left += !rep.problems[i].repaired;
         if (cli->json) {
-                struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "clean", json_object_new_boolean(rep.n == 0));
-                json_object_object_add(o, "repair", json_object_new_boolean(repair));
-                json_object_object_add(o, "envs", json_object_new_int64((int64_t)rep.envs));
-                json_object_object_add(o, "domains", json_object_new_int64((int64_t)rep.domains));
-                json_object_object_add(o, "deltas", json_object_new_int64((int64_t)rep.deltas));
-                json_object_object_add(o, "vms", json_object_new_int64((int64_t)rep.vms));
-                struct json_object *arr = json_object_new_array();
-                for (size_t i = 0; i < rep.n; i++) {
-                        struct json_object *p = json_object_new_object();
-                        json_object_object_add(p, "kind", json_object_new_string(rep.problems[i].kind));
-                        json_object_object_add(p, "subject", json_object_new_string(rep.problems[i].subject));
-                        json_object_object_add(p, "detail", json_object_new_string(rep.problems[i].detail));
-                        json_object_object_add(p, "repaired", json_object_new_boolean(rep.problems[i].repaired));
-                        json_object_array_add(arr, p);
-                }
-                json_object_object_add(o, "problems", arr);
-                cli_print_json(o);
+                cli_print_json(vp_fsck_json(&rep, repair));
         } else {
                 for (size_t i = 0; i < rep.n; i++)
                         printf("%s: %s: %s%s\n", rep.problems[i].kind, rep.problems[i].subject, rep.problems[i].detail,

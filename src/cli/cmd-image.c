@@ -37,25 +37,25 @@ const struct cli_noun cli_noun_image = {
         .verbs = verbs,
 };
 
-static void image_text(const struct vp_image *im)
+static void image_text(struct json_object *o)
 {
-        _cleanup_free_ char *vs = format_bytes(im->virtual_size);
-        _cleanup_free_ char *fs = format_bytes(im->file_size);
-        print_field("name:", "%s", im->name);
-        print_field("path:", "%s", im->path);
-        print_field("format:", "%s", im->format);
+        _cleanup_free_ char *vs = format_bytes(cli_int(o, "virtual_size"));
+        _cleanup_free_ char *fs = format_bytes(cli_int(o, "file_size"));
+        print_field("name:", "%s", cli_str(o, "name"));
+        print_field("path:", "%s", cli_str(o, "path"));
+        print_field("format:", "%s", cli_str(o, "format"));
         print_field("virtual size:", "%s", vs);
         print_field("file size:", "%s", fs);
-        print_field("sha256:", "%s", im->sha256);
-        print_field("disk buses:", "%s", im->disk_buses);
-        print_field("nic models:", "%s", im->nic_models);
-        print_field("firmware:", "%s", im->firmwares);
-        if (im->kernel && *im->kernel) {
-                print_field("kernel:", "%s", im->kernel);
-                print_field("initrd:", "%s", im->initrd);
-                print_field("cmdline:", "%s", im->cmdline);
+        print_field("sha256:", "%s", cli_str(o, "sha256"));
+        print_field("disk buses:", "%s", cli_str(o, "disk_buses"));
+        print_field("nic models:", "%s", cli_str(o, "nic_models"));
+        print_field("firmware:", "%s", cli_str(o, "firmwares"));
+        if (*cli_str(o, "kernel")) {
+                print_field("kernel:", "%s", cli_str(o, "kernel"));
+                print_field("initrd:", "%s", cli_str(o, "initrd"));
+                print_field("cmdline:", "%s", cli_str(o, "cmdline"));
         }
-        print_field("created:", "%s", im->created);
+        print_field("created:", "%s", cli_str(o, "created"));
 }
 
 static int image_add(struct vp_cli *cli, const struct cli_args *a)
@@ -80,7 +80,7 @@ static int image_add(struct vp_cli *cli, const struct cli_args *a)
         if (r < 0)
                 return cli_fail(&err);
         if (cli->json)
-                cli_print_json(vp_row_to_json(&vp_table_image, &im));
+                cli_print_json(vp_image_json(&im));
         else if (!cli->quiet)
                 printf("image %s added: %s, sha256 %s\n", im.name, im.path, im.sha256);
         vp_row_clear(&vp_table_image, &im);
@@ -93,67 +93,33 @@ static int image_list(struct vp_cli *cli, const struct cli_args *a)
                 { "NAME", "name", CLI_PLAIN }, { "FORMAT", "format", CLI_PLAIN },
                 { "SIZE", "virtual_size", CLI_BYTES }, { "SHA256", "sha256", CLI_SHORT }, { "PATH", "path", CLI_PLAIN },
         };
-        return cli_list(cli, &vp_table_image, NULL, cols, ELEMENTSOF(cols));
-}
-
-static int get_image(struct vp_cli *cli, struct vp_ctx *ctx, const char *name, struct vp_image *im)
-{
-        struct vp_error err = { 0 };
-        if (vp_name_check("image", name, &err) < 0)
-                return cli_fail(&err);
-        if (cli_open(cli, ctx))
-                return 1;
-        if (vp_row_get(ctx->cat, &vp_table_image, "name", name, im, &err) < 0) {
-                vp_ctx_close(ctx);
-                return cli_fail(&err);
-        }
-        return 0;
+        return cli_list(cli, vp_image_list, cols, ELEMENTSOF(cols));
 }
 
 static int image_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_ctx ctx;
-        struct vp_image im = { 0 };
-        if (get_image(cli, &ctx, a->pos[0], &im))
-                return 1;
-        if (cli->json)
-                cli_print_json(vp_row_to_json(&vp_table_image, &im));
-        else
-                image_text(&im);
-        vp_row_clear(&vp_table_image, &im);
-        vp_ctx_close(&ctx);
-        return 0;
+        return cli_show(cli, a, vp_image_describe, image_text);
 }
 
 static int image_verify(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_ctx ctx;
-        struct vp_image im = { 0 };
-        if (get_image(cli, &ctx, a->pos[0], &im))
-                return 1;
-        struct vp_error err = { 0 };
-        bool ok = false;
-        char sha[65] = "";
-        int r = vp_image_verify(&ctx, a->pos[0], &ok, sha, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0) {
-                vp_row_clear(&vp_table_image, &im);
-                return cli_fail(&err);
-        }
+        struct json_object *o = NULL;
+        int r = cli_read(cli, a->pos[0], vp_image_check, &o);
+        if (r)
+                return r;
+        struct json_object *ok_field;
+        bool ok = json_object_object_get_ex(o, "ok", &ok_field) && json_object_get_boolean(ok_field);
         if (cli->json) {
-                struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "name", json_object_new_string(im.name));
-                json_object_object_add(o, "ok", json_object_new_boolean(ok));
-                json_object_object_add(o, "expected_sha256", json_object_new_string(im.sha256));
-                json_object_object_add(o, "actual_sha256", json_object_new_string(sha));
                 cli_print_json(o);
-        } else if (ok) {
+                return ok ? 0 : 1;
+        }
+        if (ok) {
                 if (!cli->quiet)
-                        printf("image %s ok: sha256 %s\n", im.name, sha);
+                        printf("image %s ok: sha256 %s\n", cli_str(o, "name"), cli_str(o, "actual_sha256"));
         } else {
                 fprintf(stderr, "vpool: image '%s' does not match its record: sha256 %s, expected %s\n",
-                        im.name, sha, im.sha256);
+                        cli_str(o, "name"), cli_str(o, "actual_sha256"), cli_str(o, "expected_sha256"));
         }
-        vp_row_clear(&vp_table_image, &im);
+        json_object_put(o);
         return ok ? 0 : 1;
 }

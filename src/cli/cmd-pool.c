@@ -118,52 +118,9 @@ static int pool_create(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
-static struct json_object *pool_json(struct vp_ctx *ctx, const struct vp_pool *p, bool with_vms)
+static int read_pools(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
 {
-        struct vp_image im = { 0 };
-        struct vp_env env = { 0 };
-        struct vp_profile prof = { 0 };
-        vp_row_get_id(ctx->cat, &vp_table_image, p->image_id, &im, NULL);
-        vp_row_get_id(ctx->cat, &vp_table_env, p->env_id, &env, NULL);
-        vp_row_get_id(ctx->cat, &vp_table_profile, p->profile_id, &prof, NULL);
-        struct json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string(p->name));
-        json_object_object_add(o, "image", json_object_new_string(im.name ? im.name : ""));
-        json_object_object_add(o, "env", json_object_new_string(env.name ? env.name : ""));
-        json_object_object_add(o, "profile", json_object_new_string(prof.name ? prof.name : ""));
-        json_object_object_add(o, "size", json_object_new_int64(p->size));
-        json_object_object_add(o, "data_disk_bytes", json_object_new_int64(p->data_disk_bytes));
-        json_object_object_add(o, "state", json_object_new_string(p->state));
-        json_object_object_add(o, "created", json_object_new_string(p->created));
-        if (with_vms) {
-                char idbuf[24];
-                void *rows = NULL;
-                size_t n = 0;
-                snprintf(idbuf, sizeof(idbuf), "%lld", (long long)p->id);
-                struct json_object *a = json_object_new_array();
-                if (vp_row_list(ctx->cat, &vp_table_vm, "pool_id", idbuf, &rows, &n, NULL) >= 0) {
-                        struct vp_vm *vms = rows;
-                        for (size_t i = 0; i < n; i++)
-                                json_object_array_add(a, cli_vm_json(ctx, &vms[i], true));
-                        vp_rows_free(&vp_table_vm, rows, n);
-                }
-                json_object_object_add(o, "vms", a);
-        }
-        vp_row_clear(&vp_table_image, &im);
-        vp_row_clear(&vp_table_env, &env);
-        vp_row_clear(&vp_table_profile, &prof);
-        return o;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-        struct json_object *v;
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static struct json_object *pool_row_json(struct vp_ctx *ctx, const void *row)
-{
-        return pool_json(ctx, row, false);
+        return vp_pool_list(ctx, NULL, ret, err);
 }
 
 static int pool_list(struct vp_cli *cli, const struct cli_args *a)
@@ -172,46 +129,31 @@ static int pool_list(struct vp_cli *cli, const struct cli_args *a)
                 { "NAME", "name", CLI_PLAIN }, { "IMAGE", "image", CLI_PLAIN }, { "ENV", "env", CLI_PLAIN },
                 { "PROFILE", "profile", CLI_PLAIN }, { "SIZE", "size", CLI_PLAIN }, { "STATE", "state", CLI_PLAIN },
         };
-        return cli_list(cli, &vp_table_pool, pool_row_json, cols, ELEMENTSOF(cols));
+        return cli_list(cli, read_pools, cols, ELEMENTSOF(cols));
+}
+
+static void pool_text(struct json_object *o)
+{
+        static const char *const keys[] = { "name", "image", "env", "profile", "size", "state", "created" };
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                char k[32];
+                snprintf(k, sizeof(k), "%s:", keys[i]);
+                print_field(k, "%s", cli_str(o, keys[i]));
+        }
+        struct json_object *vms;
+        json_object_object_get_ex(o, "vms", &vms);
+        printf("\n");
+        struct cli_table t;
+        table_init(&t, 5, "VM", "STATE", "UUID", "OWNER", "GEN");
+        for (size_t i = 0; i < json_object_array_length(vms); i++) {
+                struct json_object *v = json_object_array_get_idx(vms, i);
+                table_add(&t, cli_str(v, "name"), cli_str(v, "state"), cli_str(v, "uuid"), cli_str(v, "owner"),
+                          cli_str(v, "generation"));
+        }
+        table_print(&t);
 }
 
 static int pool_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_error err = { 0 };
-        if (vp_name_check("pool", a->pos[0], &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_pool p = { 0 };
-        if (vp_row_get(ctx.cat, &vp_table_pool, "name", a->pos[0], &p, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct json_object *o = pool_json(&ctx, &p, true);
-        if (cli->json) {
-                cli_print_json(o);
-        } else {
-                static const char *const keys[] = { "name", "image", "env", "profile", "size", "state", "created" };
-                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                        char k[32];
-                        snprintf(k, sizeof(k), "%s:", keys[i]);
-                        print_field(k, "%s", jstr(o, keys[i]));
-                }
-                struct json_object *vms;
-                json_object_object_get_ex(o, "vms", &vms);
-                printf("\n");
-                struct cli_table t;
-                table_init(&t, 5, "VM", "STATE", "UUID", "OWNER", "GEN");
-                for (size_t i = 0; i < json_object_array_length(vms); i++) {
-                        struct json_object *v = json_object_array_get_idx(vms, i);
-                        table_add(&t, jstr(v, "name"), jstr(v, "state"), jstr(v, "uuid"), jstr(v, "owner"),
-                                  jstr(v, "generation"));
-                }
-                table_print(&t);
-                json_object_put(o);
-        }
-        vp_row_clear(&vp_table_pool, &p);
-        vp_ctx_close(&ctx);
-        return 0;
+        return cli_show(cli, a, vp_pool_describe, pool_text);
 }

@@ -65,7 +65,7 @@ static int profile_add(struct vp_cli *cli, const struct cli_args *a)
                 return cli_fail(&err);
         }
         if (cli->json)
-                cli_print_json(vp_row_to_json(&vp_table_profile, &p));
+                cli_print_json(vp_profile_json(&p));
         else if (!cli->quiet)
                 printf("profile %s added: %s, %s disk, %s NIC, %lld vCPU, %lld MiB, %s\n", p.name, p.machine,
                        p.disk_bus, p.nic, (long long)p.vcpus, (long long)p.memory_mib, p.firmware);
@@ -80,35 +80,23 @@ static int profile_list(struct vp_cli *cli, const struct cli_args *a)
                 { "NIC", "nic", CLI_PLAIN }, { "VCPUS", "vcpus", CLI_PLAIN }, { "MEMORY_MIB", "memory_mib", CLI_PLAIN },
                 { "FIRMWARE", "firmware", CLI_PLAIN }, { "CPU", "cpu_mode", CLI_PLAIN },
         };
-        return cli_list(cli, &vp_table_profile, NULL, cols, ELEMENTSOF(cols));
+        return cli_list(cli, vp_profile_list, cols, ELEMENTSOF(cols));
+}
+
+static void profile_text(struct json_object *o)
+{
+        print_field("name:", "%s", cli_str(o, "name"));
+        print_field("machine:", "%s", cli_str(o, "machine"));
+        print_field("disk bus:", "%s", cli_str(o, "disk_bus"));
+        print_field("nic:", "%s", cli_str(o, "nic"));
+        print_field("vcpus:", "%s", cli_str(o, "vcpus"));
+        print_field("memory:", "%s MiB", cli_str(o, "memory_mib"));
+        print_field("firmware:", "%s", cli_str(o, "firmware"));
+        print_field("cpu mode:", "%s", *cli_str(o, "cpu_mode") ? cli_str(o, "cpu_mode") : "(hypervisor default)");
+        print_field("created:", "%s", cli_str(o, "created"));
 }
 
 static int profile_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_error err = { 0 };
-        if (vp_name_check("profile", a->pos[0], &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_profile p = { 0 };
-        int r = vp_row_get(ctx.cat, &vp_table_profile, "name", a->pos[0], &p, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json) {
-                cli_print_json(vp_row_to_json(&vp_table_profile, &p));
-        } else {
-                print_field("name:", "%s", p.name);
-                print_field("machine:", "%s", p.machine);
-                print_field("disk bus:", "%s", p.disk_bus);
-                print_field("nic:", "%s", p.nic);
-                print_field("vcpus:", "%lld", (long long)p.vcpus);
-                print_field("memory:", "%lld MiB", (long long)p.memory_mib);
-                print_field("firmware:", "%s", p.firmware);
-                print_field("cpu mode:", "%s", *p.cpu_mode ? p.cpu_mode : "(hypervisor default)");
-                print_field("created:", "%s", p.created);
-        }
-        vp_row_clear(&vp_table_profile, &p);
-        return 0;
+        return cli_show(cli, a, vp_profile_describe, profile_text);
 }
