@@ -378,6 +378,11 @@ const char *cli_str(struct json_object *o, const char *key)
         return json_object_get_string(v);
 }
 
+const char *cli_name(struct json_object *o, const char *key)
+{
+        return *cli_str(o, key) ? cli_str(o, key) : "?";
+}
+
 int64_t cli_int(struct json_object *o, const char *key)
 {
         struct json_object *v;
@@ -387,9 +392,13 @@ int64_t cli_int(struct json_object *o, const char *key)
 static char *cell(struct json_object *row, const struct cli_column *c)
 {
         struct json_object *v;
+        if (c->fmt == CLI_GONE)
+                return vp_strdup(cli_name(row, c->key));
         if (!json_object_object_get_ex(row, c->key, &v) || !v)
                 return vp_strdup("-");
         switch (c->fmt) {
+        case CLI_OF_TOTAL:
+                return vp_strdupf("%s/%s", json_object_get_string(v), cli_str(row, "total"));
         case CLI_BYTES:
                 return format_bytes(json_object_get_int64(v));
         case CLI_KIB:

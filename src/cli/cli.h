@@ -148,9 +148,11 @@ void table_init(struct cli_table *t, size_t ncols, ...);
 void table_add(struct cli_table *t, ...);
 void table_print(struct cli_table *t);
 
-/* A column of a list verb's table: a field of the row's JSON, shown as is,
- * as a byte count, as a KiB count, or cut to 12 characters. */
-enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT };
+/* A column of a list verb's table: a field of the row's JSON, shown as is
+ * ("-" when null), as a byte count, as a KiB count, cut to 12 characters,
+ * as a name of something that may be gone ("?" when null), or as a count
+ * of the row's "total" ("2/3"). */
+enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT, CLI_GONE, CLI_OF_TOTAL };
 struct cli_column {
         const char *header;
         const char *key;
@@ -180,5 +182,7 @@ int cli_parse_migrate_opts(struct vp_cli *cli, const struct cli_args *a, struct 
 
 /* The text of KEY of object O: "" when absent or null. */
 const char *cli_str(struct json_object *o, const char *key);
+/* The name KEY of object O: "?" when null (what it named is gone). */
+const char *cli_name(struct json_object *o, const char *key);
 /* The number KEY of object O: 0 when absent or null. */
 int64_t cli_int(struct json_object *o, const char *key);

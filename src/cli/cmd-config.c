@@ -44,12 +44,10 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
         else
                 json_object_object_add(o, "value", json_object_new_string(v->text));
         json_object_object_add(o, "source", json_object_new_string(origins[v->origin]));
-        if (v->origin == VP_CONF_FILE) {
-                json_object_object_add(o, "file", json_object_new_string(c->path));
-                json_object_object_add(o, "line", json_object_new_int((int)v->line));
-        } else if (v->origin == VP_CONF_ENV) {
-                json_object_object_add(o, "variable", json_object_new_string(vp_config_env_name(k)));
-        }
+        bool file = v->origin == VP_CONF_FILE, env = v->origin == VP_CONF_ENV;
+        json_object_object_add(o, "file", file ? json_object_new_string(c->path) : NULL);
+        json_object_object_add(o, "line", file ? json_object_new_int((int)v->line) : NULL);
+        json_object_object_add(o, "variable", env ? json_object_new_string(vp_config_env_name(k)) : NULL);
         return o;
 }
 
@@ -67,8 +65,8 @@ static int config_show(struct vp_cli *cli, const struct cli_args *a)
                 json_object_object_add(f, "path", json_object_new_string(c->path));
                 json_object_object_add(f, "found", json_object_new_boolean(c->file_found));
                 json_object_object_add(f, "source", json_object_new_string(origins[cli->conf_origin]));
-                if (cli->conf_origin == VP_CONF_ENV)
-                        json_object_object_add(f, "variable", json_object_new_string("VPOOL_CONFIG"));
+                json_object_object_add(f, "variable",
+                                       cli->conf_origin == VP_CONF_ENV ? json_object_new_string("VPOOL_CONFIG") : NULL);
                 json_object_object_add(o, "config_file", f);
                 for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                         json_object_object_add(o, vp_config_key_name(k), value_json(c, k));

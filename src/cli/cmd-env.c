@@ -50,11 +50,16 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         struct vp_env e = { 0 };
         const char *note = NULL;
         int r = vp_env_add(&ctx, a->pos[0], uri, dtype, &e, &note, &err);
+        struct json_object *o = NULL;
+        if (r >= 0 && cli->json)
+                r = vp_env_describe(&ctx, e.name, &o, &err);
         vp_ctx_close(&ctx);
-        if (r < 0)
+        if (r < 0) {
+                vp_row_clear(&vp_table_env, &e);
                 return cli_fail(&err);
+        }
         if (cli->json)
-                cli_print_json(vp_env_json(&e));
+                cli_print_json(o);
         else if (!cli->quiet)
                 printf("env %s added: %s, %lld CPUs, %lld MiB, domain type %s%s%s%s\n", e.name, e.arch,
                        (long long)e.cpus, (long long)(e.memory_kib / 1024),
@@ -97,7 +102,7 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
                 { "name:", "name" }, { "uri:", "uri" }, { "hostname:", "hostname" }, { "arch:", "arch" },
                 { "domain types:", "domain_types" }, { "cpus:", "cpus" }, { "memory:", "memory_kib" },
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
-                { "machines:", "machines" }, { "pools:", "pools" }, { "created:", "created" },
+                { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 if (streq(fields[i].key, "memory_kib"))

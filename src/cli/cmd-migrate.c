@@ -83,6 +83,16 @@ static void print_line(struct json_object *o)
         json_object_put(o);
 }
 
+/* The last line of a run's event stream: how migration ID ended (STATE),
+ * its VMs done and in all as the catalog now says, ERROR. */
+static void print_outcome(struct vp_ctx *ctx, int64_t id, const char *state, const char *error)
+{
+        struct vp_migration_progress pr;
+        bool known = vp_migration_progress(ctx, id, &pr, NULL) >= 0;
+        print_line(vp_migration_outcome_json(id, state, known ? (int64_t)pr.reached[VP_STEP_DONE] : -1,
+                                             known ? (int64_t)pr.total : -1, error));
+}
+
 /* The progress line on a terminal: VMs past each step, failures, time spent
  * and, once a VM of this run finished, what remains at that pace. */
 static void draw_progress(const char *prefix, const size_t reached[VP_STEP_MAX], size_t total, size_t failures,
@@ -209,24 +219,13 @@ int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a)
                 else
                         print_plan(&plan);
         } else if (r < 0) {
-                if (cli->json) {
-                        struct json_object *o = json_object_new_object();
-                        json_object_object_add(o, "migration", json_object_new_int64(id));
-                        json_object_object_add(o, "state", json_object_new_string("partial"));
-                        json_object_object_add(o, "error", json_object_new_string(err.msg));
-                        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-                        json_object_put(o);
-                }
+                if (cli->json)
+                        print_outcome(&ctx, id, vp_migration_state_to_string(VP_MIGRATION_PARTIAL), err.msg);
                 vp_plan_free(&plan);
                 vp_ctx_close(&ctx);
                 return cli_fail(&err);
         } else if (cli->json) {
-                struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "migration", json_object_new_int64(id));
-                json_object_object_add(o, "state", json_object_new_string("done"));
-                json_object_object_add(o, "vms", json_object_new_int64((int64_t)plan.nvms));
-                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-                json_object_put(o);
+                print_outcome(&ctx, id, vp_migration_state_to_string(VP_MIGRATION_DONE), NULL);
         } else if (!cli->quiet) {
                 printf("migration %lld done: pool %s, %zu VMs now on env %s with profile %s\n", (long long)id,
                        plan.pool, plan.nvms, plan.to_env, plan.to_profile);
@@ -283,26 +282,13 @@ static int parse_id(const char *s, int64_t *ret, struct vp_error *err)
         return 0;
 }
 
-/* Migrations as migrate list shows them: DONE as "done/total". */
-static int read_migrations(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
-{
-        int r = vp_migration_list(ctx, ret, err);
-        for (size_t i = 0; r >= 0 && i < json_object_array_length(*ret); i++) {
-                struct json_object *o = json_object_array_get_idx(*ret, i);
-                char done[48];
-                snprintf(done, sizeof(done), "%s/%s", cli_str(o, "done"), cli_str(o, "total"));
-                json_object_object_add(o, "progress", json_object_new_string(done));
-        }
-        return r;
-}
-
 static int mig_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
-                { "ID", "id", CLI_PLAIN }, { "POOL", "pool", CLI_PLAIN }, { "FROM", "from", CLI_PLAIN },
-                { "TO", "to", CLI_PLAIN }, { "STATE", "state", CLI_PLAIN }, { "DONE", "progress", CLI_PLAIN },
+                { "ID", "id", CLI_PLAIN }, { "POOL", "pool", CLI_PLAIN }, { "FROM", "from", CLI_GONE },
+                { "TO", "to", CLI_GONE }, { "STATE", "state", CLI_PLAIN }, { "DONE", "done", CLI_OF_TOTAL },
         };
-        return cli_list(cli, read_migrations, cols, ELEMENTSOF(cols));
+        return cli_list(cli, vp_migration_list, cols, ELEMENTSOF(cols));
 }
 
 static int print_status(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
@@ -316,16 +302,16 @@ static int print_status(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
                 return 0;
         }
         printf("migration %s: pool %s from %s (%s) to %s (%s): %s, %s/%s VMs done\n", cli_str(o, "id"),
-               cli_str(o, "pool"), cli_str(o, "from"), cli_str(o, "from_profile"), cli_str(o, "to"),
-               cli_str(o, "to_profile"), cli_str(o, "state"), cli_str(o, "done"), cli_str(o, "total"));
+               cli_str(o, "pool"), cli_name(o, "from"), cli_name(o, "from_profile"), cli_name(o, "to"),
+               cli_name(o, "to_profile"), cli_str(o, "state"), cli_str(o, "done"), cli_str(o, "total"));
         struct json_object *vms;
         json_object_object_get_ex(o, "vms", &vms);
         struct cli_table t;
         table_init(&t, 6, "VM", "STEP", "SOURCE", "TARGET", "GEN", "ERROR");
         for (size_t i = 0; i < json_object_array_length(vms); i++) {
                 struct json_object *v = json_object_array_get_idx(vms, i);
-                _cleanup_free_ char *src = vp_strdupf("%s/%s", cli_str(v, "source"), cli_str(v, "vm"));
-                _cleanup_free_ char *dst = vp_strdupf("%s/%s", cli_str(v, "target"), cli_str(v, "vm"));
+                _cleanup_free_ char *src = vp_strdupf("%s/%s", cli_name(v, "source"), cli_str(v, "vm"));
+                _cleanup_free_ char *dst = vp_strdupf("%s/%s", cli_name(v, "target"), cli_str(v, "vm"));
                 table_add(&t, cli_str(v, "vm"), cli_str(v, "step"), src, dst, cli_str(v, "generation"),
                           *cli_str(v, "error") ? cli_str(v, "error") : "-");
         }
@@ -413,21 +399,6 @@ static void watch_draw(struct vp_ctx *ctx, struct watch *w)
         draw_progress(prefix, pr.reached, pr.total, pr.failed, el, w->ended - w->ended_before_run);
 }
 
-/* The watch's last line: how the migration ended. */
-static void watch_outcome(struct vp_ctx *ctx, int64_t id)
-{
-        struct json_object *o = NULL;
-        if (vp_migration_status(ctx, id, &o, NULL) < 0)
-                return;
-        struct json_object *f = json_object_new_object();
-        json_object_object_add(f, "migration", json_object_new_int64(id));
-        json_object_object_add(f, "state", json_object_new_string(cli_str(o, "state")));
-        json_object_object_add(f, "done", json_object_new_int64(cli_int(o, "done")));
-        json_object_object_add(f, "vms", json_object_new_int64(cli_int(o, "total")));
-        json_object_put(o);
-        print_line(f);
-}
-
 /* Whether migration M (as stored) is over for a watcher: no longer
  * running, or running with no process working on it; asked at most once a
  * second (*CHECKED), since asking takes the pool lock briefly. */
@@ -478,15 +449,15 @@ static int mig_watch(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
                 if (watch_over(ctx, &m, n > 0, &checked)) {
                         if (tty)
                                 fputc('\n', stderr);
+                        enum vp_migration_state s = vp_migration_effective_state(ctx, &m);
+                        const char *state = s >= 0 ? vp_migration_state_to_string(s) : m.state;
                         if (cli->json)
-                                watch_outcome(ctx, id);
+                                print_outcome(ctx, id, state, NULL);
                         else
                                 print_status(cli, ctx, id);
-                        enum vp_migration_state s = vp_migration_effective_state(ctx, &m);
                         rc = s == VP_MIGRATION_DONE ? 0 : 1;
                         if (rc)
-                                cli_note_failure("migration %lld ended %s", (long long)id,
-                                                 s >= 0 ? vp_migration_state_to_string(s) : m.state);
+                                cli_note_failure("migration %lld ended %s", (long long)id, state);
                         break;
                 }
                 if (tty)
@@ -535,14 +506,15 @@ static int mig_continue(struct vp_cli *cli, const struct cli_args *a, bool abort
         }
         int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err) : vp_migrate_resume(&ctx, id, on_event, &p, &err);
         progress_end(&p);
+        if (r >= 0 && cli->json)
+                print_outcome(&ctx, id, vp_migration_state_to_string(abort_it ? VP_MIGRATION_ABORTED : VP_MIGRATION_DONE),
+                              NULL);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (cli->json) {
-                printf("{\"migration\":%lld,\"state\":\"%s\"}\n", (long long)id, abort_it ? "aborted" : "done");
-        } else if (!cli->quiet) {
-                printf("migration %lld %s\n", (long long)id, abort_it ? "aborted: every VM not handed over is back on its source" : "done");
-        }
+        if (!cli->json && !cli->quiet)
+                printf("migration %lld %s\n", (long long)id,
+                       abort_it ? "aborted: every VM not handed over is back on its source" : "done");
         return 0;
 }
 

@@ -5,10 +5,16 @@
 
 #include "manifest.h"
 
-/* A string field; "" when absent. */
-static struct json_object *str(const char *s)
+/* A text field: null when absent or empty, as every absent value is. */
+static struct json_object *text(const char *s)
 {
-        return json_object_new_string(s ? s : "");
+        return s && *s ? json_object_new_string(s) : NULL;
+}
+
+/* A count: null when it could not be told (negative). */
+static struct json_object *count(int64_t n)
+{
+        return n >= 0 ? json_object_new_int64(n) : NULL;
 }
 
 /* The name of row ID of T (its second column, the name of every named
@@ -44,24 +50,63 @@ static int list_rows(struct vp_ctx *ctx, const struct vp_table *t, const char *c
 
 /* ---- envs, images, profiles -------------------------------------------- */
 
-struct json_object *vp_env_json(const struct vp_env *e)
+/* An env with the count of pools on it. */
+static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
 {
-        return vp_row_to_json(&vp_table_env, e);
+        const struct vp_env *e = row;
+        char idbuf[24];
+        int64_t npools = -1;
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e->id);
+        vp_row_count(ctx->cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(e->name));
+        json_object_object_add(o, "uri", json_object_new_string(e->uri));
+        json_object_object_add(o, "hostname", text(e->hostname));
+        json_object_object_add(o, "arch", text(e->arch));
+        json_object_object_add(o, "domain_types", text(e->domain_types));
+        json_object_object_add(o, "machines", text(e->machines));
+        json_object_object_add(o, "disk_buses", text(e->disk_buses));
+        json_object_object_add(o, "nic_models", text(e->nic_models));
+        json_object_object_add(o, "firmwares", text(e->firmwares));
+        json_object_object_add(o, "cpus", json_object_new_int64(e->cpus));
+        json_object_object_add(o, "memory_kib", json_object_new_int64(e->memory_kib));
+        json_object_object_add(o, "pool_count", count(npools));
+        json_object_object_add(o, "created", json_object_new_string(e->created));
+        return o;
 }
 
 struct json_object *vp_image_json(const struct vp_image *im)
 {
-        return vp_row_to_json(&vp_table_image, im);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(im->name));
+        json_object_object_add(o, "path", json_object_new_string(im->path));
+        json_object_object_add(o, "format", json_object_new_string(im->format));
+        json_object_object_add(o, "virtual_size", json_object_new_int64(im->virtual_size));
+        json_object_object_add(o, "file_size", json_object_new_int64(im->file_size));
+        json_object_object_add(o, "sha256", json_object_new_string(im->sha256));
+        json_object_object_add(o, "disk_buses", text(im->disk_buses));
+        json_object_object_add(o, "nic_models", text(im->nic_models));
+        json_object_object_add(o, "firmwares", text(im->firmwares));
+        json_object_object_add(o, "kernel", text(im->kernel));
+        json_object_object_add(o, "initrd", text(im->initrd));
+        json_object_object_add(o, "cmdline", text(im->cmdline));
+        json_object_object_add(o, "created", json_object_new_string(im->created));
+        return o;
 }
 
 struct json_object *vp_profile_json(const struct vp_profile *p)
 {
-        return vp_row_to_json(&vp_table_profile, p);
-}
-
-static struct json_object *env_row(struct vp_ctx *ctx, const void *row)
-{
-        return vp_env_json(row);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(p->name));
+        json_object_object_add(o, "machine", json_object_new_string(p->machine));
+        json_object_object_add(o, "disk_bus", json_object_new_string(p->disk_bus));
+        json_object_object_add(o, "nic", json_object_new_string(p->nic));
+        json_object_object_add(o, "vcpus", json_object_new_int64(p->vcpus));
+        json_object_object_add(o, "memory_mib", json_object_new_int64(p->memory_mib));
+        json_object_object_add(o, "firmware", json_object_new_string(p->firmware));
+        json_object_object_add(o, "cpu_mode", text(p->cpu_mode));
+        json_object_object_add(o, "created", json_object_new_string(p->created));
+        return o;
 }
 
 static struct json_object *image_row(struct vp_ctx *ctx, const void *row)
@@ -76,7 +121,7 @@ static struct json_object *profile_row(struct vp_ctx *ctx, const void *row)
 
 int vp_env_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
 {
-        return list_rows(ctx, &vp_table_env, NULL, NULL, env_row, ret, err);
+        return list_rows(ctx, &vp_table_env, NULL, NULL, env_json, ret, err);
 }
 
 int vp_image_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
@@ -107,21 +152,9 @@ static int describe_row(struct vp_ctx *ctx, const struct vp_table *t, const char
         return 0;
 }
 
-static struct json_object *env_with_pools(struct vp_ctx *ctx, const void *row)
-{
-        const struct vp_env *e = row;
-        char idbuf[24];
-        int64_t npools = 0;
-        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e->id);
-        vp_row_count(ctx->cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
-        struct json_object *o = vp_env_json(e);
-        json_object_object_add(o, "pools", json_object_new_int64(npools));
-        return o;
-}
-
 int vp_env_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
 {
-        return describe_row(ctx, &vp_table_env, name, env_with_pools, ret, err);
+        return describe_row(ctx, &vp_table_env, name, env_json, ret, err);
 }
 
 int vp_image_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
@@ -167,13 +200,15 @@ static void add_manifest(struct json_object *o, struct vp_ctx *ctx, const char *
         int fd = -1;
         struct vp_manifest m;
         struct vp_error err = { 0 };
-        if (pool && vp_delta_open(&ctx->st, pool, vm->name, &fd, &err) >= 0 &&
-            vp_manifest_read(fd, vm->delta_path, &m, &err) >= 0) {
-                json_object_object_add(o, "manifest_owner", json_object_new_string(m.owner));
-                json_object_object_add(o, "manifest_generation", json_object_new_int64(m.generation));
-        } else {
-                json_object_object_add(o, "manifest_error", json_object_new_string(err.msg));
-        }
+        bool ok = false;
+        if (!pool)
+                vp_err(&err, -ENOENT, "vm '%s' belongs to no pool", vm->name);
+        else
+                ok = vp_delta_open(&ctx->st, pool, vm->name, &fd, &err) >= 0 &&
+                     vp_manifest_read(fd, vm->delta_path, &m, &err) >= 0;
+        json_object_object_add(o, "manifest_owner", ok ? json_object_new_string(m.owner) : NULL);
+        json_object_object_add(o, "manifest_generation", ok ? json_object_new_int64(m.generation) : NULL);
+        json_object_object_add(o, "manifest_error", ok ? NULL : json_object_new_string(err.msg));
         if (fd >= 0)
                 close(fd);
 }
@@ -185,8 +220,8 @@ static struct json_object *vm_json(struct vp_ctx *ctx, const void *row)
         _cleanup_free_ char *env = name_of(ctx->cat, &vp_table_env, vm->env_id);
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(vm->name));
-        json_object_object_add(o, "pool", str(pool));
-        json_object_object_add(o, "env", str(env));
+        json_object_object_add(o, "pool", text(pool));
+        json_object_object_add(o, "env", text(env));
         json_object_object_add(o, "state", json_object_new_string(vp_vm_state(ctx, vm)));
         json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
         struct json_object *macs = json_object_new_array();
@@ -255,9 +290,9 @@ static struct json_object *pool_json(struct vp_ctx *ctx, const struct vp_pool *p
         _cleanup_free_ char *profile = name_of(ctx->cat, &vp_table_profile, p->profile_id);
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(p->name));
-        json_object_object_add(o, "image", str(image));
-        json_object_object_add(o, "env", str(env));
-        json_object_object_add(o, "profile", str(profile));
+        json_object_object_add(o, "image", text(image));
+        json_object_object_add(o, "env", text(env));
+        json_object_object_add(o, "profile", text(profile));
         json_object_object_add(o, "size", json_object_new_int64(p->size));
         json_object_object_add(o, "data_disk_bytes", json_object_new_int64(p->data_disk_bytes));
         json_object_object_add(o, "state", json_object_new_string(p->state));
@@ -355,11 +390,11 @@ static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm 
         struct json_object *v = json_object_new_object();
         json_object_object_add(v, "vm", json_object_new_string(mv->vm_name));
         json_object_object_add(v, "step", json_object_new_string(mv->step));
-        json_object_object_add(v, "source", json_object_new_string(source ? source : "?"));
-        json_object_object_add(v, "target", json_object_new_string(target ? target : "?"));
+        json_object_object_add(v, "source", text(source));
+        json_object_object_add(v, "target", text(target));
         json_object_object_add(v, "source_running", json_object_new_boolean(mv->source_running));
         json_object_object_add(v, "generation", json_object_new_int64(mv->generation));
-        json_object_object_add(v, "error", json_object_new_string(mv->error));
+        json_object_object_add(v, "error", text(mv->error));
         json_object_object_add(v, "updated", json_object_new_string(mv->updated));
         return v;
 }
@@ -373,12 +408,12 @@ static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_mi
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_int64(m->id));
         json_object_object_add(o, "pool", json_object_new_string(m->pool_name));
-        json_object_object_add(o, "from", json_object_new_string(from ? from : "?"));
-        json_object_object_add(o, "to", json_object_new_string(to ? to : "?"));
-        json_object_object_add(o, "from_profile", json_object_new_string(from_profile ? from_profile : "?"));
-        json_object_object_add(o, "to_profile", json_object_new_string(to_profile ? to_profile : "?"));
+        json_object_object_add(o, "from", text(from));
+        json_object_object_add(o, "to", text(to));
+        json_object_object_add(o, "from_profile", text(from_profile));
+        json_object_object_add(o, "to_profile", text(to_profile));
         enum vp_migration_state state = vp_migration_effective_state(ctx, m);
-        json_object_object_add(o, "state", str(state >= 0 ? vp_migration_state_to_string(state) : m->state));
+        json_object_object_add(o, "state", text(state >= 0 ? vp_migration_state_to_string(state) : m->state));
         json_object_object_add(o, "parallel", json_object_new_int64(m->parallel));
         json_object_object_add(o, "shutdown_timeout", json_object_new_int64(m->shutdown_timeout));
         struct vp_migvm *mv = NULL;
@@ -466,6 +501,18 @@ struct json_object *vp_migration_event_json(int64_t id, const char *vm, const ch
         return o;
 }
 
+struct json_object *vp_migration_outcome_json(int64_t id, const char *state, int64_t done, int64_t total,
+                                              const char *error)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(id));
+        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "done", count(done));
+        json_object_object_add(o, "total", count(total));
+        json_object_object_add(o, "error", text(error));
+        return o;
+}
+
 struct json_object *vp_plan_json(const struct vp_plan *pl)
 {
         struct json_object *o = json_object_new_object();
@@ -500,10 +547,10 @@ struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "clean", json_object_new_boolean(rep->n == 0));
         json_object_object_add(o, "repair", json_object_new_boolean(repair));
-        json_object_object_add(o, "envs", json_object_new_int64((int64_t)rep->envs));
-        json_object_object_add(o, "domains", json_object_new_int64((int64_t)rep->domains));
-        json_object_object_add(o, "deltas", json_object_new_int64((int64_t)rep->deltas));
-        json_object_object_add(o, "vms", json_object_new_int64((int64_t)rep->vms));
+        json_object_object_add(o, "env_count", json_object_new_int64((int64_t)rep->envs));
+        json_object_object_add(o, "domain_count", json_object_new_int64((int64_t)rep->domains));
+        json_object_object_add(o, "delta_count", json_object_new_int64((int64_t)rep->deltas));
+        json_object_object_add(o, "vm_count", json_object_new_int64((int64_t)rep->vms));
         struct json_object *a = json_object_new_array();
         for (size_t i = 0; i < rep->n; i++) {
                 const struct vp_problem *p = &rep->problems[i];
@@ -518,28 +565,23 @@ struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
         return o;
 }
 
-static struct json_object *str_or_null(const char *s)
-{
-        return s && *s ? json_object_new_string(s) : NULL;
-}
-
 static struct json_object *command_json(const struct vp_history *h)
 {
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "type", json_object_new_string("command"));
         json_object_object_add(o, "id", json_object_new_int64(h->id));
         json_object_object_add(o, "at", json_object_new_string(h->at));
-        json_object_object_add(o, "ended", str_or_null(h->ended));
+        json_object_object_add(o, "ended", text(h->ended));
         json_object_object_add(o, "user", json_object_new_string(h->user));
-        json_object_object_add(o, "sudo_user", str_or_null(h->sudo_user));
+        json_object_object_add(o, "sudo_user", text(h->sudo_user));
         json_object_object_add(o, "host", json_object_new_string(h->host));
         json_object_object_add(o, "pid", json_object_new_int64(h->pid));
         json_object_object_add(o, "command", json_object_new_string(h->command));
         json_object_object_add(o, "noun", json_object_new_string(h->noun));
-        json_object_object_add(o, "verb", str_or_null(h->verb));
-        json_object_object_add(o, "subject", str_or_null(h->subject));
-        json_object_object_add(o, "pool", str_or_null(h->pool));
-        json_object_object_add(o, "vm", str_or_null(h->vm));
+        json_object_object_add(o, "verb", text(h->verb));
+        json_object_object_add(o, "subject", text(h->subject));
+        json_object_object_add(o, "pool", text(h->pool));
+        json_object_object_add(o, "vm", text(h->vm));
         json_object_object_add(o, "migration", h->migration_id ? json_object_new_int64(h->migration_id) : NULL);
         json_object_object_add(o, "outcome", json_object_new_string(vp_history_outcome(h)));
         return o;
@@ -555,15 +597,15 @@ static struct json_object *step_json(const struct vp_journal *j, const char *poo
         json_object_object_add(o, "journal_id", json_object_new_int64(j->id));
         json_object_object_add(o, "at", json_object_new_string(j->at));
         json_object_object_add(o, "migration", json_object_new_int64(j->migration_id));
-        json_object_object_add(o, "pool", str_or_null(pool));
-        json_object_object_add(o, "vm", str_or_null(j->vm_name));
+        json_object_object_add(o, "pool", text(pool));
+        json_object_object_add(o, "vm", text(j->vm_name));
         json_object_object_add(o, "step", json_object_new_string(j->step));
         json_object_object_add(o, "generation", json_object_new_int64(j->generation));
-        json_object_object_add(o, "detail", str_or_null(j->detail));
+        json_object_object_add(o, "detail", text(j->detail));
         json_object_object_add(o, "outcome", json_object_new_string(outcome));
         json_object_object_add(o, "command_id", h ? json_object_new_int64(h->id) : NULL);
         json_object_object_add(o, "user", h ? json_object_new_string(h->user) : NULL);
-        json_object_object_add(o, "sudo_user", h ? str_or_null(h->sudo_user) : NULL);
+        json_object_object_add(o, "sudo_user", h ? text(h->sudo_user) : NULL);
         json_object_object_add(o, "command", h ? json_object_new_string(h->command) : NULL);
         return o;
 }

@@ -18,8 +18,7 @@
 
 /* ---- envs, images, profiles -------------------------------------------- */
 
-/* The document of one env, image or profile row. */
-struct json_object *vp_env_json(const struct vp_env *e);
+/* The document of one image or profile row. */
 struct json_object *vp_image_json(const struct vp_image *im);
 struct json_object *vp_profile_json(const struct vp_profile *p);
 
@@ -28,8 +27,8 @@ int vp_env_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *e
 int vp_image_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err);
 int vp_profile_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err);
 
-/* One by name (-ENOENT "unknown env 'NAME'"); an env's document also
- * counts the pools on it. */
+/* One by name (-ENOENT "unknown env 'NAME'"). An env's document counts
+ * the pools on it. */
 int vp_env_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
 int vp_image_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
 int vp_profile_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
@@ -98,6 +97,12 @@ int vp_migration_journal_since(struct vp_ctx *ctx, int64_t id, int64_t after, st
  * reached STEP at T seconds with GENERATION, or failed with ERROR. */
 struct json_object *vp_migration_event_json(int64_t id, const char *vm, const char *step, double t, int64_t generation,
                                             const char *error);
+
+/* The outcome of a migration's run, the last line of its event stream:
+ * the STATE it ended in, DONE of its TOTAL VMs landed (negative: not
+ * known), ERROR why it stopped short (NULL: none). */
+struct json_object *vp_migration_outcome_json(int64_t id, const char *state, int64_t done, int64_t total,
+                                              const char *error);
 
 /* The plan of a migration (a dry run's result). */
 struct json_object *vp_plan_json(const struct vp_plan *pl);
