@@ -1,11 +1,13 @@
 #include "cli.h"
 
+#include <assert.h>
 #include <getopt.h>
 #include <string.h>
 
 #include "name.h"
+#include "parse.h"
 
-/* "NOUN VERB", or just "NOUN" for init, fsck and history, verbs of their own. */
+/* "NOUN VERB", or just "NOUN" for a noun that is its own verb (named as the noun). */
 static const char *verb_words(const struct vp_cli *cli, const struct cli_verb *v, char *buf, size_t n)
 {
         if (streq(cli->noun, v->name))
@@ -56,20 +58,24 @@ int cli_usage_error(struct vp_cli *cli, const char *fmt, ...)
         return -EINVAL;
 }
 
-int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv,
-              const struct cli_opt *opts, char ***pos, int *npos, int minpos, int maxpos)
+/* Parse ARGV (argv[0] the word before the options) by V's option table,
+ * plus --json, --quiet and --help, into *RET. Returns 0, 1 when --help was
+ * printed, or -EINVAL after printing a usage error. */
+static int parse_args(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, struct cli_args *ret)
 {
         size_t n = 0;
-        while (opts && opts[n].name)
+        while (v->opts && v->opts[n].name)
                 n++;
+        assert(n <= CLI_MAX_OPTS);
         struct option *lo = vp_xcalloc(n + 4, sizeof(*lo));
         for (size_t i = 0; i < n; i++)
-                lo[i] = (struct option){ opts[i].name, opts[i].str ? required_argument : no_argument, NULL,
+                lo[i] = (struct option){ v->opts[i].name, v->opts[i].value ? required_argument : no_argument, NULL,
                                          (int)(1000 + i) };
         lo[n] = (struct option){ "json", no_argument, NULL, 'j' };
         lo[n + 1] = (struct option){ "quiet", no_argument, NULL, 'q' };
         lo[n + 2] = (struct option){ "help", no_argument, NULL, 'h' };
 
+        *ret = (struct cli_args){ .verb = v };
         int r = 0;
         optind = 0;
         opterr = 0;
@@ -86,11 +92,8 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
                 } else if (c == 'q') {
                         cli->quiet = true;
                 } else if (c >= 1000 && (size_t)(c - 1000) < n) {
-                        const struct cli_opt *o = &opts[c - 1000];
-                        if (o->str)
-                                *o->str = optarg;
-                        else
-                                *o->flag = true;
+                        ret->given[c - 1000] = true;
+                        ret->value[c - 1000] = optarg;
                 } else if (c == ':') {
                         r = cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
                         goto out;
@@ -101,10 +104,10 @@ int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **arg
                         goto out;
                 }
         }
-        *pos = argv + optind;
-        *npos = argc - optind;
-        cli->subject = *npos > 0 ? (*pos)[0] : NULL;
-        if (*npos < minpos || *npos > maxpos) {
+        ret->pos = argv + optind;
+        ret->npos = argc - optind;
+        cli->subject = ret->npos > 0 ? ret->pos[0] : NULL;
+        if (ret->npos < v->minpos || ret->npos > v->maxpos) {
                 char w[64];
                 r = cli_usage_error(cli, "expected: vpool %s%s%s", verb_words(cli, v, w, sizeof(w)),
                                     *v->usage ? " " : "", v->usage);
@@ -114,27 +117,148 @@ out:
         return r;
 }
 
-int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
-                 const struct cli_verb *verbs, int argc, char **argv)
+static int opt_index(const struct cli_args *a, const char *name)
 {
-        cli->noun = noun;
-        if (argc < 1 || streq(argv[0], "--help") || streq(argv[0], "-h") || streq(argv[0], "help")) {
-                FILE *out = argc < 1 ? stderr : stdout;
-                fprintf(out, "Usage: vpool %s VERB [ARGS]\n\n%s\n\nVerbs:\n", noun, summary);
-                /* A verb's first line of help; the rest is for 'vpool NOUN VERB --help'. */
-                for (const struct cli_verb *v = verbs; v->name; v++)
-                        fprintf(out, "  %-8s %.*s\n", v->name, (int)strcspn(v->help, "\n"), v->help);
-                fprintf(out, "\nRun 'vpool %s VERB --help' for a verb's options.\n", noun);
-                return argc < 1 ? EXIT_USAGE : 0;
+        for (int i = 0; a->verb->opts && a->verb->opts[i].name; i++)
+                if (streq(a->verb->opts[i].name, name))
+                        return i;
+        return -1;
+}
+
+const char *cli_opt(const struct cli_args *a, const char *name)
+{
+        int i = opt_index(a, name);
+        return i >= 0 && a->given[i] ? a->value[i] : NULL;
+}
+
+const char *cli_opt_or(const struct cli_args *a, const char *name, const char *def)
+{
+        const char *s = cli_opt(a, name);
+        return s ? s : def;
+}
+
+bool cli_flag(const struct cli_args *a, const char *name)
+{
+        int i = opt_index(a, name);
+        return i >= 0 && a->given[i];
+}
+
+int cli_act(struct vp_cli *cli, const struct cli_args *a)
+{
+        const struct cli_verb *v = a->verb;
+        const char *name = a->pos[0], *timeout = cli_opt(a, "timeout");
+        struct cli_act_opts o = { .timeout = 60, .force = cli_flag(a, "force"), .keep_deltas = cli_flag(a, "keep-deltas") };
+        struct vp_error err = { 0 };
+        uint64_t t;
+        if (timeout) {
+                if (vp_parse_uint("timeout", timeout, 0, 86400, &t, &err) < 0)
+                        return cli_fail(&err);
+                o.timeout = (int)t;
         }
-        for (const struct cli_verb *v = verbs; v->name; v++)
-                if (streq(v->name, argv[0])) {
-                        cli->verb = v->name;
-                        cli->record = v->changes;
-                        return v->fn(cli, argc, argv);
-                }
+        if (v->check_name && vp_name_check(cli->noun, name, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        int r = v->act(&ctx, name, &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (!cli->quiet && !cli->json)
+                printf("%s %s %s\n", cli->noun, name, v->done);
+        return 0;
+}
+
+int cli_read(struct vp_cli *cli, const char *name,
+             int (*read)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             struct json_object **ret)
+{
+        struct vp_error err = { 0 };
+        if (vp_name_check(cli->noun, name, &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        int r = read(&ctx, name, ret, &err);
+        vp_ctx_close(&ctx);
+        return r < 0 ? cli_fail(&err) : 0;
+}
+
+int cli_show(struct vp_cli *cli, const struct cli_args *a,
+             int (*describe)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             void (*text)(struct json_object *o))
+{
+        struct json_object *o = NULL;
+        int r = cli_read(cli, a->pos[0], describe, &o);
+        if (r)
+                return r;
+        if (cli->json) {
+                cli_print_json(o);
+                return 0;
+        }
+        text(o);
+        json_object_put(o);
+        return 0;
+}
+
+/* Parse ARGV for V and run it: its exit code (0 after --help, 2 after a
+ * usage error). */
+static int run_verb(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv)
+{
+        struct cli_args a;
+        int r = parse_args(cli, v, argc, argv, &a);
+        if (r == 1)
+                return 0;
+        if (r < 0)
+                return EXIT_USAGE;
+        return v->fn(cli, &a);
+}
+
+static const struct cli_verb *find_verb(const struct cli_noun *n, const char *name)
+{
+        for (const struct cli_verb *v = n->verbs; v && v->name; v++)
+                if (streq(v->name, name))
+                        return v;
+        return NULL;
+}
+
+static int noun_help(const struct cli_noun *n, FILE *out)
+{
+        fprintf(out, "Usage: vpool %s VERB [ARGS]\n\n%s\n\nVerbs:\n", n->name, n->summary);
+        /* A verb's first line of help; the rest is for 'vpool NOUN VERB --help'. */
+        for (const struct cli_verb *v = n->verbs; v->name; v++)
+                fprintf(out, "  %-8s %.*s\n", v->name, (int)strcspn(v->help, "\n"), v->help);
+        fprintf(out, "\nRun 'vpool %s VERB --help' for a verb's options.\n", n->name);
+        return 0;
+}
+
+int cli_run(struct vp_cli *cli, const struct cli_noun *n, int argc, char **argv)
+{
+        cli->noun = n->name;
+        if (n->self) {
+                cli->record = n->self->changes;
+                return run_verb(cli, n->self, argc, argv);
+        }
+        const char *word = argc > 1 ? argv[1] : NULL;
+        const struct cli_verb *v = word ? find_verb(n, word) : NULL;
+        if (!v && n->implicit && word && word[0] != '-') {
+                /* The word is the implicit verb's first argument: the noun's word stands for the verb. */
+                v = find_verb(n, n->implicit);
+                cli->verb = v->name;
+                cli->record = v->changes;
+                return run_verb(cli, v, argc, argv);
+        }
+        if (!word)
+                return noun_help(n, stderr), EXIT_USAGE;
+        if (streq(word, "--help") || streq(word, "-h") || streq(word, "help"))
+                return noun_help(n, stdout);
+        if (v) {
+                cli->verb = v->name;
+                cli->record = v->changes;
+                return run_verb(cli, v, argc - 1, argv + 1);
+        }
         char pb[64];
-        cli_usage_error(cli, "unknown verb '%s' for '%s'", vp_printable(argv[0], pb, sizeof(pb)), noun);
+        cli_usage_error(cli, "unknown verb '%s' for '%s'", vp_printable(word, pb, sizeof(pb)), n->name);
         return EXIT_USAGE;
 }
 
@@ -246,12 +370,35 @@ char *format_bytes(int64_t b)
         return u == 0 ? vp_strdupf("%lld B", (long long)b) : vp_strdupf("%.1f %s", v, units[u]);
 }
 
+const char *cli_str(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return "";
+        return json_object_get_string(v);
+}
+
+const char *cli_name(struct json_object *o, const char *key)
+{
+        return *cli_str(o, key) ? cli_str(o, key) : "?";
+}
+
+int64_t cli_int(struct json_object *o, const char *key)
+{
+        struct json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
 static char *cell(struct json_object *row, const struct cli_column *c)
 {
         struct json_object *v;
+        if (c->fmt == CLI_GONE)
+                return vp_strdup(cli_name(row, c->key));
         if (!json_object_object_get_ex(row, c->key, &v) || !v)
                 return vp_strdup("-");
         switch (c->fmt) {
+        case CLI_OF_TOTAL:
+                return vp_strdupf("%s/%s", json_object_get_string(v), cli_str(row, "total"));
         case CLI_BYTES:
                 return format_bytes(json_object_get_int64(v));
         case CLI_KIB:
@@ -263,34 +410,23 @@ static char *cell(struct json_object *row, const struct cli_column *c)
         }
 }
 
-int cli_list(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, const struct vp_table *t,
-             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
-             size_t ncols)
+int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
+             const struct cli_column *cols, size_t ncols)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, v, argc, argv, NULL, &pos, &npos, 0, 0);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        if (vp_row_list(ctx.cat, t, NULL, NULL, &rows, &n, &err) < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        struct json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
-                const void *row = (const char *)rows + i * t->size;
-                json_object_array_add(a, to_json ? to_json(&ctx, row) : vp_row_to_json(t, row));
-        }
-        vp_rows_free(t, rows, n);
+        struct json_object *a = NULL;
+        int r = read(&ctx, &a, &err);
         vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
         if (cli->json) {
                 cli_print_json(a);
                 return 0;
         }
+        size_t n = json_object_array_length(a);
         /* The table is built from the same JSON the --json output shows. */
         struct cli_table tb = { .ncols = ncols, .nrows = 1, .cap = 16 };
         tb.cells = vp_xcalloc(tb.cap * ncols, sizeof(char *));

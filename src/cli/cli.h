@@ -5,6 +5,7 @@
 #include "config.h"
 #include "core.h"
 #include "history.h"
+#include "view.h"
 
 #define EXIT_USAGE 2
 
@@ -24,31 +25,95 @@ struct vp_cli {
         struct vp_history hrow;    /* this command's history row once recorded */
 };
 
-/* An option of a verb: a flag (STR NULL) or one taking a value. */
+/* An option of a verb, beside it in its table: a flag, or one taking a value. */
 struct cli_opt {
         const char *name;
-        const char **str;     /* value, when the option takes one */
-        bool *flag;           /* set when given, for flags */
+        bool value;            /* takes a value */
 };
 
+/* A verb's option table, written in its verb's entry. */
+#define CLI_OPTS(...) ((const struct cli_opt[]){ __VA_ARGS__, { 0 } })
+#define CLI_VALUE(name) { name, true }
+#define CLI_FLAG(name) { name, false }
+
+/* The most options one verb has (the table's size is checked when parsing). */
+#define CLI_MAX_OPTS 12
+
+struct cli_verb;
+struct vp_ctx;
+
+/* What an action verb passes on from its options: --timeout SEC (60 when
+ * not given), --force, --keep-deltas. */
+struct cli_act_opts {
+        int timeout;
+        bool force;
+        bool keep_deltas;
+};
+
+/* A verb's command line once parsed: which options were given (by their
+ * index in the verb's table), their values, and the positional arguments. */
+struct cli_args {
+        const struct cli_verb *verb;
+        bool given[CLI_MAX_OPTS];
+        const char *value[CLI_MAX_OPTS];
+        char **pos;            /* pointing into argv */
+        int npos;
+};
+
+/* A verb: its handler, usage line, help and options in one table entry.
+ * The handler gets its verb (A->verb) and its parsed command line. */
 struct cli_verb {
         const char *name;
-        int (*fn)(struct vp_cli *cli, int argc, char **argv);
-        const char *usage;    /* arguments after "vpool NOUN VERB" */
-        const char *help;     /* one line */
-        bool changes;         /* recorded in the history */
+        int (*fn)(struct vp_cli *cli, const struct cli_args *a);
+        const char *usage;     /* arguments after "vpool NOUN VERB" */
+        const char *help;      /* first line: the verb's line in 'vpool NOUN --help' */
+        bool changes;          /* recorded in the history */
+        const struct cli_opt *opts;   /* NULL-name terminated, or NULL for none */
+        int minpos, maxpos;    /* how many positional arguments it takes */
+        /* An action verb (FN cli_act): what it does to the object its argument
+         * names once the catalog is open, and the word that says it is done. */
+        int (*act)(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err);
+        const char *done;      /* "removed": "NOUN NAME removed" */
+        bool check_name;       /* the name is checked before the catalog opens (and the history) */
 };
 
-/* Parse ARGV of a verb: OPTS plus --json, --quiet and --help. Positional
- * arguments are returned in *pos (pointing into argv) and must number
- * between MINPOS and MAXPOS. Returns 0, 1 when --help was printed, or
- * -EINVAL after printing a usage error. */
-int cli_parse(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv,
-              const struct cli_opt *opts, char ***pos, int *npos, int minpos, int maxpos);
+/* A noun: its verbs, or (init, fsck, history) the one verb it is itself. */
+struct cli_noun {
+        const char *name;
+        const char *help;      /* its line in 'vpool --help' */
+        const char *summary;   /* the text of 'vpool NOUN --help' */
+        const struct cli_verb *verbs;  /* NULL-name terminated */
+        const struct cli_verb *self;   /* a noun that is its own verb: that verb (no verbs then) */
+        const char *implicit;  /* the verb a first word naming no verb is the argument of
+                                * ("vpool migrate POOL" is "vpool migrate start POOL") */
+};
 
-/* Run the verb named by argv[0] from VERBS (NULL-name terminated). */
-int cli_dispatch(struct vp_cli *cli, const char *noun, const char *summary,
-                 const struct cli_verb *verbs, int argc, char **argv);
+/* The value of option NAME of A's verb; NULL when not given (or the verb
+ * has no such option). cli_opt_or: DEF then. */
+const char *cli_opt(const struct cli_args *a, const char *name);
+const char *cli_opt_or(const struct cli_args *a, const char *name, const char *def);
+/* Whether flag NAME was given. */
+bool cli_flag(const struct cli_args *a, const char *name);
+
+/* The handler of an action verb (start, stop, rm): its options parsed,
+ * the catalog opened, its ACT run on the object named, "NOUN NAME DONE"
+ * printed. Returns the exit code. */
+int cli_act(struct vp_cli *cli, const struct cli_args *a);
+
+/* Check NAME (a name of the noun), open the catalog and READ what it
+ * names into *RET. Returns 0, or the exit code after printing why not. */
+int cli_read(struct vp_cli *cli, const char *name,
+             int (*read)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             struct json_object **ret);
+/* A whole show verb: DESCRIBE the object its argument names, print it as
+ * JSON or through TEXT. Returns the exit code. */
+int cli_show(struct vp_cli *cli, const struct cli_args *a,
+             int (*describe)(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err),
+             void (*text)(struct json_object *o));
+
+/* Run the command line ARGV (argv[0] the noun's word) of noun N: its verb's
+ * options parsed, then its handler. Returns the exit code. */
+int cli_run(struct vp_cli *cli, const struct cli_noun *n, int argc, char **argv);
 
 /* Print a failure once: "vpool: MESSAGE". Returns 1 (the exit code). */
 int cli_fail(const struct vp_error *err);
@@ -83,56 +148,41 @@ void table_init(struct cli_table *t, size_t ncols, ...);
 void table_add(struct cli_table *t, ...);
 void table_print(struct cli_table *t);
 
-/* A column of a list verb's table: a field of the row's JSON, shown as is,
- * as a byte count, as a KiB count, or cut to 12 characters. */
-enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT };
+/* A column of a list verb's table: a field of the row's JSON, shown as is
+ * ("-" when null), as a byte count, as a KiB count, cut to 12 characters,
+ * as a name of something that may be gone ("?" when null), or as a count
+ * of the row's "total" ("2/3"). */
+enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT, CLI_GONE, CLI_OF_TOTAL };
 struct cli_column {
         const char *header;
         const char *key;
         enum cli_fmt fmt;
 };
 
-/* A whole list verb: parse (no options, no arguments), read every row of T,
- * print them as one JSON array (TO_JSON, or the row's own fields when NULL)
- * or as a table of COLS. Returns the exit code. */
-int cli_list(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv, const struct vp_table *t,
-             struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), const struct cli_column *cols,
-             size_t ncols);
+/* A whole list verb: READ the list, print it as one JSON array or as a
+ * table of COLS built from the same JSON. Returns the exit code. */
+int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
+             const struct cli_column *cols, size_t ncols);
 
 /* "key: value" lines for show verbs. */
 void print_field(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *format_bytes(int64_t b);
 
-/* Noun entry points. */
-int cmd_init(struct vp_cli *cli, int argc, char **argv);
-int cmd_env(struct vp_cli *cli, int argc, char **argv);
-int cmd_image(struct vp_cli *cli, int argc, char **argv);
-int cmd_profile(struct vp_cli *cli, int argc, char **argv);
-int cmd_pool(struct vp_cli *cli, int argc, char **argv);
-int cmd_vm(struct vp_cli *cli, int argc, char **argv);
-int cmd_migrate(struct vp_cli *cli, int argc, char **argv);
-int cmd_fsck(struct vp_cli *cli, int argc, char **argv);
-int cmd_config(struct vp_cli *cli, int argc, char **argv);
-int cmd_history(struct vp_cli *cli, int argc, char **argv);
+/* The nouns, each in its cmd-NOUN.c. */
+extern const struct cli_noun cli_noun_init, cli_noun_env, cli_noun_image, cli_noun_profile, cli_noun_pool,
+        cli_noun_vm, cli_noun_migrate, cli_noun_fsck, cli_noun_config, cli_noun_history;
 
 struct vp_migrate_args;
 /* Run one migration with progress and print its outcome; the exit code. */
 int cli_run_migrate(struct vp_cli *cli, const struct vp_migrate_args *a);
-/* --parallel and --shutdown-timeout into A; the configured values where
- * an option is not given. */
-int cli_parse_migrate_opts(struct vp_cli *cli, const char *parallel, const char *timeout,
-                           struct vp_migrate_args *a, struct vp_error *err);
+/* --parallel and --shutdown-timeout of A into M; the configured values
+ * where an option is not given. */
+int cli_parse_migrate_opts(struct vp_cli *cli, const struct cli_args *a, struct vp_migrate_args *m,
+                           struct vp_error *err);
 
-/* Parse a verb's arguments; return from the verb on --help (0) or a usage
- * error (2). */
-#define CLI_PARSE(...)                                          \
-        do {                                                    \
-                int _p = cli_parse(__VA_ARGS__);                \
-                if (_p == 1)                                    \
-                        return 0;                               \
-                if (_p < 0)                                     \
-                        return EXIT_USAGE;                      \
-        } while (0)
-
-/* The JSON description of VM (state queried live when WITH_STATE). */
-struct json_object *cli_vm_json(struct vp_ctx *ctx, const struct vp_vm *vm, bool with_state);
+/* The text of KEY of object O: "" when absent or null. */
+const char *cli_str(struct json_object *o, const char *key);
+/* The name KEY of object O: "?" when null (what it named is gone). */
+const char *cli_name(struct json_object *o, const char *key);
+/* The number KEY of object O: 0 when absent or null. */
+int64_t cli_int(struct json_object *o, const char *key);

@@ -2,22 +2,29 @@
 
 #include "vp-config.h"
 
-static int config_show(struct vp_cli *cli, int argc, char **argv);
+static int config_show(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb verbs[] = {
-        { "show", config_show,
-          "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]",
-          "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
-          "command line. The options stand for those of init, migrate and pool create. The file\n"
-          "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".", false },
+        { .name = "show", .fn = config_show,
+          .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]",
+          .help = "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
+                  "command line. The options stand for those of init, migrate and pool create. The file\n"
+                  "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".",
+          .opts = CLI_OPTS(CLI_VALUE("catalog"), CLI_VALUE("storage"), CLI_VALUE("parallel"),
+                           CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile")) },
         { 0 },
 };
 
-int cmd_config(struct vp_cli *cli, int argc, char **argv)
-{
-        return cli_dispatch(cli, "config", "The settings in effect: defaults, configuration file, environment, options.",
-                            verbs, argc, argv);
-}
+const struct cli_noun cli_noun_config = {
+        .name = "config", .help = "the effective settings and where each came from",
+        .summary = "The settings in effect: defaults, configuration file, environment, options.", .verbs = verbs,
+};
+
+/* The option of config show that stands for each setting. */
+static const char *const key_options[VP_CONF_KEY_MAX] = {
+        [VP_CONF_CATALOG] = "catalog", [VP_CONF_STORAGE] = "storage", [VP_CONF_PARALLEL] = "parallel",
+        [VP_CONF_SHUTDOWN_TIMEOUT] = "shutdown-timeout", [VP_CONF_PROFILE] = "profile",
+};
 
 static const char *const origins[] = {
         [VP_CONF_DEFAULT] = "default", [VP_CONF_FILE] = "file",
@@ -37,31 +44,20 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
         else
                 json_object_object_add(o, "value", json_object_new_string(v->text));
         json_object_object_add(o, "source", json_object_new_string(origins[v->origin]));
-        if (v->origin == VP_CONF_FILE) {
-                json_object_object_add(o, "file", json_object_new_string(c->path));
-                json_object_object_add(o, "line", json_object_new_int((int)v->line));
-        } else if (v->origin == VP_CONF_ENV) {
-                json_object_object_add(o, "variable", json_object_new_string(vp_config_env_name(k)));
-        }
+        bool file = v->origin == VP_CONF_FILE, env = v->origin == VP_CONF_ENV;
+        json_object_object_add(o, "file", file ? json_object_new_string(c->path) : NULL);
+        json_object_object_add(o, "line", file ? json_object_new_int((int)v->line) : NULL);
+        json_object_object_add(o, "variable", env ? json_object_new_string(vp_config_env_name(k)) : NULL);
         return o;
 }
 
-static int config_show(struct vp_cli *cli, int argc, char **argv)
+static int config_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *given[VP_CONF_KEY_MAX] = { 0 };
-        const struct cli_opt opts[] = {
-                { "catalog", &given[VP_CONF_CATALOG], NULL }, { "storage", &given[VP_CONF_STORAGE], NULL },
-                { "parallel", &given[VP_CONF_PARALLEL], NULL },
-                { "shutdown-timeout", &given[VP_CONF_SHUTDOWN_TIMEOUT], NULL },
-                { "profile", &given[VP_CONF_PROFILE], NULL }, { 0 },
-        };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 0, 0);
         struct vp_config *c = cli->conf;
         struct vp_error err = { 0 };
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
-                if (given[k] && vp_config_set(c, k, given[k], VP_CONF_CMDLINE, 0, &err) < 0)
+                if (cli_opt(a, key_options[k]) &&
+                    vp_config_set(c, k, cli_opt(a, key_options[k]), VP_CONF_CMDLINE, 0, &err) < 0)
                         return cli_fail(&err);
 
         if (cli->json) {
@@ -69,8 +65,8 @@ static int config_show(struct vp_cli *cli, int argc, char **argv)
                 json_object_object_add(f, "path", json_object_new_string(c->path));
                 json_object_object_add(f, "found", json_object_new_boolean(c->file_found));
                 json_object_object_add(f, "source", json_object_new_string(origins[cli->conf_origin]));
-                if (cli->conf_origin == VP_CONF_ENV)
-                        json_object_object_add(f, "variable", json_object_new_string("VPOOL_CONFIG"));
+                json_object_object_add(f, "variable",
+                                       cli->conf_origin == VP_CONF_ENV ? json_object_new_string("VPOOL_CONFIG") : NULL);
                 json_object_object_add(o, "config_file", f);
                 for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                         json_object_object_add(o, vp_config_key_name(k), value_json(c, k));

@@ -5,36 +5,42 @@
 #include "migrate.h"
 #include "name.h"
 
-static int env_add(struct vp_cli *cli, int argc, char **argv);
-static int env_list(struct vp_cli *cli, int argc, char **argv);
-static int env_show(struct vp_cli *cli, int argc, char **argv);
-static int env_rm(struct vp_cli *cli, int argc, char **argv);
-static int env_drain(struct vp_cli *cli, int argc, char **argv);
+static int env_add(struct vp_cli *cli, const struct cli_args *a);
+static int env_list(struct vp_cli *cli, const struct cli_args *a);
+static int env_show(struct vp_cli *cli, const struct cli_args *a);
+static int env_drain(struct vp_cli *cli, const struct cli_args *a);
+
+static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
+{
+        return vp_env_rm(ctx, name, err);
+}
 
 static const struct cli_verb verbs[] = {
-        { "add", env_add, "NAME --uri URI [--domain-type auto|kvm|qemu]",
-          "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
-          "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).", true },
-        { "list", env_list, "", "List environments.", false },
-        { "show", env_show, "NAME", "Show one environment.", false },
-        { "rm", env_rm, "NAME", "Forget an environment (refused while a pool lives there).", true },
-        { "drain", env_drain, "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
-          "Maintenance: migrate every pool on NAME to ENV, one migration each.", true },
+        { .name = "add", .fn = env_add, .usage = "NAME --uri URI [--domain-type auto|kvm|qemu]",
+          .help = "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
+                  "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).",
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUE("domain-type")), .minpos = 1, .maxpos = 1 },
+        { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
+        { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
+        { .name = "rm", .fn = cli_act, .usage = "NAME",
+          .help = "Forget an environment (refused while a pool lives there).", .changes = true,
+          .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
+        { .name = "drain", .fn = env_drain,
+          .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
+          .help = "Maintenance: migrate every pool on NAME to ENV, one migration each.", .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout")),
+          .minpos = 1, .maxpos = 1 },
         { 0 },
 };
 
-int cmd_env(struct vp_cli *cli, int argc, char **argv)
-{
-        return cli_dispatch(cli, "env", "Hypervisor environments: libvirt connection URIs.", verbs, argc, argv);
-}
+const struct cli_noun cli_noun_env = {
+        .name = "env", .help = "hypervisor environments (libvirt connections)",
+        .summary = "Hypervisor environments: libvirt connection URIs.", .verbs = verbs,
+};
 
-static int env_add(struct vp_cli *cli, int argc, char **argv)
+static int env_add(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *uri = NULL, *dtype = "auto";
-        const struct cli_opt opts[] = { { "uri", &uri, NULL }, { "domain-type", &dtype, NULL }, { 0 } };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[0], argc, argv, opts, &pos, &npos, 1, 1);
+        const char *uri = cli_opt(a, "uri"), *dtype = cli_opt_or(a, "domain-type", "auto");
         if (!uri)
                 return cli_usage_error(cli, "missing --uri URI"), EXIT_USAGE;
         struct vp_ctx ctx;
@@ -43,12 +49,17 @@ static int env_add(struct vp_cli *cli, int argc, char **argv)
         struct vp_error err = { 0 };
         struct vp_env e = { 0 };
         const char *note = NULL;
-        int r = vp_env_add(&ctx, pos[0], uri, dtype, &e, &note, &err);
+        int r = vp_env_add(&ctx, a->pos[0], uri, dtype, &e, &note, &err);
+        struct json_object *o = NULL;
+        if (r >= 0 && cli->json)
+                r = vp_env_describe(&ctx, e.name, &o, &err);
         vp_ctx_close(&ctx);
-        if (r < 0)
+        if (r < 0) {
+                vp_row_clear(&vp_table_env, &e);
                 return cli_fail(&err);
+        }
         if (cli->json)
-                cli_print_json(vp_row_to_json(&vp_table_env, &e));
+                cli_print_json(o);
         else if (!cli->quiet)
                 printf("env %s added: %s, %lld CPUs, %lld MiB, domain type %s%s%s%s\n", e.name, e.arch,
                        (long long)e.cpus, (long long)(e.memory_kib / 1024),
@@ -58,131 +69,91 @@ static int env_add(struct vp_cli *cli, int argc, char **argv)
         return 0;
 }
 
-static int env_list(struct vp_cli *cli, int argc, char **argv)
+static int env_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
                 { "NAME", "name", CLI_PLAIN }, { "URI", "uri", CLI_PLAIN }, { "ARCH", "arch", CLI_PLAIN },
                 { "TYPES", "domain_types", CLI_PLAIN }, { "CPUS", "cpus", CLI_PLAIN },
                 { "MEMORY", "memory_kib", CLI_KIB },
         };
-        return cli_list(cli, &verbs[1], argc, argv, &vp_table_env, NULL, cols, ELEMENTSOF(cols));
+        return cli_list(cli, vp_env_list, cols, ELEMENTSOF(cols));
 }
 
-static int env_show(struct vp_cli *cli, int argc, char **argv)
+static int env_show(struct vp_cli *cli, const struct cli_args *a)
 {
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[2], argc, argv, NULL, &pos, &npos, 1, 1);
         struct vp_error err = { 0 };
-        if (vp_name_check("env", pos[0], &err) < 0)
+        if (vp_name_check("env", a->pos[0], &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
-        struct vp_env e = { 0 };
-        int r = vp_row_get(ctx.cat, &vp_table_env, "name", pos[0], &e, &err);
-        if (r < 0) {
-                vp_ctx_close(&ctx);
-                return cli_fail(&err);
-        }
-        char idbuf[24];
-        int64_t npools = 0;
-        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e.id);
-        vp_row_count(ctx.cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
-        if (cli->json) {
-                struct json_object *o = vp_row_to_json(&vp_table_env, &e);
-                json_object_object_add(o, "pools", json_object_new_int64(npools));
-                cli_print_json(o);
-        } else {
-                print_field("name:", "%s", e.name);
-                print_field("uri:", "%s", e.uri);
-                print_field("hostname:", "%s", e.hostname);
-                print_field("arch:", "%s", e.arch);
-                print_field("domain types:", "%s", e.domain_types);
-                print_field("cpus:", "%lld", (long long)e.cpus);
-                print_field("memory:", "%lld MiB", (long long)(e.memory_kib / 1024));
-                print_field("disk buses:", "%s", e.disk_buses);
-                print_field("nic models:", "%s", e.nic_models);
-                print_field("firmwares:", "%s", e.firmwares);
-                print_field("machines:", "%s", e.machines);
-                print_field("pools:", "%lld", (long long)npools);
-                print_field("created:", "%s", e.created);
-        }
-        vp_row_clear(&vp_table_env, &e);
-        vp_ctx_close(&ctx);
-        return 0;
-}
-
-static int env_rm(struct vp_cli *cli, int argc, char **argv)
-{
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[3], argc, argv, NULL, &pos, &npos, 1, 1);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        int r = vp_env_rm(&ctx, pos[0], &err);
+        struct json_object *o = NULL;
+        int r = vp_env_describe(&ctx, a->pos[0], &o, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (!cli->quiet && !cli->json)
-                printf("env %s removed\n", pos[0]);
+        if (cli->json) {
+                cli_print_json(o);
+                return 0;
+        }
+        static const struct {
+                const char *label, *key;
+        } fields[] = {
+                { "name:", "name" }, { "uri:", "uri" }, { "hostname:", "hostname" }, { "arch:", "arch" },
+                { "domain types:", "domain_types" }, { "cpus:", "cpus" }, { "memory:", "memory_kib" },
+                { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
+                { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (streq(fields[i].key, "memory_kib"))
+                        print_field(fields[i].label, "%lld MiB", (long long)(cli_int(o, fields[i].key) / 1024));
+                else
+                        print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
+        }
+        json_object_put(o);
         return 0;
 }
 
-static int env_drain(struct vp_cli *cli, int argc, char **argv)
+static int env_drain(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *to = NULL, *profile = NULL, *parallel = NULL, *timeout = NULL;
-        const struct cli_opt opts[] = {
-                { "to", &to, NULL }, { "profile", &profile, NULL }, { "parallel", &parallel, NULL },
-                { "shutdown-timeout", &timeout, NULL }, { 0 },
-        };
-        char **pos;
-        int npos;
-        CLI_PARSE(cli, &verbs[4], argc, argv, opts, &pos, &npos, 1, 1);
+        const char *to = cli_opt(a, "to"), *profile = cli_opt(a, "profile");
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
-        struct vp_migrate_args a = { .to_env = to, .profile = profile };
-        if (vp_name_check("env", pos[0], &err) < 0 || vp_name_check("env", to, &err) < 0 ||
+        struct vp_migrate_args m = { .to_env = to, .profile = profile };
+        if (vp_name_check("env", a->pos[0], &err) < 0 || vp_name_check("env", to, &err) < 0 ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||
-            cli_parse_migrate_opts(cli, parallel, timeout, &a, &err) < 0)
+            cli_parse_migrate_opts(cli, a, &m, &err) < 0)
                 return cli_fail(&err);
-        if (streq(pos[0], to))
+        if (streq(a->pos[0], to))
                 return vp_err(&err, -EINVAL, "cannot drain env '%s' onto itself", to), cli_fail(&err);
 
         /* The pools to move, read once: each migration then runs on its own. */
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
-        struct vp_env src = { 0 }, dst = { 0 };
-        void *rows = NULL;
-        size_t n = 0;
-        int r = vp_row_get(ctx.cat, &vp_table_env, "name", pos[0], &src, &err);
+        struct json_object *pools = NULL, *dst = NULL;
+        int r = vp_pool_list(&ctx, &(struct vp_pool_filter){ .env = a->pos[0] }, &pools, &err);
         if (r >= 0)
-                r = vp_row_get(ctx.cat, &vp_table_env, "name", to, &dst, &err);
-        if (r >= 0)
-                r = vp_row_query(ctx.cat, &vp_table_pool, "env_id = ?1", src.id, &rows, &n, &err);
-        vp_row_clear(&vp_table_env, &src);
-        vp_row_clear(&vp_table_env, &dst);
+                r = vp_env_describe(&ctx, to, &dst, &err);
+        vp_ctx_close(&ctx);
+        json_object_put(dst);
         if (r < 0) {
-                vp_ctx_close(&ctx);
+                json_object_put(pools);
                 return cli_fail(&err);
         }
-        struct vp_pool *pools = rows;
+        size_t n = json_object_array_length(pools);
         char **names = vp_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++)
-                names[i] = vp_strdup(pools[i].name);
-        vp_rows_free(&vp_table_pool, rows, n);
-        vp_ctx_close(&ctx);
+                names[i] = vp_strdup(cli_str(json_object_array_get_idx(pools, i), "name"));
+        json_object_put(pools);
 
         if (n == 0 && !cli->quiet && !cli->json)
-                printf("env %s hosts no pool; nothing to drain\n", pos[0]);
+                printf("env %s hosts no pool; nothing to drain\n", a->pos[0]);
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
-                a.pool = names[i];
-                if (cli_run_migrate(cli, &a) != 0)
+                m.pool = names[i];
+                if (cli_run_migrate(cli, &m) != 0)
                         rc = 1;
                 free(names[i]);
         }

@@ -2,25 +2,27 @@
 
 #include "fsck.h"
 
-int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
-{
-        static struct cli_verb v = {
-                "fsck", NULL, "",
-                "Check the invariants across the catalog, the manifests on shared storage and the\n"
+static int fsck_run(struct vp_cli *cli, const struct cli_args *a);
+
+static const struct cli_verb fsck_verb = {
+        .name = "fsck", .fn = fsck_run, .usage = "[--repair]",
+        .help = "Check the invariants across the catalog, the manifests on shared storage and the\n"
                 "domain lists of every env: one owner per delta, at most one domain per delta and it\n"
                 "its owner's, generations agreeing, overlays backed by their pool's master only.\n"
                 "Exit code 0 when clean, 1 when a problem was found (each printed on its own line).\n"
                 "--repair destroys and undefines stale domains (vpool's definitions of a VM that lives\n"
                 "elsewhere now, as a host that was down during a migration keeps them) and nothing else;\n"
-                "the exit code then tells whether problems remain. A repair is recorded in the history.", true
-        };
-        char **pos;
-        int npos;
-        bool repair = false;
-        const struct cli_opt opts[] = { { "repair", NULL, &repair }, { 0 } };
-        cli->noun = "fsck";
-        v.usage = "[--repair]";
-        CLI_PARSE(cli, &v, argc, argv, opts, &pos, &npos, 0, 0);
+                "the exit code then tells whether problems remain. A repair is recorded in the history.",
+        .opts = CLI_OPTS(CLI_FLAG("repair")),
+};
+
+const struct cli_noun cli_noun_fsck = {
+        .name = "fsck", .help = "check the invariants across catalog, storage and every env", .self = &fsck_verb,
+};
+
+static int fsck_run(struct vp_cli *cli, const struct cli_args *a)
+{
+        bool repair = cli_flag(a, "repair");
         /* A check changes nothing; a repair is recorded. */
         cli->record = repair;
         cli->verb = repair ? "repair" : NULL;
@@ -37,24 +39,7 @@ int cmd_fsck(struct vp_cli *cli, int argc, char **argv)
         for (size_t i = 0; i < rep.n; i++)
                 left += !rep.problems[i].repaired;
         if (cli->json) {
-                struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "clean", json_object_new_boolean(rep.n == 0));
-                json_object_object_add(o, "repair", json_object_new_boolean(repair));
-                json_object_object_add(o, "envs", json_object_new_int64((int64_t)rep.envs));
-                json_object_object_add(o, "domains", json_object_new_int64((int64_t)rep.domains));
-                json_object_object_add(o, "deltas", json_object_new_int64((int64_t)rep.deltas));
-                json_object_object_add(o, "vms", json_object_new_int64((int64_t)rep.vms));
-                struct json_object *a = json_object_new_array();
-                for (size_t i = 0; i < rep.n; i++) {
-                        struct json_object *p = json_object_new_object();
-                        json_object_object_add(p, "kind", json_object_new_string(rep.problems[i].kind));
-                        json_object_object_add(p, "subject", json_object_new_string(rep.problems[i].subject));
-                        json_object_object_add(p, "detail", json_object_new_string(rep.problems[i].detail));
-                        json_object_object_add(p, "repaired", json_object_new_boolean(rep.problems[i].repaired));
-                        json_object_array_add(a, p);
-                }
-                json_object_object_add(o, "problems", a);
-                cli_print_json(o);
+                cli_print_json(vp_fsck_json(&rep, repair));
         } else {
                 for (size_t i = 0; i < rep.n; i++)
                         printf("%s: %s: %s%s\n", rep.problems[i].kind, rep.problems[i].subject, rep.problems[i].detail,

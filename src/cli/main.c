@@ -6,21 +6,9 @@
 #include "cli.h"
 #include "vp-config.h"
 
-static const struct {
-        const char *name;
-        int (*fn)(struct vp_cli *, int, char **);
-        const char *help;
-} nouns[] = {
-        { "init", cmd_init, "create the catalog and the shared-storage layout" },
-        { "env", cmd_env, "hypervisor environments (libvirt connections)" },
-        { "image", cmd_image, "master images on shared storage" },
-        { "profile", cmd_profile, "hardware profiles" },
-        { "pool", cmd_pool, "pools of VMs from one master image" },
-        { "vm", cmd_vm, "the VMs of pools" },
-        { "migrate", cmd_migrate, "move a pool to another env and other hardware" },
-        { "fsck", cmd_fsck, "check the invariants across catalog, storage and every env" },
-        { "config", cmd_config, "the effective settings and where each came from" },
-        { "history", cmd_history, "who changed what, when, and how it ended" },
+static const struct cli_noun *const nouns[] = {
+        &cli_noun_init, &cli_noun_env, &cli_noun_image, &cli_noun_profile, &cli_noun_pool,
+        &cli_noun_vm, &cli_noun_migrate, &cli_noun_fsck, &cli_noun_config, &cli_noun_history,
 };
 
 static void usage(FILE *out)
@@ -31,7 +19,7 @@ static void usage(FILE *out)
                 "user's changes in a user delta collection on shared storage.\n\n"
                 "Nouns:\n");
         for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
-                fprintf(out, "  %-8s %s\n", nouns[i].name, nouns[i].help);
+                fprintf(out, "  %-8s %s\n", nouns[i]->name, nouns[i]->help);
         fprintf(out,
                 "\nGlobal options:\n"
                 "  --config FILE   configuration file (default: $VPOOL_CONFIG or " VP_CONFIG_FILE ")\n"
@@ -132,12 +120,9 @@ int main(int argc, char **argv)
         int r = EXIT_USAGE;
         bool found = false;
         for (size_t k = 0; k < ELEMENTSOF(nouns) && !found; k++)
-                if (streq(argv[i], nouns[k].name)) {
+                if (streq(argv[i], nouns[k]->name)) {
                         found = true;
-                        /* init, fsck and history are verbs of their own: they get their own name as argv[0]. */
-                        bool whole = streq(nouns[k].name, "init") || streq(nouns[k].name, "fsck") ||
-                                     streq(nouns[k].name, "history");
-                        r = nouns[k].fn(&cli, argc - i - (whole ? 0 : 1), argv + i + (whole ? 0 : 1));
+                        r = cli_run(&cli, nouns[k], argc - i, argv + i);
                         fflush(stdout);
                         cli_history_finish(&cli, r);
                 }

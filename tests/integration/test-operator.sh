@@ -42,7 +42,7 @@ for vm in op1-001 op1-002 op1-003; do
     check_eq "$vm: times never go back, no error" "true" \
         "$(jq -s "[.[] | select(.vm == \"$vm\")] | (map(.time) | . == sort) and all(.error == null)" "$WORK/events")"
 done
-check_eq "the last line is the outcome" "$id1 done 3" "$(tail -1 "$WORK/events" | jq -r '"\(.migration) \(.state) \(.vms)"')"
+check_eq "the last line is the outcome" "$id1 done 3" "$(tail -1 "$WORK/events" | jq -r '"\(.migration) \(.state) \(.total)"')"
 
 # --- 2. history: kills, resume, abort, a failure ------------------------------------
 vpool pool create op2 --image guest --env "$HOSTA" --profile pc-ide --size 2 >/dev/null || bail "create op2"
@@ -223,7 +223,7 @@ done
 check_eq "--json --watch: the event fields of migrate --json" "error generation migration step time vm" \
     "$(head -1 "$WORK/watch.json" | jq -r 'keys | join(" ")')"
 check_eq "--json --watch: the last line is the outcome" "$id4 done 4" \
-    "$(tail -1 "$WORK/watch.json" | jq -r '"\(.migration) \(.state) \(.vms)"')"
+    "$(tail -1 "$WORK/watch.json" | jq -r '"\(.migration) \(.state) \(.total)"')"
 check_eq "history once it ended: ok" "ok" \
     "$(vpool history --json | jq -r "[.[] | select(.type == \"command\" and .migration == $id4)] | last | .outcome")"
 check "op4 guests booted on host B" wait_boot 240 2 $vms4

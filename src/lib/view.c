@@ -1,0 +1,621 @@
+#include "view.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "manifest.h"
+
+/* A text field: null when absent or empty, as every absent value is. */
+static struct json_object *text(const char *s)
+{
+        return s && *s ? json_object_new_string(s) : NULL;
+}
+
+/* A count: null when it could not be told (negative). */
+static struct json_object *count(int64_t n)
+{
+        return n >= 0 ? json_object_new_int64(n) : NULL;
+}
+
+/* The name of row ID of T (its second column, the name of every named
+ * table), malloc'd; NULL when the row is gone. */
+static char *name_of(struct vp_catalog *c, const struct vp_table *t, int64_t id)
+{
+        void *row = vp_xcalloc(1, t->size);
+        char *name = NULL;
+        if (vp_row_get_id(c, t, id, row, NULL) >= 0)
+                name = vp_strdup(*(char **)((char *)row + t->cols[1].offset));
+        vp_row_clear(t, row);
+        free(row);
+        return name;
+}
+
+/* Every row of T (COL = VALUE when COL), each through TO_JSON, as an array. */
+static int list_rows(struct vp_ctx *ctx, const struct vp_table *t, const char *col, const char *value,
+                     struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), struct json_object **ret,
+                     struct vp_error *err)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        int r = vp_row_list(ctx->cat, t, col, value, &rows, &n, err);
+        if (r < 0)
+                return r;
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, to_json(ctx, (const char *)rows + i * t->size));
+        vp_rows_free(t, rows, n);
+        *ret = a;
+        return 0;
+}
+
+/* ---- envs, images, profiles -------------------------------------------- */
+
+/* An env with the count of pools on it. */
+static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
+{
+        const struct vp_env *e = row;
+        char idbuf[24];
+        int64_t npools = -1;
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e->id);
+        vp_row_count(ctx->cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(e->name));
+        json_object_object_add(o, "uri", json_object_new_string(e->uri));
+        json_object_object_add(o, "hostname", text(e->hostname));
+        json_object_object_add(o, "arch", text(e->arch));
+        json_object_object_add(o, "domain_types", text(e->domain_types));
+        json_object_object_add(o, "machines", text(e->machines));
+        json_object_object_add(o, "disk_buses", text(e->disk_buses));
+        json_object_object_add(o, "nic_models", text(e->nic_models));
+        json_object_object_add(o, "firmwares", text(e->firmwares));
+        json_object_object_add(o, "cpus", json_object_new_int64(e->cpus));
+        json_object_object_add(o, "memory_kib", json_object_new_int64(e->memory_kib));
+        json_object_object_add(o, "pool_count", count(npools));
+        json_object_object_add(o, "created", json_object_new_string(e->created));
+        return o;
+}
+
+struct json_object *vp_image_json(const struct vp_image *im)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(im->name));
+        json_object_object_add(o, "path", json_object_new_string(im->path));
+        json_object_object_add(o, "format", json_object_new_string(im->format));
+        json_object_object_add(o, "virtual_size", json_object_new_int64(im->virtual_size));
+        json_object_object_add(o, "file_size", json_object_new_int64(im->file_size));
+        json_object_object_add(o, "sha256", json_object_new_string(im->sha256));
+        json_object_object_add(o, "disk_buses", text(im->disk_buses));
+        json_object_object_add(o, "nic_models", text(im->nic_models));
+        json_object_object_add(o, "firmwares", text(im->firmwares));
+        json_object_object_add(o, "kernel", text(im->kernel));
+        json_object_object_add(o, "initrd", text(im->initrd));
+        json_object_object_add(o, "cmdline", text(im->cmdline));
+        json_object_object_add(o, "created", json_object_new_string(im->created));
+        return o;
+}
+
+struct json_object *vp_profile_json(const struct vp_profile *p)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(p->name));
+        json_object_object_add(o, "machine", json_object_new_string(p->machine));
+        json_object_object_add(o, "disk_bus", json_object_new_string(p->disk_bus));
+        json_object_object_add(o, "nic", json_object_new_string(p->nic));
+        json_object_object_add(o, "vcpus", json_object_new_int64(p->vcpus));
+        json_object_object_add(o, "memory_mib", json_object_new_int64(p->memory_mib));
+        json_object_object_add(o, "firmware", json_object_new_string(p->firmware));
+        json_object_object_add(o, "cpu_mode", text(p->cpu_mode));
+        json_object_object_add(o, "created", json_object_new_string(p->created));
+        return o;
+}
+
+static struct json_object *image_row(struct vp_ctx *ctx, const void *row)
+{
+        return vp_image_json(row);
+}
+
+static struct json_object *profile_row(struct vp_ctx *ctx, const void *row)
+{
+        return vp_profile_json(row);
+}
+
+int vp_env_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        return list_rows(ctx, &vp_table_env, NULL, NULL, env_json, ret, err);
+}
+
+int vp_image_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        return list_rows(ctx, &vp_table_image, NULL, NULL, image_row, ret, err);
+}
+
+int vp_profile_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        return list_rows(ctx, &vp_table_profile, NULL, NULL, profile_row, ret, err);
+}
+
+/* The one row of T named NAME through TO_JSON. */
+static int describe_row(struct vp_ctx *ctx, const struct vp_table *t, const char *name,
+                        struct json_object *(*to_json)(struct vp_ctx *ctx, const void *row), struct json_object **ret,
+                        struct vp_error *err)
+{
+        struct json_object *a = NULL;
+        int r = list_rows(ctx, t, "name", name, to_json, &a, err);
+        if (r < 0)
+                return r;
+        if (json_object_array_length(a) == 0) {
+                json_object_put(a);
+                return vp_err(err, -ENOENT, "unknown %s '%s'", t->kind, name);
+        }
+        *ret = json_object_get(json_object_array_get_idx(a, 0));
+        json_object_put(a);
+        return 0;
+}
+
+int vp_env_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        return describe_row(ctx, &vp_table_env, name, env_json, ret, err);
+}
+
+int vp_image_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        return describe_row(ctx, &vp_table_image, name, image_row, ret, err);
+}
+
+int vp_profile_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        return describe_row(ctx, &vp_table_profile, name, profile_row, ret, err);
+}
+
+int vp_image_check(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        struct json_object *im = NULL, *expected;
+        int r = vp_image_describe(ctx, name, &im, err);
+        if (r < 0)
+                return r;
+        bool ok = false;
+        char sha[65] = "";
+        r = vp_image_verify(ctx, name, &ok, sha, err);
+        if (r < 0) {
+                json_object_put(im);
+                return r;
+        }
+        json_object_object_get_ex(im, "sha256", &expected);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "ok", json_object_new_boolean(ok));
+        json_object_object_add(o, "expected_sha256", json_object_get(expected));
+        json_object_object_add(o, "actual_sha256", json_object_new_string(sha));
+        json_object_put(im);
+        *ret = o;
+        return 0;
+}
+
+/* ---- VMs ---------------------------------------------------------------- */
+
+/* What shared storage says of VM's delta, which is what fencing goes by:
+ * its manifest's owner and generation, or why it could not be read. */
+static void add_manifest(struct json_object *o, struct vp_ctx *ctx, const char *pool, const struct vp_vm *vm)
+{
+        int fd = -1;
+        struct vp_manifest m;
+        struct vp_error err = { 0 };
+        bool ok = false;
+        if (!pool)
+                vp_err(&err, -ENOENT, "vm '%s' belongs to no pool", vm->name);
+        else
+                ok = vp_delta_open(&ctx->st, pool, vm->name, &fd, &err) >= 0 &&
+                     vp_manifest_read(fd, vm->delta_path, &m, &err) >= 0;
+        json_object_object_add(o, "manifest_owner", ok ? json_object_new_string(m.owner) : NULL);
+        json_object_object_add(o, "manifest_generation", ok ? json_object_new_int64(m.generation) : NULL);
+        json_object_object_add(o, "manifest_error", ok ? NULL : json_object_new_string(err.msg));
+        if (fd >= 0)
+                close(fd);
+}
+
+static struct json_object *vm_json(struct vp_ctx *ctx, const void *row)
+{
+        const struct vp_vm *vm = row;
+        _cleanup_free_ char *pool = name_of(ctx->cat, &vp_table_pool, vm->pool_id);
+        _cleanup_free_ char *env = name_of(ctx->cat, &vp_table_env, vm->env_id);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(vm->name));
+        json_object_object_add(o, "pool", text(pool));
+        json_object_object_add(o, "env", text(env));
+        json_object_object_add(o, "state", json_object_new_string(vp_vm_state(ctx, vm)));
+        json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
+        struct json_object *macs = json_object_new_array();
+        _cleanup_free_ char *mcopy = vp_strdup(vm->macs);
+        char *save = NULL;
+        for (char *m = strtok_r(mcopy, ",", &save); m; m = strtok_r(NULL, ",", &save))
+                json_object_array_add(macs, json_object_new_string(m));
+        json_object_object_add(o, "macs", macs);
+        json_object_object_add(o, "hostname", json_object_new_string(vm->hostname));
+        json_object_object_add(o, "delta_path", json_object_new_string(vm->delta_path));
+        json_object_object_add(o, "owner", json_object_new_string(vm->owner));
+        json_object_object_add(o, "generation", json_object_new_int64(vm->generation));
+        add_manifest(o, ctx, pool, vm);
+        _cleanup_free_ char *log = vp_storage_log_path(&ctx->st, vm->name);
+        json_object_object_add(o, "console_log", json_object_new_string(log));
+        json_object_object_add(o, "created", json_object_new_string(vm->created));
+        return o;
+}
+
+/* The id of the pool named NAME, as text for a column filter. */
+static int pool_id_text(struct vp_ctx *ctx, const char *name, char buf[24], struct vp_error *err)
+{
+        struct vp_pool p = { 0 };
+        int r = vp_row_get(ctx->cat, &vp_table_pool, "name", name, &p, err);
+        if (r >= 0)
+                snprintf(buf, 24, "%lld", (long long)p.id);
+        vp_row_clear(&vp_table_pool, &p);
+        return r;
+}
+
+int vp_vm_list(struct vp_ctx *ctx, const char *pool, struct json_object **ret, struct vp_error *err)
+{
+        char idbuf[24];
+        int r = pool ? pool_id_text(ctx, pool, idbuf, err) : 0;
+        if (r < 0)
+                return r;
+        return list_rows(ctx, &vp_table_vm, pool ? "pool_id" : NULL, pool ? idbuf : NULL, vm_json, ret, err);
+}
+
+int vp_vm_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        return describe_row(ctx, &vp_table_vm, name, vm_json, ret, err);
+}
+
+int vp_vm_pool_name(struct vp_catalog *c, const char *vm, char **ret, struct vp_error *err)
+{
+        struct vp_vm v = { 0 };
+        int r = vp_row_get(c, &vp_table_vm, "name", vm, &v, err);
+        if (r >= 0) {
+                char *name = name_of(c, &vp_table_pool, v.pool_id);
+                if (name)
+                        *ret = name;
+                else
+                        r = vp_err(err, -ENOENT, "unknown pool id %lld", (long long)v.pool_id);
+        }
+        vp_row_clear(&vp_table_vm, &v);
+        return r;
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+static struct json_object *pool_json(struct vp_ctx *ctx, const struct vp_pool *p, bool with_vms)
+{
+        _cleanup_free_ char *image = name_of(ctx->cat, &vp_table_image, p->image_id);
+        _cleanup_free_ char *env = name_of(ctx->cat, &vp_table_env, p->env_id);
+        _cleanup_free_ char *profile = name_of(ctx->cat, &vp_table_profile, p->profile_id);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(p->name));
+        json_object_object_add(o, "image", text(image));
+        json_object_object_add(o, "env", text(env));
+        json_object_object_add(o, "profile", text(profile));
+        json_object_object_add(o, "size", json_object_new_int64(p->size));
+        json_object_object_add(o, "data_disk_bytes", json_object_new_int64(p->data_disk_bytes));
+        json_object_object_add(o, "state", json_object_new_string(p->state));
+        json_object_object_add(o, "created", json_object_new_string(p->created));
+        if (with_vms) {
+                char idbuf[24];
+                struct json_object *vms = NULL;
+                snprintf(idbuf, sizeof(idbuf), "%lld", (long long)p->id);
+                if (list_rows(ctx, &vp_table_vm, "pool_id", idbuf, vm_json, &vms, NULL) < 0)
+                        vms = json_object_new_array();
+                json_object_object_add(o, "vms", vms);
+        }
+        return o;
+}
+
+static struct json_object *pool_row(struct vp_ctx *ctx, const void *row)
+{
+        return pool_json(ctx, row, false);
+}
+
+static struct json_object *pool_row_with_vms(struct vp_ctx *ctx, const void *row)
+{
+        return pool_json(ctx, row, true);
+}
+
+int vp_pool_list(struct vp_ctx *ctx, const struct vp_pool_filter *f, struct json_object **ret, struct vp_error *err)
+{
+        if (f && f->env) {
+                struct vp_env e = { 0 };
+                void *rows = NULL;
+                size_t n = 0;
+                int r = vp_row_get(ctx->cat, &vp_table_env, "name", f->env, &e, err);
+                if (r >= 0)
+                        r = vp_row_query(ctx->cat, &vp_table_pool, "env_id = ?1", e.id, &rows, &n, err);
+                vp_row_clear(&vp_table_env, &e);
+                if (r < 0)
+                        return r;
+                struct json_object *a = json_object_new_array();
+                for (size_t i = 0; i < n; i++) {
+                        const struct vp_pool *p = &((const struct vp_pool *)rows)[i];
+                        if (!f->name || streq(f->name, p->name))
+                                json_object_array_add(a, pool_json(ctx, p, false));
+                }
+                vp_rows_free(&vp_table_pool, rows, n);
+                *ret = a;
+                return 0;
+        }
+        return list_rows(ctx, &vp_table_pool, f && f->name ? "name" : NULL, f ? f->name : NULL, pool_row, ret, err);
+}
+
+int vp_pool_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
+{
+        return describe_row(ctx, &vp_table_pool, name, pool_row_with_vms, ret, err);
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+int vp_migration_get(struct vp_ctx *ctx, int64_t id, struct vp_migration *ret, struct vp_error *err)
+{
+        if (vp_row_get_id(ctx->cat, &vp_table_migration, id, ret, NULL) < 0)
+                return vp_err(err, -ENOENT, "unknown migration %lld", (long long)id);
+        return 0;
+}
+
+int vp_migration_pool_name(struct vp_catalog *c, int64_t id, char **ret, struct vp_error *err)
+{
+        struct vp_migration m = { 0 };
+        int r = vp_row_get_id(c, &vp_table_migration, id, &m, err);
+        if (r >= 0)
+                *ret = vp_strdup(m.pool_name);
+        vp_row_clear(&vp_table_migration, &m);
+        return r;
+}
+
+enum vp_migration_state vp_migration_effective_state(struct vp_ctx *ctx, const struct vp_migration *m)
+{
+        enum vp_migration_state s = vp_migration_state_from_string(m->state);
+        if (s == VP_MIGRATION_RUNNING && !vp_migration_active(ctx, m->id))
+                return VP_MIGRATION_INTERRUPTED;
+        return s;
+}
+
+static int migration_vms(struct vp_ctx *ctx, int64_t id, struct vp_migvm **ret, size_t *ret_n, struct vp_error *err)
+{
+        void *rows = NULL;
+        int r = vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", id, &rows, ret_n, err);
+        if (r >= 0)
+                *ret = rows;
+        return r;
+}
+
+static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm *mv, const char *target)
+{
+        _cleanup_free_ char *source = name_of(ctx->cat, &vp_table_env, mv->src_env_id);
+        struct json_object *v = json_object_new_object();
+        json_object_object_add(v, "vm", json_object_new_string(mv->vm_name));
+        json_object_object_add(v, "step", json_object_new_string(mv->step));
+        json_object_object_add(v, "source", text(source));
+        json_object_object_add(v, "target", text(target));
+        json_object_object_add(v, "source_running", json_object_new_boolean(mv->source_running));
+        json_object_object_add(v, "generation", json_object_new_int64(mv->generation));
+        json_object_object_add(v, "error", text(mv->error));
+        json_object_object_add(v, "updated", json_object_new_string(mv->updated));
+        return v;
+}
+
+static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_migration *m, bool with_vms)
+{
+        _cleanup_free_ char *from = name_of(ctx->cat, &vp_table_env, m->from_env_id);
+        _cleanup_free_ char *to = name_of(ctx->cat, &vp_table_env, m->to_env_id);
+        _cleanup_free_ char *from_profile = name_of(ctx->cat, &vp_table_profile, m->from_profile_id);
+        _cleanup_free_ char *to_profile = name_of(ctx->cat, &vp_table_profile, m->to_profile_id);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_int64(m->id));
+        json_object_object_add(o, "pool", json_object_new_string(m->pool_name));
+        json_object_object_add(o, "from", text(from));
+        json_object_object_add(o, "to", text(to));
+        json_object_object_add(o, "from_profile", text(from_profile));
+        json_object_object_add(o, "to_profile", text(to_profile));
+        enum vp_migration_state state = vp_migration_effective_state(ctx, m);
+        json_object_object_add(o, "state", text(state >= 0 ? vp_migration_state_to_string(state) : m->state));
+        json_object_object_add(o, "parallel", json_object_new_int64(m->parallel));
+        json_object_object_add(o, "shutdown_timeout", json_object_new_int64(m->shutdown_timeout));
+        struct vp_migvm *mv = NULL;
+        size_t n = 0, done = 0;
+        if (migration_vms(ctx, m->id, &mv, &n, NULL) < 0)
+                n = 0;
+        struct json_object *vms = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                done += vp_step_from_string(mv[i].step) == VP_STEP_DONE;
+                if (with_vms)
+                        json_object_array_add(vms, migvm_json(ctx, &mv[i], to));
+        }
+        vp_rows_free(&vp_table_migvm, mv, n);
+        json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+        json_object_object_add(o, "total", json_object_new_int64((int64_t)n));
+        json_object_object_add(o, "created", json_object_new_string(m->created));
+        json_object_object_add(o, "updated", json_object_new_string(m->updated));
+        if (with_vms)
+                json_object_object_add(o, "vms", vms);
+        else
+                json_object_put(vms);
+        return o;
+}
+
+static struct json_object *migration_row(struct vp_ctx *ctx, const void *row)
+{
+        return migration_json(ctx, row, false);
+}
+
+int vp_migration_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        return list_rows(ctx, &vp_table_migration, NULL, NULL, migration_row, ret, err);
+}
+
+int vp_migration_status(struct vp_ctx *ctx, int64_t id, struct json_object **ret, struct vp_error *err)
+{
+        struct vp_migration m = { 0 };
+        int r = vp_migration_get(ctx, id, &m, err);
+        if (r >= 0)
+                *ret = migration_json(ctx, &m, true);
+        vp_row_clear(&vp_table_migration, &m);
+        return r;
+}
+
+int vp_migration_progress(struct vp_ctx *ctx, int64_t id, struct vp_migration_progress *ret, struct vp_error *err)
+{
+        struct vp_migvm *mv = NULL;
+        size_t n = 0;
+        int r = migration_vms(ctx, id, &mv, &n, err);
+        if (r < 0)
+                return r;
+        struct vp_migration_progress p = { .total = n };
+        for (size_t i = 0; i < n; i++) {
+                enum vp_step s = vp_step_from_string(mv[i].step);
+                p.failed += *mv[i].error != '\0';
+                for (int k = 0; s >= 0 && k < VP_STEP_MAX; k++)
+                        p.reached[k] += vp_step_reached(s, (enum vp_step)k);
+        }
+        vp_rows_free(&vp_table_migvm, mv, n);
+        *ret = p;
+        return 0;
+}
+
+int vp_migration_journal_since(struct vp_ctx *ctx, int64_t id, int64_t after, struct vp_journal **ret,
+                               size_t *ret_n, struct vp_error *err)
+{
+        _cleanup_free_ char *where = vp_strdupf("migration_id = %lld AND id > ?1", (long long)id);
+        void *rows = NULL;
+        int r = vp_row_query(ctx->cat, &vp_table_journal, where, after, &rows, ret_n, err);
+        if (r >= 0)
+                *ret = rows;
+        return r;
+}
+
+struct json_object *vp_migration_event_json(int64_t id, const char *vm, const char *step, double t, int64_t generation,
+                                            const char *error)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(id));
+        json_object_object_add(o, "vm", vm && *vm ? json_object_new_string(vm) : NULL);
+        json_object_object_add(o, "step", json_object_new_string(step));
+        json_object_object_add(o, "time", json_object_new_double(t));
+        json_object_object_add(o, "generation", json_object_new_int64(generation));
+        json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
+        return o;
+}
+
+struct json_object *vp_migration_outcome_json(int64_t id, const char *state, int64_t done, int64_t total,
+                                              const char *error)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "migration", json_object_new_int64(id));
+        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "done", count(done));
+        json_object_object_add(o, "total", count(total));
+        json_object_object_add(o, "error", text(error));
+        return o;
+}
+
+struct json_object *vp_plan_json(const struct vp_plan *pl)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "pool", json_object_new_string(pl->pool));
+        json_object_object_add(o, "from_env", json_object_new_string(pl->from_env));
+        json_object_object_add(o, "to_env", json_object_new_string(pl->to_env));
+        json_object_object_add(o, "from_profile", json_object_new_string(pl->from_profile));
+        json_object_object_add(o, "to_profile", json_object_new_string(pl->to_profile));
+        struct json_object *d = json_object_new_array();
+        for (int i = 0; i < pl->ndiffs; i++)
+                json_object_array_add(d, json_object_new_string(pl->diffs[i]));
+        json_object_object_add(o, "hardware_changes", d);
+        json_object_object_add(o, "memory_needed_mib", json_object_new_int64(pl->memory_needed_mib));
+        json_object_object_add(o, "memory_free_mib", json_object_new_int64(pl->memory_free_mib));
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < pl->nvms; i++) {
+                struct json_object *v = json_object_new_object();
+                json_object_object_add(v, "vm", json_object_new_string(pl->vms[i].vm));
+                json_object_object_add(v, "source_env", json_object_new_string(pl->vms[i].from_env));
+                json_object_object_add(v, "target_env", json_object_new_string(pl->vms[i].to_env));
+                json_object_object_add(v, "running", json_object_new_boolean(pl->vms[i].running));
+                json_object_array_add(a, v);
+        }
+        json_object_object_add(o, "vms", a);
+        return o;
+}
+
+/* ---- fsck and history --------------------------------------------------- */
+
+struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "clean", json_object_new_boolean(rep->n == 0));
+        json_object_object_add(o, "repair", json_object_new_boolean(repair));
+        json_object_object_add(o, "env_count", json_object_new_int64((int64_t)rep->envs));
+        json_object_object_add(o, "domain_count", json_object_new_int64((int64_t)rep->domains));
+        json_object_object_add(o, "delta_count", json_object_new_int64((int64_t)rep->deltas));
+        json_object_object_add(o, "vm_count", json_object_new_int64((int64_t)rep->vms));
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < rep->n; i++) {
+                const struct vp_problem *p = &rep->problems[i];
+                struct json_object *j = json_object_new_object();
+                json_object_object_add(j, "kind", json_object_new_string(p->kind));
+                json_object_object_add(j, "subject", json_object_new_string(p->subject));
+                json_object_object_add(j, "detail", json_object_new_string(p->detail));
+                json_object_object_add(j, "repaired", json_object_new_boolean(p->repaired));
+                json_object_array_add(a, j);
+        }
+        json_object_object_add(o, "problems", a);
+        return o;
+}
+
+static struct json_object *command_json(const struct vp_history *h)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("command"));
+        json_object_object_add(o, "id", json_object_new_int64(h->id));
+        json_object_object_add(o, "at", json_object_new_string(h->at));
+        json_object_object_add(o, "ended", text(h->ended));
+        json_object_object_add(o, "user", json_object_new_string(h->user));
+        json_object_object_add(o, "sudo_user", text(h->sudo_user));
+        json_object_object_add(o, "host", json_object_new_string(h->host));
+        json_object_object_add(o, "pid", json_object_new_int64(h->pid));
+        json_object_object_add(o, "command", json_object_new_string(h->command));
+        json_object_object_add(o, "noun", json_object_new_string(h->noun));
+        json_object_object_add(o, "verb", text(h->verb));
+        json_object_object_add(o, "subject", text(h->subject));
+        json_object_object_add(o, "pool", text(h->pool));
+        json_object_object_add(o, "vm", text(h->vm));
+        json_object_object_add(o, "migration", h->migration_id ? json_object_new_int64(h->migration_id) : NULL);
+        json_object_object_add(o, "outcome", json_object_new_string(vp_history_outcome(h)));
+        return o;
+}
+
+/* A migration step, with the command that ran it (H, NULL when none is recorded). */
+static struct json_object *step_json(const struct vp_journal *j, const char *pool, const struct vp_history *h)
+{
+        bool failed = streq(j->step, VP_JOURNAL_ERROR);
+        _cleanup_free_ char *outcome = failed ? vp_strdupf("failed: %s", j->detail) : vp_strdup("ok");
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("step"));
+        json_object_object_add(o, "journal_id", json_object_new_int64(j->id));
+        json_object_object_add(o, "at", json_object_new_string(j->at));
+        json_object_object_add(o, "migration", json_object_new_int64(j->migration_id));
+        json_object_object_add(o, "pool", text(pool));
+        json_object_object_add(o, "vm", text(j->vm_name));
+        json_object_object_add(o, "step", json_object_new_string(j->step));
+        json_object_object_add(o, "generation", json_object_new_int64(j->generation));
+        json_object_object_add(o, "detail", text(j->detail));
+        json_object_object_add(o, "outcome", json_object_new_string(outcome));
+        json_object_object_add(o, "command_id", h ? json_object_new_int64(h->id) : NULL);
+        json_object_object_add(o, "user", h ? json_object_new_string(h->user) : NULL);
+        json_object_object_add(o, "sudo_user", h ? text(h->sudo_user) : NULL);
+        json_object_object_add(o, "command", h ? json_object_new_string(h->command) : NULL);
+        return o;
+}
+
+struct json_object *vp_history_json(const struct vp_history_log *log)
+{
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < log->n; i++) {
+                const struct vp_history_item *it = &log->items[i];
+                json_object_array_add(a, it->step ? step_json(it->step, it->pool, it->cmd) : command_json(it->cmd));
+        }
+        return a;
+}

@@ -1,0 +1,258 @@
+#!/bin/bash
+# Every command's --json output against docs/json.md, on a real catalog
+# (envs, images, profiles, pools, VMs, migrations done, partial, resumed,
+# interrupted and aborted, a drain, fsck problems, the history): the
+# documents and keys the file's tables name, no other key, each value of
+# its type, null only where the file allows it. Every command --help lists
+# is in the file, every command and document of the file is exercised, so
+# the file and the program cannot drift apart.
+. "$(dirname "$0")/lib.sh"
+
+TEST_PREFIX=tjson
+doc=$top/docs/json.md
+[ -r "$doc" ] || bail "no $doc"
+for h in "$HOSTA" "$HOSTB"; do
+    virsh -q -c "$(uri_of "$h")" version >/dev/null 2>&1 || bail "host $h is not up (scripts/hosts.sh up $h)"
+done
+setup_workdir
+
+# ---- the tables of docs/json.md as one JSON spec --------------------------------
+# {"commands": {COMMAND: PRINTS}, "shapes": {NAME: {"includes": [...],
+#  "fields": {KEY: {"type": TYPE, "nullable": BOOL}}}}}
+spec=$(awk '
+    function cell(s) { gsub(/`/, "", s); gsub(/^ +| +$/, "", s); gsub(/"/, "\\\"", s); return s }
+    /^## / { section = $0; shape = ""; next }
+    /^### `[a-z_]+`/ { shape = $2; gsub(/`/, "", shape); printf "{\"shape\":\"%s\"}\n", shape; next }
+    shape != "" && /^Every key of `[a-z_]+`/ {
+        inc = $4; gsub(/[`,]/, "", inc); printf "{\"shape\":\"%s\",\"include\":\"%s\"}\n", shape, inc; next }
+    /^\|/ && !/^\|---/ && !/^\| (command|key) \|/ {
+        n = split($0, c, "|")
+        if (section == "## Commands")
+            printf "{\"command\":\"%s\",\"prints\":\"%s\"}\n", cell(c[2]), cell(c[3])
+        else if (shape != "")
+            printf "{\"shape\":\"%s\",\"key\":\"%s\",\"type\":\"%s\",\"nullable\":%s}\n", shape, cell(c[2]),
+                cell(c[3]), cell(c[4]) == "never" ? "false" : "true"
+    }' "$doc" | jq -s '
+    { commands: (map(select(.command)) | map({ key: .command, value: .prints }) | from_entries),
+      shapes: (map(select(.shape)) | group_by(.shape) | map({ key: .[0].shape, value: {
+          includes: map(select(.include) | .include),
+          fields: (map(select(.key)) | map({ key: .key, value: { type, nullable } }) | from_entries) } })
+          | from_entries) }') || bail "cannot read $doc"
+check "docs/json.md documents some commands and documents" \
+    jq -e '(.commands | length) >= 30 and (.shapes | length) >= 20' <<<"$spec"
+
+# ---- the check of one document ------------------------------------------------------
+# Prints "shape NAME" for each document checked, and each problem as
+# "PATH: WHAT".
+validator='
+def prim($t):
+    if $t == "string" then type == "string"
+    elif $t == "integer" then type == "number" and . == floor
+    elif $t == "number" then type == "number"
+    elif $t == "boolean" then type == "boolean"
+    else error("docs/json.md: unknown type \($t)") end;
+def fields($s): ($spec.shapes[$s].includes | map(fields(.)) | add // {}) + $spec.shapes[$s].fields;
+# [[problems], [shapes seen]] of . as a T at path P
+def check($t; $p):
+    def one($a):
+        if $spec.shapes[$a] then
+            if type != "object" then [["\($p): \(type), not a `\($a)` object"], []]
+            else fields($a) as $f | . as $o
+                | [ (keys[] | select($f[.] == null) | "\($p).\(.): not a key of `\($a)`"),
+                    ($f | keys[] | select(. as $k | $o | has($k) | not) | "\($p).\(.): missing from `\($a)`") ] as $keys
+                | [ $f | to_entries[] | select(.key as $k | $o | has($k)) | .key as $k | .value as $v
+                    | if $o[$k] == null then
+                          (if $v.nullable then [[], []] else [["\($p).\($k): null, documented never null"], []] end)
+                      else $o[$k] | check($v.type; "\($p).\($k)") end ] as $vals
+                | [$keys + ($vals | map(.[0][])), ["shape \($a)"] + ($vals | map(.[1][]))]
+            end
+        elif prim($a) then [[], []]
+        else [["\($p): \(type) \(tojson | .[0:60]), not \($a)"], []] end;
+    if ($t | startswith("array of ")) then
+        if type != "array" then [["\($p): \(type), not an array"], []]
+        else [to_entries[] | .key as $i | .value | check($t[9:]; "\($p)[\($i)]")]
+            | [map(.[0][]), map(.[1][])] end
+    else [($t | split(" or "))[] as $a | one($a)] as $r
+        | if any($r[]; .[0] == []) then [[], ($r | map(select(.[0] == []) | .[1][]))]
+          else ($r | min_by(.[0] | length)) end
+    end;
+check($type; "$") | (.[1][], .[0][])
+'
+
+# validate TYPE FILE: the document in FILE is a TYPE; its problems on stdout.
+validate() {
+    jq -r --argjson spec "$spec" --arg type "$1" "$validator" "$2" 2>&1 >"$WORK/v.out" || echo "not JSON: $(head -c 200 "$2")"
+    grep '^shape ' "$WORK/v.out" >>"$WORK/seen"
+    grep -v '^shape ' "$WORK/v.out"
+}
+
+# json_cmd COMMAND VPOOL-ARGS...: vpool --json VPOOL-ARGS exits $JSON_RC
+# (default 0) and prints what docs/json.md says COMMAND prints.
+declare -A ran
+json_cmd() {
+    local cmd=$1 prints rc problems=() line n=0 last alts
+    shift
+    ran[$cmd]=1
+    prints=$(jq -r --arg c "$cmd" '.commands[$c] // empty' <<<"$spec")
+    if [ -z "$prints" ]; then
+        not_ok "'$cmd' is in docs/json.md"
+        return
+    fi
+    vpool --json "$@" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    [ "$rc" = "${JSON_RC:-0}" ] || problems+=("exit code $rc, expected ${JSON_RC:-0}: $(head -3 "$WORK/err")")
+    case $prints in
+        nothing)
+            [ -s "$WORK/out" ] && problems+=("prints: $(head -c 200 "$WORK/out")") ;;
+        "lines of "*)
+            alts=${prints#lines of }
+            [ -s "$WORK/out" ] || problems+=("prints nothing")
+            while IFS= read -r line; do
+                n=$((n + 1))
+                printf '%s\n' "$line" >"$WORK/line"
+                while IFS= read -r p; do problems+=("line $n: $p"); done < <(validate "$alts" "$WORK/line")
+            done <"$WORK/out"
+            # The stream ends with its last kind of document (the outcome).
+            last=${alts##* or }
+            tail -1 "$WORK/out" >"$WORK/line"
+            [ -z "$(validate "$last" "$WORK/line")" ] || problems+=("the last line is not a $last")
+            ;;
+        *)
+            while IFS= read -r p; do problems+=("$p"); done < <(validate "$prints" "$WORK/out") ;;
+    esac
+    if [ ${#problems[@]} -eq 0 ]; then
+        ok "vpool --json $*: $prints"
+    else
+        not_ok "vpool --json $*: $prints" "${problems[@]:0:12}"
+    fi
+}
+
+# ---- a catalog with something of everything ------------------------------------------
+: >"$WORK/seen"
+uria=$(uri_of "$HOSTA")
+urib=$(uri_of "$HOSTB")
+# A blank disk: its VMs run (the firmware finds nothing to boot) without a guest.
+qemu-img create -q -f qcow2 "$WORK/blank.qcow2" 64M || bail "qemu-img create"
+echo kernel >"$WORK/vmlinuz"
+echo initrd >"$WORK/initrd"
+
+json_cmd init init --storage "$STORAGE"
+json_cmd "env add" env add "$HOSTA" --uri "$uria"
+vpool env add "$HOSTB" --uri "$urib" --domain-type qemu >/dev/null || bail "env add $HOSTB"
+vpool env add tjson-spare --uri "$urib" --domain-type qemu >/dev/null || bail "env add tjson-spare"
+json_cmd "image add" image add blank --file "$WORK/blank.qcow2"
+vpool image add kblank --file "$WORK/blank.qcow2" --kernel "$WORK/vmlinuz" --initrd "$WORK/initrd" \
+    --cmdline "console=ttyS0" >/dev/null || bail "image add kblank"
+json_cmd "profile add" profile add p1 --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 128M
+vpool profile add p2 --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 128M --cpu host-model \
+    >/dev/null || bail "profile add p2"
+vpool profile add spare --machine q35 --disk-bus sata --nic none --vcpus 1 --memory 128M >/dev/null ||
+    bail "profile add spare"
+json_cmd "pool create" pool create tjson --image blank --env "$HOSTA" --profile p1 --size 2
+vpool pool create tjsonr --image blank --env "$HOSTA" --profile p1 --size 1 --start >/dev/null ||
+    bail "pool create tjsonr"
+vpool pool create tjsona --image blank --env "$HOSTA" --profile p1 --size 1 >/dev/null ||
+    bail "pool create tjsona"
+
+for n in env image profile pool; do
+    json_cmd "$n list" "$n" list
+done
+json_cmd "env show" env show "$HOSTA"
+json_cmd "image show" image show blank
+json_cmd "image show" image show kblank
+json_cmd "image verify" image verify blank
+json_cmd "profile show" profile show p1
+json_cmd "profile show" profile show p2
+json_cmd "pool show" pool show tjson
+json_cmd "vm list" vm list
+json_cmd "vm list" vm list --pool tjson
+json_cmd "vm show" vm show tjson-001
+
+# ---- migrations: done, partial then resumed, interrupted then aborted --------------------
+json_cmd "migrate start --dry-run" migrate start tjson --to "$HOSTB" --profile p2 --dry-run
+json_cmd "migrate start" migrate start tjson --to "$HOSTB" --profile p2 --parallel 1
+id1=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjson") | .id')
+json_cmd "migrate list" migrate list
+json_cmd "migrate status" migrate status "$id1"
+json_cmd "migrate status --watch" migrate status "$id1" --watch
+
+# The target cannot open the console log (a directory in its place): the VM
+# fails there, the run ends partial.
+mv "$STORAGE/logs/tjsonr-001.log" "$WORK/tjsonr-001.log"
+mkdir "$STORAGE/logs/tjsonr-001.log"
+JSON_RC=1 json_cmd "migrate start" migrate tjsonr --to "$HOSTB" --shutdown-timeout 2
+idr=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonr") | .id')
+check_eq "the partial run's outcome says why" "partial true" \
+    "$(tail -1 "$WORK/out" | jq -r '"\(.state) \(.error != null)"')"
+json_cmd "migrate status" migrate status "$idr"
+check_eq "the failed VM's error is in its status" "true" \
+    "$(vpool migrate status "$idr" --json | jq '.vms[0].error | type == "string"')"
+rmdir "$STORAGE/logs/tjsonr-001.log"
+mv "$WORK/tjsonr-001.log" "$STORAGE/logs/tjsonr-001.log"
+json_cmd "migrate resume" migrate resume "$idr"
+
+VPOOL_FAULT=migrate.provisioned:1 vpool migrate tjsona --to "$HOSTB" >/dev/null 2>&1
+check_eq "a migration killed after provisioning" "137" "$?"
+ida=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsona") | .id')
+JSON_RC=1 json_cmd "migrate status --watch" migrate status "$ida" --watch
+check_eq "the watch's outcome: interrupted" "interrupted" "$(tail -1 "$WORK/out" | jq -r .state)"
+json_cmd "migrate status" migrate status "$ida"
+json_cmd "migrate abort" migrate abort "$ida"
+
+json_cmd "env drain" env drain "$HOSTB" --to "$HOSTA" --parallel 1 --shutdown-timeout 2
+json_cmd "migrate list" migrate list
+
+# ---- fsck, clean and not; a VM whose manifest cannot be read ------------------------------
+json_cmd fsck fsck
+m=$(vpool vm show tjson-001 --json | jq -r .delta_path)/manifest.json
+cp "$m" "$WORK/manifest.save"
+jq '.generation = 99' "$WORK/manifest.save" >"$m"
+JSON_RC=1 json_cmd fsck fsck
+check "fsck found the planted generation" jq -e '.problems | length > 0' "$WORK/out"
+rm "$m"
+json_cmd "vm show" vm show tjson-001
+check_eq "an unreadable manifest: its error, no owner" "true null" \
+    "$(jq -r '"\(.manifest_error | type == "string") \(.manifest_owner)"' "$WORK/out")"
+cp "$WORK/manifest.save" "$m"
+json_cmd "pool show" pool show tjson
+
+# ---- config: a setting from the file, one from the environment -----------------------------
+echo "parallel = 3" >"$VPOOL_CONFIG"
+VPOOL_SHUTDOWN_TIMEOUT=30 json_cmd "config show" config show
+check_eq "config: the file's line, the environment's variable" "3 true 1 VPOOL_SHUTDOWN_TIMEOUT" \
+    "$(jq -r '"\(.parallel.value) \(.parallel.file == env.VPOOL_CONFIG) \(.parallel.line) \(.shutdown_timeout.variable)"' "$WORK/out")"
+: >"$VPOOL_CONFIG"
+json_cmd "config show" config show --profile p1
+
+# ---- the verbs that print nothing -----------------------------------------------------
+json_cmd "vm start" vm start tjson-001
+json_cmd "vm stop" vm stop tjson-001 --timeout 1 --force
+json_cmd "pool start" pool start tjsona
+json_cmd "pool stop" pool stop tjsona --timeout 1 --force
+json_cmd "pool rm" pool rm tjsona
+json_cmd "image rm" image rm kblank
+json_cmd "profile rm" profile rm spare
+json_cmd "env rm" env rm tjson-spare
+
+json_cmd history history
+check_eq "the history holds commands and steps" "command step" \
+    "$(vpool history --json | jq -r 'map(.type) | unique | join(" ")')"
+json_cmd history history --pool tjson
+
+# ---- the file and the program agree on what exists ----------------------------------------
+nouns=$(vpool --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
+undocumented=()
+for n in $nouns; do
+    verbs=$(vpool "$n" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
+    for c in $(if [ -z "$verbs" ]; then echo "$n"; else for v in $verbs; do echo "$n:$v"; done; fi); do
+        c=${c/:/ }
+        jq -e --arg c "$c" '.commands | has($c)' <<<"$spec" >/dev/null || undocumented+=("$c")
+    done
+done
+check_eq "every command --help lists is in docs/json.md" "" "${undocumented[*]}"
+unrun=$(jq -r '.commands | keys[]' <<<"$spec" | while IFS= read -r c; do [ -n "${ran[$c]:-}" ] || echo "$c"; done | xargs)
+check_eq "every command of docs/json.md was checked here" "" "$unrun"
+unseen=$(comm -23 <(jq -r '.shapes | keys[]' <<<"$spec" | sort) <(sed 's/^shape //' "$WORK/seen" | sort -u) | xargs)
+check_eq "every document of docs/json.md was seen in some output" "" "$unseen"
+
+finish
