@@ -206,6 +206,7 @@ int cli_show(struct vp_cli *cli, const struct cli_args *a,
 static int run_verb(struct vp_cli *cli, const struct cli_verb *v, int argc, char **argv)
 {
         struct cli_args a;
+        cli->subject_kind = v->subject;
         int r = parse_args(cli, v, argc, argv, &a);
         if (r == 1)
                 return 0;

@@ -9,6 +9,15 @@
 
 #define EXIT_USAGE 2
 
+/* What a verb's first argument names, for the history: the pool and VM a
+ * recorded command concerns. */
+enum cli_subject {
+        CLI_SUBJECT_NONE,
+        CLI_SUBJECT_POOL,
+        CLI_SUBJECT_VM,          /* and so its pool */
+        CLI_SUBJECT_MIGRATION,   /* by id, and so its pool */
+};
+
 struct vp_cli {
         const char *catalog;
         struct vp_config *conf;     /* the effective settings (main.c) */
@@ -21,6 +30,7 @@ struct vp_cli {
         char **argv;
         bool record;               /* the verb changes something: record it in the history */
         const char *subject;       /* the verb's first argument */
+        enum cli_subject subject_kind;  /* what it names */
         struct vp_catalog *hist;   /* the history's own connection while the command runs */
         struct vp_history hrow;    /* this command's history row once recorded */
 };
@@ -68,6 +78,7 @@ struct cli_verb {
         const char *usage;     /* arguments after "vpool NOUN VERB" */
         const char *help;      /* first line: the verb's line in 'vpool NOUN --help' */
         bool changes;          /* recorded in the history */
+        enum cli_subject subject;      /* what its first argument names */
         const struct cli_opt *opts;   /* NULL-name terminated, or NULL for none */
         int minpos, maxpos;    /* how many positional arguments it takes */
         /* An action verb (FN cli_act): what it does to the object its argument

@@ -44,18 +44,15 @@ int cli_history_start(struct vp_cli *cli)
                 h->subject = vp_strdup(s);
                 const char *vm = "";
                 _cleanup_free_ char *pool = NULL;
-                if (*s && streq(h->noun, "pool")) {
+                if (*s && cli->subject_kind == CLI_SUBJECT_POOL) {
                         pool = vp_strdup(s);
-                } else if (*s && streq(h->noun, "vm")) {
+                } else if (*s && cli->subject_kind == CLI_SUBJECT_VM) {
                         vm = s;
                         vp_vm_pool_name(cli->hist, s, &pool, NULL);
-                } else if (*s && streq(h->noun, "migrate")) {
-                        if (streq(h->verb, "start")) {
-                                pool = vp_strdup(s);
-                        } else if (strspn(s, "0123456789") == strlen(s) && strlen(s) < 18) {
-                                h->migration_id = strtoll(s, NULL, 10);
-                                vp_migration_pool_name(cli->hist, h->migration_id, &pool, NULL);
-                        }
+                } else if (*s && cli->subject_kind == CLI_SUBJECT_MIGRATION && strspn(s, "0123456789") == strlen(s) &&
+                           strlen(s) < 18) {
+                        h->migration_id = strtoll(s, NULL, 10);
+                        vp_migration_pool_name(cli->hist, h->migration_id, &pool, NULL);
                 }
                 h->pool = vp_strdup(pool ? pool : "");
                 h->vm = vp_strdup(vm);

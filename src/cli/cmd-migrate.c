@@ -26,7 +26,7 @@ static const struct cli_verb verbs[] = {
                   "target from starting while a source process holds the disk).\n"
                   "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
                   "8 and 120 s unless set (see 'vpool config show').",
-          .changes = true,
+          .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
                            CLI_FLAG("dry-run"), CLI_FLAG("source-fenced")),
           .minpos = 1, .maxpos = 1 },
@@ -40,9 +40,11 @@ static const struct cli_verb verbs[] = {
           .opts = CLI_OPTS(CLI_FLAG("watch")), .minpos = 1, .maxpos = 1 },
         { .name = "resume", .fn = mig_resume, .usage = "ID",
           .help = "Finish an interrupted or partial migration from its journal.", .changes = true,
+          .subject = CLI_SUBJECT_MIGRATION,
           .minpos = 1, .maxpos = 1 },
         { .name = "abort", .fn = mig_abort, .usage = "ID",
           .help = "Return every VM not yet handed over to its source, as it was.", .changes = true,
+          .subject = CLI_SUBJECT_MIGRATION,
           .minpos = 1, .maxpos = 1 },
         { 0 },
 };

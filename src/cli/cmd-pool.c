@@ -31,23 +31,24 @@ static const struct cli_verb verbs[] = {
           .help = "Create N VMs NAME-001..NAME-N: for each a user delta collection (overlay of the master,\n"
                   "optional data disk, identity, manifest) and a persistent domain on ENV. All or nothing.\n"
                   "PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the configuration file).",
-          .changes = true,
+          .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("image"), CLI_VALUE("env"), CLI_VALUE("profile"), CLI_VALUE("size"),
                            CLI_VALUE("data-disk"), CLI_FLAG("start")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = pool_list, .usage = "", .help = "List pools." },
         { .name = "show", .fn = pool_show, .usage = "NAME", .help = "Show a pool and its VMs.", .minpos = 1, .maxpos = 1 },
         { .name = "start", .fn = cli_act, .usage = "NAME", .help = "Start every VM of a pool.", .changes = true,
-          .minpos = 1, .maxpos = 1, .act = pool_start, .done = "started", .check_name = true },
+          .subject = CLI_SUBJECT_POOL, .minpos = 1, .maxpos = 1, .act = pool_start, .done = "started",
+          .check_name = true },
         { .name = "stop", .fn = cli_act, .usage = "NAME [--timeout SEC] [--force]",
-          .help = "Shut every VM of a pool down.", .changes = true,
+          .help = "Shut every VM of a pool down.", .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
           .act = pool_stop, .done = "stopped", .check_name = true },
         { .name = "rm", .fn = cli_act, .usage = "NAME [--keep-deltas] [--force]",
           .help = "Undefine every VM and remove the pool; its delta collections too unless --keep-deltas.\n"
                   "Refused while a VM runs, unless --force.",
-          .changes = true, .opts = CLI_OPTS(CLI_FLAG("keep-deltas"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
-          .act = pool_rm, .done = "removed", .check_name = true },
+          .changes = true, .subject = CLI_SUBJECT_POOL, .opts = CLI_OPTS(CLI_FLAG("keep-deltas"), CLI_FLAG("force")),
+          .minpos = 1, .maxpos = 1, .act = pool_rm, .done = "removed", .check_name = true },
         { 0 },
 };
 

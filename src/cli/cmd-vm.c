@@ -24,12 +24,12 @@ static const struct cli_verb verbs[] = {
         { .name = "show", .fn = vm_show, .usage = "NAME",
           .help = "Show one VM: identity, delta collection, owner, generation, state.", .minpos = 1, .maxpos = 1 },
         { .name = "start", .fn = cli_act, .usage = "NAME", .help = "Start a VM.", .changes = true,
-          .minpos = 1, .maxpos = 1, .act = vm_start, .done = "started" },
+          .subject = CLI_SUBJECT_VM, .minpos = 1, .maxpos = 1, .act = vm_start, .done = "started" },
         { .name = "stop", .fn = cli_act, .usage = "NAME [--timeout SEC] [--force]",
           .help = "Shut a VM down gracefully, waiting up to SEC (default 60) seconds;\n"
                   "with --force, power it off when it has not stopped by then.",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")), .minpos = 1, .maxpos = 1,
-          .act = vm_stop, .done = "stopped" },
+          .changes = true, .subject = CLI_SUBJECT_VM, .opts = CLI_OPTS(CLI_VALUE("timeout"), CLI_FLAG("force")),
+          .minpos = 1, .maxpos = 1, .act = vm_stop, .done = "stopped" },
         { 0 },
 };
 
