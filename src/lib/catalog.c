@@ -640,6 +640,38 @@ void vp_rows_free(const struct vp_table *t, void *rows, size_t n)
         free(rows);
 }
 
+/* The column of T named NAME of TYPE, or NULL. */
+static const struct vp_col *column(const struct vp_table *t, const char *name, enum vp_col_type type)
+{
+        for (size_t i = 0; i < t->ncols; i++)
+                if (t->cols[i].type == type && streq(t->cols[i].name, name))
+                        return &t->cols[i];
+        return NULL;
+}
+
+void *vp_rows_find_id(const struct vp_table *t, const void *rows, size_t n, int64_t id)
+{
+        const struct vp_col *c = column(t, "id", VP_COL_INT);
+        for (size_t i = 0; c && i < n; i++) {
+                char *row = (char *)rows + i * t->size;
+                if (*(const int64_t *)(row + c->offset) == id)
+                        return row;
+        }
+        return NULL;
+}
+
+void *vp_rows_find_name(const struct vp_table *t, const void *rows, size_t n, const char *name)
+{
+        const struct vp_col *c = column(t, "name", VP_COL_TEXT);
+        for (size_t i = 0; c && name && i < n; i++) {
+                char *row = (char *)rows + i * t->size;
+                const char *v = *(char *const *)(row + c->offset);
+                if (v && streq(v, name))
+                        return row;
+        }
+        return NULL;
+}
+
 struct json_object *vp_row_to_json(const struct vp_table *t, const void *row)
 {
         struct json_object *o = json_object_new_object();

@@ -222,6 +222,11 @@ int vp_row_query(struct vp_catalog *c, const struct vp_table *t, const char *whe
 int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, struct vp_error *err);
 void vp_row_clear(const struct vp_table *t, void *row);
 void vp_rows_free(const struct vp_table *t, void *rows, size_t n);
+/* In ROWS, an array of N structs of T read from the catalog: the row whose
+ * id is ID, or whose name is NAME (for tables with a name column). NULL
+ * when none is; the row stays the array's. */
+void *vp_rows_find_id(const struct vp_table *t, const void *rows, size_t n, int64_t id);
+void *vp_rows_find_name(const struct vp_table *t, const void *rows, size_t n, const char *name);
 /* The row as a JSON object, one field per column. */
 struct json_object *vp_row_to_json(const struct vp_table *t, const void *row);
 

@@ -133,42 +133,27 @@ static void note_unfinished(struct state *s)
 
 static const struct vp_vm *vm_by_name(struct state *s, const char *name)
 {
-        for (size_t i = 0; i < s->nvms; i++)
-                if (streq(s->vms[i].name, name))
-                        return &s->vms[i];
-        return NULL;
+        return vp_rows_find_name(&vp_table_vm, s->vms, s->nvms, name);
 }
 
 static const struct vp_pool *pool_by_id(struct state *s, int64_t id)
 {
-        for (size_t i = 0; i < s->npools; i++)
-                if (s->pools[i].id == id)
-                        return &s->pools[i];
-        return NULL;
+        return vp_rows_find_id(&vp_table_pool, s->pools, s->npools, id);
 }
 
 static const struct vp_pool *pool_by_name(struct state *s, const char *name)
 {
-        for (size_t i = 0; i < s->npools; i++)
-                if (streq(s->pools[i].name, name))
-                        return &s->pools[i];
-        return NULL;
+        return vp_rows_find_name(&vp_table_pool, s->pools, s->npools, name);
 }
 
 static const struct vp_image *image_by_id(struct state *s, int64_t id)
 {
-        for (size_t i = 0; i < s->nimages; i++)
-                if (s->images[i].id == id)
-                        return &s->images[i];
-        return NULL;
+        return vp_rows_find_id(&vp_table_image, s->images, s->nimages, id);
 }
 
 static const struct vp_env *env_by_id(struct state *s, int64_t id)
 {
-        for (size_t i = 0; i < s->nenvs; i++)
-                if (s->envs[i].id == id)
-                        return &s->envs[i];
-        return NULL;
+        return vp_rows_find_id(&vp_table_env, s->envs, s->nenvs, id);
 }
 
 static bool migration_open(struct state *s, int64_t id)

@@ -69,26 +69,18 @@ struct run {
 
 static struct vp_env *env_by_id(struct run *r, int64_t id)
 {
-        for (size_t i = 0; i < r->nenvs; i++)
-                if (r->envs[i].id == id)
-                        return &r->envs[i];
-        return NULL;
+        return vp_rows_find_id(&vp_table_env, r->envs, r->nenvs, id);
 }
 
 static virConnectPtr conn_by_id(struct run *r, int64_t id)
 {
-        for (size_t i = 0; i < r->nenvs; i++)
-                if (r->envs[i].id == id)
-                        return r->conns[i];
-        return NULL;
+        struct vp_env *e = env_by_id(r, id);
+        return e ? r->conns[e - r->envs] : NULL;
 }
 
 static struct vp_profile *prof_by_id(struct run *r, int64_t id)
 {
-        for (size_t i = 0; i < r->nprofs; i++)
-                if (r->profs[i].id == id)
-                        return &r->profs[i];
-        return NULL;
+        return vp_rows_find_id(&vp_table_profile, r->profs, r->nprofs, id);
 }
 
 static void run_clear(struct run *r)

@@ -71,6 +71,15 @@ static void test_rows(void **state)
         assert_string_equal(json_object_get_string(json_object_object_get(o, "name")), "hosta");
         assert_int_equal(json_object_get_int64(json_object_object_get(o, "cpus")), 2);
         json_object_put(o);
+        /* Rows read are found again by id and by name; what is not there is NULL. */
+        struct vp_env *found = vp_rows_find_id(&vp_table_env, rows, nrows, e.id);
+        assert_ptr_equal(found, rows);
+        assert_ptr_equal(vp_rows_find_name(&vp_table_env, rows, nrows, "hosta"), rows);
+        assert_null(vp_rows_find_id(&vp_table_env, rows, nrows, e.id + 1000));
+        assert_null(vp_rows_find_name(&vp_table_env, rows, nrows, "hostb"));
+        assert_null(vp_rows_find_name(&vp_table_env, rows, nrows, NULL));
+        /* The journal has no name column: nothing is found by name there. */
+        assert_null(vp_rows_find_name(&vp_table_journal, rows, 0, "hosta"));
         vp_rows_free(&vp_table_env, rows, nrows);
 
         /* A pool pins its env: the foreign key refuses the delete. */
