@@ -318,6 +318,10 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
         int k = vp_manifest_read(dfd, label, &m, err);
         if (k < 0 || (k = settle_disks(dfd, label, &m, err)) < 0)
                 return k;
+        /* A hand-over killed while writing the manifest may not be redone
+         * (an abort hands back a delta whose manifest never changed): its
+         * temp goes here. */
+        vp_manifest_sweep_temps(dfd);
         *ret_m = m;
         return 0;
 }

@@ -169,10 +169,7 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
         return 0;
 }
 
-/* A writer killed between creating its temp file and renaming it leaves the
- * temp behind; the next writer of the manifest (one at a time: the pool
- * lock) sweeps it, so no stray file outlives the crash it came from. */
-static void sweep_temps(int dirfd)
+void vp_manifest_sweep_temps(int dirfd)
 {
         int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -191,7 +188,7 @@ static void sweep_temps(int dirfd)
 
 int vp_manifest_write(int dirfd, const struct vp_manifest *m, struct vp_error *err)
 {
-        sweep_temps(dirfd);
+        vp_manifest_sweep_temps(dirfd);
         _cleanup_free_ char *text = vp_manifest_to_json(m);
         return vp_write_file_atomic(dirfd, VP_MANIFEST_NAME, text, strlen(text), 0644, err);
 }

@@ -36,6 +36,12 @@ char *vp_manifest_to_json(const struct vp_manifest *m);
 int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *ret,
                       struct vp_error *err);
 
+/* A writer killed between creating its temp file and renaming it leaves
+ * the temp behind. The next writer of the manifest, or the next settle of
+ * its collection (one at a time: the pool lock), removes every temp in the
+ * collection DIRFD, so no stray file outlives the crash it came from. */
+void vp_manifest_sweep_temps(int dirfd);
+
 /* Durably write / read manifest.json in the collection directory DIRFD. */
 int vp_manifest_write(int dirfd, const struct vp_manifest *m, struct vp_error *err);
 int vp_manifest_read(int dirfd, const char *label, struct vp_manifest *ret, struct vp_error *err);

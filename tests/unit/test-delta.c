@@ -304,6 +304,25 @@ static void test_crash_between_rename_and_manifest(void **state)
         }
 }
 
+/* Killed while writing the manifest: every disk renamed, a temp of the new
+ * manifest left. An abort hands back a delta whose manifest never changed
+ * and so writes none; its settle alone must leave the collection as it was. */
+static void test_killed_manifest_write_settled(void **state)
+{
+        struct coll *c = *state;
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+        static const char *const before[] = { "manifest.json", "overlay.qcow2", "data.qcow2", "nvram.fd" };
+
+        hand_over_killed_at(c, "migrate.renamed:3");
+        put(c->fd, "manifest.json.tmp.4242", "{\"pool\":");
+        assert_int_equal(vp_delta_settle(c->fd, c->path, &m, &err), 0);
+        assert_string_equal(m.owner, VM);
+        assert_int_equal(m.generation, 1);
+        assert_entries(c, before, ELEMENTSOF(before));
+        assert_disks(c, m.overlay, m.data_disk, m.nvram);
+}
+
 static void test_crash_after_manifest(void **state)
 {
         struct coll *c = *state;
@@ -441,6 +460,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_hand_over_renames, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hand_over_redo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_between_rename_and_manifest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_killed_manifest_write_settled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_after_manifest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_settle_two_candidates_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_owner_refused, setup, teardown),
