@@ -133,7 +133,7 @@ static void print_text(const struct vp_history_log *log)
                         continue;
                 }
                 const struct vp_journal *j = it->step;
-                bool failed = streq(j->step, "error");
+                bool failed = streq(j->step, VP_JOURNAL_ERROR);
                 printf("%-20s  %-*s  %-11s    migration %lld", j->at, (int)uw, u, failed ? "failed" : "",
                        (long long)j->migration_id);
                 if (!*j->vm_name)
