@@ -369,9 +369,11 @@ int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_im
         enum vp_image_format f = vp_format_from_string(fmt);
         if (f == VP_FORMAT_UNKNOWN)
                 return vp_err(err, -EINVAL, "unknown image format '%s' (qcow2 or raw)", vp_printable(fmt, pb, sizeof(pb)));
-        const char *buses = a->disk_buses ? a->disk_buses : "ide,sata,virtio,scsi";
-        const char *nics = a->nic_models ? a->nic_models : "e1000,rtl8139,virtio";
-        const char *fws = a->firmwares ? a->firmwares : "bios";
+        /* Undeclared: every bus and NIC model, BIOS. */
+        _cleanup_free_ char *all_buses = vp_disk_bus_list(","), *all_nics = vp_nic_model_list(",", false);
+        const char *buses = a->disk_buses ? a->disk_buses : all_buses;
+        const char *nics = a->nic_models ? a->nic_models : all_nics;
+        const char *fws = a->firmwares ? a->firmwares : vp_firmware_to_string(VP_FIRMWARE_BIOS);
         if ((r = vp_check_list("disk bus", buses, vp_known_bus, err)) < 0 ||
             (r = vp_check_list("NIC model", nics, vp_known_nic, err)) < 0 ||
             (r = vp_check_list("firmware", fws, vp_known_firmware, err)) < 0)
@@ -529,14 +531,16 @@ int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *er
         if (!p->machine || !vp_known_machine(p->machine))
                 return vp_err(err, -EINVAL, "unknown machine type '%s' (pc, q35, pc-i440fx-X.Y, pc-q35-X.Y)",
                               vp_printable(p->machine, pb, sizeof(pb)));
+        _cleanup_free_ char *buses = vp_disk_bus_list(", "), *nics = vp_nic_model_list(", ", true),
+                            *fws = vp_firmware_list(", ");
         if (!p->disk_bus || !vp_known_bus(p->disk_bus))
-                return vp_err(err, -EINVAL, "unknown disk bus '%s' (ide, sata, virtio, scsi)",
-                              vp_printable(p->disk_bus, pb, sizeof(pb)));
+                return vp_err(err, -EINVAL, "unknown disk bus '%s' (%s)", vp_printable(p->disk_bus, pb, sizeof(pb)),
+                              buses);
         if (!p->nic || !vp_known_nic(p->nic))
-                return vp_err(err, -EINVAL, "unknown NIC model '%s' (e1000, rtl8139, virtio, none)",
-                              vp_printable(p->nic, pb, sizeof(pb)));
+                return vp_err(err, -EINVAL, "unknown NIC model '%s' (%s)", vp_printable(p->nic, pb, sizeof(pb)), nics);
         if (!p->firmware || !vp_known_firmware(p->firmware))
-                return vp_err(err, -EINVAL, "unknown firmware '%s' (bios, uefi)", vp_printable(p->firmware, pb, sizeof(pb)));
+                return vp_err(err, -EINVAL, "unknown firmware '%s' (%s)", vp_printable(p->firmware, pb, sizeof(pb)),
+                              fws);
         if (!p->cpu_mode || !known_cpu_mode(p->cpu_mode))
                 return vp_err(err, -EINVAL, "unknown CPU mode '%s' (host-passthrough, host-model, maximum)",
                               vp_printable(p->cpu_mode, pb, sizeof(pb)));

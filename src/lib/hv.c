@@ -205,10 +205,12 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
                 return vp_err(err, -EOPNOTSUPP, "hypervisor offers no usable domain type for %s", info.arch);
         /* libvirt's domain capabilities do not enumerate NIC models; these
          * are the ones every QEMU build for this architecture emulates. */
-        if (streq(info.arch, "x86_64") || streq(info.arch, "i686"))
-                snprintf(info.nic_models, sizeof(info.nic_models), "e1000,rtl8139,virtio");
-        else
-                snprintf(info.nic_models, sizeof(info.nic_models), "virtio");
+        if (streq(info.arch, "x86_64") || streq(info.arch, "i686")) {
+                _cleanup_free_ char *all = vp_nic_model_list(",", false);
+                snprintf(info.nic_models, sizeof(info.nic_models), "%s", all);
+        } else {
+                snprintf(info.nic_models, sizeof(info.nic_models), "%s", vp_nic_model_to_string(VP_NIC_VIRTIO));
+        }
 
         virNodeInfo ni;
         if (virNodeGetInfo(conn, &ni) == 0) {

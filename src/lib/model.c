@@ -169,6 +169,38 @@ enum vp_machine vp_machine_from_string(const char *s)
         return (enum vp_machine)k;
 }
 
+/* TABLE's N words but SKIP (-1: none) joined by SEP. */
+static char *join(const char *const *table, size_t n, int skip, const char *sep)
+{
+        size_t len = 1;
+        for (size_t i = 0; i < n; i++)
+                len += strlen(table[i]) + strlen(sep);
+        char *out = vp_xcalloc(len, 1);
+        for (size_t i = 0; i < n; i++) {
+                if ((int)i == skip)
+                        continue;
+                if (*out)
+                        strcat(out, sep);
+                strcat(out, table[i]);
+        }
+        return out;
+}
+
+char *vp_disk_bus_list(const char *sep)
+{
+        return join(vp_disk_bus_table, ELEMENTSOF(vp_disk_bus_table), -1, sep);
+}
+
+char *vp_nic_model_list(const char *sep, bool with_none)
+{
+        return join(vp_nic_model_table, ELEMENTSOF(vp_nic_model_table), with_none ? -1 : VP_NIC_NONE, sep);
+}
+
+char *vp_firmware_list(const char *sep)
+{
+        return join(vp_firmware_table, ELEMENTSOF(vp_firmware_table), -1, sep);
+}
+
 bool vp_known_machine(const char *s)
 {
         return vp_machine_from_string(s) >= 0;

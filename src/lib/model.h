@@ -166,6 +166,14 @@ enum vp_firmware {
 };
 VP_WORDS(vp_firmware);
 
+/* Every word of a set, in the enum's order, joined by SEP (malloc'd): what
+ * an image declares when its operator says nothing, and what an error
+ * message offers. The NIC models leave out "none" unless WITH_NONE: it is
+ * no device. */
+char *vp_disk_bus_list(const char *sep);
+char *vp_nic_model_list(const char *sep, bool with_none);
+char *vp_firmware_list(const char *sep);
+
 /* Whether S is a word of the set (for list checks). */
 bool vp_known_machine(const char *s);
 bool vp_known_bus(const char *s);

@@ -88,6 +88,24 @@ static void test_machines(void **state)
         assert_false(vp_known_firmware("efi"));
 }
 
+/* The lists are the tables: what image add defaults to and errors offer. */
+static void test_lists(void **state)
+{
+        (void)state;
+        char *l = vp_disk_bus_list(",");
+        assert_string_equal(l, "ide,sata,virtio,scsi");
+        free(l);
+        l = vp_nic_model_list(",", false);
+        assert_string_equal(l, "e1000,rtl8139,virtio");
+        free(l);
+        l = vp_nic_model_list(", ", true);
+        assert_string_equal(l, "e1000, rtl8139, virtio, none");
+        free(l);
+        l = vp_firmware_list(", ");
+        assert_string_equal(l, "bios, uefi");
+        free(l);
+}
+
 static void test_owner(void **state)
 {
         (void)state;
@@ -127,7 +145,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_stored_words),
                 cmocka_unit_test(test_steps_order), cmocka_unit_test(test_machines),
-                cmocka_unit_test(test_owner),
+                cmocka_unit_test(test_lists),       cmocka_unit_test(test_owner),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
