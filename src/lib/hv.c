@@ -386,15 +386,6 @@ int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *r
         return 0;
 }
 
-int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err)
-{
-        enum vp_vm_state s;
-        int r = vp_hv_domain_state(conn, name, &s, err);
-        if (r >= 0)
-                *ret = vp_vm_state_to_string(s);
-        return r;
-}
-
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;

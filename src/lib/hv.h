@@ -65,9 +65,6 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
 /* NAME's live state on CONN: VP_VM_UNDEFINED when absent, VP_VM_UNKNOWN
  * for a state model.h has no word for. *RET untouched on failure. */
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err);
-/* The same as its word (vp_vm_state_to_string): "running", "shut off",
- * "paused", ..., or "undefined" when absent. */
-int vp_hv_state(virConnectPtr conn, const char *name, const char **ret, struct vp_error *err);
 /* The UUID of domain NAME on CONN; -ENOENT when CONN has no such domain. */
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err);
 /* Every domain of a connection and whether it is active (running, paused,

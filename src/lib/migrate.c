@@ -374,11 +374,11 @@ static int move_note_source(struct vm_job *j, struct vp_error *err)
 {
         bool running = j->fenced;
         if (!j->fenced) {
-                const char *state;
-                int k = vp_hv_state(j->sc, j->vm.name, &state, err);
+                enum vp_vm_state state;
+                int k = vp_hv_domain_state(j->sc, j->vm.name, &state, err);
                 if (k < 0)
                         return k;
-                running = vp_vm_state_active(vp_vm_state_from_string(state));
+                running = vp_vm_state_active(state);
         }
         j->mv->source_running = running;
         return record_step(j->r, j->mv, VP_STEP_STOPPING, j->mv->generation,
