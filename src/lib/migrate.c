@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "lease.h"
 #include "lock.h"
 #include "name.h"
 
@@ -429,8 +430,25 @@ static int move_provision(struct vm_job *j, struct vp_error *err)
         return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, NULL, NULL, err);
 }
 
+/* No process may hold the delta's disks when it changes hands. Held, the
+ * VM waits where it is: running the migration's verb again (resume or
+ * abort) retries. */
+static int lease_check(struct vm_job *j, const struct vp_manifest *m, struct vp_error *err)
+{
+        int k = vp_lease_check(j->dfd, j->vm.delta_path, m, err);
+        if (k == -EBUSY) {
+                size_t n = strlen(err->msg);
+                snprintf(err->msg + n, sizeof(err->msg) - n, "; 'vpool migrate %s %lld' retries once it is gone",
+                         j->r->aborting ? "abort" : "resume", (long long)j->r->mig.id);
+        }
+        return k;
+}
+
 /* provisioned → handed_over. Unlock to the target VM alone: its disks pass
- * the checks again right before they take the names its domain has. */
+ * the checks again, and no process anywhere may still hold them (a source
+ * that was only unreachable, or wrongly said to be fenced), right before
+ * they take the names its domain has. Held, the VM waits here; resume
+ * retries. */
 static int move_unlock(struct vm_job *j, struct vp_error *err)
 {
         struct run *r = j->r;
@@ -438,6 +456,7 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         int k;
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
             (k = vp_delta_check(&r->ctx->st, r->pool.name, j->vm.name, r->im.path, r->im.format, NULL, err)) < 0 ||
+            (k = lease_check(j, &m, err)) < 0 ||
             (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
                 return k;
@@ -535,6 +554,8 @@ static int return_reclaim(struct vm_job *j, struct vp_manifest *m, struct vp_err
          * answer: the delta comes back one generation later, under names no
          * domain was given. Handed to the VM already (the step not yet
          * recorded), it takes new names the same way. */
+        if ((streq(m->owner, j->mig_owner) || m->generation > j->mv->generation) && (k = lease_check(j, m, err)) < 0)
+                return k;
         if (streq(m->owner, j->mig_owner))
                 k = vp_delta_hand_over(j->dfd, label, j->mig_owner, j->vm_owner, j->mv->generation, 2, m, err);
         else if (streq(m->owner, j->vm_owner) && m->generation > j->mv->generation)
