@@ -278,6 +278,8 @@ int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
                 vp_ctx_close(ctx);
                 return cli_fail(&err);
         }
+        ctx->source_grace = cli->conf->source_grace;
+        ctx->fence_timeout = cli->conf->fence_timeout;
         /* Once per process: env drain opens the catalog for every pool it moves. */
         if (cli->record && !cli->hist && cli_history_start(cli) != 0) {
                 vp_ctx_close(ctx);

@@ -6,12 +6,14 @@ static int config_show(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb verbs[] = {
         { .name = "show", .fn = config_show,
-          .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]",
+          .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]\n"
+                   "       [--source-grace SEC] [--fence-timeout SEC]",
           .help = "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
                   "command line. The options stand for those of init, migrate and pool create. The file\n"
                   "is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".",
           .opts = CLI_OPTS(CLI_VALUE("catalog"), CLI_VALUE("storage"), CLI_VALUE("parallel"),
-                           CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile")) },
+                           CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile"), CLI_VALUE("source-grace"),
+                           CLI_VALUE("fence-timeout")) },
         { 0 },
 };
 
@@ -24,6 +26,7 @@ const struct cli_noun cli_noun_config = {
 static const char *const key_options[VP_CONF_KEY_MAX] = {
         [VP_CONF_CATALOG] = "catalog", [VP_CONF_STORAGE] = "storage", [VP_CONF_PARALLEL] = "parallel",
         [VP_CONF_SHUTDOWN_TIMEOUT] = "shutdown-timeout", [VP_CONF_PROFILE] = "profile",
+        [VP_CONF_SOURCE_GRACE] = "source-grace", [VP_CONF_FENCE_TIMEOUT] = "fence-timeout",
 };
 
 static const char *const origins[] = {
@@ -41,6 +44,10 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
                 json_object_object_add(o, "value", json_object_new_int(c->parallel));
         else if (k == VP_CONF_SHUTDOWN_TIMEOUT)
                 json_object_object_add(o, "value", json_object_new_int(c->shutdown_timeout));
+        else if (k == VP_CONF_SOURCE_GRACE)
+                json_object_object_add(o, "value", json_object_new_int(c->source_grace));
+        else if (k == VP_CONF_FENCE_TIMEOUT)
+                json_object_object_add(o, "value", json_object_new_int(c->fence_timeout));
         else
                 json_object_object_add(o, "value", json_object_new_string(v->text));
         json_object_object_add(o, "source", json_object_new_string(origins[v->origin]));

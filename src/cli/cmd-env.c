@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "fence.h"
 #include "migrate.h"
 #include "name.h"
 
@@ -9,6 +10,7 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a);
 static int env_list(struct vp_cli *cli, const struct cli_args *a);
 static int env_show(struct vp_cli *cli, const struct cli_args *a);
 static int env_drain(struct vp_cli *cli, const struct cli_args *a);
+static int env_set(struct vp_cli *cli, const struct cli_args *a);
 
 static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
 {
@@ -16,19 +18,33 @@ static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opt
 }
 
 static const struct cli_verb verbs[] = {
-        { .name = "add", .fn = env_add, .usage = "NAME --uri URI [--domain-type auto|kvm|qemu]",
+        { .name = "add", .fn = env_add, .usage = "NAME --uri URI [--domain-type auto|kvm|qemu] [--fence-cmd 'PROG ARG...']",
           .help = "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
-                  "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUE("domain-type")), .minpos = 1, .maxpos = 1 },
+                  "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).\n"
+                  "--fence-cmd: the env's fence agent (see 'env set').",
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
+          .minpos = 1, .maxpos = 1 },
+        { .name = "set", .fn = env_set, .usage = "NAME --fence-cmd 'PROG ARG...' | --no-fence-cmd",
+          .help = "Give the env a fence agent, or take it away. When the env does not answer (after\n"
+                  "source_grace seconds), a migration runs PROG with its ARGs (an argv: no shell; quote a\n"
+                  "word with blanks in '...' or \"...\"; PROG an absolute path) and VPOOL_FENCE_ENV,\n"
+                  "VPOOL_FENCE_URI and VPOOL_FENCE_HOST in its environment. Only exit status 0 counts\n"
+                  "as \"powered off\"; it may take fence_timeout seconds. Journaled with its output.",
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd")),
+          .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
         { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
         { .name = "rm", .fn = cli_act, .usage = "NAME",
           .help = "Forget an environment (refused while a pool lives there).", .changes = true,
           .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
         { .name = "drain", .fn = env_drain,
-          .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]",
-          .help = "Maintenance: migrate every pool on NAME to ENV, one migration each.", .changes = true,
-          .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout")),
+          .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]\n"
+                   "       [--source-fenced NAME]",
+          .help = "Maintenance: migrate every pool on NAME to ENV, one migration each.\n"
+                  "--source-fenced NAME: the operator's word that NAME, which does not answer, is\n"
+                  "powered off (see 'migrate start').", .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
+                           CLI_VALUE("source-fenced")),
           .minpos = 1, .maxpos = 1 },
         { 0 },
 };
@@ -49,7 +65,7 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         struct vp_error err = { 0 };
         struct vp_env e = { 0 };
         const char *note = NULL;
-        int r = vp_env_add(&ctx, a->pos[0], uri, dtype, &e, &note, &err);
+        int r = vp_env_add(&ctx, a->pos[0], uri, dtype, cli_opt(a, "fence-cmd"), &e, &note, &err);
         struct json_object *o = NULL;
         if (r >= 0 && cli->json)
                 r = vp_env_describe(&ctx, e.name, &o, &err);
@@ -69,6 +85,30 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
+static int env_set(struct vp_cli *cli, const struct cli_args *a)
+{
+        const char *fence = cli_opt(a, "fence-cmd");
+        bool none = cli_flag(a, "no-fence-cmd");
+        if (!fence == !none)
+                return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct json_object *o = NULL;
+        int r = vp_env_set_fence(&ctx, a->pos[0], fence, &err);
+        if (r >= 0 && cli->json)
+                r = vp_env_describe(&ctx, a->pos[0], &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json)
+                cli_print_json(o);
+        else if (!cli->quiet)
+                printf("env %s: %s\n", a->pos[0], fence ? "fence agent set" : "no fence agent");
+        return 0;
+}
+
 static int env_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
@@ -77,6 +117,15 @@ static int env_list(struct vp_cli *cli, const struct cli_args *a)
                 { "MEMORY", "memory_kib", CLI_KIB },
         };
         return cli_list(cli, vp_env_list, cols, ELEMENTSOF(cols));
+}
+
+/* The fence agent as the operator typed it, or "none". */
+static void print_fence(const char *label, struct json_object *o)
+{
+        struct json_object *f = NULL;
+        json_object_object_get_ex(o, "fence_cmd", &f);
+        _cleanup_free_ char *shown = f ? vp_fence_cmd_show(json_object_to_json_string(f)) : NULL;
+        print_field(label, "%s", shown ? shown : "none");
 }
 
 static int env_show(struct vp_cli *cli, const struct cli_args *a)
@@ -103,10 +152,13 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
                 { "domain types:", "domain_types" }, { "cpus:", "cpus" }, { "memory:", "memory_kib" },
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
                 { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
+                { "fence agent:", "fence_cmd" },
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 if (streq(fields[i].key, "memory_kib"))
                         print_field(fields[i].label, "%lld MiB", (long long)(cli_int(o, fields[i].key) / 1024));
+                else if (streq(fields[i].key, "fence_cmd"))
+                        print_fence(fields[i].label, o);
                 else
                         print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
         }
@@ -120,7 +172,9 @@ static int env_drain(struct vp_cli *cli, const struct cli_args *a)
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
-        struct vp_migrate_args m = { .to_env = to, .profile = profile };
+        struct vp_migrate_args m = { .to_env = to, .profile = profile, .source_fenced = cli_opt(a, "source-fenced") };
+        if (m.source_fenced && !streq(m.source_fenced, a->pos[0]))
+                return cli_usage_error(cli, "--source-fenced must name the env drained"), EXIT_USAGE;
         if (vp_name_check("env", a->pos[0], &err) < 0 || vp_name_check("env", to, &err) < 0 ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||
             cli_parse_migrate_opts(cli, a, &m, &err) < 0)

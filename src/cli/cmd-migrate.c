@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fence.h"
 #include "migrate.h"
 #include "name.h"
 #include "parse.h"
@@ -17,18 +18,20 @@ static int mig_abort(struct vp_cli *cli, const struct cli_args *a);
 static const struct cli_verb verbs[] = {
         { .name = "start", .fn = mig_start,
           .usage = "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
-                   "       [--source-fenced]",
+                   "       [--source-fenced ENV]",
           .help = "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
                   "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
                   "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
-                  "--source-fenced: the operator vouches that source envs that do not answer are powered\n"
-                  "off; their VMs are handed over without a shutdown (QEMU's image lock still keeps a\n"
-                  "target from starting while a source process holds the disk).\n"
+                  "A source env that does not answer is retried for source_grace seconds, then fenced by\n"
+                  "its agent ('env set --fence-cmd'); --source-fenced ENV is the operator's word that\n"
+                  "ENV, the pool's env, is powered off (recorded with who said it; refused if ENV\n"
+                  "answers). Either way no delta is handed over while any process still holds a lock on\n"
+                  "its disks.\n"
                   "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
                   "8 and 120 s unless set (see 'vpool config show').",
           .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
-                           CLI_FLAG("dry-run"), CLI_FLAG("source-fenced")),
+                           CLI_FLAG("dry-run"), CLI_VALUE("source-fenced")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = mig_list, .usage = "",
           .help = "List migrations: id, pool, from, to, state, VMs done / total." },
@@ -38,9 +41,12 @@ static const struct cli_verb verbs[] = {
                   "terminal, one JSON event per journal entry with --json; then the status. Exit code 0\n"
                   "when the migration is done, 1 when it ended otherwise (partial, aborted, interrupted).",
           .opts = CLI_OPTS(CLI_FLAG("watch")), .minpos = 1, .maxpos = 1 },
-        { .name = "resume", .fn = mig_resume, .usage = "ID",
-          .help = "Finish an interrupted or partial migration from its journal.", .changes = true,
-          .subject = CLI_SUBJECT_MIGRATION,
+        { .name = "resume", .fn = mig_resume, .usage = "ID [--source-fenced ENV]",
+          .help = "Finish an interrupted or partial migration from its journal. A VM whose disks some\n"
+                  "process still locks waits; resume retries it.\n"
+                  "--source-fenced ENV: the operator's word that ENV, a source that does not answer, is\n"
+                  "powered off (see 'migrate start').", .changes = true,
+          .subject = CLI_SUBJECT_MIGRATION, .opts = CLI_OPTS(CLI_VALUE("source-fenced")),
           .minpos = 1, .maxpos = 1 },
         { .name = "abort", .fn = mig_abort, .usage = "ID",
           .help = "Return every VM not yet handed over to its source, as it was.", .changes = true,
@@ -267,8 +273,9 @@ static int mig_start(struct vp_cli *cli, const struct cli_args *a)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
         struct vp_migrate_args m = { .pool = a->pos[0], .to_env = to, .profile = profile, .dry_run = dry,
-                                     .source_fenced = cli_flag(a, "source-fenced") };
+                                     .source_fenced = cli_opt(a, "source-fenced") };
         if (vp_name_check("pool", m.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
+            (m.source_fenced && vp_name_check("env", m.source_fenced, &err) < 0) ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||
             cli_parse_migrate_opts(cli, a, &m, &err) < 0)
                 return cli_fail(&err);
@@ -291,6 +298,33 @@ static int mig_list(struct vp_cli *cli, const struct cli_args *a)
                 { "TO", "to", CLI_GONE }, { "STATE", "state", CLI_PLAIN }, { "DONE", "done", CLI_OF_TOTAL },
         };
         return cli_list(cli, vp_migration_list, cols, ELEMENTSOF(cols));
+}
+
+/* Each fence of the status O: how the env was declared off, or not, and
+ * the agent's output indented below. */
+static void print_fences(struct json_object *o)
+{
+        struct json_object *fences = NULL;
+        json_object_object_get_ex(o, "fences", &fences);
+        for (size_t i = 0; i < json_object_array_length(fences); i++) {
+                struct json_object *f = json_object_array_get_idx(fences, i), *cmd = NULL;
+                const char *env = cli_str(f, "env");
+                bool fenced = json_object_get_boolean(json_object_object_get(f, "fenced"));
+                if (!json_object_object_get_ex(f, "command", &cmd) || !cmd) {
+                        printf("fence: env %s declared powered off by the operator (%s) at %s\n", env,
+                               cli_str(f, "asserted_by"), cli_str(f, "at"));
+                        continue;
+                }
+                _cleanup_free_ char *shown = vp_fence_cmd_show(json_object_to_json_string(cmd));
+                printf("fence: env %s, agent '%s' at %s: exit %s, %s\n", env, shown ? shown : "?", cli_str(f, "at"),
+                       cli_str(f, "exit_status"), fenced ? "powered off" : "NOT fenced");
+                const char *out = cli_str(f, "output");
+                for (const char *line = out; *line;) {
+                        size_t len = strcspn(line, "\n");
+                        printf("  %.*s\n", (int)len, line);
+                        line += len + (line[len] == '\n');
+                }
+        }
 }
 
 static int print_status(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
@@ -318,6 +352,7 @@ static int print_status(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
                           *cli_str(v, "error") ? cli_str(v, "error") : "-");
         }
         table_print(&t);
+        print_fences(o);
         json_object_put(o);
         return 0;
 }
@@ -492,7 +527,8 @@ static int mig_continue(struct vp_cli *cli, const struct cli_args *a, bool abort
 {
         struct vp_error err = { 0 };
         int64_t id;
-        if (parse_id(a->pos[0], &id, &err) < 0)
+        const char *fenced = abort_it ? NULL : cli_opt(a, "source-fenced");
+        if (parse_id(a->pos[0], &id, &err) < 0 || (fenced && vp_name_check("env", fenced, &err) < 0))
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
@@ -506,7 +542,8 @@ static int mig_continue(struct vp_cli *cli, const struct cli_args *a, bool abort
                 memcpy(p.reached, pr.reached, sizeof(p.reached));
                 p.ended_before = pr.reached[VP_STEP_DONE] + pr.reached[VP_STEP_RETURNED];
         }
-        int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err) : vp_migrate_resume(&ctx, id, on_event, &p, &err);
+        int r = abort_it ? vp_migrate_abort(&ctx, id, on_event, &p, &err)
+                         : vp_migrate_resume(&ctx, id, fenced, on_event, &p, &err);
         progress_end(&p);
         if (r >= 0 && cli->json)
                 print_outcome(&ctx, id, vp_migration_state_to_string(abort_it ? VP_MIGRATION_ABORTED : VP_MIGRATION_DONE),

@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 2
+#define VP_SCHEMA_VERSION 3
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -25,7 +25,7 @@ static const struct vp_col env_cols[] = {
         I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
         T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
         T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
-        T(vp_env, created),
+        T(vp_env, created), T(vp_env, fence_cmd),
 };
 static const struct vp_col image_cols[] = {
         I(vp_image, id), T(vp_image, name), T(vp_image, path), T(vp_image, format),
@@ -67,6 +67,11 @@ static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
         I(vp_journal, generation), T(vp_journal, detail), T(vp_journal, at),
 };
+static const struct vp_col fence_cols[] = {
+        I(vp_fence, id), I(vp_fence, migration_id), T(vp_fence, env_name), T(vp_fence, method),
+        T(vp_fence, command), I(vp_fence, exit_status), T(vp_fence, output), I(vp_fence, fenced),
+        T(vp_fence, at),
+};
 static const struct vp_col history_cols[] = {
         I(vp_history, id), T(vp_history, at), T(vp_history, ended), T(vp_history, user),
         T(vp_history, sudo_user), T(vp_history, host), I(vp_history, pid), I(vp_history, pid_start),
@@ -87,6 +92,14 @@ TABLE(vp_table_migration, "migrations", "migration", vp_migration, migration_col
 TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
 TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
+TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
+
+/* Fence records came with schema 3, as did the envs' fence agents. */
+#define FENCES_SQL \
+        "CREATE TABLE fences(id INTEGER PRIMARY KEY, migration_id INTEGER NOT NULL, env_name TEXT NOT NULL," \
+        " method TEXT NOT NULL, command TEXT, exit_status INTEGER, output TEXT, fenced INTEGER NOT NULL," \
+        " at TEXT NOT NULL);" \
+        "CREATE INDEX fences_migration ON fences(migration_id);"
 
 /* The history table came after schema 1 was in use. It only adds, so it
  * moves no schema number: an older vpool ignores the table, and a catalog
@@ -102,7 +115,7 @@ static const char schema_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "CREATE TABLE envs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uri TEXT NOT NULL,"
         " hostname TEXT, arch TEXT, domain_types TEXT, machines TEXT, disk_buses TEXT,"
-        " nic_models TEXT, firmwares TEXT, cpus INTEGER, memory_kib INTEGER, created TEXT);"
+        " nic_models TEXT, firmwares TEXT, cpus INTEGER, memory_kib INTEGER, created TEXT, fence_cmd TEXT);"
         "CREATE TABLE images(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, path TEXT NOT NULL,"
         " format TEXT NOT NULL, virtual_size INTEGER, file_size INTEGER, sha256 TEXT NOT NULL,"
         " disk_buses TEXT, nic_models TEXT, firmwares TEXT, kernel TEXT, initrd TEXT,"
@@ -140,6 +153,7 @@ static const char schema_sql[] =
         "CREATE INDEX journal_migration ON journal(migration_id);"
         "CREATE INDEX vms_env ON vms(env_id);"
         HISTORY_SQL
+        FENCES_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
@@ -230,6 +244,8 @@ static const char *const upgrades[] = {
         /* Schema 1 lacked the images' stamp: the column comes empty, so the
          * next check of each master hashes it. */
         [1] = "ALTER TABLE images ADD COLUMN stamp TEXT;",
+        /* Schema 2 had no fence agents: no env has one, no fence was run. */
+        [2] = "ALTER TABLE envs ADD COLUMN fence_cmd TEXT;" FENCES_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

@@ -39,6 +39,7 @@ struct vp_env {
         int64_t cpus;
         int64_t memory_kib;
         char *created;
+        char *fence_cmd;       /* its fence agent: a JSON array of argv words; "" or NULL when none */
 };
 
 struct vp_image {
@@ -113,7 +114,7 @@ struct vp_migration {
         char *state;           /* running | done | partial | aborted */
         int64_t parallel;
         int64_t shutdown_timeout;
-        int64_t source_fenced;   /* the operator vouched that unreachable sources are powered off */
+        int64_t source_fenced;   /* unused since the fences table: kept so older catalogs need no rebuild */
         int64_t total;
         char *created;
         char *updated;
@@ -142,6 +143,21 @@ struct vp_journal {
         char *step;
         int64_t generation;
         char *detail;
+        char *at;
+};
+
+/* A source env a migration found unreachable, declared powered off or
+ * not: by its fence agent (exit status and output kept) or by the
+ * operator's word (who said it). Kept by name: the env may be gone later. */
+struct vp_fence {
+        int64_t id;
+        int64_t migration_id;
+        char *env_name;
+        char *method;          /* agent | operator (model.h) */
+        char *command;         /* the agent's argv as JSON; "" for the operator */
+        int64_t exit_status;   /* the agent's; -1 killed or timed out; 0 for the operator */
+        char *output;          /* the agent's output (its tail), or the operator's name */
+        int64_t fenced;        /* 1: powered off, as far as vpool can know */
         char *at;
 };
 
@@ -179,6 +195,7 @@ extern const struct vp_table vp_table_profile;
 extern const struct vp_table vp_table_pool;
 extern const struct vp_table vp_table_vm;
 extern const struct vp_table vp_table_history;
+extern const struct vp_table vp_table_fence;
 
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and

@@ -15,6 +15,8 @@ static const struct {
         [VP_CONF_PARALLEL] = { "parallel", "VPOOL_PARALLEL", "--parallel" },
         [VP_CONF_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", "VPOOL_SHUTDOWN_TIMEOUT", "--shutdown-timeout" },
         [VP_CONF_PROFILE] = { "profile", "VPOOL_PROFILE", "--profile" },
+        [VP_CONF_SOURCE_GRACE] = { "source_grace", "VPOOL_SOURCE_GRACE", "--source-grace" },
+        [VP_CONF_FENCE_TIMEOUT] = { "fence_timeout", "VPOOL_FENCE_TIMEOUT", "--fence-timeout" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -38,8 +40,12 @@ void vp_config_init(struct vp_config *c)
         c->v[VP_CONF_CATALOG].text = vp_strdup(VP_DEFAULT_CATALOG);
         c->v[VP_CONF_PARALLEL].text = vp_strdupf("%d", VP_CONF_DEFAULT_PARALLEL);
         c->v[VP_CONF_SHUTDOWN_TIMEOUT].text = vp_strdupf("%d", VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
+        c->v[VP_CONF_SOURCE_GRACE].text = vp_strdupf("%d", VP_CONF_DEFAULT_SOURCE_GRACE);
+        c->v[VP_CONF_FENCE_TIMEOUT].text = vp_strdupf("%d", VP_CONF_DEFAULT_FENCE_TIMEOUT);
         c->parallel = VP_CONF_DEFAULT_PARALLEL;
         c->shutdown_timeout = VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT;
+        c->source_grace = VP_CONF_DEFAULT_SOURCE_GRACE;
+        c->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
 }
 
 void vp_config_free(struct vp_config *c)
@@ -96,6 +102,12 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
         case VP_CONF_SHUTDOWN_TIMEOUT:
                 r = vp_parse_uint("shutdown timeout", value, 0, 86400, &n, err);
                 break;
+        case VP_CONF_SOURCE_GRACE:
+                r = vp_parse_uint("source grace period", value, 0, 3600, &n, err);
+                break;
+        case VP_CONF_FENCE_TIMEOUT:
+                r = vp_parse_uint("fence timeout", value, 1, 3600, &n, err);
+                break;
         case VP_CONF_PROFILE:
                 r = vp_name_check("profile", value, err);
                 break;
@@ -110,6 +122,10 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 c->parallel = (int)n;
         else if (k == VP_CONF_SHUTDOWN_TIMEOUT)
                 c->shutdown_timeout = (int)n;
+        else if (k == VP_CONF_SOURCE_GRACE)
+                c->source_grace = (int)n;
+        else if (k == VP_CONF_FENCE_TIMEOUT)
+                c->fence_timeout = (int)n;
         return 0;
 }
 

@@ -16,6 +16,8 @@ enum vp_conf_key {
         VP_CONF_PARALLEL,
         VP_CONF_SHUTDOWN_TIMEOUT,
         VP_CONF_PROFILE,
+        VP_CONF_SOURCE_GRACE,
+        VP_CONF_FENCE_TIMEOUT,
         VP_CONF_KEY_MAX,
 };
 
@@ -32,6 +34,11 @@ enum vp_conf_origin {
 /* Built-in defaults of the numeric settings (migrate's). */
 #define VP_CONF_DEFAULT_PARALLEL 8
 #define VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT 120
+/* How long a source env that does not answer is retried before it counts
+ * as unreachable (one refused connection is not a dead host), and how long
+ * its fence agent may take. Seconds. */
+#define VP_CONF_DEFAULT_SOURCE_GRACE 30
+#define VP_CONF_DEFAULT_FENCE_TIMEOUT 60
 
 /* The largest configuration file read, and its longest line. */
 #define VP_CONF_MAX_SIZE (64 * 1024)
@@ -50,6 +57,8 @@ struct vp_config {
         /* The numeric values, parsed. */
         int parallel;
         int shutdown_timeout;
+        int source_grace;
+        int fence_timeout;
 };
 
 /* Fill C with the built-in defaults. Free with vp_config_free(). */

@@ -6,8 +6,11 @@
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "config.h"
 #include "domxml.h"
+#include "fence.h"
 #include "name.h"
 #include "qcow2.h"
 #include "sha256.h"
@@ -50,6 +53,8 @@ int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *e
 {
         memset(ctx, 0, sizeof(*ctx));
         ctx->st.root_fd = ctx->st.images_fd = ctx->st.deltas_fd = ctx->st.logs_fd = -1;
+        ctx->source_grace = VP_CONF_DEFAULT_SOURCE_GRACE;
+        ctx->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
         ctx->catalog_path = vp_strdup(catalog_path);
         int r = vp_catalog_open(catalog_path, false, &ctx->cat, err);
         if (r < 0)
@@ -80,6 +85,16 @@ void vp_ctx_close(struct vp_ctx *ctx)
         memset(ctx, 0, sizeof(*ctx));
 }
 
+/* Remember ENV's connection C, NULL when it did not answer. */
+static void cache_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr c)
+{
+        struct vp_conn_cache *n = realloc(ctx->conns, (ctx->nconns + 1) * sizeof(*n));
+        if (!n)
+                abort();
+        ctx->conns = n;
+        ctx->conns[ctx->nconns++] = (struct vp_conn_cache){ env->id, c };
+}
+
 int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err)
 {
         for (size_t i = 0; i < ctx->nconns; i++)
@@ -95,15 +110,41 @@ int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret
         int r = vp_hv_connect(env->uri, &c, err);
         if (r < 0)
                 vp_err_prefix(err, "env '%s'", env->name);
-        struct vp_conn_cache *n = realloc(ctx->conns, (ctx->nconns + 1) * sizeof(*n));
-        if (!n)
-                abort();
-        ctx->conns = n;
-        ctx->conns[ctx->nconns++] = (struct vp_conn_cache){ env->id, c };
+        cache_conn(ctx, env, r < 0 ? NULL : c);
         if (r < 0)
                 return r;
         *ret = c;
         return 0;
+}
+
+static bool conn_cached(const struct vp_ctx *ctx, const struct vp_env *env)
+{
+        for (size_t i = 0; i < ctx->nconns; i++)
+                if (ctx->conns[i].env_id == env->id)
+                        return true;
+        return false;
+}
+
+int vp_ctx_conn_source(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err)
+{
+        if (conn_cached(ctx, env))
+                return vp_ctx_conn(ctx, env, ret, err);
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                virConnectPtr c = NULL;
+                int r = vp_hv_connect(env->uri, &c, err);
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                double waited = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+                if (r >= 0 || waited + 1 > ctx->source_grace) {
+                        if (r < 0)
+                                vp_err_prefix(err, "env '%s' (tried for %.0f s)", env->name, waited);
+                        cache_conn(ctx, env, r < 0 ? NULL : c);
+                        *ret = r < 0 ? NULL : c;
+                        return r;
+                }
+                sleep(1);
+        }
 }
 
 /* ---- init --------------------------------------------------------------- */
@@ -223,11 +264,13 @@ static int probe_kernel(struct vp_ctx *ctx, char **ret)
 }
 
 int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
-               struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err)
+               const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err)
 {
         int r;
         char pb[64];
-        if ((r = vp_name_check("env", name, err)) < 0 || (r = check_uri(uri, err)) < 0)
+        _cleanup_free_ char *fence = NULL;
+        if ((r = vp_name_check("env", name, err)) < 0 || (r = check_uri(uri, err)) < 0 ||
+            (fence_cmd && (r = vp_fence_cmd_parse(fence_cmd, &fence, err)) < 0))
                 return r;
         if (!domain_type)
                 domain_type = "auto";
@@ -282,12 +325,30 @@ int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char
                 .machines = vp_strdup(info.machines), .disk_buses = vp_strdup(info.disk_buses),
                 .nic_models = vp_strdup(info.nic_models), .firmwares = vp_strdup(info.firmwares),
                 .cpus = info.cpus, .memory_kib = info.memory_kib, .created = vp_now_iso(),
+                .fence_cmd = TAKE_PTR(fence),
         };
         r = vp_row_insert(ctx->cat, &vp_table_env, &e, err);
         if (r < 0 || !ret)
                 vp_row_clear(&vp_table_env, &e);
         else
                 *ret = e;
+        return r;
+}
+
+int vp_env_set_fence(struct vp_ctx *ctx, const char *name, const char *fence_cmd, struct vp_error *err)
+{
+        _cleanup_free_ char *fence = NULL;
+        int r;
+        if ((r = vp_name_check("env", name, err)) < 0 ||
+            (fence_cmd && (r = vp_fence_cmd_parse(fence_cmd, &fence, err)) < 0))
+                return r;
+        struct vp_env e = { 0 };
+        if ((r = vp_row_get(ctx->cat, &vp_table_env, "name", name, &e, err)) < 0)
+                return r;
+        free(e.fence_cmd);
+        e.fence_cmd = TAKE_PTR(fence);
+        r = vp_row_update(ctx->cat, &vp_table_env, &e, err);
+        vp_row_clear(&vp_table_env, &e);
         return r;
 }
 

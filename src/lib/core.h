@@ -21,6 +21,8 @@ struct vp_ctx {
         bool have_storage;
         struct vp_conn_cache *conns;
         size_t nconns;
+        int source_grace;              /* seconds a source env is retried (vp_ctx_conn_source) */
+        int fence_timeout;             /* seconds a fence agent may take */
 };
 
 /* Called after each VM of a long operation; may be NULL. */
@@ -29,8 +31,13 @@ typedef void (*vp_progress_fn)(void *ud, const char *vm, const char *step, size_
 /* Open the catalog (and the storage root it records). */
 int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err);
 void vp_ctx_close(struct vp_ctx *ctx);
-/* A cached connection to env ENV (owned by ctx). */
+/* A cached connection to env ENV (owned by ctx). An env that did not
+ * answer is not asked again through the same ctx. */
 int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err);
+/* The same for an env whose VMs are to be taken from it: one refused
+ * connection is not a dead host, so it is retried for ctx->source_grace
+ * seconds before it counts as unreachable. */
+int vp_ctx_conn_source(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err);
 
 /* Create the catalog if needed and the storage layout; record the root.
  * Refuses to move an initialized catalog to another root. */
@@ -40,8 +47,12 @@ int vp_init(const char *catalog_path, const char *storage_root, struct vp_error 
  * must offer it) or "auto" (kvm when libvirt offers it and a probe boot of a
  * Linux kernel under kvm works, else qemu). *ret_kvm_note says why kvm was
  * not chosen in auto mode (static string, may be NULL). */
+/* FENCE_CMD: the env's fence agent as the operator types it (fence.h), or
+ * NULL for none. */
 int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
-               struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err);
+               const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err);
+/* Give env NAME the fence agent FENCE_CMD, or none when NULL. */
+int vp_env_set_fence(struct vp_ctx *ctx, const char *name, const char *fence_cmd, struct vp_error *err);
 int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 
 struct vp_image_args {

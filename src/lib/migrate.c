@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "fence.h"
+#include "history.h"
 #include "lease.h"
 #include "lock.h"
 #include "name.h"
@@ -52,7 +54,11 @@ struct run {
         size_t nenvs;
         struct vp_profile *profs;
         size_t nprofs;
-        virConnectPtr *conns;          /* per env, NULL when not needed */
+        virConnectPtr *conns;          /* per env, NULL when not needed or unreachable */
+        bool *fenced;                  /* per env: unreachable and declared powered off */
+        struct vp_fence *fences;       /* the migration's fence records so far */
+        size_t nfences;
+        const char *asserted;          /* the env the operator says is powered off, or NULL */
         struct vp_migvm *mvs;
         size_t n;
         size_t next;
@@ -92,6 +98,8 @@ static void run_clear(struct run *r)
         vp_rows_free(&vp_table_env, r->envs, r->nenvs);
         vp_rows_free(&vp_table_profile, r->profs, r->nprofs);
         free(r->conns);
+        free(r->fenced);
+        vp_rows_free(&vp_table_fence, r->fences, r->nfences);
         vp_rows_free(&vp_table_migvm, r->mvs, r->n);
         pthread_mutex_destroy(&r->lock);
         pthread_mutex_destroy(&r->cat_lock);
@@ -99,12 +107,33 @@ static void run_clear(struct run *r)
         memset(r, 0, sizeof(*r));
 }
 
-/* Load what every step needs; connections come from the ctx cache. Envs
- * that cannot be reached get a NULL connection; a VM that needs one fails. */
-static int run_load(struct vp_ctx *ctx, int64_t id, struct run *r, struct vp_error *err)
+/* Whether a VM at step S still needs its source: a move until the source
+ * has let go of the delta, an abort to give it back. */
+static bool step_needs_source(enum vp_step s, bool aborting)
+{
+        if (aborting)
+                return s == VP_STEP_STOPPING || s == VP_STEP_LOCKED || s == VP_STEP_PROVISIONED;
+        return s == VP_STEP_PENDING || s == VP_STEP_STOPPING;
+}
+
+/* Whether any VM of the run needs source env ENV_ID. */
+static bool source_needed(const struct run *r, int64_t env_id)
+{
+        for (size_t j = 0; j < r->n; j++)
+                if (r->mvs[j].src_env_id == env_id &&
+                    step_needs_source(vp_step_from_string(r->mvs[j].step), r->aborting))
+                        return true;
+        return false;
+}
+
+/* Load what every step needs; connections come from the ctx cache, a
+ * source only if a VM still needs it (after its grace period). Envs that
+ * cannot be reached get a NULL connection; a VM that needs one fails. */
+static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r, struct vp_error *err)
 {
         int k;
         memset(r, 0, sizeof(*r));
+        r->aborting = aborting;
         pthread_mutex_init(&r->lock, NULL);
         pthread_mutex_init(&r->cat_lock, NULL);
         pthread_cond_init(&r->committed, NULL);
@@ -123,13 +152,16 @@ static int run_load(struct vp_ctx *ctx, int64_t id, struct run *r, struct vp_err
         if ((k = vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", id, &rows, &r->n, err)) < 0)
                 return k;
         r->mvs = rows;
+        if ((k = vp_row_query(ctx->cat, &vp_table_fence, "migration_id = ?1", id, &rows, &r->nfences, err)) < 0)
+                return k;
+        r->fences = rows;
         r->conns = vp_xcalloc(r->nenvs, sizeof(virConnectPtr));
+        r->fenced = vp_xcalloc(r->nenvs, sizeof(bool));
         for (size_t i = 0; i < r->nenvs; i++) {
-                bool needed = r->envs[i].id == r->mig.to_env_id;
-                for (size_t j = 0; j < r->n && !needed; j++)
-                        needed = r->mvs[j].src_env_id == r->envs[i].id;
-                if (needed)
+                if (r->envs[i].id == r->mig.to_env_id)
                         vp_ctx_conn(ctx, &r->envs[i], &r->conns[i], NULL);
+                else if (source_needed(r, r->envs[i].id))
+                        vp_ctx_conn_source(ctx, &r->envs[i], &r->conns[i], NULL);
         }
         return 0;
 }
@@ -293,6 +325,136 @@ static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct v
         return vp_err(err, -EHOSTUNREACH, "env '%s' is unreachable", e ? e->name : "?");
 }
 
+/* ---- sources that do not answer: fenced or waited for ------------------- */
+
+static size_t env_index(const struct run *r, const struct vp_env *e)
+{
+        return (size_t)(e - r->envs);
+}
+
+/* A fence of env E this migration already recorded as successful: a host
+ * powered off stays off until it answers again. */
+static bool fenced_before(const struct run *r, const struct vp_env *e)
+{
+        for (size_t i = 0; i < r->nfences; i++)
+                if (r->fences[i].fenced && streq(r->fences[i].env_name, e->name))
+                        return true;
+        return false;
+}
+
+/* What the journal says of fence F. */
+static char *fence_detail(const struct vp_fence *f)
+{
+        if (vp_fence_method_from_string(f->method) == VP_FENCE_OPERATOR)
+                return vp_strdupf("env '%s' declared powered off by the operator (%s)", f->env_name, f->output);
+        _cleanup_free_ char *cmd = vp_fence_cmd_show(f->command);
+        if (f->exit_status < 0)
+                return vp_strdupf("env '%s': fence agent '%s' did not exit normally: not fenced, its VMs wait",
+                                  f->env_name, cmd ? cmd : "?");
+        return vp_strdupf("env '%s': fence agent '%s' exited %lld: %s", f->env_name, cmd ? cmd : "?",
+                          (long long)f->exit_status, f->fenced ? "powered off" : "not fenced, its VMs wait");
+}
+
+/* Record fence F of this migration, with its journal entry, durably. */
+static int record_fence(struct run *r, struct vp_fence *f, struct vp_error *err)
+{
+        struct vp_catalog *c = r->ctx->cat;
+        _cleanup_free_ char *now = vp_now_iso();
+        _cleanup_free_ char *detail = fence_detail(f);
+        f->migration_id = r->mig.id;
+        f->at = vp_strdup(now);
+        struct vp_journal j = { .migration_id = r->mig.id, .vm_name = (char *)"", .step = (char *)VP_JOURNAL_FENCE,
+                                .detail = detail, .at = now };
+        pthread_mutex_lock(&r->cat_lock);
+        int k = vp_catalog_begin(c, err);
+        if (k >= 0 && (k = vp_row_insert(c, &vp_table_fence, f, err)) >= 0 &&
+            (k = vp_row_insert(c, &vp_table_journal, &j, err)) >= 0)
+                k = vp_catalog_commit(c, err);
+        if (k < 0)
+                vp_catalog_rollback(c);
+        pthread_mutex_unlock(&r->cat_lock);
+        if (k >= 0)
+                emit(r, NULL, VP_JOURNAL_FENCE, 0, f->fenced ? NULL : detail);
+        return k;
+}
+
+/* The operator's word that env E is off, with who gave it. */
+static void operator_fence(const struct vp_env *e, struct vp_fence *f)
+{
+        struct vp_history who = { 0 };
+        vp_history_whoami(&who);
+        f->method = vp_strdup(vp_fence_method_to_string(VP_FENCE_OPERATOR));
+        f->command = vp_strdup("");
+        f->output = *who.sudo_user ? vp_strdupf("%s, through sudo by %s", who.user, who.sudo_user)
+                                   : vp_strdup(who.user);
+        f->fenced = 1;
+        vp_row_clear(&vp_table_history, &who);
+}
+
+/* Unreachable source env E, needed by a VM: declared powered off by the
+ * operator, or by its fence agent, or by an earlier fence of this
+ * migration. Anything else leaves its VMs waiting. */
+static int fence_env(struct run *r, const struct vp_env *e, struct vp_error *err)
+{
+        if (fenced_before(r, e)) {
+                r->fenced[env_index(r, e)] = true;
+                return 0;
+        }
+        struct vp_fence f = { .env_name = vp_strdup(e->name) };
+        int k = 0;
+        if (r->asserted && streq(r->asserted, e->name)) {
+                operator_fence(e, &f);
+        } else if (e->fence_cmd && *e->fence_cmd) {
+                struct vp_error ferr = { 0 };
+                /* An agent that cannot even run fenced nothing: that is
+                 * its outcome, recorded like any other. */
+                if (vp_fence_run(e, r->ctx->fence_timeout, &f, &ferr) < 0) {
+                        vp_row_clear(&vp_table_fence, &f);
+                        f = (struct vp_fence){ .env_name = vp_strdup(e->name),
+                                               .method = vp_strdup(vp_fence_method_to_string(VP_FENCE_AGENT)),
+                                               .command = vp_strdup(e->fence_cmd), .exit_status = -1,
+                                               .output = vp_strdup(ferr.msg) };
+                }
+        } else {
+                goto out;
+        }
+        if ((k = record_fence(r, &f, err)) >= 0)
+                r->fenced[env_index(r, e)] = f.fenced;
+out:
+        vp_row_clear(&vp_table_fence, &f);
+        return k;
+}
+
+/* The operator's word applies to one env that is a source of this
+ * migration and does not answer; never to a host that answers. */
+static int check_asserted(struct run *r, struct vp_error *err)
+{
+        if (!r->asserted)
+                return 0;
+        const struct vp_env *e = vp_rows_find_name(&vp_table_env, r->envs, r->nenvs, r->asserted);
+        bool source = false;
+        for (size_t j = 0; e && j < r->n && !source; j++)
+                source = r->mvs[j].src_env_id == e->id;
+        if (!source)
+                return vp_err(err, -EINVAL, "env '%s' is not a source of migration %lld; --source-fenced names the "
+                              "unreachable source", r->asserted, (long long)r->mig.id);
+        if (r->conns[env_index(r, e)])
+                return vp_err(err, -EINVAL, "env '%s' answers: --source-fenced is only for an env that does not "
+                              "(its VMs are stopped there as usual)", r->asserted);
+        return 0;
+}
+
+/* Every source env a VM needs that does not answer is fenced, if it can
+ * be, before any VM moves. */
+static int fence_sources(struct run *r, struct vp_error *err)
+{
+        int k = 0;
+        for (size_t i = 0; i < r->nenvs && k >= 0; i++)
+                if (!r->conns[i] && r->envs[i].id != r->mig.to_env_id && source_needed(r, r->envs[i].id))
+                        k = fence_env(r, &r->envs[i], err);
+        return k;
+}
+
 /* ---- one VM: its move, or its return by an abort -------------------------- */
 
 /* What every step of one VM works with, filled once by job_load and the
@@ -307,7 +469,7 @@ struct vm_job {
         struct vp_env *src, *dst;
         struct vp_profile *sp, *dp;
         virConnectPtr sc, dc;          /* NULL where not needed (or fenced, unreachable) */
-        bool fenced;                   /* the source did not answer; the operator vouches it is off */
+        bool fenced;                   /* the source did not answer and was declared powered off */
 };
 
 /* A step function takes the VM from the step it is at to the next and
@@ -383,7 +545,7 @@ static int move_note_source(struct vm_job *j, struct vp_error *err)
         }
         j->mv->source_running = running;
         return record_step(j->r, j->mv, VP_STEP_STOPPING, j->mv->generation,
-                           j->fenced ? "source unreachable, fenced by the operator"
+                           j->fenced ? "source unreachable, fenced"
                                      : running ? "source running" : "source not running", NULL, err);
 }
 
@@ -493,7 +655,8 @@ static const step_fn move_steps[VP_STEP_MAX] = {
 };
 
 /* A move always needs the target; the source only at a step before the
- * lock. A fenced source (powered off, the operator said so) is passed by. */
+ * lock. A fenced source (powered off, by its agent or the operator's word)
+ * is passed by. */
 static int move_connect(struct vm_job *j, struct vp_error *err)
 {
         int k = need_conn(j->r, j->dst->id, &j->dc, err);
@@ -503,8 +666,11 @@ static int move_connect(struct vm_job *j, struct vp_error *err)
         if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
                 return 0;
         if ((k = need_conn(j->r, j->mv->src_env_id, &j->sc, err)) < 0) {
-                if (!j->r->mig.source_fenced)
-                        return k;
+                if (!j->r->fenced[env_index(j->r, j->src)])
+                        return vp_err(err, k, "env '%s' does not answer and is not fenced: vm '%s' may still run "
+                                      "there; 'vpool migrate resume %lld --source-fenced %s' once that host is "
+                                      "powered off, or give the env a fence agent", j->src->name, j->vm.name,
+                                      (long long)j->r->mig.id, j->src->name);
                 j->fenced = true;
         }
         return 0;
@@ -707,21 +873,23 @@ static int check_source_empty(struct run *r, struct vp_error *err)
 /* Run (or resume) every VM, then retire the source when all landed. */
 static int run_migration(struct run *r, struct vp_error *err)
 {
+        int k = fence_sources(r, err);
+        if (k < 0)
+                return k;
         run_workers(r);
         size_t done = 0;
         for (size_t i = 0; i < r->n; i++)
                 if (vp_step_from_string(r->mvs[i].step) == VP_STEP_DONE)
                         done++;
         if (done < r->n) {
-                int k = set_states(r, VP_MIGRATION_PARTIAL, NULL, err);
+                k = set_states(r, VP_MIGRATION_PARTIAL, NULL, err);
                 if (k < 0)
                         return k;
                 return vp_err(err, -EAGAIN, "migration %lld partial: %zu of %zu VMs moved; 'vpool migrate status %lld' "
                               "shows why, 'vpool migrate resume %lld' retries", (long long)r->mig.id, done, r->n,
                               (long long)r->mig.id, (long long)r->mig.id);
         }
-        int k = check_source_empty(r, err);
-        if (k < 0)
+        if ((k = check_source_empty(r, err)) < 0)
                 return k;
         r->pool.env_id = r->mig.to_env_id;
         r->pool.profile_id = r->mig.to_profile_id;
@@ -732,6 +900,9 @@ static int run_migration(struct run *r, struct vp_error *err)
 /* A resumed migration runs again from each VM's step. */
 static int resume_run(struct run *r, struct vp_error *err)
 {
+        int k = check_asserted(r, err);
+        if (k < 0)
+                return k;
         struct vp_error ignore;
         set_states(r, VP_MIGRATION_RUNNING, NULL, &ignore);
         return run_migration(r, err);
@@ -741,7 +912,6 @@ static int resume_run(struct run *r, struct vp_error *err)
  * active there again once all have. */
 static int abort_run(struct run *r, struct vp_error *err)
 {
-        r->aborting = true;
         run_workers(r);
         if (r->failures) {
                 struct vp_error ignore;
@@ -754,15 +924,18 @@ static int abort_run(struct run *r, struct vp_error *err)
         return set_states(r, VP_MIGRATION_ABORTED, &r->pool, err);
 }
 
-/* Load migration ID from the catalog and run FN over it. */
-static int run_loaded(struct vp_ctx *ctx, int64_t id, int (*fn)(struct run *r, struct vp_error *err),
-                      vp_migrate_event_fn ev, void *ud, struct vp_error *err)
+/* Load migration ID from the catalog and run FN over it: an abort when
+ * ABORTING, ASSERTED the env the operator says is powered off (or NULL). */
+static int run_loaded(struct vp_ctx *ctx, int64_t id, bool aborting, const char *asserted,
+                      int (*fn)(struct run *r, struct vp_error *err), vp_migrate_event_fn ev, void *ud,
+                      struct vp_error *err)
 {
         struct run r;
-        int k = run_load(ctx, id, &r, err);
+        int k = run_load(ctx, id, aborting, &r, err);
         if (k >= 0) {
                 r.ev = ev;
                 r.ud = ud;
+                r.asserted = asserted;
                 k = fn(&r, err);
         }
         run_clear(&r);
@@ -889,6 +1062,9 @@ static int load_refs(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct
 static int check_target(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, struct vp_error *err)
 {
         int k;
+        if (a->source_fenced && !streq(a->source_fenced, f->from.name))
+                return vp_err(err, -EINVAL, "--source-fenced names env '%s', but pool '%s' is on env '%s'",
+                              a->source_fenced, a->pool, f->from.name);
         if ((k = vp_check_image_supports(&f->im, &f->dp, err)) < 0)
                 return k;
         if ((k = vp_image_check_unchanged(ctx, &f->im, &f->restamped, err)) < 0) {
@@ -947,25 +1123,30 @@ struct domains {
 };
 
 /* VM's state on its env VE into *RET_STATE. An env that does not answer
- * refuses the migration, unless the operator says it is fenced: then the
- * VM counts as running, unreachable. */
+ * (after its grace period) refuses the migration, unless it can be fenced:
+ * the operator says it is powered off, or it has a fence agent to run once
+ * the migration is allocated. Then the VM counts as running, unreachable.
+ * The operator's word never applies to an env that answers. */
 static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct vp_env *ve,
                         const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv,
                         enum vp_vm_state *ret_state, struct vp_error *err)
 {
         struct vp_error cerr = { 0 };
         virConnectPtr vc;
-        int k = vp_ctx_conn(ctx, ve, &vc, &cerr);
-        if (k < 0 && a->source_fenced) {
-                /* The operator vouches the host is off; QEMU's image lock still
-                 * keeps the target from starting if it is not. */
+        bool asserted = a->source_fenced && streq(a->source_fenced, ve->name);
+        int k = vp_ctx_conn_source(ctx, ve, &vc, &cerr);
+        if (k < 0 && (asserted || (ve->fence_cmd && *ve->fence_cmd))) {
                 pv->unreachable = true;
                 return 0;
         }
         if (k < 0)
                 return vp_err(err, k, "%s; vm '%s' may still run there and hold its delta, so it is not handed "
-                              "over. If that host is fenced (powered off), retry with --source-fenced",
-                              cerr.msg, vm->name);
+                              "over. If that host is powered off, retry with --source-fenced %s, or give the env "
+                              "a fence agent ('vpool env set %s --fence-cmd PROG')",
+                              cerr.msg, vm->name, ve->name, ve->name);
+        if (asserted)
+                return vp_err(err, -EINVAL, "env '%s' answers: --source-fenced is only for an env that does not "
+                              "(its VMs are stopped there as usual)", ve->name);
         if (d->source_env != ve->id) {
                 vp_hv_states_free(&d->source);
                 d->source_env = -1;
@@ -1060,7 +1241,7 @@ static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
                 .from_profile_id = f->sp.id, .to_profile_id = f->dp.id,
                 .state = (char *)vp_migration_state_to_string(VP_MIGRATION_RUNNING),
                 .parallel = a->parallel ? a->parallel : VP_DEFAULT_PARALLEL,
-                .shutdown_timeout = a->shutdown_timeout, .source_fenced = a->source_fenced,
+                .shutdown_timeout = a->shutdown_timeout, .source_fenced = a->source_fenced != NULL,
                 .total = (int64_t)f->n, .created = now, .updated = now,
         };
         int k = vp_catalog_begin(c, err);
@@ -1117,7 +1298,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 goto out;
         if (ev)
                 ev(ud, *ret_id, NULL, VP_JOURNAL_ALLOCATED, 0, NULL);
-        k = run_loaded(ctx, *ret_id, run_migration, ev, ud, err);
+        k = run_loaded(ctx, *ret_id, false, a->source_fenced, run_migration, ev, ud, err);
 out:
         refs_clear(&f);
         return k;
@@ -1139,16 +1320,17 @@ static int lock_migration(struct vp_ctx *ctx, int64_t id, int *ret_fd, struct vp
         return k;
 }
 
-int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
+int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, const char *source_fenced, vp_migrate_event_fn ev, void *ud,
+                      struct vp_error *err)
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, resume_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, false, source_fenced, resume_run, ev, ud, err);
 }
 
 int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, abort_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, true, NULL, abort_run, ev, ud, err);
 }

@@ -11,7 +11,7 @@ struct vp_migrate_args {
         int parallel;              /* 0: default */
         int shutdown_timeout;      /* seconds, graceful before forced */
         bool dry_run;
-        bool source_fenced;        /* unreachable source envs are known to be powered off */
+        const char *source_fenced; /* the unreachable source env the operator says is powered off, or NULL */
 };
 
 /* One line of the plan: a VM and what changes for it. */
@@ -20,7 +20,7 @@ struct vp_plan_vm {
         char from_env[64];
         char to_env[64];
         bool running;
-        bool unreachable;          /* its env did not answer (only with source_fenced) */
+        bool unreachable;          /* its env did not answer: fenced by the operator or to be by its agent */
 };
 
 struct vp_plan {
@@ -48,8 +48,10 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                int64_t *ret_id, vp_migrate_event_fn ev, void *ud, struct vp_error *err);
 void vp_plan_free(struct vp_plan *plan);
 
-/* Finish an interrupted or partial migration from its journal. */
-int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud,
+/* Finish an interrupted or partial migration from its journal.
+ * SOURCE_FENCED, when not NULL, is the source env that does not answer and
+ * the operator says is powered off. */
+int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, const char *source_fenced, vp_migrate_event_fn ev, void *ud,
                       struct vp_error *err);
 /* Return every VM not yet handed over to its source, as it was. */
 int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud,

@@ -40,6 +40,8 @@ WORDS(vp_migration_state, vp_migration_state,
       [VP_MIGRATION_RUNNING] = "running", [VP_MIGRATION_DONE] = "done", [VP_MIGRATION_PARTIAL] = "partial",
       [VP_MIGRATION_ABORTED] = "aborted", [VP_MIGRATION_INTERRUPTED] = "interrupted")
 
+WORDS(vp_fence_method, vp_fence_method, [VP_FENCE_AGENT] = "agent", [VP_FENCE_OPERATOR] = "operator")
+
 WORDS(vp_pool_state, vp_pool_state,
       [VP_POOL_CREATING] = "creating", [VP_POOL_ACTIVE] = "active", [VP_POOL_MIGRATING] = "migrating")
 

@@ -45,6 +45,19 @@ bool vp_step_reached(enum vp_step s, enum vp_step at);
  * the name of the state the migration took (vp_migration_state). */
 #define VP_JOURNAL_ALLOCATED "allocated"
 #define VP_JOURNAL_ERROR "error"
+/* A source env found unreachable was declared powered off, or not: its
+ * detail names the env, how (vp_fence_method) and the outcome. */
+#define VP_JOURNAL_FENCE "fence"
+
+/* How an unreachable source env was declared powered off: by its fence
+ * agent, or by the operator's word (--source-fenced ENV). */
+enum vp_fence_method {
+        VP_FENCE_AGENT,
+        VP_FENCE_OPERATOR,
+        VP_FENCE_METHOD_MAX,
+        VP_FENCE_METHOD_INVALID = -EINVAL,
+};
+VP_WORDS(vp_fence_method);
 
 /* ---- states -------------------------------------------------------------- */
 

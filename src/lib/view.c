@@ -72,6 +72,7 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
         json_object_object_add(o, "memory_kib", json_object_new_int64(e->memory_kib));
         json_object_object_add(o, "pool_count", count(npools));
         json_object_object_add(o, "created", json_object_new_string(e->created));
+        json_object_object_add(o, "fence_cmd", e->fence_cmd && *e->fence_cmd ? json_tokener_parse(e->fence_cmd) : NULL);
         return o;
 }
 
@@ -448,12 +449,46 @@ int vp_migration_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_er
         return list_rows(ctx, &vp_table_migration, NULL, NULL, migration_row, ret, err);
 }
 
+static struct json_object *fence_json(const struct vp_fence *f)
+{
+        struct json_object *o = json_object_new_object();
+        bool agent = vp_fence_method_from_string(f->method) == VP_FENCE_AGENT;
+        json_object_object_add(o, "env", json_object_new_string(f->env_name));
+        json_object_object_add(o, "method", json_object_new_string(f->method));
+        json_object_object_add(o, "command", agent && f->command && *f->command ? json_tokener_parse(f->command) : NULL);
+        json_object_object_add(o, "exit_status", agent ? json_object_new_int64(f->exit_status) : NULL);
+        json_object_object_add(o, "output", agent ? text(f->output) : NULL);
+        json_object_object_add(o, "asserted_by", agent ? NULL : text(f->output));
+        json_object_object_add(o, "fenced", json_object_new_boolean(f->fenced));
+        json_object_object_add(o, "at", text(f->at));
+        return o;
+}
+
+/* The fences of migration ID, oldest first, as a JSON array. */
+static int fences_json(struct vp_ctx *ctx, int64_t id, struct json_object **ret, struct vp_error *err)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        int r = vp_row_query(ctx->cat, &vp_table_fence, "migration_id = ?1", id, &rows, &n, err);
+        if (r < 0)
+                return r;
+        struct vp_fence *f = rows;
+        *ret = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(*ret, fence_json(&f[i]));
+        vp_rows_free(&vp_table_fence, rows, n);
+        return 0;
+}
+
 int vp_migration_status(struct vp_ctx *ctx, int64_t id, struct json_object **ret, struct vp_error *err)
 {
         struct vp_migration m = { 0 };
+        struct json_object *fences = NULL;
         int r = vp_migration_get(ctx, id, &m, err);
-        if (r >= 0)
+        if (r >= 0 && (r = fences_json(ctx, id, &fences, err)) >= 0) {
                 *ret = migration_json(ctx, &m, true);
+                json_object_object_add(*ret, "fences", fences);
+        }
         vp_row_clear(&vp_table_migration, &m);
         return r;
 }

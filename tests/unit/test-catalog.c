@@ -154,14 +154,16 @@ static void assert_sql_text(const char *p, const char *query, const char *want)
         sqlite3_close(db);
 }
 
-/* A catalog of schema 1 (images without their stamp) is upgraded in place
- * on open, its rows kept; one of an unknown schema is refused untouched. */
+/* A catalog of schema 1 (images without their stamp, envs without fence
+ * agents, no fences) is upgraded in place on open, its rows kept; one of an
+ * unknown schema is refused untouched. */
 static void test_upgrade(void **state)
 {
         struct vp_catalog *c = NULL;
         struct vp_error err = { 0 };
         char p2[160];
         old_catalog("old.db", NULL, "ALTER TABLE images DROP COLUMN stamp;"
+                                    "ALTER TABLE envs DROP COLUMN fence_cmd; DROP TABLE fences;"
                                     "UPDATE meta SET value = '1' WHERE key = 'schema';", p2);
 
         assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
@@ -175,8 +177,14 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "2");
+        assert_string_equal(v, "3");
         free(v);
+        struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
+                            .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e, &err), 0);
+        struct vp_fence f = { .migration_id = 1, .env_name = (char *)"dc1", .method = (char *)"operator",
+                              .output = (char *)"root", .fenced = 1, .at = (char *)"2026-01-01T00:00:00Z" };
+        assert_int_equal(vp_row_insert(c, &vp_table_fence, &f, &err), 0);
         vp_catalog_close(c);
 
         sqlite3 *db;

@@ -33,6 +33,7 @@ static void test_round_trip(void **state)
         ROUND_TRIP(vp_step, VP_STEP_MAX);
         ROUND_TRIP(vp_migration_state, VP_MIGRATION_STATE_MAX);
         ROUND_TRIP(vp_pool_state, VP_POOL_STATE_MAX);
+        ROUND_TRIP(vp_fence_method, VP_FENCE_METHOD_MAX);
         ROUND_TRIP(vp_vm_state, VP_VM_STATE_MAX);
         ROUND_TRIP(vp_machine, VP_MACHINE_MAX);
         ROUND_TRIP(vp_disk_bus, VP_BUS_MAX);
@@ -50,6 +51,8 @@ static void test_stored_words(void **state)
                 assert_string_equal(vp_step_to_string((enum vp_step)i), steps[i]);
         assert_string_equal(vp_migration_state_to_string(VP_MIGRATION_PARTIAL), "partial");
         assert_string_equal(vp_pool_state_to_string(VP_POOL_MIGRATING), "migrating");
+        assert_string_equal(vp_fence_method_to_string(VP_FENCE_AGENT), "agent");
+        assert_string_equal(vp_fence_method_to_string(VP_FENCE_OPERATOR), "operator");
         assert_string_equal(vp_vm_state_to_string(VP_VM_SHUT_OFF), "shut off");
         assert_string_equal(vp_disk_bus_to_string(VP_BUS_VIRTIO), "virtio");
         assert_string_equal(vp_nic_model_to_string(VP_NIC_RTL8139), "rtl8139");
