@@ -86,7 +86,9 @@ static void test_parse_all_keys(void **state)
                       "parallel =4\n"
                       "shutdown_timeout= 0\r\n"
                       "profile = q35-virtio\n"
-                      "   \t  \n",
+                      "   \t  \n"
+                      "source_grace = 5\n"
+                      "fence_timeout=90\n",
                       &err);
         if (r < 0)
                 fail_msg("%s", err.msg);
@@ -102,6 +104,8 @@ static void test_parse_all_keys(void **state)
         assert_int_equal(c.v[VP_CONF_PARALLEL].line, 6);
         assert_int_equal(c.v[VP_CONF_SHUTDOWN_TIMEOUT].line, 7);
         assert_int_equal(c.v[VP_CONF_PROFILE].line, 8);
+        assert_int_equal(c.source_grace, 5);
+        assert_int_equal(c.fence_timeout, 90);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         assert_string_equal(vp_config_origin_text(&c, VP_CONF_PARALLEL, b, sizeof(b)), F ":6");
@@ -330,6 +334,8 @@ static void test_shipped_file(void **state)
         assert_string_equal(c.v[VP_CONF_CATALOG].text, VP_DEFAULT_CATALOG);
         assert_int_equal(c.parallel, VP_CONF_DEFAULT_PARALLEL);
         assert_int_equal(c.shutdown_timeout, VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_int_equal(c.source_grace, VP_CONF_DEFAULT_SOURCE_GRACE);
+        assert_int_equal(c.fence_timeout, VP_CONF_DEFAULT_FENCE_TIMEOUT);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         free(text);
