@@ -79,7 +79,7 @@ _vpool_catalog_names() {
 _vpool_option_values() {
     local bin=$1 catalog=$2 opt=$3 spec=$4 cur=$5
     case $opt in
-        --env | --to) _vpool_catalog_names "$bin" "$catalog" env; return ;;
+        --env | --to | --source-fenced) _vpool_catalog_names "$bin" "$catalog" env; return ;;
         --image) _vpool_catalog_names "$bin" "$catalog" image; return ;;
         --profile) _vpool_catalog_names "$bin" "$catalog" profile; return ;;
         --pool) _vpool_catalog_names "$bin" "$catalog" pool; return ;;

@@ -9,6 +9,9 @@
 #   hosts.sh down NAME...    destroy their domains and stop the daemons
 #   hosts.sh status [NAME...]  "NAME up|down URI" per host (all known if none)
 #   hosts.sh uri NAME        print the libvirt URI of NAME
+#   hosts.sh revive NAME     start NAME's libvirtd again after it died, in the
+#                            host's namespace, leaving its guests running (as
+#                            a daemon restart on a real host does)
 #
 # State: ${VPOOL_HOSTS_DIR:-/var/lib/vpool-hosts}/NAME
 # URI:   qemu+unix:///system?socket=<state>/NAME/run/libvirt-sock
@@ -22,7 +25,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 die() { echo "hosts.sh: $*" >&2; exit 1; }
 
 usage() {
-    echo "usage: $0 up|down NAME... | status [NAME...] | uri NAME" >&2
+    echo "usage: $0 up|down|revive NAME... | status [NAME...] | uri NAME" >&2
     exit 2
 }
 
@@ -232,6 +235,26 @@ do_up() {
     echo "$name up $(host_uri "$name")"
 }
 
+do_revive() {
+    local name=$1 dir vpid
+    dir=$(host_dir "$name")
+    if live_pid "$dir/libvirtd.pid" libvirtd >/dev/null; then
+        echo "$name up $(host_uri "$name")"
+        return 0
+    fi
+    # virtlogd keeps the host's mount namespace (and the guests' logs) alive.
+    vpid=$(live_pid "$dir/virtlogd.pid" virtlogd) || die "$name: virtlogd is gone; use 'up'"
+    rm -f "$dir/libvirtd.pid" "$(host_sock "$name")"
+    nsenter -t "$vpid" -m libvirtd -d --pid-file "$dir/libvirtd.pid" >>"$dir/start.log" 2>&1 9>&- ||
+        die "$name: libvirtd did not start again (logs in $dir)"
+    local deadline=$((SECONDS + start_timeout))
+    until answers "$name" 5; do
+        [ $SECONDS -lt $deadline ] || die "$name: libvirtd did not answer again within ${start_timeout}s"
+        sleep 0.3
+    done
+    echo "$name up $(host_uri "$name")"
+}
+
 do_status() {
     local name=$1 dir state=down
     dir=$(host_dir "$name")
@@ -258,7 +281,7 @@ shift
 for n in "$@"; do check_name "$n"; done
 
 case $cmd in
-    up|down)
+    up|down|revive)
         [ $# -ge 1 ] || usage
         [ "$(id -u)" -eq 0 ] || die "must run as root (mount namespaces, libvirtd)"
         command -v libvirtd >/dev/null || die "libvirtd missing; run scripts/deps.sh"

@@ -173,6 +173,21 @@ json_cmd "migrate start --dry-run" migrate start tjson --to "$HOSTB" --profile p
 json_cmd "migrate start" migrate start tjson --to "$HOSTB" --profile p2 --parallel 1
 id1=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjson") | .id')
 json_cmd "migrate list" migrate list
+
+# ---- a source that does not answer, declared off by its fence agent ------------------------
+vpool env add tjson-gone --uri "$urib" --domain-type qemu >/dev/null || bail "env add tjson-gone"
+json_cmd "env set" env set tjson-gone --fence-cmd "/bin/echo powered off"
+vpool pool create tjsonf --image blank --env tjson-gone --profile p1 --size 1 >/dev/null || bail "pool create tjsonf"
+# Its host is gone: the catalog is pointed at a socket nobody serves.
+sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = 'qemu+unix:///system?socket=$WORK/gone.sock' WHERE name = 'tjson-gone'"
+VPOOL_SOURCE_GRACE=0 vpool migrate tjsonf --to "$HOSTA" >/dev/null 2>&1 || bail "migrate tjsonf"
+idf=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonf") | .id')
+json_cmd "migrate status" migrate status "$idf"
+check_eq "the fence: its agent's argv, exit status and output" '["/bin/echo","powered off"] 0 powered off true' \
+    "$(jq -r '.fences[0] | "\(.command | tojson) \(.exit_status) \(.output) \(.fenced)"' "$WORK/out")"
+# The host is back: its stale definition goes, so later checks see a clean estate.
+sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = '$urib' WHERE name = 'tjson-gone'"
+virsh_on "$HOSTB" undefine tjsonf-001 >/dev/null || bail "undefine tjsonf-001"
 json_cmd "migrate status" migrate status "$id1"
 json_cmd "migrate status --watch" migrate status "$id1" --watch
 
@@ -201,6 +216,7 @@ json_cmd "migrate abort" migrate abort "$ida"
 
 json_cmd "env drain" env drain "$HOSTB" --to "$HOSTA" --parallel 1 --shutdown-timeout 2
 json_cmd "migrate list" migrate list
+
 
 # ---- fsck, clean and not; a VM whose manifest cannot be read ------------------------------
 json_cmd fsck fsck
