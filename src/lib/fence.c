@@ -58,10 +58,10 @@ static int check_program(const char *prog, struct vp_error *err)
         return 0;
 }
 
-int vp_fence_cmd_parse(const char *text, char **ret_json, struct vp_error *err)
+int vp_fence_cmd_split(const char *text, char **ret_json, struct vp_error *err)
 {
         for (const char *c = text; *c; c++)
-                if ((unsigned char)*c < 0x20 && *c != '\t')
+                if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
                         return vp_err(err, -EINVAL, "fence agent: control characters are not allowed");
         struct json_object *a = json_object_new_array();
         const char *p = text;
@@ -75,16 +75,28 @@ int vp_fence_cmd_parse(const char *text, char **ret_json, struct vp_error *err)
         size_t n = json_object_array_length(a);
         if (code < 0)
                 k = vp_err(err, -EINVAL, "fence agent: a quote is not closed");
-        else if (n == 0)
-                k = vp_err(err, -EINVAL, "fence agent: empty command");
+        else if (n == 0 || !*json_object_get_string(json_object_array_get_idx(a, 0)))
+                k = vp_err(err, -EINVAL, "fence agent: no program");
         else if (n > VP_FENCE_ARGS_MAX)
                 k = vp_err(err, -EINVAL, "fence agent: more than %d words", VP_FENCE_ARGS_MAX);
-        else
-                k = check_program(json_object_get_string(json_object_array_get_idx(a, 0)), err);
         if (k >= 0)
                 *ret_json = vp_strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
                                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(a);
+        return k;
+}
+
+int vp_fence_cmd_parse(const char *text, char **ret_json, struct vp_error *err)
+{
+        _cleanup_free_ char *json = NULL;
+        int k = vp_fence_cmd_split(text, &json, err);
+        if (k < 0)
+                return k;
+        struct json_object *a = json_tokener_parse(json);
+        k = check_program(json_object_get_string(json_object_array_get_idx(a, 0)), err);
+        json_object_put(a);
+        if (k >= 0)
+                *ret_json = TAKE_PTR(json);
         return k;
 }
 
@@ -97,12 +109,33 @@ static const char **argv_of(struct json_object *o)
         const char **argv = vp_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
                 argv[i] = json_object_get_string(json_object_array_get_idx(o, i));
-                if (!argv[i] || !*argv[i]) {
+                if (!argv[i] || (i == 0 && !*argv[i])) {
                         free(argv);
                         return NULL;
                 }
         }
         return argv;
+}
+
+/* WORD as vp_fence_cmd_split reads it back: bare when it can be, else in
+ * '...' with each ' written as "'". */
+static char *quote_word(const char *word)
+{
+        if (*word && !strpbrk(word, " \t'\""))
+                return vp_strdup(word);
+        char *out = vp_xcalloc(1, strlen(word) * 5 + 3);
+        char *o = out;
+        *o++ = '\'';
+        for (const char *c = word; *c; c++) {
+                if (*c == '\'') {
+                        memcpy(o, "'\"'\"'", 5);
+                        o += 5;
+                } else {
+                        *o++ = *c;
+                }
+        }
+        *o++ = '\'';
+        return out;
 }
 
 char *vp_fence_cmd_show(const char *json)
@@ -113,10 +146,8 @@ char *vp_fence_cmd_show(const char *json)
         _cleanup_free_ const char **argv = argv_of(o);
         char *out = NULL;
         for (size_t i = 0; argv && argv[i]; i++) {
-                bool quote = strpbrk(argv[i], " \t'") != NULL;
-                char q = strchr(argv[i], '\'') ? '"' : '\'';
-                char *next = vp_strdupf("%s%s%s%s%s", out ? out : "", out ? " " : "", quote ? (char[]){ q, 0 } : "",
-                                        argv[i], quote ? (char[]){ q, 0 } : "");
+                _cleanup_free_ char *w = quote_word(argv[i]);
+                char *next = vp_strdupf("%s%s%s", out ? out : "", out ? " " : "", w);
                 free(out);
                 out = next;
         }

@@ -14,13 +14,17 @@
 #define VP_FENCE_OUTPUT_MAX 4096
 #define VP_FENCE_ARGS_MAX 32
 
-/* Check the agent TEXT and return its argv as a JSON array (malloc'd) in
- * *RET_JSON: at most VP_FENCE_ARGS_MAX words, quotes closed, no control
- * characters, the program an absolute path to an executable regular file. */
+/* Split the agent TEXT into its argv, as a JSON array (malloc'd) in
+ * *RET_JSON: a program and at most VP_FENCE_ARGS_MAX words in all, quotes
+ * closed, no control characters. */
+int vp_fence_cmd_split(const char *text, char **ret_json, struct vp_error *err);
+/* vp_fence_cmd_split, and the program must be an absolute path to an
+ * executable regular file. */
 int vp_fence_cmd_parse(const char *text, char **ret_json, struct vp_error *err);
 
-/* The stored agent JSON as the operator would type it (malloc'd); NULL when
- * JSON names none. */
+/* The stored agent JSON as the operator would type it (malloc'd), which
+ * vp_fence_cmd_split reads back to the same argv; NULL when JSON names
+ * none. */
 char *vp_fence_cmd_show(const char *json);
 
 /* Run ENV's fence agent, waiting at most TIMEOUT seconds (then it is killed

@@ -183,7 +183,7 @@ sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = 'qemu+unix:///system?socket=$WOR
 VPOOL_SOURCE_GRACE=0 vpool migrate tjsonf --to "$HOSTA" >/dev/null 2>&1 || bail "migrate tjsonf"
 idf=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonf") | .id')
 json_cmd "migrate status" migrate status "$idf"
-check_eq "the fence: its agent's argv, exit status and output" '["/bin/echo","powered off"] 0 powered off true' \
+check_eq "the fence: its agent's argv, exit status and output" '["/bin/echo","powered","off"] 0 powered off true' \
     "$(jq -r '.fences[0] | "\(.command | tojson) \(.exit_status) \(.output) \(.fenced)"' "$WORK/out")"
 # The host is back: its stale definition goes, so later checks see a clean estate.
 sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = '$urib' WHERE name = 'tjson-gone'"
