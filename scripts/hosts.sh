@@ -127,6 +127,13 @@ prepare_host() {
     # cgroup mounts are often read-only or partial. vpool needs no resource
     # control from libvirt.
     set_conf "$q" cgroup_controllers '[ ]'
+    # Leases: every guest's QEMU holds its own image locks on the disks it
+    # opens (on by default; nothing here may turn them off), and no lock
+    # manager is configured: vpool checks those locks on the shared storage
+    # before every hand-over (docs/migration.md, "Leases"). All hosts share
+    # this machine's kernel, so their QEMUs' locks meet as NFSv4 clients'
+    # meet on the server.
+    sed -i -E '/^[[:space:]]*lock_manager[[:space:]]*=/d' "$q"
 }
 
 start_host() {
