@@ -337,9 +337,20 @@ int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err)
                 return r;
         if (virDomainIsActive(d) == 1)
                 return 0;
-        if (virDomainCreate(d) < 0)
-                return vp_err(err, -EIO, "cannot start domain '%s': %s", name, lv_msg());
+        if (virDomainCreate(d) < 0) {
+                const char *msg = lv_msg();
+                return vp_err(err, vp_hv_image_lock_error(msg) ? -EBUSY : -EIO, "cannot start domain '%s': %s",
+                              name, msg);
+        }
         return 0;
+}
+
+bool vp_hv_image_lock_error(const char *msg)
+{
+        /* QEMU's words when another process holds an image's lock
+         * (block/file-posix.c: raw_check_lock_bytes). */
+        return strstr(msg, "Failed to get \"write\" lock") || strstr(msg, "Failed to get shared \"write\" lock") ||
+               strstr(msg, "Is another process using the image");
 }
 
 static void sleep_ms(long ms)

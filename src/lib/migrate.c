@@ -454,11 +454,15 @@ static int move_start(struct vm_job *j, struct vp_error *err)
         int k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
                 /* QEMU locks its images: a source process still alive on a
-                 * host that was only unreachable keeps it. */
-                if (strstr(err->msg, "lock"))
-                        vp_err(err, -EBUSY, "its disk is locked by another QEMU process: the source still runs "
-                               "it and is not fenced; stop that process (power the host off), then "
-                               "'vpool migrate resume %lld'", (long long)j->r->mig.id);
+                 * host that was only unreachable keeps it. Any other failure
+                 * is reported as libvirt gave it. */
+                if (k == -EBUSY) {
+                        char cause[sizeof(err->msg)];
+                        snprintf(cause, sizeof(cause), "%s", err->msg);
+                        vp_err(err, -EBUSY, "its disk is locked by another QEMU process (%s): the source may still "
+                               "run it; stop that process (power the host off), then 'vpool migrate resume %lld'",
+                               cause, (long long)j->r->mig.id);
+                }
                 return k;
         }
         return record_step(j->r, mv, VP_STEP_DONE, mv->generation, mv->source_running ? "started" : NULL, NULL, err);

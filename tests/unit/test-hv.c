@@ -105,12 +105,28 @@ static void test_definite_answers(void **state)
         assert_int_equal(vp_hv_stop(conn, "test", 0, false, &err), 0);
 }
 
+/* QEMU's image lock failure, and only it, is told apart from other start
+ * failures, whatever words ("block", "-blockdev", a name) they carry. */
+static void test_image_lock_error(void **state)
+{
+        (void)state;
+        assert_true(vp_hv_image_lock_error("internal error: qemu unexpectedly closed the monitor: "
+                                           "qemu-system-x86_64: -blockdev {\"node-name\":\"libvirt-2-format\"}: "
+                                           "Failed to get \"write\" lock\nIs another process using the image "
+                                           "[/s/deltas/p/p-001/overlay.qcow2]?"));
+        assert_false(vp_hv_image_lock_error("internal error: process exited while connecting to monitor: "
+                                            "qemu-system-x86_64: -blockdev {\"driver\":\"file\"}: Could not open "
+                                            "'/s/deltas/block/block-001/overlay.qcow2': Permission denied"));
+        assert_false(vp_hv_image_lock_error("Cannot check QEMU binary /nonexistent: No such file or directory"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stop_unknown_state),
                 cmocka_unit_test(test_undefine_unknown_state),
                 cmocka_unit_test(test_definite_answers),
+                cmocka_unit_test(test_image_lock_error),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
