@@ -380,6 +380,13 @@ static int catalog_open(const char *path, bool create, bool readonly, struct vp_
                 vp_catalog_close(c);
                 return r;
         }
+        /* SQLite opens a file it may not write read-only without a word. */
+        if (!readonly && sqlite3_db_readonly(c->db, "main") == 1) {
+                r = vp_err(err, -EROFS, "catalog '%s' is read-only for this user: only commands that change "
+                           "nothing can run", path);
+                vp_catalog_close(c);
+                return r;
+        }
         sqlite3_busy_timeout(c->db, 30000);
         sqlite3_extended_result_codes(c->db, 0);
         /* A WAL catalog can be read without write access only while its
