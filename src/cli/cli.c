@@ -274,7 +274,10 @@ int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
 {
         struct vp_error err = { 0 };
         vp_hv_init();
-        if (vp_ctx_open(ctx, cli->catalog, &err) < 0) {
+        /* A verb that changes nothing opens the catalog read-only: a user
+         * who may only read it can run it. */
+        int r = cli->record ? vp_ctx_open(ctx, cli->catalog, &err) : vp_ctx_open_read(ctx, cli->catalog, &err);
+        if (r < 0) {
                 vp_ctx_close(ctx);
                 return cli_fail(&err);
         }

@@ -35,7 +35,8 @@ static const struct cli_verb verbs[] = {
         { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
         { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
         { .name = "rm", .fn = cli_act, .usage = "NAME",
-          .help = "Forget an environment (refused while a pool lives there).", .changes = true,
+          .help = "Forget an environment (refused while a pool or an unfinished migration uses it).\n"
+                  "Finished migrations keep its name.", .changes = true,
           .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
         { .name = "drain", .fn = env_drain,
           .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]\n"

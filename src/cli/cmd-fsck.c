@@ -12,7 +12,9 @@ static const struct cli_verb fsck_verb = {
                 "Exit code 0 when clean, 1 when a problem was found (each printed on its own line).\n"
                 "--repair destroys and undefines stale domains (vpool's definitions of a VM that lives\n"
                 "elsewhere now, as a host that was down during a migration keeps them) and nothing else;\n"
-                "the exit code then tells whether problems remain. A repair is recorded in the history.",
+                "each under its pool's lock and only if the catalog, read again, still finds it stale (a\n"
+                "pool another vpool process works on is left, said so); the exit code then tells whether\n"
+                "problems remain. A repair is recorded in the history.",
         .opts = CLI_OPTS(CLI_FLAG("repair")),
 };
 

@@ -156,7 +156,7 @@ static int history_run(struct vp_cli *cli, const struct cli_args *a)
             (since && vp_parse_since(since, time(NULL), when, &err) < 0))
                 return cli_fail(&err);
         _cleanup_(vp_catalog_closep) struct vp_catalog *c = NULL;
-        if (vp_catalog_open(cli->catalog, false, &c, &err) < 0)
+        if (vp_catalog_open_read(cli->catalog, &c, &err) < 0)
                 return cli_fail(&err);
         struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL };
         struct vp_history_log log;

@@ -24,7 +24,8 @@ static const struct cli_verb verbs[] = {
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = profile_list, .usage = "", .help = "List profiles." },
         { .name = "show", .fn = profile_show, .usage = "NAME", .help = "Show one profile.", .minpos = 1, .maxpos = 1 },
-        { .name = "rm", .fn = cli_act, .usage = "NAME", .help = "Remove a profile (refused while a pool uses it).",
+        { .name = "rm", .fn = cli_act, .usage = "NAME", .help = "Remove a profile (refused while a pool or an unfinished migration uses it).\n"
+                  "Finished migrations keep its name.",
           .changes = true, .minpos = 1, .maxpos = 1, .act = profile_rm, .done = "removed" },
         { 0 },
 };

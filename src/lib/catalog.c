@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 3
+#define VP_SCHEMA_VERSION 4
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -20,6 +20,7 @@ struct vp_catalog {
 #define COL(st, f, ty) { #f, ty, offsetof(struct st, f) }
 #define T(st, f) COL(st, f, VP_COL_TEXT)
 #define I(st, f) COL(st, f, VP_COL_INT)
+#define R(st, f) COL(st, f, VP_COL_REF)
 
 static const struct vp_col env_cols[] = {
         I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
@@ -53,15 +54,16 @@ static const struct vp_col vm_cols[] = {
 
 static const struct vp_col migration_cols[] = {
         I(vp_migration, id), T(vp_migration, pool_name), I(vp_migration, pool_id),
-        I(vp_migration, from_env_id), I(vp_migration, to_env_id), I(vp_migration, from_profile_id),
-        I(vp_migration, to_profile_id), T(vp_migration, state), I(vp_migration, parallel),
+        R(vp_migration, from_env_id), R(vp_migration, to_env_id), R(vp_migration, from_profile_id),
+        R(vp_migration, to_profile_id), T(vp_migration, from_env), T(vp_migration, to_env),
+        T(vp_migration, from_profile), T(vp_migration, to_profile), T(vp_migration, state), I(vp_migration, parallel),
         I(vp_migration, shutdown_timeout), I(vp_migration, source_fenced), I(vp_migration, total), T(vp_migration, created),
         T(vp_migration, updated),
 };
 static const struct vp_col migvm_cols[] = {
         I(vp_migvm, id), T(vp_migvm, vm_name), I(vp_migvm, migration_id), I(vp_migvm, vm_id),
-        T(vp_migvm, step), I(vp_migvm, source_running), I(vp_migvm, src_env_id),
-        I(vp_migvm, src_profile_id), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
+        T(vp_migvm, step), I(vp_migvm, source_running), R(vp_migvm, src_env_id),
+        R(vp_migvm, src_profile_id), T(vp_migvm, src_env), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
 };
 static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
@@ -94,12 +96,26 @@ TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
 
-/* Fence records came with schema 3, as did the envs' fence agents. */
+/* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
         "CREATE TABLE fences(id INTEGER PRIMARY KEY, migration_id INTEGER NOT NULL, env_name TEXT NOT NULL," \
         " method TEXT NOT NULL, command TEXT, exit_status INTEGER, output TEXT, fenced INTEGER NOT NULL," \
         " at TEXT NOT NULL);" \
         "CREATE INDEX fences_migration ON fences(migration_id);"
+
+/* Every table, to find which refer to which (constraint messages). */
+static const struct vp_table *const all_tables[] = {
+        &vp_table_env, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
+        &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
+};
+
+static const char *kind_of(const char *sqlname)
+{
+        for (size_t i = 0; i < ELEMENTSOF(all_tables); i++)
+                if (streq(all_tables[i]->name, sqlname))
+                        return all_tables[i]->kind;
+        return sqlname;
+}
 
 /* The history table came after schema 1 was in use. It only adds, so it
  * moves no schema number: an older vpool ignores the table, and a catalog
@@ -110,6 +126,37 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         " noun TEXT, verb TEXT, subject TEXT, pool TEXT, vm TEXT, migration_id INTEGER," \
         " journal_from INTEGER, journal_to INTEGER, outcome TEXT NOT NULL);" \
         "CREATE INDEX IF NOT EXISTS history_at ON history(at);"
+
+/* A migration names the envs and profiles it moved between by id while
+ * they exist and by name for good: removing an env or profile that only
+ * finished migrations used sets their ids NULL, and the history still
+ * names it. The names are taken from the ids when the row is written. */
+#define MIGRATIONS_SQL(table) \
+        "CREATE TABLE " table "(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL," \
+        " pool_id INTEGER NOT NULL, from_env_id INTEGER REFERENCES envs(id) ON DELETE SET NULL," \
+        " to_env_id INTEGER REFERENCES envs(id) ON DELETE SET NULL," \
+        " from_profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL," \
+        " to_profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL," \
+        " from_env TEXT, to_env TEXT, from_profile TEXT, to_profile TEXT, state TEXT NOT NULL," \
+        " parallel INTEGER, shutdown_timeout INTEGER, source_fenced INTEGER NOT NULL DEFAULT 0," \
+        " total INTEGER, created TEXT, updated TEXT);"
+#define MIGRATION_VMS_SQL(table) \
+        "CREATE TABLE " table "(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL," \
+        " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL," \
+        " step TEXT NOT NULL, source_running INTEGER NOT NULL," \
+        " src_env_id INTEGER REFERENCES envs(id) ON DELETE SET NULL," \
+        " src_profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL, src_env TEXT," \
+        " generation INTEGER NOT NULL, error TEXT, updated TEXT, UNIQUE(migration_id, vm_id));"
+#define NAME_OF(table, id) "(SELECT name FROM " table " WHERE id = " id ")"
+/* ID when TABLE still has that row, else NULL. */
+#define ID_IN(table, id) "(SELECT id FROM " table " WHERE id = " id ")"
+#define MIGRATION_NAMES_SQL \
+        "CREATE TRIGGER migrations_names AFTER INSERT ON migrations BEGIN UPDATE migrations SET" \
+        " from_env = " NAME_OF("envs", "NEW.from_env_id") ", to_env = " NAME_OF("envs", "NEW.to_env_id") "," \
+        " from_profile = " NAME_OF("profiles", "NEW.from_profile_id") "," \
+        " to_profile = " NAME_OF("profiles", "NEW.to_profile_id") " WHERE id = NEW.id; END;" \
+        "CREATE TRIGGER migration_vms_names AFTER INSERT ON migration_vms BEGIN UPDATE migration_vms SET" \
+        " src_env = " NAME_OF("envs", "NEW.src_env_id") " WHERE id = NEW.id; END;"
 
 static const char schema_sql[] =
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -135,23 +182,16 @@ static const char schema_sql[] =
         " macs TEXT NOT NULL, hostname TEXT, delta_path TEXT NOT NULL, owner TEXT NOT NULL,"
         " generation INTEGER NOT NULL, created TEXT);"
         "CREATE INDEX vms_pool ON vms(pool_id);"
-        "CREATE TABLE migrations(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL,"
-        " pool_id INTEGER NOT NULL, from_env_id INTEGER NOT NULL REFERENCES envs(id),"
-        " to_env_id INTEGER NOT NULL REFERENCES envs(id),"
-        " from_profile_id INTEGER NOT NULL REFERENCES profiles(id),"
-        " to_profile_id INTEGER NOT NULL REFERENCES profiles(id), state TEXT NOT NULL,"
-        " parallel INTEGER, shutdown_timeout INTEGER, source_fenced INTEGER NOT NULL DEFAULT 0,"
-        " total INTEGER, created TEXT, updated TEXT);"
+        MIGRATIONS_SQL("migrations")
         "CREATE INDEX migrations_pool ON migrations(pool_id);"
-        "CREATE TABLE migration_vms(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL,"
-        " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL,"
-        " step TEXT NOT NULL, source_running INTEGER NOT NULL, src_env_id INTEGER NOT NULL,"
-        " src_profile_id INTEGER NOT NULL, generation INTEGER NOT NULL, error TEXT, updated TEXT,"
-        " UNIQUE(migration_id, vm_id));"
+        MIGRATION_VMS_SQL("migration_vms")
+        MIGRATION_NAMES_SQL
         "CREATE TABLE journal(id INTEGER PRIMARY KEY, vm_name TEXT, migration_id INTEGER NOT NULL,"
         " step TEXT NOT NULL, generation INTEGER, detail TEXT, at TEXT NOT NULL);"
         "CREATE INDEX journal_migration ON journal(migration_id);"
-        "CREATE INDEX vms_env ON vms(env_id);"
+        "CREATE INDEX vms_env ON vms(env_id);";
+/* The rest of a new catalog (one C string may not hold it all). */
+static const char schema_tail_sql[] =
         HISTORY_SQL
         FENCES_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
@@ -244,29 +284,78 @@ static const char *const upgrades[] = {
         /* Schema 1 lacked the images' stamp: the column comes empty, so the
          * next check of each master hashes it. */
         [1] = "ALTER TABLE images ADD COLUMN stamp TEXT;",
-        /* Schema 2 had no fence agents: no env has one, no fence was run. */
-        [2] = "ALTER TABLE envs ADD COLUMN fence_cmd TEXT;" FENCES_SQL,
+        /* Schema 2 kept every env and profile a migration ever used
+         * (NOT NULL references): the two migration tables are rebuilt
+         * with nullable references and the names, an id whose row is gone
+         * becoming NULL. Runs with foreign keys off (see catalog_upgrade). */
+        [2] = MIGRATIONS_SQL("migrations_v3")
+              "INSERT INTO migrations_v3(id, pool_name, pool_id, from_env_id, to_env_id, from_profile_id,"
+              " to_profile_id, from_env, to_env, from_profile, to_profile, state, parallel, shutdown_timeout,"
+              " source_fenced, total, created, updated)"
+              " SELECT id, pool_name, pool_id, " ID_IN("envs", "from_env_id") "," ID_IN("envs", "to_env_id") ","
+              " " ID_IN("profiles", "from_profile_id") "," ID_IN("profiles", "to_profile_id") ","
+              " " NAME_OF("envs", "from_env_id") "," NAME_OF("envs", "to_env_id") ","
+              " " NAME_OF("profiles", "from_profile_id") "," NAME_OF("profiles", "to_profile_id") ","
+              " state, parallel, shutdown_timeout, source_fenced, total, created, updated FROM migrations;"
+              "DROP TABLE migrations;"
+              "ALTER TABLE migrations_v3 RENAME TO migrations;"
+              "CREATE INDEX migrations_pool ON migrations(pool_id);"
+              MIGRATION_VMS_SQL("migration_vms_v3")
+              "INSERT INTO migration_vms_v3(id, vm_name, migration_id, vm_id, step, source_running, src_env_id,"
+              " src_profile_id, src_env, generation, error, updated)"
+              " SELECT id, vm_name, migration_id, vm_id, step, source_running,"
+              " " ID_IN("envs", "src_env_id") "," ID_IN("profiles", "src_profile_id") ","
+              " " NAME_OF("envs", "src_env_id") ", generation, error, updated FROM migration_vms;"
+              "DROP TABLE migration_vms;"
+              "ALTER TABLE migration_vms_v3 RENAME TO migration_vms;"
+              MIGRATION_NAMES_SQL,
+        /* Schema 3 had no fence agents: no env has one, no fence was run. */
+        [3] = "ALTER TABLE envs ADD COLUMN fence_cmd TEXT;" FENCES_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
-/* Bring C, of schema FROM, to VP_SCHEMA_VERSION, a step at a time. */
-static int catalog_upgrade(struct vp_catalog *c, int from, struct vp_error *err)
+/* Whether every reference in C holds (what foreign keys would refuse). */
+static int check_references(struct vp_catalog *c, struct vp_error *err)
 {
-        for (int v = from; v < VP_SCHEMA_VERSION; v++) {
-                _cleanup_free_ char *sql = vp_strdupf("%sUPDATE meta SET value = '%d' WHERE key = 'schema';",
-                                                      upgrades[v], v + 1);
-                int r = exec_transaction(c, sql, err);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+                return db_err(c, err, "cannot check references");
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+                return vp_err(err, -EBADMSG, "catalog '%s': a row of '%s' refers to a missing row of '%s'", c->path,
+                              (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 2));
+        return rc == SQLITE_DONE ? 0 : db_err(c, err, "cannot check references");
 }
 
-/* A catalog of this schema, or of an older one that is upgraded now;
- * anything else is refused untouched. */
-static int check_schema(struct vp_catalog *c, struct vp_error *err)
+/* Bring C, of schema FROM, to VP_SCHEMA_VERSION, a step at a time. A step
+ * may rebuild a table others refer to, which SQLite allows only with
+ * foreign keys off (outside any transaction); each step checks every
+ * reference before it commits instead. */
+static int catalog_upgrade(struct vp_catalog *c, int from, struct vp_error *err)
+{
+        int r = exec(c, "PRAGMA foreign_keys=OFF;", err);
+        for (int v = from; r >= 0 && v < VP_SCHEMA_VERSION; v++) {
+                _cleanup_free_ char *sql = vp_strdupf("%sUPDATE meta SET value = '%d' WHERE key = 'schema';",
+                                                      upgrades[v], v + 1);
+                if ((r = exec(c, "BEGIN IMMEDIATE;", err)) >= 0 && (r = exec(c, sql, err)) >= 0 &&
+                    (r = check_references(c, err)) >= 0)
+                        r = exec(c, "COMMIT;", err);
+                vp_catalog_rollback(c);
+        }
+        int k = exec(c, "PRAGMA foreign_keys=ON;", r < 0 ? NULL : err);
+        return r < 0 ? r : k;
+}
+
+/* A catalog of this schema, or of an older one that is upgraded now
+ * (unless READONLY: reading changes nothing); anything else is refused
+ * untouched. */
+static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *err)
 {
         int v = schema_version(c, err);
+        if (v > 0 && v < VP_SCHEMA_VERSION && readonly)
+                return vp_err(err, -EROFS, "catalog '%s' is of schema %d and needs an upgrade to schema %d: run a "
+                              "command that changes something, as a user who may write the catalog", c->path, v,
+                              VP_SCHEMA_VERSION);
         if (v > 0 && v < VP_SCHEMA_VERSION) {
                 int r = catalog_upgrade(c, v, err);
                 if (r < 0)
@@ -282,38 +371,56 @@ static int check_schema(struct vp_catalog *c, struct vp_error *err)
 }
 
 /* The history table came without a schema number (see HISTORY_SQL). Best
- * effort: a catalog this user may only read still serves the read verbs; a
- * change would fail on its own write anyway. */
+ * effort: a change would fail on its own write anyway. */
 static void add_history(struct vp_catalog *c)
 {
         if (!vp_catalog_has_table(c, "history"))
                 exec_transaction(c, HISTORY_SQL, NULL);
 }
 
-int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err)
+/* Open PATH (CREATE: create it when absent). READONLY: for a command that
+ * changes nothing, which then works for a user who may only read the
+ * file: no upgrade, no pragma that writes. */
+static int catalog_open(const char *path, bool create, bool readonly, struct vp_catalog **ret,
+                        struct vp_error *err)
 {
         bool fresh;
-        int r = check_catalog_file(path, create, &fresh, err);
+        int r = check_catalog_file(path, create && !readonly, &fresh, err);
         if (r < 0)
                 return r;
 
         struct vp_catalog *c = vp_xcalloc(1, sizeof(*c));
         c->path = vp_strdup(path);
-        int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (fresh ? SQLITE_OPEN_CREATE : 0);
+        int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
+                    (fresh ? SQLITE_OPEN_CREATE : 0);
         if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
                 r = db_err(c, err, "cannot open");
                 vp_catalog_close(c);
                 return r;
         }
+        /* SQLite opens a file it may not write read-only without a word. */
+        if (!readonly && sqlite3_db_readonly(c->db, "main") == 1) {
+                r = vp_err(err, -EROFS, "catalog '%s' is read-only for this user: only commands that change "
+                           "nothing can run", path);
+                vp_catalog_close(c);
+                return r;
+        }
         sqlite3_busy_timeout(c->db, 30000);
         sqlite3_extended_result_codes(c->db, 0);
+        /* A WAL catalog can be read without write access only while its
+         * -wal and -shm files exist: writers leave them in place. */
+        int persist = 1;
+        if (!readonly)
+                sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 
-        r = exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
-        if (r >= 0 && fresh && (r = exec(c, "PRAGMA journal_mode=WAL;", err)) >= 0)
-                r = exec_transaction(c, schema_sql, err);
+        r = exec(c, readonly ? "PRAGMA foreign_keys=ON;" : "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
+        if (r >= 0 && fresh && (r = exec(c, "PRAGMA journal_mode=WAL;", err)) >= 0) {
+                _cleanup_free_ char *sql = vp_strdupf("%s%s", schema_sql, schema_tail_sql);
+                r = exec_transaction(c, sql, err);
+        }
         if (r >= 0)
-                r = check_schema(c, err);
-        if (r >= 0 && !fresh)
+                r = check_schema(c, readonly, err);
+        if (r >= 0 && !fresh && !readonly)
                 add_history(c);
         if (r < 0) {
                 vp_catalog_close(c);
@@ -323,6 +430,16 @@ int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, stru
         }
         *ret = c;
         return 0;
+}
+
+int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err)
+{
+        return catalog_open(path, create, false, ret, err);
+}
+
+int vp_catalog_open_read(const char *path, struct vp_catalog **ret, struct vp_error *err)
+{
+        return catalog_open(path, false, true, ret, err);
 }
 
 bool vp_catalog_has_table(struct vp_catalog *c, const char *name)
@@ -411,6 +528,8 @@ static void bind_row(sqlite3_stmt *s, const struct vp_table *t, const void *row,
                 if (col->type == VP_COL_TEXT) {
                         const char *v = *text_field(col, (void *)row);
                         sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+                } else if (col->type == VP_COL_REF && *int_field(col, (void *)row) == 0) {
+                        sqlite3_bind_null(s, idx);
                 } else {
                         sqlite3_bind_int64(s, idx, *int_field(col, (void *)row));
                 }
@@ -453,6 +572,122 @@ static bool valid_column(const struct vp_table *t, const char *col)
         return false;
 }
 
+/* ---- what a constraint failure means ---------------------------------- */
+
+/* The number of rows of TABLE whose COL is ID; 0 when that cannot be read.
+ * TABLE and COL come from the catalog's own schema. */
+static int64_t count_refs(struct vp_catalog *c, const char *table, const char *col, int64_t id)
+{
+        _cleanup_free_ char *sql = vp_strdupf("SELECT count(*) FROM \"%s\" WHERE \"%s\" = ?1", table, col);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+                return 0;
+        sqlite3_bind_int64(s, 1, id);
+        return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+}
+
+/* Each foreign key of TABLE: FN(ud, parent table, column, ON DELETE action);
+ * a true return stops the walk. */
+static void foreign_keys(struct vp_catalog *c, const char *table,
+                         bool (*fn)(void *ud, const char *parent, const char *col, const char *on_delete), void *ud)
+{
+        _cleanup_free_ char *sql = vp_strdupf("PRAGMA foreign_key_list(\"%s\")", table);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+                return;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+                const char *parent = (const char *)sqlite3_column_text(s, 2);
+                const char *col = (const char *)sqlite3_column_text(s, 3);
+                const char *on_delete = (const char *)sqlite3_column_text(s, 6);
+                if (parent && col && fn(ud, parent, col, on_delete ? on_delete : ""))
+                        return;
+        }
+}
+
+struct ref_walk {
+        struct vp_catalog *c;
+        const struct vp_table *t;      /* the table of the row */
+        const char *child;             /* referrers: the table walked */
+        const void *row;               /* missing_reference: the row written */
+        int64_t id;
+        char *out;
+        size_t outsz;
+};
+
+static bool count_referrer(void *ud, const char *parent, const char *col, const char *on_delete)
+{
+        struct ref_walk *w = ud;
+        /* A reference that becomes NULL does not hold a row back. */
+        if (!streq(parent, w->t->name) || streq(on_delete, "SET NULL"))
+                return false;
+        int64_t n = count_refs(w->c, w->child, col, w->id);
+        if (n > 0)
+                snprintf(w->out, w->outsz, "%lld %s%s", (long long)n, kind_of(w->child), n == 1 ? "" : "s");
+        return n > 0;
+}
+
+/* What holds row ID of T back from removal, "N KINDs", into OUT ("" when
+ * nothing is found). */
+static void referrers(struct vp_catalog *c, const struct vp_table *t, int64_t id, char *out, size_t outsz)
+{
+        struct ref_walk w = { .c = c, .t = t, .id = id, .out = out, .outsz = outsz };
+        out[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(all_tables) && !out[0]; i++) {
+                w.child = all_tables[i]->name;
+                foreign_keys(c, w.child, count_referrer, &w);
+        }
+}
+
+static bool find_missing(void *ud, const char *parent, const char *col, const char *on_delete)
+{
+        struct ref_walk *w = ud;
+        for (size_t i = 1; i < w->t->ncols; i++) {
+                const struct vp_col *k = &w->t->cols[i];
+                if (k->type == VP_COL_TEXT || !streq(k->name, col))
+                        continue;
+                int64_t v = *int_field(k, (void *)w->row);
+                if ((v != 0 || k->type != VP_COL_REF) && count_refs(w->c, parent, "id", v) == 0) {
+                        snprintf(w->out, w->outsz, "%s id %lld", kind_of(parent), (long long)v);
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* "KIND 'NAME'" of row ID of T, or "KIND ID" for a table without names. */
+static void row_label(struct vp_catalog *c, const struct vp_table *t, int64_t id, char *out, size_t outsz)
+{
+        snprintf(out, outsz, "%s %lld", t->kind, (long long)id);
+        if (!valid_column(t, "name"))
+                return;
+        _cleanup_free_ char *sql = vp_strdupf("SELECT name FROM %s WHERE id = ?1", t->name);
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_int64(s, 1, id);
+        if (sqlite3_step(s) == SQLITE_ROW)
+                snprintf(out, outsz, "%s '%s'", t->kind, (const char *)sqlite3_column_text(s, 0));
+}
+
+/* The error of an insert or update of ROW in T that SQLite refused: a
+ * duplicate is "already exists", a reference to a row that is not there
+ * names it; anything else is SQLite's message after WHAT. */
+static int write_failed(struct vp_catalog *c, const struct vp_table *t, const void *row, const char *what,
+                        struct vp_error *err)
+{
+        int ext = sqlite3_extended_errcode(c->db);
+        const char *name = *text_field(&t->cols[1], (void *)row);
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+                return vp_err(err, -EEXIST, "%s '%s' already exists", t->kind, name ? name : "");
+        if (ext != SQLITE_CONSTRAINT_FOREIGNKEY)
+                return db_err(c, err, what);
+        char ref[128] = "";
+        struct ref_walk w = { .c = c, .t = t, .row = row, .out = ref, .outsz = sizeof(ref) };
+        foreign_keys(c, t->name, find_missing, &w);
+        return vp_err(err, -ENOENT, "%s '%s' refers to %s, which does not exist", t->kind, name ? name : "",
+                      ref[0] ? ref : "a row");
+}
+
 int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, struct vp_error *err)
 {
         _cleanup_free_ char *cols = column_list(t, 1);
@@ -466,13 +701,8 @@ int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, str
         if (r < 0)
                 return r;
         bind_row(s, t, row, 1);
-        if (sqlite3_step(s) != SQLITE_DONE) {
-                if (sqlite3_errcode(c->db) == SQLITE_CONSTRAINT) {
-                        const char *name = *text_field(&t->cols[1], row);
-                        return vp_err(err, -EEXIST, "%s '%s' already exists", t->kind, name ? name : "");
-                }
-                return db_err(c, err, "insert failed");
-        }
+        if (sqlite3_step(s) != SQLITE_DONE)
+                return write_failed(c, t, row, "insert failed", err);
         *int_field(&t->cols[0], row) = sqlite3_last_insert_rowid(c->db);
         return 0;
 }
@@ -617,7 +847,7 @@ int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *ro
         bind_row(s, t, row, 1);
         sqlite3_bind_int64(s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
         if (sqlite3_step(s) != SQLITE_DONE)
-                return db_err(c, err, "update failed");
+                return write_failed(c, t, row, "update failed", err);
         return 0;
 }
 
@@ -630,9 +860,12 @@ int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, st
                 return r;
         sqlite3_bind_int64(s, 1, id);
         if (sqlite3_step(s) != SQLITE_DONE) {
-                if (sqlite3_errcode(c->db) == SQLITE_CONSTRAINT)
-                        return vp_err(err, -EBUSY, "%s is still in use", t->kind);
-                return db_err(c, err, "delete failed");
+                if (sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+                        return db_err(c, err, "delete failed");
+                char who[128], what[160];
+                referrers(c, t, id, who, sizeof(who));
+                row_label(c, t, id, what, sizeof(what));
+                return vp_err(err, -EBUSY, "%s is still used by %s", what, who[0] ? who : "another row");
         }
         return 0;
 }

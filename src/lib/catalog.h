@@ -9,7 +9,9 @@
 
 struct vp_catalog;
 
-enum vp_col_type { VP_COL_TEXT, VP_COL_INT };
+/* VP_COL_REF: the id of a row of another table, an int64_t field whose 0
+ * is SQL's NULL (what it named was removed; a name column keeps its name). */
+enum vp_col_type { VP_COL_TEXT, VP_COL_INT, VP_COL_REF };
 
 struct vp_col {
         const char *name;
@@ -107,10 +109,14 @@ struct vp_migration {
         int64_t id;
         int64_t pool_id;
         char *pool_name;
-        int64_t from_env_id;
+        int64_t from_env_id;     /* 0 once the env is removed (finished migrations only) */
         int64_t to_env_id;
         int64_t from_profile_id;
         int64_t to_profile_id;
+        char *from_env;          /* their names, kept after their removal for the history */
+        char *to_env;
+        char *from_profile;
+        char *to_profile;
         char *state;           /* running | done | partial | aborted */
         int64_t parallel;
         int64_t shutdown_timeout;
@@ -128,8 +134,9 @@ struct vp_migvm {
         char *vm_name;
         char *step;            /* pending stopping locked provisioned handed_over done | returned */
         int64_t source_running;
-        int64_t src_env_id;
+        int64_t src_env_id;      /* 0 once the env is removed (finished migrations only) */
         int64_t src_profile_id;
+        char *src_env;           /* its name, kept after its removal */
         int64_t generation;    /* the manifest generation after the last step */
         char *error;           /* "" when none */
         char *updated;
@@ -201,6 +208,10 @@ extern const struct vp_table vp_table_fence;
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and
  * never rewritten. Returns 0 and *ret (owned by the caller). */
 int vp_catalog_open(const char *path, bool create, struct vp_catalog **ret, struct vp_error *err);
+/* Open the catalog at PATH for reading only: nothing is written (no
+ * upgrade: an older schema is -EROFS), so a user who may only read the
+ * file can. Any write through it fails. */
+int vp_catalog_open_read(const char *path, struct vp_catalog **ret, struct vp_error *err);
 void vp_catalog_close(struct vp_catalog *c);
 static inline void vp_catalog_closep(struct vp_catalog **c) { if (*c) vp_catalog_close(*c); }
 

@@ -49,14 +49,15 @@ static void closedirp(DIR **d) { if (*d) closedir(*d); }
 
 /* ---- context ---------------------------------------------------------- */
 
-int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err)
+static int ctx_open(struct vp_ctx *ctx, const char *catalog_path, bool readonly, struct vp_error *err)
 {
         memset(ctx, 0, sizeof(*ctx));
         ctx->st.root_fd = ctx->st.images_fd = ctx->st.deltas_fd = ctx->st.logs_fd = -1;
         ctx->source_grace = VP_CONF_DEFAULT_SOURCE_GRACE;
         ctx->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
         ctx->catalog_path = vp_strdup(catalog_path);
-        int r = vp_catalog_open(catalog_path, false, &ctx->cat, err);
+        int r = readonly ? vp_catalog_open_read(catalog_path, &ctx->cat, err)
+                         : vp_catalog_open(catalog_path, false, &ctx->cat, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *root = NULL;
@@ -69,6 +70,16 @@ int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *e
                 return r;
         ctx->have_storage = true;
         return 0;
+}
+
+int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err)
+{
+        return ctx_open(ctx, catalog_path, false, err);
+}
+
+int vp_ctx_open_read(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err)
+{
+        return ctx_open(ctx, catalog_path, true, err);
 }
 
 void vp_ctx_close(struct vp_ctx *ctx)
@@ -371,6 +382,28 @@ static int refuse_if_used(struct vp_ctx *ctx, const char *col, int64_t id, const
         return r;
 }
 
+/* A finished migration keeps the names of the envs and profiles it used,
+ * so it holds none back; an unfinished one still needs them. WHERE
+ * selects the migrations referring to ?1. */
+static int refuse_if_migrating(struct vp_ctx *ctx, const char *where, int64_t id, const char *what,
+                               const char *name, struct vp_error *err)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        int r = vp_row_query(ctx->cat, &vp_table_migration, where, id, &rows, &n, err);
+        if (r < 0)
+                return r;
+        struct vp_migration *m = rows;
+        for (size_t i = 0; i < n; i++)
+                if (vp_migration_state_unfinished(vp_migration_state_from_string(m[i].state))) {
+                        r = vp_err(err, -EBUSY, "%s '%s' is used by unfinished migration %lld (pool '%s')", what, name,
+                                   (long long)m[i].id, m[i].pool_name);
+                        break;
+                }
+        vp_rows_free(&vp_table_migration, rows, n);
+        return r;
+}
+
 int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
 {
         struct vp_env e = { 0 };
@@ -386,6 +419,8 @@ int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
                 if (r >= 0 && nvms > 0)
                         r = vp_err(err, -EBUSY, "env '%s' still hosts %lld VMs", name, (long long)nvms);
         }
+        if (r >= 0)
+                r = refuse_if_migrating(ctx, "from_env_id = ?1 OR to_env_id = ?1", e.id, "env", name, err);
         if (r >= 0)
                 r = vp_row_delete(ctx->cat, &vp_table_env, e.id, err);
         vp_row_clear(&vp_table_env, &e);
@@ -631,6 +666,8 @@ int vp_profile_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
         if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_profile, "name", name, &p, err)) < 0)
                 return r;
         r = refuse_if_used(ctx, "profile_id", p.id, "profile", name, err);
+        if (r >= 0)
+                r = refuse_if_migrating(ctx, "from_profile_id = ?1 OR to_profile_id = ?1", p.id, "profile", name, err);
         if (r >= 0)
                 r = vp_row_delete(ctx->cat, &vp_table_profile, p.id, err);
         vp_row_clear(&vp_table_profile, &p);

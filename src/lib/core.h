@@ -30,6 +30,8 @@ typedef void (*vp_progress_fn)(void *ud, const char *vm, const char *step, size_
 
 /* Open the catalog (and the storage root it records). */
 int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err);
+/* The same for a command that changes nothing: the catalog opened read-only. */
+int vp_ctx_open_read(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err);
 void vp_ctx_close(struct vp_ctx *ctx);
 /* A cached connection to env ENV (owned by ctx). An env that did not
  * answer is not asked again through the same ctx. */

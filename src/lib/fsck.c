@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lock.h"
 #include "name.h"
 #include "qcow2.h"
 
@@ -395,6 +396,79 @@ static bool ours(struct state *s, const struct vp_dominfo *d)
         return d->nfiles == 0 && pool_by_name(s, d->pool) != NULL;
 }
 
+/* Whether domain D on ENV is stale by the catalog as it is now, not as
+ * the snapshot fsck began with: a pool created or a VM moved since then
+ * owns the domain fsck found. Called under the pool's lock, so nothing
+ * changes it meanwhile. */
+static bool stale_now(struct state *s, const struct vp_env *env, virConnectPtr conn, const struct vp_dominfo *d)
+{
+        struct vp_ctx *ctx = s->ctx;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        /* Redefined since it was listed: not the definition judged. */
+        if (vp_hv_uuid(conn, d->name, uuid, NULL) < 0 || !streq(uuid, d->uuid))
+                return false;
+        struct vp_pool p = { 0 };
+        bool creating_now = vp_row_get(ctx->cat, &vp_table_pool, "name", d->pool, &p, NULL) >= 0 && creating(&p);
+        vp_row_clear(&vp_table_pool, &p);
+        if (creating_now)
+                return false;
+        struct vp_vm vm = { 0 };
+        if (vp_row_get(ctx->cat, &vp_table_vm, "name", d->name, &vm, NULL) < 0)
+                return true;
+        bool here = vm.env_id == env->id && vp_owner_is_vm(vm.owner);
+        void *rows = NULL;
+        size_t n = 0;
+        bool moving = false;
+        if (vp_row_query(ctx->cat, &vp_table_migvm, "vm_id = ?1", vm.id, &rows, &n, NULL) >= 0) {
+                struct vp_migvm *mv = rows;
+                for (size_t i = 0; i < n && !moving; i++) {
+                        struct vp_migration m = { 0 };
+                        moving = vp_row_get_id(ctx->cat, &vp_table_migration, mv[i].migration_id, &m, NULL) >= 0 &&
+                                 unfinished(&m);
+                        vp_row_clear(&vp_table_migration, &m);
+                }
+                vp_rows_free(&vp_table_migvm, rows, n);
+        }
+        vp_row_clear(&vp_table_vm, &vm);
+        return !here && !moving;
+}
+
+static void append_detail(struct vp_problem *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append_detail(struct vp_problem *p, const char *fmt, ...)
+{
+        size_t l = strlen(p->detail);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->detail + l, sizeof(p->detail) - l, fmt, ap);
+        va_end(ap);
+}
+
+/* Remove the stale domain D on ENV, the last problem reported. A stale
+ * definition, running or not, is a would-be second writer: it goes, and
+ * only it, and only if it still is one with its pool locked (a pool
+ * another process works on is left for a later run). A finding the
+ * catalog no longer bears out is withdrawn. */
+static void repair_stale(struct state *s, const struct vp_env *env, virConnectPtr conn, const struct vp_dominfo *d)
+{
+        struct vp_problem *p = &s->rep->problems[s->rep->n - 1];
+        struct vp_error rerr = { 0 };
+        _cleanup_close_ int lockfd = -1;
+        int r = vp_pool_lock(s->ctx, d->pool, &lockfd, &rerr);
+        if (r < 0) {
+                append_detail(p, "; not repaired: %s", rerr.msg);
+                return;
+        }
+        if (!stale_now(s, env, conn, d)) {
+                s->rep->n--;
+                return;
+        }
+        if (vp_hv_undefine(conn, d->name, true, &rerr) >= 0)
+                p->repaired = true;
+        else
+                append_detail(p, "; repair failed: %s", rerr.msg);
+}
+
 static void check_vms_and_domains(struct state *s)
 {
         for (size_t i = 0; i < s->nvms; i++) {
@@ -443,17 +517,8 @@ static void check_vms_and_domains(struct state *s)
                                 problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
                                         vm->uuid);
                         bool stale = s->rep->n > before && streq(s->rep->problems[s->rep->n - 1].kind, "stale-domain");
-                        if (s->repair && stale && s->conns[e]) {
-                                /* A stale definition, running or not, is a would-be
-                                 * second writer: it goes, and only it. */
-                                struct vp_error rerr = { 0 };
-                                struct vp_problem *p = &s->rep->problems[s->rep->n - 1];
-                                if (vp_hv_undefine(s->conns[e], d->name, true, &rerr) >= 0)
-                                        p->repaired = true;
-                                else
-                                        snprintf(p->detail + strlen(p->detail), sizeof(p->detail) - strlen(p->detail),
-                                                 "; repair failed: %s", rerr.msg);
-                        }
+                        if (s->repair && stale && s->conns[e])
+                                repair_stale(s, &s->envs[e], s->conns[e], d);
                 }
 }
 

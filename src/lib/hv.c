@@ -282,6 +282,28 @@ static int lookup(virConnectPtr conn, const char *name, virDomainPtr *ret, struc
         return 0;
 }
 
+/* Whether D runs: 1 or 0. Anything but libvirt's definite answer (a
+ * connection lost between two calls answers -1) is -EIO: the domain may
+ * well run, and nothing that needs it stopped may go on. */
+static int domain_active(virDomainPtr d, const char *name, struct vp_error *err)
+{
+        int a = virDomainIsActive(d);
+        if (a == 0 || a == 1)
+                return a;
+        return vp_err(err, -EIO, "cannot tell whether domain '%s' runs: %s", name, lv_msg());
+}
+
+/* Destroy D: done only when it then definitely does not run. */
+static int destroy(virDomainPtr d, const char *name, struct vp_error *err)
+{
+        if (virDomainDestroy(d) == 0)
+                return 0;
+        struct vp_error lerr = { 0 };
+        if (domain_active(d, name, &lerr) == 0)
+                return 0;
+        return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
+}
+
 int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;
@@ -290,11 +312,14 @@ int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_e
                 return 0;
         if (r < 0)
                 return r;
-        if (virDomainIsActive(d) == 1) {
+        int active = domain_active(d, name, err);
+        if (active < 0)
+                return active;
+        if (active) {
                 if (!force)
                         return vp_err(err, -EBUSY, "domain '%s' is running", name);
-                if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-                        return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
+                if ((r = destroy(d, name, err)) < 0)
+                        return r;
         }
         /* A vpool domain's NVRAM lives in its user delta collection and
          * belongs to the delta, not to the definition: it stays. */
@@ -312,9 +337,20 @@ int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err)
                 return r;
         if (virDomainIsActive(d) == 1)
                 return 0;
-        if (virDomainCreate(d) < 0)
-                return vp_err(err, -EIO, "cannot start domain '%s': %s", name, lv_msg());
+        if (virDomainCreate(d) < 0) {
+                const char *msg = lv_msg();
+                return vp_err(err, vp_hv_image_lock_error(msg) ? -EBUSY : -EIO, "cannot start domain '%s': %s",
+                              name, msg);
+        }
         return 0;
+}
+
+bool vp_hv_image_lock_error(const char *msg)
+{
+        /* QEMU's words when another process holds an image's lock
+         * (block/file-posix.c: raw_check_lock_bytes). */
+        return strstr(msg, "Failed to get \"write\" lock") || strstr(msg, "Failed to get shared \"write\" lock") ||
+               strstr(msg, "Is another process using the image");
 }
 
 static void sleep_ms(long ms)
@@ -337,8 +373,9 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
         int r = lookup(conn, name, &d, err);
         if (r < 0)
                 return r;
-        if (virDomainIsActive(d) != 1)
-                return 0;
+        int active = domain_active(d, name, err);
+        if (active <= 0)
+                return active;
         if (timeout_sec > 0) {
                 /* ACPI first; a guest that ignores it is forced below if asked. */
                 if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0 &&
@@ -348,19 +385,17 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
                  * the next step is downtime. */
                 int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
                 while (now_ms() < deadline) {
-                        if (virDomainIsActive(d) != 1)
-                                return 0;
+                        if ((active = domain_active(d, name, err)) <= 0)
+                                return active;
                         sleep_ms(20);
                 }
         }
-        if (virDomainIsActive(d) != 1)
-                return 0;
+        if ((active = domain_active(d, name, err)) <= 0)
+                return active;
         if (!force)
                 return vp_err(err, -ETIMEDOUT, "domain '%s' did not shut down within %d s (use --force)",
                               name, timeout_sec);
-        if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
-                return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
-        return 0;
+        return destroy(d, name, err);
 }
 
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err)

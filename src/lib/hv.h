@@ -58,7 +58,11 @@ const char *vp_hv_pick_domain_type(const char *domain_types);
 int vp_hv_define(virConnectPtr conn, const char *xml, bool validate, struct vp_error *err);
 /* Undefine NAME (destroying it first when FORCE and it runs). Absent is 0. */
 int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err);
+/* Start NAME: -EBUSY when QEMU could not lock one of its images (another
+ * process holds it), -EIO on any other failure; libvirt's message either way. */
 int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err);
+/* Whether MSG is QEMU's refusal to open an image another process holds locked. */
+bool vp_hv_image_lock_error(const char *msg);
 /* Graceful shutdown, waiting up to TIMEOUT_SEC; then destroy when FORCE,
  * else -ETIMEDOUT. Already shut off is 0. FORCE with timeout 0 destroys at once. */
 int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err);

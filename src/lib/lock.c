@@ -6,22 +6,55 @@
 
 #include "name.h"
 
+/* The whole file, for fcntl's open file description locks. */
+static struct flock whole_file(short type)
+{
+        return (struct flock){ .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+}
+
+static char *lock_path(struct vp_ctx *ctx, const char *pool)
+{
+        return vp_strdupf("%s.pool-%s.lock", ctx->catalog_path, pool);
+}
+
 int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err)
 {
         int r = vp_name_check("pool", pool, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *path = vp_strdupf("%s.pool-%s.lock", ctx->catalog_path, pool);
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_free_ char *path = lock_path(ctx, pool);
+        /* Readable by all: a reader who may not write the catalog still
+         * probes whether the pool is being worked on (vp_pool_lock_held). */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
                 return vp_err(err, -errno, "cannot open lock '%s': %s", path, strerror(errno));
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        /* Two locks, both released when the process dies: the flock is the
+         * one vpools before the probe took; the open file description lock
+         * is the one a reader can test without taking anything. */
+        struct flock fl = whole_file(F_WRLCK);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fcntl(fd, F_OFD_SETLK, &fl) < 0) {
                 int e = errno;
                 close(fd);
-                if (e == EWOULDBLOCK)
+                if (e == EWOULDBLOCK || e == EAGAIN || e == EACCES)
                         return vp_err(err, -EBUSY, "pool '%s' is busy: another vpool process is working on it", pool);
                 return vp_err(err, -e, "cannot lock '%s': %s", path, strerror(e));
         }
         *ret_fd = fd;
         return 0;
+}
+
+int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool)
+{
+        if (vp_name_check("pool", pool, NULL) < 0)
+                return -EINVAL;
+        _cleanup_free_ char *path = lock_path(ctx, pool);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        /* F_OFD_GETLK only asks: a writer taking the lock at this moment
+         * never finds it held by a reader. */
+        struct flock fl = whole_file(F_WRLCK);
+        if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+                return -errno;
+        return fl.l_type != F_UNLCK;
 }

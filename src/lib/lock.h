@@ -4,7 +4,12 @@
 #pragma once
 #include "core.h"
 
-/* Take the lock of POOL: a flock on a file next to the catalog, released
+/* Take the lock of POOL: a lock on a file next to the catalog, released
  * when the process dies. Returns 0 and *RET_FD (the caller's: closing it
  * releases the lock); -EBUSY when another process holds it. */
 int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err);
+
+/* Whether another process holds POOL's lock: 1 or 0, negative errno when
+ * that cannot be told (the lock file unreadable). Takes no lock, so it
+ * never makes a vp_pool_lock fail: what read-only verbs use. */
+int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool);

@@ -16,12 +16,12 @@ bool vp_migration_active(struct vp_ctx *ctx, int64_t id)
         struct vp_migration m = { 0 };
         if (vp_row_get_id(ctx->cat, &vp_table_migration, id, &m, NULL) < 0)
                 return false;
-        int fd = -1;
-        int r = vp_pool_lock(ctx, m.pool_name, &fd, NULL);
+        /* A probe, not the lock: a resume starting now must not find the
+         * pool busy because someone looked. When it cannot be told, the
+         * migration is not called interrupted. */
+        int held = vp_pool_lock_held(ctx, m.pool_name);
         vp_row_clear(&vp_table_migration, &m);
-        if (r >= 0)
-                close(fd);
-        return r == -EBUSY;
+        return held != 0;
 }
 
 static void set_pool_state(struct vp_pool *pool, enum vp_pool_state state)
@@ -635,11 +635,15 @@ static int move_start(struct vm_job *j, struct vp_error *err)
         int k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
                 /* QEMU locks its images: a source process still alive on a
-                 * host that was only unreachable keeps it. */
-                if (strstr(err->msg, "lock"))
-                        vp_err(err, -EBUSY, "its disk is locked by another QEMU process: the source still runs "
-                               "it and is not fenced; stop that process (power the host off), then "
-                               "'vpool migrate resume %lld'", (long long)j->r->mig.id);
+                 * host that was only unreachable keeps it. Any other failure
+                 * is reported as libvirt gave it. */
+                if (k == -EBUSY) {
+                        char cause[sizeof(err->msg)];
+                        snprintf(cause, sizeof(cause), "%s", err->msg);
+                        vp_err(err, -EBUSY, "its disk is locked by another QEMU process (%s): the source may still "
+                               "run it; stop that process (power the host off), then 'vpool migrate resume %lld'",
+                               cause, (long long)j->r->mig.id);
+                }
                 return k;
         }
         return record_step(j->r, mv, VP_STEP_DONE, mv->generation, mv->source_running ? "started" : NULL, NULL, err);

@@ -387,7 +387,7 @@ static int migration_vms(struct vp_ctx *ctx, int64_t id, struct vp_migvm **ret, 
 
 static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm *mv, const char *target)
 {
-        _cleanup_free_ char *source = name_of(ctx->cat, &vp_table_env, mv->src_env_id);
+        const char *source = mv->src_env;
         struct json_object *v = json_object_new_object();
         json_object_object_add(v, "vm", json_object_new_string(mv->vm_name));
         json_object_object_add(v, "step", json_object_new_string(mv->step));
@@ -402,10 +402,8 @@ static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm 
 
 static struct json_object *migration_json(struct vp_ctx *ctx, const struct vp_migration *m, bool with_vms)
 {
-        _cleanup_free_ char *from = name_of(ctx->cat, &vp_table_env, m->from_env_id);
-        _cleanup_free_ char *to = name_of(ctx->cat, &vp_table_env, m->to_env_id);
-        _cleanup_free_ char *from_profile = name_of(ctx->cat, &vp_table_profile, m->from_profile_id);
-        _cleanup_free_ char *to_profile = name_of(ctx->cat, &vp_table_profile, m->to_profile_id);
+        /* By the names the migration keeps: the envs and profiles may be gone. */
+        const char *from = m->from_env, *to = m->to_env, *from_profile = m->from_profile, *to_profile = m->to_profile;
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_int64(m->id));
         json_object_object_add(o, "pool", json_object_new_string(m->pool_name));

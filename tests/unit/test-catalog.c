@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
+#include "core.h"
 #include "tmp-catalog.h"
 
 static void test_missing_not_created(void **state)
@@ -177,7 +178,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "3");
+        assert_string_equal(v, "4");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -216,6 +217,166 @@ static void test_upgrade_step_fails(void **state)
         assert_sql_text(p2, "SELECT stamp FROM images WHERE name = 'gold'", "1:2");
 }
 
+/* A catalog of schema 2 (migrations holding every env and profile they
+ * used, no fence agents) is upgraded: its migrations name them, and a finished one no
+ * longer keeps its env from removal. */
+static void test_upgrade_migration_names(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v2.db", "1:2",
+                    "DROP TABLE migration_vms; DROP TABLE migrations; DROP TABLE fences;"
+                    "ALTER TABLE envs DROP COLUMN fence_cmd;"
+                    "CREATE TABLE migrations(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL,"
+                    " pool_id INTEGER NOT NULL, from_env_id INTEGER NOT NULL REFERENCES envs(id),"
+                    " to_env_id INTEGER NOT NULL REFERENCES envs(id),"
+                    " from_profile_id INTEGER NOT NULL REFERENCES profiles(id),"
+                    " to_profile_id INTEGER NOT NULL REFERENCES profiles(id), state TEXT NOT NULL,"
+                    " parallel INTEGER, shutdown_timeout INTEGER, source_fenced INTEGER NOT NULL DEFAULT 0,"
+                    " total INTEGER, created TEXT, updated TEXT);"
+                    "CREATE INDEX migrations_pool ON migrations(pool_id);"
+                    "CREATE TABLE migration_vms(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL,"
+                    " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL,"
+                    " step TEXT NOT NULL, source_running INTEGER NOT NULL, src_env_id INTEGER NOT NULL,"
+                    " src_profile_id INTEGER NOT NULL, generation INTEGER NOT NULL, error TEXT, updated TEXT,"
+                    " UNIQUE(migration_id, vm_id));"
+                    "INSERT INTO envs(id, name, uri) VALUES(1, 'old', 'u'), (2, 'new', 'u');"
+                    "INSERT INTO profiles(id, name, machine, disk_bus, nic) VALUES(1, 'pc', 'pc', 'ide', 'e1000');"
+                    "INSERT INTO migrations VALUES(7, 'desk', 3, 1, 2, 1, 1, 'done', 1, 60, 0, 1, 'a', 'b');"
+                    "INSERT INTO migration_vms VALUES(1, 'desk-001', 7, 1, 'done', 1, 1, 1, 3, '', 'b');"
+                    "UPDATE meta SET value = '2' WHERE key = 'schema';",
+                    p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_ctx ctx = { .cat = c };
+        assert_int_equal(vp_env_rm(&ctx, "old", &err), 0);
+        struct vp_migration m = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_migration, 7, &m, &err), 0);
+        assert_string_equal(m.from_env, "old");
+        assert_string_equal(m.to_env, "new");
+        assert_int_equal(m.from_env_id, 0);
+        assert_int_equal(m.to_env_id, 2);
+        vp_row_clear(&vp_table_migration, &m);
+        struct vp_migvm mv = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_migvm, 1, &mv, &err), 0);
+        assert_string_equal(mv.src_env, "old");
+        vp_row_clear(&vp_table_migvm, &mv);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "4");
+}
+
+/* What a migration refers to: two envs, a profile, an image, and a pool
+ * that moved from env 'old' to env 'new'. Fills the ids. */
+struct refs {
+        int64_t old_env, new_env, profile, image, pool;
+};
+
+static void add_refs(struct vp_catalog *c, struct refs *f)
+{
+        struct vp_error err = { 0 };
+        struct vp_env a = { .name = (char *)"old", .uri = (char *)"test:///default" };
+        struct vp_env b = { .name = (char *)"new", .uri = (char *)"test:///default" };
+        struct vp_profile p = { .name = (char *)"pc", .machine = (char *)"pc", .disk_bus = (char *)"ide",
+                                .nic = (char *)"e1000" };
+        struct vp_image im = { .name = (char *)"gold", .path = (char *)"/s/images/gold.qcow2",
+                               .format = (char *)"qcow2", .sha256 = (char *)"00" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &a, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &b, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_profile, &p, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_image, &im, &err), 0);
+        struct vp_pool pool = { .name = (char *)"desk", .image_id = im.id, .env_id = b.id, .profile_id = p.id,
+                                .size = 1, .state = (char *)"active" };
+        assert_int_equal(vp_row_insert(c, &vp_table_pool, &pool, &err), 0);
+        *f = (struct refs){ a.id, b.id, p.id, im.id, pool.id };
+}
+
+/* A migration of the pool from 'old' to 'new' in STATE, with its one VM. */
+static int64_t add_migration(struct vp_catalog *c, const struct refs *f, const char *state)
+{
+        struct vp_error err = { 0 };
+        struct vp_migration m = { .pool_id = f->pool, .pool_name = (char *)"desk", .from_env_id = f->old_env,
+                                  .to_env_id = f->new_env, .from_profile_id = f->profile,
+                                  .to_profile_id = f->profile, .state = (char *)state, .total = 1 };
+        assert_int_equal(vp_row_insert(c, &vp_table_migration, &m, &err), 0);
+        struct vp_migvm mv = { .migration_id = m.id, .vm_id = 1, .vm_name = (char *)"desk-001",
+                               .step = (char *)"done", .src_env_id = f->old_env, .src_profile_id = f->profile };
+        assert_int_equal(vp_row_insert(c, &vp_table_migvm, &mv, &err), 0);
+        return m.id;
+}
+
+/* An env a finished migration left is removed, the migration keeps its
+ * name; an unfinished one keeps it, and says why. */
+static void test_env_rm_keeps_history(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        snprintf(p2, sizeof(p2), "%s/history.db", dir);
+        assert_int_equal(vp_catalog_open(p2, true, &c, &err), 0);
+        struct refs f;
+        add_refs(c, &f);
+        struct vp_ctx ctx = { .cat = c };
+        int64_t running = add_migration(c, &f, "running");
+        assert_int_equal(vp_env_rm(&ctx, "old", &err), -EBUSY);
+        assert_string_equal(err.msg, "env 'old' is used by unfinished migration 1 (pool 'desk')");
+        struct vp_migration m = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_migration, running, &m, &err), 0);
+        free(m.state);
+        m.state = strdup("done");
+        assert_int_equal(vp_row_update(c, &vp_table_migration, &m, &err), 0);
+        vp_row_clear(&vp_table_migration, &m);
+        add_migration(c, &f, "aborted");
+
+        assert_int_equal(vp_env_rm(&ctx, "old", &err), 0);
+        void *rows = NULL;
+        size_t n = 0;
+        assert_int_equal(vp_row_list(c, &vp_table_migration, NULL, NULL, &rows, &n, &err), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++) {
+                struct vp_migration *mi = &((struct vp_migration *)rows)[i];
+                assert_int_equal(mi->from_env_id, 0);
+                assert_string_equal(mi->from_env, "old");
+                assert_string_equal(mi->to_env, "new");
+                assert_string_equal(mi->to_profile, "pc");
+                /* A row whose env is gone is still written as it was read. */
+                assert_int_equal(vp_row_update(c, &vp_table_migration, mi, &err), 0);
+        }
+        vp_rows_free(&vp_table_migration, rows, n);
+        assert_int_equal(vp_row_list(c, &vp_table_migvm, NULL, NULL, &rows, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(((struct vp_migvm *)rows)[0].src_env_id, 0);
+        assert_string_equal(((struct vp_migvm *)rows)[0].src_env, "old");
+        vp_rows_free(&vp_table_migvm, rows, n);
+        /* The env in use by a pool: the pool is named, not "in use". */
+        assert_int_equal(vp_env_rm(&ctx, "new", &err), -EBUSY);
+        assert_string_equal(err.msg, "env 'new' is used by pool 'desk'");
+        vp_catalog_close(c);
+}
+
+/* SQLite's constraint failures say what they mean: a missing reference is
+ * not "already exists", a row still referred to names what refers to it. */
+static void test_constraint_messages(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        snprintf(p2, sizeof(p2), "%s/constraints.db", dir);
+        assert_int_equal(vp_catalog_open(p2, true, &c, &err), 0);
+        struct refs f;
+        add_refs(c, &f);
+        struct vp_pool orphan = { .name = (char *)"orphan", .image_id = f.image, .env_id = 999,
+                                  .profile_id = f.profile, .size = 1, .state = (char *)"active" };
+        assert_int_equal(vp_row_insert(c, &vp_table_pool, &orphan, &err), -ENOENT);
+        assert_string_equal(err.msg, "pool 'orphan' refers to env id 999, which does not exist");
+        struct vp_pool dup = { .name = (char *)"desk", .image_id = f.image, .env_id = f.new_env,
+                               .profile_id = f.profile, .size = 1, .state = (char *)"active" };
+        assert_int_equal(vp_row_insert(c, &vp_table_pool, &dup, &err), -EEXIST);
+        assert_string_equal(err.msg, "pool 'desk' already exists");
+        assert_int_equal(vp_row_delete(c, &vp_table_image, f.image, &err), -EBUSY);
+        assert_string_equal(err.msg, "image 'gold' is still used by 1 pool");
+        vp_catalog_close(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -224,6 +385,9 @@ int main(void)
                 cmocka_unit_test(test_damaged),
                 cmocka_unit_test(test_upgrade),
                 cmocka_unit_test(test_upgrade_step_fails),
+                cmocka_unit_test(test_upgrade_migration_names),
+                cmocka_unit_test(test_env_rm_keeps_history),
+                cmocka_unit_test(test_constraint_messages),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
