@@ -56,6 +56,7 @@ struct run {
         size_t nprofs;
         virConnectPtr *conns;          /* per env, NULL when not needed or unreachable */
         bool *fenced;                  /* per env: unreachable and declared powered off */
+        bool *given_back;              /* per VM: an abort handed its delta back already */
         struct vp_fence *fences;       /* the migration's fence records so far */
         size_t nfences;
         const char *asserted;          /* the env the operator says is powered off, or NULL */
@@ -99,6 +100,7 @@ static void run_clear(struct run *r)
         vp_rows_free(&vp_table_profile, r->profs, r->nprofs);
         free(r->conns);
         free(r->fenced);
+        free(r->given_back);
         vp_rows_free(&vp_table_fence, r->fences, r->nfences);
         vp_rows_free(&vp_table_migvm, r->mvs, r->n);
         pthread_mutex_destroy(&r->lock);
@@ -116,14 +118,40 @@ static bool step_needs_source(enum vp_step s, bool aborting)
         return s == VP_STEP_PENDING || s == VP_STEP_STOPPING;
 }
 
-/* Whether any VM of the run needs source env ENV_ID. */
+/* Whether an abort handed MV's delta back to its VM already without
+ * recording it (the delta is the VM's, two or more generations past the
+ * journal's: the unlock gives one, a hand-back two). A resume then finishes
+ * that return rather than take the delta again: the source may run it. */
+static bool delta_given_back(struct run *r, const struct vp_migvm *mv)
+{
+        enum vp_step s = vp_step_from_string(mv->step);
+        if (s != VP_STEP_STOPPING && s != VP_STEP_LOCKED && s != VP_STEP_PROVISIONED)
+                return false;
+        _cleanup_close_ int dfd = -1;
+        struct vp_manifest m;
+        char owner[VP_OWNER_MAX];
+        vp_owner_vm(owner, mv->vm_name);
+        return vp_delta_open(&r->ctx->st, r->pool.name, mv->vm_name, &dfd, NULL) >= 0 &&
+               vp_manifest_read(dfd, mv->vm_name, &m, NULL) >= 0 && streq(m.owner, owner) &&
+               m.generation >= mv->generation + 2;
+}
+
+/* Whether any VM of the run needs source env ENV_ID: to take its delta
+ * from it, or, unless only TAKING counts, to give its delta back. */
+static bool source_needed_by(const struct run *r, int64_t env_id, bool taking)
+{
+        for (size_t j = 0; j < r->n; j++) {
+                bool giving = r->aborting || r->given_back[j];
+                if (r->mvs[j].src_env_id == env_id && (!taking || !giving) &&
+                    step_needs_source(vp_step_from_string(r->mvs[j].step), giving))
+                        return true;
+        }
+        return false;
+}
+
 static bool source_needed(const struct run *r, int64_t env_id)
 {
-        for (size_t j = 0; j < r->n; j++)
-                if (r->mvs[j].src_env_id == env_id &&
-                    step_needs_source(vp_step_from_string(r->mvs[j].step), r->aborting))
-                        return true;
-        return false;
+        return source_needed_by(r, env_id, false);
 }
 
 /* Load what every step needs; connections come from the ctx cache, a
@@ -155,6 +183,9 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         if ((k = vp_row_query(ctx->cat, &vp_table_fence, "migration_id = ?1", id, &rows, &r->nfences, err)) < 0)
                 return k;
         r->fences = rows;
+        r->given_back = vp_xcalloc(r->n, sizeof(bool));
+        for (size_t j = 0; j < r->n && !aborting; j++)
+                r->given_back[j] = delta_given_back(r, &r->mvs[j]);
         r->conns = vp_xcalloc(r->nenvs, sizeof(virConnectPtr));
         r->fenced = vp_xcalloc(r->nenvs, sizeof(bool));
         for (size_t i = 0; i < r->nenvs; i++) {
@@ -444,13 +475,14 @@ static int check_asserted(struct run *r, struct vp_error *err)
         return 0;
 }
 
-/* Every source env a VM needs that does not answer is fenced, if it can
- * be, before any VM moves. */
+/* Every source env a VM needs to take its delta from that does not
+ * answer is fenced, if it can be, before any VM moves. (One that a VM
+ * needs to give its delta back to is waited for, never fenced.) */
 static int fence_sources(struct run *r, struct vp_error *err)
 {
         int k = 0;
         for (size_t i = 0; i < r->nenvs && k >= 0; i++)
-                if (!r->conns[i] && r->envs[i].id != r->mig.to_env_id && source_needed(r, r->envs[i].id))
+                if (!r->conns[i] && r->envs[i].id != r->mig.to_env_id && source_needed_by(r, r->envs[i].id, true))
                         k = fence_env(r, &r->envs[i], err);
         return k;
 }
@@ -697,8 +729,15 @@ static int run_job(struct run *r, struct vp_migvm *mv, int (*connect)(struct vm_
         return k;
 }
 
+static int return_connect(struct vm_job *j, struct vp_error *err);
+static const step_fn return_steps[VP_STEP_MAX];
+
+/* A VM moves on from its step, unless an abort gave its delta back: then
+ * the return is what is finished. */
 static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
 {
+        if (r->given_back[mv - r->mvs])
+                return run_job(r, mv, return_connect, return_steps, err);
         return run_job(r, mv, move_connect, move_steps, err);
 }
 
@@ -722,14 +761,19 @@ static int return_reclaim(struct vm_job *j, struct vp_manifest *m, struct vp_err
         /* The provisioned domain names the disks of the generation after
          * the migration's, and may outlive this on a target that did not
          * answer: the delta comes back one generation later, under names no
-         * domain was given. Handed to the VM already (the step not yet
-         * recorded), it takes new names the same way. */
-        if ((streq(m->owner, j->mig_owner) || m->generation > j->mv->generation) && (k = lease_check(j, m, err)) < 0)
-                return k;
-        if (streq(m->owner, j->mig_owner))
-                k = vp_delta_hand_over(j->dfd, label, j->mig_owner, j->vm_owner, j->mv->generation, 2, m, err);
-        else if (streq(m->owner, j->vm_owner) && m->generation > j->mv->generation)
-                k = vp_delta_hand_over(j->dfd, label, j->vm_owner, j->vm_owner, m->generation, 1, m, err);
+         * domain was given. Handed to the VM already at the unlock's
+         * generation (the step not yet recorded), it takes new names the
+         * same way. Past that generation an earlier abort gave it back
+         * already, and its source may run it again: nothing to hand over. */
+        bool unlocked = streq(m->owner, j->vm_owner) && job_step(j) == VP_STEP_PROVISIONED &&
+                        m->generation == j->mv->generation + 1;
+        if (streq(m->owner, j->mig_owner)) {
+                if ((k = lease_check(j, m, err)) >= 0)
+                        k = vp_delta_hand_over(j->dfd, label, j->mig_owner, j->vm_owner, j->mv->generation, 2, m, err);
+        } else if (unlocked) {
+                if ((k = lease_check(j, m, err)) >= 0)
+                        k = vp_delta_hand_over(j->dfd, label, j->vm_owner, j->vm_owner, m->generation, 1, m, err);
+        }
         if (k < 0)
                 return k;
         if (!streq(m->owner, j->vm_owner))
@@ -749,6 +793,7 @@ static int return_restore(struct vm_job *j, const struct vp_manifest *m, struct 
         if ((k = vp_hv_define(j->sc, xml, true, err)) < 0 ||
             (mv->source_running && (k = vp_hv_start(j->sc, j->vm.name, err)) < 0))
                 return k;
+        vp_fault_point("migrate.source-restored");
         job_take_owner(j, m);
         j->vm.env_id = j->src->id;
         j->vm.profile_id = j->sp->id;
