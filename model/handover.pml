@@ -2,17 +2,23 @@
  * as a Promela model for SPIN. docs/model.md says what it checks, what it
  * leaves out and how to run it; tests/model/ runs it in CI.
  *
- * Three processes, and two things the verifier chooses at the start:
+ * Four processes:
  *
  *   controller   vpool: the operator's commands (migrate/resume, abort)
  *                and the steps of src/lib/migrate.c they run. It may be
- *                killed after any durable action and started again.
+ *                killed after any durable action and started again. It
+ *                first chooses the situation: whether the source VM runs,
+ *                whether its env has a fence agent, whether the operator
+ *                says --source-fenced (rightly or not), and whether a host
+ *                the agent powered off is ever powered on again.
  *   source_host  the source env's host: its libvirtd may stop answering
  *                (its QEMU runs on), it may come back with its old domain
  *                definitions, and anyone there may start a defined domain.
  *   fsck         `vpool fsck --repair`, run whenever no vpool command holds
  *                the pool's lock: it destroys and undefines a source domain
  *                older than the delta's manifest (a stale definition).
+ *   target_host  the target env's host, after an abort it did not answer:
+ *                it may start the domain left behind there.
  *
  * The shared storage is three variables: the manifest (owner, generation)
  * and the generation the disks' names carry. There is one inode: a rename
@@ -26,6 +32,12 @@
  *               two: a broken protocol that must violate property (1)
  *   NO_FSCK     no fsck --repair: a stale source domain started on the old
  *               generation holds its lease for ever; property (3) fails
+ * and three that put back what src/lib/migrate.c did when the model was
+ * written, each with the dead end or loss SPIN finds (docs/model.md):
+ *   OLD_RESUME  resume continues the move of a delta an abort handed back
+ *   OLD_RECLAIM an abort hands on again any delta past the journal's
+ *               generation, its own hand-back included
+ *   OLD_START   done without the target's domain, if an abort removed it
  *   MAXSTOP     how often the controller may be killed, interrupted or
  *               refused (default 3)
  *   MAXOUT      how often the source host may stop answering (default 2)
@@ -105,7 +117,7 @@ inline qemu_start(running)
 inline crash_point()
 {
         if
-        :: stops < MAXSTOP -> stops++; goto idle
+        :: stops < MAXSTOP -> atomic { stops++; printf("MSC: vpool stops here\n") }; goto idle
         :: true
         fi
 }
@@ -115,7 +127,7 @@ inline crash_point()
 inline settle()
 {
         if
-        :: fgen != mgen -> fgen = mgen
+        :: fgen != mgen -> atomic { fgen = mgen; printf("MSC: disks renamed back to generation %d\n", fgen) }
         :: else
         fi
 }
@@ -133,9 +145,13 @@ inline hand_over(from_mig, to_mig, after, bump)
                 :: own_mig != from_mig -> goto refused
                 :: else
                 fi;
-                fgen = mgen + bump;
+                atomic { fgen = mgen + bump; printf("MSC: disks renamed to generation %d\n", fgen) };
                 crash_point();
-                atomic { own_mig = to_mig; mgen = mgen + bump };
+                atomic { own_mig = to_mig; mgen = mgen + bump;
+                         if
+                         :: own_mig -> printf("MSC: manifest written: the migration's, generation %d\n", mgen)
+                         :: else -> printf("MSC: manifest written: the VM's, generation %d\n", mgen)
+                         fi };
                 crash_point()
         fi
 }
@@ -147,9 +163,10 @@ inline lease_check()
 {
 #ifndef NO_LEASE
         busy = false;
+        printf("MSC: lease check\n");
         if
-        :: atomic { writers == 0 -> busy = true }
-        :: stops < MAXSTOP -> stops++; goto idle
+        :: atomic { writers == 0 -> busy = true; printf("MSC: lease check: no holder\n") }
+        :: stops < MAXSTOP -> atomic { stops++; printf("MSC: lease held: the command ends\n") }; goto idle
         fi
 #else
         skip
@@ -180,14 +197,16 @@ idle:
          * known to be powered off for good, nor, once the budget of
          * mistakes is spent, of one that does not answer. */
         if
-        :: goto resume
+        :: printf("MSC: operator: resume\n"); goto resume
         :: (step == pending || step == stopping || step == locked || step == provisioned) &&
-           (src_power || may_return) && (src_up || stops < MAXSTOP) -> goto abort
+           (src_power || may_return) && (src_up || stops < MAXSTOP) ->
+                printf("MSC: operator: abort\n"); goto abort
         fi;
 
 refused:
         /* A step failed or was refused: the VM keeps its step; the error is
          * the operator's to read. */
+        printf("MSC: the command fails; the VM keeps its step\n");
         goto idle;
 
 /* ---- migrate / resume: move_connect, then move_steps ---------------------- */
@@ -196,14 +215,17 @@ resume:
         fenced = false;
         /* A delta an abort has handed back (the VM's, two or more
          * generations past the journal) is not taken again: the resume
-         * finishes the return. (migrate.c's move steps do not look: SPIN
-         * finds a resume that provisions, then waits for ever on the lease
-         * of the source the abort restarted.) */
+         * finishes the return. Else (OLD_RESUME) the move provisions anew
+         * and waits for ever on the lease of the source the abort
+         * restarted, or hands the delta to a target while that source
+         * starts too. */
+#ifndef OLD_RESUME
         if
         :: (step == stopping || step == locked || step == provisioned) && !own_mig && mgen >= jgen + 2 ->
                 goto returning
         :: else
         fi;
+#endif
         if
         :: step == pending || step == stopping ->
                 if
@@ -213,7 +235,7 @@ resume:
                 :: !src_up && fence_cmd ->
                         /* The grace period is over: the fence agent runs. */
                         if
-                        :: atomic { src_power = false; src_qemu = false; fenced = true;
+                        :: atomic { src_power = false; src_up = false; src_qemu = false; fenced = true;
                                     printf("MSC: fence agent powered the source off\n") }
                         :: stops < MAXSTOP ->
                                 atomic { stops++; printf("MSC: fence agent failed\n") };
@@ -249,14 +271,15 @@ steps:
                 if
                 :: !fenced ->
                         if
-                        :: src_up -> src_qemu = false
+                        :: src_up -> atomic { src_qemu = false; printf("MSC: source domain stopped\n") }
                         :: else -> goto refused
                         fi;
                         crash_point();
                         /* vp_hv_undefine(force): whatever started
                          * meanwhile is destroyed with it. */
                         if
-                        :: src_up -> atomic { src_qemu = false; src_def = false }
+                        :: src_up -> atomic { src_qemu = false; src_def = false;
+                                              printf("MSC: source domain undefined\n") }
                         :: else -> goto refused
                         fi;
                         crash_point()
@@ -270,7 +293,8 @@ steps:
         :: step == locked ->
                 /* move_provision: the target's domain names the disks of the
                  * unlock still to come, which no file has yet. */
-                atomic { tgt_def = true; tgt_dgen = mgen + 1; tgt_left = false };
+                atomic { tgt_def = true; tgt_dgen = mgen + 1; tgt_left = false;
+                         printf("MSC: target domain defined (generation %d)\n", tgt_dgen) };
                 crash_point();
                 atomic { step = provisioned; jgen = mgen;
                          printf("MSC: journal %e (target names generation %d)\n", step, tgt_dgen) };
@@ -289,22 +313,26 @@ steps:
                 /* move_start: the target starts if the source ran. Its
                  * domain is first defined again, under the manifest's names,
                  * if it is gone (an abort undefined it, then was cut short)
-                 * or names another generation: without that, SPIN finds a
-                 * VM done on a target that has no domain for it (issue 11,
+                 * or names another generation. Else (OLD_START) a VM ends
+                 * done on a target that has no domain for it (issue 11,
                  * defect 5). */
+#ifndef OLD_START
                 if
                 :: !(tgt_def && tgt_dgen == mgen) ->
-                        atomic { tgt_def = true; tgt_dgen = mgen; tgt_left = false };
+                        atomic { tgt_def = true; tgt_dgen = mgen; tgt_left = false;
+                                 printf("MSC: target domain defined again (generation %d)\n", tgt_dgen) };
                         crash_point()
                 :: else
                 fi;
+#endif
                 if
                 :: src_ran ->
                         if
                         :: atomic { tgt_def && tgt_dgen == fgen ->
                                 tgt_left = false;
                                 if
-                                :: !tgt_qemu -> qemu_start(tgt_qemu)
+                                :: !tgt_qemu ->
+                                        qemu_start(tgt_qemu); printf("MSC: target domain started\n")
                                 :: else
                                 fi }
                         :: else -> goto refused
@@ -343,7 +371,8 @@ returning:
         if
         :: tgt_def ->
                 if
-                :: atomic { tgt_def = false; tgt_qemu = false }
+                :: atomic { tgt_def = false; tgt_qemu = false;
+                            printf("MSC: abort: target domain undefined\n") }
                 :: atomic { tgt_left = true; printf("MSC: target does not answer; its domain stays\n") }
                 fi
         :: else
@@ -354,15 +383,18 @@ returning:
          * the generation the target's domain names: on one more. Only
          * that generation: a delta an earlier abort handed back (two or
          * more past the journal) is the VM's already, and its source may
-         * run it again; a hand-over then would wait on that QEMU's lease
-         * for ever. (migrate.c's return_reclaim tests "past the journal's
-         * generation": SPIN finds that dead end.) */
+         * run it again; a hand-over then (OLD_RECLAIM: any generation
+         * past the journal's) waits on that QEMU's lease for ever. */
         settle();
         if
         :: own_mig ->
                 lease_check();
                 hand_over(true, false, jgen, BACK_BUMP)
+#ifndef OLD_RECLAIM
         :: !own_mig && step == provisioned && mgen == jgen + 1 ->
+#else
+        :: !own_mig && mgen > jgen ->
+#endif
                 lease_check();
                 hand_over(false, false, mgen, 1)
         :: else
@@ -370,7 +402,8 @@ returning:
         /* return_restore: the source's domain with the current names,
          * started if it ran. */
         if
-        :: src_up -> atomic { src_def = true; src_dgen = mgen }
+        :: src_up -> atomic { src_def = true; src_dgen = mgen;
+                              printf("MSC: abort: source domain defined (generation %d)\n", mgen) }
         :: else -> goto refused
         fi;
         crash_point();
@@ -381,7 +414,7 @@ returning:
                 if
                 :: atomic { src_up && src_def && src_dgen == fgen ->
                         if
-                        :: !src_qemu -> qemu_start(src_qemu)
+                        :: !src_qemu -> qemu_start(src_qemu); printf("MSC: abort: source domain started\n")
                         :: else
                         fi }
                 :: atomic { !src_up -> skip }; goto refused
@@ -393,7 +426,9 @@ returning:
         goto idle;
 
 finished:
-        skip
+        /* Property (2) where the VM's run ends; LTL 'owned' checks it in
+         * every state from here on, whatever the hosts do next. */
+        assert(owner_ok)
 }
 
 active proctype source_host()
