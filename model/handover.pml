@@ -86,6 +86,8 @@ bool tgt_left;          /* an abort could not undefine it: it stays behind */
 /* ---- the operator and the controller ------------------------------------ */
 bool fence_cmd;         /* the source env has a fence agent */
 bool asserted;          /* the operator says --source-fenced (maybe wrongly) */
+bool fenced_once;       /* the agent powered the source off once: the
+                         * migration's fence record says so from then on */
 bool busy;              /* a vpool command holds the pool's lock */
 byte stops;             /* kills, interruptions and refusals so far */
 
@@ -232,16 +234,22 @@ resume:
                 :: src_up -> skip
                 :: !src_up && asserted ->
                         atomic { fenced = true; printf("MSC: source passed by on the operator's word\n") }
-                :: !src_up && fence_cmd ->
+                :: !src_up && fenced_once ->
+                        /* A fence this migration recorded counts again
+                         * (fenced_before), whether or not the host was
+                         * powered on since. */
+                        atomic { fenced = true; printf("MSC: source passed by: fenced before\n") }
+                :: !src_up && fence_cmd && !fenced_once ->
                         /* The grace period is over: the fence agent runs. */
                         if
-                        :: atomic { src_power = false; src_up = false; src_qemu = false; fenced = true;
+                        :: atomic { src_power = false; src_up = false; src_qemu = false;
+                                    fenced = true; fenced_once = true;
                                     printf("MSC: fence agent powered the source off\n") }
                         :: stops < MAXSTOP ->
                                 atomic { stops++; printf("MSC: fence agent failed\n") };
                                 goto idle
                         fi
-                :: !src_up && !asserted && !fence_cmd ->
+                :: !src_up && !asserted && !fence_cmd && !fenced_once ->
                         /* Neither: the VM waits for its host. */
                         busy = false;
                         if
