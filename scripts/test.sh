@@ -1,8 +1,9 @@
 #!/bin/bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
 # needs, builds with warnings as errors, runs the unit tests plain and under
-# ASan + UBSan, builds the test guest, starts two simulated hosts, runs the
-# integration tests against them and stops every daemon it started.
+# ASan + UBSan, checks the protocol model with SPIN, builds the test guest,
+# starts two simulated hosts, runs the integration tests against them and
+# stops every daemon it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -38,6 +39,10 @@ tally build-asan
 
 step "documentation: --help, --version and the man page against them"
 meson test -C build --suite docs --print-errorlogs || rc=1
+tally build
+
+step "the protocol model: SPIN over model/handover.pml, and its steps against the code's"
+meson test -C build --suite model --print-errorlogs || rc=1
 tally build
 
 step "the Debian package: scripts/deb.sh, then installed into a clean debootstrap root"
