@@ -32,7 +32,7 @@
  *               two: a broken protocol that must violate property (1)
  *   NO_FSCK     no fsck --repair: a stale source domain started on the old
  *               generation holds its lease for ever; property (3) fails
- * and three that put back what src/lib/migrate.c did when the model was
+ * and three that put back what src/lib/migrate.c did before the model was
  * written, each with the dead end or loss SPIN finds (docs/model.md):
  *   OLD_RESUME  resume continues the move of a delta an abort handed back
  *   OLD_RECLAIM an abort hands on again any delta past the journal's
