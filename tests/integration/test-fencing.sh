@@ -218,31 +218,31 @@ check_eq "f4-001 (handed over) stays on $HOSTB, alone" "f4-001" \
 check_eq "fsck clean" "" "$(fsck_kinds)"
 
 # --- an abort cut short once it restarted the source ----------------------------------------
-# The delta is the VM's again and its source runs it: a second abort, or a
-# resume, finishes that return; neither hands the delta on again, neither
-# waits on the lock of the guest it gave the delta back to.
-vpool pool create f5 --image desktop --env "$HOSTA" --profile pc-ide --size 2 --start >/dev/null || bail "create f5"
-check "f5 guests up on $HOSTA" wait_boot 240 1 f5-001 f5-002
-VPOOL_FAULT=migrate.provisioned:2 vpool migrate f5 --to "$HOSTB" --parallel 1 --shutdown-timeout 60 >"$WORK/out" 2>&1
-id=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
-check_eq "both VMs provisioned on $HOSTB" "provisioned provisioned" \
-    "$(vpool migrate status "$id" --json | jq -r '[.vms[].step] | join(" ")')"
-VPOOL_FAULT=migrate.source-restored:1 vpool migrate abort "$id" >/dev/null 2>&1
-check_eq "an abort killed once f5-001 runs again on $HOSTA, its step not recorded" "provisioned provisioned 1" \
-    "$(vpool migrate status "$id" --json | jq -r '[.vms[].step] | join(" ")') $(qemu_of f5-001)"
-VPOOL_FAULT=migrate.source-restored:2 vpool migrate abort "$id" >/dev/null 2>&1
-check_eq "a second abort finishes f5-001's return, killed once f5-002 runs again" "returned provisioned 1 1" \
-    "$(vpool migrate status "$id" --json | jq -r '[.vms[].step] | join(" ")') $(qemu_of f5-001) $(qemu_of f5-002)"
-vpool migrate resume "$id" >/dev/null 2>"$WORK/err"
-check_eq "a resume finishes f5-002's return rather than take its delta again" "partial returned returned" \
-    "$(steps_of "$id")"
-check "abort ends it" vpool migrate abort "$id"
-check_eq "the migration aborted" "aborted returned returned" "$(steps_of "$id")"
+# The delta is the VM's again and its source runs it: a second abort (f5),
+# or a resume (f6), finishes that return; neither hands the delta on again,
+# neither waits on the lock of the guest it gave the delta back to.
+vpool pool create f5 --image desktop --env "$HOSTA" --profile pc-ide --size 1 --start >/dev/null || bail "create f5"
+vpool pool create f6 --image desktop --env "$HOSTA" --profile pc-ide --size 1 --start >/dev/null || bail "create f6"
+check "f5 and f6 guests up on $HOSTA" wait_boot 240 1 f5-001 f6-001
+declare -A mid
+for p in f5 f6; do
+    VPOOL_FAULT=migrate.provisioned:1 vpool migrate "$p" --to "$HOSTB" --shutdown-timeout 60 >"$WORK/out" 2>&1
+    mid[$p]=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
+    VPOOL_FAULT=migrate.source-restored:1 vpool migrate abort "${mid[$p]}" >/dev/null 2>&1
+    check_eq "$p: an abort killed once $p-001 runs again on $HOSTA, its step not recorded" "provisioned 1 vm:$p-001@4" \
+        "$(vpool migrate status "${mid[$p]}" --json | jq -r '.vms[0].step') $(qemu_of "$p-001") $(owners_of "$p-001")"
+done
+vpool migrate abort "${mid[f5]}" >/dev/null 2>"$WORK/err"
+check_eq "f5: a second abort finishes the return" "aborted returned" "$(steps_of "${mid[f5]}")"
+vpool migrate resume "${mid[f6]}" >/dev/null 2>"$WORK/err"
+check_eq "f6: a resume finishes the return rather than take the delta again" "partial returned" "$(steps_of "${mid[f6]}")"
+check "f6: abort ends it" vpool migrate abort "${mid[f6]}"
+check_eq "f6: the migration aborted" "aborted returned" "$(steps_of "${mid[f6]}")"
 check_eq "each VM runs once, on $HOSTA" "1 1 running running" \
-    "$(qemu_of f5-001) $(qemu_of f5-002) $(virsh_on "$HOSTA" domstate f5-001) $(virsh_on "$HOSTA" domstate f5-002)"
-check_eq "their deltas are theirs, given back once" "vm:f5-001@4 vm:f5-002@4" "$(owners_of f5-001 f5-002)"
-check_eq "nothing of f5 on $HOSTB" "" "$(virsh_on "$HOSTB" list --all --name | grep '^f5-' | xargs)"
+    "$(qemu_of f5-001) $(qemu_of f6-001) $(virsh_on "$HOSTA" domstate f5-001) $(virsh_on "$HOSTA" domstate f6-001)"
+check_eq "their deltas are theirs, given back once" "vm:f5-001@4 vm:f6-001@4" "$(owners_of f5-001 f6-001)"
+check_eq "nothing of f5 or f6 on $HOSTB" "" "$(virsh_on "$HOSTB" list --all --name | grep '^f[56]-' | xargs)"
 check_eq "fsck clean" "" "$(fsck_kinds)"
 
-for p in f1 f2 f3 f4 f5; do vpool pool rm "$p" --force >/dev/null; done
+for p in f1 f2 f3 f4 f5 f6; do vpool pool rm "$p" --force >/dev/null; done
 finish
