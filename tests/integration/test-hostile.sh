@@ -326,13 +326,6 @@ done
 mv "$saved/guest.qcow2" "$master"
 diag "refused $refused of $tried operations on planted files"
 
-# --- everything restored -------------------------------------------------------------
-check "fsck is clean once everything is restored" vpool fsck
-check "image verify passes again" vpool image verify guest --quiet
-check "vm start works again" vpool vm start "$vm"
-check "guest powers off by itself" wait_shutoff 120 "$vm"
-check "pool rm $pool" vpool pool rm "$pool"
-
 # --- symbolic links in every path a domain names ------------------------------------
 # libvirt and QEMU follow links (virtlogd appends a guest's console to
 # whatever the log path leads to): vpool hands them none. Each planted link
@@ -452,4 +445,12 @@ mv "$saved/desktop.qcow2" "$dmaster"
 check "master back: resume starts the VM on host B" vpool migrate resume "$mid"
 check_eq "it runs on host B" "running" "$(virsh_on "$HOSTB" domstate "$vm4")"
 check "pool rm hostile4" vpool pool rm hostile4 --force
+
+# --- everything restored -------------------------------------------------------------
+check "fsck is clean once everything is restored" vpool fsck
+check "image verify passes again" vpool image verify guest --quiet
+check "vm start works again" vpool vm start "$vm"
+check "guest powers off by itself" wait_shutoff 120 "$vm"
+check "pool rm $pool" vpool pool rm "$pool"
+
 finish
