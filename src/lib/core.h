@@ -100,6 +100,16 @@ int vp_pool_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
 
 int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
+/* What every start of VM's domain checks first, whoever starts it (vm
+ * start, pool start, a migration's start on its target, an abort's on its
+ * source): VM's collection in POOL passes vp_delta_check against the
+ * master IM, every file its domain names passes vp_vm_check_files, and the
+ * master passes the header checks and holds the bytes recorded
+ * (vp_image_check_unchanged; a new stamp found good is stored in IM and
+ * its catalog row, the one change it makes, and only when all passed).
+ * Errors read "vm 'VM' not started: ...". */
+int vp_vm_check_start(struct vp_ctx *ctx, struct vp_image *im, const char *pool, const char *vm,
+                      struct vp_error *err);
 int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
 /* The VM's live state on its env: VP_VM_UNREACHABLE when the env does not
  * answer, VP_VM_UNKNOWN when its env or state cannot be read. */
@@ -107,8 +117,15 @@ enum vp_vm_state vp_vm_live_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 /* The same as its word ("running", "shut off", "undefined", "unreachable"). */
 const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
 
+/* Every file the domain of manifest M in collection DELTA (absolute) names
+ * passes vp_storage_check_file: its disks, the master behind its overlay,
+ * its UEFI variable store, its console log, the kernel and initrd of IM. */
+int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
+                      const char *delta, struct vp_error *err);
 /* The domain XML of the VM described by manifest M, in collection DELTA,
- * with profile P on ENV. NULL with *err on failure. */
+ * with profile P on ENV, once vp_vm_check_files passed: no symbolic link
+ * under the storage root on the way to any file it names, a regular file
+ * where one exists. NULL with *err on failure ("vm 'VM' not defined: ..."). */
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
                 const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
 /* The image declares drivers for P's disk bus and NIC and boots with its firmware. */

@@ -176,49 +176,7 @@ fail:
         return r;
 }
 
-static int check_disk(int vfd, const char *dir, const char *name, const char *master, const char *master_format,
-                      struct vp_error *err)
-{
-        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
-        _cleanup_close_ int fd = openat(vfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return vp_err(err, -errno, "disk '%s': %s", path,
-                              errno == ELOOP ? "is a symbolic link; refusing" : strerror(errno));
-        struct vp_image_info info;
-        int r = vp_image_probe(fd, path, VP_FORMAT_QCOW2, &info, err);
-        if (r < 0)
-                return r;
-        if (master)
-                return vp_image_check_overlay(&info, path, master, master_format, err);
-        if (info.backing_file[0] || info.has_data_file)
-                return vp_err(err, -EPERM, "disk '%s' must stand alone but has %s", path,
-                              info.has_data_file ? "an external data file" : "a backing file");
-        return 0;
-}
-
-int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
-                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
-{
-        _cleanup_close_ int vfd = -1;
-        _cleanup_free_ char *dir = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        struct vp_manifest m;
-        int r = vp_delta_open(s, pool, vm, &vfd, err);
-        if (r < 0 || (r = vp_manifest_read(vfd, dir, &m, err)) < 0)
-                return r;
-        if (!streq(m.pool, pool) || !streq(m.vm, vm))
-                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s", dir, m.pool, m.vm);
-        if (!streq(m.master, master) || !streq(m.master_format, master_format))
-                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", dir, m.master, master);
-        if ((r = check_disk(vfd, dir, m.overlay, master, master_format, err)) < 0)
-                return r;
-        if (m.data_disk[0] && (r = check_disk(vfd, dir, m.data_disk, NULL, NULL, err)) < 0)
-                return r;
-        if (ret_m)
-                *ret_m = m;
-        return 0;
-}
-
-/* ---- the hand-over --------------------------------------------------------- */
+/* ---- disk names ---------------------------------------------------------- */
 
 /* BASE.gGEN.EXT into NAME: the name a disk takes at generation GEN. */
 static void disk_name_at(char *name, size_t namesz, const char *base, const char *ext, int64_t gen)
@@ -244,6 +202,110 @@ static bool disk_name_of(const char *name, const char *base, const char *ext)
         return true;
 }
 
+/* The files of kind BASE/EXT in the collection DFD other than NAME: how
+ * many, and the last one found into FOUND. */
+static int other_candidates(int dfd, const char *label, const char *name, const char *base, const char *ext,
+                            char found[256], struct vp_error *err)
+{
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
+        }
+        found[0] = '\0';
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, name) && disk_name_of(de->d_name, base, ext) && strlen(de->d_name) < 256) {
+                        snprintf(found, 256, "%s", de->d_name);
+                        n++;
+                }
+        closedir(d);
+        return n;
+}
+
+/* The UEFI variable store is the one disk that may be absent: libvirt
+ * makes it at a UEFI VM's first start, from the template of the firmware
+ * it picks on that host, at the path the domain names. A VM that never
+ * booted has none, and its hand-overs have nothing to rename. */
+static bool may_be_absent(const char *base)
+{
+        return streq(base, "nvram");
+}
+
+static int check_disk(int vfd, const char *dir, const char *name, const char *master, const char *master_format,
+                      struct vp_error *err)
+{
+        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
+        _cleanup_close_ int fd = openat(vfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return vp_err(err, -errno, "disk '%s': %s", path,
+                              errno == ELOOP ? "is a symbolic link; refusing" : strerror(errno));
+        struct vp_image_info info;
+        int r = vp_image_probe(fd, path, VP_FORMAT_QCOW2, &info, err);
+        if (r < 0)
+                return r;
+        if (master)
+                return vp_image_check_overlay(&info, path, master, master_format, err);
+        if (info.backing_file[0] || info.has_data_file)
+                return vp_err(err, -EPERM, "disk '%s' must stand alone but has %s", path,
+                              info.has_data_file ? "an external data file" : "a backing file");
+        return 0;
+}
+
+/* The UEFI variable store NAME is a regular file, or absent (never
+ * booted) with no other store beside it: one a settle would take for it,
+ * or several it would refuse. Which one is the user's is not for vpool to
+ * guess. */
+static int check_nvram(int vfd, const char *dir, const char *name, struct vp_error *err)
+{
+        _cleanup_free_ char *path = vp_strdupf("%s/%s", dir, name);
+        struct stat st;
+        if (fstatat(vfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISLNK(st.st_mode))
+                        return vp_err(err, -ELOOP, "disk '%s': is a symbolic link; refusing", path);
+                if (!S_ISREG(st.st_mode))
+                        return vp_err(err, -EPERM, "disk '%s' is not a regular file; refusing", path);
+                return 0;
+        }
+        if (errno != ENOENT)
+                return vp_err(err, -errno, "disk '%s': %s", path, strerror(errno));
+        char found[256];
+        int n = other_candidates(vfd, dir, name, "nvram", "fd", found, err);
+        if (n > 0)
+                return vp_err(err, -EEXIST, "delta '%s': UEFI variable store '%s' is missing but '%s' is there; "
+                              "rename the VM's own store to '%s' or remove the stray", dir, name, found, name);
+        return n;
+}
+
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+                   const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        _cleanup_close_ int vfd = -1;
+        _cleanup_free_ char *dir = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
+        struct vp_manifest m;
+        int r = vp_delta_open(s, pool, vm, &vfd, err);
+        if (r < 0 || (r = vp_manifest_read(vfd, dir, &m, err)) < 0)
+                return r;
+        if (!streq(m.pool, pool) || !streq(m.vm, vm))
+                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s", dir, m.pool, m.vm);
+        if (!streq(m.master, master) || !streq(m.master_format, master_format))
+                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", dir, m.master, master);
+        if ((r = check_disk(vfd, dir, m.overlay, master, master_format, err)) < 0)
+                return r;
+        if (m.data_disk[0] && (r = check_disk(vfd, dir, m.data_disk, NULL, NULL, err)) < 0)
+                return r;
+        if (m.nvram[0] && (r = check_nvram(vfd, dir, m.nvram, err)) < 0)
+                return r;
+        if (ret_m)
+                *ret_m = m;
+        return 0;
+}
+
+/* ---- the hand-over --------------------------------------------------------- */
+
 void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bump)
 {
         snprintf(m->owner, sizeof(m->owner), "%s", to);
@@ -255,15 +317,22 @@ void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bum
                 disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
 }
 
-/* Rename FROM to TO in the collection, durably. Done before is done. */
-static int rename_disk(int dfd, const char *label, const char *from, const char *to, struct vp_error *err)
+/* Rename FROM to TO in the collection, durably. Done before is done; a
+ * disk that may be absent (BASE) and is, stays absent. */
+static int rename_disk(int dfd, const char *label, const char *from, const char *to, const char *base,
+                       struct vp_error *err)
 {
         if (!from[0] || streq(from, to))
                 return 0;
         if (renameat(dfd, from, dfd, to) < 0) {
                 struct stat st;
-                if (errno != ENOENT || fstatat(dfd, to, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                if (errno != ENOENT)
                         return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, from, strerror(errno));
+                if (fstatat(dfd, to, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (may_be_absent(base))
+                                return 0;
+                        return vp_err(err, -ENOENT, "cannot rename '%s/%s': %s", label, from, strerror(ENOENT));
+                }
         }
         if (fsync(dfd) < 0)
                 return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
@@ -279,22 +348,10 @@ static int settle_disk(int dfd, const char *label, const char *name, const char 
 {
         if (!name[0] || faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return 0;
-        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
-                return vp_err(err, -errno, "cannot read '%s': %s", label, strerror(errno));
-        }
-        char found[256] = "";
-        int n = 0;
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (disk_name_of(de->d_name, base, ext) && strlen(de->d_name) < sizeof(found)) {
-                        snprintf(found, sizeof(found), "%s", de->d_name);
-                        n++;
-                }
-        closedir(d);
+        char found[256];
+        int n = other_candidates(dfd, label, name, base, ext, found, err);
+        if (n < 0 || (n == 0 && may_be_absent(base)))
+                return n < 0 ? n : 0;
         if (n != 1)
                 return vp_err(err, -ENOENT, "delta '%s': disk '%s' is missing%s", label, name,
                               n > 1 ? " and several candidates exist" : "");
@@ -347,9 +404,9 @@ int vp_delta_hand_over(int dfd, const char *label, const char *from, const char 
          * that no longer exists and cannot start. Renames keep the inodes:
          * no byte moves. Files first, manifest last; a crash between is
          * redone, since a rename already made is recognised. */
-        if ((k = rename_disk(dfd, label, m.overlay, next.overlay, err)) < 0 ||
-            (k = rename_disk(dfd, label, m.data_disk, next.data_disk, err)) < 0 ||
-            (k = rename_disk(dfd, label, m.nvram, next.nvram, err)) < 0 ||
+        if ((k = rename_disk(dfd, label, m.overlay, next.overlay, "overlay", err)) < 0 ||
+            (k = rename_disk(dfd, label, m.data_disk, next.data_disk, "data", err)) < 0 ||
+            (k = rename_disk(dfd, label, m.nvram, next.nvram, "nvram", err)) < 0 ||
             (k = vp_manifest_write(dfd, &next, err)) < 0)
                 return k;
         vp_fault_point(vp_owner_is_vm(to) ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");

@@ -36,7 +36,9 @@ int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *r
 /* Check a collection before anything opens its disks: the manifest reads
  * back whole, names POOL/VM, and the overlay (and data disk) pass the header
  * checks, the overlay backed exactly by MASTER in MASTER_FORMAT, nothing a
- * symbolic link. Fills *ret_m when not NULL. */
+ * symbolic link. The UEFI variable store, when the manifest names one, is a
+ * regular file, or absent (a VM that never booted) with no other store of
+ * its kind beside it. Fills *ret_m when not NULL. */
 int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
 
@@ -60,7 +62,8 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
 
 /* Hand the collection DFD from owner FROM to owner TO: settle it, rename
  * its disks to the names of the new generation (current + BUMP), then
- * durably rewrite the manifest (vp_delta_handed_manifest). Idempotent: a
+ * durably rewrite the manifest (vp_delta_handed_manifest); an absent UEFI
+ * variable store stays absent, under its new name in the manifest. Idempotent: a
  * manifest already owned by TO at a generation past AFTER_GEN is left
  * alone (a redo after the manifest write). Any other owner than FROM is
  * refused (-EPERM): someone else holds the delta. Returns 0 and *RET_M, the

@@ -660,11 +660,23 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
 }
 
+/* The checks every start makes (vp_vm_check_start), on the run's master,
+ * whose row they may restamp: under the catalog's lock. */
+static int job_check_start(struct vm_job *j, struct vp_error *err)
+{
+        pthread_mutex_lock(&j->r->cat_lock);
+        int k = vp_vm_check_start(j->r->ctx, &j->r->im, j->r->pool.name, j->vm.name, err);
+        pthread_mutex_unlock(&j->r->cat_lock);
+        return k;
+}
+
 /* handed_over → done: the target starts if the source ran. */
 static int move_start(struct vm_job *j, struct vp_error *err)
 {
         struct vp_migvm *mv = j->mv;
         int k;
+        if (mv->source_running && (k = job_check_start(j, err)) < 0)
+                return k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
                 /* QEMU locks its images: a source process still alive on a
                  * host that was only unreachable keeps it. Any other failure
@@ -781,15 +793,18 @@ static int return_reclaim(struct vm_job *j, struct vp_manifest *m, struct vp_err
         return 0;
 }
 
-/* The source's domain again, as it was, started if it ran. */
+/* The source's domain again, as it was, started if it ran: checked as
+ * every start is, before it is defined. */
 static int return_restore(struct vm_job *j, const struct vp_manifest *m, struct vp_error *err)
 {
         struct run *r = j->r;
         struct vp_migvm *mv = j->mv;
+        int k;
+        if (mv->source_running && (k = job_check_start(j, err)) < 0)
+                return k;
         _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->src, &r->im, j->sp, m, j->vm.delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;
-        int k;
         if ((k = vp_hv_define(j->sc, xml, true, err)) < 0 ||
             (mv->source_running && (k = vp_hv_start(j->sc, j->vm.name, err)) < 0))
                 return k;
@@ -1208,13 +1223,17 @@ static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, con
         return 0;
 }
 
-/* Every delta must be cleanly held by its VM before any is touched. */
+/* Every delta must be cleanly held by its VM before any is touched, and
+ * every file its domains will name pass the checks their define makes: a
+ * refusal after the source stopped would leave the VM on neither side. */
 static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct vp_vm *vm, struct vp_error *err)
 {
         struct vp_manifest m;
         char owner[VP_OWNER_MAX];
         vp_owner_vm(owner, vm->name);
         int k = vp_delta_check(&ctx->st, f->pool.name, vm->name, f->im.path, f->im.format, &m, err);
+        if (k >= 0)
+                k = vp_vm_check_files(ctx, &f->im, &m, vm->delta_path, err);
         if (k >= 0 && (!streq(m.owner, owner) || m.generation != vm->generation))
                 k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
                            "says '%s' at %lld; run 'vpool fsck'", vm->name, m.owner, (long long)m.generation,

@@ -110,9 +110,31 @@ int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *
         return 0;
 }
 
+int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
+                      const char *delta, struct vp_error *err)
+{
+        const char *names[] = { m->overlay, m->data_disk, m->nvram };
+        int r = 0;
+        for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++)
+                if (names[i][0]) {
+                        _cleanup_free_ char *path = vp_strdupf("%s/%s", delta, names[i]);
+                        r = vp_storage_check_file(&ctx->st, path, err);
+                }
+        _cleanup_free_ char *log = vp_storage_log_path(&ctx->st, m->vm);
+        const char *paths[] = { m->master, log, im->kernel, im->initrd };
+        for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++)
+                if (paths[i] && paths[i][0])
+                        r = vp_storage_check_file(&ctx->st, paths[i], err);
+        return r;
+}
+
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
                 const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
 {
+        if (vp_vm_check_files(ctx, im, m, delta, err) < 0) {
+                vp_err_prefix(err, "vm '%s' not defined", m->vm);
+                return NULL;
+        }
         _cleanup_free_ char *overlay = vp_strdupf("%s/%s", delta, m->overlay);
         _cleanup_free_ char *data = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
         _cleanup_free_ char *nvram = m->nvram[0] ? vp_strdupf("%s/%s", delta, m->nvram) : NULL;
@@ -414,7 +436,8 @@ static int connect_env(struct vp_ctx *ctx, const struct pool_refs *refs, virConn
 }
 
 /* Nothing of the pool's names may exist yet, in the catalog, on storage or
- * on the hypervisor: creating never adopts or overwrites. */
+ * on the hypervisor: creating never adopts or overwrites. A console log
+ * left from an earlier VM of the name is appended to, if a regular file. */
 static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_pool_args *a,
                             const struct vp_env *env, struct vp_error *err)
 {
@@ -431,6 +454,11 @@ static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct
                         r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
                 } else if (vp_hv_states_find(&doms, name)) {
                         r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", env->name, name);
+                } else {
+                        /* The console logs the domains will name, refused
+                         * here rather than half way through the build. */
+                        _cleanup_free_ char *log = vp_storage_log_path(&ctx->st, name);
+                        r = vp_storage_check_file(&ctx->st, log, err);
                 }
         }
         vp_hv_states_free(&doms);
@@ -561,8 +589,26 @@ struct stop_args {
         bool force;
 };
 
-/* Before a domain starts, its disks pass vpool's own checks: nothing
- * hostile planted on shared storage reaches QEMU. */
+int vp_vm_check_start(struct vp_ctx *ctx, struct vp_image *im, const char *pool, const char *vm,
+                      struct vp_error *err)
+{
+        bool restamped = false;
+        struct vp_manifest m;
+        _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, pool, vm);
+        /* The master last: a refusal never stores a new stamp. */
+        int r = vp_delta_check(&ctx->st, pool, vm, im->path, im->format, &m, err);
+        if (r >= 0)
+                r = vp_vm_check_files(ctx, im, &m, delta, err);
+        if (r >= 0)
+                r = vp_image_check_unchanged(ctx, im, &restamped, err);
+        if (r >= 0 && restamped)
+                r = vp_row_update(ctx->cat, &vp_table_image, im, err);
+        if (r < 0)
+                vp_err_prefix(err, "vm '%s' not started", vm);
+        return r;
+}
+
+/* vp_vm_check_start for VM, its pool and master read from the catalog. */
 static int check_vm_disks(struct vp_ctx *ctx, const struct vp_vm *vm, struct vp_error *err)
 {
         struct vp_pool pool = { 0 };
@@ -571,11 +617,7 @@ static int check_vm_disks(struct vp_ctx *ctx, const struct vp_vm *vm, struct vp_
         if (r >= 0)
                 r = vp_row_get_id(ctx->cat, &vp_table_image, pool.image_id, &im, err);
         if (r >= 0)
-                r = vp_storage_check_master(&ctx->st, im.path, im.format, err);
-        if (r >= 0)
-                r = vp_delta_check(&ctx->st, pool.name, vm->name, im.path, im.format, NULL, err);
-        if (r < 0)
-                vp_err_prefix(err, "vm '%s' not started", vm->name);
+                r = vp_vm_check_start(ctx, &im, pool.name, vm->name, err);
         vp_row_clear(&vp_table_pool, &pool);
         vp_row_clear(&vp_table_image, &im);
         return r;

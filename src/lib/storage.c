@@ -259,3 +259,52 @@ char *vp_storage_log_path(struct vp_storage *s, const char *vm)
 {
         return vp_strdupf("%s/logs/%s.log", s->root, vm);
 }
+
+/* One step of PATH: NAME (the next component) in directory DFD; LAST says
+ * whether it is the file itself. Returns 1 when LAST and NAME is absent. */
+static int check_step(int dfd, const char *name, bool last, const char *path, struct vp_error *err)
+{
+        struct stat st;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT && last)
+                        return 1;
+                return vp_err(err, -errno, "'%s': %s", path, strerror(errno));
+        }
+        if (S_ISLNK(st.st_mode) && last)
+                return vp_err(err, -ELOOP, "'%s' is a symbolic link; refusing", path);
+        if (S_ISLNK(st.st_mode))
+                return vp_err(err, -ELOOP, "'%s': '%s' on the way is a symbolic link; refusing", path, name);
+        if (!last && !S_ISDIR(st.st_mode))
+                return vp_err(err, -ENOTDIR, "'%s': '%s' on the way is not a directory; refusing", path, name);
+        if (last && !S_ISREG(st.st_mode))
+                return vp_err(err, -EPERM, "'%s' is not a regular file; refusing", path);
+        return 0;
+}
+
+int vp_storage_check_file(struct vp_storage *s, const char *path, struct vp_error *err)
+{
+        size_t rl = strlen(s->root);
+        if (!path || strncmp(path, s->root, rl) != 0 || path[rl] != '/')
+                return vp_err(err, -EPERM, "'%s' is not under the storage root '%s'", path ? path : "", s->root);
+        _cleanup_free_ char *rest = vp_strdup(path + rl + 1);
+        _cleanup_close_ int dfd = fcntl(s->root_fd, F_DUPFD_CLOEXEC, 0);
+        if (dfd < 0)
+                return vp_err(err, -errno, "storage root '%s': %s", s->root, strerror(errno));
+        char *save = NULL;
+        for (char *name = strtok_r(rest, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+                if (streq(name, ".") || streq(name, ".."))
+                        return vp_err(err, -EPERM, "'%s' is not a plain path under the storage root; refusing", path);
+                bool last = !save || !*save;
+                int r = check_step(dfd, name, last, path, err);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                if (last)
+                        return 0;
+                int next = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return vp_err(err, -errno, "'%s': %s", path, strerror(errno));
+                close(dfd);
+                dfd = next;
+        }
+        return vp_err(err, -EISDIR, "'%s' names no file; refusing", path);
+}

@@ -48,5 +48,15 @@ int vp_storage_open_master(struct vp_storage *s, const char *path, const char *f
  * (the caller's to close) or negative errno; LABEL names it in errors. */
 int vp_storage_open_dir(int dirfd, const char *name, const char *label, struct vp_error *err);
 
+/* PATH (absolute) is a file under the storage root that nothing but
+ * vpool's own layout leads to: every component from the root on is reached
+ * without a symbolic link, each one on the way is a directory, and the last
+ * is a regular file where it exists. An absent last component passes (a
+ * disk of a hand-over still to come, a console log or UEFI variable store
+ * libvirt makes at the first start); a missing directory on the way does
+ * not. Refusals name PATH: libvirt and QEMU follow links, vpool does not
+ * hand them any. */
+int vp_storage_check_file(struct vp_storage *s, const char *path, struct vp_error *err);
+
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);

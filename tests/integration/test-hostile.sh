@@ -4,7 +4,9 @@
 # 'image add' (exit 1, one line, nothing changed), and each hostile file
 # planted on shared storage in place of a VM's overlay or of a master image
 # is refused by every operation that meets it: vm start, pool start,
-# migrate, image verify, pool create, and reported by fsck.
+# migrate, image verify, pool create, and reported by fsck. A symbolic link
+# in any path a domain names is refused the same way, and every start (an
+# abort's and a resumed migration's too) checks what vm start checks.
 #
 # The images are made here at run time with qemu-img, printf and dd only, by
 # patching single header fields of a good image (offsets from QEMU's
@@ -324,10 +326,131 @@ done
 mv "$saved/guest.qcow2" "$master"
 diag "refused $refused of $tried operations on planted files"
 
+# --- symbolic links in every path a domain names ------------------------------------
+# libvirt and QEMU follow links (virtlogd appends a guest's console to
+# whatever the log path leads to): vpool hands them none. Each planted link
+# is refused by every operation that would define or start a domain with
+# it, naming the path, and nothing changes.
+victim=$saved/victim
+echo "not a console log" >"$victim"
+log=$STORAGE/logs/$vm.log
+[ ! -e "$log" ] || mv "$log" "$saved/console.log"
+ln -s "$victim" "$log"
+for op in "vm start $vm" "pool start $pool" "migrate $pool --to $HOSTB --dry-run"; do
+    # shellcheck disable=SC2086 # op is words
+    expect_fail "console log linked: $op refused, naming the log" 1 "$log.* is a symbolic link; refusing" vpool $op
+done
+ln -s "$victim" "$STORAGE/logs/hostile5-001.log"
+expect_fail "console log of a new VM linked: pool create refused before anything is made" 1 \
+    "$STORAGE/logs/hostile5-001.log.* is a symbolic link" \
+    vpool pool create hostile5 --image guest --env "$HOSTA" --profile pc-ide --size 1
+check_eq "the file the links lead to is untouched" "not a console log" "$(cat "$victim")"
+rm "$log" "$STORAGE/logs/hostile5-001.log"
+mkdir "$log"
+expect_fail "console log a directory: vm start refused" 1 "$log' is not a regular file" vpool vm start "$vm"
+rmdir "$log"
+[ ! -e "$saved/console.log" ] || mv "$saved/console.log" "$log"
+
+# The kernel the guest boots, linked to a copy of itself.
+kernel=$STORAGE/images/guest.kernel
+mv "$kernel" "$saved/guest.kernel"
+ln -s "$saved/guest.kernel" "$kernel"
+expect_fail "kernel linked: vm start refused, naming the kernel" 1 "$kernel.* is a symbolic link" vpool vm start "$vm"
+rm "$kernel"
+mv "$saved/guest.kernel" "$kernel"
+
+# The UEFI variable store of a VM that never booted (absent until its first
+# start) planted as a link, then as a directory.
+vpool image add uguest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
+    --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline")" --firmware bios,uefi >/dev/null ||
+    bail "image add uguest failed"
+vpool profile add q35-uefi --machine q35 --disk-bus sata --nic e1000 --vcpus 1 --memory 256M \
+    --firmware uefi >/dev/null || bail "profile add q35-uefi failed"
+check "pool create hostileu (UEFI, never started)" \
+    vpool pool create hostileu --image uguest --env "$HOSTA" --profile q35-uefi --size 1
+udelta=$STORAGE/deltas/hostileu/hostileu-001
+nvram=$udelta/$(jq -r .nvram "$udelta/manifest.json")
+[ ! -e "$nvram" ] || bail "a never-booted UEFI VM has a variable store"
+ln -s "$victim" "$nvram"
+for op in "vm start hostileu-001" "pool start hostileu" "migrate hostileu --to $HOSTB --dry-run" \
+          "migrate hostileu --to $HOSTB"; do
+    # shellcheck disable=SC2086 # op is words
+    expect_fail "variable store linked: $op refused, naming it" 1 "$nvram.* is a symbolic link" vpool $op
+done
+rm "$nvram"
+mkdir "$nvram"
+expect_fail "variable store a directory: migrate refused" 1 "$nvram' is not a regular file" \
+    vpool migrate hostileu --to "$HOSTB"
+rmdir "$nvram"
+# Two stores beside the absent one: which is the user's is not for vpool to guess.
+echo a >"$udelta/nvram.g7.fd"
+echo b >"$udelta/nvram.g8.fd"
+expect_fail "stray variable stores: migrate refused before the source is touched" 1 \
+    "UEFI variable store '$(basename "$nvram")' is missing but 'nvram.g[78].fd' is there" \
+    vpool migrate hostileu --to "$HOSTB"
+rm "$udelta/nvram.g7.fd" "$udelta/nvram.g8.fd"
+check "pool rm hostileu" vpool pool rm hostileu
+
+# --- every start checks what vm start checks ----------------------------------------
+# A migration cut short, then the master or an overlay spoiled before its
+# abort or resume starts the VM: that start is refused with the very
+# message vm start gives, and nothing runs.
+add_desktop_image
+dmaster=$STORAGE/images/desktop.qcow2
+
+# migrated_until POOL POINT: POOL (one running desktop) migrated to host B
+# and killed at fault point POINT.
+migrated_until() {
+    vpool pool create "$1" --image desktop --env "$HOSTA" --profile pc-ide --size 1 --start >/dev/null ||
+        bail "pool create $1 failed"
+    wait_boot 180 1 "$1-001" || bail "$1-001 did not boot"
+    VPOOL_FAULT=$2:1 vpool migrate "$1" --to "$HOSTB" --shutdown-timeout 60 >/dev/null 2>&1
+    mid=$(vpool migrate list --json | jq -r --arg p "$1" '[.[] | select(.pool == $p)] | max_by(.id) | .id')
+}
+
+# same_refusal DESC VM FILE: FILE (a verb's stderr) holds what vm start VM
+# prints, and vm start refuses and changes nothing.
+same_refusal() {
+    local msg
+    msg=$(vpool vm start "$2" 2>&1 >/dev/null)
+    expect_fail "$1: vm start refused" 1 "not started" vpool vm start "$2"
+    diag "vm start: $msg"
+    check "$1: the same refusal as vm start's" grep -qF "${msg#vpool: }" "$3"
+}
+
+migrated_until hostile3 migrate.locked
+vm3=hostile3-001
+check_eq "hostile3 stopped at locked" "locked" "$(vpool migrate status "$mid" --json | jq -r '.vms[0].step')"
+put_be64 "$(overlay_of "$vm3")" 72 2
+vpool migrate abort "$mid" >/dev/null 2>"$WORK/abort.err"
+check_eq "overlay marked corrupt: abort fails" 1 "$?"
+same_refusal "overlay marked corrupt before the abort" "$vm3" "$WORK/abort.err"
+check_eq "the source did not start it" "" "$(virsh_on "$HOSTA" list --name | grep "^$vm3$")"
+put_be64 "$(overlay_of "$vm3")" 72 0
+check "overlay mended: abort returns the VM" vpool migrate abort "$mid"
+check_eq "it runs on host A again" "running" "$(virsh_on "$HOSTA" domstate "$vm3")"
+check "pool rm hostile3" vpool pool rm hostile3 --force
+
+migrated_until hostile4 migrate.handed_over
+vm4=hostile4-001
+check_eq "hostile4 stopped at handed_over" "handed_over" "$(vpool migrate status "$mid" --json | jq -r '.vms[0].step')"
+mv "$dmaster" "$saved/desktop.qcow2"
+qemu-img create -q -f qcow2 "$dmaster" 64M
+vpool migrate resume "$mid" >/dev/null 2>"$WORK/resume.err"
+check_eq "master replaced: resume fails" 1 "$?"
+same_refusal "master replaced before the resume" "$vm4" "$WORK/resume.err"
+check_eq "the target did not start it" "shut off" "$(virsh_on "$HOSTB" domstate "$vm4")"
+rm "$dmaster"
+mv "$saved/desktop.qcow2" "$dmaster"
+check "master back: resume starts the VM on host B" vpool migrate resume "$mid"
+check_eq "it runs on host B" "running" "$(virsh_on "$HOSTB" domstate "$vm4")"
+check "pool rm hostile4" vpool pool rm hostile4 --force
+
 # --- everything restored -------------------------------------------------------------
 check "fsck is clean once everything is restored" vpool fsck
 check "image verify passes again" vpool image verify guest --quiet
 check "vm start works again" vpool vm start "$vm"
 check "guest powers off by itself" wait_shutoff 120 "$vm"
 check "pool rm $pool" vpool pool rm "$pool"
+
 finish

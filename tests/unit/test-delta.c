@@ -358,6 +358,49 @@ static void test_settle_two_candidates_refused(void **state)
         assert_null(strstr(err.msg, "candidates"));
 }
 
+/* A UEFI VM that never booted has no variable store yet (libvirt makes it
+ * at the first start): the hand-overs go through, the manifest names the
+ * store of each new generation, and none appears. */
+static void test_absent_nvram_handed_over(void **state)
+{
+        static const char *const after[] = { VP_MANIFEST_NAME, "overlay.g3.qcow2", "data.g3.qcow2" };
+        struct coll *c = *state;
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+
+        assert_int_equal(unlinkat(c->fd, "nvram.fd", 0), 0);
+        assert_int_equal(vp_delta_settle(c->fd, c->path, &m, &err), 0);
+        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), 0);
+        assert_string_equal(m.nvram, "nvram.g2.fd");
+        assert_int_equal(vp_delta_hand_over(c->fd, c->path, MIG, VM, 2, 1, &m, &err), 0);
+        assert_string_equal(m.owner, VM);
+        assert_int_equal(m.generation, 3);
+        assert_string_equal(read_back(c).nvram, "nvram.g3.fd");
+        assert_entries(c, after, ELEMENTSOF(after));
+
+        /* Killed after the renames of the next hand-over: settled back,
+         * the store still absent. */
+        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 3, 1, &m, &err), 0);
+        assert_int_equal(renameat(c->fd, "overlay.g4.qcow2", c->fd, "overlay.g5.qcow2"), 0);
+        assert_int_equal(vp_delta_settle(c->fd, c->path, &m, &err), 0);
+        assert_true(exists(c->fd, "overlay.g4.qcow2"));
+        assert_false(exists(c->fd, "nvram.g4.fd"));
+}
+
+/* The overlay and data disk may never be absent: a hand-over is refused
+ * rather than record a disk that is gone. */
+static void test_absent_overlay_refused(void **state)
+{
+        struct coll *c = *state;
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+
+        assert_int_equal(unlinkat(c->fd, "data.qcow2", 0), 0);
+        assert_int_equal(vp_delta_hand_over(c->fd, c->path, VM, MIG, 1, 1, &m, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "disk 'data.qcow2' is missing"));
+        assert_int_equal(read_back(c).generation, 1);
+}
+
 static void test_stale_owner_refused(void **state)
 {
         struct coll *c = *state;
@@ -464,6 +507,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test_setup_teardown(test_crash_after_manifest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_settle_two_candidates_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_owner_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_absent_nvram_handed_over, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_absent_overlay_refused, setup, teardown),
         };
         const struct CMUnitTest enospc_tests[] = {
                 cmocka_unit_test_setup_teardown(test_enospc_keeps_manifest, setup, teardown),
