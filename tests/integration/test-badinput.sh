@@ -147,6 +147,31 @@ expect_fail "extra argument" 2 "expected: vpool env show NAME" vpool env show a 
 expect_fail "unknown noun" 2 "unknown noun 'pools'" vpool pools list
 expect_fail "unknown verb" 2 "unknown verb 'destroy'" vpool pool destroy bad
 expect_fail "option without its value" 2 "needs a value" vpool pool create p8 --image
+expect_fail "env set with nothing to set" 2 "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd" vpool env set "$HOSTA"
+expect_fail "env set with both" 2 "give either --fence-cmd" vpool env set "$HOSTA" --fence-cmd /bin/true --no-fence-cmd
+expect_fail "env drain fenced on another env" 2 "--source-fenced must name the env drained" \
+    vpool env drain "$HOSTA" --to "$HOSTB" --source-fenced "$HOSTB"
+
+# --- fence agents and the operator's word --------------------------------------------
+expect_fail "fence agent on an unknown env" 1 "unknown env 'nowhere'" vpool env set nowhere --fence-cmd /bin/true
+expect_fail "fence agent by a relative name" 1 "fence agent 'true' must be an absolute path" \
+    vpool env set "$HOSTA" --fence-cmd true
+expect_fail "fence agent that is not executable" 1 "fence agent '/etc/hostname' is not an executable file" \
+    vpool env set "$HOSTA" --fence-cmd /etc/hostname
+expect_fail "fence agent with a control character" 1 "control characters are not allowed" \
+    vpool env set "$HOSTA" --fence-cmd "$(printf '/bin/true\033[2J')"
+expect_fail "env add with a bad fence agent adds nothing" 1 "a quote is not closed" \
+    vpool env add fenced --uri "$(uri_of "$HOSTA")" --fence-cmd "/bin/true 'x"
+expect_fail "--source-fenced with an invalid env name" 1 "invalid env name" \
+    vpool migrate bad --to "$HOSTB" --source-fenced '../x'
+expect_fail "--source-fenced for an env that answers" 1 "env '$HOSTA' answers: --source-fenced is only for an env that does not" \
+    vpool migrate bad --to "$HOSTB" --source-fenced "$HOSTA"
+expect_fail "resume --source-fenced of an unknown migration" 1 "unknown migration 999" \
+    vpool migrate resume 999 --source-fenced "$HOSTA"
+for v in -1 3601 soon; do
+    expect_fail "source_grace '$v' refused" 1 "source grace period" env VPOOL_SOURCE_GRACE="$v" vpool env list
+done
+expect_fail "fence_timeout 0 refused" 1 "fence timeout" env VPOOL_FENCE_TIMEOUT=0 vpool env list
 
 # --- damaged or missing catalog --------------------------------------------------
 expect_fail "missing catalog" 1 "does not exist; run 'vpool init" vpool --catalog "$WORK/none.db" env list
