@@ -514,13 +514,18 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
 }
 
 /* The target's domain goes first, so nothing but the source can hold the
- * delta afterwards. An unreachable target keeps it for fsck --repair. On
- * the same env, a VM that had not been stopped yet keeps running. */
+ * delta afterwards; only vpool's own definition of this VM goes: the
+ * VM's UUID, and <metadata> of its pool at the generation move_provision
+ * gives it (the migration's, plus the unlock's one). At stopping vpool
+ * defined nothing there; at locked it may have, just before a crash. A
+ * domain of the same name that is not that one is someone else's and
+ * stays. An unreachable target keeps ours for fsck --repair. */
 static int return_drop_target(struct vm_job *j, struct vp_error *err)
 {
-        if (!j->dc || (j->src->id == j->r->mig.to_env_id && job_step(j) == VP_STEP_STOPPING))
+        if (!j->dc || job_step(j) == VP_STEP_STOPPING)
                 return 0;
-        return vp_hv_undefine(j->dc, j->vm.name, true, err);
+        int k = vp_hv_undefine_own(j->dc, j->vm.name, j->vm.uuid, j->r->pool.name, j->mv->generation + 1, err);
+        return k < 0 ? k : 0;
 }
 
 /* The delta back to the VM: *M its manifest then. */
@@ -642,10 +647,10 @@ static void run_workers(struct run *r)
         free(t);
 }
 
-/* The migration takes STATE (journaled under that word) and, when given,
- * POOL's row is rewritten, in one transaction. */
-static int set_states(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
-                      struct vp_error *err)
+/* The migration takes STATE (journaled under that word, with DETAIL) and,
+ * when given, POOL's row is rewritten, in one transaction. */
+static int set_states_noted(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
+                            const char *detail, struct vp_error *err)
 {
         struct vp_catalog *c = r->ctx->cat;
         const char *word = vp_migration_state_to_string(state);
@@ -655,7 +660,7 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
         r->mig.updated = vp_now_iso();
         struct vp_journal j = {
                 .migration_id = r->mig.id, .vm_name = (char *)"", .step = (char *)word,
-                .detail = (char *)"", .at = r->mig.updated,
+                .detail = (char *)detail, .at = r->mig.updated,
         };
         int k = vp_catalog_begin(c, err);
         if (k >= 0 && (k = vp_row_update(c, &vp_table_migration, &r->mig, err)) >= 0 &&
@@ -667,6 +672,12 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
         return k;
 }
 
+static int set_states(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
+                      struct vp_error *err)
+{
+        return set_states_noted(r, state, pool, "", err);
+}
+
 /* Before the source is retired it must keep no domain of the pool. A
  * source that does not answer is not asked. */
 static int check_source_empty(struct run *r, struct vp_error *err)
@@ -675,12 +686,28 @@ static int check_source_empty(struct run *r, struct vp_error *err)
         struct vp_hv_states left;
         if (r->mig.from_env_id == r->mig.to_env_id || !sc || vp_hv_states_load(sc, &left, NULL) < 0)
                 return 0;
+        const struct vp_env *e = env_by_id(r, r->mig.from_env_id);
         int k = 0;
         for (size_t i = 0; i < r->n && k >= 0; i++)
                 if (vp_hv_states_find(&left, r->mvs[i].vm_name))
-                        k = vp_err(err, -EEXIST, "env still holds domain '%s' after the migration", r->mvs[i].vm_name);
+                        k = vp_err(err, -EEXIST, "env '%s' still holds domain '%s'", e ? e->name : "?",
+                                   r->mvs[i].vm_name);
         vp_hv_states_free(&left);
         return k;
+}
+
+/* Every VM landed but the source cannot be retired: the migration stays
+ * unfinished (partial, not running), and the error says what is left
+ * (WHY, check_source_empty's) and what finishes it. */
+static int retire_failed(struct run *r, const char *why, int code, struct vp_error *err)
+{
+        _cleanup_free_ char *left = vp_strdup(why);
+        struct vp_error ignore;
+        set_states(r, VP_MIGRATION_PARTIAL, NULL, &ignore);
+        long long id = (long long)r->mig.id;
+        return vp_err(err, code, "migration %lld partial: every VM moved, but %s, so the source is not retired; "
+                      "remove that domain ('vpool fsck --repair' removes a definition vpool left), then "
+                      "'vpool migrate resume %lld' finishes it", id, left, id);
 }
 
 /* Run (or resume) every VM, then retire the source when all landed. */
@@ -699,9 +726,10 @@ static int run_migration(struct run *r, struct vp_error *err)
                               "shows why, 'vpool migrate resume %lld' retries", (long long)r->mig.id, done, r->n,
                               (long long)r->mig.id, (long long)r->mig.id);
         }
-        int k = check_source_empty(r, err);
+        struct vp_error why = { 0 };
+        int k = check_source_empty(r, &why);
         if (k < 0)
-                return k;
+                return retire_failed(r, why.msg, k, err);
         r->pool.env_id = r->mig.to_env_id;
         r->pool.profile_id = r->mig.to_profile_id;
         set_pool_state(&r->pool, VP_POOL_ACTIVE);
@@ -717,7 +745,11 @@ static int resume_run(struct run *r, struct vp_error *err)
 }
 
 /* An abort returns every VM not yet handed over to its source; the pool is
- * active there again once all have. */
+ * active again once all have, recorded where its VMs are. VMs handed over
+ * before the abort stay on the target: all of them there, the pool is
+ * there too, with the target's profile. Some there and some returned, the
+ * pool stays recorded on the source, and the journal's entry says how
+ * many are on the target and which migration gathers them. */
 static int abort_run(struct run *r, struct vp_error *err)
 {
         r->aborting = true;
@@ -729,8 +761,24 @@ static int abort_run(struct run *r, struct vp_error *err)
                               "returned; 'vpool migrate status %lld' shows why", (long long)r->mig.id,
                               r->failures, (long long)r->mig.id);
         }
+        size_t stayed = 0;
+        for (size_t i = 0; i < r->n; i++)
+                if (vp_step_reached(vp_step_from_string(r->mvs[i].step), VP_STEP_HANDED_OVER))
+                        stayed++;
+        _cleanup_free_ char *note = NULL;
+        if (stayed == r->n) {
+                r->pool.env_id = r->mig.to_env_id;
+                r->pool.profile_id = r->mig.to_profile_id;
+        } else if (stayed) {
+                const struct vp_env *to = env_by_id(r, r->mig.to_env_id);
+                const struct vp_profile *dp = prof_by_id(r, r->mig.to_profile_id);
+                const char *env = to ? to->name : "?", *prof = dp ? dp->name : "?";
+                note = vp_strdupf("%zu of %zu VMs stay on env '%s' (handed over before the abort); "
+                                  "'vpool migrate %s --to %s --profile %s' gathers the pool there", stayed, r->n,
+                                  env, r->pool.name, env, prof);
+        }
         set_pool_state(&r->pool, VP_POOL_ACTIVE);
-        return set_states(r, VP_MIGRATION_ABORTED, &r->pool, err);
+        return set_states_noted(r, VP_MIGRATION_ABORTED, &r->pool, note ? note : "", err);
 }
 
 /* Load migration ID from the catalog and run FN over it. */
