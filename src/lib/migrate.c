@@ -447,11 +447,45 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
 }
 
+/* The target's definition of a handed-over VM, made again from the
+ * catalog and the manifest when it was lost (undefined by hand, a target
+ * host reinstalled): no other verb defines it, so without this the VM
+ * could never start again. A domain of its name with another UUID is
+ * someone else's and is refused, never replaced. */
+static int move_ensure_target(struct vm_job *j, struct vp_error *err)
+{
+        struct run *r = j->r;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        struct vp_error lerr = { 0 };
+        int k = vp_hv_uuid(j->dc, j->vm.name, uuid, &lerr);
+        if (k >= 0 && !streq(uuid, j->vm.uuid))
+                return vp_err(err, -EEXIST, "env '%s' has a domain named '%s' with UUID %s, not the VM's %s; "
+                              "refusing to replace it", j->dst->name, j->vm.name, uuid, j->vm.uuid);
+        if (k != -ENOENT) {
+                if (k < 0)
+                        *err = lerr;
+                return k;
+        }
+        struct vp_manifest m;
+        if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0)
+                return k;
+        if (!streq(m.owner, j->vm_owner) || m.generation != j->mv->generation)
+                return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s' at %lld; "
+                              "refusing to define its domain again", j->vm.delta_path, m.owner,
+                              (long long)m.generation, j->vm_owner, (long long)j->mv->generation);
+        _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &m, j->vm.delta_path, err);
+        if (!xml)
+                return err->code ? err->code : -EINVAL;
+        return define_domain(r, j->dc, xml, err);
+}
+
 /* handed_over → done: the target starts if the source ran. */
 static int move_start(struct vm_job *j, struct vp_error *err)
 {
         struct vp_migvm *mv = j->mv;
-        int k;
+        int k = move_ensure_target(j, err);
+        if (k < 0)
+                return k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
                 /* QEMU locks its images: a source process still alive on a
                  * host that was only unreachable keeps it. */
@@ -588,6 +622,26 @@ static const step_fn return_steps[VP_STEP_MAX] = {
         [VP_STEP_PROVISIONED] = return_delta,
 };
 
+/* Handed over before the abort, the VM stays on the target: its
+ * definition there is made again if it was lost (as resume would), so
+ * that 'vpool vm start' can start it once the migration is aborted. A
+ * target that does not answer is left as it is. */
+static int return_keep(struct vm_job *j, struct vp_error *err)
+{
+        return j->dc ? move_ensure_target(j, err) : 0;
+}
+
+static const step_fn keep_steps[VP_STEP_MAX] = {
+        [VP_STEP_HANDED_OVER] = return_keep,
+};
+
+static int keep_connect(struct vm_job *j, struct vp_error *err)
+{
+        (void)err;
+        j->dc = conn_by_id(j->r, j->r->mig.to_env_id);
+        return 0;
+}
+
 /* A return needs the source; the target only if it answers. */
 static int return_connect(struct vm_job *j, struct vp_error *err)
 {
@@ -602,6 +656,8 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         enum vp_step s = vp_step_from_string(mv->step);
         if (s == VP_STEP_PENDING)
                 return record_step(r, mv, VP_STEP_RETURNED, mv->generation, "nothing had changed", NULL, err);
+        if (s == VP_STEP_HANDED_OVER)
+                return run_job(r, mv, keep_connect, keep_steps, err);
         if (s < 0 || s >= VP_STEP_MAX || !return_steps[s])
                 return 0;
         return run_job(r, mv, return_connect, return_steps, err);

@@ -106,4 +106,38 @@ check "resume then finishes the migration" vpool migrate resume "$id"
 check_eq "the pool is recorded on host B" "$HOSTB done" \
     "$(vpool pool show r3 --json | jq -r .env) $(vpool migrate status "$id" --json | jq -r .state)"
 
+# --- 4. resume at handed_over redefines a target definition that was lost -------
+check "pool r5 created and started on host A" \
+    vpool pool create r5 --image desktop --env "$HOSTA" --profile pc-ide --size 1 --start
+check "r5-001 booted once on host A" wait_boot 180 1 r5-001
+uuid5=$(vpool vm show r5-001 --json | jq -r .uuid)
+migrate_killed r5 migrate.handed_over:1 --shutdown-timeout 60
+check "its target definition is lost (undefined by hand)" virsh_on "$HOSTB" undefine r5-001
+check "a foreign domain r5-001 defined on host B" define_foreign "$HOSTB" r5-001
+foreign=$(uuid_on "$HOSTB" r5-001)
+vpool migrate resume "$id" >/dev/null 2>"$WORK/err"
+rc=$?
+check_eq "resume refuses a domain of another UUID in the VM's place" "1" "$rc"
+check "the refusal names the domain and both UUIDs" \
+    grep -q "domain named 'r5-001' with UUID $foreign, not the VM's $uuid5" "$WORK/err"
+check_eq "the foreign domain is neither replaced nor started" "$foreign shut off" \
+    "$(uuid_on "$HOSTB" r5-001) $(virsh_on "$HOSTB" domstate r5-001 | head -1)"
+virsh_on "$HOSTB" undefine r5-001 >/dev/null
+check "resume finishes the migration" vpool migrate resume "$id"
+check_eq "host B has r5-001 again, with the VM's UUID" "$uuid5" "$(uuid_on "$HOSTB" r5-001)"
+check "r5-001 boots on host B (it ran on host A)" wait_boot 180 2 r5-001
+check_eq "r5-001 on host B reads its own data" "$uuid5 $uuid5" \
+    "$(console_field r5-001 uuid) $(console_field r5-001 owner)"
+check_eq "fsck finds nothing after that resume" "" "$(fsck_kinds)"
+vpool vm stop r5-001 --force >/dev/null 2>&1
+# Aborted instead: the VM stays on host B, defined again, and starts there.
+check "pool r6 created on host A" vpool pool create r6 --image guest --env "$HOSTA" --profile pc-ide --size 1
+migrate_killed r6 migrate.handed_over:1
+check "r6-001's target definition is lost (undefined by hand)" virsh_on "$HOSTB" undefine r6-001
+check "abort of migration $id exits 0" vpool migrate abort "$id"
+check_eq "host B has r6-001 again, with the VM's UUID" "$(vpool vm show r6-001 --json | jq -r .uuid)" \
+    "$(uuid_on "$HOSTB" r6-001)"
+check "vm start starts r6-001 on host B" vpool vm start r6-001
+check "r6-001 boots on host B" wait_boot 180 1 r6-001
+
 finish
