@@ -341,7 +341,7 @@ static void job_clear(struct vm_job *j)
 
 static int job_open_delta(struct vm_job *j, struct vp_error *err)
 {
-        return vp_delta_open(&j->r->ctx->st, j->r->pool.name, j->vm.name, &j->dfd, err);
+        return vp_delta_open(&j->r->ctx->st, j->r->pool.name, vp_delta_dir_of(j->vm.delta_path), &j->dfd, err);
 }
 
 /* The VM row follows the manifest M a hand-over left. */
@@ -437,7 +437,8 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         struct vp_manifest m;
         int k;
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
-            (k = vp_delta_check(&r->ctx->st, r->pool.name, j->vm.name, r->im.path, r->im.format, NULL, err)) < 0 ||
+            (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
+                                r->im.format, NULL, err)) < 0 ||
             (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
                 return k;
@@ -1067,7 +1068,8 @@ static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct
         struct vp_manifest m;
         char owner[VP_OWNER_MAX];
         vp_owner_vm(owner, vm->name);
-        int k = vp_delta_check(&ctx->st, f->pool.name, vm->name, f->im.path, f->im.format, &m, err);
+        int k = vp_delta_check(&ctx->st, f->pool.name, vp_delta_dir_of(vm->delta_path), f->im.path, f->im.format,
+                               &m, err);
         if (k >= 0 && (!streq(m.owner, owner) || m.generation != vm->generation))
                 k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
                            "says '%s' at %lld; run 'vpool fsck'", vm->name, m.owner, (long long)m.generation,

@@ -40,6 +40,8 @@ EOF
     virsh_on "$host" define "$WORK/foreign.xml" >/dev/null
 }
 
+fails() { ! "$@"; }
+
 uuid_on() { virsh_on "$1" domuuid "$2" 2>/dev/null | head -1; }
 
 # --- 1. abort removes vpool's own definition on the target, nothing else -------
@@ -139,5 +141,29 @@ check_eq "host B has r6-001 again, with the VM's UUID" "$(vpool vm show r6-001 -
     "$(uuid_on "$HOSTB" r6-001)"
 check "vm start starts r6-001 on host B" vpool vm start r6-001
 check "r6-001 boots on host B" wait_boot 180 1 r6-001
+
+# --- 5. a removed pool's stale definition and a new pool of the same name -------
+check "pool r7 created on host B" vpool pool create r7 --image guest --env "$HOSTB" --profile pc-ide --size 1
+virsh_on "$HOSTB" dumpxml --inactive r7-001 >"$WORK/r7-001.xml"
+old_overlay=$(overlay_of r7-001)
+check "pool r7 removed" vpool pool rm r7
+check "pool r7 created again on host A" vpool pool create r7 --image guest --env "$HOSTA" --profile pc-ide --size 1
+new_overlay=$(overlay_of r7-001)
+sum=$(sha256sum "$new_overlay" | cut -d' ' -f1)
+check "host B defines the old r7-001 again (a host that returns with its old definition)" \
+    virsh_on "$HOSTB" define "$WORK/r7-001.xml"
+check "the old definition names an overlay that does not exist" test ! -e "$old_overlay"
+check "the old definition cannot start" fails virsh_on "$HOSTB" start r7-001
+# Had it started, its guest writes its boot to the disk it opened, then
+# powers off.
+for _ in $(seq 180); do
+    [ "$(virsh_on "$HOSTB" domstate r7-001 2>/dev/null | head -1)" = running ] || break
+    sleep 1
+done
+check_eq "the new user's overlay is unchanged" "$sum" "$(sha256sum "$new_overlay" | cut -d' ' -f1)"
+check_eq "fsck reports the old definition as stale" "stale-domain" "$(fsck_kinds)"
+vpool fsck --repair >/dev/null
+check_eq "fsck --repair removes it" "" "$(domains_on "$HOSTB" r7)"
+check "the new r7-001 starts on host A and boots" eval 'vpool vm start r7-001 && wait_boot 180 1 r7-001'
 
 finish
