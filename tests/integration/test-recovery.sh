@@ -42,6 +42,13 @@ EOF
 
 fails() { ! "$@"; }
 
+# The envs of VMs, on one line; a pool's env, profile and state.
+envs_of() {
+    local vm
+    for vm in "$@"; do vpool vm show "$vm" --json | jq -r .env; done | xargs
+}
+pool_where() { vpool pool show "$1" --json | jq -r '"\(.env) \(.profile) \(.state)"'; }
+
 uuid_on() { virsh_on "$1" domuuid "$2" 2>/dev/null | head -1; }
 
 # --- 1. abort removes vpool's own definition on the target, nothing else -------
@@ -67,26 +74,22 @@ check_eq "killed at provisioned: the abort removed vpool's definition from host 
 check "pool r2 created on host A" vpool pool create r2 --image guest --env "$HOSTA" --profile pc-ide --size 2
 migrate_killed r2 migrate.handed_over:2 --parallel 1
 check "abort of migration $id (every VM handed over) exits 0" vpool migrate abort "$id"
-check_eq "both VMs stayed on host B" "$HOSTB $HOSTB" \
-    "$(for vm in r2-001 r2-002; do vpool vm show $vm --json | jq -r .env; done | xargs)"
-check_eq "the pool is recorded on host B with the target profile" "$HOSTB q35-virtio active" \
-    "$(vpool pool show r2 --json | jq -r '"\(.env) \(.profile) \(.state)"')"
+check_eq "both VMs stayed on host B" "$HOSTB $HOSTB" "$(envs_of r2-001 r2-002)"
+check_eq "the pool is recorded on host B with the target profile" "$HOSTB q35-virtio active" "$(pool_where r2)"
 check_eq "fsck finds nothing after that abort" "" "$(fsck_kinds)"
 # One VM handed over, the other still pending: the abort splits the pool,
 # which stays recorded on host A, and says so.
 check "pool r4 created on host A" vpool pool create r4 --image guest --env "$HOSTA" --profile pc-ide --size 2
 migrate_killed r4 migrate.handed_over:1 --parallel 1
 check "abort of migration $id (one VM handed over) exits 0" vpool migrate abort "$id"
-check_eq "r4-001 stayed on host B, r4-002 is on host A" "$HOSTB $HOSTA" \
-    "$(for vm in r4-001 r4-002; do vpool vm show $vm --json | jq -r .env; done | xargs)"
-check_eq "the pool stays recorded on host A" "$HOSTA pc-ide active" \
-    "$(vpool pool show r4 --json | jq -r '"\(.env) \(.profile) \(.state)"')"
+check_eq "r4-001 stayed on host B, r4-002 is on host A" "$HOSTB $HOSTA" "$(envs_of r4-001 r4-002)"
+check_eq "the pool stays recorded on host A" "$HOSTA pc-ide active" "$(pool_where r4)"
 check "the history says how many VMs stayed and what gathers them" \
     grep -q "1 of 2 VMs stay on env '$HOSTB'.*'vpool migrate r4 --to $HOSTB --profile q35-virtio'" \
     <<<"$(vpool history)"
 check "that migration gathers the pool on host B" vpool migrate r4 --to "$HOSTB" --profile q35-virtio
-check_eq "both VMs of r4 on host B, and the pool too" "$HOSTB $HOSTB $HOSTB" \
-    "$(for vm in r4-001 r4-002; do vpool vm show $vm --json | jq -r .env; done | xargs) $(vpool pool show r4 --json | jq -r .env)"
+check_eq "both VMs of r4 on host B, and the pool too" "$HOSTB $HOSTB $HOSTB q35-virtio active" \
+    "$(envs_of r4-001 r4-002) $(pool_where r4)"
 
 # --- 3. a source that still holds a domain at retirement ------------------------
 check "pool r3 created on host A" vpool pool create r3 --image guest --env "$HOSTA" --profile pc-ide --size 1
