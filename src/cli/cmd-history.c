@@ -136,10 +136,8 @@ static void print_text(const struct vp_history_log *log)
                 bool failed = streq(j->step, VP_JOURNAL_ERROR);
                 printf("%-20s  %-*s  %-11s    migration %lld", j->at, (int)uw, u, failed ? "failed" : "",
                        (long long)j->migration_id);
-                if (!*j->vm_name && *j->detail)
-                        printf(": pool %s %s: %s\n", it->pool, j->step, j->detail);
-                else if (!*j->vm_name)
-                        printf(": pool %s %s\n", it->pool, j->step);
+                if (!*j->vm_name)
+                        printf(": pool %s %s%s%s\n", it->pool, j->step, *j->detail ? ": " : "", j->detail);
                 else if (failed)
                         printf(": %s: %s\n", j->vm_name, j->detail);
                 else

@@ -102,14 +102,14 @@ int vp_pool_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, 
 int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 /* What every start of VM's domain checks first, whoever starts it (vm
  * start, pool start, a migration's start on its target, an abort's on its
- * source): VM's collection in POOL passes vp_delta_check against the
+ * source): VM's collection DELTA_PATH in POOL passes vp_delta_check against the
  * master IM, every file its domain names passes vp_vm_check_files, and the
  * master passes the header checks and holds the bytes recorded
  * (vp_image_check_unchanged; a new stamp found good is stored in IM and
  * its catalog row, the one change it makes, and only when all passed).
  * Errors read "vm 'VM' not started: ...". */
 int vp_vm_check_start(struct vp_ctx *ctx, struct vp_image *im, const char *pool, const char *vm,
-                      struct vp_error *err);
+                      const char *delta_path, struct vp_error *err);
 int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, struct vp_error *err);
 /* The VM's live state on its env: VP_VM_UNREACHABLE when the env does not
  * answer, VP_VM_UNKNOWN when its env or state cannot be read. */

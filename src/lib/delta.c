@@ -13,15 +13,64 @@
 
 /* ---- the collection ------------------------------------------------------ */
 
-int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
+#define UUID_LEN 36
+
+/* The collection's directory name of VM of UUID into a malloc'd string. */
+static char *dir_name(const char *vm, const char *uuid)
+{
+        return vp_strdupf("%s.%s", vm, uuid);
+}
+
+char *vp_delta_path(const struct vp_storage *s, const char *pool, const char *vm, const char *uuid)
+{
+        _cleanup_free_ char *dir = dir_name(vm, uuid);
+        return vp_strdupf("%s/deltas/%s/%s", s->root, pool, dir);
+}
+
+const char *vp_delta_dir_of(const char *delta_path)
+{
+        const char *slash = strrchr(delta_path, '/');
+        return slash ? slash + 1 : delta_path;
+}
+
+/* Whether U is a UUID as libvirt writes it: 8-4-4-4-12 lowercase hex. */
+static bool uuid_ok(const char *u)
+{
+        for (int i = 0; i < UUID_LEN; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? u[i] != '-' : !((u[i] >= '0' && u[i] <= '9') || (u[i] >= 'a' && u[i] <= 'f')))
+                        return false;
+        }
+        return u[UUID_LEN] == '\0';
+}
+
+int vp_delta_dir_parse(const char *dir, char vm[VP_NAME_MAX + 1], char uuid[37])
+{
+        size_t n = strlen(dir);
+        size_t vl = n;
+        uuid[0] = '\0';
+        /* A VM's name never ends in a UUID (it ends in its index), so the
+         * suffix tells a collection of today from one made before. */
+        if (n > UUID_LEN + 1 && dir[n - UUID_LEN - 1] == '.' && uuid_ok(dir + n - UUID_LEN)) {
+                vl = n - UUID_LEN - 1;
+                memcpy(uuid, dir + vl + 1, UUID_LEN + 1);
+        }
+        if (vl > VP_NAME_MAX)
+                return -EINVAL;
+        memcpy(vm, dir, vl);
+        vm[vl] = '\0';
+        return vp_name_check("vm", vm, NULL);
+}
+
+int vp_delta_open(struct vp_storage *s, const char *pool, const char *dir, int *ret_fd,
                   struct vp_error *err)
 {
         _cleanup_free_ char *label = vp_strdupf("%s/deltas/%s", s->root, pool);
         _cleanup_close_ int pfd = vp_storage_open_dir(s->deltas_fd, pool, label, err);
         if (pfd < 0)
                 return pfd;
-        _cleanup_free_ char *vlabel = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        int fd = vp_storage_open_dir(pfd, vm, vlabel, err);
+        _cleanup_free_ char *vlabel = vp_strdupf("%s/deltas/%s/%s", s->root, pool, dir);
+        int fd = vp_storage_open_dir(pfd, dir, vlabel, err);
         if (fd < 0)
                 return fd;
         *ret_fd = fd;
@@ -67,7 +116,7 @@ static int remove_collection(int parent, const char *name, const char *label, st
         return vp_fsync_dir(parent, err);
 }
 
-int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err)
+int vp_delta_remove(struct vp_storage *s, const char *pool, const char *dir, struct vp_error *err)
 {
         int pfd = openat(s->deltas_fd, pool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (pfd < 0) {
@@ -75,8 +124,8 @@ int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, stru
                         return 0;
                 return vp_err(err, -errno, "cannot open '%s/deltas/%s': %s", s->root, pool, strerror(errno));
         }
-        _cleanup_free_ char *label = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
-        int r = remove_collection(pfd, vm, label, err);
+        _cleanup_free_ char *label = vp_strdupf("%s/deltas/%s/%s", s->root, pool, dir);
+        int r = remove_collection(pfd, dir, label, err);
         close(pfd);
         if (r < 0)
                 return r;
@@ -106,6 +155,9 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
         int r;
         if ((r = vp_name_check("pool", m->pool, err)) < 0 || (r = vp_name_check("vm", m->vm, err)) < 0)
                 return r;
+        if (!uuid_ok(m->uuid))
+                return vp_err(err, -EINVAL, "vm '%s': invalid UUID '%s'", m->vm, m->uuid);
+        _cleanup_free_ char *dir = dir_name(m->vm, m->uuid);
 
         bool made_pool = false;
         if (mkdirat(s->deltas_fd, m->pool, 0755) == 0)
@@ -116,15 +168,15 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
         _cleanup_close_ int pfd = vp_storage_open_dir(s->deltas_fd, m->pool, plabel, err);
         if (pfd < 0)
                 return pfd;
-        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->root, m->pool, m->vm);
+        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->root, m->pool, dir);
         _cleanup_free_ char *overlay = vp_strdupf("%s/%s", path, m->overlay);
         _cleanup_close_ int vfd = -1;
-        if (mkdirat(pfd, m->vm, 0755) < 0) {
+        if (mkdirat(pfd, dir, 0755) < 0) {
                 if (errno == EEXIST)
                         return vp_err(err, -EEXIST, "user delta collection '%s' already exists", path);
                 return vp_err(err, -errno, "cannot create '%s': %s", path, strerror(errno));
         }
-        vfd = vp_storage_open_dir(pfd, m->vm, path, err);
+        vfd = vp_storage_open_dir(pfd, dir, path, err);
         if (vfd < 0) {
                 r = vfd;
                 goto fail;
@@ -169,7 +221,7 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
 fail:
         {
                 struct vp_error ignore;
-                remove_collection(pfd, m->vm, path, &ignore);
+                remove_collection(pfd, dir, path, &ignore);
                 if (made_pool)
                         unlinkat(s->deltas_fd, m->pool, AT_REMOVEDIR);
         }
@@ -280,24 +332,27 @@ static int check_nvram(int vfd, const char *dir, const char *name, struct vp_err
         return n;
 }
 
-int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
 {
         _cleanup_close_ int vfd = -1;
-        _cleanup_free_ char *dir = vp_strdupf("%s/deltas/%s/%s", s->root, pool, vm);
+        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->root, pool, dir);
         struct vp_manifest m;
-        int r = vp_delta_open(s, pool, vm, &vfd, err);
-        if (r < 0 || (r = vp_manifest_read(vfd, dir, &m, err)) < 0)
+        char vm[VP_NAME_MAX + 1], uuid[37];
+        if (vp_delta_dir_parse(dir, vm, uuid) < 0)
+                return vp_err(err, -EINVAL, "'%s' is not a user delta collection", path);
+        int r = vp_delta_open(s, pool, dir, &vfd, err);
+        if (r < 0 || (r = vp_manifest_read(vfd, path, &m, err)) < 0)
                 return r;
-        if (!streq(m.pool, pool) || !streq(m.vm, vm))
-                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s", dir, m.pool, m.vm);
+        if (!streq(m.pool, pool) || !streq(m.vm, vm) || (uuid[0] && !streq(m.uuid, uuid)))
+                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s (UUID %s)", path, m.pool, m.vm, m.uuid);
         if (!streq(m.master, master) || !streq(m.master_format, master_format))
-                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", dir, m.master, master);
-        if ((r = check_disk(vfd, dir, m.overlay, master, master_format, err)) < 0)
+                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", path, m.master, master);
+        if ((r = check_disk(vfd, path, m.overlay, master, master_format, err)) < 0)
                 return r;
-        if (m.data_disk[0] && (r = check_disk(vfd, dir, m.data_disk, NULL, NULL, err)) < 0)
+        if (m.data_disk[0] && (r = check_disk(vfd, path, m.data_disk, NULL, NULL, err)) < 0)
                 return r;
-        if (m.nvram[0] && (r = check_nvram(vfd, dir, m.nvram, err)) < 0)
+        if (m.nvram[0] && (r = check_nvram(vfd, path, m.nvram, err)) < 0)
                 return r;
         if (ret_m)
                 *ret_m = m;

@@ -2,7 +2,7 @@
  * its pool's master, checked before anything opens its disks, handed from
  * one owner to the next, removed.
  *
- * deltas/<pool>/<vm>/ holds manifest.json (owner, generation, identity)
+ * deltas/<pool>/<vm>.<uuid>/ holds manifest.json (owner, generation, identity)
  * and the disks it names: the overlay of the master, an optional data disk,
  * the UEFI variable store of a UEFI VM. The manifest is the truth about the
  * disks' names: at every hand-over each disk takes a name carrying the new
@@ -11,15 +11,36 @@
  * longer exists and cannot start. A hand-over cut short between the two is
  * settled back to what the manifest says.
  *
- * Every function takes names that passed vp_name_check; LABEL arguments
- * name the collection in errors (its absolute path). */
+ * The collection's directory carries the VM's UUID, new at every create:
+ * a pool removed and created again under the same name gets collections,
+ * and so disk paths, that no definition made for the old one names (a
+ * stale domain on a host that returns cannot open a new user's overlay).
+ * Collections made before carry the VM's name alone and keep it.
+ *
+ * Every function takes names that passed vp_name_check; DIR arguments are
+ * a collection's directory name (vp_delta_dir_of of the catalog's
+ * delta_path); LABEL arguments name the collection in errors (its
+ * absolute path). */
 #pragma once
 #include "manifest.h"
+#include "name.h"
 #include "storage.h"
 
 /* ---- the collection ------------------------------------------------------ */
 
-/* Create the collection deltas/<pool>/<vm>/ for M: the overlay of M->master
+/* The absolute path of the collection of VM (of UUID) in POOL, under the
+ * storage root (malloc'd): what the catalog records as its delta_path. */
+char *vp_delta_path(const struct vp_storage *s, const char *pool, const char *vm, const char *uuid);
+/* The directory name in DELTA_PATH (a catalog's delta_path): the part
+ * after its last '/'. Points into DELTA_PATH. */
+const char *vp_delta_dir_of(const char *delta_path);
+/* Split a collection's directory name DIR into the VM's name and its UUID
+ * ("" for a collection made before UUIDs were part of the name). Returns
+ * 0, or -EINVAL when DIR is no collection's name. */
+int vp_delta_dir_parse(const char *dir, char vm[VP_NAME_MAX + 1], char uuid[37]);
+
+/* Create the collection deltas/<pool>/<vm>.<uuid>/ for M (its pool, VM and
+ * UUID): the overlay of M->master
  * (absolute backing path, explicit format; header checked afterwards), a
  * data disk of DATA_DISK_BYTES when non-zero, and the manifest, durably.
  * The collection must not exist yet. On failure nothing is left. Returns 0
@@ -28,18 +49,19 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
                     char **ret_path, struct vp_error *err);
 /* Remove a collection and, when it was the last, its pool directory.
  * No error if absent. Only regular files inside are removed. */
-int vp_delta_remove(struct vp_storage *s, const char *pool, const char *vm, struct vp_error *err);
-/* Open deltas/<pool>/<vm> as a directory fd (the caller's to close),
+int vp_delta_remove(struct vp_storage *s, const char *pool, const char *dir, struct vp_error *err);
+/* Open deltas/<pool>/<dir> as a directory fd (the caller's to close),
  * refusing symbolic links on the way. */
-int vp_delta_open(struct vp_storage *s, const char *pool, const char *vm, int *ret_fd,
+int vp_delta_open(struct vp_storage *s, const char *pool, const char *dir, int *ret_fd,
                   struct vp_error *err);
 /* Check a collection before anything opens its disks: the manifest reads
- * back whole, names POOL/VM, and the overlay (and data disk) pass the header
+ * back whole, names POOL and the VM (and UUID) its directory DIR names,
+ * and the overlay (and data disk) pass the header
  * checks, the overlay backed exactly by MASTER in MASTER_FORMAT, nothing a
  * symbolic link. The UEFI variable store, when the manifest names one, is a
  * regular file, or absent (a VM that never booted) with no other store of
  * its kind beside it. Fills *ret_m when not NULL. */
-int vp_delta_check(struct vp_storage *s, const char *pool, const char *vm, const char *master,
+int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
 
 /* ---- the hand-over --------------------------------------------------------- */

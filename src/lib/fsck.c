@@ -308,9 +308,12 @@ static void check_holders(struct state *s, const char *path, const struct vp_man
         }
 }
 
-static void check_delta(struct state *s, const char *pool, const char *vmname, int vfd)
+/* The collection DIR of POOL, open as VFD: DIR names VMNAME and, for a
+ * collection made since directories carry it, its UUID. */
+static void check_delta(struct state *s, const char *pool, const char *dir, const char *vmname, const char *uuid,
+                        int vfd)
 {
-        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->ctx->st.root, pool, vmname);
+        _cleanup_free_ char *path = vp_strdupf("%s/deltas/%s/%s", s->ctx->st.root, pool, dir);
         struct vp_manifest m;
         struct vp_owner owner;
         struct vp_error err = { 0 };
@@ -324,8 +327,8 @@ static void check_delta(struct state *s, const char *pool, const char *vmname, i
                         problem(s->rep, "manifest-damaged", path, "%s", err.msg);
                 return;
         }
-        if (!streq(m.pool, pool) || !streq(m.vm, vmname))
-                problem(s->rep, "manifest-misplaced", path, "manifest names %s/%s", m.pool, m.vm);
+        if (!streq(m.pool, pool) || !streq(m.vm, vmname) || (uuid[0] && !streq(m.uuid, uuid)))
+                problem(s->rep, "manifest-misplaced", path, "manifest names %s/%s (UUID %s)", m.pool, m.vm, m.uuid);
 
         const struct vp_pool *p = pool_by_name(s, pool);
         const struct vp_image *master = p ? image_by_id(s, p->image_id) : NULL;
@@ -367,15 +370,16 @@ static void walk_deltas(struct state *s)
                 while (pd && (ve = readdir(pd))) {
                         if (streq(ve->d_name, ".") || streq(ve->d_name, ".."))
                                 continue;
+                        char vm[VP_NAME_MAX + 1], uuid[37];
                         int vfd = openat(dirfd(pd), ve->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (vfd < 0 || vp_name_check("vm", ve->d_name, NULL) < 0) {
+                        if (vfd < 0 || vp_delta_dir_parse(ve->d_name, vm, uuid) < 0) {
                                 _cleanup_free_ char *vp = vp_strdupf("%s/%s", pp, ve->d_name);
                                 problem(s->rep, "stray-file", vp, "not a user delta collection");
                                 if (vfd >= 0)
                                         close(vfd);
                                 continue;
                         }
-                        check_delta(s, de->d_name, ve->d_name, vfd);
+                        check_delta(s, de->d_name, ve->d_name, vm, uuid, vfd);
                         close(vfd);
                 }
                 if (pd)

@@ -304,15 +304,10 @@ static int destroy(virDomainPtr d, const char *name, struct vp_error *err)
         return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
 }
 
-int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err)
+/* Undefine D, named NAME (destroying it first when FORCE and it runs). */
+static int undefine_domain(virDomainPtr d, const char *name, bool force, struct vp_error *err)
 {
-        _cleanup_dom_ virDomainPtr d = NULL;
-        int r = lookup(conn, name, &d, err);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        int active = domain_active(d, name, err);
+        int r, active = domain_active(d, name, err);
         if (active < 0)
                 return active;
         if (active) {
@@ -327,6 +322,48 @@ int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_e
                                           VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
                 return vp_err(err, -EIO, "cannot undefine domain '%s': %s", name, lv_msg());
         return 0;
+}
+
+int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return undefine_domain(d, name, force, err);
+}
+
+int vp_hv_undefine_own(virConnectPtr conn, const char *name, const char *uuid, const char *pool,
+                       int64_t generation, struct vp_error *err)
+{
+        /* Looked up by UUID, checked, and undefined as that very object: a
+         * domain of the same name defined by anyone else is never reached. */
+        _cleanup_dom_ virDomainPtr d = virDomainLookupByUUIDString(conn, uuid);
+        if (!d) {
+                virErrorPtr e = virGetLastError();
+                if (e && e->code == VIR_ERR_NO_DOMAIN) {
+                        virResetLastError();
+                        return 0;
+                }
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+        }
+        const char *dname = virDomainGetName(d);
+        if (!dname || !streq(dname, name))
+                return 0;
+        char *xml = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE);
+        if (!xml)
+                return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+        char mpool[64];
+        int64_t mgen = -1;
+        bool ours = vp_domxml_parse_metadata(xml, mpool, sizeof(mpool), &mgen) == 0 && streq(mpool, pool) &&
+                    mgen == generation;
+        free(xml);
+        if (!ours)
+                return 0;
+        int r = undefine_domain(d, name, true, err);
+        return r < 0 ? r : 1;
 }
 
 int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err)

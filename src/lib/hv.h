@@ -58,6 +58,12 @@ const char *vp_hv_pick_domain_type(const char *domain_types);
 int vp_hv_define(virConnectPtr conn, const char *xml, bool validate, struct vp_error *err);
 /* Undefine NAME (destroying it first when FORCE and it runs). Absent is 0. */
 int vp_hv_undefine(virConnectPtr conn, const char *name, bool force, struct vp_error *err);
+/* Destroy and undefine vpool's own definition of a VM, and nothing else:
+ * the domain of UUID on CONN, if it is named NAME and carries vpool's
+ * <metadata> for POOL at GENERATION. Returns 1 when it went, 0 when CONN
+ * has no such domain (another of that name, if any, stays). */
+int vp_hv_undefine_own(virConnectPtr conn, const char *name, const char *uuid, const char *pool,
+                       int64_t generation, struct vp_error *err);
 /* Start NAME: -EBUSY when QEMU could not lock one of its images (another
  * process holds it), -EIO on any other failure; libvirt's message either way. */
 int vp_hv_start(virConnectPtr conn, const char *name, struct vp_error *err);

@@ -127,13 +127,18 @@ static bool delta_given_back(struct run *r, const struct vp_migvm *mv)
         enum vp_step s = vp_step_from_string(mv->step);
         if (s != VP_STEP_STOPPING && s != VP_STEP_LOCKED && s != VP_STEP_PROVISIONED)
                 return false;
+        struct vp_vm vm = { 0 };
+        if (vp_row_get_id(r->ctx->cat, &vp_table_vm, mv->vm_id, &vm, NULL) < 0)
+                return false;
         _cleanup_close_ int dfd = -1;
         struct vp_manifest m;
         char owner[VP_OWNER_MAX];
-        vp_owner_vm(owner, mv->vm_name);
-        return vp_delta_open(&r->ctx->st, r->pool.name, mv->vm_name, &dfd, NULL) >= 0 &&
-               vp_manifest_read(dfd, mv->vm_name, &m, NULL) >= 0 && streq(m.owner, owner) &&
-               m.generation >= mv->generation + 2;
+        vp_owner_vm(owner, vm.name);
+        bool back = vp_delta_open(&r->ctx->st, r->pool.name, vp_delta_dir_of(vm.delta_path), &dfd, NULL) >= 0 &&
+                    vp_manifest_read(dfd, vm.delta_path, &m, NULL) >= 0 && streq(m.owner, owner) &&
+                    m.generation >= mv->generation + 2;
+        vp_row_clear(&vp_table_vm, &vm);
+        return back;
 }
 
 /* Whether any VM of the run needs source env ENV_ID: to take its delta
@@ -536,7 +541,7 @@ static void job_clear(struct vm_job *j)
 
 static int job_open_delta(struct vm_job *j, struct vp_error *err)
 {
-        return vp_delta_open(&j->r->ctx->st, j->r->pool.name, j->vm.name, &j->dfd, err);
+        return vp_delta_open(&j->r->ctx->st, j->r->pool.name, vp_delta_dir_of(j->vm.delta_path), &j->dfd, err);
 }
 
 /* The VM row follows the manifest M a hand-over left. */
@@ -649,7 +654,8 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         struct vp_manifest m;
         int k;
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
-            (k = vp_delta_check(&r->ctx->st, r->pool.name, j->vm.name, r->im.path, r->im.format, NULL, err)) < 0 ||
+            (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
+                                r->im.format, NULL, err)) < 0 ||
             (k = lease_check(j, &m, err)) < 0 ||
             (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
@@ -665,17 +671,49 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
 static int job_check_start(struct vm_job *j, struct vp_error *err)
 {
         pthread_mutex_lock(&j->r->cat_lock);
-        int k = vp_vm_check_start(j->r->ctx, &j->r->im, j->r->pool.name, j->vm.name, err);
+        int k = vp_vm_check_start(j->r->ctx, &j->r->im, j->r->pool.name, j->vm.name, j->vm.delta_path, err);
         pthread_mutex_unlock(&j->r->cat_lock);
         return k;
+}
+
+/* The target's definition of a handed-over VM, made again from the
+ * catalog and the manifest when it was lost (undefined by hand, a target
+ * host reinstalled): no other verb defines it, so without this the VM
+ * could never start again. A domain of its name with another UUID is
+ * someone else's and is refused, never replaced. */
+static int move_ensure_target(struct vm_job *j, struct vp_error *err)
+{
+        struct run *r = j->r;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        struct vp_error lerr = { 0 };
+        int k = vp_hv_uuid(j->dc, j->vm.name, uuid, &lerr);
+        if (k >= 0 && !streq(uuid, j->vm.uuid))
+                return vp_err(err, -EEXIST, "env '%s' has a domain named '%s' with UUID %s, not the VM's %s; "
+                              "refusing to replace it", j->dst->name, j->vm.name, uuid, j->vm.uuid);
+        if (k != -ENOENT) {
+                if (k < 0)
+                        *err = lerr;
+                return k;
+        }
+        struct vp_manifest m;
+        if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0)
+                return k;
+        if (!streq(m.owner, j->vm_owner) || m.generation != j->mv->generation)
+                return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s' at %lld; "
+                              "refusing to define its domain again", j->vm.delta_path, m.owner,
+                              (long long)m.generation, j->vm_owner, (long long)j->mv->generation);
+        _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &m, j->vm.delta_path, err);
+        if (!xml)
+                return err->code ? err->code : -EINVAL;
+        return define_domain(r, j->dc, xml, err);
 }
 
 /* handed_over → done: the target starts if the source ran. */
 static int move_start(struct vm_job *j, struct vp_error *err)
 {
         struct vp_migvm *mv = j->mv;
-        int k;
-        if (mv->source_running && (k = job_check_start(j, err)) < 0)
+        int k = move_ensure_target(j, err);
+        if (k < 0 || (mv->source_running && (k = job_check_start(j, err)) < 0))
                 return k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
                 /* QEMU locks its images: a source process still alive on a
@@ -754,13 +792,18 @@ static int move_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
 }
 
 /* The target's domain goes first, so nothing but the source can hold the
- * delta afterwards. An unreachable target keeps it for fsck --repair. On
- * the same env, a VM that had not been stopped yet keeps running. */
+ * delta afterwards; only vpool's own definition of this VM goes: the
+ * VM's UUID, and <metadata> of its pool at the generation move_provision
+ * gives it (the migration's, plus the unlock's one). At stopping vpool
+ * defined nothing there; at locked it may have, just before a crash. A
+ * domain of the same name that is not that one is someone else's and
+ * stays. An unreachable target keeps ours for fsck --repair. */
 static int return_drop_target(struct vm_job *j, struct vp_error *err)
 {
-        if (!j->dc || (j->src->id == j->r->mig.to_env_id && job_step(j) == VP_STEP_STOPPING))
+        if (!j->dc || job_step(j) == VP_STEP_STOPPING)
                 return 0;
-        return vp_hv_undefine(j->dc, j->vm.name, true, err);
+        int k = vp_hv_undefine_own(j->dc, j->vm.name, j->vm.uuid, j->r->pool.name, j->mv->generation + 1, err);
+        return k < 0 ? k : 0;
 }
 
 /* The delta back to the VM: *M its manifest then. */
@@ -834,6 +877,26 @@ static const step_fn return_steps[VP_STEP_MAX] = {
         [VP_STEP_PROVISIONED] = return_delta,
 };
 
+/* Handed over before the abort, the VM stays on the target: its
+ * definition there is made again if it was lost (as resume would), so
+ * that 'vpool vm start' can start it once the migration is aborted. A
+ * target that does not answer is left as it is. */
+static int return_keep(struct vm_job *j, struct vp_error *err)
+{
+        return j->dc ? move_ensure_target(j, err) : 0;
+}
+
+static const step_fn keep_steps[VP_STEP_MAX] = {
+        [VP_STEP_HANDED_OVER] = return_keep,
+};
+
+static int keep_connect(struct vm_job *j, struct vp_error *err)
+{
+        (void)err;
+        j->dc = conn_by_id(j->r, j->r->mig.to_env_id);
+        return 0;
+}
+
 /* A return needs the source; the target only if it answers. */
 static int return_connect(struct vm_job *j, struct vp_error *err)
 {
@@ -848,6 +911,8 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         enum vp_step s = vp_step_from_string(mv->step);
         if (s == VP_STEP_PENDING)
                 return record_step(r, mv, VP_STEP_RETURNED, mv->generation, "nothing had changed", NULL, err);
+        if (s == VP_STEP_HANDED_OVER)
+                return run_job(r, mv, keep_connect, keep_steps, err);
         if (s < 0 || s >= VP_STEP_MAX || !return_steps[s])
                 return 0;
         return run_job(r, mv, return_connect, return_steps, err);
@@ -893,10 +958,10 @@ static void run_workers(struct run *r)
         free(t);
 }
 
-/* The migration takes STATE (journaled under that word) and, when given,
- * POOL's row is rewritten, in one transaction. */
-static int set_states(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
-                      struct vp_error *err)
+/* The migration takes STATE (journaled under that word, with DETAIL) and,
+ * when given, POOL's row is rewritten, in one transaction. */
+static int set_states_noted(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
+                            const char *detail, struct vp_error *err)
 {
         struct vp_catalog *c = r->ctx->cat;
         const char *word = vp_migration_state_to_string(state);
@@ -906,7 +971,7 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
         r->mig.updated = vp_now_iso();
         struct vp_journal j = {
                 .migration_id = r->mig.id, .vm_name = (char *)"", .step = (char *)word,
-                .detail = (char *)"", .at = r->mig.updated,
+                .detail = (char *)detail, .at = r->mig.updated,
         };
         int k = vp_catalog_begin(c, err);
         if (k >= 0 && (k = vp_row_update(c, &vp_table_migration, &r->mig, err)) >= 0 &&
@@ -918,6 +983,12 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
         return k;
 }
 
+static int set_states(struct run *r, enum vp_migration_state state, const struct vp_pool *pool,
+                      struct vp_error *err)
+{
+        return set_states_noted(r, state, pool, "", err);
+}
+
 /* Before the source is retired it must keep no domain of the pool. A
  * source that does not answer is not asked. */
 static int check_source_empty(struct run *r, struct vp_error *err)
@@ -926,12 +997,28 @@ static int check_source_empty(struct run *r, struct vp_error *err)
         struct vp_hv_states left;
         if (r->mig.from_env_id == r->mig.to_env_id || !sc || vp_hv_states_load(sc, &left, NULL) < 0)
                 return 0;
+        const struct vp_env *e = env_by_id(r, r->mig.from_env_id);
         int k = 0;
         for (size_t i = 0; i < r->n && k >= 0; i++)
                 if (vp_hv_states_find(&left, r->mvs[i].vm_name))
-                        k = vp_err(err, -EEXIST, "env still holds domain '%s' after the migration", r->mvs[i].vm_name);
+                        k = vp_err(err, -EEXIST, "env '%s' still holds domain '%s'", e ? e->name : "?",
+                                   r->mvs[i].vm_name);
         vp_hv_states_free(&left);
         return k;
+}
+
+/* Every VM landed but the source cannot be retired: the migration stays
+ * unfinished (partial, not running), and the error says what is left
+ * (WHY, check_source_empty's) and what finishes it. */
+static int retire_failed(struct run *r, const char *why, int code, struct vp_error *err)
+{
+        _cleanup_free_ char *left = vp_strdup(why);
+        struct vp_error ignore;
+        set_states(r, VP_MIGRATION_PARTIAL, NULL, &ignore);
+        long long id = (long long)r->mig.id;
+        return vp_err(err, code, "migration %lld partial: every VM moved, but %s, so the source is not retired; "
+                      "remove that domain ('vpool fsck --repair' removes a definition vpool left), then "
+                      "'vpool migrate resume %lld' finishes it", id, left, id);
 }
 
 /* Run (or resume) every VM, then retire the source when all landed. */
@@ -953,8 +1040,9 @@ static int run_migration(struct run *r, struct vp_error *err)
                               "shows why, 'vpool migrate resume %lld' retries", (long long)r->mig.id, done, r->n,
                               (long long)r->mig.id, (long long)r->mig.id);
         }
-        if ((k = check_source_empty(r, err)) < 0)
-                return k;
+        struct vp_error why = { 0 };
+        if ((k = check_source_empty(r, &why)) < 0)
+                return retire_failed(r, why.msg, k, err);
         r->pool.env_id = r->mig.to_env_id;
         r->pool.profile_id = r->mig.to_profile_id;
         set_pool_state(&r->pool, VP_POOL_ACTIVE);
@@ -973,7 +1061,11 @@ static int resume_run(struct run *r, struct vp_error *err)
 }
 
 /* An abort returns every VM not yet handed over to its source; the pool is
- * active there again once all have. */
+ * active again once all have, recorded where its VMs are. VMs handed over
+ * before the abort stay on the target: all of them there, the pool is
+ * there too, with the target's profile. Some there and some returned, the
+ * pool stays recorded on the source, and the journal's entry says how
+ * many are on the target and which migration gathers them. */
 static int abort_run(struct run *r, struct vp_error *err)
 {
         run_workers(r);
@@ -984,8 +1076,24 @@ static int abort_run(struct run *r, struct vp_error *err)
                               "returned; 'vpool migrate status %lld' shows why", (long long)r->mig.id,
                               r->failures, (long long)r->mig.id);
         }
+        size_t stayed = 0;
+        for (size_t i = 0; i < r->n; i++)
+                if (vp_step_reached(vp_step_from_string(r->mvs[i].step), VP_STEP_HANDED_OVER))
+                        stayed++;
+        _cleanup_free_ char *note = NULL;
+        if (stayed == r->n) {
+                r->pool.env_id = r->mig.to_env_id;
+                r->pool.profile_id = r->mig.to_profile_id;
+        } else if (stayed) {
+                const struct vp_env *to = env_by_id(r, r->mig.to_env_id);
+                const struct vp_profile *dp = prof_by_id(r, r->mig.to_profile_id);
+                const char *env = to ? to->name : "?", *prof = dp ? dp->name : "?";
+                note = vp_strdupf("%zu of %zu VMs stay on env '%s' (handed over before the abort); "
+                                  "'vpool migrate %s --to %s --profile %s' gathers the pool there", stayed, r->n,
+                                  env, r->pool.name, env, prof);
+        }
         set_pool_state(&r->pool, VP_POOL_ACTIVE);
-        return set_states(r, VP_MIGRATION_ABORTED, &r->pool, err);
+        return set_states_noted(r, VP_MIGRATION_ABORTED, &r->pool, note ? note : "", err);
 }
 
 /* Load migration ID from the catalog and run FN over it: an abort when
@@ -1231,7 +1339,8 @@ static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct
         struct vp_manifest m;
         char owner[VP_OWNER_MAX];
         vp_owner_vm(owner, vm->name);
-        int k = vp_delta_check(&ctx->st, f->pool.name, vm->name, f->im.path, f->im.format, &m, err);
+        int k = vp_delta_check(&ctx->st, f->pool.name, vp_delta_dir_of(vm->delta_path), f->im.path, f->im.format,
+                               &m, err);
         if (k >= 0)
                 k = vp_vm_check_files(ctx, &f->im, &m, vm->delta_path, err);
         if (k >= 0 && (!streq(m.owner, owner) || m.generation != vm->generation))

@@ -184,7 +184,8 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
         new_manifest(refs, vm, m);
         int fd = -1;
         struct vp_error probe = { 0 };
-        r = vp_delta_open(&ctx->st, refs->pool.name, vm->name, &fd, &probe);
+        const char *dir = vp_delta_dir_of(vm->delta_path);
+        r = vp_delta_open(&ctx->st, refs->pool.name, dir, &fd, &probe);
         if (r >= 0) {
                 struct vp_manifest old;
                 int k = vp_manifest_read(fd, vm->delta_path, &old, &probe);
@@ -194,13 +195,13 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
                                 return vp_err(err, -EEXIST, "'%s' holds another VM's delta (UUID %s); refusing to touch it",
                                               vm->delta_path, old.uuid);
                         /* Whole from the interrupted run: check it like any other. */
-                        return vp_delta_check(&ctx->st, refs->pool.name, vm->name, refs->im.path, refs->im.format,
-                                              m, err);
+                        return vp_delta_check(&ctx->st, refs->pool.name, dir, refs->im.path, refs->im.format, m,
+                                              err);
                 }
                 if (k != -ENOENT)
                         return vp_err(err, k, "%s", probe.msg);
                 /* No manifest yet: the manifest is written last, so nothing of a user's is here. */
-                if ((r = vp_delta_remove(&ctx->st, refs->pool.name, vm->name, err)) < 0)
+                if ((r = vp_delta_remove(&ctx->st, refs->pool.name, dir, err)) < 0)
                         return r;
         } else if (r != -ENOENT) {
                 return vp_err(err, r, "%s", probe.msg);
@@ -340,13 +341,14 @@ static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectP
                 int fd = -1;
                 struct vp_manifest m;
                 bool ours = true;
-                if (vp_delta_open(&ctx->st, refs->pool.name, vms[i].name, &fd, &ignore) >= 0) {
+                const char *dir = vp_delta_dir_of(vms[i].delta_path);
+                if (vp_delta_open(&ctx->st, refs->pool.name, dir, &fd, &ignore) >= 0) {
                         if (vp_manifest_read(fd, vms[i].delta_path, &m, &ignore) >= 0)
                                 ours = streq(m.uuid, vms[i].uuid);
                         close(fd);
                 }
                 if (ours)
-                        vp_delta_remove(&ctx->st, refs->pool.name, vms[i].name, &ignore);
+                        vp_delta_remove(&ctx->st, refs->pool.name, dir, &ignore);
         }
         if (vp_catalog_begin(ctx->cat, &ignore) >= 0) {
                 bool ok = true;
@@ -491,7 +493,7 @@ static int allocate_pool(struct vp_ctx *ctx, const struct vp_pool_args *a, struc
                 random_uuid(uuid);
                 random_mac(mac);
                 vp_owner_vm(owner, name);
-                _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, a->name, name);
+                _cleanup_free_ char *delta = vp_delta_path(&ctx->st, a->name, name, uuid);
                 struct vp_vm v = {
                         .name = name, .pool_id = refs->pool.id, .idx = i + 1, .env_id = refs->env.id,
                         .profile_id = refs->prof.id, .uuid = uuid, .macs = mac, .hostname = name,
@@ -590,15 +592,14 @@ struct stop_args {
 };
 
 int vp_vm_check_start(struct vp_ctx *ctx, struct vp_image *im, const char *pool, const char *vm,
-                      struct vp_error *err)
+                      const char *delta_path, struct vp_error *err)
 {
         bool restamped = false;
         struct vp_manifest m;
-        _cleanup_free_ char *delta = vp_strdupf("%s/deltas/%s/%s", ctx->st.root, pool, vm);
         /* The master last: a refusal never stores a new stamp. */
-        int r = vp_delta_check(&ctx->st, pool, vm, im->path, im->format, &m, err);
+        int r = vp_delta_check(&ctx->st, pool, vp_delta_dir_of(delta_path), im->path, im->format, &m, err);
         if (r >= 0)
-                r = vp_vm_check_files(ctx, im, &m, delta, err);
+                r = vp_vm_check_files(ctx, im, &m, delta_path, err);
         if (r >= 0)
                 r = vp_image_check_unchanged(ctx, im, &restamped, err);
         if (r >= 0 && restamped)
@@ -617,7 +618,7 @@ static int check_vm_disks(struct vp_ctx *ctx, const struct vp_vm *vm, struct vp_
         if (r >= 0)
                 r = vp_row_get_id(ctx->cat, &vp_table_image, pool.image_id, &im, err);
         if (r >= 0)
-                r = vp_vm_check_start(ctx, &im, pool.name, vm->name, err);
+                r = vp_vm_check_start(ctx, &im, pool.name, vm->name, vm->delta_path, err);
         vp_row_clear(&vp_table_pool, &pool);
         vp_row_clear(&vp_table_image, &im);
         return r;
@@ -745,7 +746,7 @@ int vp_pool_rm(struct vp_ctx *ctx, const char *name, bool keep_deltas, bool forc
         }
         if (!keep_deltas)
                 for (size_t i = 0; i < n && r >= 0; i++)
-                        r = vp_delta_remove(&ctx->st, refs.pool.name, vms[i].name, err);
+                        r = vp_delta_remove(&ctx->st, refs.pool.name, vp_delta_dir_of(vms[i].delta_path), err);
 out:
         vp_rows_free(&vp_table_vm, vms, n);
         refs_clear(&refs);

@@ -205,7 +205,7 @@ static void add_manifest(struct json_object *o, struct vp_ctx *ctx, const char *
         if (!pool)
                 vp_err(&err, -ENOENT, "vm '%s' belongs to no pool", vm->name);
         else
-                ok = vp_delta_open(&ctx->st, pool, vm->name, &fd, &err) >= 0 &&
+                ok = vp_delta_open(&ctx->st, pool, vp_delta_dir_of(vm->delta_path), &fd, &err) >= 0 &&
                      vp_manifest_read(fd, vm->delta_path, &m, &err) >= 0;
         json_object_object_add(o, "manifest_owner", ok ? json_object_new_string(m.owner) : NULL);
         json_object_object_add(o, "manifest_generation", ok ? json_object_new_int64(m.generation) : NULL);

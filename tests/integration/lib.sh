@@ -183,10 +183,14 @@ domains_on() { virsh_on "$1" list --all --name | grep "^$2-" | sort | xargs; }
 
 fsck_kinds() { vpool fsck --json | jq -r '.problems[].kind' | sort -u | xargs; }
 
+# VM's user delta collection, where the catalog records it
+# (deltas/POOL/VM.UUID).
+delta_of() { vpool vm show "$1" --json | jq -r .delta_path; }
+
 # The overlay file of VM's collection, by the name its manifest gives (it
 # carries the generation once the delta has been handed over).
 overlay_of() {
     local d
-    d=$(vpool vm show "$1" --json | jq -r .delta_path)
+    d=$(delta_of "$1")
     echo "$d/$(jq -r .overlay "$d/manifest.json")"
 }

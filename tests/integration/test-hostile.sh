@@ -231,7 +231,7 @@ check_eq "no image was added" "guest" "$(vpool image list --json | jq -r '.[].na
 pool=hostile
 vm=$pool-001
 check "pool create $pool" vpool pool create "$pool" --image guest --env "$HOSTA" --profile pc-ide --size 1
-delta=$STORAGE/deltas/$pool/$vm
+delta=$(delta_of "$vm")
 # Hand-overs rename the disks; the manifest says which file is the overlay now.
 overlay=$delta/$(jq -r .overlay "$delta/manifest.json")
 master=$STORAGE/images/guest.qcow2

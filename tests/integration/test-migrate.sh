@@ -46,7 +46,7 @@ for vm in $vms; do
     check_eq "$vm: same delta inode (no data copied)" "${inode[$vm]}" "$(stat -c %i "$(overlay_of "$vm")")"
     check_eq "$vm: the overlay's name carries generation 3" "overlay.g3.qcow2" "$(basename "$(overlay_of "$vm")")"
     check_eq "$vm: manifest owned by the VM at generation 3" "vm:$vm 3" \
-        "$(jq -r '"\(.owner) \(.generation)"' "$STORAGE/deltas/m1/$vm/manifest.json")"
+        "$(jq -r '"\(.owner) \(.generation)"' "$(delta_of "$vm")/manifest.json")"
 done
 check "every target guest booted (it was running before)" wait_boot 180 2 $vms
 for vm in $vms; do
@@ -128,11 +128,12 @@ expect_fail "master changed, mtime set back: still caught" 1 "master image '.*vi
     vpool migrate m4 --to "$HOSTB" --dry-run
 vpool pool rm m4 >/dev/null
 
-cp "$STORAGE/deltas/m2/m2-002/manifest.json" "$WORK/m2.manifest"
-jq '.generation = 9' "$WORK/m2.manifest" >"$STORAGE/deltas/m2/m2-002/manifest.json"
+d2=$(delta_of m2-002)
+cp "$d2/manifest.json" "$WORK/m2.manifest"
+jq '.generation = 9' "$WORK/m2.manifest" >"$d2/manifest.json"
 expect_fail "a delta not cleanly held by its VM" 1 "delta of vm 'm2-002' is owned by 'vm:m2-002' at generation 9" \
     vpool migrate m2 --to "$HOSTB"
-cp "$WORK/m2.manifest" "$STORAGE/deltas/m2/m2-002/manifest.json"
+cp "$WORK/m2.manifest" "$d2/manifest.json"
 
 # --- 4. SIGKILL after some VMs moved; resume finishes -------------------------
 VPOOL_FAULT=migrate.done:1 vpool migrate m2 --to "$HOSTB" --profile q35-virtio --parallel 1 >"$WORK/out" 2>&1
@@ -172,7 +173,7 @@ check_eq "fsck clean after abort" "" "$(fsck_kinds)"
 vpool pool stop m5 --timeout 60 --force >/dev/null
 
 # --- 6. fsck finds what is planted ------------------------------------------------
-d1=$STORAGE/deltas/m2/m2-001
+d1=$(delta_of m2-001)
 virsh_on "$HOSTB" dumpxml --inactive m2-001 | sed -e 's/<name>m2-001</<name>m-intruder</' -e '/<uuid>/d' \
     >"$WORK/intruder.xml"
 virsh_on "$HOSTA" define "$WORK/intruder.xml" >/dev/null

@@ -20,7 +20,8 @@ master_sha=$(sha256sum "$master" | cut -d' ' -f1)
 check_eq "image record holds the master's digest" "$master_sha" "$(vpool image show guest --json | jq -r .sha256)"
 
 for vm in $vms; do
-    d=$STORAGE/deltas/tpool/$vm
+    # The collection's directory carries the VM's UUID, new at every create.
+    d=$STORAGE/deltas/tpool/$vm.$(vpool vm show "$vm" --json | jq -r .uuid)
     info=$(qemu-img info --output=json -U "$d/overlay.qcow2")
     check_eq "$vm overlay backs onto the master by absolute path" "$master" "$(jq -r '."backing-filename"' <<<"$info")"
     check_eq "$vm overlay names the backing format" "qcow2" "$(jq -r '."backing-filename-format"' <<<"$info")"
@@ -59,8 +60,8 @@ check "image verify agrees" vpool image verify guest --quiet
 
 # A pool with a data disk: the disk lives in the collection and the domain has it.
 check "pool create with --data-disk" vpool pool create tpool2 --image guest --env "$HOSTA" --profile pc-ide --size 1 --data-disk 16M
-check "data disk in the collection" test -f "$STORAGE/deltas/tpool2/tpool2-001/data.qcow2"
-check "data disk attached to the domain" grep -q "deltas/tpool2/tpool2-001/data.qcow2" <<<"$(virsh_on "$HOSTA" dumpxml tpool2-001)"
+check "data disk in the collection" test -f "$(delta_of tpool2-001)/data.qcow2"
+check "data disk attached to the domain" grep -q "$(delta_of tpool2-001)/data.qcow2" <<<"$(virsh_on "$HOSTA" dumpxml tpool2-001)"
 check "pool rm tpool2" vpool pool rm tpool2
 
 check "pool rm tpool" vpool pool rm tpool

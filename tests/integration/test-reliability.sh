@@ -52,18 +52,18 @@ vpool pool rm rsame >/dev/null
 
 # --- damaged manifests are refused, never treated as empty or rewritten ---------------
 vpool pool create rd --image guest --env "$HOSTA" --profile pc-ide --size 2 >/dev/null || bail "create rd"
-m=$STORAGE/deltas/rd/rd-001/manifest.json
+m=$(delta_of rd-001)/manifest.json
 cp "$m" "$WORK/manifest.good"
 head -c 40 "$WORK/manifest.good" >"$m"
 truncated=$(sha256sum "$m")
-expect_fail "truncated manifest: migrate refuses" 1 "manifest '.*rd-001' is damaged" vpool migrate rd --to "$HOSTB"
-expect_fail "truncated manifest: vm start refuses" 1 "manifest '.*rd-001' is damaged" vpool vm start rd-001
-check "truncated manifest: fsck reports it" grep -q "manifest-damaged: $STORAGE/deltas/rd/rd-001" <<<"$(vpool fsck)"
+expect_fail "truncated manifest: migrate refuses" 1 "manifest '.*rd-001\.[0-9a-f-]*' is damaged" vpool migrate rd --to "$HOSTB"
+expect_fail "truncated manifest: vm start refuses" 1 "manifest '.*rd-001\.[0-9a-f-]*' is damaged" vpool vm start rd-001
+check "truncated manifest: fsck reports it" grep -q "manifest-damaged: $(delta_of rd-001)" <<<"$(vpool fsck)"
 check_eq "truncated manifest left as it was" "$truncated" "$(sha256sum "$m")"
 printf '{"version": 1, "pool": "rd", "vm": "rd-001", "owner": "vm:rd-001", "generation": "one"}' >"$m"
-expect_fail "garbled manifest: migrate refuses" 1 "manifest '.*rd-001' is damaged" vpool migrate rd --to "$HOSTB"
+expect_fail "garbled manifest: migrate refuses" 1 "manifest '.*rd-001\.[0-9a-f-]*' is damaged" vpool migrate rd --to "$HOSTB"
 : >"$m"
-expect_fail "empty manifest: migrate refuses" 1 "manifest '.*rd-001' is damaged: empty" vpool migrate rd --to "$HOSTB"
+expect_fail "empty manifest: migrate refuses" 1 "manifest '.*rd-001\.[0-9a-f-]*' is damaged: empty" vpool migrate rd --to "$HOSTB"
 cp "$WORK/manifest.good" "$m"
 check_eq "fsck clean once restored" "" "$(fsck_kinds)"
 
@@ -98,7 +98,7 @@ vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpu
 vpool pool create rf --image guest --env "$HOSTA" --profile pc-ide --size 2 >/dev/null || bail "create rf"
 STORAGE=$small/storage
 declare -A owner_before
-for vm in rf-001 rf-002; do owner_before[$vm]=$(cat "$STORAGE/deltas/rf/$vm/manifest.json"); done
+for vm in rf-001 rf-002; do owner_before[$vm]=$(cat "$(delta_of "$vm")/manifest.json"); done
 # Fill it up.
 dd if=/dev/zero of="$small/filler" bs=64k status=none 2>/dev/null
 expect_fail "pool create on full storage: clear error, nothing left" 1 "(No space left on device|qemu-img failed)" \
@@ -108,7 +108,7 @@ check_eq "migrate on full storage fails" "1" "$?"
 check "migrate on full storage: says no space" grep -q "No space left on device" "$WORK/err"
 for vm in rf-001 rf-002; do
     check_eq "$vm keeps its manifest (owner, generation) byte for byte" "${owner_before[$vm]}" \
-        "$(cat "$STORAGE/deltas/rf/$vm/manifest.json")"
+        "$(cat "$(delta_of "$vm")/manifest.json")"
 done
 rm -f "$small/filler"
 id=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")

@@ -493,6 +493,37 @@ static void test_enospc_keeps_manifest(void **state)
         assert_hands_to_migration(c);
 }
 
+/* A collection's directory carries its VM's UUID, so two incarnations of
+ * a VM name never share a path; a directory of a collection made before
+ * UUIDs were in the name still parses, as the VM's name alone. */
+static void test_dir_names(void **state)
+{
+        (void)state;
+        static const char u1[] = "5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b", u2[] = "0a7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b";
+        struct vp_storage st = { .root = (char *)"/srv/vpool" };
+        _cleanup_free_ char *p1 = vp_delta_path(&st, "desk", "desk-001", u1);
+        _cleanup_free_ char *p2 = vp_delta_path(&st, "desk", "desk-001", u2);
+        assert_string_equal(p1, "/srv/vpool/deltas/desk/desk-001.5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b");
+        assert_string_not_equal(p1, p2);
+        assert_string_equal(vp_delta_dir_of(p1), "desk-001.5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b");
+
+        char vm[VP_NAME_MAX + 1], uuid[37];
+        assert_int_equal(vp_delta_dir_parse(vp_delta_dir_of(p1), vm, uuid), 0);
+        assert_string_equal(vm, "desk-001");
+        assert_string_equal(uuid, u1);
+        assert_int_equal(vp_delta_dir_parse("desk-001", vm, uuid), 0);
+        assert_string_equal(vm, "desk-001");
+        assert_string_equal(uuid, "");
+        /* Not a UUID after the dot: a name like any other. */
+        assert_int_equal(vp_delta_dir_parse("desk.1.0", vm, uuid), 0);
+        assert_string_equal(vm, "desk.1.0");
+        assert_string_equal(uuid, "");
+        static const char *const bad[] = { "..", ".hidden", "a/b", ".5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b",
+                                           "-x.5b7c3a52-8c1d-4f6e-9a0b-1c2d3e4f5a6b", "" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(vp_delta_dir_parse(bad[i], vm, uuid), -EINVAL);
+}
+
 /* With "enospc", the case that needs a file system of its own: exit 77
  * (a skip, saying why) where it cannot have one. Meson's TAP reading counts
  * cmocka's skip as a failure, hence a test program run of its own. */
@@ -500,6 +531,7 @@ int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_handed_manifest),
+                cmocka_unit_test(test_dir_names),
                 cmocka_unit_test_setup_teardown(test_hand_over_renames, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hand_over_redo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_between_rename_and_manifest, setup, teardown),
