@@ -368,7 +368,7 @@ vpool profile add q35-uefi --machine q35 --disk-bus sata --nic e1000 --vcpus 1 -
     --firmware uefi >/dev/null || bail "profile add q35-uefi failed"
 check "pool create hostileu (UEFI, never started)" \
     vpool pool create hostileu --image uguest --env "$HOSTA" --profile q35-uefi --size 1
-udelta=$STORAGE/deltas/hostileu/hostileu-001
+udelta=$(delta_of hostileu-001)
 nvram=$udelta/$(jq -r .nvram "$udelta/manifest.json")
 [ ! -e "$nvram" ] || bail "a never-booted UEFI VM has a variable store"
 ln -s "$victim" "$nvram"
