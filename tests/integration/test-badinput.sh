@@ -156,8 +156,10 @@ expect_fail "env drain fenced on another env" 2 "--source-fenced must name the e
 expect_fail "fence agent on an unknown env" 1 "unknown env 'nowhere'" vpool env set nowhere --fence-cmd /bin/true
 expect_fail "fence agent by a relative name" 1 "fence agent 'true' must be an absolute path" \
     vpool env set "$HOSTA" --fence-cmd true
-expect_fail "fence agent that is not executable" 1 "fence agent '/etc/hostname' is not an executable file" \
-    vpool env set "$HOSTA" --fence-cmd /etc/hostname
+printf '#!/bin/sh\nexit 0\n' >"$WORK/agent"
+chmod 644 "$WORK/agent"
+expect_fail "fence agent that is not executable" 1 "fence agent '$WORK/agent' is not an executable file" \
+    vpool env set "$HOSTA" --fence-cmd "$WORK/agent"
 expect_fail "fence agent with a control character" 1 "control characters are not allowed" \
     vpool env set "$HOSTA" --fence-cmd "$(printf '/bin/true\033[2J')"
 expect_fail "env add with a bad fence agent adds nothing" 1 "a quote is not closed" \
@@ -169,9 +171,9 @@ expect_fail "--source-fenced for an env that answers" 1 "env '$HOSTA' answers: -
 expect_fail "resume --source-fenced of an unknown migration" 1 "unknown migration 999" \
     vpool migrate resume 999 --source-fenced "$HOSTA"
 for v in -1 3601 soon; do
-    expect_fail "source_grace '$v' refused" 1 "source grace period" env VPOOL_SOURCE_GRACE="$v" vpool env list
+    expect_fail "source_grace '$v' refused" 1 "source grace period" env VPOOL_SOURCE_GRACE="$v" "$VPOOL_BIN" env list
 done
-expect_fail "fence_timeout 0 refused" 1 "fence timeout" env VPOOL_FENCE_TIMEOUT=0 vpool env list
+expect_fail "fence_timeout 0 refused" 1 "fence timeout" env VPOOL_FENCE_TIMEOUT=0 "$VPOOL_BIN" env list
 
 # --- damaged or missing catalog --------------------------------------------------
 expect_fail "missing catalog" 1 "does not exist; run 'vpool init" vpool --catalog "$WORK/none.db" env list
