@@ -993,11 +993,15 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
  * source that does not answer is not asked. */
 static int check_source_empty(struct run *r, struct vp_error *err)
 {
+        const struct vp_env *e = env_by_id(r, r->mig.from_env_id);
         virConnectPtr sc = conn_by_id(r, r->mig.from_env_id);
+        /* No VM needed the source in this run (they were all past it):
+         * it is asked now, once, without a grace period. */
+        if (!sc && e && !source_needed(r, e->id))
+                vp_ctx_conn(r->ctx, e, &sc, NULL);
         struct vp_hv_states left;
         if (r->mig.from_env_id == r->mig.to_env_id || !sc || vp_hv_states_load(sc, &left, NULL) < 0)
                 return 0;
-        const struct vp_env *e = env_by_id(r, r->mig.from_env_id);
         int k = 0;
         for (size_t i = 0; i < r->n && k >= 0; i++)
                 if (vp_hv_states_find(&left, r->mvs[i].vm_name))

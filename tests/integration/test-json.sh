@@ -191,10 +191,16 @@ virsh_on "$HOSTB" undefine tjsonf-001 >/dev/null || bail "undefine tjsonf-001"
 json_cmd "migrate status" migrate status "$id1"
 json_cmd "migrate status --watch" migrate status "$id1" --watch
 
-# The target cannot open the console log (a directory in its place): the VM
-# fails there, the run ends partial.
-mv "$STORAGE/logs/tjsonr-001.log" "$WORK/tjsonr-001.log"
-mkdir "$STORAGE/logs/tjsonr-001.log"
+# Some process holds a lock on the VM's overlay: it is not handed over, the
+# run ends partial.
+python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
+print("locked", flush=True)
+time.sleep(900)' "$(overlay_of tjsonr-001)" >"$WORK/locker.out" &
+locker=$!
+while [ ! -s "$WORK/locker.out" ]; do sleep 0.1; done
 JSON_RC=1 json_cmd "migrate start" migrate tjsonr --to "$HOSTB" --shutdown-timeout 2
 idr=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonr") | .id')
 check_eq "the partial run's outcome says why" "partial true" \
@@ -202,8 +208,8 @@ check_eq "the partial run's outcome says why" "partial true" \
 json_cmd "migrate status" migrate status "$idr"
 check_eq "the failed VM's error is in its status" "true" \
     "$(vpool migrate status "$idr" --json | jq '.vms[0].error | type == "string"')"
-rmdir "$STORAGE/logs/tjsonr-001.log"
-mv "$WORK/tjsonr-001.log" "$STORAGE/logs/tjsonr-001.log"
+kill "$locker"
+wait "$locker" 2>/dev/null
 json_cmd "migrate resume" migrate resume "$idr"
 
 VPOOL_FAULT=migrate.provisioned:1 vpool migrate tjsona --to "$HOSTB" >/dev/null 2>&1
