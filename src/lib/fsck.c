@@ -426,6 +426,11 @@ static bool stale_now(struct state *s, const struct vp_env *env, virConnectPtr c
         if (vp_row_query(ctx->cat, &vp_table_migvm, "vm_id = ?1", vm.id, &rows, &n, NULL) >= 0) {
                 struct vp_migvm *mv = rows;
                 for (size_t i = 0; i < n && !moving; i++) {
+                        /* As in_flight: a VM at an ended step (or still
+                         * pending) is not between steps of the migration. */
+                        enum vp_step step = vp_step_from_string(mv[i].step);
+                        if (vp_step_ended(step) || step == VP_STEP_PENDING)
+                                continue;
                         struct vp_migration m = { 0 };
                         moving = vp_row_get_id(ctx->cat, &vp_table_migration, mv[i].migration_id, &m, NULL) >= 0 &&
                                  unfinished(&m);
