@@ -193,14 +193,8 @@ VPOOL_FAULT=migrate.provisioned:2 vpool migrate f4 --to "$HOSTB" --parallel 1 >"
 id=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
 "$HOSTS_SH" down "$HOSTB" >/dev/null
 # Some process (a backup agent, a QEMU started by hand) locks f4-002's disk.
-python3 -c '
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
-print("locked", flush=True)
-time.sleep(600)' "$(overlay_of f4-002)" >"$WORK/locker.out" &
-locker=$!
-while [ ! -s "$WORK/locker.out" ]; do sleep 0.1; done
+lock_disk "$(overlay_of f4-002)"
+locker=$LOCKER
 vpool migrate abort "$id" >/dev/null 2>"$WORK/err"
 check_eq "abort while a disk is locked: exit 1" "1" "$?"
 check "it names the disk and the process" \

@@ -193,14 +193,8 @@ json_cmd "migrate status --watch" migrate status "$id1" --watch
 
 # Some process holds a lock on the VM's overlay: it is not handed over, the
 # run ends partial.
-python3 -c '
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
-print("locked", flush=True)
-time.sleep(900)' "$(overlay_of tjsonr-001)" >"$WORK/locker.out" &
-locker=$!
-while [ ! -s "$WORK/locker.out" ]; do sleep 0.1; done
+lock_disk "$(overlay_of tjsonr-001)"
+locker=$LOCKER
 JSON_RC=1 json_cmd "migrate start" migrate tjsonr --to "$HOSTB" --shutdown-timeout 2
 idr=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonr") | .id')
 check_eq "the partial run's outcome says why" "partial true" \

@@ -217,14 +217,8 @@ expect_fail "target without the memory for the running VMs" 1 "env '$HOSTB' has 
 # Some process (a backup agent, say) holds a lock on m8-002's overlay:
 # that one VM is not handed over (the lease check); preflight does not look
 # at locks, since the source's own QEMU holds them until it stops.
-python3 -c '
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
-print("locked", flush=True)
-time.sleep(900)' "$(overlay_of m8-002)" >"$WORK/locker.out" &
-locker=$!
-while [ ! -s "$WORK/locker.out" ]; do sleep 0.1; done
+lock_disk "$(overlay_of m8-002)"
+locker=$LOCKER
 vpool migrate m8 --to "$HOSTB" --shutdown-timeout 60 >"$WORK/out" 2>"$WORK/err"
 check_eq "a migration with a failing VM exits 1" "1" "$?"
 id8=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
