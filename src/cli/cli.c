@@ -92,6 +92,15 @@ static int parse_args(struct vp_cli *cli, const struct cli_verb *v, int argc, ch
                 } else if (c == 'q') {
                         cli->quiet = true;
                 } else if (c >= 1000 && (size_t)(c - 1000) < n) {
+                        if (v->opts[c - 1000].repeat && ret->given[c - 1000]) {
+                                if (ret->nmore >= CLI_MAX_REPEAT - 1) {
+                                        r = cli_usage_error(cli, "option '--%s' given more than %d times",
+                                                            v->opts[c - 1000].name, CLI_MAX_REPEAT);
+                                        goto out;
+                                }
+                                ret->more[ret->nmore++] = optarg;
+                                continue;
+                        }
                         ret->given[c - 1000] = true;
                         ret->value[c - 1000] = optarg;
                 } else if (c == ':') {
@@ -129,6 +138,17 @@ const char *cli_opt(const struct cli_args *a, const char *name)
 {
         int i = opt_index(a, name);
         return i >= 0 && a->given[i] ? a->value[i] : NULL;
+}
+
+size_t cli_opt_all(const struct cli_args *a, const char *name, const char *ret[CLI_MAX_REPEAT])
+{
+        const char *first = cli_opt(a, name);
+        if (!first)
+                return 0;
+        ret[0] = first;
+        for (size_t i = 0; i < a->nmore; i++)
+                ret[i + 1] = a->more[i];
+        return a->nmore + 1;
 }
 
 const char *cli_opt_or(const struct cli_args *a, const char *name, const char *def)
@@ -253,6 +273,8 @@ int cli_run(struct vp_cli *cli, const struct cli_noun *n, int argc, char **argv)
                 return noun_help(n, stderr), EXIT_USAGE;
         if (streq(word, "--help") || streq(word, "-h") || streq(word, "help"))
                 return noun_help(n, stdout);
+        if (v && v->sub)
+                return cli_run(cli, v->sub, argc - 1, argv + 1);
         if (v) {
                 cli->verb = v->name;
                 cli->record = v->changes;
@@ -268,6 +290,20 @@ int cli_fail(const struct vp_error *err)
         cli_note_failure("%s", err->msg[0] ? err->msg : "failed");
         fprintf(stderr, "vpool: %s\n", last_failure);
         return 1;
+}
+
+int cli_parse_placement(const struct cli_args *a, enum vp_placement *ret, struct vp_error *err)
+{
+        const char *word = cli_opt(a, "placement");
+        char pb[64];
+        *ret = VP_PLACE_SPREAD;
+        if (!word)
+                return 0;
+        enum vp_placement p = vp_placement_from_string(word);
+        if (p < 0)
+                return vp_err(err, -EINVAL, "unknown placement '%s' (spread, pack)", vp_printable(word, pb, sizeof(pb)));
+        *ret = p;
+        return 0;
 }
 
 int cli_open(struct vp_cli *cli, struct vp_ctx *ctx)
@@ -411,27 +447,15 @@ static char *cell(struct json_object *row, const struct cli_column *c)
                 return format_bytes(json_object_get_int64(v) * 1024);
         case CLI_SHORT:
                 return vp_strdupf("%.12s", json_object_get_string(v));
+        case CLI_YESNO:
+                return vp_strdup(json_object_get_boolean(v) ? "yes" : "no");
         default:
                 return vp_strdup(*json_object_get_string(v) ? json_object_get_string(v) : "-");
         }
 }
 
-int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
-             const struct cli_column *cols, size_t ncols)
+void cli_print_table(struct json_object *a, const struct cli_column *cols, size_t ncols)
 {
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        struct json_object *a = NULL;
-        int r = read(&ctx, &a, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json) {
-                cli_print_json(a);
-                return 0;
-        }
         size_t n = json_object_array_length(a);
         /* The table is built from the same JSON the --json output shows. */
         struct cli_table tb = { .ncols = ncols, .nrows = 1, .cap = 16 };
@@ -452,6 +476,24 @@ int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_obj
                 tb.nrows++;
         }
         table_print(&tb);
+}
+
+int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
+             const struct cli_column *cols, size_t ncols)
+{
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct json_object *a = NULL;
+        int r = read(&ctx, &a, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json)
+                cli_print_json(a);
+        else
+                cli_print_table(a, cols, ncols);
         json_object_put(a);
         return 0;
 }

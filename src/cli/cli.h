@@ -39,12 +39,16 @@ struct vp_cli {
 struct cli_opt {
         const char *name;
         bool value;            /* takes a value */
+        bool repeat;           /* may be given again (one such option per verb) */
 };
 
 /* A verb's option table, written in its verb's entry. */
-#define CLI_OPTS(...) ((const struct cli_opt[]){ __VA_ARGS__, { 0 } })
-#define CLI_VALUE(name) { name, true }
-#define CLI_FLAG(name) { name, false }
+#define CLI_OPTS(...) ((const struct cli_opt[]){ __VA_ARGS__, { 0, 0, 0 } })
+#define CLI_VALUE(name) { name, true, false }
+#define CLI_FLAG(name) { name, false, false }
+#define CLI_VALUES(name) { name, true, true }
+/* How many times a repeatable option may be given. */
+#define CLI_MAX_REPEAT 64
 
 /* The most options one verb has (the table's size is checked when parsing). */
 #define CLI_MAX_OPTS 12
@@ -66,6 +70,8 @@ struct cli_args {
         const struct cli_verb *verb;
         bool given[CLI_MAX_OPTS];
         const char *value[CLI_MAX_OPTS];
+        const char *more[CLI_MAX_REPEAT - 1];  /* the repeatable option's values after its first */
+        size_t nmore;
         char **pos;            /* pointing into argv */
         int npos;
 };
@@ -86,6 +92,7 @@ struct cli_verb {
         int (*act)(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err);
         const char *done;      /* "removed": "NOUN NAME removed" */
         bool check_name;       /* the name is checked before the catalog opens (and the history) */
+        const struct cli_noun *sub;    /* a word that groups verbs of its own ("env host add") */
 };
 
 /* A noun: its verbs, or (init, fsck, history) the one verb it is itself. */
@@ -103,6 +110,8 @@ struct cli_noun {
  * has no such option). cli_opt_or: DEF then. */
 const char *cli_opt(const struct cli_args *a, const char *name);
 const char *cli_opt_or(const struct cli_args *a, const char *name, const char *def);
+/* Every value of repeatable option NAME, in order, into RET; their number. */
+size_t cli_opt_all(const struct cli_args *a, const char *name, const char *ret[CLI_MAX_REPEAT]);
 /* Whether flag NAME was given. */
 bool cli_flag(const struct cli_args *a, const char *name);
 
@@ -135,6 +144,9 @@ const char *cli_last_failure(void);
 /* Print nothing but remember MSG as why the command fails (its history outcome). */
 void cli_note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The --placement option of A (spread when not given) into *RET. */
+int cli_parse_placement(const struct cli_args *a, enum vp_placement *ret, struct vp_error *err);
+
 /* Open the catalog, printing the error on failure. For a verb that changes
  * something, also record it in the history as running; a command that
  * cannot be recorded is refused. Returns 0 or the exit code 1. */
@@ -163,7 +175,7 @@ void table_print(struct cli_table *t);
  * ("-" when null), as a byte count, as a KiB count, cut to 12 characters,
  * as a name of something that may be gone ("?" when null), or as a count
  * of the row's "total" ("2/3"). */
-enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT, CLI_GONE, CLI_OF_TOTAL };
+enum cli_fmt { CLI_PLAIN, CLI_BYTES, CLI_KIB, CLI_SHORT, CLI_GONE, CLI_OF_TOTAL, CLI_YESNO };
 struct cli_column {
         const char *header;
         const char *key;
@@ -172,6 +184,8 @@ struct cli_column {
 
 /* A whole list verb: READ the list, print it as one JSON array or as a
  * table of COLS built from the same JSON. Returns the exit code. */
+/* Array A of documents as a table of COLS (a list verb's text output). */
+void cli_print_table(struct json_object *a, const struct cli_column *cols, size_t ncols);
 int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err),
              const struct cli_column *cols, size_t ncols);
 

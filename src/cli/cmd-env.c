@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fence.h"
+#include "host.h"
 #include "migrate.h"
 #include "name.h"
 
@@ -11,6 +12,36 @@ static int env_list(struct vp_cli *cli, const struct cli_args *a);
 static int env_show(struct vp_cli *cli, const struct cli_args *a);
 static int env_drain(struct vp_cli *cli, const struct cli_args *a);
 static int env_set(struct vp_cli *cli, const struct cli_args *a);
+static int host_add(struct vp_cli *cli, const struct cli_args *a);
+static int host_list(struct vp_cli *cli, const struct cli_args *a);
+static int host_rm(struct vp_cli *cli, const struct cli_args *a);
+static int host_resume(struct vp_cli *cli, const struct cli_args *a);
+
+static const struct cli_verb host_verbs[] = {
+        { .name = "add", .fn = host_add, .usage = "ENV URI [--name NAME]",
+          .help = "Add a host to an env: it must answer, be of the env's architecture and offer its\n"
+                  "domain type. Its name is the URI's host part unless --name is given.",
+          .changes = true, .opts = CLI_OPTS(CLI_VALUE("name")), .minpos = 2, .maxpos = 2 },
+        { .name = "list", .fn = host_list, .usage = "ENV",
+          .help = "List an env's hosts: reachable or since when not, CPUs, memory and free memory,\n"
+                  "domains defined and running, VMs vpool placed there, maintenance.",
+          .minpos = 1, .maxpos = 1 },
+        { .name = "rm", .fn = host_rm, .usage = "ENV HOST [--force]",
+          .help = "Remove a host from an env. Refused while VMs are on it (drain it first), while an\n"
+                  "unfinished migration uses it, and for the env's last host. --force removes it with\n"
+                  "VMs on it: they stay recorded on no host ('vpool fsck' finds them).",
+          .changes = true, .opts = CLI_OPTS(CLI_FLAG("force")), .minpos = 2, .maxpos = 2 },
+        { .name = "resume", .fn = host_resume, .usage = "ENV HOST",
+          .help = "End a host's maintenance: VMs are placed on it again.", .changes = true,
+          .minpos = 2, .maxpos = 2 },
+        { 0 },
+};
+
+static const struct cli_noun host_noun = {
+        .name = "env host", .help = "the hosts of an environment",
+        .summary = "The hosts of an environment: libvirt connections, placement and maintenance.",
+        .verbs = host_verbs,
+};
 
 static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opts *o, struct vp_error *err)
 {
@@ -18,11 +49,16 @@ static int env_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_opt
 }
 
 static const struct cli_verb verbs[] = {
-        { .name = "add", .fn = env_add, .usage = "NAME --uri URI [--domain-type auto|kvm|qemu] [--fence-cmd 'PROG ARG...']",
-          .help = "Register a hypervisor: connect and record its capabilities. Domain type auto (default)\n"
-                  "uses kvm only where libvirt offers it and a probe guest boots under it; else qemu (TCG).\n"
+        { .name = "add", .fn = env_add,
+          .usage = "NAME --uri URI | --host [HOST=]URI... [--domain-type auto|kvm|qemu]\n"
+                   "       [--fence-cmd 'PROG ARG...']",
+          .help = "Register an environment of one host (--uri) or several (--host, once per host; a host\n"
+                  "is named HOST, or by its URI's host part): connect to each and record its capabilities.\n"
+                  "The first host's decide the domain type: auto (default) uses kvm only where libvirt\n"
+                  "offers it and a probe guest boots under it; else qemu (TCG). Every host must answer.\n"
                   "--fence-cmd: the env's fence agent (see 'env set').",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUES("host"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
           .minpos = 1, .maxpos = 1 },
         { .name = "set", .fn = env_set, .usage = "NAME --fence-cmd 'PROG ARG...' | --no-fence-cmd",
           .help = "Give the env a fence agent, or take it away. When the env does not answer (after\n"
@@ -38,6 +74,8 @@ static const struct cli_verb verbs[] = {
           .help = "Forget an environment (refused while a pool or an unfinished migration uses it).\n"
                   "Finished migrations keep its name.", .changes = true,
           .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
+        { .name = "host", .usage = "add|list|rm|resume ...", .help = "Manage the hosts of an environment.",
+          .sub = &host_noun },
         { .name = "drain", .fn = env_drain,
           .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]\n"
                    "       [--source-fenced NAME]",
@@ -51,37 +89,73 @@ static const struct cli_verb verbs[] = {
 };
 
 const struct cli_noun cli_noun_env = {
-        .name = "env", .help = "hypervisor environments (libvirt connections)",
-        .summary = "Hypervisor environments: libvirt connection URIs.", .verbs = verbs,
+        .name = "env", .help = "hypervisor environments (clusters of libvirt hosts)",
+        .summary = "Hypervisor environments: clusters of hosts, each a libvirt connection URI.", .verbs = verbs,
 };
+
+/* The hosts env add is given: --uri URI (one host, named by the URI's host
+ * part or after the env), or --host [NAME=]URI once per host. */
+static int env_add_hosts(struct vp_cli *cli, const struct cli_args *a, char **copies, struct vp_host_spec *specs,
+                         size_t *ret_n, struct vp_error *err)
+{
+        const char *vals[CLI_MAX_REPEAT];
+        size_t n = cli_opt_all(a, "host", vals);
+        const char *uri = cli_opt(a, "uri");
+        if (!uri == !n)
+                return cli_usage_error(cli, "give either --uri URI or --host [NAME=]URI (once per host)");
+        if (uri) {
+                specs[0] = (struct vp_host_spec){ .uri = uri };
+                *ret_n = 1;
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                copies[i] = vp_strdup(vals[i]);
+                int r = vp_host_spec_parse(copies[i], &specs[i], err);
+                if (r < 0)
+                        return r;
+        }
+        *ret_n = n;
+        return 0;
+}
 
 static int env_add(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *uri = cli_opt(a, "uri"), *dtype = cli_opt_or(a, "domain-type", "auto");
-        if (!uri)
-                return cli_usage_error(cli, "missing --uri URI"), EXIT_USAGE;
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
+        const char *dtype = cli_opt_or(a, "domain-type", "auto");
+        char *copies[CLI_MAX_REPEAT] = { 0 };
+        struct vp_host_spec specs[CLI_MAX_REPEAT];
+        size_t n = 0;
         struct vp_error err = { 0 };
+        int r = env_add_hosts(cli, a, copies, specs, &n, &err);
+        if (r < 0) {
+                for (size_t i = 0; i < CLI_MAX_REPEAT; i++)
+                        free(copies[i]);
+                return err.msg[0] ? cli_fail(&err) : EXIT_USAGE;
+        }
+        struct vp_ctx ctx;
         struct vp_env e = { 0 };
         const char *note = NULL;
-        int r = vp_env_add(&ctx, a->pos[0], uri, dtype, cli_opt(a, "fence-cmd"), &e, &note, &err);
         struct json_object *o = NULL;
-        if (r >= 0 && cli->json)
-                r = vp_env_describe(&ctx, e.name, &o, &err);
-        vp_ctx_close(&ctx);
+        if (cli_open(cli, &ctx))
+                r = -EIO;
+        else {
+                r = vp_env_add(&ctx, a->pos[0], specs, n, dtype, cli_opt(a, "fence-cmd"), &e, &note, &err);
+                if (r >= 0 && cli->json)
+                        r = vp_env_describe(&ctx, e.name, &o, &err);
+                vp_ctx_close(&ctx);
+                if (r < 0)
+                        cli_fail(&err);
+        }
+        for (size_t i = 0; i < CLI_MAX_REPEAT; i++)
+                free(copies[i]);
         if (r < 0) {
                 vp_row_clear(&vp_table_env, &e);
-                return cli_fail(&err);
+                return 1;
         }
         if (cli->json)
                 cli_print_json(o);
         else if (!cli->quiet)
-                printf("env %s added: %s, %lld CPUs, %lld MiB, domain type %s%s%s%s\n", e.name, e.arch,
-                       (long long)e.cpus, (long long)(e.memory_kib / 1024),
-                       vp_hv_pick_domain_type(e.domain_types), note ? " (" : "", note ? note : "",
-                       note ? ")" : "");
+                printf("env %s added: %zu host%s, %s, domain type %s%s%s%s\n", e.name, n, n == 1 ? "" : "s", e.arch,
+                       vp_hv_pick_domain_type(e.domain_types), note ? " (" : "", note ? note : "", note ? ")" : "");
         vp_row_clear(&vp_table_env, &e);
         return 0;
 }
@@ -113,7 +187,7 @@ static int env_set(struct vp_cli *cli, const struct cli_args *a)
 static int env_list(struct vp_cli *cli, const struct cli_args *a)
 {
         static const struct cli_column cols[] = {
-                { "NAME", "name", CLI_PLAIN }, { "URI", "uri", CLI_PLAIN }, { "ARCH", "arch", CLI_PLAIN },
+                { "NAME", "name", CLI_PLAIN }, { "HOSTS", "host_count", CLI_PLAIN }, { "ARCH", "arch", CLI_PLAIN },
                 { "TYPES", "domain_types", CLI_PLAIN }, { "CPUS", "cpus", CLI_PLAIN },
                 { "MEMORY", "memory_kib", CLI_KIB },
         };
@@ -127,6 +201,19 @@ static void print_fence(const char *label, struct json_object *o)
         json_object_object_get_ex(o, "fence_cmd", &f);
         _cleanup_free_ char *shown = f ? vp_fence_cmd_show(json_object_to_json_string(f)) : NULL;
         print_field(label, "%s", shown ? shown : "none");
+}
+
+static void print_hosts(struct json_object *hosts)
+{
+        static const struct cli_column cols[] = {
+                { "NAME", "name", CLI_PLAIN }, { "REACHABLE", "reachable", CLI_YESNO },
+                { "SINCE", "unreachable_since", CLI_PLAIN }, { "MAINT", "maintenance", CLI_YESNO },
+                { "CPUS", "cpus", CLI_PLAIN }, { "MEMORY", "memory_kib", CLI_KIB },
+                { "FREE", "memory_free_kib", CLI_KIB }, { "DEFINED", "domains_defined", CLI_PLAIN },
+                { "RUNNING", "domains_running", CLI_PLAIN }, { "VMS", "vm_count", CLI_PLAIN },
+                { "URI", "uri", CLI_PLAIN },
+        };
+        cli_print_table(hosts, cols, ELEMENTSOF(cols));
 }
 
 static int env_show(struct vp_cli *cli, const struct cli_args *a)
@@ -149,8 +236,8 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
         static const struct {
                 const char *label, *key;
         } fields[] = {
-                { "name:", "name" }, { "uri:", "uri" }, { "hostname:", "hostname" }, { "arch:", "arch" },
-                { "domain types:", "domain_types" }, { "cpus:", "cpus" }, { "memory:", "memory_kib" },
+                { "name:", "name" }, { "arch:", "arch" },
+                { "domain types:", "domain_types" },
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
                 { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
                 { "fence agent:", "fence_cmd" },
@@ -163,6 +250,11 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
                 else
                         print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
         }
+        struct json_object *hosts = NULL;
+        json_object_object_get_ex(o, "hosts", &hosts);
+        printf("\nhosts:\n");
+        if (hosts)
+                print_hosts(hosts);
         json_object_put(o);
         return 0;
 }
@@ -214,4 +306,85 @@ static int env_drain(struct vp_cli *cli, const struct cli_args *a)
         }
         free(names);
         return rc;
+}
+
+/* ---- env host ------------------------------------------------------------- */
+
+static int host_add(struct vp_cli *cli, const struct cli_args *a)
+{
+        struct vp_host_spec spec = { .name = cli_opt(a, "name"), .uri = a->pos[1] };
+        struct vp_error err = { 0 };
+        if (vp_name_check("env", a->pos[0], &err) < 0 || (spec.name && vp_name_check("host", spec.name, &err) < 0))
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_host h = { 0 };
+        struct json_object *o = NULL;
+        int r = vp_env_host_add(&ctx, a->pos[0], &spec, &h, &err);
+        if (r >= 0 && cli->json)
+                r = vp_env_hosts_describe(&ctx, a->pos[0], true, &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0) {
+                vp_row_clear(&vp_table_host, &h);
+                return cli_fail(&err);
+        }
+        if (cli->json)
+                cli_print_json(o);
+        else if (!cli->quiet)
+                printf("host %s added to env %s: %lld CPUs, %lld MiB\n", h.name, a->pos[0], (long long)h.cpus,
+                       (long long)(h.memory_kib / 1024));
+        vp_row_clear(&vp_table_host, &h);
+        return 0;
+}
+
+static int host_list(struct vp_cli *cli, const struct cli_args *a)
+{
+        struct vp_error err = { 0 };
+        if (vp_name_check("env", a->pos[0], &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct json_object *o = NULL;
+        int r = vp_env_hosts_describe(&ctx, a->pos[0], true, &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json)
+                cli_print_json(o);
+        else
+                print_hosts(o);
+        json_object_put(o);
+        return 0;
+}
+
+/* A verb on host pos[1] of env pos[0] that prints "host HOST DONE". */
+static int host_act(struct vp_cli *cli, const struct cli_args *a,
+                    int (*act)(struct vp_ctx *ctx, const char *env, const char *host, bool flag, struct vp_error *err),
+                    bool flag, const char *done)
+{
+        struct vp_error err = { 0 };
+        if (vp_name_check("env", a->pos[0], &err) < 0 || vp_name_check("host", a->pos[1], &err) < 0)
+                return cli_fail(&err);
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        int r = act(&ctx, a->pos[0], a->pos[1], flag, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (!cli->quiet)
+                printf("host %s of env %s %s\n", a->pos[1], a->pos[0], done);
+        return 0;
+}
+
+static int host_rm(struct vp_cli *cli, const struct cli_args *a)
+{
+        return host_act(cli, a, vp_env_host_rm, cli_flag(a, "force"), "removed");
+}
+
+static int host_resume(struct vp_cli *cli, const struct cli_args *a)
+{
+        return host_act(cli, a, vp_env_host_set_maintenance, false, "out of maintenance");
 }

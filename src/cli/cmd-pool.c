@@ -27,13 +27,18 @@ static int pool_rm(struct vp_ctx *ctx, const char *name, const struct cli_act_op
 
 static const struct cli_verb verbs[] = {
         { .name = "create", .fn = pool_create,
-          .usage = "NAME --image IMG --env ENV [--profile PROF] --size N [--data-disk SIZE] [--start]",
+          .usage = "NAME --image IMG --env ENV [--profile PROF] --size N [--data-disk SIZE] [--start]\n"
+                   "       [--placement spread|pack]",
           .help = "Create N VMs NAME-001..NAME-N: for each a user delta collection (overlay of the master,\n"
-                  "optional data disk, identity, manifest) and a persistent domain on ENV. All or nothing.\n"
-                  "PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the configuration file).",
+                  "optional data disk, identity, manifest) and a persistent domain on a host of ENV. All or\n"
+                  "nothing. PROF defaults to the configured profile (VPOOL_PROFILE, or 'profile' in the\n"
+                  "configuration file). Placement takes the hosts that answer, are not in maintenance and\n"
+                  "offer PROF's hardware, and gives each VM the one with the most (spread, the default) or\n"
+                  "the least (pack) memory left after the VMs placed before it; with --start every host\n"
+                  "must have the memory of the VMs it runs free.",
           .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("image"), CLI_VALUE("env"), CLI_VALUE("profile"), CLI_VALUE("size"),
-                           CLI_VALUE("data-disk"), CLI_FLAG("start")),
+                           CLI_VALUE("data-disk"), CLI_FLAG("start"), CLI_VALUE("placement")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = pool_list, .usage = "", .help = "List pools." },
         { .name = "show", .fn = pool_show, .usage = "NAME", .help = "Show a pool and its VMs.", .minpos = 1, .maxpos = 1 },
@@ -95,6 +100,8 @@ static int pool_create(struct vp_cli *cli, const struct cli_args *a)
                 .name = a->pos[0], .image = image, .env = env, .profile = profile, .size = (int64_t)n,
                 .data_disk_bytes = dd, .start = start,
         };
+        if (cli_parse_placement(a, &pa.placement, &err) < 0)
+                return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;

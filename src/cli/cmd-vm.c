@@ -68,12 +68,13 @@ static int vm_list(struct vp_cli *cli, const struct cli_args *a)
                 return 0;
         }
         struct cli_table t;
-        table_init(&t, 6, "NAME", "ENV", "STATE", "UUID", "MAC", "GEN");
+        table_init(&t, 7, "NAME", "ENV", "HOST", "STATE", "UUID", "MAC", "GEN");
         for (size_t i = 0; i < json_object_array_length(vms); i++) {
                 struct json_object *v = json_object_array_get_idx(vms, i), *macs = NULL;
                 json_object_object_get_ex(v, "macs", &macs);
                 _cleanup_free_ char *mac = join(macs);
-                table_add(&t, cli_str(v, "name"), *cli_str(v, "env") ? cli_str(v, "env") : NULL, cli_str(v, "state"),
+                table_add(&t, cli_str(v, "name"), *cli_str(v, "env") ? cli_str(v, "env") : NULL,
+                          *cli_str(v, "host") ? cli_str(v, "host") : NULL, cli_str(v, "state"),
                           cli_str(v, "uuid"), mac, cli_str(v, "generation"));
         }
         table_print(&t);

@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 4
+#define VP_SCHEMA_VERSION 5
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -27,6 +27,11 @@ static const struct vp_col env_cols[] = {
         T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
         T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
         T(vp_env, created), T(vp_env, fence_cmd),
+};
+static const struct vp_col host_cols[] = {
+        I(vp_host, id), I(vp_host, env_id), T(vp_host, name), T(vp_host, uri), T(vp_host, hostname),
+        I(vp_host, cpus), I(vp_host, memory_kib), I(vp_host, maintenance), T(vp_host, unreachable),
+        T(vp_host, created),
 };
 static const struct vp_col image_cols[] = {
         I(vp_image, id), T(vp_image, name), T(vp_image, path), T(vp_image, format),
@@ -47,7 +52,7 @@ static const struct vp_col pool_cols[] = {
 };
 static const struct vp_col vm_cols[] = {
         I(vp_vm, id), T(vp_vm, name), I(vp_vm, pool_id), I(vp_vm, idx), I(vp_vm, env_id),
-        I(vp_vm, profile_id),
+        I(vp_vm, profile_id), R(vp_vm, host_id),
         T(vp_vm, uuid), T(vp_vm, macs), T(vp_vm, hostname), T(vp_vm, delta_path),
         T(vp_vm, owner), I(vp_vm, generation), T(vp_vm, created),
 };
@@ -63,7 +68,8 @@ static const struct vp_col migration_cols[] = {
 static const struct vp_col migvm_cols[] = {
         I(vp_migvm, id), T(vp_migvm, vm_name), I(vp_migvm, migration_id), I(vp_migvm, vm_id),
         T(vp_migvm, step), I(vp_migvm, source_running), R(vp_migvm, src_env_id),
-        R(vp_migvm, src_profile_id), T(vp_migvm, src_env), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
+        R(vp_migvm, src_profile_id), T(vp_migvm, src_env), R(vp_migvm, src_host_id),
+        R(vp_migvm, dst_host_id), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
 };
 static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
@@ -86,6 +92,7 @@ static const struct vp_col history_cols[] = {
         const struct vp_table var = { sqlname, kindname, cols, ELEMENTSOF(cols), sizeof(struct st) }
 
 TABLE(vp_table_env, "envs", "env", vp_env, env_cols);
+TABLE(vp_table_host, "hosts", "host", vp_host, host_cols);
 TABLE(vp_table_image, "images", "image", vp_image, image_cols);
 TABLE(vp_table_profile, "profiles", "profile", vp_profile, profile_cols);
 TABLE(vp_table_pool, "pools", "pool", vp_pool, pool_cols);
@@ -103,9 +110,24 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         " at TEXT NOT NULL);" \
         "CREATE INDEX fences_migration ON fences(migration_id);"
 
+/* Hosts came with schema 5: an env was one libvirt URI before. A VM
+ * records the host that holds its domain, a migration's VM the host it
+ * left and the one placement gave it. A host goes with its env. */
+#define HOSTS_SQL \
+        "CREATE TABLE hosts(id INTEGER PRIMARY KEY, env_id INTEGER NOT NULL REFERENCES envs(id) ON DELETE CASCADE," \
+        " name TEXT NOT NULL, uri TEXT NOT NULL, hostname TEXT, cpus INTEGER, memory_kib INTEGER," \
+        " maintenance INTEGER NOT NULL DEFAULT 0, unreachable TEXT NOT NULL DEFAULT '', created TEXT," \
+        " UNIQUE(env_id, name), UNIQUE(env_id, uri));" \
+        "CREATE INDEX hosts_env ON hosts(env_id);"
+#define HOST_REFS_SQL \
+        "ALTER TABLE vms ADD COLUMN host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
+        "ALTER TABLE migration_vms ADD COLUMN src_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
+        "ALTER TABLE migration_vms ADD COLUMN dst_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
+        "CREATE INDEX vms_host ON vms(host_id);"
+
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
-        &vp_table_env, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
+        &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
 };
 
@@ -194,6 +216,8 @@ static const char schema_sql[] =
 static const char schema_tail_sql[] =
         HISTORY_SQL
         FENCES_SQL
+        HOSTS_SQL
+        HOST_REFS_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
@@ -311,6 +335,13 @@ static const char *const upgrades[] = {
               MIGRATION_NAMES_SQL,
         /* Schema 3 had no fence agents: no env has one, no fence was run. */
         [3] = "ALTER TABLE envs ADD COLUMN fence_cmd TEXT;" FENCES_SQL,
+        /* Schema 4 had one URI per env: each env becomes a cluster of that
+         * one host, named after its env, which holds all its VMs. */
+        [4] = HOSTS_SQL HOST_REFS_SQL
+              "INSERT INTO hosts(env_id, name, uri, hostname, cpus, memory_kib, maintenance, unreachable, created)"
+              " SELECT id, name, uri, hostname, cpus, memory_kib, 0, '', created FROM envs;"
+              "UPDATE vms SET host_id = (SELECT id FROM hosts WHERE hosts.env_id = vms.env_id);"
+              "UPDATE migration_vms SET src_host_id = (SELECT id FROM hosts WHERE hosts.env_id = migration_vms.src_env_id);",
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
@@ -455,6 +486,11 @@ bool vp_catalog_has_table(struct vp_catalog *c, const char *name)
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err)
 {
         return exec(c, "BEGIN IMMEDIATE;", err);
+}
+
+bool vp_catalog_in_transaction(struct vp_catalog *c)
+{
+        return !sqlite3_get_autocommit(c->db);
 }
 
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err)

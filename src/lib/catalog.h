@@ -44,6 +44,22 @@ struct vp_env {
         char *fence_cmd;       /* its fence agent: a JSON array of argv words; "" or NULL when none */
 };
 
+/* One hypervisor host of an env: a libvirt connection. The env's own
+ * capability columns are its first host's; each host is checked against a
+ * profile again when VMs are placed on it. */
+struct vp_host {
+        int64_t id;
+        int64_t env_id;
+        char *name;            /* unique in its env: the URI's host part unless named */
+        char *uri;
+        char *hostname;        /* what the host calls itself */
+        int64_t cpus;
+        int64_t memory_kib;
+        int64_t maintenance;   /* 1: no VM is placed on it; drain moves its VMs away */
+        char *unreachable;     /* when it was last found not answering (ISO 8601), "" when it answers */
+        char *created;
+};
+
 struct vp_image {
         int64_t id;
         char *name;
@@ -94,6 +110,7 @@ struct vp_vm {
         int64_t idx;
         int64_t env_id;        /* where its domain is defined now */
         int64_t profile_id;    /* the hardware of that domain */
+        int64_t host_id;       /* the host of env_id that holds that domain; 0 when unknown */
         char *uuid;
         char *macs;            /* comma separated */
         char *hostname;
@@ -137,6 +154,8 @@ struct vp_migvm {
         int64_t src_env_id;      /* 0 once the env is removed (finished migrations only) */
         int64_t src_profile_id;
         char *src_env;           /* its name, kept after its removal */
+        int64_t src_host_id;     /* the host it left; 0 when unknown (a catalog before hosts) */
+        int64_t dst_host_id;     /* the host placement gave it on the target */
         int64_t generation;    /* the manifest generation after the last step */
         char *error;           /* "" when none */
         char *updated;
@@ -197,6 +216,7 @@ extern const struct vp_table vp_table_migration;
 extern const struct vp_table vp_table_migvm;
 extern const struct vp_table vp_table_journal;
 extern const struct vp_table vp_table_env;
+extern const struct vp_table vp_table_host;
 extern const struct vp_table vp_table_image;
 extern const struct vp_table vp_table_profile;
 extern const struct vp_table vp_table_pool;
@@ -222,6 +242,8 @@ bool vp_catalog_has_table(struct vp_catalog *c, const char *name);
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err);
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err);
 void vp_catalog_rollback(struct vp_catalog *c);
+/* Whether a transaction is open on C. */
+bool vp_catalog_in_transaction(struct vp_catalog *c);
 
 /* meta key/value (storage_root, schema). *ret malloc'd; -ENOENT if absent. */
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err);

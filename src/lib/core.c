@@ -1,4 +1,5 @@
 #include "core.h"
+#include "host.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -56,6 +57,7 @@ static int ctx_open(struct vp_ctx *ctx, const char *catalog_path, bool readonly,
         ctx->source_grace = VP_CONF_DEFAULT_SOURCE_GRACE;
         ctx->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
         ctx->catalog_path = vp_strdup(catalog_path);
+        ctx->readonly = readonly;
         int r = readonly ? vp_catalog_open_read(catalog_path, &ctx->cat, err)
                          : vp_catalog_open(catalog_path, false, &ctx->cat, err);
         if (r < 0)
@@ -94,68 +96,6 @@ void vp_ctx_close(struct vp_ctx *ctx)
                 vp_catalog_close(ctx->cat);
         free(ctx->catalog_path);
         memset(ctx, 0, sizeof(*ctx));
-}
-
-/* Remember ENV's connection C, NULL when it did not answer. */
-static void cache_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr c)
-{
-        struct vp_conn_cache *n = realloc(ctx->conns, (ctx->nconns + 1) * sizeof(*n));
-        if (!n)
-                abort();
-        ctx->conns = n;
-        ctx->conns[ctx->nconns++] = (struct vp_conn_cache){ env->id, c };
-}
-
-int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err)
-{
-        for (size_t i = 0; i < ctx->nconns; i++)
-                if (ctx->conns[i].env_id == env->id) {
-                        /* A host that did not answer is not asked again in this run. */
-                        if (!ctx->conns[i].conn)
-                                return vp_err(err, -EHOSTUNREACH, "env '%s': cannot connect to '%s'", env->name,
-                                              env->uri);
-                        *ret = ctx->conns[i].conn;
-                        return 0;
-                }
-        virConnectPtr c = NULL;
-        int r = vp_hv_connect(env->uri, &c, err);
-        if (r < 0)
-                vp_err_prefix(err, "env '%s'", env->name);
-        cache_conn(ctx, env, r < 0 ? NULL : c);
-        if (r < 0)
-                return r;
-        *ret = c;
-        return 0;
-}
-
-static bool conn_cached(const struct vp_ctx *ctx, const struct vp_env *env)
-{
-        for (size_t i = 0; i < ctx->nconns; i++)
-                if (ctx->conns[i].env_id == env->id)
-                        return true;
-        return false;
-}
-
-int vp_ctx_conn_source(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err)
-{
-        if (conn_cached(ctx, env))
-                return vp_ctx_conn(ctx, env, ret, err);
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        for (;;) {
-                virConnectPtr c = NULL;
-                int r = vp_hv_connect(env->uri, &c, err);
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                double waited = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-                if (r >= 0 || waited + 1 > ctx->source_grace) {
-                        if (r < 0)
-                                vp_err_prefix(err, "env '%s' (tried for %.0f s)", env->name, waited);
-                        cache_conn(ctx, env, r < 0 ? NULL : c);
-                        *ret = r < 0 ? NULL : c;
-                        return r;
-                }
-                sleep(1);
-        }
 }
 
 /* ---- init --------------------------------------------------------------- */
@@ -230,26 +170,6 @@ int vp_init(const char *catalog_path, const char *storage_root, struct vp_error 
 
 /* ---- env ---------------------------------------------------------------- */
 
-static int check_uri(const char *uri, struct vp_error *err)
-{
-        char pb[64];
-        if (!uri || !*uri)
-                return vp_err(err, -EINVAL, "empty libvirt URI");
-        if (strlen(uri) > 1024)
-                return vp_err(err, -EINVAL, "libvirt URI is too long");
-        for (const char *p = uri; *p; p++)
-                if (!isprint((unsigned char)*p) || *p == ' ')
-                        return vp_err(err, -EINVAL, "malformed libvirt URI '%s'", vp_printable(uri, pb, sizeof(pb)));
-        const char *sep = strstr(uri, ":/");
-        if (!sep || sep == uri)
-                return vp_err(err, -EINVAL, "malformed libvirt URI '%s': expected DRIVER[+TRANSPORT]://[HOST]/PATH",
-                              vp_printable(uri, pb, sizeof(pb)));
-        for (const char *p = uri; p < sep; p++)
-                if (!isalnum((unsigned char)*p) && *p != '+')
-                        return vp_err(err, -EINVAL, "malformed libvirt URI '%s'", vp_printable(uri, pb, sizeof(pb)));
-        return 0;
-}
-
 /* A Linux kernel for the KVM probe, placed on shared storage so that every
  * env reads it at the same path: the newest one this controller has. */
 static int probe_kernel(struct vp_ctx *ctx, char **ret)
@@ -274,17 +194,45 @@ static int probe_kernel(struct vp_ctx *ctx, char **ret)
         return vp_storage_import(&ctx->st, name, src, VP_FORMAT_UNKNOWN, NULL, NULL, ret, NULL);
 }
 
-int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
-               const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err)
+/* The domain type env NAME uses on CONN (its first host, INFO): kvm when
+ * asked for (and offered), or in auto mode when a probe guest boots
+ * under it. *RET_NOTE says why kvm was not chosen in auto mode. */
+static int pick_domain_type(struct vp_ctx *ctx, const char *name, virConnectPtr conn, const struct vp_hv_info *info,
+                            const char *domain_type, bool *ret_kvm, const char **ret_note, struct vp_error *err)
 {
-        int r;
+        bool kvm_offered = vp_list_has(info->domain_types, "kvm");
+        *ret_kvm = false;
+        *ret_note = NULL;
+        if (streq(domain_type, "kvm")) {
+                if (!kvm_offered)
+                        return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type 'kvm'", name);
+                *ret_kvm = true;
+        } else if (streq(domain_type, "auto")) {
+                _cleanup_free_ char *kernel = NULL;
+                if (!kvm_offered)
+                        *ret_note = "kvm not offered";
+                else if (probe_kernel(ctx, &kernel) < 0)
+                        *ret_note = "kvm offered, but no kernel to probe it with";
+                else {
+                        _cleanup_free_ char *log = vp_strdupf("%s/logs/.kvm-probe-%s.log", ctx->st.root, name);
+                        *ret_kvm = vp_hv_kvm_works(conn, info->arch, kernel, log, 10000);
+                        if (!*ret_kvm)
+                                *ret_note = "kvm offered, but a probe guest did not boot under it";
+                }
+        }
+        return 0;
+}
+
+static int check_env_args(struct vp_ctx *ctx, const char *name, size_t nhosts, const char *domain_type,
+                          const char *fence_cmd, char **ret_fence, struct vp_error *err)
+{
         char pb[64];
-        _cleanup_free_ char *fence = NULL;
-        if ((r = vp_name_check("env", name, err)) < 0 || (r = check_uri(uri, err)) < 0 ||
-            (fence_cmd && (r = vp_fence_cmd_parse(fence_cmd, &fence, err)) < 0))
+        int r;
+        if ((r = vp_name_check("env", name, err)) < 0 ||
+            (fence_cmd && (r = vp_fence_cmd_parse(fence_cmd, ret_fence, err)) < 0))
                 return r;
-        if (!domain_type)
-                domain_type = "auto";
+        if (nhosts == 0)
+                return vp_err(err, -EINVAL, "env '%s' needs at least one host", name);
         if (!streq(domain_type, "auto") && !streq(domain_type, "kvm") && !streq(domain_type, "qemu"))
                 return vp_err(err, -EINVAL, "unknown domain type '%s' (auto, kvm, qemu)",
                               vp_printable(domain_type, pb, sizeof(pb)));
@@ -293,52 +241,89 @@ int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char
                 vp_row_clear(&vp_table_env, &existing);
                 return vp_err(err, -EEXIST, "env '%s' already exists", name);
         }
-        virConnectPtr conn;
-        r = vp_hv_connect(uri, &conn, err);
+        return 0;
+}
+
+/* Probe every host of HOSTS into HS (NHOSTS rows): each answers, none
+ * twice, all of the first one's architecture and offering DTYPE. */
+static int probe_hosts(struct vp_ctx *ctx, const char *name, const struct vp_host_spec *hosts, size_t nhosts,
+                       struct vp_host *hs, struct vp_hv_info *first, struct vp_error *err)
+{
+        int r = 0;
+        for (size_t i = 0; i < nhosts && r >= 0; i++) {
+                struct vp_hv_info info;
+                if ((r = vp_host_probe(ctx, &hosts[i], nhosts == 1 ? name : NULL, &info, &hs[i], err)) < 0)
+                        break;
+                for (size_t j = 0; j < i && r >= 0; j++)
+                        if (streq(hs[j].name, hs[i].name) || streq(hs[j].uri, hs[i].uri))
+                                r = vp_err(err, -EEXIST, "host '%s' (%s) is given twice", hs[i].name, hs[i].uri);
+                if (i == 0)
+                        *first = info;
+                else if (r >= 0 && !streq(info.arch, first->arch))
+                        r = vp_err(err, -EINVAL, "host '%s' is %s, host '%s' %s: an env is of one architecture",
+                                   hs[i].name, info.arch, hs[0].name, first->arch);
+                else if (r >= 0 && !vp_list_has(info.domain_types, vp_hv_pick_domain_type(first->domain_types)))
+                        r = vp_err(err, -EOPNOTSUPP, "host '%s' does not offer domain type '%s' as host '%s' does",
+                                   hs[i].name, vp_hv_pick_domain_type(first->domain_types), hs[0].name);
+        }
+        if (r < 0)
+                vp_err_prefix(err, "env '%s'", name);
+        return r;
+}
+
+static int insert_env(struct vp_ctx *ctx, struct vp_env *e, struct vp_host *hs, size_t nhosts, struct vp_error *err)
+{
+        int r = vp_catalog_begin(ctx->cat, err);
         if (r < 0)
                 return r;
-        struct vp_hv_info info;
-        r = vp_hv_probe(conn, &info, err);
-        if (r < 0) {
-                virConnectClose(conn);
-                vp_err_prefix(err, "env '%s'", name);
+        r = vp_row_insert(ctx->cat, &vp_table_env, e, err);
+        for (size_t i = 0; i < nhosts && r >= 0; i++) {
+                hs[i].env_id = e->id;
+                r = vp_row_insert(ctx->cat, &vp_table_host, &hs[i], err);
+        }
+        if (r >= 0)
+                r = vp_catalog_commit(ctx->cat, err);
+        if (r < 0)
+                vp_catalog_rollback(ctx->cat);
+        return r;
+}
+
+int vp_env_add(struct vp_ctx *ctx, const char *name, const struct vp_host_spec *hosts, size_t nhosts,
+               const char *domain_type, const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note,
+               struct vp_error *err)
+{
+        _cleanup_free_ char *fence = NULL;
+        if (!domain_type)
+                domain_type = "auto";
+        int r = check_env_args(ctx, name, nhosts, domain_type, fence_cmd, &fence, err);
+        if (r < 0)
                 return r;
-        }
+        struct vp_host *hs = vp_xcalloc(nhosts, sizeof(*hs));
+        struct vp_hv_info info;
         const char *note = NULL;
-        bool kvm_offered = vp_list_has(info.domain_types, "kvm");
         bool use_kvm = false;
-        if (streq(domain_type, "kvm")) {
-                if (!kvm_offered) {
-                        virConnectClose(conn);
-                        return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type 'kvm'", name);
-                }
-                use_kvm = true;
-        } else if (streq(domain_type, "auto")) {
-                _cleanup_free_ char *kernel = NULL;
-                if (!kvm_offered)
-                        note = "kvm not offered";
-                else if (probe_kernel(ctx, &kernel) < 0)
-                        note = "kvm offered, but no kernel to probe it with";
-                else {
-                        _cleanup_free_ char *log = vp_strdupf("%s/logs/.kvm-probe-%s.log", ctx->st.root, name);
-                        use_kvm = vp_hv_kvm_works(conn, info.arch, kernel, log, 10000);
-                        if (!use_kvm)
-                                note = "kvm offered, but a probe guest did not boot under it";
-                }
+        virConnectPtr conn = NULL;
+        if ((r = probe_hosts(ctx, name, hosts, nhosts, hs, &info, err)) >= 0 &&
+            (r = vp_hv_connect(hs[0].uri, &conn, err)) >= 0) {
+                r = pick_domain_type(ctx, name, conn, &info, domain_type, &use_kvm, &note, err);
+                virConnectClose(conn);
         }
-        virConnectClose(conn);
-        snprintf(info.domain_types, sizeof(info.domain_types), "%s", use_kvm ? "kvm,qemu" : "qemu");
+        struct vp_env e = { 0 };
+        if (r >= 0) {
+                snprintf(info.domain_types, sizeof(info.domain_types), "%s", use_kvm ? "kvm,qemu" : "qemu");
+                e = (struct vp_env){
+                        .name = vp_strdup(name), .uri = vp_strdup(hs[0].uri), .hostname = vp_strdup(info.hostname),
+                        .arch = vp_strdup(info.arch), .domain_types = vp_strdup(info.domain_types),
+                        .machines = vp_strdup(info.machines), .disk_buses = vp_strdup(info.disk_buses),
+                        .nic_models = vp_strdup(info.nic_models), .firmwares = vp_strdup(info.firmwares),
+                        .cpus = info.cpus, .memory_kib = info.memory_kib, .created = vp_now_iso(),
+                        .fence_cmd = TAKE_PTR(fence),
+                };
+                r = insert_env(ctx, &e, hs, nhosts, err);
+        }
+        vp_rows_free(&vp_table_host, hs, nhosts);
         if (ret_kvm_note)
                 *ret_kvm_note = note;
-        struct vp_env e = {
-                .name = vp_strdup(name), .uri = vp_strdup(uri), .hostname = vp_strdup(info.hostname),
-                .arch = vp_strdup(info.arch), .domain_types = vp_strdup(info.domain_types),
-                .machines = vp_strdup(info.machines), .disk_buses = vp_strdup(info.disk_buses),
-                .nic_models = vp_strdup(info.nic_models), .firmwares = vp_strdup(info.firmwares),
-                .cpus = info.cpus, .memory_kib = info.memory_kib, .created = vp_now_iso(),
-                .fence_cmd = TAKE_PTR(fence),
-        };
-        r = vp_row_insert(ctx->cat, &vp_table_env, &e, err);
         if (r < 0 || !ret)
                 vp_row_clear(&vp_table_env, &e);
         else

@@ -9,14 +9,18 @@
 #include "storage.h"
 #include "delta.h"
 
+/* One host's connection: NULL when it did not answer; CLOSED set by
+ * libvirt when the connection closed under vpool (hv.h, vp_hv_watch). */
 struct vp_conn_cache {
-        int64_t env_id;
+        int64_t host_id;
         virConnectPtr conn;
+        atomic_bool *closed;
 };
 
 struct vp_ctx {
         char *catalog_path;
         struct vp_catalog *cat;
+        bool readonly;                 /* opened by vp_ctx_open_read */
         struct vp_storage st;
         bool have_storage;
         struct vp_conn_cache *conns;
@@ -33,8 +37,9 @@ int vp_ctx_open(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *e
 /* The same for a command that changes nothing: the catalog opened read-only. */
 int vp_ctx_open_read(struct vp_ctx *ctx, const char *catalog_path, struct vp_error *err);
 void vp_ctx_close(struct vp_ctx *ctx);
-/* A cached connection to env ENV (owned by ctx). An env that did not
- * answer is not asked again through the same ctx. */
+/* A cached connection (owned by ctx) to the first host of env ENV that
+ * answers (hosts in maintenance last; host.h has the per-host ones). A
+ * host that did not answer is not asked again through the same ctx. */
 int vp_ctx_conn(struct vp_ctx *ctx, const struct vp_env *env, virConnectPtr *ret, struct vp_error *err);
 /* The same for an env whose VMs are to be taken from it: one refused
  * connection is not a dead host, so it is retried for ctx->source_grace
@@ -50,9 +55,14 @@ int vp_init(const char *catalog_path, const char *storage_root, struct vp_error 
  * Linux kernel under kvm works, else qemu). *ret_kvm_note says why kvm was
  * not chosen in auto mode (static string, may be NULL). */
 /* FENCE_CMD: the env's fence agent as the operator types it (fence.h), or
- * NULL for none. */
-int vp_env_add(struct vp_ctx *ctx, const char *name, const char *uri, const char *domain_type,
-               const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note, struct vp_error *err);
+ * NULL for none. HOSTS: its NHOSTS hosts, every one answering, of one
+ * architecture; the first one's capabilities are the env's and decide the
+ * domain type (the others must offer it). A sole host whose URI names no
+ * host is named after the env. */
+struct vp_host_spec;
+int vp_env_add(struct vp_ctx *ctx, const char *name, const struct vp_host_spec *hosts, size_t nhosts,
+               const char *domain_type, const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note,
+               struct vp_error *err);
 /* Give env NAME the fence agent FENCE_CMD, or none when NULL. */
 int vp_env_set_fence(struct vp_ctx *ctx, const char *name, const char *fence_cmd, struct vp_error *err);
 int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
@@ -91,6 +101,7 @@ struct vp_pool_args {
         int64_t size;
         uint64_t data_disk_bytes;
         bool start;
+        enum vp_placement placement;
 };
 int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
                    void *ud, struct vp_error *err);

@@ -1,5 +1,7 @@
 #include "hv.h"
 
+#include <pthread.h>
+
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
@@ -10,10 +12,59 @@
 
 static void silent(void *ud, virErrorPtr e) { (void)ud; (void)e; }
 
+/* libvirt's keepalive and close callbacks need its event loop to run: one
+ * thread of the process runs it for every connection. */
+static pthread_once_t events_once = PTHREAD_ONCE_INIT;
+static bool events_running;
+
+static void *event_loop(void *arg)
+{
+        (void)arg;
+        while (virEventRunDefaultImpl() >= 0)
+                ;
+        return NULL;
+}
+
+static void events_start(void)
+{
+        pthread_t t;
+        if (virEventRegisterDefaultImpl() < 0 || pthread_create(&t, NULL, event_loop, NULL) != 0)
+                return;
+        pthread_detach(t);
+        events_running = true;
+}
+
 void vp_hv_init(void)
 {
         virSetErrorFunc(NULL, silent);
         xmlInitParser();
+        pthread_once(&events_once, events_start);
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+        (void)conn;
+        (void)reason;
+        atomic_store((atomic_bool *)opaque, true);
+}
+
+int vp_hv_watch(virConnectPtr conn, atomic_bool **ret_closed)
+{
+        *ret_closed = NULL;
+        if (!events_running)
+                return -ENOTSUP;
+        /* A host that stops answering is found within interval * (count + 1)
+         * seconds: the connection closes and every call on it fails
+         * instead of waiting for TCP to give up. */
+        if (virConnectSetKeepAlive(conn, VP_HV_KEEPALIVE_INTERVAL, VP_HV_KEEPALIVE_COUNT) < 0)
+                return -EIO;
+        atomic_bool *closed = vp_xcalloc(1, sizeof(*closed));
+        if (virConnectRegisterCloseCallback(conn, on_close, closed, free) < 0) {
+                free(closed);
+                return -EIO;
+        }
+        *ret_closed = closed;
+        return 0;
 }
 
 static const char *lv_msg(void)

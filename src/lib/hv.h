@@ -4,6 +4,7 @@
 #include "util.h"
 #include "model.h"
 #include <libvirt/libvirt.h>
+#include <stdatomic.h>
 
 struct vp_hv_info {
         char hostname[256];
@@ -22,8 +23,20 @@ static inline void vp_domp(virDomainPtr *d) { if (*d) virDomainFree(*d); }
 #define _cleanup_conn_ _cleanup_(vp_connp)
 #define _cleanup_dom_ _cleanup_(vp_domp)
 
-/* Silence libvirt's default printing of errors: vpool reports them once. */
+/* Silence libvirt's default printing of errors: vpool reports them once;
+ * start libvirt's event loop in a thread of its own (keepalive). */
 void vp_hv_init(void);
+
+/* Every connection vpool keeps runs libvirt's keepalive: a probe every
+ * INTERVAL seconds, the peer dead after COUNT unanswered ones. */
+#define VP_HV_KEEPALIVE_INTERVAL 5
+#define VP_HV_KEEPALIVE_COUNT 3
+
+/* Keepalive on CONN, and *RET_CLOSED (owned by CONN, valid until it is
+ * closed) set true by libvirt when the connection closes under vpool: the
+ * host stopped answering or its daemon went away. -ENOTSUP without
+ * libvirt's event loop (vp_hv_init not called). */
+int vp_hv_watch(virConnectPtr conn, atomic_bool **ret_closed);
 
 /* Connect to URI. Returns 0 and *ret, or -EHOSTUNREACH / -EINVAL with
  * "cannot connect to 'URI': <libvirt message>". */

@@ -41,6 +41,7 @@ WORDS(vp_migration_state, vp_migration_state,
       [VP_MIGRATION_ABORTED] = "aborted", [VP_MIGRATION_INTERRUPTED] = "interrupted")
 
 WORDS(vp_fence_method, vp_fence_method, [VP_FENCE_AGENT] = "agent", [VP_FENCE_OPERATOR] = "operator")
+WORDS(vp_placement, vp_placement, [VP_PLACE_SPREAD] = "spread", [VP_PLACE_PACK] = "pack")
 
 WORDS(vp_pool_state, vp_pool_state,
       [VP_POOL_CREATING] = "creating", [VP_POOL_ACTIVE] = "active", [VP_POOL_MIGRATING] = "migrating")

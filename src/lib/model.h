@@ -59,6 +59,17 @@ enum vp_fence_method {
 };
 VP_WORDS(vp_fence_method);
 
+/* How placement weighs the hosts that can take a VM: spread takes the one
+ * with the most memory left after what the operation placed so far, pack
+ * the one with the least. */
+enum vp_placement {
+        VP_PLACE_SPREAD,
+        VP_PLACE_PACK,
+        VP_PLACEMENT_MAX,
+        VP_PLACEMENT_INVALID = -EINVAL,
+};
+VP_WORDS(vp_placement);
+
 /* ---- states -------------------------------------------------------------- */
 
 /* A migration as stored. INTERRUPTED is never stored: it is how a reader

@@ -1,6 +1,7 @@
 /* Pools and their VMs: creating the user delta collections and domains,
  * starting, stopping and removing them. */
 #include "core.h"
+#include "host.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include "domxml.h"
 #include "lock.h"
 #include "name.h"
+#include "place.h"
 
 #define VP_MAX_POOL_SIZE 9999
 
@@ -21,6 +23,7 @@ struct pool_refs {
         struct vp_image im;
         struct vp_env env;
         struct vp_profile prof;
+        struct vp_placer pl;           /* a create's: the env's hosts, filtered for the profile */
 };
 
 static void refs_clear(struct pool_refs *r)
@@ -29,6 +32,7 @@ static void refs_clear(struct pool_refs *r)
         vp_row_clear(&vp_table_image, &r->im);
         vp_row_clear(&vp_table_env, &r->env);
         vp_row_clear(&vp_table_profile, &r->prof);
+        vp_placer_free(&r->pl);
 }
 
 static int load_pool_refs(struct vp_ctx *ctx, const char *name, struct pool_refs *r, struct vp_error *err)
@@ -217,7 +221,7 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
 struct build {
         struct vp_ctx *ctx;
         struct pool_refs *refs;
-        virConnectPtr conn;
+        virConnectPtr *conns;          /* each VM's host's */
         struct vp_vm *vms;
         size_t n, next, done;
         int r;
@@ -238,14 +242,14 @@ static int build_vm(struct build *b, size_t i, struct vp_error *err)
                 return r;
         /* A domain of this name must be ours (same UUID) or absent. */
         char uuid[VIR_UUID_STRING_BUFLEN];
-        if (vp_hv_uuid(b->conn, vm->name, uuid, NULL) >= 0 && !streq(uuid, vm->uuid))
+        if (vp_hv_uuid(b->conns[i], vm->name, uuid, NULL) >= 0 && !streq(uuid, vm->uuid))
                 return vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", refs->env.name, vm->name);
         _cleanup_free_ char *xml = vp_vm_xml(b->ctx, &refs->env, &refs->im, &refs->prof, &m, vm->delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;
         /* Every domain of a pool has the shape of the first: the schema
          * check of that one covers them all. */
-        if ((r = vp_hv_define(b->conn, xml, i == 0, err)) < 0) {
+        if ((r = vp_hv_define(b->conns[i], xml, i == 0, err)) < 0) {
                 vp_err_prefix(err, "vm '%s' on env '%s'", vm->name, refs->env.name);
                 return r;
         }
@@ -286,12 +290,17 @@ static void *build_worker(void *arg)
  * collection and domain made, then the pool marked active. The first VM is
  * built alone (it makes the pool's folder and passes the schema check),
  * the others by a few workers; the first failure stops them all. */
-static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr conn, vp_progress_fn progress,
-                      void *ud, struct vp_error *err)
+static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, vp_progress_fn progress, void *ud,
+                      struct vp_error *err)
 {
-        struct build b = { .ctx = ctx, .refs = refs, .conn = conn, .progress = progress, .ud = ud };
+        struct build b = { .ctx = ctx, .refs = refs, .progress = progress, .ud = ud };
         pthread_mutex_init(&b.lock, NULL);
         int r = load_vms(ctx, refs->pool.id, &b.vms, &b.n, err);
+        /* The workers share the ctx's connections, opened here first. */
+        if (r >= 0)
+                b.conns = vp_xcalloc(b.n ? b.n : 1, sizeof(virConnectPtr));
+        for (size_t i = 0; r >= 0 && i < b.n; i++)
+                r = vp_ctx_conn_vm(ctx, &b.vms[i], &b.conns[i], err);
         if (r >= 0 && b.n > 0) {
                 b.next = 1;
                 b.r = build_vm(&b, 0, &b.err);
@@ -315,6 +324,7 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr 
         }
         pthread_mutex_destroy(&b.lock);
         vp_rows_free(&vp_table_vm, b.vms, b.n);
+        free(b.conns);
         if (r < 0)
                 return r;
         free(refs->pool.state);
@@ -327,7 +337,7 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr 
 
 /* Remove what a create made of POOL: domains with our UUIDs, collections
  * without a user's manifest or with ours, then the rows. */
-static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectPtr conn)
+static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs)
 {
         struct vp_vm *vms = NULL;
         size_t n = 0;
@@ -336,7 +346,9 @@ static void unbuild_pool(struct vp_ctx *ctx, struct pool_refs *refs, virConnectP
                 return;
         for (size_t i = n; i-- > 0;) {
                 char uuid[VIR_UUID_STRING_BUFLEN];
-                if (conn && vp_hv_uuid(conn, vms[i].name, uuid, NULL) >= 0 && streq(uuid, vms[i].uuid))
+                virConnectPtr conn;
+                if (vp_ctx_conn_vm(ctx, &vms[i], &conn, &ignore) >= 0 && vp_hv_uuid(conn, vms[i].name, uuid, NULL) >= 0 &&
+                    streq(uuid, vms[i].uuid))
                         vp_hv_undefine(conn, vms[i].name, true, &ignore);
                 int fd = -1;
                 struct vp_manifest m;
@@ -422,31 +434,39 @@ static int check_master_unchanged(struct vp_ctx *ctx, const struct vp_image *im,
         return 0;
 }
 
-/* The connection to the pool's env, which must offer the profile's hardware. */
-static int connect_env(struct vp_ctx *ctx, const struct pool_refs *refs, virConnectPtr *ret, struct vp_error *err)
+/* The hosts of the pool's env that can take its VMs: they answer, offer
+ * the profile's hardware, are not in maintenance; together they have the
+ * memory the VMs need when they are to run. */
+static int place_env(struct vp_ctx *ctx, const struct vp_pool_args *a, struct pool_refs *refs, struct vp_error *err)
 {
-        virConnectPtr conn;
-        int r = vp_ctx_conn(ctx, &refs->env, &conn, err);
+        int r = vp_placer_init(ctx, &refs->env, &refs->prof, a->placement, NULL, &refs->pl, err);
+        if (r >= 0)
+                r = vp_placer_check(&refs->pl, a->start ? (size_t)a->size : 0, refs->prof.memory_mib << 10, err);
         if (r < 0)
-                return r;
-        const char *dtype = vp_hv_pick_domain_type(refs->env.domain_types);
-        if ((r = vp_hv_check_hardware(conn, refs->env.name, refs->env.arch, dtype, refs->prof.machine,
-                                      refs->prof.disk_bus, refs->prof.nic, refs->prof.firmware, err)) < 0)
-                return r;
-        *ret = conn;
-        return 0;
+                vp_err_prefix(err, "pool '%s'", a->name);
+        return r;
 }
 
 /* Nothing of the pool's names may exist yet, in the catalog, on storage or
  * on the hypervisor: creating never adopts or overwrites. A console log
  * left from an earlier VM of the name is appended to, if a regular file. */
-static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct vp_pool_args *a,
+static int check_names_free(struct vp_ctx *ctx, const struct vp_placer *pl, const struct vp_pool_args *a,
                             const struct vp_env *env, struct vp_error *err)
 {
-        struct vp_hv_states doms;
-        int r = vp_hv_states_load(conn, &doms, err);
-        if (r < 0)
-                return r;
+        int r = 0;
+        for (size_t h = 0; h < pl->n && r >= 0; h++) {
+                struct vp_hv_states doms;
+                if (!pl->h[h].conn || (r = vp_hv_states_load(pl->h[h].conn, &doms, err)) < 0)
+                        continue;
+                for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                        char name[64];
+                        vm_name(name, a->name, i);
+                        if (vp_hv_states_find(&doms, name))
+                                r = vp_err(err, -EEXIST, "host '%s' of env '%s' already has a domain named '%s'",
+                                           pl->h[h].host.name, env->name, name);
+                }
+                vp_hv_states_free(&doms);
+        }
         for (int64_t i = 0; i < a->size && r >= 0; i++) {
                 char name[64];
                 vm_name(name, a->name, i);
@@ -454,8 +474,6 @@ static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct
                 if (vp_row_get(ctx->cat, &vp_table_vm, "name", name, &v, NULL) >= 0) {
                         vp_row_clear(&vp_table_vm, &v);
                         r = vp_err(err, -EEXIST, "vm '%s' already exists", name);
-                } else if (vp_hv_states_find(&doms, name)) {
-                        r = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", env->name, name);
                 } else {
                         /* The console logs the domains will name, refused
                          * here rather than half way through the build. */
@@ -463,7 +481,6 @@ static int check_names_free(struct vp_ctx *ctx, virConnectPtr conn, const struct
                         r = vp_storage_check_file(&ctx->st, log, err);
                 }
         }
-        vp_hv_states_free(&doms);
         if (r < 0)
                 return r;
         _cleanup_close_ int pfd = openat(ctx->st.deltas_fd, a->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -488,6 +505,11 @@ static int allocate_pool(struct vp_ctx *ctx, const struct vp_pool_args *a, struc
         };
         r = vp_row_insert(ctx->cat, &vp_table_pool, &refs->pool, err);
         for (int64_t i = 0; i < a->size && r >= 0; i++) {
+                int h = vp_place(&refs->pl, refs->prof.memory_mib << 10, a->start, err);
+                if (h < 0) {
+                        r = h;
+                        break;
+                }
                 char name[64], uuid[37], mac[18], owner[VP_OWNER_MAX];
                 vm_name(name, a->name, i);
                 random_uuid(uuid);
@@ -496,7 +518,8 @@ static int allocate_pool(struct vp_ctx *ctx, const struct vp_pool_args *a, struc
                 _cleanup_free_ char *delta = vp_delta_path(&ctx->st, a->name, name, uuid);
                 struct vp_vm v = {
                         .name = name, .pool_id = refs->pool.id, .idx = i + 1, .env_id = refs->env.id,
-                        .profile_id = refs->prof.id, .uuid = uuid, .macs = mac, .hostname = name,
+                        .profile_id = refs->prof.id, .host_id = refs->pl.h[h].host.id, .uuid = uuid, .macs = mac,
+                        .hostname = name,
                         .delta_path = delta, .owner = owner, .generation = 1, .created = refs->pool.created,
                 };
                 r = vp_row_insert(ctx->cat, &vp_table_vm, &v, err);
@@ -508,22 +531,24 @@ static int allocate_pool(struct vp_ctx *ctx, const struct vp_pool_args *a, struc
         return r;
 }
 
-/* --start: every VM of the new pool, in order. */
-static int start_vms(virConnectPtr conn, const struct vp_pool_args *a, vp_progress_fn progress, void *ud,
+/* --start: every VM of the new pool, in order, on its host. */
+static int start_vms(struct vp_ctx *ctx, const struct pool_refs *refs, vp_progress_fn progress, void *ud,
                      struct vp_error *err)
 {
-        for (int64_t i = 0; i < a->size; i++) {
-                char name[64];
-                vm_name(name, a->name, i);
-                int r = vp_hv_start(conn, name, err);
-                if (r < 0) {
-                        vp_err_prefix(err, "pool '%s' created, but", a->name);
-                        return r;
-                }
-                if (progress)
-                        progress(ud, name, "started", (size_t)i + 1, (size_t)a->size);
+        struct vp_vm *vms = NULL;
+        size_t n = 0;
+        int r = load_vms(ctx, refs->pool.id, &vms, &n, err);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                virConnectPtr conn;
+                if ((r = vp_ctx_conn_vm(ctx, &vms[i], &conn, err)) >= 0)
+                        r = vp_hv_start(conn, vms[i].name, err);
+                if (r < 0)
+                        vp_err_prefix(err, "pool '%s' created, but", refs->pool.name);
+                else if (progress)
+                        progress(ud, vms[i].name, "started", i + 1, n);
         }
-        return 0;
+        vp_rows_free(&vp_table_vm, vms, n);
+        return r;
 }
 
 int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress_fn progress,
@@ -538,24 +563,23 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
 
         struct pool_refs refs = { 0 };
         bool resuming = false;
-        virConnectPtr conn;
         if ((r = load_create_refs(ctx, a, &refs, &resuming, err)) < 0 ||
-            (r = check_master_unchanged(ctx, &refs.im, err)) < 0 || (r = connect_env(ctx, &refs, &conn, err)) < 0)
+            (r = check_master_unchanged(ctx, &refs.im, err)) < 0 || (r = place_env(ctx, a, &refs, err)) < 0)
                 goto out;
         if (!resuming) {
-                if ((r = check_names_free(ctx, conn, a, &refs.env, err)) < 0 ||
+                if ((r = check_names_free(ctx, &refs.pl, a, &refs.env, err)) < 0 ||
                     (r = allocate_pool(ctx, a, &refs, err)) < 0)
                         goto out;
                 vp_fault_point("create.allocated");
         }
-        r = build_pool(ctx, &refs, conn, progress, ud, err);
+        r = build_pool(ctx, &refs, progress, ud, err);
         if (r < 0) {
                 /* A failure (not a crash) undoes the whole pool: all or nothing. */
-                unbuild_pool(ctx, &refs, conn);
+                unbuild_pool(ctx, &refs);
                 goto out;
         }
         if (a->start)
-                r = start_vms(conn, a, progress, ud, err);
+                r = start_vms(ctx, &refs, progress, ud, err);
 out:
         refs_clear(&refs);
         return r;
@@ -574,12 +598,9 @@ static int for_each_vm(struct vp_ctx *ctx, const char *pool_name,
         r = load_vms(ctx, refs.pool.id, &vms, &n, err);
         /* VMs of a pool live on the pool's env, except mid-migration. */
         for (size_t i = 0; i < n && r >= 0; i++) {
-                struct vp_env env = { 0 };
                 virConnectPtr conn;
-                if ((r = vp_row_get_id(ctx->cat, &vp_table_env, vms[i].env_id, &env, err)) >= 0 &&
-                    (r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+                if ((r = vp_ctx_conn_vm(ctx, &vms[i], &conn, err)) >= 0)
                         r = fn(ctx, conn, &vms[i], ud, err);
-                vp_row_clear(&vp_table_env, &env);
         }
         vp_rows_free(&vp_table_vm, vms, n);
         refs_clear(&refs);
@@ -774,7 +795,7 @@ int vp_vm_start(struct vp_ctx *ctx, const char *name, struct vp_error *err)
         int r = load_vm(ctx, name, &vm, &env, err);
         if (r < 0)
                 return r;
-        if ((r = check_vm_disks(ctx, &vm, err)) >= 0 && (r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+        if ((r = check_vm_disks(ctx, &vm, err)) >= 0 && (r = vp_ctx_conn_vm(ctx, &vm, &conn, err)) >= 0)
                 r = vp_hv_start(conn, name, err);
         vp_row_clear(&vp_table_vm, &vm);
         vp_row_clear(&vp_table_env, &env);
@@ -789,7 +810,7 @@ int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, st
         int r = load_vm(ctx, name, &vm, &env, err);
         if (r < 0)
                 return r;
-        if ((r = vp_ctx_conn(ctx, &env, &conn, err)) >= 0)
+        if ((r = vp_ctx_conn_vm(ctx, &vm, &conn, err)) >= 0)
                 r = vp_hv_stop(conn, name, timeout, force, err);
         vp_row_clear(&vp_table_vm, &vm);
         vp_row_clear(&vp_table_env, &env);
@@ -798,16 +819,12 @@ int vp_vm_stop(struct vp_ctx *ctx, const char *name, int timeout, bool force, st
 
 enum vp_vm_state vp_vm_live_state(struct vp_ctx *ctx, const struct vp_vm *vm)
 {
-        struct vp_env env = { 0 };
         virConnectPtr conn;
         enum vp_vm_state state = VP_VM_UNKNOWN;
-        if (vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &env, NULL) < 0)
-                return state;
-        if (vp_ctx_conn(ctx, &env, &conn, NULL) < 0)
+        if (vp_ctx_conn_vm(ctx, vm, &conn, NULL) < 0)
                 state = VP_VM_UNREACHABLE;
         else if (vp_hv_domain_state(conn, vm->name, &state, NULL) < 0)
                 state = VP_VM_UNKNOWN;
-        vp_row_clear(&vp_table_env, &env);
         return state;
 }
 

@@ -3,7 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "manifest.h"
+#include "name.h"
 
 /* A text field: null when absent or empty, as every absent value is. */
 static struct json_object *text(const char *s)
@@ -55,9 +57,10 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
 {
         const struct vp_env *e = row;
         char idbuf[24];
-        int64_t npools = -1;
+        int64_t npools = -1, nhosts = -1;
         snprintf(idbuf, sizeof(idbuf), "%lld", (long long)e->id);
         vp_row_count(ctx->cat, &vp_table_pool, "env_id", idbuf, &npools, NULL);
+        vp_row_count(ctx->cat, &vp_table_host, "env_id", idbuf, &nhosts, NULL);
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(e->name));
         json_object_object_add(o, "uri", json_object_new_string(e->uri));
@@ -71,6 +74,7 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
         json_object_object_add(o, "cpus", json_object_new_int64(e->cpus));
         json_object_object_add(o, "memory_kib", json_object_new_int64(e->memory_kib));
         json_object_object_add(o, "pool_count", count(npools));
+        json_object_object_add(o, "host_count", count(nhosts));
         json_object_object_add(o, "created", json_object_new_string(e->created));
         json_object_object_add(o, "fence_cmd", e->fence_cmd && *e->fence_cmd ? json_tokener_parse(e->fence_cmd) : NULL);
         return o;
@@ -153,9 +157,69 @@ static int describe_row(struct vp_ctx *ctx, const struct vp_table *t, const char
         return 0;
 }
 
+/* Host H as vpool records it and, when LIVE, as its libvirt says now. */
+static struct json_object *host_json(struct vp_ctx *ctx, const struct vp_host *h, bool live)
+{
+        char idbuf[24];
+        int64_t nvms = -1;
+        snprintf(idbuf, sizeof(idbuf), "%lld", (long long)h->id);
+        vp_row_count(ctx->cat, &vp_table_vm, "host_id", idbuf, &nvms, NULL);
+        struct vp_host_live l = { 0 };
+        if (live)
+                vp_host_live(ctx, h, &l);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(h->name));
+        json_object_object_add(o, "uri", json_object_new_string(h->uri));
+        json_object_object_add(o, "hostname", text(h->hostname));
+        json_object_object_add(o, "maintenance", json_object_new_boolean(h->maintenance != 0));
+        json_object_object_add(o, "vm_count", count(nvms));
+        if (!live)
+                return o;
+        json_object_object_add(o, "reachable", json_object_new_boolean(l.reachable));
+        /* A host found unreachable just now, not yet recorded (a reader
+         * writes nothing), is unreachable since now. */
+        _cleanup_free_ char *now = !l.reachable && !(h->unreachable && *h->unreachable) ? vp_now_iso() : NULL;
+        json_object_object_add(o, "unreachable_since", l.reachable ? NULL : text(now ? now : h->unreachable));
+        json_object_object_add(o, "cpus", json_object_new_int64(l.reachable ? l.cpus : h->cpus));
+        json_object_object_add(o, "memory_kib", json_object_new_int64(l.reachable ? l.memory_kib : h->memory_kib));
+        json_object_object_add(o, "memory_free_kib", l.reachable ? json_object_new_int64(l.free_kib) : NULL);
+        json_object_object_add(o, "domains_defined", l.reachable ? json_object_new_int64(l.defined) : NULL);
+        json_object_object_add(o, "domains_running", l.reachable ? json_object_new_int64(l.running) : NULL);
+        return o;
+}
+
+int vp_env_hosts_describe(struct vp_ctx *ctx, const char *env, bool live, struct json_object **ret,
+                          struct vp_error *err)
+{
+        struct vp_env e = { 0 };
+        struct vp_host *hs = NULL;
+        size_t n = 0;
+        int r = vp_name_check("env", env, err);
+        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_env, "name", env, &e, err)) < 0)
+                return r;
+        r = vp_env_hosts(ctx, e.id, &hs, &n, err);
+        vp_row_clear(&vp_table_env, &e);
+        if (r < 0)
+                return r;
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, host_json(ctx, &hs[i], live));
+        vp_rows_free(&vp_table_host, hs, n);
+        *ret = a;
+        return 0;
+}
+
 int vp_env_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
 {
-        return describe_row(ctx, &vp_table_env, name, env_json, ret, err);
+        struct json_object *o = NULL, *hosts = NULL;
+        int r = describe_row(ctx, &vp_table_env, name, env_json, &o, err);
+        if (r >= 0 && (r = vp_env_hosts_describe(ctx, name, true, &hosts, err)) < 0)
+                json_object_put(o);
+        if (r < 0)
+                return r;
+        json_object_object_add(o, "hosts", hosts);
+        *ret = o;
+        return 0;
 }
 
 int vp_image_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err)
@@ -219,10 +283,15 @@ static struct json_object *vm_json(struct vp_ctx *ctx, const void *row)
         const struct vp_vm *vm = row;
         _cleanup_free_ char *pool = name_of(ctx->cat, &vp_table_pool, vm->pool_id);
         _cleanup_free_ char *env = name_of(ctx->cat, &vp_table_env, vm->env_id);
+        struct vp_host host = { 0 };
+        if (vm->host_id)
+                vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &host, NULL);
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(vm->name));
         json_object_object_add(o, "pool", text(pool));
         json_object_object_add(o, "env", text(env));
+        json_object_object_add(o, "host", text(host.name));
+        vp_row_clear(&vp_table_host, &host);
         json_object_object_add(o, "state", json_object_new_string(vp_vm_state(ctx, vm)));
         json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
         struct json_object *macs = json_object_new_array();
@@ -385,6 +454,17 @@ static int migration_vms(struct vp_ctx *ctx, int64_t id, struct vp_migvm **ret, 
         return r;
 }
 
+/* The name of host ID, null when unknown or gone. */
+static struct json_object *host_name(struct vp_ctx *ctx, int64_t id)
+{
+        struct vp_host h = { 0 };
+        if (!id || vp_row_get_id(ctx->cat, &vp_table_host, id, &h, NULL) < 0)
+                return NULL;
+        struct json_object *o = json_object_new_string(h.name);
+        vp_row_clear(&vp_table_host, &h);
+        return o;
+}
+
 static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm *mv, const char *target)
 {
         const char *source = mv->src_env;
@@ -393,6 +473,8 @@ static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm 
         json_object_object_add(v, "step", json_object_new_string(mv->step));
         json_object_object_add(v, "source", text(source));
         json_object_object_add(v, "target", text(target));
+        json_object_object_add(v, "source_host", host_name(ctx, mv->src_host_id));
+        json_object_object_add(v, "target_host", host_name(ctx, mv->dst_host_id));
         json_object_object_add(v, "source_running", json_object_new_boolean(mv->source_running));
         json_object_object_add(v, "generation", json_object_new_int64(mv->generation));
         json_object_object_add(v, "error", text(mv->error));

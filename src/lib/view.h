@@ -30,6 +30,12 @@ int vp_profile_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_erro
 /* One by name (-ENOENT "unknown env 'NAME'"). An env's document counts
  * the pools on it. */
 int vp_env_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
+/* The hosts of env ENV, by name: each as recorded (its VMs counted) and,
+ * when LIVE, as its libvirt says now (reachable or since when not, CPUs,
+ * memory and free memory, domains defined and running). The env's
+ * document (vp_env_describe) holds them live as "hosts". */
+int vp_env_hosts_describe(struct vp_ctx *ctx, const char *env, bool live, struct json_object **ret,
+                          struct vp_error *err);
 int vp_image_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
 int vp_profile_describe(struct vp_ctx *ctx, const char *name, struct json_object **ret, struct vp_error *err);
 
