@@ -18,7 +18,7 @@ static int mig_abort(struct vp_cli *cli, const struct cli_args *a);
 static const struct cli_verb verbs[] = {
         { .name = "start", .fn = mig_start,
           .usage = "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
-                   "       [--source-fenced ENV]",
+                   "       [--source-fenced ENV] [--placement spread|pack]",
           .help = "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
                   "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
                   "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
@@ -28,10 +28,11 @@ static const struct cli_verb verbs[] = {
                   "answers). Either way no delta is handed over while any process still holds a lock on\n"
                   "its disks.\n"
                   "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
-                  "8 and 120 s unless set (see 'vpool config show').",
+                  "8 and 120 s unless set (see 'vpool config show'). Each VM goes to the host of ENV that\n"
+                  "placement picks (see 'pool create'; --placement spread, the default, or pack).",
           .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
-                           CLI_FLAG("dry-run"), CLI_VALUE("source-fenced")),
+                           CLI_FLAG("dry-run"), CLI_VALUE("source-fenced"), CLI_VALUE("placement")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = mig_list, .usage = "",
           .help = "List migrations: id, pool, from, to, state, VMs done / total." },
@@ -180,10 +181,11 @@ static void print_plan(const struct vp_plan *pl)
         printf("memory: %lld MiB needed on %s for running VMs, %lld MiB free\n", (long long)pl->memory_needed_mib,
                pl->to_env, (long long)pl->memory_free_mib);
         struct cli_table t;
-        table_init(&t, 4, "VM", "SOURCE", "TARGET", "STATE");
+        table_init(&t, 4, "VM", "SOURCE ENV/HOST", "TARGET ENV/HOST", "STATE");
         for (size_t i = 0; i < pl->nvms; i++) {
-                _cleanup_free_ char *src = vp_strdupf("%s/%s", pl->vms[i].from_env, pl->vms[i].vm);
-                _cleanup_free_ char *dst = vp_strdupf("%s/%s", pl->vms[i].to_env, pl->vms[i].vm);
+                const struct vp_plan_vm *v = &pl->vms[i];
+                _cleanup_free_ char *src = vp_strdupf("%s/%s%s", v->from_env, v->from_host, *v->from_host ? "" : "?");
+                _cleanup_free_ char *dst = vp_strdupf("%s/%s", v->to_env, v->to_host);
                 table_add(&t, pl->vms[i].vm, src, dst,
                           pl->vms[i].unreachable ? "unreachable (fenced)" : pl->vms[i].running ? "running" : "stopped");
         }
@@ -250,6 +252,8 @@ int cli_parse_migrate_opts(struct vp_cli *cli, const struct cli_args *a, struct 
         uint64_t v;
         m->parallel = cli->conf->parallel;
         m->shutdown_timeout = cli->conf->shutdown_timeout;
+        if (cli_parse_placement(a, &m->placement, err) < 0)
+                return -EINVAL;
         if (parallel) {
                 if (vp_parse_uint("parallelism", parallel, 1, 256, &v, err) < 0)
                         return -EINVAL;

@@ -76,7 +76,7 @@ static const struct vp_col journal_cols[] = {
         I(vp_journal, generation), T(vp_journal, detail), T(vp_journal, at),
 };
 static const struct vp_col fence_cols[] = {
-        I(vp_fence, id), I(vp_fence, migration_id), T(vp_fence, env_name), T(vp_fence, method),
+        I(vp_fence, id), I(vp_fence, migration_id), T(vp_fence, env_name), T(vp_fence, host_name), T(vp_fence, method),
         T(vp_fence, command), I(vp_fence, exit_status), T(vp_fence, output), I(vp_fence, fenced),
         T(vp_fence, at),
 };
@@ -123,7 +123,8 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         "ALTER TABLE vms ADD COLUMN host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
         "ALTER TABLE migration_vms ADD COLUMN src_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
         "ALTER TABLE migration_vms ADD COLUMN dst_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
-        "CREATE INDEX vms_host ON vms(host_id);"
+        "CREATE INDEX vms_host ON vms(host_id);" \
+        "ALTER TABLE fences ADD COLUMN host_name TEXT;"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {

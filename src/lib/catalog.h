@@ -179,6 +179,7 @@ struct vp_fence {
         int64_t id;
         int64_t migration_id;
         char *env_name;
+        char *host_name;       /* the host of env_name that did not answer ("" in fences before hosts) */
         char *method;          /* agent | operator (model.h) */
         char *command;         /* the agent's argv as JSON; "" for the operator */
         int64_t exit_status;   /* the agent's; -1 killed or timed out; 0 for the operator */

@@ -165,19 +165,20 @@ static char *uri_host(const char *uri)
 }
 
 /* The environment the agent runs with: ours, and what to fence. */
-static char **agent_environ(const struct vp_env *env)
+static char **agent_environ(const struct vp_env *env, const char *host_name, const char *uri)
 {
         size_t n = 0;
         while (environ[n])
                 n++;
-        char **envp = vp_xcalloc(n + 4, sizeof(char *));
+        char **envp = vp_xcalloc(n + 5, sizeof(char *));
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
                 if (strncmp(environ[i], "VPOOL_FENCE_", 12) != 0)
                         envp[k++] = vp_strdup(environ[i]);
-        _cleanup_free_ char *host = uri_host(env->uri);
+        _cleanup_free_ char *host = uri_host(uri);
         envp[k++] = vp_strdupf("VPOOL_FENCE_ENV=%s", env->name);
-        envp[k++] = vp_strdupf("VPOOL_FENCE_URI=%s", env->uri);
+        envp[k++] = vp_strdupf("VPOOL_FENCE_HOST_NAME=%s", host_name);
+        envp[k++] = vp_strdupf("VPOOL_FENCE_URI=%s", uri);
         envp[k++] = vp_strdupf("VPOOL_FENCE_HOST=%s", host);
         return envp;
 }
@@ -269,7 +270,8 @@ static pid_t spawn_agent(const char **argv, char **envp, int wfd)
         _exit(127);
 }
 
-int vp_fence_run(const struct vp_env *env, int timeout, struct vp_fence *ret, struct vp_error *err)
+int vp_fence_run(const struct vp_env *env, const char *host, const char *uri, int timeout, struct vp_fence *ret,
+                 struct vp_error *err)
 {
         struct json_object *o = env->fence_cmd ? json_tokener_parse(env->fence_cmd) : NULL;
         _cleanup_free_ const char **argv = argv_of(o);
@@ -282,7 +284,7 @@ int vp_fence_run(const struct vp_env *env, int timeout, struct vp_fence *ret, st
                 json_object_put(o);
                 return vp_err(err, -errno, "cannot run the fence agent of env '%s': %s", env->name, strerror(errno));
         }
-        char **envp = agent_environ(env);
+        char **envp = agent_environ(env, host, uri);
         pid_t pid = spawn_agent(argv, envp, pfd[1]);
         int spawn_errno = errno;
         close(pfd[1]);

@@ -27,8 +27,12 @@ int vp_fence_cmd_parse(const char *text, char **ret_json, struct vp_error *err);
  * none. */
 char *vp_fence_cmd_show(const char *json);
 
-/* Run ENV's fence agent, waiting at most TIMEOUT seconds (then it is killed
- * with its process group). Fills *RET (method agent, command, exit status,
- * output, fenced; not its migration, env or time) and returns 0 whatever
- * the agent said; negative only when it could not be run at all. */
-int vp_fence_run(const struct vp_env *env, int timeout, struct vp_fence *ret, struct vp_error *err);
+/* Run ENV's fence agent against its host HOST at URI (VPOOL_FENCE_ENV,
+ * VPOOL_FENCE_HOST_NAME, VPOOL_FENCE_URI and VPOOL_FENCE_HOST, the URI's
+ * host part, in its environment), waiting at most TIMEOUT seconds (then it
+ * is killed with its process group). Fills *RET (method agent, command,
+ * exit status, output, fenced; not its migration, env, host or time) and
+ * returns 0 whatever the agent said; negative only when it could not be
+ * run at all. */
+int vp_fence_run(const struct vp_env *env, const char *host, const char *uri, int timeout, struct vp_fence *ret,
+                 struct vp_error *err);

@@ -5,9 +5,11 @@
 
 #include "fence.h"
 #include "history.h"
+#include "host.h"
 #include "lease.h"
 #include "lock.h"
 #include "name.h"
+#include "place.h"
 
 #define VP_DEFAULT_PARALLEL 8
 
@@ -54,8 +56,10 @@ struct run {
         size_t nenvs;
         struct vp_profile *profs;
         size_t nprofs;
-        virConnectPtr *conns;          /* per env, NULL when not needed or unreachable */
-        bool *fenced;                  /* per env: unreachable and declared powered off */
+        struct vp_host *hosts;         /* every host of every env */
+        size_t nhosts;
+        virConnectPtr *conns;          /* per host, NULL when not needed or unreachable */
+        bool *fenced;                  /* per host: unreachable and declared powered off */
         bool *given_back;              /* per VM: an abort handed its delta back already */
         struct vp_fence *fences;       /* the migration's fence records so far */
         size_t nfences;
@@ -80,10 +84,43 @@ static struct vp_env *env_by_id(struct run *r, int64_t id)
         return vp_rows_find_id(&vp_table_env, r->envs, r->nenvs, id);
 }
 
-static virConnectPtr conn_by_id(struct run *r, int64_t id)
+static struct vp_host *host_by_id(const struct run *r, int64_t id)
 {
-        struct vp_env *e = env_by_id(r, id);
-        return e ? r->conns[e - r->envs] : NULL;
+        return vp_rows_find_id(&vp_table_host, r->hosts, r->nhosts, id);
+}
+
+/* The first host of env ENV_ID: where a VM of a migration from before
+ * hosts were recorded is. */
+static struct vp_host *first_host_of(const struct run *r, int64_t env_id)
+{
+        struct vp_host *first = NULL;
+        for (size_t i = 0; i < r->nhosts; i++)
+                if (r->hosts[i].env_id == env_id && (!first || strcmp(r->hosts[i].name, first->name) < 0))
+                        first = &r->hosts[i];
+        return first;
+}
+
+/* The host MV left, and the one placement gave it. */
+static struct vp_host *src_host(const struct run *r, const struct vp_migvm *mv)
+{
+        struct vp_host *h = mv->src_host_id ? host_by_id(r, mv->src_host_id) : NULL;
+        return h ? h : first_host_of(r, mv->src_env_id);
+}
+
+static struct vp_host *dst_host(const struct run *r, const struct vp_migvm *mv)
+{
+        struct vp_host *h = mv->dst_host_id ? host_by_id(r, mv->dst_host_id) : NULL;
+        return h ? h : first_host_of(r, r->mig.to_env_id);
+}
+
+static size_t host_index(const struct run *r, const struct vp_host *h)
+{
+        return (size_t)(h - r->hosts);
+}
+
+static virConnectPtr conn_of(const struct run *r, const struct vp_host *h)
+{
+        return h ? r->conns[host_index(r, h)] : NULL;
 }
 
 static struct vp_profile *prof_by_id(struct run *r, int64_t id)
@@ -98,6 +135,7 @@ static void run_clear(struct run *r)
         vp_row_clear(&vp_table_image, &r->im);
         vp_rows_free(&vp_table_env, r->envs, r->nenvs);
         vp_rows_free(&vp_table_profile, r->profs, r->nprofs);
+        vp_rows_free(&vp_table_host, r->hosts, r->nhosts);
         free(r->conns);
         free(r->fenced);
         free(r->given_back);
@@ -141,22 +179,31 @@ static bool delta_given_back(struct run *r, const struct vp_migvm *mv)
         return back;
 }
 
-/* Whether any VM of the run needs source env ENV_ID: to take its delta
- * from it, or, unless only TAKING counts, to give its delta back. */
-static bool source_needed_by(const struct run *r, int64_t env_id, bool taking)
+/* Whether any VM of the run needs source host H: to take its delta from
+ * it, or, unless only TAKING counts, to give its delta back. */
+static bool source_needed_by(const struct run *r, const struct vp_host *h, bool taking)
 {
         for (size_t j = 0; j < r->n; j++) {
                 bool giving = r->aborting || r->given_back[j];
-                if (r->mvs[j].src_env_id == env_id && (!taking || !giving) &&
+                if (src_host(r, &r->mvs[j]) == h && (!taking || !giving) &&
                     step_needs_source(vp_step_from_string(r->mvs[j].step), giving))
                         return true;
         }
         return false;
 }
 
-static bool source_needed(const struct run *r, int64_t env_id)
+static bool source_needed(const struct run *r, const struct vp_host *h)
 {
-        return source_needed_by(r, env_id, false);
+        return source_needed_by(r, h, false);
+}
+
+/* Whether H is where a VM of the run goes. */
+static bool target_host(const struct run *r, const struct vp_host *h)
+{
+        for (size_t j = 0; j < r->n; j++)
+                if (dst_host(r, &r->mvs[j]) == h)
+                        return true;
+        return false;
 }
 
 /* Load what every step needs; connections come from the ctx cache, a
@@ -182,6 +229,9 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         if ((k = vp_row_list(ctx->cat, &vp_table_profile, NULL, NULL, &rows, &r->nprofs, err)) < 0)
                 return k;
         r->profs = rows;
+        if ((k = vp_row_list(ctx->cat, &vp_table_host, NULL, NULL, &rows, &r->nhosts, err)) < 0)
+                return k;
+        r->hosts = rows;
         if ((k = vp_row_query(ctx->cat, &vp_table_migvm, "migration_id = ?1", id, &rows, &r->n, err)) < 0)
                 return k;
         r->mvs = rows;
@@ -191,13 +241,13 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         r->given_back = vp_xcalloc(r->n, sizeof(bool));
         for (size_t j = 0; j < r->n && !aborting; j++)
                 r->given_back[j] = delta_given_back(r, &r->mvs[j]);
-        r->conns = vp_xcalloc(r->nenvs, sizeof(virConnectPtr));
-        r->fenced = vp_xcalloc(r->nenvs, sizeof(bool));
-        for (size_t i = 0; i < r->nenvs; i++) {
-                if (r->envs[i].id == r->mig.to_env_id)
-                        vp_ctx_conn(ctx, &r->envs[i], &r->conns[i], NULL);
-                else if (source_needed(r, r->envs[i].id))
-                        vp_ctx_conn_source(ctx, &r->envs[i], &r->conns[i], NULL);
+        r->conns = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(virConnectPtr));
+        r->fenced = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(bool));
+        for (size_t i = 0; i < r->nhosts; i++) {
+                if (target_host(r, &r->hosts[i]))
+                        vp_ctx_conn_host(ctx, &r->hosts[i], &r->conns[i], NULL);
+                else if (source_needed(r, &r->hosts[i]))
+                        vp_ctx_conn_host_source(ctx, &r->hosts[i], &r->conns[i], NULL);
         }
         return 0;
 }
@@ -352,28 +402,26 @@ static int define_domain(struct run *r, virConnectPtr conn, const char *xml, str
         return k;
 }
 
-static int need_conn(struct run *r, int64_t env_id, virConnectPtr *ret, struct vp_error *err)
+static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
 {
-        *ret = conn_by_id(r, env_id);
+        *ret = conn_of(r, h);
         if (*ret)
                 return 0;
-        struct vp_env *e = env_by_id(r, env_id);
-        return vp_err(err, -EHOSTUNREACH, "env '%s' is unreachable", e ? e->name : "?");
+        struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
+        return vp_err(err, -EHOSTUNREACH, "host '%s' of env '%s' is unreachable", h ? h->name : "?",
+                      e ? e->name : "?");
 }
 
 /* ---- sources that do not answer: fenced or waited for ------------------- */
 
-static size_t env_index(const struct run *r, const struct vp_env *e)
-{
-        return (size_t)(e - r->envs);
-}
-
-/* A fence of env E this migration already recorded as successful: a host
- * powered off stays off until it answers again. */
-static bool fenced_before(const struct run *r, const struct vp_env *e)
+/* A fence of host H of env E this migration already recorded as
+ * successful: a host powered off stays off until it answers again. A
+ * fence recorded before hosts were (no host name) covered its env. */
+static bool fenced_before(const struct run *r, const struct vp_env *e, const struct vp_host *h)
 {
         for (size_t i = 0; i < r->nfences; i++)
-                if (r->fences[i].fenced && streq(r->fences[i].env_name, e->name))
+                if (r->fences[i].fenced && streq(r->fences[i].env_name, e->name) &&
+                    (!r->fences[i].host_name || !*r->fences[i].host_name || streq(r->fences[i].host_name, h->name)))
                         return true;
         return false;
 }
@@ -381,13 +429,15 @@ static bool fenced_before(const struct run *r, const struct vp_env *e)
 /* What the journal says of fence F. */
 static char *fence_detail(const struct vp_fence *f)
 {
+        const char *h = f->host_name ? f->host_name : "?";
         if (vp_fence_method_from_string(f->method) == VP_FENCE_OPERATOR)
-                return vp_strdupf("env '%s' declared powered off by the operator (%s)", f->env_name, f->output);
+                return vp_strdupf("host '%s' of env '%s' declared powered off by the operator (%s)", h, f->env_name,
+                                  f->output);
         _cleanup_free_ char *cmd = vp_fence_cmd_show(f->command);
         if (f->exit_status < 0)
-                return vp_strdupf("env '%s': fence agent '%s' did not exit normally: not fenced, its VMs wait",
-                                  f->env_name, cmd ? cmd : "?");
-        return vp_strdupf("env '%s': fence agent '%s' exited %lld: %s", f->env_name, cmd ? cmd : "?",
+                return vp_strdupf("host '%s' of env '%s': fence agent '%s' did not exit normally: not fenced, its VMs "
+                                  "wait", h, f->env_name, cmd ? cmd : "?");
+        return vp_strdupf("host '%s' of env '%s': fence agent '%s' exited %lld: %s", h, f->env_name, cmd ? cmd : "?",
                           (long long)f->exit_status, f->fenced ? "powered off" : "not fenced, its VMs wait");
 }
 
@@ -427,16 +477,19 @@ static void operator_fence(const struct vp_env *e, struct vp_fence *f)
         vp_row_clear(&vp_table_history, &who);
 }
 
-/* Unreachable source env E, needed by a VM: declared powered off by the
- * operator, or by its fence agent, or by an earlier fence of this
- * migration. Anything else leaves its VMs waiting. */
-static int fence_env(struct run *r, const struct vp_env *e, struct vp_error *err)
+/* Unreachable source host H, needed by a VM: declared powered off by the
+ * operator (for its env), or by its env's fence agent, or by an earlier
+ * fence of this migration. Anything else leaves its VMs waiting. */
+static int fence_host(struct run *r, const struct vp_host *h, struct vp_error *err)
 {
-        if (fenced_before(r, e)) {
-                r->fenced[env_index(r, e)] = true;
+        const struct vp_env *e = env_by_id(r, h->env_id);
+        if (!e)
+                return 0;
+        if (fenced_before(r, e, h)) {
+                r->fenced[host_index(r, h)] = true;
                 return 0;
         }
-        struct vp_fence f = { .env_name = vp_strdup(e->name) };
+        struct vp_fence f = { .env_name = vp_strdup(e->name), .host_name = vp_strdup(h->name) };
         int k = 0;
         if (r->asserted && streq(r->asserted, e->name)) {
                 operator_fence(e, &f);
@@ -444,9 +497,9 @@ static int fence_env(struct run *r, const struct vp_env *e, struct vp_error *err
                 struct vp_error ferr = { 0 };
                 /* An agent that cannot even run fenced nothing: that is
                  * its outcome, recorded like any other. */
-                if (vp_fence_run(e, r->ctx->fence_timeout, &f, &ferr) < 0) {
+                if (vp_fence_run(e, h->name, h->uri, r->ctx->fence_timeout, &f, &ferr) < 0) {
                         vp_row_clear(&vp_table_fence, &f);
-                        f = (struct vp_fence){ .env_name = vp_strdup(e->name),
+                        f = (struct vp_fence){ .env_name = vp_strdup(e->name), .host_name = vp_strdup(h->name),
                                                .method = vp_strdup(vp_fence_method_to_string(VP_FENCE_AGENT)),
                                                .command = vp_strdup(e->fence_cmd), .exit_status = -1,
                                                .output = vp_strdup(ferr.msg) };
@@ -455,7 +508,7 @@ static int fence_env(struct run *r, const struct vp_env *e, struct vp_error *err
                 goto out;
         }
         if ((k = record_fence(r, &f, err)) >= 0)
-                r->fenced[env_index(r, e)] = f.fenced;
+                r->fenced[host_index(r, h)] = f.fenced;
 out:
         vp_row_clear(&vp_table_fence, &f);
         return k;
@@ -468,13 +521,18 @@ static int check_asserted(struct run *r, struct vp_error *err)
         if (!r->asserted)
                 return 0;
         const struct vp_env *e = vp_rows_find_name(&vp_table_env, r->envs, r->nenvs, r->asserted);
-        bool source = false;
-        for (size_t j = 0; e && j < r->n && !source; j++)
-                source = r->mvs[j].src_env_id == e->id;
+        bool source = false, silent = false;
+        for (size_t j = 0; e && j < r->n; j++) {
+                const struct vp_host *h = src_host(r, &r->mvs[j]);
+                if (!h || h->env_id != e->id)
+                        continue;
+                source = true;
+                silent = silent || (!conn_of(r, h) && source_needed(r, h));
+        }
         if (!source)
                 return vp_err(err, -EINVAL, "env '%s' is not a source of migration %lld; --source-fenced names the "
                               "unreachable source", r->asserted, (long long)r->mig.id);
-        if (r->conns[env_index(r, e)])
+        if (!silent)
                 return vp_err(err, -EINVAL, "env '%s' answers: --source-fenced is only for an env that does not "
                               "(its VMs are stopped there as usual)", r->asserted);
         return 0;
@@ -486,9 +544,9 @@ static int check_asserted(struct run *r, struct vp_error *err)
 static int fence_sources(struct run *r, struct vp_error *err)
 {
         int k = 0;
-        for (size_t i = 0; i < r->nenvs && k >= 0; i++)
-                if (!r->conns[i] && r->envs[i].id != r->mig.to_env_id && source_needed_by(r, r->envs[i].id, true))
-                        k = fence_env(r, &r->envs[i], err);
+        for (size_t i = 0; i < r->nhosts && k >= 0; i++)
+                if (!r->conns[i] && !target_host(r, &r->hosts[i]) && source_needed_by(r, &r->hosts[i], true))
+                        k = fence_host(r, &r->hosts[i], err);
         return k;
 }
 
@@ -504,6 +562,7 @@ struct vm_job {
         char vm_owner[VP_OWNER_MAX];   /* the owner tokens of the VM and of the migration */
         char mig_owner[VP_OWNER_MAX];
         struct vp_env *src, *dst;
+        struct vp_host *sh, *dh;       /* the host it leaves, the host it goes to */
         struct vp_profile *sp, *dp;
         virConnectPtr sc, dc;          /* NULL where not needed (or fenced, unreachable) */
         bool fenced;                   /* the source did not answer and was declared powered off */
@@ -528,6 +587,8 @@ static int job_load(struct run *r, struct vp_migvm *mv, struct vm_job *j, struct
         vp_owner_migration(j->mig_owner, r->mig.id);
         j->src = env_by_id(r, mv->src_env_id);
         j->dst = env_by_id(r, r->mig.to_env_id);
+        j->sh = src_host(r, mv);
+        j->dh = dst_host(r, mv);
         j->sp = prof_by_id(r, mv->src_profile_id);
         j->dp = prof_by_id(r, r->mig.to_profile_id);
         return 0;
@@ -663,6 +724,7 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         job_take_owner(j, &m);
         j->vm.env_id = j->dst->id;
         j->vm.profile_id = j->dp->id;
+        j->vm.host_id = j->dh ? j->dh->id : 0;
         return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
 }
 
@@ -745,18 +807,18 @@ static const step_fn move_steps[VP_STEP_MAX] = {
  * is passed by. */
 static int move_connect(struct vm_job *j, struct vp_error *err)
 {
-        int k = need_conn(j->r, j->dst->id, &j->dc, err);
+        int k = need_conn(j->r, j->dh, &j->dc, err);
         if (k < 0)
                 return k;
         enum vp_step s = job_step(j);
         if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
                 return 0;
-        if ((k = need_conn(j->r, j->mv->src_env_id, &j->sc, err)) < 0) {
-                if (!j->r->fenced[env_index(j->r, j->src)])
-                        return vp_err(err, k, "env '%s' does not answer and is not fenced: vm '%s' may still run "
-                                      "there; 'vpool migrate resume %lld --source-fenced %s' once that host is "
-                                      "powered off, or give the env a fence agent", j->src->name, j->vm.name,
-                                      (long long)j->r->mig.id, j->src->name);
+        if ((k = need_conn(j->r, j->sh, &j->sc, err)) < 0) {
+                if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)])
+                        return vp_err(err, k, "host '%s' of env '%s' does not answer and is not fenced: vm '%s' may "
+                                      "still run there; 'vpool migrate resume %lld --source-fenced %s' once that "
+                                      "host is powered off, or give the env a fence agent", j->sh ? j->sh->name : "?",
+                                      j->src->name, j->vm.name, (long long)j->r->mig.id, j->src->name);
                 j->fenced = true;
         }
         return 0;
@@ -855,6 +917,7 @@ static int return_restore(struct vm_job *j, const struct vp_manifest *m, struct 
         job_take_owner(j, m);
         j->vm.env_id = j->src->id;
         j->vm.profile_id = j->sp->id;
+        j->vm.host_id = j->sh ? j->sh->id : 0;
         return record_step(r, mv, VP_STEP_RETURNED, m->generation, mv->source_running ? "started on source" : NULL,
                            &j->vm, err);
 }
@@ -893,15 +956,15 @@ static const step_fn keep_steps[VP_STEP_MAX] = {
 static int keep_connect(struct vm_job *j, struct vp_error *err)
 {
         (void)err;
-        j->dc = conn_by_id(j->r, j->r->mig.to_env_id);
+        j->dc = conn_of(j->r, j->dh);
         return 0;
 }
 
 /* A return needs the source; the target only if it answers. */
 static int return_connect(struct vm_job *j, struct vp_error *err)
 {
-        j->dc = conn_by_id(j->r, j->r->mig.to_env_id);
-        return need_conn(j->r, j->src->id, &j->sc, err);
+        j->dc = conn_of(j->r, j->dh);
+        return need_conn(j->r, j->sh, &j->sc, err);
 }
 
 /* An abort: a VM not yet handed over returns to its source as it was; one
@@ -993,21 +1056,30 @@ static int set_states(struct run *r, enum vp_migration_state state, const struct
  * source that does not answer is not asked. */
 static int check_source_empty(struct run *r, struct vp_error *err)
 {
-        const struct vp_env *e = env_by_id(r, r->mig.from_env_id);
-        virConnectPtr sc = conn_by_id(r, r->mig.from_env_id);
-        /* No VM needed the source in this run (they were all past it):
-         * it is asked now, once, without a grace period. */
-        if (!sc && e && !source_needed(r, e->id))
-                vp_ctx_conn(r->ctx, e, &sc, NULL);
-        struct vp_hv_states left;
-        if (r->mig.from_env_id == r->mig.to_env_id || !sc || vp_hv_states_load(sc, &left, NULL) < 0)
-                return 0;
         int k = 0;
-        for (size_t i = 0; i < r->n && k >= 0; i++)
-                if (vp_hv_states_find(&left, r->mvs[i].vm_name))
-                        k = vp_err(err, -EEXIST, "env '%s' still holds domain '%s'", e ? e->name : "?",
-                                   r->mvs[i].vm_name);
-        vp_hv_states_free(&left);
+        for (size_t i = 0; i < r->nhosts && k >= 0; i++) {
+                const struct vp_host *h = &r->hosts[i];
+                bool left_here = false;
+                for (size_t j = 0; j < r->n && !left_here; j++)
+                        left_here = src_host(r, &r->mvs[j]) == h && dst_host(r, &r->mvs[j]) != h;
+                if (!left_here)
+                        continue;
+                /* No VM needed this source in this run (they were all past
+                 * it): it is asked now, once, without a grace period. */
+                virConnectPtr sc = r->conns[i];
+                if (!sc && !source_needed(r, h))
+                        vp_ctx_conn_host(r->ctx, h, &sc, NULL);
+                struct vp_hv_states left;
+                if (!sc || vp_hv_states_load(sc, &left, NULL) < 0)
+                        continue;
+                const struct vp_env *e = env_by_id(r, h->env_id);
+                for (size_t j = 0; j < r->n && k >= 0; j++)
+                        if (src_host(r, &r->mvs[j]) == h && dst_host(r, &r->mvs[j]) != h &&
+                            vp_hv_states_find(&left, r->mvs[j].vm_name))
+                                k = vp_err(err, -EEXIST, "host '%s' of env '%s' still holds domain '%s'", h->name,
+                                           e ? e->name : "?", r->mvs[j].vm_name);
+                vp_hv_states_free(&left);
+        }
         return k;
 }
 
@@ -1185,15 +1257,20 @@ struct refs {
         struct vp_image im;
         bool restamped;                /* the master, found unchanged, has a new stamp to store */
         struct vp_env from, to;
+        struct vp_host from_host;      /* only the VMs on this host move (a host's drain); id 0: all */
         struct vp_profile sp, dp;      /* the source's profile, the target's */
-        virConnectPtr dc;              /* the target env (the ctx's) */
+        struct vp_placer pl;           /* the target's hosts */
         struct vp_vm *vms;
+        int64_t *dst_hosts;            /* per VM: the host placement gave it */
         size_t n;
 };
 
 static void refs_clear(struct refs *f)
 {
         vp_rows_free(&vp_table_vm, f->vms, f->n);
+        free(f->dst_hosts);
+        vp_placer_free(&f->pl);
+        vp_row_clear(&vp_table_host, &f->from_host);
         vp_row_clear(&vp_table_pool, &f->pool);
         vp_row_clear(&vp_table_image, &f->im);
         vp_row_clear(&vp_table_env, &f->from);
@@ -1226,7 +1303,9 @@ static int load_refs(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct
                 k = vp_row_get_id(c, &vp_table_profile, f->pool.profile_id, &f->dp, err);
         if (k < 0)
                 return k;
-        if (f->from.id == f->to.id && f->sp.id == f->dp.id)
+        if (a->from_host && (k = vp_env_host_get(ctx, f->from.name, a->from_host, NULL, &f->from_host, err)) < 0)
+                return k;
+        if (f->from.id == f->to.id && f->sp.id == f->dp.id && !a->from_host)
                 return vp_err(err, -EINVAL, "pool '%s' already runs on env '%s' with profile '%s'; nothing to migrate",
                               a->pool, f->to.name, f->dp.name);
         return 0;
@@ -1247,10 +1326,8 @@ static int check_target(struct vp_ctx *ctx, const struct vp_migrate_args *a, str
                 vp_err_prefix(err, "pool '%s'", a->pool);
                 return k;
         }
-        if ((k = vp_ctx_conn(ctx, &f->to, &f->dc, err)) < 0)
-                return k;
-        return vp_hv_check_hardware(f->dc, f->to.name, f->to.arch, vp_hv_pick_domain_type(f->to.domain_types),
-                                    f->dp.machine, f->dp.disk_bus, f->dp.nic, f->dp.firmware, err);
+        struct vp_place_filter pf = { .exclude = f->from_host.id, .only = a->to_hosts, .nonly = a->nto_hosts };
+        return vp_placer_init(ctx, &f->to, &f->dp, a->placement, &pf, &f->pl, err);
 }
 
 static int load_vms(struct vp_ctx *ctx, struct refs *f, struct vp_error *err)
@@ -1264,6 +1341,18 @@ static int load_vms(struct vp_ctx *ctx, struct refs *f, struct vp_error *err)
                 return k;
         f->vms = rows;
         f->n = n;
+        /* A host's drain moves the VMs on that host only. */
+        if (f->from_host.id) {
+                size_t kept = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (f->vms[i].host_id == f->from_host.id)
+                                f->vms[kept++] = f->vms[i];
+                        else
+                                vp_row_clear(&vp_table_vm, &f->vms[i]);
+                }
+                f->n = kept;
+        }
+        f->dst_hosts = vp_xcalloc(f->n ? f->n : 1, sizeof(int64_t));
         return 0;
 }
 
@@ -1293,24 +1382,24 @@ static void plan_describe(struct vp_plan *plan, const struct refs *f)
 /* The domains of the target and of the last source env asked: each env's
  * domains are read once, not once per VM. */
 struct domains {
-        struct vp_hv_states target;
         struct vp_hv_states source;
-        int64_t source_env;            /* whose domains source holds; -1 none */
+        int64_t source_host;           /* whose domains source holds; -1 none */
 };
 
-/* VM's state on its env VE into *RET_STATE. An env that does not answer
- * (after its grace period) refuses the migration, unless it can be fenced:
- * the operator says it is powered off, or it has a fence agent to run once
- * the migration is allocated. Then the VM counts as running, unreachable.
- * The operator's word never applies to an env that answers. */
+/* VM's state on its host VH of env VE into *RET_STATE. A host that does
+ * not answer (after its grace period) refuses the migration, unless it can
+ * be fenced: the operator says its env is powered off, or the env has a
+ * fence agent to run once the migration is allocated. Then the VM counts as
+ * running, unreachable. The operator's word never applies to a host that
+ * answers. */
 static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct vp_env *ve,
-                        const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv,
+                        const struct vp_host *vh, const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv,
                         enum vp_vm_state *ret_state, struct vp_error *err)
 {
         struct vp_error cerr = { 0 };
         virConnectPtr vc;
         bool asserted = a->source_fenced && streq(a->source_fenced, ve->name);
-        int k = vp_ctx_conn_source(ctx, ve, &vc, &cerr);
+        int k = vh->id ? vp_ctx_conn_host_source(ctx, vh, &vc, &cerr) : vp_ctx_conn_source(ctx, ve, &vc, &cerr);
         if (k < 0 && (asserted || (ve->fence_cmd && *ve->fence_cmd))) {
                 pv->unreachable = true;
                 return 0;
@@ -1323,12 +1412,12 @@ static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, con
         if (asserted)
                 return vp_err(err, -EINVAL, "env '%s' answers: --source-fenced is only for an env that does not "
                               "(its VMs are stopped there as usual)", ve->name);
-        if (d->source_env != ve->id) {
+        if (d->source_host != vh->id) {
                 vp_hv_states_free(&d->source);
-                d->source_env = -1;
+                d->source_host = -1;
                 if ((k = vp_hv_states_load(vc, &d->source, err)) < 0)
                         return k;
-                d->source_env = ve->id;
+                d->source_host = vh->id;
         }
         const struct vp_hv_domstate *ds = vp_hv_states_find(&d->source, vm->name);
         *ret_state = !ds ? VP_VM_UNDEFINED : ds->active ? VP_VM_RUNNING : VP_VM_SHUT_OFF;
@@ -1354,59 +1443,87 @@ static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct
         return k;
 }
 
-/* VM's line of the plan *PV, once its env answered (or is fenced), the
- * target has no other domain of its name and its delta is its own. */
+/* VM's line of the plan *PV, once its host answered (or is fenced) and
+ * its delta is its own. */
 static int preflight_vm(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
                         const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv, struct vp_error *err)
 {
         struct vp_env ve = { 0 };
+        struct vp_host vh = { 0 };
         enum vp_vm_state state = VP_VM_UNKNOWN;
         int k = vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &ve, err);
         if (k < 0)
                 return k;
-        k = source_state(ctx, a, &ve, vm, d, pv, &state, err);
-        if (k >= 0 && ve.id != f->to.id && vp_hv_states_find(&d->target, vm->name))
-                k = vp_err(err, -EEXIST, "env '%s' already has a domain named '%s'", f->to.name, vm->name);
+        if (vm->host_id)
+                vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &vh, NULL);
+        k = source_state(ctx, a, &ve, &vh, vm, d, pv, &state, err);
         if (k >= 0)
                 k = check_vm_delta(ctx, f, vm, err);
         snprintf(pv->vm, sizeof(pv->vm), "%s", vm->name);
         snprintf(pv->from_env, sizeof(pv->from_env), "%s", ve.name);
+        snprintf(pv->from_host, sizeof(pv->from_host), "%s", vh.name ? vh.name : "");
         snprintf(pv->to_env, sizeof(pv->to_env), "%s", f->to.name);
         vp_row_clear(&vp_table_env, &ve);
+        vp_row_clear(&vp_table_host, &vh);
         if (k >= 0)
                 pv->running = state == VP_VM_RUNNING || pv->unreachable;
         return k;
 }
 
-/* Every VM's line of the plan, and the memory the running ones need. */
-static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
-                    struct vp_plan *plan, struct vp_error *err)
+/* The host of the target each VM goes to, in the pool's order: it must
+ * have no other domain of the VM's name (its own, on the host it stays on,
+ * is replaced by the move). */
+static int place_vms(struct refs *f, struct vp_plan *plan, struct vp_error *err)
 {
-        struct domains d = { .source_env = -1 };
-        plan->vms = vp_xcalloc(f->n, sizeof(*plan->vms));
-        plan->nvms = f->n;
-        int k = vp_hv_states_load(f->dc, &d.target, err);
+        size_t nrunning = 0;
+        for (size_t i = 0; i < f->n; i++)
+                nrunning += plan->vms[i].running;
+        int64_t mem_kib = f->dp.memory_mib << 10;
+        int k = vp_placer_check(&f->pl, nrunning, mem_kib, err);
+        plan->memory_needed_mib = (int64_t)nrunning * f->dp.memory_mib;
+        for (size_t h = 0; h < f->pl.n; h++)
+                if (f->pl.h[h].eligible)
+                        plan->memory_free_mib += f->pl.h[h].free_kib >> 10;
+        struct vp_hv_states *doms = vp_xcalloc(f->pl.n ? f->pl.n : 1, sizeof(*doms));
+        bool *loaded = vp_xcalloc(f->pl.n ? f->pl.n : 1, sizeof(bool));
         for (size_t i = 0; i < f->n && k >= 0; i++) {
-                k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
-                if (k >= 0 && plan->vms[i].running)
-                        plan->memory_needed_mib += f->dp.memory_mib;
+                int h = vp_place(&f->pl, mem_kib, plan->vms[i].running, err);
+                if (h < 0) {
+                        k = h;
+                        break;
+                }
+                struct vp_place_host *ph = &f->pl.h[h];
+                f->dst_hosts[i] = ph->host.id;
+                snprintf(plan->vms[i].to_host, sizeof(plan->vms[i].to_host), "%s", ph->host.name);
+                if (!loaded[h] && (k = vp_hv_states_load(ph->conn, &doms[h], err)) < 0)
+                        break;
+                loaded[h] = true;
+                if (ph->host.id != f->vms[i].host_id && vp_hv_states_find(&doms[h], f->vms[i].name))
+                        k = vp_err(err, -EEXIST, "host '%s' of env '%s' already has a domain named '%s'",
+                                   ph->host.name, f->to.name, f->vms[i].name);
         }
-        vp_hv_states_free(&d.target);
-        vp_hv_states_free(&d.source);
+        for (size_t h = 0; h < f->pl.n; h++)
+                if (loaded[h])
+                        vp_hv_states_free(&doms[h]);
+        free(doms);
+        free(loaded);
         return k;
 }
 
-/* The target has the memory the running VMs need. */
-static int check_memory(const struct vp_migrate_args *a, const struct refs *f, struct vp_plan *plan,
-                        struct vp_error *err)
+/* Every VM's line of the plan, and the host each goes to. */
+static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, struct vp_plan *plan,
+                    struct vp_error *err)
 {
-        unsigned long long free_bytes = virNodeGetFreeMemory(f->dc);
-        plan->memory_free_mib = (int64_t)(free_bytes >> 20);
-        if (f->from.id != f->to.id && free_bytes > 0 && plan->memory_needed_mib > plan->memory_free_mib)
-                return vp_err(err, -ENOMEM, "env '%s' has %lld MiB free; the running VMs of pool '%s' need %lld MiB",
-                              f->to.name, (long long)plan->memory_free_mib, a->pool,
-                              (long long)plan->memory_needed_mib);
-        return 0;
+        struct domains d = { .source_host = -1 };
+        plan->vms = vp_xcalloc(f->n ? f->n : 1, sizeof(*plan->vms));
+        plan->nvms = f->n;
+        int k = 0;
+        for (size_t i = 0; i < f->n && k >= 0; i++)
+                k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
+        vp_hv_states_free(&d.source);
+        if (k >= 0)
+                k = place_vms(f, plan, err);
+        return k;
 }
 
 /* Allocate: the migration (the target pool's env and profile) and a
@@ -1434,7 +1551,8 @@ static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
                 struct vp_migvm mv = {
                         .migration_id = mig.id, .vm_id = vm->id, .vm_name = vm->name,
                         .step = (char *)vp_step_to_string(VP_STEP_PENDING), .src_env_id = vm->env_id,
-                        .src_profile_id = vm->profile_id, .generation = vm->generation,
+                        .src_profile_id = vm->profile_id, .src_host_id = vm->host_id, .dst_host_id = f->dst_hosts[i],
+                        .generation = vm->generation,
                         .error = (char *)"", .updated = now,
                 };
                 k = vp_row_insert(c, &vp_table_migvm, &mv, err);
@@ -1473,7 +1591,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
             (k = load_vms(ctx, &f, err)) < 0)
                 goto out;
         plan_describe(plan, &f);
-        if ((k = plan_vms(ctx, a, &f, plan, err)) < 0 || (k = check_memory(a, &f, plan, err)) < 0 || a->dry_run)
+        if ((k = plan_vms(ctx, a, &f, plan, err)) < 0 || a->dry_run)
                 goto out;
         if ((k = allocate(ctx, a, &f, ret_id, err)) < 0)
                 goto out;

@@ -12,13 +12,19 @@ struct vp_migrate_args {
         int shutdown_timeout;      /* seconds, graceful before forced */
         bool dry_run;
         const char *source_fenced; /* the unreachable source env the operator says is powered off, or NULL */
+        enum vp_placement placement;
+        const char *from_host;     /* a host of the pool's env: only its VMs move (its drain), never to it */
+        const char *const *to_hosts;  /* only these hosts of the target take VMs (none: any) */
+        size_t nto_hosts;
 };
 
 /* One line of the plan: a VM and what changes for it. */
 struct vp_plan_vm {
         char vm[64];
         char from_env[64];
+        char from_host[64];
         char to_env[64];
+        char to_host[64];          /* the host placement gave it */
         bool running;
         bool unreachable;          /* its env did not answer: fenced by the operator or to be by its agent */
 };

@@ -647,7 +647,9 @@ struct json_object *vp_plan_json(const struct vp_plan *pl)
                 struct json_object *v = json_object_new_object();
                 json_object_object_add(v, "vm", json_object_new_string(pl->vms[i].vm));
                 json_object_object_add(v, "source_env", json_object_new_string(pl->vms[i].from_env));
+                json_object_object_add(v, "source_host", text(pl->vms[i].from_host));
                 json_object_object_add(v, "target_env", json_object_new_string(pl->vms[i].to_env));
+                json_object_object_add(v, "target_host", text(pl->vms[i].to_host));
                 json_object_object_add(v, "running", json_object_new_boolean(pl->vms[i].running));
                 json_object_array_add(a, v);
         }

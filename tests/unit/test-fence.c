@@ -95,7 +95,7 @@ static struct vp_fence run(const char *path, const char *args, int timeout)
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"qemu+tls://host7.example/system",
                             .fence_cmd = json };
         struct vp_fence f = { 0 };
-        assert_int_equal(vp_fence_run(&e, timeout, &f, &err), 0);
+        assert_int_equal(vp_fence_run(&e, "h1", e.uri, timeout, &f, &err), 0);
         free(json);
         return f;
 }
