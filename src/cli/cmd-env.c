@@ -16,6 +16,7 @@ static int host_add(struct vp_cli *cli, const struct cli_args *a);
 static int host_list(struct vp_cli *cli, const struct cli_args *a);
 static int host_rm(struct vp_cli *cli, const struct cli_args *a);
 static int host_resume(struct vp_cli *cli, const struct cli_args *a);
+static int host_drain(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb host_verbs[] = {
         { .name = "add", .fn = host_add, .usage = "ENV URI [--name NAME]",
@@ -31,6 +32,18 @@ static const struct cli_verb host_verbs[] = {
                   "unfinished migration uses it, and for the env's last host. --force removes it with\n"
                   "VMs on it: they stay recorded on no host ('vpool fsck' finds them).",
           .changes = true, .opts = CLI_OPTS(CLI_FLAG("force")), .minpos = 2, .maxpos = 2 },
+        { .name = "drain", .fn = host_drain,
+          .usage = "ENV HOST [--to HOST]... [--parallel N] [--shutdown-timeout SEC] [--placement spread|pack]\n"
+                   "       [--cold]",
+          .help = "Maintenance: put HOST in maintenance (no VM is placed there) and move its VMs to the\n"
+                  "env's other hosts (only to the --to hosts when given), one migration per pool, with\n"
+                  "their hardware unchanged. A running VM moves live (libvirt's live migration, peer to\n"
+                  "peer; its disks stay where they are on shared storage) with its delta handed over as\n"
+                  "in any migration; a VM that cannot move live, or every VM with --cold, moves cold.\n"
+                  "'env host resume' ends the maintenance.",
+          .changes = true, .minpos = 2, .maxpos = 2,
+          .opts = CLI_OPTS(CLI_VALUES("to"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"), CLI_VALUE("placement"),
+                           CLI_FLAG("cold")) },
         { .name = "resume", .fn = host_resume, .usage = "ENV HOST",
           .help = "End a host's maintenance: VMs are placed on it again.", .changes = true,
           .minpos = 2, .maxpos = 2 },
@@ -387,4 +400,38 @@ static int host_rm(struct vp_cli *cli, const struct cli_args *a)
 static int host_resume(struct vp_cli *cli, const struct cli_args *a)
 {
         return host_act(cli, a, vp_env_host_set_maintenance, false, "out of maintenance");
+}
+
+static int host_drain(struct vp_cli *cli, const struct cli_args *a)
+{
+        const char *to[CLI_MAX_REPEAT];
+        size_t nto = cli_opt_all(a, "to", to);
+        struct vp_error err = { 0 };
+        struct vp_migrate_args m = { .to_env = a->pos[0], .from_host = a->pos[1], .to_hosts = to, .nto_hosts = nto,
+                                     .live = !cli_flag(a, "cold") };
+        if (vp_name_check("env", a->pos[0], &err) < 0 || vp_name_check("host", a->pos[1], &err) < 0 ||
+            cli_parse_migrate_opts(cli, a, &m, &err) < 0)
+                return cli_fail(&err);
+
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        char **pools = NULL;
+        size_t n = 0;
+        int r = vp_env_host_drain_begin(&ctx, a->pos[0], a->pos[1], to, nto, &pools, &n, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (!cli->quiet && !cli->json)
+                printf("host %s of env %s in maintenance%s\n", a->pos[1], a->pos[0],
+                       n ? "" : "; it holds no VM of any pool");
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+                m.pool = pools[i];
+                if (cli_run_migrate(cli, &m) != 0)
+                        rc = 1;
+                free(pools[i]);
+        }
+        free(pools);
+        return rc;
 }

@@ -347,11 +347,11 @@ static int print_status(struct vp_cli *cli, struct vp_ctx *ctx, int64_t id)
         struct json_object *vms;
         json_object_object_get_ex(o, "vms", &vms);
         struct cli_table t;
-        table_init(&t, 6, "VM", "STEP", "SOURCE", "TARGET", "GEN", "ERROR");
+        table_init(&t, 6, "VM", "STEP", "SOURCE ENV/HOST", "TARGET ENV/HOST", "GEN", "ERROR");
         for (size_t i = 0; i < json_object_array_length(vms); i++) {
                 struct json_object *v = json_object_array_get_idx(vms, i);
-                _cleanup_free_ char *src = vp_strdupf("%s/%s", cli_name(v, "source"), cli_str(v, "vm"));
-                _cleanup_free_ char *dst = vp_strdupf("%s/%s", cli_name(v, "target"), cli_str(v, "vm"));
+                _cleanup_free_ char *src = vp_strdupf("%s/%s", cli_name(v, "source"), cli_name(v, "source_host"));
+                _cleanup_free_ char *dst = vp_strdupf("%s/%s", cli_name(v, "target"), cli_name(v, "target_host"));
                 table_add(&t, cli_str(v, "vm"), cli_str(v, "step"), src, dst, cli_str(v, "generation"),
                           *cli_str(v, "error") ? cli_str(v, "error") : "-");
         }

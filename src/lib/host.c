@@ -451,3 +451,44 @@ void vp_host_live(struct vp_ctx *ctx, const struct vp_host *h, struct vp_host_li
         ret->running = running > 0 ? running : 0;
         ret->defined = ret->running + (off > 0 ? off : 0);
 }
+
+int vp_env_host_drain_begin(struct vp_ctx *ctx, const char *env, const char *host, const char *const *to, size_t nto,
+                            char ***ret_pools, size_t *ret_n, struct vp_error *err)
+{
+        struct vp_host h = { 0 };
+        int k = vp_env_host_get(ctx, env, host, NULL, &h, err);
+        for (size_t i = 0; i < nto && k >= 0; i++) {
+                struct vp_host other = { 0 };
+                if (streq(to[i], host))
+                        k = vp_err(err, -EINVAL, "cannot drain host '%s' onto itself", host);
+                else
+                        k = vp_env_host_get(ctx, env, to[i], NULL, &other, err);
+                vp_row_clear(&vp_table_host, &other);
+        }
+        if (k < 0) {
+                vp_row_clear(&vp_table_host, &h);
+                return k;
+        }
+        void *rows = NULL;
+        size_t n = 0;
+        k = vp_row_query(ctx->cat, &vp_table_pool, "id IN (SELECT pool_id FROM vms WHERE host_id = ?1)",
+                         h.id, &rows, &n, err);
+        struct vp_pool *pools = rows;
+        for (size_t i = 0; i < n && k >= 0; i++)
+                if (vp_pool_state_from_string(pools[i].state) == VP_POOL_MIGRATING)
+                        k = vp_err(err, -EBUSY, "pool '%s', with VMs on host '%s', has an unfinished migration; resume "
+                                   "or abort it first", pools[i].name, host);
+        if (k >= 0 && !h.maintenance) {
+                h.maintenance = 1;
+                k = vp_row_update(ctx->cat, &vp_table_host, &h, err);
+        }
+        if (k >= 0) {
+                *ret_pools = vp_xcalloc(n + 1, sizeof(char *));
+                for (size_t i = 0; i < n; i++)
+                        (*ret_pools)[i] = vp_strdup(pools[i].name);
+                *ret_n = n;
+        }
+        vp_rows_free(&vp_table_pool, rows, n);
+        vp_row_clear(&vp_table_host, &h);
+        return k;
+}

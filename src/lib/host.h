@@ -66,3 +66,13 @@ int vp_ctx_conn_host_source(struct vp_ctx *ctx, const struct vp_host *h, virConn
 /* The connection to the host that holds VM's domain (the first host of its
  * env that answers when the catalog does not know). */
 int vp_ctx_conn_vm(struct vp_ctx *ctx, const struct vp_vm *vm, virConnectPtr *ret, struct vp_error *err);
+
+/* The start of HOST's drain: the host goes into maintenance (no VM is
+ * placed there any more) and *RET_POOLS names every pool with a VM on it
+ * (N of them, malloc'd strings in a malloc'd array), which the drain then
+ * moves off it, one migration per pool. Refused while a pool with VMs on it
+ * has an unfinished migration (nothing is changed then). */
+/* TO (NTO names) are the hosts the VMs may go to: each must be another
+ * host of ENV. */
+int vp_env_host_drain_begin(struct vp_ctx *ctx, const char *env, const char *host, const char *const *to, size_t nto,
+                            char ***ret_pools, size_t *ret_n, struct vp_error *err);

@@ -16,6 +16,7 @@ struct vp_migrate_args {
         const char *from_host;     /* a host of the pool's env: only its VMs move (its drain), never to it */
         const char *const *to_hosts;  /* only these hosts of the target take VMs (none: any) */
         size_t nto_hosts;
+        bool live;                 /* a running VM whose env and hardware stay moves live */
 };
 
 /* One line of the plan: a VM and what changes for it. */
