@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <libvirt/virterror.h>
+#include <pthread.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 #include <string.h>
@@ -635,5 +636,200 @@ int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n
         free(doms);
         *ret = out;
         *ret_n = k;
+        return 0;
+}
+
+/* ---- live move ------------------------------------------------------------ */
+
+/* The migration call blocks until libvirt is done, so it runs in a thread
+ * of its own while the caller's thread keeps the clock and can abort. */
+struct live_job {
+        virDomainPtr dom;
+        const char *dst_uri;
+        virTypedParameterPtr params;
+        int nparams;
+        unsigned int flags;
+        int rc;
+        char msg[512];             /* libvirt's error is per thread: copied here */
+        _Atomic bool done;
+};
+
+static void *live_run(void *p)
+{
+        struct live_job *j = p;
+        j->rc = virDomainMigrateToURI3(j->dom, j->dst_uri, j->params, (unsigned int)j->nparams, j->flags);
+        if (j->rc < 0)
+                snprintf(j->msg, sizeof(j->msg), "%s", lv_msg());
+        j->done = true;
+        return NULL;
+}
+
+/* Flags of a live move between hosts of one env over shared storage. */
+static const unsigned int live_flags =
+        VIR_MIGRATE_LIVE |
+        /* The source daemon talks to the destination's itself, so the move
+         * needs no controller in the middle once it started, and libvirt
+         * protects the domain from other jobs for the whole of it. */
+        VIR_MIGRATE_PEER2PEER |
+        /* vpool's domains are persistent: defined on the destination with
+         * the new generation's names (PERSIST_XML), gone from the source,
+         * so no definition of the old names stays behind anywhere. */
+        VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+        /* libvirt trusts only file systems it knows as shared (NFS, CephFS,
+         * GlusterFS, GPFS, OCFS2...) and refuses any other as "migration
+         * without shared storage is unsafe". vpool's shared storage is
+         * shared by definition (the env sees it at one path; preflight
+         * checks the master's digest there), whatever its type: a local
+         * folder for hosts on one machine, a bind mount or an unlisted
+         * cluster file system in production. The disks use cache='none',
+         * which is the other half of what libvirt checks. */
+        VIR_MIGRATE_UNSAFE |
+        /* A guest whose disk fails mid-move stays on the source. */
+        VIR_MIGRATE_ABORT_ON_ERROR;
+
+/* The destination and persistent XML of D: its live (migratable) and
+ * inactive descriptions with the disks renamed per HOW. */
+static int live_xmls(virDomainPtr d, const char *name, const struct vp_hv_live *how, char **ret_live,
+                     char **ret_persist, struct vp_error *err)
+{
+        static const unsigned int which[2] = {
+                VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE,
+                VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_INACTIVE,
+        };
+        char *out[2] = { NULL, NULL };
+        for (int i = 0; i < 2; i++) {
+                _cleanup_free_ char *xml = virDomainGetXMLDesc(d, which[i]);
+                if (!xml) {
+                        free(out[0]);
+                        return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+                }
+                out[i] = vp_domxml_move_disks(xml, how->moves, how->nmoves, how->generation, err);
+                if (!out[i]) {
+                        free(out[0]);
+                        vp_err_prefix(err, "domain '%s'", name);
+                        return err ? err->code : -EINVAL;
+                }
+        }
+        *ret_live = out[0];
+        *ret_persist = out[1];
+        return 0;
+}
+
+/* Run the job J, aborting it once TIMEOUT_SEC passed. Returns whether it
+ * was aborted. */
+static bool live_wait(struct live_job *j, int timeout_sec)
+{
+        pthread_t t;
+        if (pthread_create(&t, NULL, live_run, j) != 0)
+                abort();
+        bool aborted = false;
+        int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
+        while (!j->done) {
+                if (!aborted && now_ms() >= deadline) {
+                        /* libvirt cancels QEMU's migration and resumes the
+                         * guest on the source; too late (the destination
+                         * already runs it) it refuses, and the move stands. */
+                        if (virDomainAbortJob(j->dom) < 0)
+                                virResetLastError();
+                        aborted = true;
+                }
+                sleep_ms(10);
+        }
+        pthread_join(t, NULL);
+        return aborted;
+}
+
+static const char *where_word(virConnectPtr conn, const char *name)
+{
+        enum vp_vm_state st = VP_VM_UNKNOWN;
+        struct vp_error lerr = { 0 };
+        if (vp_hv_domain_state(conn, name, &st, &lerr) < 0) {
+                virResetLastError();
+                return vp_vm_state_to_string(VP_VM_UNREACHABLE);
+        }
+        return vp_vm_state_to_string(st);
+}
+
+/* The error of a move that did not complete, saying where the domain is. */
+static int live_failed(virConnectPtr src, virConnectPtr dst, const char *name, bool aborted, int timeout_sec,
+                       const char *msg, struct vp_error *err)
+{
+        enum vp_vm_state s = VP_VM_UNKNOWN;
+        struct vp_error lerr = { 0 };
+        bool on_src = vp_hv_domain_state(src, name, &s, &lerr) == 0 && s == VP_VM_RUNNING;
+        virResetLastError();
+        char why[640];
+        if (aborted)
+                snprintf(why, sizeof(why), "did not finish within %d s and was aborted (%s)", timeout_sec, msg);
+        else
+                snprintf(why, sizeof(why), "failed: %s", msg);
+        if (on_src)
+                return vp_err(err, aborted ? -ETIMEDOUT : -EIO, "live move of domain '%s' %s; it still runs on the source",
+                              name, why);
+        return vp_err(err, -EIO, "live move of domain '%s' %s; source: %s, destination: %s", name, why,
+                      where_word(src, name), where_word(dst, name));
+}
+
+static void live_stats(virConnectPtr dst, const char *name, struct vp_hv_live_stats *ret)
+{
+        *ret = (struct vp_hv_live_stats){ .downtime_ms = -1, .total_ms = -1 };
+        _cleanup_dom_ virDomainPtr d = virDomainLookupByName(dst, name);
+        int type, n = 0;
+        virTypedParameterPtr p = NULL;
+        /* The destination keeps the completed job's figures, sent along by
+         * the source (the source's domain object is gone with it); kept
+         * for whoever asks next too. */
+        if (!d || virDomainGetJobStats(d, &type, &p, &n,
+                                             VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0) {
+                virResetLastError();
+                return;
+        }
+        unsigned long long v;
+        if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1)
+                ret->downtime_ms = (int64_t)v;
+        if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &v) == 1)
+                ret->total_ms = (int64_t)v;
+        virTypedParamsFree(p, n);
+}
+
+int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, const struct vp_hv_live *how,
+                       struct vp_hv_live_stats *ret_stats, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(src, name, &d, err);
+        if (r < 0)
+                return r;
+        if ((r = domain_active(d, name, err)) <= 0)
+                return r < 0 ? r : vp_err(err, -EINVAL, "domain '%s' does not run: nothing to move live", name);
+        _cleanup_free_ char *live = NULL, *persist = NULL;
+        if ((r = live_xmls(d, name, how, &live, &persist, err)) < 0)
+                return r;
+        if (how->max_downtime_ms > 0 && virDomainMigrateSetMaxDowntime(d, (unsigned long long)how->max_downtime_ms, 0) < 0)
+                return vp_err(err, -EIO, "domain '%s': cannot set the migration's downtime: %s", name, lv_msg());
+
+        virTypedParameterPtr params = NULL;
+        int nparams = 0, maxparams = 0;
+        if (virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_DEST_XML, live) < 0 ||
+            virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_PERSIST_XML, persist) < 0 ||
+            (how->stream_uri && virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI,
+                                                        how->stream_uri) < 0))
+                abort();
+        struct live_job j = { .dom = d, .dst_uri = how->dst_uri, .params = params, .nparams = nparams,
+                              .flags = live_flags };
+        bool aborted = live_wait(&j, how->timeout_sec);
+        virTypedParamsFree(params, nparams);
+        if (j.rc < 0)
+                return live_failed(src, dst, name, aborted, how->timeout_sec, j.msg, err);
+
+        /* libvirt said done: check it, as the caller will unlink the
+         * names the source had open. */
+        enum vp_vm_state s_src = VP_VM_UNKNOWN, s_dst = VP_VM_UNKNOWN;
+        if ((r = vp_hv_domain_state(dst, name, &s_dst, err)) < 0 || (r = vp_hv_domain_state(src, name, &s_src, err)) < 0)
+                return r;
+        if (s_dst != VP_VM_RUNNING || s_src != VP_VM_UNDEFINED)
+                return vp_err(err, -EIO, "live move of domain '%s' ended with it %s on the source and %s on the destination",
+                              name, vp_vm_state_to_string(s_src), vp_vm_state_to_string(s_dst));
+        if (ret_stats)
+                live_stats(dst, name, ret_stats);
         return 0;
 }
