@@ -59,6 +59,26 @@ int vp_host_default_name(const char *uri, const char *default_name, char **ret, 
         return vp_err(err, -EINVAL, "URI '%s' names no host; name the host (NAME=URI or --name NAME)", uri);
 }
 
+char *vp_host_peer_uri(const char *uri)
+{
+        const char *q = strchr(uri, '?');
+        if (!q)
+                return vp_strdup(uri);
+        /* The query's parameters but pkipath, joined again. */
+        char *out = vp_strdupf("%.*s", (int)(q - uri), uri);
+        _cleanup_free_ char *params = vp_strdup(q + 1);
+        char *save = NULL, sep = '?';
+        for (char *p = strtok_r(params, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
+                if (strncmp(p, "pkipath=", 8) == 0)
+                        continue;
+                char *next = vp_strdupf("%s%c%s", out, sep, p);
+                free(out);
+                out = next;
+                sep = '&';
+        }
+        return out;
+}
+
 /* ---- rows ----------------------------------------------------------------- */
 
 static int cmp_host_name(const void *a, const void *b)
