@@ -25,7 +25,12 @@
 #
 # Writes BENCHMARKS.md (the table, the machine, the command) and prints it.
 #
-#   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
+# With --only live, only the downtime of a live move instead (bench/live.py):
+# one running test guest moved between the two hosts by vpool's primitive
+# and by `virsh migrate --live`, rounds alternating; prints the medians and
+# their ratio, and writes nothing but build/bench/live.json.
+#
+#   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE] [--only live]
 #
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
@@ -33,12 +38,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 sizes="10 100 1000"
 runs=5
 out=$top/BENCHMARKS.md
+only=
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
         --sizes) sizes=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -47,6 +54,7 @@ for n in $sizes; do
     case $n in ''|*[!0-9]*|0) echo "bench: bad pool size '$n'" >&2; exit 2 ;; esac
 done
 case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; esac
+case $only in ''|live) ;; *) echo "bench: unknown part '$only' (only 'live')" >&2; exit 2 ;; esac
 
 cd "$top"
 scripts/deps.sh >/dev/null
@@ -54,10 +62,12 @@ scripts/build.sh >/dev/null
 scripts/build-guest.sh build/guest >/dev/null
 vpool=$top/build/src/cli/vpool
 
-hosts=(benchsrc benchdst)
+# Two hosts of its own unless told (VPOOL_BENCH_HOSTS="SRC DST").
+read -r -a hosts <<<"${VPOOL_BENCH_HOSTS:-benchsrc benchdst}"
+[ ${#hosts[@]} -eq 2 ] || { echo "bench: VPOOL_BENCH_HOSTS names two hosts" >&2; exit 2; }
 scripts/hosts.sh up "${hosts[@]}" >/dev/null
-src=$(scripts/hosts.sh uri benchsrc)
-dst=$(scripts/hosts.sh uri benchdst)
+src=$(scripts/hosts.sh uri "${hosts[0]}")
+dst=$(scripts/hosts.sh uri "${hosts[1]}")
 work=$(mktemp -d /var/tmp/vpool-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() {
@@ -80,6 +90,27 @@ calc() { printf '%.6f\n' "$(echo "$*" | bc -l)"; }
 # Bytes of the files under DIR written (created or rewritten) after STAMP:
 # a rename keeps a file's mtime, so a file only moved counts nothing.
 written_since() { find "$1" -type f -newer "$2" -printf '%b\n' | awk '{s += $1 * 512} END {printf "%.0f\n", s}'; }
+
+# ---- live move: one running guest, vpool's primitive and virsh --------------------
+if [ "$only" = live ]; then
+    export VPOOL_CATALOG=$work/catalog.db
+    $vpool init --storage "$work/storage" >/dev/null
+    $vpool env add a --uri "$src" --domain-type qemu >/dev/null
+    $vpool env add b --uri "$dst" --domain-type qemu >/dev/null
+    $vpool image add tick --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
+        --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline) vpool.stay=1 vpool.tick=1" >/dev/null
+    $vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256 >/dev/null
+    log "live: one running guest, $runs rounds each of vpool and virsh migrate --live"
+    mkdir -p build/bench
+    /usr/bin/python3 "$top/bench/live.py" --tool "$top/build/tests/tools/vp-live-move" --vpool "$vpool" \
+        --a "$src" --b "$dst" --runs "$runs" >build/bench/live.json
+    jq -r 'def ms: . * 1000 | round | tostring + " ms"; def x: . * 100 | round / 100 | tostring;
+        "live move downtime, median of \(.runs) rounds each:",
+        "  guest-observed  vpool \(.vpool.guest | ms)  virsh \(.virsh.guest | ms)  ratio \(.ratio_guest | x)",
+        "  libvirt job     vpool \(.vpool.libvirt | ms)  virsh \(.virsh.libvirt | ms)  ratio \(.ratio_libvirt | x)",
+        "  command wall    vpool \(.vpool.wall | ms)  virsh \(.virsh.wall | ms)"' build/bench/live.json
+    exit 0
+fi
 
 # ---- the master: 1 GiB of real data, bootable by the test guest ---------------
 log "building the 1 GiB master image"
