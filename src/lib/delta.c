@@ -534,8 +534,9 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
         return 0;
 }
 
-int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
-                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
+/* vp_delta_hand_over, and, unless RENAME, the disks keep their names. */
+static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen, int64_t bump,
+                     bool rename, struct vp_manifest *ret_m, struct vp_error *err)
 {
         struct vp_manifest m;
         int k = vp_delta_settle(dfd, label, &m, err);
@@ -550,6 +551,11 @@ int vp_delta_hand_over(int dfd, const char *label, const char *from, const char 
                               label, m.owner, (long long)m.generation, from);
         struct vp_manifest next = m;
         vp_delta_handed_manifest(&next, to, bump);
+        if (!rename) {
+                snprintf(next.overlay, sizeof(next.overlay), "%s", m.overlay);
+                snprintf(next.data_disk, sizeof(next.data_disk), "%s", m.data_disk);
+                snprintf(next.nvram, sizeof(next.nvram), "%s", m.nvram);
+        }
         /* The disks take names carrying the new generation: any definition
          * made for an older one (a stale host's domain) points at a file
          * that no longer exists and cannot start. Renames keep the inodes:
@@ -563,4 +569,16 @@ int vp_delta_hand_over(int dfd, const char *label, const char *from, const char 
         vp_fault_point(vp_owner_is_vm(to) ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
         *ret_m = next;
         return 0;
+}
+
+int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        return hand_over(dfd, label, from, to, after_gen, bump, true, ret_m, err);
+}
+
+int vp_delta_take_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       struct vp_manifest *ret_m, struct vp_error *err)
+{
+        return hand_over(dfd, label, from, to, after_gen, 1, false, ret_m, err);
 }

@@ -817,15 +817,14 @@ static int move_start(struct vm_job *j, struct vp_error *err)
 /* ---- a live move: a running VM to another host of its env ----------------- */
 
 /* stopping → locked, live. The migration takes the delta over at a new
- * generation while the VM runs on: its disks take that generation's names
- * under the running QEMU (a rename keeps the inode it has open), so no
- * definition anywhere names them but the move's, and the source's libvirt,
- * which knows the old names only, never touches them again. The one writer
- * left is that QEMU process, which the move hands over to the target. */
+ * generation while the VM runs on, its disks keeping their names: QEMU
+ * opens a disk again by its name as the move ends on the source. The one
+ * writer left is that QEMU process, which the move hands to the target;
+ * the names change at the unlock. */
 static int live_lock(struct vm_job *j, struct vp_error *err)
 {
         struct vp_manifest m;
-        int k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->vm_owner, j->mig_owner, j->mv->generation, 1, &m, err);
+        int k = vp_delta_take_over(j->dfd, j->vm.delta_path, j->vm_owner, j->mig_owner, j->mv->generation, &m, err);
         if (k < 0)
                 return k;
         job_take_owner(j, &m);
@@ -879,10 +878,9 @@ static int live_move(struct vm_job *j, struct vp_error *err)
                 return live_fallback(j, &m, "it no longer runs on its source", err);
         if ((k = vp_delta_link_names(j->dfd, j->vm.delta_path, &m, m.generation + 1, err)) < 0)
                 return k;
-        /* The source runs the disks under the names of the generation it
-         * was given; the target opens the unlock's. */
+        /* The source runs the disks under their names; the target opens
+         * the unlock's. */
         was = m;
-        vp_delta_names_at(&was, m.generation - 1);
         struct vp_manifest next = m;
         vp_delta_names_at(&next, m.generation + 1);
         const char *from[3] = { was.overlay, was.data_disk, was.nvram }, *to[3] = { next.overlay, next.data_disk, next.nvram };
