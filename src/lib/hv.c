@@ -5,9 +5,15 @@
 #include <libvirt/virterror.h>
 #include <pthread.h>
 #include <libxml/parser.h>
+#include <libxml/uri.h>
 #include <libxml/xpath.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "domxml.h"
 
@@ -37,6 +43,12 @@ static void events_start(void)
 
 void vp_hv_init(void)
 {
+        /* libvirt prints its warnings on stderr, ahead of the one line vpool
+         * prints for a failure (a refused TLS certificate gives three).
+         * LIBVIRT_DEBUG=warning, or any log setting of the operator's own,
+         * brings them back. */
+        if (!getenv("LIBVIRT_DEBUG") && !getenv("LIBVIRT_LOG_OUTPUTS") && !getenv("LIBVIRT_LOG_FILTERS"))
+                setenv("LIBVIRT_DEBUG", "error", 0);
         virSetErrorFunc(NULL, silent);
         xmlInitParser();
         pthread_once(&events_once, events_start);
@@ -74,6 +86,87 @@ static const char *lv_msg(void)
         return m && *m ? m : "unknown libvirt error";
 }
 
+static bool file_in(const char *dir, const char *name)
+{
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+                return false;
+        return access(path, F_OK) == 0;
+}
+
+/* The value of KEY in URI's query, unescaped, or NULL. Caller frees. */
+static char *uri_param(xmlURIPtr u, const char *key)
+{
+        size_t kl = strlen(key);
+        for (const char *p = u->query_raw; p && *p;) {
+                const char *end = p + strcspn(p, "&");
+                if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=')
+                        return xmlURIUnescapeString(p + kl + 1, (int)(end - p - (ptrdiff_t)kl - 1), NULL);
+                p = *end ? end + 1 : end;
+        }
+        return NULL;
+}
+
+/* Where libvirt looks for its TLS client files: the URI's pkipath, else a
+ * user's ~/.pki/libvirt when it holds a certificate, else the system's
+ * /etc/pki. Fills the folder of the client's certificate and key, and the
+ * paths of the key and of the CA certificate. */
+struct client_pki {
+        char dir[PATH_MAX];
+        char key[PATH_MAX + 32];
+        char ca[PATH_MAX + 32];
+};
+
+static void client_pki_find(const char *pkipath, struct client_pki *p)
+{
+        const char *home = getenv("HOME");
+        if (!pkipath && geteuid() != 0 && home) {
+                snprintf(p->dir, sizeof(p->dir), "%s/.pki/libvirt", home);
+                if (file_in(p->dir, "clientcert.pem"))
+                        pkipath = p->dir;
+        }
+        if (pkipath) {
+                if (pkipath != p->dir)
+                        snprintf(p->dir, sizeof(p->dir), "%s", pkipath);
+                snprintf(p->key, sizeof(p->key), "%s/clientkey.pem", p->dir);
+                snprintf(p->ca, sizeof(p->ca), "%s/cacert.pem", p->dir);
+                return;
+        }
+        snprintf(p->dir, sizeof(p->dir), "/etc/pki/libvirt");
+        snprintf(p->key, sizeof(p->key), "/etc/pki/libvirt/private/clientkey.pem");
+        snprintf(p->ca, sizeof(p->ca), "/etc/pki/CA/cacert.pem");
+}
+
+/* What libvirt leaves unsaid when a qemu+tls:// connection fails: its
+ * refusal of the host's certificate names neither the CA nor the name it
+ * checked (the reason goes to its warning log only), and a missing client
+ * certificate shows only as the host's refusal, "Unable to read TLS
+ * confirmation". Writes ": <cause>" to OUT, or nothing for other URIs and
+ * failures. */
+static void tls_cause(const char *uri, virErrorPtr e, char *out, size_t outsz)
+{
+        xmlURIPtr u = xmlParseURI(uri);
+        if (!u)
+                return;
+        size_t sl = u->scheme ? strlen(u->scheme) : 0;
+        if (sl > 4 && !strcmp(u->scheme + sl - 4, "+tls")) {
+                char *pkipath = uri_param(u, "pkipath");
+                struct client_pki p;
+                client_pki_find(pkipath, &p);
+                bool has_ca = access(p.ca, F_OK) == 0;
+                if (e && e->code == VIR_ERR_AUTH_FAILED && e->message && strstr(e->message, "certificate"))
+                        snprintf(out, outsz, ": the host's certificate is not signed by the CA in '%.400s', "
+                                 "or does not name '%.100s'", p.ca, u->server ? u->server : "localhost");
+                /* Without the CA file libvirt stops earlier, and says so. */
+                else if (has_ca && !file_in(p.dir, "clientcert.pem"))
+                        snprintf(out, outsz, ": no client certificate '%.400s/clientcert.pem'", p.dir);
+                else if (has_ca && access(p.key, F_OK) != 0)
+                        snprintf(out, outsz, ": no client key '%.400s'", p.key);
+                xmlFree(pkipath);
+        }
+        xmlFreeURI(u);
+}
+
 int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err)
 {
         virConnectPtr c = virConnectOpen(uri);
@@ -81,7 +174,9 @@ int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err)
                 virErrorPtr e = virGetLastError();
                 int code = e && (e->code == VIR_ERR_INVALID_ARG || e->code == VIR_ERR_PARSE_FAILED ||
                                  e->code == VIR_ERR_NO_CONNECT) ? -EINVAL : -EHOSTUNREACH;
-                return vp_err(err, code, "cannot connect to '%s': %s", uri, lv_msg());
+                char cause[600] = "";
+                tls_cause(uri, e, cause, sizeof(cause));
+                return vp_err(err, code, "cannot connect to '%s': %s%s", uri, lv_msg(), cause);
         }
         *ret = c;
         return 0;

@@ -91,9 +91,10 @@ snapshot() {
         echo "== catalog"
         [ -e "$VPOOL_CATALOG" ] && catalog_dump
         echo "== storage"
-        # Running guests grow their overlays and console logs: those count by
-        # name, inode and mode; every other file by its size too.
-        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . \( -path './logs/*' -o -name overlay.qcow2 \) \
+        # Running guests grow their overlays (overlay.gN.qcow2 once handed
+        # over) and console logs: those count by name, inode and mode; every
+        # other file by its size too.
+        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . \( -path './logs/*' -o -name 'overlay*.qcow2' \) \
             -printf '%p %y %i %m\n' -o -printf '%p %y %s %m\n' | sort)
         echo "== domains"
         virsh_on "$HOSTA" list --all --name | sort
