@@ -665,6 +665,7 @@ struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
         json_object_object_add(o, "clean", json_object_new_boolean(rep->n == 0));
         json_object_object_add(o, "repair", json_object_new_boolean(repair));
         json_object_object_add(o, "env_count", json_object_new_int64((int64_t)rep->envs));
+        json_object_object_add(o, "host_count", json_object_new_int64((int64_t)rep->hosts));
         json_object_object_add(o, "domain_count", json_object_new_int64((int64_t)rep->domains));
         json_object_object_add(o, "delta_count", json_object_new_int64((int64_t)rep->deltas));
         json_object_object_add(o, "vm_count", json_object_new_int64((int64_t)rep->vms));
