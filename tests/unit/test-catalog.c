@@ -170,7 +170,7 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         "DROP TABLE migration_vms; ALTER TABLE migration_vms_4 RENAME TO migration_vms;" \
         "CREATE TRIGGER migration_vms_names AFTER INSERT ON migration_vms BEGIN UPDATE migration_vms SET" \
         " src_env = (SELECT name FROM envs WHERE id = NEW.src_env_id) WHERE id = NEW.id; END;" \
-        "DROP TABLE hosts;"
+        "DROP TABLE hosts; ALTER TABLE fences DROP COLUMN host_name;"
 
 /* The one text value QUERY reads from the catalog file P, read directly. */
 static void assert_sql_text(const char *p, const char *query, const char *want)
