@@ -96,6 +96,23 @@ static void test_default_name_refused(void **state)
         assert_null(name);
 }
 
+/* A peer's URI is the host's without the controller's own certificates;
+ * every other parameter stays, in order. */
+static void test_peer_uri(void **state)
+{
+        static const char *const cases[][2] = {
+                { "qemu+tls://127.0.0.3/system?pkipath=/var/lib/pki/client", "qemu+tls://127.0.0.3/system" },
+                { "qemu+tls://h/system?no_tty=1&pkipath=/p&keyfile=/k", "qemu+tls://h/system?no_tty=1&keyfile=/k" },
+                { "qemu+unix:///system?socket=/run/h/libvirt-sock", "qemu+unix:///system?socket=/run/h/libvirt-sock" },
+                { "qemu+ssh://root@h/system", "qemu+ssh://root@h/system" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *got = vp_host_peer_uri(cases[i][0]);
+                assert_string_equal(got, cases[i][1]);
+                free(got);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -103,6 +120,7 @@ int main(void)
                 cmocka_unit_test(test_spec_bad_name),
                 cmocka_unit_test(test_default_name),
                 cmocka_unit_test(test_default_name_refused),
+                cmocka_unit_test(test_peer_uri),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
