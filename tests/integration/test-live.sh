@@ -107,27 +107,27 @@ check_eq "every heartbeat is of boot 1" "" "$(grep '^alive' <<<"$bootlog" | grep
 # --- 4. vpool's own live moves: a host's drain, a crash, an abort ------------------------
 # One env of both hosts; pack puts the pool on host a, the first by name.
 check "env duo of hosts a (A) and b (B)" vpool env add duo --domain-type qemu --host "a=$A" --host "b=$B"
-check "pool duo packed on host a and started" \
-    vpool pool create duo --image desktop --env duo --profile pc-ide --size 2 --start --placement pack
-check "both duo guests booted" wait_boot 120 1 duo-001 duo-002
-check_eq "both on host a" "a a" "$(vpool vm list --pool duo --json | jq -r '.[].host' | xargs)"
+check "pool livepair packed on host a and started" \
+    vpool pool create livepair --image desktop --env duo --profile pc-ide --size 2 --start --placement pack
+check "both livepair guests booted" wait_boot 120 1 livepair-001 livepair-002
+check_eq "both on host a" "a a" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
 # Killed right after the first VM's live move, before its step was recorded.
 VPOOL_FAULT=migrate.moved-live vpool env host drain duo a >/dev/null 2>&1
 check_eq "the drain was killed at migrate.moved-live" 137 "$?"
 check_eq "host a is in maintenance" true "$(vpool env host list duo --json | jq '.[] | select(.name == "a") | .maintenance')"
-id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "duo")] | last | .id')
+id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
 check "resume finishes the drain" vpool migrate resume "$id"
 check_eq "the migration is done" done "$(vpool migrate status "$id" --json | jq -r .state)"
-check_eq "both duo VMs on host b" "b b" "$(vpool vm list --pool duo --json | jq -r '.[].host' | xargs)"
+check_eq "both livepair VMs on host b" "b b" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
 check_eq "both run on host B, none on host A" "running running|" \
-    "$(virsh_on "$HOSTB" domstate duo-001) $(virsh_on "$HOSTB" domstate duo-002)|$(domains_on "$HOSTA" duo)"
+    "$(virsh_on "$HOSTB" domstate livepair-001) $(virsh_on "$HOSTB" domstate livepair-002)|$(domains_on "$HOSTA" livepair)"
 steps=$(vpool history --json | jq -r --arg id "$id" '.[] | select((.migration|tostring) == $id and .vm != null) |
     "\(.vm) \(.step) \(.detail)"')
 diag "$steps"
 check_eq "the journal says both moved live" 2 "$(grep -c 'moved live' <<<"$(grep ' done ' <<<"$steps")")"
 check_eq "both guests never rebooted (boot=1, one boot line each)" "1 1 1 1" \
-    "$(console_field duo-001 boot) $(console_field duo-002 boot) $(grep -ac 'VPOOL-GUEST uuid=' "$STORAGE/logs/duo-001.log") $(grep -ac 'VPOOL-GUEST uuid=' "$STORAGE/logs/duo-002.log")"
-for v in duo-001 duo-002; do
+    "$(console_field livepair-001 boot) $(console_field livepair-002 boot) $(grep -ac 'VPOOL-GUEST uuid=' "$STORAGE/logs/livepair-001.log") $(grep -ac 'VPOOL-GUEST uuid=' "$STORAGE/logs/livepair-002.log")"
+for v in livepair-001 livepair-002; do
     g=$(vpool vm show "$v" --json | jq -r .generation)
     check_eq "$v's delta holds its generation's names only" "manifest.json overlay.g$g.qcow2" "$(ls "$(delta_of "$v")" | xargs)"
 done
@@ -137,13 +137,13 @@ done
 check "host a out of maintenance" vpool env host resume duo a
 VPOOL_FAULT=migrate.locked vpool env host drain duo b --to a >/dev/null 2>&1
 check_eq "the drain was killed after a live lock" 137 "$?"
-id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "duo")] | last | .id')
+id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
 check "abort returns the VM" vpool migrate abort "$id"
 check_eq "the migration is aborted" aborted "$(vpool migrate status "$id" --json | jq -r .state)"
-check_eq "both duo VMs on host b again" "b b" "$(vpool vm list --pool duo --json | jq -r '.[].host' | xargs)"
-check "every duo guest runs again on host B" wait_boot 120 2 duo-001
+check_eq "both livepair VMs on host b again" "b b" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
+check "every livepair guest runs again on host B" wait_boot 120 2 livepair-001
 check_eq "the returned VM's delta holds its own names only" \
-    "manifest.json overlay.g$(vpool vm show duo-001 --json | jq -r .generation).qcow2" "$(ls "$(delta_of duo-001)" | xargs)"
-check_eq "host A holds no duo domain" "" "$(domains_on "$HOSTA" duo)"
+    "manifest.json overlay.g$(vpool vm show livepair-001 --json | jq -r .generation).qcow2" "$(ls "$(delta_of livepair-001)" | xargs)"
+check_eq "host A holds no livepair domain" "" "$(domains_on "$HOSTA" livepair)"
 
 finish
