@@ -387,7 +387,8 @@ static int host_act(struct vp_cli *cli, const struct cli_args *a,
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (!cli->quiet)
+        /* With --json it prints nothing, as every verb that only acts. */
+        if (!cli->quiet && !cli->json)
                 printf("host %s of env %s %s\n", a->pos[1], a->pos[0], done);
         return 0;
 }

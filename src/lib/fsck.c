@@ -174,21 +174,30 @@ static struct host_doms *host_by_id(struct state *s, int64_t id)
         return NULL;
 }
 
-/* Whether VM's domain belongs on host H: its recorded host, or, when the
- * catalog records none, any host of its env. */
-static bool expected_on(const struct vp_vm *vm, const struct host_doms *h)
+/* The host the catalog records for VM, when it is one of VM's env. */
+static const struct host_doms *home_host(struct state *s, const struct vp_vm *vm)
 {
-        return vm->host_id ? vm->host_id == h->host.id : vm->env_id == h->host.env_id;
+        const struct host_doms *h = host_by_id(s, vm->host_id);
+        return h && h->host.env_id == vm->env_id ? h : NULL;
+}
+
+/* Whether VM's domain belongs on host H: its recorded host, or, when the
+ * catalog records none of its env, any host of its env (the env is where
+ * the catalog says its domain is defined). */
+static bool expected_on(struct state *s, const struct vp_vm *vm, const struct host_doms *h)
+{
+        const struct host_doms *home = home_host(s, vm);
+        return home ? home == h : vm->env_id == h->host.env_id;
 }
 
 /* Where the catalog places VM, for a message: "host 'H' of env 'E'". */
 static char *home_of(struct state *s, const struct vp_vm *vm)
 {
-        const struct host_doms *h = host_by_id(s, vm->host_id);
+        const struct host_doms *h = home_host(s, vm);
         const struct vp_env *e = env_by_id(s, vm->env_id);
         if (h)
                 return vp_strdupf("host '%s' of env '%s'", h->host.name, h->env->name);
-        return vp_strdupf("env '%s' (on no host)", e ? e->name : "?");
+        return vp_strdupf("env '%s' (on no host of it)", e ? e->name : "?");
 }
 
 /* The index of domain NAME on host H, or -1. */
@@ -357,7 +366,7 @@ static void check_holders(struct state *s, const char *path, const struct vp_man
                 else if (!streq(dom->name, owner->vm) || !vm)
                         problem(s->rep, "domain-not-owner", path, "domain %s/%s (host %s) holds the delta of '%s'",
                                 h->env->name, dom->name, h->host.name, m->owner);
-                else if (!expected_on(vm, h))
+                else if (!expected_on(s, vm, h))
                         not_home(s, path, h, dom, vm);
                 else if (dom->has_meta && dom->generation != m->generation)
                         problem(s->rep, "stale-domain", path,
@@ -503,7 +512,7 @@ static bool stale_now(struct state *s, const struct host_doms *h, const struct v
                 memset(ret_vm, 0, sizeof(*ret_vm));
                 return true;
         }
-        bool here = expected_on(ret_vm, h) && vp_owner_is_vm(ret_vm->owner);
+        bool here = expected_on(s, ret_vm, h) && vp_owner_is_vm(ret_vm->owner);
         return !here && !moving_now(ctx, ret_vm->id);
 }
 
@@ -515,7 +524,7 @@ static bool defined_at_home(struct state *s, const struct vp_vm *vm, const struc
         char uuid[VIR_UUID_STRING_BUFLEN];
         for (size_t i = 0; i < s->nhosts; i++) {
                 const struct host_doms *h = &s->hosts[i];
-                if (h != not && h->conn && expected_on(vm, h) && vp_hv_uuid(h->conn, vm->name, uuid, NULL) >= 0 &&
+                if (h != not && h->conn && expected_on(s, vm, h) && vp_hv_uuid(h->conn, vm->name, uuid, NULL) >= 0 &&
                     streq(uuid, vm->uuid))
                         return true;
         }
@@ -567,10 +576,12 @@ static void repair_stale(struct state *s, struct host_doms *h, size_t k)
         vp_row_clear(&vp_table_vm, &vm);
 }
 
-/* VM is recorded on no host (its host was removed with --force): say
- * which hosts of its env have its domain. */
+/* VM is recorded on no host of its env: none (its host was removed with
+ * --force), or one of another env. Say which hosts of its env have its
+ * domain. */
 static void host_missing(struct state *s, const struct vp_vm *vm)
 {
+        const struct host_doms *other = host_by_id(s, vm->host_id);
         const struct vp_env *e = env_by_id(s, vm->env_id);
         char found[300] = "";
         size_t nfound = 0, unreached = 0;
@@ -586,12 +597,15 @@ static void host_missing(struct state *s, const struct vp_vm *vm)
                 }
         }
         const char *ename = e ? e->name : "?";
+        _cleanup_free_ char *why = other ? vp_strdupf("recorded on host '%s' of env '%s', not of its env '%s'",
+                                                      other->host.name, other->env->name, ename)
+                                         : vp_strdupf("recorded on no host of env '%s'", ename);
+        const char *kind = other ? "host-mismatch" : "host-missing";
         if (nfound)
-                problem(s->rep, "host-missing", vm->name, "recorded on no host of env '%s'; its domain is on host%s %s",
-                        ename, nfound == 1 ? "" : "s", found);
+                problem(s->rep, kind, vm->name, "%s; its domain is on host%s %s", why, nfound == 1 ? "" : "s", found);
         else
-                problem(s->rep, "host-missing", vm->name, "recorded on no host of env '%s'; no host of it%s has its "
-                        "domain", ename, unreached ? " that answered" : "");
+                problem(s->rep, kind, vm->name, "%s; no host of env '%s'%s has its domain", why, ename,
+                        unreached ? " that answered" : "");
 }
 
 /* Each VM's delta is there and its domain on the host the catalog records. */
@@ -608,7 +622,7 @@ static void check_vms(struct state *s)
                         problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
                 if (!vp_owner_is_vm(vm->owner))
                         continue;   /* mid-migration: the journal knows where it is */
-                const struct host_doms *h = host_by_id(s, vm->host_id);
+                const struct host_doms *h = home_host(s, vm);
                 if (!h)
                         host_missing(s, vm);
                 else if (h->conn && find_domain(h, vm->name) < 0)
@@ -635,7 +649,7 @@ static void check_domains(struct state *s)
                                         "VM in the catalog", h->host.name, d->pool);
                         } else if (in_flight(s, vm)) {
                                 continue;
-                        } else if (!expected_on(vm, h)) {
+                        } else if (!expected_on(s, vm, h)) {
                                 _cleanup_free_ char *home = home_of(s, vm);
                                 problem(s->rep, "stale-domain", subj, "on host '%s': vm '%s' lives on %s, not here",
                                         h->host.name, vm->name, home);
