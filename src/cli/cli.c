@@ -490,10 +490,11 @@ int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_obj
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (cli->json)
+        if (cli->json) {
                 cli_print_json(a);
-        else
-                cli_print_table(a, cols, ncols);
+                return 0;
+        }
+        cli_print_table(a, cols, ncols);
         json_object_put(a);
         return 0;
 }

@@ -364,10 +364,11 @@ static int host_list(struct vp_cli *cli, const struct cli_args *a)
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (cli->json)
+        if (cli->json) {
                 cli_print_json(o);
-        else
-                print_hosts(o);
+                return 0;
+        }
+        print_hosts(o);
         json_object_put(o);
         return 0;
 }

@@ -105,10 +105,12 @@ fi
 check_eq "every heartbeat is of boot 1" "" "$(grep '^alive' <<<"$bootlog" | grep -v '^alive boot=1 ')"
 
 # --- 4. vpool's own live moves: a host's drain, a crash, an abort ------------------------
-# One env of both hosts; pack puts the pool on host a, the first by name.
+# One env of both hosts; the pool goes to host a while b is in maintenance.
 check "env duo of hosts a (A) and b (B)" vpool env add duo --domain-type qemu --host "a=$A" --host "b=$B"
-check "pool livepair packed on host a and started" \
-    vpool pool create livepair --image desktop --env duo --profile pc-ide --size 2 --start --placement pack
+check "host b in maintenance (a drain of a host holding nothing)" vpool env host drain duo b
+check "pool livepair created on host a and started" \
+    vpool pool create livepair --image desktop --env duo --profile pc-ide --size 2 --start
+check "host b out of maintenance" vpool env host resume duo b
 check "both livepair guests booted" wait_boot 120 1 livepair-001 livepair-002
 check_eq "both on host a" "a a" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
 # Killed right after the first VM's live move, before its step was recorded.
