@@ -373,7 +373,7 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
         return 0;
 }
 
-int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+int vp_hv_check_hardware(virConnectPtr conn, const char *where, const char *arch,
                          const char *domain_type, const char *machine, const char *disk_bus,
                          const char *nic, const char *firmware, struct vp_error *err)
 {
@@ -382,13 +382,13 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         if (r < 0)
                 return r;
         if (!vp_list_has(info.machines, machine))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer machine type '%s'", env, machine);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer machine type '%s'", where, machine);
         if (!vp_list_has(info.domain_types, domain_type))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type '%s'", env, domain_type);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer domain type '%s'", where, domain_type);
         struct xdoc x = { 0 };
         r = domcaps(conn, arch, machine, domain_type, &x, err);
         if (r < 0) {
-                vp_err_prefix(err, "env '%s' machine '%s'", env, machine);
+                vp_err_prefix(err, "%s machine '%s'", where, machine);
                 return r;
         }
         char buses[128] = "", fw[64] = "";
@@ -396,14 +396,14 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         xpath_list(&x, "/domainCapabilities/os/enum[@name='firmware']/value", fw, sizeof(fw));
         xdoc_free(&x);
         if (!vp_list_has(buses, disk_bus))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer disk bus '%s' on machine '%s' (offers %s)",
-                              env, disk_bus, machine, buses);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer disk bus '%s' on machine '%s' (offers %s)",
+                              where, disk_bus, machine, buses);
         if (vp_nic_model_from_string(nic) != VP_NIC_NONE && !vp_list_has(info.nic_models, nic))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer NIC model '%s'", env, nic);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer NIC model '%s'", where, nic);
         /* libvirt's name for UEFI firmware is efi. */
         if (vp_firmware_from_string(firmware) == VP_FIRMWARE_UEFI && !vp_list_has(fw, "efi"))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer UEFI firmware on machine '%s'",
-                              env, machine);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer UEFI firmware on machine '%s'",
+                              where, machine);
         return 0;
 }
 

@@ -49,8 +49,9 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
 
 /* Check the hypervisor offers MACHINE for ARCH with DOMAIN_TYPE, and that
  * machine's domain capabilities offer DISK_BUS and FIRMWARE; NIC against
- * the probed models. ENV names the environment in errors. */
-int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+ * the probed models. WHERE names the host in errors ("host 'a' of env
+ * 'dc1'", "env 'lab'"). */
+int vp_hv_check_hardware(virConnectPtr conn, const char *where, const char *arch,
                          const char *domain_type, const char *machine, const char *disk_bus,
                          const char *nic, const char *firmware, struct vp_error *err);
 
