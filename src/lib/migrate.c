@@ -719,22 +719,20 @@ static int lease_check(struct vm_job *j, const struct vp_manifest *m, struct vp_
         return k;
 }
 
-/* provisioned → handed_over. Unlock to the target VM alone: its disks pass
- * the checks again, and no process anywhere may still hold them (a source
- * that was only unreachable, or wrongly said to be fenced), right before
- * they take the names its domain has. Held, the VM waits here; resume
- * retries. */
-static int move_unlock(struct vm_job *j, struct vp_error *err)
+/* The delta to the target VM alone: its disks pass the checks again, and
+ * no process anywhere may still hold them (a source that was only
+ * unreachable, or wrongly said to be fenced) unless LEASED_BY_TARGET (a
+ * live move gave them to the target's QEMU), right before they take the
+ * names its domain has. Held, the VM waits at provisioned; resume retries. */
+static int unlock(struct vm_job *j, bool leased_by_target, const char *detail, struct vp_error *err)
 {
-        if (j->mv->live)
-                return live_unlock(j, err);
         struct run *r = j->r;
         struct vp_manifest m;
         int k;
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
             (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
                                 r->im.format, NULL, err)) < 0 ||
-            (k = lease_check(j, &m, err)) < 0 ||
+            (!leased_by_target && (k = lease_check(j, &m, err)) < 0) ||
             (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
                 return k;
@@ -742,7 +740,13 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         j->vm.env_id = j->dst->id;
         j->vm.profile_id = j->dp->id;
         j->vm.host_id = j->dh ? j->dh->id : 0;
-        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
+        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, detail, &j->vm, err);
+}
+
+/* provisioned → handed_over. */
+static int move_unlock(struct vm_job *j, struct vp_error *err)
+{
+        return j->mv->live ? live_unlock(j, err) : unlock(j, false, NULL, err);
 }
 
 /* The checks every start makes (vp_vm_check_start), on the run's master,
@@ -918,24 +922,15 @@ static int live_move(struct vm_job *j, struct vp_error *err)
  * migration's generation go, and the delta is the VM's again. */
 static int live_unlock(struct vm_job *j, struct vp_error *err)
 {
-        struct run *r = j->r;
-        struct vp_manifest m;
-        int k;
-        if (!live_landed(j))
-                return vp_err(err, -EIO, "host '%s' does not run vm '%s' after its live move; 'vpool migrate abort "
-                              "%lld' returns it to its source", j->dh ? j->dh->name : "?", j->vm.name,
-                              (long long)r->mig.id);
-        if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
-            (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
-                                r->im.format, NULL, err)) < 0 ||
-            (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
-                                    err)) < 0)
-                return k;
-        job_take_owner(j, &m);
-        j->vm.env_id = j->dst->id;
-        j->vm.profile_id = j->dp->id;
-        j->vm.host_id = j->dh->id;
-        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, "live", &j->vm, err);
+        if (live_landed(j))
+                return unlock(j, true, "live", err);
+        /* Moved, then shut down (or killed) before this step: its
+         * definition is there, and no process may hold the disks now. */
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 && streq(uuid, j->vm.uuid))
+                return unlock(j, false, "live, no longer running", err);
+        return vp_err(err, -EIO, "host '%s' has no domain of vm '%s' after its live move; 'vpool migrate abort "
+                      "%lld' returns it to its source", j->dh ? j->dh->name : "?", j->vm.name, (long long)j->r->mig.id);
 }
 
 /* What a move does at each step to reach the next; done has nothing left. */
