@@ -8,7 +8,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-hosts=(hosta hostb)
+# The main lane's hosts: A and B, and C for the suites that need a third
+# (an env of three hosts).
+hosts=(hosta hostb hosti)
+export VPOOL_TEST_HOSTC=${hosts[2]}
 step() { printf '\n=== %s\n' "$*"; }
 
 step "installing dependencies"
