@@ -59,6 +59,24 @@ int vp_host_default_name(const char *uri, const char *default_name, char **ret, 
         return vp_err(err, -EINVAL, "URI '%s' names no host; name the host (NAME=URI or --name NAME)", uri);
 }
 
+char *vp_host_label(const char *env, const char *host)
+{
+        if (!host || !*host || streq(env, host))
+                return vp_strdupf("env '%s'", env);
+        return vp_strdupf("host '%s' of env '%s'", host, env);
+}
+
+/* H's label (vp_host_label) from the catalog: its env's name. */
+static char *label_of(struct vp_ctx *ctx, const struct vp_host *h)
+{
+        struct vp_env e = { 0 };
+        char *label = vp_row_get_id(ctx->cat, &vp_table_env, h->env_id, &e, NULL) >= 0
+                              ? vp_host_label(e.name, h->name)
+                              : vp_strdupf("host '%s'", h->name);
+        vp_row_clear(&vp_table_env, &e);
+        return label;
+}
+
 char *vp_host_peer_uri(const char *uri)
 {
         const char *q = strchr(uri, '?');
@@ -173,8 +191,10 @@ static void note_reachable(struct vp_ctx *ctx, const struct vp_host *h, bool ok)
 static int connect_host(struct vp_ctx *ctx, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
 {
         int k = vp_hv_connect(h->uri, ret, err);
-        if (k < 0)
-                vp_err_prefix(err, "host '%s'", h->name);
+        if (k < 0) {
+                _cleanup_free_ char *label = label_of(ctx, h);
+                vp_err_prefix(err, "%s", label);
+        }
         note_reachable(ctx, h, k >= 0);
         return k;
 }
@@ -182,8 +202,10 @@ static int connect_host(struct vp_ctx *ctx, const struct vp_host *h, virConnectP
 int vp_ctx_conn_host(struct vp_ctx *ctx, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
 {
         struct vp_conn_cache *e = cached(ctx, h->id);
-        if (e && !e->conn)
-                return vp_err(err, -EHOSTUNREACH, "host '%s': cannot connect to '%s'", h->name, h->uri);
+        if (e && !e->conn) {
+                _cleanup_free_ char *label = label_of(ctx, h);
+                return vp_err(err, -EHOSTUNREACH, "%s: cannot connect to '%s'", label, h->uri);
+        }
         if (e && !(e->closed && atomic_load(e->closed))) {
                 *ret = e->conn;
                 return 0;
@@ -208,8 +230,10 @@ int vp_ctx_conn_host_source(struct vp_ctx *ctx, const struct vp_host *h, virConn
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 double waited = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
                 if (k >= 0 || waited + 1 > ctx->source_grace) {
-                        if (k < 0)
-                                vp_err_prefix(err, "host '%s' (tried for %.0f s)", h->name, waited);
+                        if (k < 0) {
+                                _cleanup_free_ char *label = label_of(ctx, h);
+                                vp_err_prefix(err, "%s (tried for %.0f s)", label, waited);
+                        }
                         note_reachable(ctx, h, k >= 0);
                         cache_conn(ctx, h, k < 0 ? NULL : c);
                         *ret = k < 0 ? NULL : c;
@@ -247,9 +271,7 @@ static int conn_env(struct vp_ctx *ctx, const struct vp_env *env, bool source, v
                         break;
         }
         if (k < 0 && n > 1)
-                vp_err_prefix(err, "env '%s': no host answers; last", env->name);
-        else if (k < 0)
-                vp_err_prefix(err, "env '%s'", env->name);
+                vp_err_prefix(err, "no host of env '%s' answers; the last", env->name);
         vp_rows_free(&vp_table_host, hs, n);
         return k;
 }

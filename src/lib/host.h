@@ -25,6 +25,11 @@ int vp_host_default_name(const char *uri, const char *default_name, char **ret, 
  * certificates (each libvirtd has its own). malloc'd. */
 char *vp_host_peer_uri(const char *uri);
 
+/* How messages name host H of env ENV: "env 'E'" for the host an env of
+ * one URI became (named after its env), "host 'H' of env 'E'" otherwise.
+ * malloc'd. */
+char *vp_host_label(const char *env, const char *host);
+
 /* ENV_ID's hosts, ordered by name (free with vp_rows_free). */
 int vp_env_hosts(struct vp_ctx *ctx, int64_t env_id, struct vp_host **ret, size_t *ret_n, struct vp_error *err);
 /* Host HOST of env ENV (-ENOENT "env 'ENV' has no host 'HOST'"). RET_ENV may be NULL. */

@@ -411,8 +411,8 @@ static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret,
         if (*ret)
                 return 0;
         struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
-        return vp_err(err, -EHOSTUNREACH, "host '%s' of env '%s' is unreachable", h ? h->name : "?",
-                      e ? e->name : "?");
+        _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h ? h->name : NULL);
+        return vp_err(err, -EHOSTUNREACH, "%s is unreachable", who);
 }
 
 /* ---- sources that do not answer: fenced or waited for ------------------- */
@@ -432,16 +432,15 @@ static bool fenced_before(const struct run *r, const struct vp_env *e, const str
 /* What the journal says of fence F. */
 static char *fence_detail(const struct vp_fence *f)
 {
-        const char *h = f->host_name ? f->host_name : "?";
+        _cleanup_free_ char *who = vp_host_label(f->env_name, f->host_name);
         if (vp_fence_method_from_string(f->method) == VP_FENCE_OPERATOR)
-                return vp_strdupf("host '%s' of env '%s' declared powered off by the operator (%s)", h, f->env_name,
-                                  f->output);
+                return vp_strdupf("%s declared powered off by the operator (%s)", who, f->output);
         _cleanup_free_ char *cmd = vp_fence_cmd_show(f->command);
         if (f->exit_status < 0)
-                return vp_strdupf("host '%s' of env '%s': fence agent '%s' did not exit normally: not fenced, its VMs "
-                                  "wait", h, f->env_name, cmd ? cmd : "?");
-        return vp_strdupf("host '%s' of env '%s': fence agent '%s' exited %lld: %s", h, f->env_name, cmd ? cmd : "?",
-                          (long long)f->exit_status, f->fenced ? "powered off" : "not fenced, its VMs wait");
+                return vp_strdupf("%s: fence agent '%s' did not exit normally: not fenced, its VMs wait", who,
+                                  cmd ? cmd : "?");
+        return vp_strdupf("%s: fence agent '%s' exited %lld: %s", who, cmd ? cmd : "?", (long long)f->exit_status,
+                          f->fenced ? "powered off" : "not fenced, its VMs wait");
 }
 
 /* Record fence F of this migration, with its journal entry, durably. */
@@ -954,11 +953,13 @@ static int move_connect(struct vm_job *j, struct vp_error *err)
         if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
                 return 0;
         if ((k = need_conn(j->r, j->sh, &j->sc, err)) < 0) {
-                if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)])
-                        return vp_err(err, k, "host '%s' of env '%s' does not answer and is not fenced: vm '%s' may "
-                                      "still run there; 'vpool migrate resume %lld --source-fenced %s' once that "
-                                      "host is powered off, or give the env a fence agent", j->sh ? j->sh->name : "?",
-                                      j->src->name, j->vm.name, (long long)j->r->mig.id, j->src->name);
+                if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)]) {
+                        _cleanup_free_ char *who = vp_host_label(j->src->name, j->sh ? j->sh->name : NULL);
+                        return vp_err(err, k, "%s does not answer and is not fenced: vm '%s' may still run there; "
+                                      "'vpool migrate resume %lld --source-fenced %s' once that host is powered "
+                                      "off, or give the env a fence agent", who, j->vm.name, (long long)j->r->mig.id,
+                                      j->src->name);
+                }
                 j->fenced = true;
         }
         return 0;
@@ -1234,9 +1235,10 @@ static int check_source_empty(struct run *r, struct vp_error *err)
                 const struct vp_env *e = env_by_id(r, h->env_id);
                 for (size_t j = 0; j < r->n && k >= 0; j++)
                         if (src_host(r, &r->mvs[j]) == h && dst_host(r, &r->mvs[j]) != h &&
-                            vp_hv_states_find(&left, r->mvs[j].vm_name))
-                                k = vp_err(err, -EEXIST, "host '%s' of env '%s' still holds domain '%s'", h->name,
-                                           e ? e->name : "?", r->mvs[j].vm_name);
+                            vp_hv_states_find(&left, r->mvs[j].vm_name)) {
+                                _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h->name);
+                                k = vp_err(err, -EEXIST, "%s still holds domain '%s'", who, r->mvs[j].vm_name);
+                        }
                 vp_hv_states_free(&left);
         }
         return k;
@@ -1657,9 +1659,10 @@ static int place_vms(struct refs *f, struct vp_plan *plan, struct vp_error *err)
                 if (!loaded[h] && (k = vp_hv_states_load(ph->conn, &doms[h], err)) < 0)
                         break;
                 loaded[h] = true;
-                if (ph->host.id != f->vms[i].host_id && vp_hv_states_find(&doms[h], f->vms[i].name))
-                        k = vp_err(err, -EEXIST, "host '%s' of env '%s' already has a domain named '%s'",
-                                   ph->host.name, f->to.name, f->vms[i].name);
+                if (ph->host.id != f->vms[i].host_id && vp_hv_states_find(&doms[h], f->vms[i].name)) {
+                        _cleanup_free_ char *who = vp_host_label(f->to.name, ph->host.name);
+                        k = vp_err(err, -EEXIST, "%s already has a domain named '%s'", who, f->vms[i].name);
+                }
         }
         for (size_t h = 0; h < f->pl.n; h++)
                 if (loaded[h])

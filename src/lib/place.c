@@ -26,12 +26,10 @@ static void filter_host(struct vp_ctx *ctx, const struct vp_env *env, const stru
                 return;
         }
         /* The sole host of an env is the env, as the operator added it. */
-        _cleanup_free_ char *label = sole ? vp_strdupf("env '%s'", env->name)
-                                          : vp_strdupf("host '%s' of env '%s'", h->host.name, env->name);
+        _cleanup_free_ char *label = sole ? vp_strdupf("env '%s'", env->name) : vp_host_label(env->name, h->host.name);
         if (vp_ctx_conn_host(ctx, &h->host, &h->conn, &err) < 0) {
                 h->conn = NULL;
-                const char *cause = strstr(err.msg, "cannot connect");
-                snprintf(h->why, sizeof(h->why), "%s: %.900s", label, cause ? cause : err.msg);
+                snprintf(h->why, sizeof(h->why), "%s", err.msg);
                 return;
         }
         if (vp_hv_check_hardware(h->conn, label, env->arch, vp_hv_pick_domain_type(env->domain_types), p->machine,
@@ -135,10 +133,11 @@ int vp_placer_check(const struct vp_placer *pl, size_t nrunning, int64_t mem_kib
         if (!eligible)
                 return none_eligible(pl, err);
         if (nrunning > 0 && mem_kib > 0 && fits < nrunning)
-                return vp_err(err, -ENOSPC, "env '%s' cannot hold %zu running VMs of %lld MiB: its %zu usable host%s "
-                              "have %lld MiB free, room for %zu of them", pl->env, nrunning,
-                              (long long)(mem_kib >> 10), eligible, eligible == 1 ? "" : "s",
-                              (long long)(free_kib >> 10), fits);
+                return vp_err(err, -ENOSPC, "env '%s' cannot hold %zu running VMs of %lld MiB (%lld MiB in all): "
+                              "its %zu usable host%s %s %lld MiB free, room for %zu of them", pl->env, nrunning,
+                              (long long)(mem_kib >> 10), (long long)((int64_t)nrunning * (mem_kib >> 10)),
+                              eligible, eligible == 1 ? "" : "s",
+                              eligible == 1 ? "has" : "have", (long long)(free_kib >> 10), fits);
         return 0;
 }
 

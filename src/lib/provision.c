@@ -459,9 +459,10 @@ static int check_names_free(struct vp_ctx *ctx, const struct vp_placer *pl, cons
                 for (int64_t i = 0; i < a->size && r >= 0; i++) {
                         char name[64];
                         vm_name(name, a->name, i);
-                        if (vp_hv_states_find(&doms, name))
-                                r = vp_err(err, -EEXIST, "host '%s' of env '%s' already has a domain named '%s'",
-                                           pl->h[h].host.name, env->name, name);
+                        if (vp_hv_states_find(&doms, name)) {
+                                _cleanup_free_ char *who = vp_host_label(env->name, pl->h[h].host.name);
+                                r = vp_err(err, -EEXIST, "%s already has a domain named '%s'", who, name);
+                        }
                 }
                 vp_hv_states_free(&doms);
         }

@@ -212,7 +212,7 @@ check_eq "fsck clean after drain" "" "$(fsck_kinds)"
 vpool pool create m8 --image desktop --env "$HOSTA" --profile pc-ide --size 3 --start >/dev/null || bail "create m8"
 check "m8 guests up" wait_boot 180 1 m8-001 m8-002 m8-003
 vpool profile add huge --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 1T >/dev/null
-expect_fail "target without the memory for the running VMs" 1 "env '$HOSTB' has [0-9]+ MiB free; the running VMs of pool 'm8' need 3145728 MiB" \
+expect_fail "target without the memory for the running VMs" 1 "env '$HOSTB' cannot hold 3 running VMs of 1048576 MiB \\(3145728 MiB in all\\): its 1 usable host has [0-9]+ MiB free, room for 0 of them" \
     vpool migrate m8 --to "$HOSTB" --profile huge
 # Some process (a backup agent, say) holds a lock on m8-002's overlay:
 # that one VM is not handed over (the lease check); preflight does not look
