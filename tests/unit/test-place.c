@@ -151,7 +151,7 @@ static void test_check_shortfall(void **state)
         struct vp_error err = { 0 };
         assert_int_equal(vp_placer_check(&pl, 4, 1 * GIB, &err), 0);
         assert_int_equal(vp_placer_check(&pl, 5, 1 * GIB, &err), -ENOSPC);
-        assert_string_equal(err.msg, "env 'dc' cannot hold 5 running VMs of 1024 MiB: its 2 usable hosts have "
+        assert_string_equal(err.msg, "env 'dc' cannot hold 5 running VMs of 1024 MiB (5120 MiB in all): its 2 usable hosts have "
                                      "5120 MiB free, room for 4 of them");
         h[1].eligible = false;
         assert_int_equal(vp_placer_check(&pl, 3, 1 * GIB, &err), -ENOSPC);
