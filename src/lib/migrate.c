@@ -1540,12 +1540,42 @@ static void plan_describe(struct vp_plan *plan, const struct refs *f)
         diff(plan, "CPU mode", *sp->cpu_mode ? sp->cpu_mode : "default", *dp->cpu_mode ? dp->cpu_mode : "default");
 }
 
-/* The domains of the target and of the last source env asked: each env's
- * domains are read once, not once per VM. */
+/* The domains of each source host: read once, not once per VM. */
 struct domains {
-        struct vp_hv_states source;
-        int64_t source_host;           /* whose domains source holds; -1 none */
+        struct vp_hv_states *source;   /* per host, in the order of CONNS */
+        virConnectPtr *conns;          /* the hosts read so far (the ctx's connections) */
+        size_t n;
 };
+
+/* The domains of the host of CONN, read on first use. */
+static int host_domains(struct domains *d, virConnectPtr conn, const struct vp_hv_states **ret, struct vp_error *err)
+{
+        for (size_t i = 0; i < d->n; i++)
+                if (d->conns[i] == conn) {
+                        *ret = &d->source[i];
+                        return 0;
+                }
+        struct vp_hv_states s;
+        int k = vp_hv_states_load(conn, &s, err);
+        if (k < 0)
+                return k;
+        d->source = realloc(d->source, (d->n + 1) * sizeof(*d->source));
+        d->conns = realloc(d->conns, (d->n + 1) * sizeof(*d->conns));
+        if (!d->source || !d->conns)
+                abort();
+        d->source[d->n] = s;
+        d->conns[d->n] = conn;
+        *ret = &d->source[d->n++];
+        return 0;
+}
+
+static void domains_free(struct domains *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                vp_hv_states_free(&d->source[i]);
+        free(d->source);
+        free(d->conns);
+}
 
 /* VM's state on its host VH of env VE into *RET_STATE. A host that does
  * not answer (after its grace period) refuses the migration, unless it can
@@ -1573,14 +1603,10 @@ static int source_state(struct vp_ctx *ctx, const struct vp_migrate_args *a, con
         if (asserted)
                 return vp_err(err, -EINVAL, "env '%s' answers: --source-fenced is only for an env that does not "
                               "(its VMs are stopped there as usual)", ve->name);
-        if (d->source_host != vh->id) {
-                vp_hv_states_free(&d->source);
-                d->source_host = -1;
-                if ((k = vp_hv_states_load(vc, &d->source, err)) < 0)
-                        return k;
-                d->source_host = vh->id;
-        }
-        const struct vp_hv_domstate *ds = vp_hv_states_find(&d->source, vm->name);
+        const struct vp_hv_states *doms;
+        if ((k = host_domains(d, vc, &doms, err)) < 0)
+                return k;
+        const struct vp_hv_domstate *ds = vp_hv_states_find(doms, vm->name);
         *ret_state = !ds ? VP_VM_UNDEFINED : ds->active ? VP_VM_RUNNING : VP_VM_SHUT_OFF;
         return 0;
 }
@@ -1676,13 +1702,13 @@ static int place_vms(struct refs *f, struct vp_plan *plan, struct vp_error *err)
 static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, struct vp_plan *plan,
                     struct vp_error *err)
 {
-        struct domains d = { .source_host = -1 };
+        struct domains d = { 0 };
         plan->vms = vp_xcalloc(f->n ? f->n : 1, sizeof(*plan->vms));
         plan->nvms = f->n;
         int k = 0;
         for (size_t i = 0; i < f->n && k >= 0; i++)
                 k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
-        vp_hv_states_free(&d.source);
+        domains_free(&d);
         if (k >= 0)
                 k = place_vms(f, plan, err);
         return k;

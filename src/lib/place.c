@@ -87,6 +87,24 @@ void vp_placer_free(struct vp_placer *pl)
         memset(pl, 0, sizeof(*pl));
 }
 
+/* Free memory read from several hosts a moment apart differs by a few
+ * MiB that mean nothing: closer than this, two hosts weigh the same, and
+ * the one with fewer VMs placed by this operation wins, then the first by
+ * name. So the plan of a dry run is the placement of the run that follows. */
+#define VP_PLACE_TOLERANCE_KIB (64 * 1024)
+
+/* Whether host A (LEFT_A memory left) is better than B for HOW. */
+static bool better(const struct vp_place_host *a, int64_t left_a, const struct vp_place_host *b, int64_t left_b,
+                   enum vp_placement how)
+{
+        int64_t diff = how == VP_PLACE_PACK ? left_b - left_a : left_a - left_b;
+        if (diff > VP_PLACE_TOLERANCE_KIB || diff < -VP_PLACE_TOLERANCE_KIB)
+                return diff > 0;
+        if (a->placed != b->placed)
+                return how == VP_PLACE_PACK ? a->placed > b->placed : a->placed < b->placed;
+        return false;
+}
+
 int vp_place_pick(const struct vp_place_host *h, size_t n, enum vp_placement how, int64_t mem_kib, bool running)
 {
         int best = -1;
@@ -96,7 +114,7 @@ int vp_place_pick(const struct vp_place_host *h, size_t n, enum vp_placement how
                         continue;
                 int64_t left = h[i].free_kib - h[i].placed_kib - mem_kib;
                 /* Ties go to the first by name (the order of H). */
-                if (best < 0 || (how == VP_PLACE_PACK ? left < best_left : left > best_left)) {
+                if (best < 0 || better(&h[i], left, &h[best], best_left, how)) {
                         best = (int)i;
                         best_left = left;
                 }

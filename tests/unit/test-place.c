@@ -49,6 +49,26 @@ static void test_spread_even(void **state)
         assert_int_equal(h[0].running_kib, 0);
 }
 
+/* Free memory read a moment apart differs by a few MiB: that is no
+ * difference, and equal hosts take VMs in turn by name, whichever read a
+ * little more (the plan of a dry run is then what the run does). */
+static void test_small_differences_tie(void **state)
+{
+        (void)state;
+        struct vp_place_host h[3];
+        struct vp_placer pl = placer(h, 3, VP_PLACE_SPREAD, 8 * GIB);
+        h[1].free_kib += 10 * MIB;
+        h[2].free_kib -= 5 * MIB;
+        struct vp_error err = { 0 };
+        for (int i = 0; i < 6; i++)
+                assert_int_equal(vp_place(&pl, 256 * MIB, false, &err), i % 3);
+        /* Pack likewise keeps to the first host by name. */
+        pl = placer(h, 3, VP_PLACE_PACK, 8 * GIB);
+        h[0].free_kib += 20 * MIB;
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(vp_place(&pl, 256 * MIB, false, &err), 0);
+}
+
 /* Spread weighs what is left: a host with more free memory takes more,
  * until the others have as much left. */
 static void test_spread_weighs_free(void **state)
@@ -214,6 +234,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_spread_even),
                 cmocka_unit_test(test_spread_weighs_free),
+                cmocka_unit_test(test_small_differences_tie),
                 cmocka_unit_test(test_pack_fills_first),
                 cmocka_unit_test(test_running_needs_room),
                 cmocka_unit_test(test_ineligible_never),
