@@ -568,6 +568,7 @@ struct vm_job {
         struct vp_profile *sp, *dp;
         virConnectPtr sc, dc;          /* NULL where not needed (or fenced, unreachable) */
         bool fenced;                   /* the source did not answer and was declared powered off */
+        bool defined;                  /* this run defined the target's domain (no need to look for it) */
 };
 
 /* A step function takes the VM from the step it is at to the next and
@@ -696,6 +697,7 @@ static int provision_cold(struct vm_job *j, const char *detail, struct vp_error 
                 return err ? err->code : -EINVAL;
         if ((k = define_domain(r, j->dc, xml, err)) < 0)
                 return k;
+        j->defined = true;
         return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, detail, NULL, err);
 }
 
@@ -798,7 +800,9 @@ static int move_start(struct vm_job *j, struct vp_error *err)
         /* Moved live, it runs on the target already. */
         if (mv->live && vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st))
                 return record_step(j->r, mv, VP_STEP_DONE, mv->generation, "running (moved live)", NULL, err);
-        int k = move_ensure_target(j, err);
+        /* Defined by this run a step ago, it is there; a resumed run
+         * makes sure. */
+        int k = j->defined ? 0 : move_ensure_target(j, err);
         if (k < 0 || (mv->source_running && (k = job_check_start(j, err)) < 0))
                 return k;
         if (mv->source_running && (k = vp_hv_start(j->dc, j->vm.name, err)) < 0) {
