@@ -72,7 +72,7 @@ guest_ok() {
         { echo "$line"; return 1; }
 }
 boot_lines() { grep -ac 'VPOOL-GUEST uuid=' "$STORAGE/logs/$1.log"; }
-states() { vpool vm list --pool $pool --json | jq -r '.[].state' | sort | uniq -c | awk '{ print $2 "=" $1 }' | xargs; }
+states() { vpool vm list --pool $pool --json | jq -r '.[].state' | sort | uniq -c | sed -E 's/^ *([0-9]+) (.*)/\2=\1/' | xargs; }
 
 # --- 1. two envs of TLS hosts -------------------------------------------------------
 vpool init --storage "$STORAGE" >/dev/null || bail "init failed"
@@ -109,14 +109,14 @@ vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --mem
 vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 128M >/dev/null ||
     bail "profile add q35-virtio failed"
 
-# --- 7. a host whose certificate another CA signed ------------------------------------
+# --- 2. a host whose certificate another CA signed ------------------------------------
 # First, while nothing runs: the snapshot compares every host's domains.
 expect_fail "env host add east of $ROGUE (another CA's certificate): refused, naming its URI and the CA" 1 \
     "^vpool: .*cannot connect to '$(sed 's/[].[?+*()|^$\\]/\\&/g' <<<"$(tls_uri "$ROGUE")")': authentication failed: .*: the host's certificate is not signed by the CA in '.*/cacert\.pem', or does not name '[0-9.]+'$" \
     vpool env host add east "$(tls_uri "$ROGUE")" --name "$ROGUE"
 check_eq "env host list east: still its 3 hosts" "${EAST[*]}" "$(vpool env host list east --json | jq -r '.[].name' | xargs)"
 
-# --- 2. a pool of 12 running guests spread over east ------------------------------------
+# --- 3. a pool of 12 running guests spread over east ------------------------------------
 t0=$SECONDS
 check "pool create $pool --size 12 --start on east" \
     vpool pool create $pool --image desktop --env east --profile pc-ide --size 12 --start
@@ -133,7 +133,7 @@ for vm in $vms; do
     check "$vm: boot=1 on IDE and e1000, the disk its own" guest_ok "$vm" 1 sda e1000
 done
 
-# --- 8. west too small for the pool with much memory ------------------------------------
+# --- 4. west too small for the pool with much memory ------------------------------------
 # Each VM as big as a whole host of west: not one of them fits.
 big=$(($(vpool env show west --json | jq '.hosts[0].memory_kib') / 1024))
 vpool profile add big --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory "${big}M" >/dev/null ||
@@ -143,7 +143,7 @@ expect_fail "migrate to west with $big MiB per VM: refused, naming the shortfall
     vpool migrate $pool --to west --profile big
 check_eq "no migration recorded" "0" "$(vpool migrate list --json | jq length)"
 
-# --- 4. a host drained live ----------------------------------------------------------------
+# --- 5. a host drained live ----------------------------------------------------------------
 drained=${EAST[0]}
 on_drained=$(vpool vm list --pool $pool --json | jq -r --arg h "$drained" '.[] | select(.host == $h) | .name' | xargs)
 t0=$SECONDS
@@ -179,7 +179,7 @@ check "env host resume east $drained" vpool env host resume east "$drained"
 check_eq "env host list: $drained out of maintenance" "false" \
     "$(vpool env host list east --json | jq -r --arg h "$drained" '.[] | select(.name == $h) | .maintenance')"
 
-# --- 5. to west, with other hardware ------------------------------------------------------
+# --- 6. to west, with other hardware ------------------------------------------------------
 t0=$SECONDS
 out=$(vpool migrate $pool --to west --profile q35-virtio --shutdown-timeout 60 2>&1)
 check_eq "migrate $pool to west, q35 with virtio disk and NIC: exits 0" "0" "$?"
@@ -200,7 +200,7 @@ check_eq "every guest shut down cleanly once, when the migration asked" \
     "$(for vm in $vms; do echo "$vm:$(grep -ac "VPOOL-GUEST shutdown uuid=${uuid[$vm]}" "$STORAGE/logs/$vm.log")"; done | xargs)"
 check_eq "fsck clean" "" "$(fsck_kinds)"
 
-# --- 6. a source host killed in the middle of the migration back ---------------------------
+# --- 7. a source host killed in the middle of the migration back ---------------------------
 # One VM at a time, so that most are still pending when the host dies: its
 # libvirtd killed at once, then its guests with it.
 dead=${WEST[1]}
@@ -230,15 +230,21 @@ check_eq "migrate status: every VM left is one of $dead's, with an error naming 
 check_eq "every VM of ${WEST[0]} moved" "" \
     "$(jq -r --arg h "${WEST[0]}" '.vms[] | select(.source_host == $h and .step != "done") | .vm' <<<"$status")"
 
+t1=$SECONDS
 out=$(vpool migrate resume "$id" 2>&1)
 check_eq "resume while $dead is down: exits 1" "1" "$?"
 check "it says $dead does not answer and is not fenced" \
     grep -q "host '$dead' of env 'west' does not answer and is not fenced" <<<"$out"
 
+diag "resume while $dead is down: $((SECONDS - t1)) s"
+t1=$SECONDS
 "$HOSTS_SH" up --tls "$dead" >/dev/null || bail "cannot bring $dead back"
+diag "$dead back up: $((SECONDS - t1)) s"
+t1=$SECONDS
 out=$(vpool migrate resume "$id" 2>&1)
 check_eq "resume once $dead is back: exits 0" "0" "$?"
 check "it says the migration is done" grep -q "^migration $id done" <<<"$out"
+diag "resume: $((SECONDS - t1)) s"
 check_eq "migrate status: 12/12 done" "done 12 12" "$(vpool --json migrate status "$id" | jq -r '"\(.state) \(.done) \(.total)"')"
 check_eq "west's hosts hold no domain" "" "$(for h in "${WEST[@]}"; do virsh_on "$h" list --all --name; done | xargs)"
 check_eq "each VM's domain is on the host vm list names, and on no other" "" "$(misplaced)"
@@ -255,7 +261,9 @@ check_eq "only VMs of $dead are shut off" "" \
     "$(for vm in $(jq -r '.[] | select(.state != "running") | .name' <<<"$list"); do
         jq -r --arg v "$vm" --arg h "$dead" '.vms[] | select(.vm == $v and .source_host != $h) | .vm' <<<"$status"
     done)"
+t1=$SECONDS
 check "pool start $pool: the guests that died with $dead" vpool pool start $pool
+diag "pool start: $((SECONDS - t1)) s"
 check_eq "every VM running" "running=12" "$(states)"
 diag "migration back and restart: $((SECONDS - t0)) s"
 
