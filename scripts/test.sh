@@ -66,15 +66,21 @@ slow_hosts=(hoste hostf)
 tls_hosts=(hostg hosth)
 export VPOOL_TEST_TLS_HOSTA=${tls_hosts[0]} VPOOL_TEST_TLS_HOSTB=${tls_hosts[1]}
 bad_tls_hosts=("${tls_hosts[0]}-rogue" "${tls_hosts[0]}-wrongname")
-step "starting hosts ${hosts[*]} ${slow_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]} on TLS"
+# The clusters suite's: an env of three TLS hosts and one of two, and a host
+# whose certificate another CA signed.
+cluster_hosts=(hostw1 hostw2 hostw3 hostz1 hostz2)
+export VPOOL_TEST_CLUSTER_HOSTS="${cluster_hosts[*]}"
+cluster_rogue=${cluster_hosts[0]}-rogue
+step "starting hosts ${hosts[*]} ${slow_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]}" \
+    "${cluster_hosts[*]} $cluster_rogue on TLS"
 stop_hosts() {
-    scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" hostc hostd \
-        >/dev/null 2>&1 || true
+    scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" \
+        "${cluster_hosts[@]}" "$cluster_rogue" hostc hostd >/dev/null 2>&1 || true
 }
 trap stop_hosts EXIT
 scripts/hosts.sh up "${hosts[@]}" "${slow_hosts[@]}"
-scripts/hosts.sh up --tls "${tls_hosts[@]}"
-scripts/hosts.sh up --tls --cert rogue "${bad_tls_hosts[0]}"
+scripts/hosts.sh up --tls "${tls_hosts[@]}" "${cluster_hosts[@]}"
+scripts/hosts.sh up --tls --cert rogue "${bad_tls_hosts[0]}" "$cluster_rogue"
 scripts/hosts.sh up --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
 step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)"

@@ -969,8 +969,20 @@ static int move_connect(struct vm_job *j, struct vp_error *err)
         return 0;
 }
 
+/* A step that failed because a host stopped answering under it names the
+ * host: libvirt's own words ("client socket is closed") do not. */
+static void name_lost_host(const struct vm_job *j, struct vp_error *err)
+{
+        if (j->sc && j->sh && virConnectIsAlive(j->sc) == 0)
+                vp_err_prefix(err, "host '%s' of env '%s' stopped answering", j->sh->name,
+                              j->src ? j->src->name : "?");
+        else if (j->dc && j->dh && virConnectIsAlive(j->dc) == 0)
+                vp_err_prefix(err, "host '%s' of env '%s' stopped answering", j->dh->name,
+                              j->dst ? j->dst->name : "?");
+}
+
 /* Load MV's job, open its delta, CONNECT as its direction needs, and run
- * STEPS. Errors past the load name the VM. */
+ * STEPS. Errors past the load name the VM, and a host lost under it. */
 static int run_job(struct run *r, struct vp_migvm *mv, int (*connect)(struct vm_job *j, struct vp_error *err),
                    const step_fn steps[VP_STEP_MAX], struct vp_error *err)
 {
@@ -980,6 +992,8 @@ static int run_job(struct run *r, struct vp_migvm *mv, int (*connect)(struct vm_
                 return k;
         if ((k = job_open_delta(&j, err)) >= 0 && (k = connect(&j, err)) >= 0)
                 k = run_steps(&j, steps, err);
+        if (k < 0)
+                name_lost_host(&j, err);
         job_clear(&j);
         if (k < 0)
                 vp_err_prefix(err, "vm '%s'", mv->vm_name);
