@@ -5,15 +5,16 @@ Called by bench/run.sh (its cluster section). The floor does, for each VM of
 a pool, only the libvirt work of vpool's move: define the edited domain on
 the VM's target host, undefine it on its source host. It runs with the same
 parallelism as `vpool migrate` (PARALLEL workers, each taking the next VM)
-and with one libvirt connection per host per worker. Each VM goes to the
-target host vpool's own plan (`vpool --json migrate ... --dry-run`) gives
-it, so both contenders put the same load on the same hosts.
+and with one libvirt connection per host per worker. Each VM goes from the
+host vpool created it on to the host vpool's migration put it on, so both
+contenders put the same load on the same hosts.
 
 The floor's domains are copies of the pool's definitions under other names
 (fl-NNN for POOL-NNN), defined on the same source hosts.
 
-  cluster.py prepare --plan PLAN --host NAME=URI... --jobs JOBS
-      read each VM's definition from its source host, write the floor's
+  cluster.py prepare --moves MOVES --host NAME=URI... --jobs JOBS
+      for each line "VM SOURCE-HOST TARGET-HOST" of MOVES, read the VM's
+      definition (from the host it is on now), write the floor's
       source and target definitions to JOBS and define the source ones
   cluster.py run --jobs JOBS --host NAME=URI... [--parallel P]
       the timed move there, then the untimed move back; prints one JSON
@@ -55,15 +56,15 @@ def floor_name(vm):
 
 def prepare(a):
     hosts = hosts_arg(a.host)
-    plan = json.load(open(a.plan))
     conns = {h: libvirt.open(u) for h, u in hosts.items()}
+    where = {d: h for h, c in conns.items() for d in c.listDefinedDomains()}
     jobs = []
-    for v in plan["vms"]:
-        src, dst = v["source_host"], v["target_host"]
-        xml = conns[src].lookupByName(v["vm"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    for line in open(a.moves):
+        vm, src, dst = line.split()
+        xml = conns[where[vm]].lookupByName(vm).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         # A copy under another name: libvirt refuses a second domain with
         # the same UUID, and a MAC is the VM's identity.
-        name = floor_name(v["vm"])
+        name = floor_name(vm)
         xml = re.sub(r"<uuid>.*?</uuid>", "", xml)
         xml = re.sub(r"\s*<mac address=[^>]*/>", "", xml)
         xml = re.sub(r"<name>[^<]*</name>", "<name>%s</name>" % name, xml, count=1)
@@ -187,7 +188,7 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare")
-    p.add_argument("--plan", required=True)
+    p.add_argument("--moves", required=True)
     p.add_argument("--jobs", required=True)
     p.add_argument("--host", action="append", required=True)
     p = sub.add_parser("run")

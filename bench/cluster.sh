@@ -7,8 +7,11 @@
 #
 # Uses run.sh's vpool, work, chosts, sizes, runs, parallel and its helpers;
 # sets cdir, the folder of the section's figures:
-#   results           "N create median_s runs...", "N host NAME VMs",
+#   results           "N create median_s runs...", "N host NAME VMs" (after
+#                     pool create), "N target NAME VMs" (after vpool's
+#                     move), "N unplanned VMs" (not where the dry run said),
 #                     "N vpool|floor median_s runs..."
+#   moves-N           "VM SOURCE-HOST TARGET-HOST": vpool's, the floor's too
 #   vpool-N-R.jsonl   vpool's event stream of run R
 #   floor-N-R.json    the floor's run R (cluster.py run)
 #   parallel          the workers of both
@@ -66,28 +69,42 @@ cluster_spread() {
     done
 }
 
-# The VMs of POOL are where PLAN (vpool's dry run) put them.
-cluster_check_plan() {
-    local pool=$1 plan=$2
-    if ! diff <(jq -r '.vms[] | "\(.vm) \(.target_host)"' "$plan" | sort) \
-        <($vpool --json vm list --pool "$pool" | jq -r '.[] | "\(.name) \(.host)"' | sort) >/dev/null; then
-        log "vpool's migration did not put the VMs where its plan said"
-        exit 1
-    fi
+# "VM HOST" for each VM of POOL, sorted.
+cluster_hosts_of() { $vpool --json vm list --pool "$1" | jq -r '.[] | "\(.name) \(.host)"' | sort; }
+
+# After vpool's first move of POOL: the floor's moves (each VM from the
+# host it was created on, SOURCES, to the host vpool put it on), how many
+# VMs each target host got, and how many vpool did not put where its own
+# plan (the dry run before) said.
+cluster_placed() {
+    local n=$1 pool=$2 sources=$3 h count off
+    cluster_hosts_of "$pool" >"$cdir/targets-$n"
+    join "$sources" "$cdir/targets-$n" >"$cdir/moves-$n"
+    [ "$(wc -l <"$cdir/moves-$n")" = "$n" ] || { log "vpool's move left $(wc -l <"$cdir/moves-$n") of $n VMs"; exit 1; }
+    for h in "${chosts[@]:3:3}"; do
+        count=$(awk -v h="$h" '$3 == h' "$cdir/moves-$n" | wc -l)
+        echo "$n target $h $count" >>"$cdir/results"
+        log "cluster N=$n: vpool put $count VMs on host $h"
+    done
+    off=$(jq -r '.vms[] | "\(.vm) \(.target_host)"' "$cdir/plan-$n.json" | sort | comm -23 - "$cdir/targets-$n" | wc -l)
+    echo "$n unplanned $off" >>"$cdir/results"
+    [ "$off" = 0 ] || log "cluster N=$n: vpool put $off VMs on another host than its dry run's plan said"
 }
 
 # R alternating runs of vpool and the floor moving POOL to cdst.
 cluster_moves() {
     local n=$1 pool=$2 nruns=$3 r t0 t1 v=() f=() fl vm_ fm
+    cluster_hosts_of "$pool" >"$cdir/sources-$n"
     $vpool --json migrate "$pool" --to cdst --profile q35-virtio --parallel "$parallel" --dry-run >"$cdir/plan-$n.json"
-    cluster_py prepare --plan "$cdir/plan-$n.json" --jobs "$work/jobs-$n.json" "${chost_args[@]}"
     for r in $(seq "$nruns"); do
         t0=$(now)
         $vpool --json migrate "$pool" --to cdst --profile q35-virtio --parallel "$parallel" >"$cdir/vpool-$n-$r.jsonl"
         t1=$(now)
         v+=("$(calc "$t1 - $t0")")
-        [ "$r" != 1 ] || cluster_check_plan "$pool" "$cdir/plan-$n.json"
+        [ "$r" != 1 ] || cluster_placed "$n" "$pool" "$cdir/sources-$n"
         $vpool migrate "$pool" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null
+        # The floor's source definitions are the pool's, back on csrc.
+        [ "$r" != 1 ] || cluster_py prepare --moves "$cdir/moves-$n" --jobs "$work/jobs-$n.json" "${chost_args[@]}"
         cluster_py run --jobs "$work/jobs-$n.json" --parallel "$parallel" "${chost_args[@]}" >"$cdir/floor-$n-$r.json"
         fl=$(jq .total "$cdir/floor-$n-$r.json")
         f+=("$(calc "$fl")")

@@ -183,9 +183,13 @@ def cluster_figures(folder):
     fig = {}
     for line in open(os.path.join(folder, "results")):
         f = line.split()
-        c = fig.setdefault(int(f[0]), {"hosts": {}})
+        c = fig.setdefault(int(f[0]), {"hosts": {}, "targets": {}})
         if f[1] == "host":
             c["hosts"][f[2]] = int(f[3])
+        elif f[1] == "target":
+            c["targets"][f[2]] = int(f[3])
+        elif f[1] == "unplanned":
+            c["unplanned"] = int(f[2])
         else:
             c[f[1]] = {"median": float(f[2]), "runs": [float(x) for x in f[3:]]}
     for n, c in fig.items():
@@ -222,13 +226,20 @@ def cluster_tables(w, cl):
         w("| %d | %.2f s | %.2f ms | %s |" % (n, c["median"], c["median"] * 1000 / n,
                                               " ".join("%.2f" % x for x in c["runs"])))
     w("")
-    w("| N | host | VMs | off even |")
-    w("|---:|---|---:|---:|")
+    w("Where the VMs went: on the source env by `pool create`, on the target env by `migrate` (its first "
+      "run; the floor moves each VM between the same two hosts).\n")
+    w("| N | placed by | host | VMs | off even |")
+    w("|---:|---|---|---:|---:|")
     for n in sorted(fig):
-        hosts = fig[n]["hosts"]
-        for h in sorted(hosts):
-            w("| %d | %s | %d | %+.1f %% |" % (n, h, hosts[h], off_even(hosts[h], n, len(hosts))))
+        for key, label in (("hosts", "pool create"), ("targets", "migrate")):
+            hosts = fig[n][key]
+            for h in sorted(hosts):
+                w("| %d | %s | %s | %d | %+.1f %% |" % (n, label, h, hosts[h], off_even(hosts[h], n, len(hosts))))
     w("")
+    for n in sorted(fig):
+        if fig[n].get("unplanned"):
+            w("At N = %d, `migrate` put %d VMs on another host than its dry run (`--dry-run`, just before) "
+              "said.\n" % (n, fig[n]["unplanned"]))
     w("| N | contender | median | per VM | one VM's move (median, 95th percentile) | runs (s) |")
     w("|---:|---|---:|---:|---:|---|")
     for n in sorted(fig):
@@ -257,12 +268,13 @@ def cluster_targets(t, cl):
         f = fig[n]
         x = f["vpool"]["median"] / f["floor"]["median"]
         t("vpool / floor <= 1.3 per VM, 3 hosts to 3 hosts, N = %d" % n, "%.2f" % x, x <= 1.3)
-        hosts = f["hosts"]
-        worst = max(abs(off_even(c, n, len(hosts))) for c in hosts.values())
-        # One VM off is as even as N allows when 3 does not divide it.
-        t("VMs within +-2 %% of even (or one VM) across 3 hosts, N = %d" % n,
-          "%s (worst %.1f %%)" % (" / ".join(str(hosts[h]) for h in sorted(hosts)), worst),
-          worst <= 2 or max(hosts.values()) - min(hosts.values()) <= 1)
+        for key, label in (("hosts", "pool create"), ("targets", "migrate")):
+            hosts = f[key]
+            worst = max(abs(off_even(c, n, len(hosts))) for c in hosts.values())
+            # One VM off is as even as N allows when 3 does not divide it.
+            t("%s: VMs within +-2 %% of even (or one VM) across 3 hosts, N = %d" % (label, n),
+              "%s (worst %.1f %%)" % (" / ".join(str(hosts[h]) for h in sorted(hosts)), worst),
+              worst <= 2 or max(hosts.values()) - min(hosts.values()) <= 1)
     if 1000 in fig:
         x = fig[1000]["create"]["median"]
         t("pool create --size 1000 on 3 hosts <= 20 s", "%.1f s" % x, x <= 20)
