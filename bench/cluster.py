@@ -23,7 +23,9 @@ The floor's domains are copies of the pool's definitions under other names
       undefine the floor's domains wherever they are
   cluster.py steps STREAM
       one JSON document: for vpool's event stream (`vpool --json migrate`)
-      each VM's seconds from `stopping` to `done` and the median of each step
+      each VM's seconds from `stopping` to `done`, the median of each step,
+      the seconds before the migration was allocated (its preflight) and
+      before the last VM was done
 """
 import argparse
 import json
@@ -164,11 +166,17 @@ def clean(a):
 
 
 def step_times(lines):
-    """Each VM's seconds from `stopping` to `done`, and the seconds each
-    step took (from the step before it), per step, over every VM."""
+    """Each VM's seconds from `stopping` to `done`, the seconds each step
+    took (from the step before it), per step, over every VM, and when the
+    migration was allocated and its last VM done."""
     at = {}
+    allocated = last = 0.0
     for line in lines:
         ev = json.loads(line)
+        if ev.get("step") == "allocated":
+            allocated = ev["time"]
+        if "time" in ev:
+            last = max(last, ev["time"])
         if ev.get("vm") and not ev.get("error"):
             at.setdefault(ev["vm"], []).append((ev["time"], ev["step"]))
     steps = {}
@@ -178,7 +186,8 @@ def step_times(lines):
         for (t0, _), (t1, s) in zip(evs, evs[1:]):
             steps.setdefault(s, []).append(t1 - t0)
         vms.append(evs[-1][0] - evs[0][0])
-    return {"vms": vms, "steps": {s: statistics.median(x) for s, x in steps.items()}}
+    return {"vms": vms, "steps": {s: statistics.median(x) for s, x in steps.items()}, "allocated": allocated,
+            "last": last}
 
 
 def main():
