@@ -38,13 +38,15 @@
 #
 #   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
 #                [--only migrate,downtime,cluster] [--parallel P]
-#                [--cluster-hosts "S1 S2 S3 T1 T2 T3"]
+#                [--hosts "SRC DST"] [--cluster-hosts "S1 S2 S3 T1 T2 T3"]
 #
 # --sizes sets the pool sizes of the migrate and cluster sections (defaults
 # "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
-# section and the floor's worker count (default 8); --cluster-hosts names
-# the six test hosts the cluster section starts (scripts/hosts.sh), three
-# sources then three targets.
+# section and the floor's worker count (default 8). --hosts names the two
+# test hosts (scripts/hosts.sh) of the migrate and downtime sections
+# (default "benchsrc benchdst"), --cluster-hosts the six of the cluster
+# section, three sources then three targets (default benchcs1..3,
+# benchct1..3).
 #
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
@@ -54,6 +56,7 @@ runs=5
 out=
 only=migrate,downtime,cluster
 parallel=8
+pair_hosts="benchsrc benchdst"
 cluster_hosts="benchcs1 benchcs2 benchcs3 benchct1 benchct2 benchct3"
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --only) only=$2; out=${out:-$top/build/bench/report.md}; shift 2 ;;
         --parallel) parallel=$2; shift 2 ;;
+        --hosts) pair_hosts=$2; shift 2 ;;
         --cluster-hosts) cluster_hosts=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
@@ -76,6 +80,8 @@ case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2;
 for s in ${only//,/ }; do
     case $s in migrate|downtime|cluster) ;; *) echo "bench: unknown section '$s'" >&2; exit 2 ;; esac
 done
+read -r -a phosts <<<"$pair_hosts"
+[ "${#phosts[@]}" = 2 ] || { echo "bench: --hosts wants two host names" >&2; exit 2; }
 read -r -a chosts <<<"$cluster_hosts"
 [ "${#chosts[@]}" = 6 ] || { echo "bench: --cluster-hosts wants six host names" >&2; exit 2; }
 out=${out:-$top/BENCHMARKS.md}
@@ -92,11 +98,11 @@ vpool=$top/build/src/cli/vpool
 pair=0
 { has migrate || has downtime; } && pair=1
 hosts=()
-[ "$pair" = 1 ] && hosts+=(benchsrc benchdst)
+[ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
 scripts/hosts.sh up "${hosts[@]}" >/dev/null
-src=$(scripts/hosts.sh uri benchsrc)
-dst=$(scripts/hosts.sh uri benchdst)
+src=$(scripts/hosts.sh uri "${phosts[0]}")
+dst=$(scripts/hosts.sh uri "${phosts[1]}")
 uris=()
 for h in "${hosts[@]}"; do uris+=("$(scripts/hosts.sh uri "$h")"); done
 work=$(mktemp -d /var/tmp/vpool-bench.XXXXXX)
@@ -194,13 +200,17 @@ for n in $migrate_sizes; do
 
     # ---- 64 MiB of each user's own data in its delta -----------------------------
     log "N=$n: writing 64 MiB into each of $n user deltas"
-    export BENCH_DELTAS=$work/storage/deltas/$pool
+    # Each VM's user delta collection: a folder named after the VM and its
+    # UUID, its overlay named after its generation.
+    declare -A delta=()
+    while read -r name path; do delta[$name]=$path; done < <($vpool --json vm list --pool "$pool" | jq -r '.[] | "\(.name) \(.delta_path)"')
+    overlay() { echo "${delta[$1]}"/overlay*.qcow2; }
     # Each VM's own bytes: a pattern from its number, over 64 MiB of the
     # master's data area.
-    printf '%s\n' "${vms[@]}" | xargs -P 2 -n 1 bash -c \
-        'qemu-io -f qcow2 -c "write -P $((10#${0##*-} % 250 + 1)) 512M 64M" "$BENCH_DELTAS/$0/overlay.qcow2" >/dev/null'
+    for vm in "${vms[@]}"; do echo "$vm $(overlay "$vm")"; done | xargs -P 2 -n 2 bash -c \
+        'qemu-io -f qcow2 -c "write -P $((10#${0##*-} % 250 + 1)) 512M 64M" "$1" >/dev/null'
     sync
-    du_delta=$(du -sb "$work/storage/deltas/$pool/${vms[0]}" | cut -f1)
+    du_delta=$(du -sb "${delta[${vms[0]}]}" | cut -f1)
     [ "$du_delta" -ge $((64 << 20)) ] || { log "delta of ${vms[0]} holds $du_delta bytes, not 64 MiB"; exit 1; }
 
     # ---- the floor's definitions: copies of the pool's, under other names ---------
@@ -250,7 +260,7 @@ for n in $migrate_sizes; do
         t0=$(now)
         for vm in "${vms[@]}"; do
             fc=fc${vm#"$pool"}
-            qemu-img convert -f qcow2 -O qcow2 "$work/storage/deltas/$pool/$vm"/overlay*.qcow2 "$work/storage/full/$fc.qcow2"
+            qemu-img convert -f qcow2 -O qcow2 "$(overlay "$vm")" "$work/storage/full/$fc.qcow2"
             sync "$work/storage/full/$fc.qcow2"
             sed -e "s/<name>fl-/<name>fc-/" -e "/<backingStore/,/<\/backingStore>/d" \
                 -e "s|file='[^']*/overlay[^']*'|file='$work/storage/full/$fc.qcow2'|" \
