@@ -37,16 +37,21 @@
 # with --only, writes build/bench/report.md unless --out says otherwise.
 #
 #   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
-#                [--only migrate,downtime,cluster] [--parallel P]
-#                [--hosts "SRC DST"] [--cluster-hosts "S1 S2 S3 T1 T2 T3"]
+#                [--only migrate,downtime,cluster | --only live] [--parallel P]
 #
 # --sizes sets the pool sizes of the migrate and cluster sections (defaults
 # "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
-# section and the floor's worker count (default 8). --hosts names the two
-# test hosts (scripts/hosts.sh) of the migrate and downtime sections
-# (default "benchsrc benchdst"), --cluster-hosts the six of the cluster
-# section, three sources then three targets (default benchcs1..3,
+# section and the floor's worker count (default 8). The migrate and
+# downtime sections (and live) use two test hosts of their own
+# (scripts/hosts.sh), VPOOL_BENCH_HOSTS="SRC DST" (default "benchsrc
+# benchdst"); the cluster section six, three sources then three targets,
+# VPOOL_BENCH_CLUSTER_HOSTS="S1 S2 S3 T1 T2 T3" (default benchcs1..3,
 # benchct1..3).
+#
+# With --only live, only the downtime of a live move instead (bench/live.py):
+# one running test guest moved between the two hosts by vpool's primitive
+# and by `virsh migrate --live`, rounds alternating; prints the medians and
+# their ratio, and writes nothing but build/bench/live.json.
 #
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
@@ -56,8 +61,6 @@ runs=5
 out=
 only=migrate,downtime,cluster
 parallel=8
-pair_hosts="benchsrc benchdst"
-cluster_hosts="benchcs1 benchcs2 benchcs3 benchct1 benchct2 benchct3"
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -66,8 +69,6 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --only) only=$2; out=${out:-$top/build/bench/report.md}; shift 2 ;;
         --parallel) parallel=$2; shift 2 ;;
-        --hosts) pair_hosts=$2; shift 2 ;;
-        --cluster-hosts) cluster_hosts=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -77,13 +78,19 @@ for n in $sizes; do
 done
 case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; esac
 case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2; exit 2 ;; esac
-for s in ${only//,/ }; do
-    case $s in migrate|downtime|cluster) ;; *) echo "bench: unknown section '$s'" >&2; exit 2 ;; esac
-done
-read -r -a phosts <<<"$pair_hosts"
-[ "${#phosts[@]}" = 2 ] || { echo "bench: --hosts wants two host names" >&2; exit 2; }
-read -r -a chosts <<<"$cluster_hosts"
-[ "${#chosts[@]}" = 6 ] || { echo "bench: --cluster-hosts wants six host names" >&2; exit 2; }
+if [ "$only" != live ]; then
+    for s in ${only//,/ }; do
+        case $s in
+            migrate|downtime|cluster) ;;
+            live) echo "bench: --only live runs alone" >&2; exit 2 ;;
+            *) echo "bench: unknown section '$s'" >&2; exit 2 ;;
+        esac
+    done
+fi
+read -r -a phosts <<<"${VPOOL_BENCH_HOSTS:-benchsrc benchdst}"
+[ "${#phosts[@]}" = 2 ] || { echo "bench: VPOOL_BENCH_HOSTS names two hosts" >&2; exit 2; }
+read -r -a chosts <<<"${VPOOL_BENCH_CLUSTER_HOSTS:-benchcs1 benchcs2 benchcs3 benchct1 benchct2 benchct3}"
+[ "${#chosts[@]}" = 6 ] || { echo "bench: VPOOL_BENCH_CLUSTER_HOSTS names six hosts" >&2; exit 2; }
 out=${out:-$top/BENCHMARKS.md}
 has() { [[ ,$only, == *,$1,* ]]; }
 
@@ -96,7 +103,7 @@ vpool=$top/build/src/cli/vpool
 # The pair of hosts serves the migrate and downtime sections, the six the
 # cluster section.
 pair=0
-{ has migrate || has downtime; } && pair=1
+{ has migrate || has downtime || has live; } && pair=1
 hosts=()
 [ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
@@ -127,6 +134,27 @@ calc() { printf '%.6f\n' "$(echo "$*" | bc -l)"; }
 # Bytes of the files under DIR written (created or rewritten) after STAMP:
 # a rename keeps a file's mtime, so a file only moved counts nothing.
 written_since() { find "$1" -type f -newer "$2" -printf '%b\n' | awk '{s += $1 * 512} END {printf "%.0f\n", s}'; }
+
+# ---- live move: one running guest, vpool's primitive and virsh --------------------
+if [ "$only" = live ]; then
+    export VPOOL_CATALOG=$work/catalog.db
+    $vpool init --storage "$work/storage" >/dev/null
+    $vpool env add a --uri "$src" --domain-type qemu >/dev/null
+    $vpool env add b --uri "$dst" --domain-type qemu >/dev/null
+    $vpool image add tick --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
+        --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline) vpool.stay=1 vpool.tick=1" >/dev/null
+    $vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256 >/dev/null
+    log "live: one running guest, $runs rounds each of vpool and virsh migrate --live"
+    mkdir -p build/bench
+    /usr/bin/python3 "$top/bench/live.py" --tool "$top/build/tests/tools/vp-live-move" --vpool "$vpool" \
+        --a "$src" --b "$dst" --runs "$runs" >build/bench/live.json
+    jq -r 'def ms: . * 1000 | round | tostring + " ms"; def x: . * 100 | round / 100 | tostring;
+        "live move downtime, median of \(.runs) rounds each:",
+        "  guest-observed  vpool \(.vpool.guest | ms)  virsh \(.virsh.guest | ms)  ratio \(.ratio_guest | x)",
+        "  libvirt job     vpool \(.vpool.libvirt | ms)  virsh \(.virsh.libvirt | ms)  ratio \(.ratio_libvirt | x)",
+        "  command wall    vpool \(.vpool.wall | ms)  virsh \(.virsh.wall | ms)"' build/bench/live.json
+    exit 0
+fi
 
 export VPOOL_CATALOG=$work/catalog.db
 $vpool init --storage "$work/storage" >/dev/null

@@ -5,7 +5,8 @@
 # program it completes. The names of envs, images, profiles, pools and
 # migrations come from the catalog through 'vpool --json NOUN list', which
 # reads the catalog only and never contacts a hypervisor; VM names follow
-# from each pool's name and size (POOL-001 .. POOL-N).
+# from each pool's name and size (POOL-001 .. POOL-N). A verb whose help
+# lists verbs of its own ("env host") takes one of them next.
 
 declare -gA _vpool_help_cache=()
 
@@ -84,7 +85,7 @@ _vpool_option_values() {
         --profile) _vpool_catalog_names "$bin" "$catalog" profile; return ;;
         --pool) _vpool_catalog_names "$bin" "$catalog" pool; return ;;
         --vm) _vpool_catalog_names "$bin" "$catalog" vm; return ;;
-        --uri) printf '%s\n' qemu:///system qemu:///session qemu+ssh:// qemu+tcp:// qemu+tls:// 'qemu+unix:///system?socket='; return ;;
+        --uri | --host) printf '%s\n' qemu:///system qemu:///session qemu+ssh:// qemu+tcp:// qemu+tls:// 'qemu+unix:///system?socket='; return ;;
     esac
     if [[ $spec == *'|'* ]]; then
         printf '%s\n' ${spec//|/ }
@@ -121,8 +122,9 @@ _vpool() {
     [[ $bin == "~/"* ]] && bin=$HOME/${bin#"~/"}
     COMPREPLY=()
 
-    # Global options, then the noun, then its verb, then the rest.
-    local i=1 catalog="" noun="" verb="" w
+    # Global options, then the noun, then its verb (and the verb's own
+    # verb, as in "env host add"), then the rest.
+    local i=1 catalog="" noun="" verb="" sub="" w
     local -a rest=()
     while ((i < ${#words[@]} - 1)); do
         w=${words[i]}
@@ -140,6 +142,9 @@ _vpool() {
                 verb=start
                 rest+=("$w")
             fi
+        elif [[ -z $sub && $w != -* && ${#rest[@]} -eq 0 ]] &&
+            [[ -n $(_vpool_section "$bin" "$noun" "$verb" -- "Verbs:") ]]; then
+            sub=$w
         else
             rest+=("$w")
         fi
@@ -147,10 +152,13 @@ _vpool() {
     done
 
     local -a cands=()
-    local usage="" haveverbs=""
+    local usage="" haveverbs="" subverbs=""
     if [[ -n $noun ]]; then
         haveverbs=$(_vpool_section "$bin" "$noun" -- "Verbs:")
-        if [[ -n $verb ]]; then
+        [[ -n $verb && -z $sub && ${#rest[@]} -eq 0 ]] && subverbs=$(_vpool_section "$bin" "$noun" "$verb" -- "Verbs:")
+        if [[ -n $sub ]]; then
+            usage=$(_vpool_usage "$bin" "$noun" "$verb" "$sub")
+        elif [[ -n $verb ]]; then
             usage=$(_vpool_usage "$bin" "$noun" "$verb")
         elif [[ -z $haveverbs ]]; then
             usage=$(_vpool_usage "$bin" "$noun")
@@ -160,15 +168,18 @@ _vpool() {
     fi
 
     # Options in the usage, and the spec of the value of each that takes one.
-    local -A spec=()
+    local -A spec=() many=()
     local -a opts=() toks
     read -ra toks <<<"${usage//[\[\]]/ }"
     for ((i = 0; i < ${#toks[@]}; i++)); do
         if [[ ${toks[i]} == --* ]]; then
             opts+=("${toks[i]}")
-            if ((i + 1 < ${#toks[@]})) && [[ ${toks[i + 1]} != -* && ${toks[i + 1]} =~ ^[A-Z]+$|\| ]]; then
+            # A value: NAME, NAME= ("--host [HOST=]URI"), NAME... or choices.
+            if ((i + 1 < ${#toks[@]})) && [[ ${toks[i + 1]} != -* && ${toks[i + 1]} =~ ^[A-Z]+=?(\.\.\.)?$|\| ]]; then
                 spec[${toks[i]}]=${toks[i + 1]}
             fi
+            # An option given once per item ("--host [HOST=]URI...").
+            [[ ${toks[i + 1]:-} == *... || ${toks[i + 2]:-} == [A-Z]*... ]] && many[${toks[i]}]=1
         fi
     done
     [[ -n $noun ]] && opts+=(--json --quiet --help)
@@ -187,11 +198,13 @@ _vpool() {
     elif [[ $cur == -* ]]; then
         local o
         for o in "${opts[@]}"; do
-            # An option already given is not offered again.
-            [[ " ${rest[*]} " == *" $o "* ]] || cands+=("$o")
+            # An option already given is not offered again, but for one given per item.
+            [[ " ${rest[*]} " == *" $o "* && -z ${many[$o]:-} ]] || cands+=("$o")
         done
     elif [[ -z $noun ]]; then
         mapfile -t cands < <(_vpool_section "$bin" -- "Nouns:")
+    elif [[ -n $subverbs ]]; then
+        mapfile -t cands <<<"$subverbs"
     elif [[ -z $verb && -n $haveverbs ]]; then
         mapfile -t cands <<<"$haveverbs"
         [[ $noun == migrate ]] && mapfile -t -O "${#cands[@]}" cands < <(_vpool_catalog_names "$bin" "$catalog" pool)

@@ -224,8 +224,12 @@ echo "boot=$count uuid=$uuid disk=$disk nic=$nic" >>/mnt/bootlog || fail write-f
 sync
 
 stay=0
+tick=0
 for arg in $(cat /proc/cmdline); do
-    case $arg in vpool.stay=1) stay=1 ;; esac
+    case $arg in
+        vpool.stay=1) stay=1 ;;
+        vpool.tick=1) tick=1 ;;
+    esac
 done
 
 if [ "$stay" -eq 0 ]; then
@@ -270,6 +274,23 @@ heartbeat=$!
 
 report "VPOOL-GUEST uuid=$uuid boot=$count disk=$disk owner=$owner nic=$nic master=$master"
 
+# A live move's downtime as the guest lives it: a line every 10 ms on the
+# console; an observer on the host measures the longest silence. The
+# guest's own clock stands still while it is paused, so only the arrival
+# times tell.
+ticker=
+if [ "$tick" -eq 1 ]; then
+    (
+        n=0
+        while :; do
+            n=$((n + 1))
+            echo "tick $n" >/dev/ttyS0
+            usleep 10000
+        done
+    ) &
+    ticker=$!
+fi
+
 # struct input_event on x86_64 is 24 bytes: struct timeval (16), then u16
 # type, u16 code, s32 value. Wait for EV_KEY (1) KEY_POWER (116) pressed
 # (value 1; 0 is the release). One read of 24 bytes returns exactly one event.
@@ -284,6 +305,7 @@ while :; do
 done
 exec 3<&-
 
+[ -z "$ticker" ] || kill "$ticker" 2>/dev/null
 stop_heartbeat
 sync
 umount /mnt || fail umount-failed

@@ -14,8 +14,9 @@ guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
 package_pkgs=(dpkg-dev debootstrap lintian)
 # groff-base, man-db: the man page test renders it as man(1) does.
 # openssl, python3, python3-libvirt: bench/ makes the master's data and times downtime.
+# gnutls-bin: hosts.sh makes the TLS hosts' certificates with certtool.
 # spin: the model suite checks model/handover.pml with SPIN's verifier.
-test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin)
+test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2

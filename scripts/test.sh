@@ -8,7 +8,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-hosts=(hosta hostb)
+# The main lane's hosts: A and B, and C for the suites that need a third
+# (an env of three hosts).
+hosts=(hosta hostb hosti)
+export VPOOL_TEST_HOSTC=${hosts[2]}
 step() { printf '\n=== %s\n' "$*"; }
 
 step "installing dependencies"
@@ -58,10 +61,21 @@ scripts/build-guest.sh build/guest
 # Two lanes at once on hosts of their own: the slowest suites (crash, uefi)
 # beside all the others, which share hosta/hostb (and hostc/hostd).
 slow_hosts=(hoste hostf)
-step "starting hosts ${hosts[*]} ${slow_hosts[*]}"
-stop_hosts() { scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" hostc hostd >/dev/null 2>&1 || true; }
+# The TLS suite's own hosts, reached as qemu+tls://, and two whose
+# certificates it must refuse (another CA's, another address's).
+tls_hosts=(hostg hosth)
+export VPOOL_TEST_TLS_HOSTA=${tls_hosts[0]} VPOOL_TEST_TLS_HOSTB=${tls_hosts[1]}
+bad_tls_hosts=("${tls_hosts[0]}-rogue" "${tls_hosts[0]}-wrongname")
+step "starting hosts ${hosts[*]} ${slow_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]} on TLS"
+stop_hosts() {
+    scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" hostc hostd \
+        >/dev/null 2>&1 || true
+}
 trap stop_hosts EXIT
 scripts/hosts.sh up "${hosts[@]}" "${slow_hosts[@]}"
+scripts/hosts.sh up --tls "${tls_hosts[@]}"
+scripts/hosts.sh up --tls --cert rogue "${bad_tls_hosts[0]}"
+scripts/hosts.sh up --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
 step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)"
 slow_out=build/meson-logs/integration-slow.out

@@ -194,7 +194,10 @@ int cli_read(struct vp_cli *cli, const char *name,
              struct json_object **ret)
 {
         struct vp_error err = { 0 };
-        if (vp_name_check(cli->noun, name, &err) < 0)
+        /* A noun's word of verbs ("env host") takes its noun's names. */
+        char kind[32];
+        snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(cli->noun, " "), cli->noun);
+        if (vp_name_check(kind, name, &err) < 0)
                 return cli_fail(&err);
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
@@ -490,10 +493,11 @@ int cli_list(struct vp_cli *cli, int (*read)(struct vp_ctx *ctx, struct json_obj
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (cli->json)
+        if (cli->json) {
                 cli_print_json(a);
-        else
-                cli_print_table(a, cols, ncols);
+                return 0;
+        }
+        cli_print_table(a, cols, ncols);
         json_object_put(a);
         return 0;
 }

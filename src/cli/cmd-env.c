@@ -229,23 +229,9 @@ static void print_hosts(struct json_object *hosts)
         cli_print_table(hosts, cols, ELEMENTSOF(cols));
 }
 
-static int env_show(struct vp_cli *cli, const struct cli_args *a)
+/* An env's document as text: its fields, then its hosts. */
+static void env_text(struct json_object *o)
 {
-        struct vp_error err = { 0 };
-        if (vp_name_check("env", a->pos[0], &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct json_object *o = NULL;
-        int r = vp_env_describe(&ctx, a->pos[0], &o, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json) {
-                cli_print_json(o);
-                return 0;
-        }
         static const struct {
                 const char *label, *key;
         } fields[] = {
@@ -268,8 +254,11 @@ static int env_show(struct vp_cli *cli, const struct cli_args *a)
         printf("\nhosts:\n");
         if (hosts)
                 print_hosts(hosts);
-        json_object_put(o);
-        return 0;
+}
+
+static int env_show(struct vp_cli *cli, const struct cli_args *a)
+{
+        return cli_show(cli, a, vp_env_describe, env_text);
 }
 
 static int env_drain(struct vp_cli *cli, const struct cli_args *a)
@@ -351,25 +340,14 @@ static int host_add(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
+static int hosts_live(struct vp_ctx *ctx, const char *env, struct json_object **ret, struct vp_error *err)
+{
+        return vp_env_hosts_describe(ctx, env, true, ret, err);
+}
+
 static int host_list(struct vp_cli *cli, const struct cli_args *a)
 {
-        struct vp_error err = { 0 };
-        if (vp_name_check("env", a->pos[0], &err) < 0)
-                return cli_fail(&err);
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct json_object *o = NULL;
-        int r = vp_env_hosts_describe(&ctx, a->pos[0], true, &o, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json)
-                cli_print_json(o);
-        else
-                print_hosts(o);
-        json_object_put(o);
-        return 0;
+        return cli_show(cli, a, hosts_live, print_hosts);
 }
 
 /* A verb on host pos[1] of env pos[0] that prints "host HOST DONE". */
@@ -387,7 +365,8 @@ static int host_act(struct vp_cli *cli, const struct cli_args *a,
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
-        if (!cli->quiet)
+        /* With --json it prints nothing, as every verb that only acts. */
+        if (!cli->quiet && !cli->json)
                 printf("host %s of env %s %s\n", a->pos[1], a->pos[0], done);
         return 0;
 }

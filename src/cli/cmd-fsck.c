@@ -7,14 +7,17 @@ static int fsck_run(struct vp_cli *cli, const struct cli_args *a);
 static const struct cli_verb fsck_verb = {
         .name = "fsck", .fn = fsck_run, .usage = "[--repair]",
         .help = "Check the invariants across the catalog, the manifests on shared storage and the\n"
-                "domain lists of every env: one owner per delta, at most one domain per delta and it\n"
-                "its owner's, generations agreeing, overlays backed by their pool's master only.\n"
-                "Exit code 0 when clean, 1 when a problem was found (each printed on its own line).\n"
+                "domain lists of every host of every env: one owner per delta, at most one domain per\n"
+                "delta and it its owner's, on the host the catalog records, generations agreeing,\n"
+                "overlays backed by their pool's master only. A host that does not answer is reported\n"
+                "and its domains are not checked. Exit code 0 when clean, 1 when a problem was found\n"
+                "(each printed on its own line).\n"
                 "--repair destroys and undefines stale domains (vpool's definitions of a VM that lives\n"
-                "elsewhere now, as a host that was down during a migration keeps them) and nothing else;\n"
-                "each under its pool's lock and only if the catalog, read again, still finds it stale (a\n"
-                "pool another vpool process works on is left, said so); the exit code then tells whether\n"
-                "problems remain. A repair is recorded in the history.",
+                "on another host now, as a host that was down during a migration keeps them) and\n"
+                "nothing else; each under its pool's lock, only if the catalog, read again, still finds\n"
+                "it stale (a pool another vpool process works on is left, said so) and only while the\n"
+                "VM's own definition is on its recorded host; the exit code then tells whether problems\n"
+                "remain. A repair is recorded in the history.",
         .opts = CLI_OPTS(CLI_FLAG("repair")),
 };
 
@@ -47,8 +50,9 @@ static int fsck_run(struct vp_cli *cli, const struct cli_args *a)
                         printf("%s: %s: %s%s\n", rep.problems[i].kind, rep.problems[i].subject, rep.problems[i].detail,
                                rep.problems[i].repaired ? " (repaired: domain removed)" : "");
                 if (!cli->quiet)
-                        printf("fsck: %zu envs, %zu domains, %zu deltas, %zu VMs checked: %s\n", rep.envs, rep.domains,
-                               rep.deltas, rep.vms, left ? "PROBLEMS FOUND" : rep.n ? "repaired" : "clean");
+                        printf("fsck: %zu envs, %zu hosts, %zu domains, %zu deltas, %zu VMs checked: %s\n", rep.envs,
+                               rep.hosts, rep.domains, rep.deltas, rep.vms,
+                               left ? "PROBLEMS FOUND" : rep.n ? "repaired" : "clean");
         }
         bool clean = left == 0;
         if (!clean)

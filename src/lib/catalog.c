@@ -69,7 +69,7 @@ static const struct vp_col migvm_cols[] = {
         I(vp_migvm, id), T(vp_migvm, vm_name), I(vp_migvm, migration_id), I(vp_migvm, vm_id),
         T(vp_migvm, step), I(vp_migvm, source_running), R(vp_migvm, src_env_id),
         R(vp_migvm, src_profile_id), T(vp_migvm, src_env), R(vp_migvm, src_host_id),
-        R(vp_migvm, dst_host_id), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
+        R(vp_migvm, dst_host_id), I(vp_migvm, live), I(vp_migvm, generation), T(vp_migvm, error), T(vp_migvm, updated),
 };
 static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
@@ -123,6 +123,7 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         "ALTER TABLE vms ADD COLUMN host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
         "ALTER TABLE migration_vms ADD COLUMN src_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
         "ALTER TABLE migration_vms ADD COLUMN dst_host_id INTEGER REFERENCES hosts(id) ON DELETE SET NULL;" \
+        "ALTER TABLE migration_vms ADD COLUMN live INTEGER NOT NULL DEFAULT 0;" \
         "CREATE INDEX vms_host ON vms(host_id);" \
         "ALTER TABLE fences ADD COLUMN host_name TEXT;"
 

@@ -156,6 +156,7 @@ struct vp_migvm {
         char *src_env;           /* its name, kept after its removal */
         int64_t src_host_id;     /* the host it left; 0 when unknown (a catalog before hosts) */
         int64_t dst_host_id;     /* the host placement gave it on the target */
+        int64_t live;            /* 1: it moves live (a running VM between hosts of one env, same hardware) */
         int64_t generation;    /* the manifest generation after the last step */
         char *error;           /* "" when none */
         char *updated;

@@ -372,6 +372,95 @@ void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bum
                 disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
 }
 
+void vp_delta_names_at(struct vp_manifest *m, int64_t gen)
+{
+        static const struct {
+                size_t off;
+                const char *base, *ext;
+        } disks[] = {
+                { offsetof(struct vp_manifest, overlay), "overlay", "qcow2" },
+                { offsetof(struct vp_manifest, data_disk), "data", "qcow2" },
+                { offsetof(struct vp_manifest, nvram), "nvram", "fd" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(disks); i++) {
+                char *name = (char *)m + disks[i].off;
+                if (!name[0])
+                        continue;
+                if (gen <= 1)
+                        snprintf(name, sizeof(m->overlay), "%s.%s", disks[i].base, disks[i].ext);
+                else
+                        disk_name_at(name, sizeof(m->overlay), disks[i].base, disks[i].ext, gen);
+        }
+}
+
+/* Each disk of M: its kind, its name in M and its name at a generation. */
+struct disk_pair {
+        const char *base;
+        const char *now;
+        char at[64];
+};
+
+static size_t disk_pairs(const struct vp_manifest *m, int64_t gen, struct disk_pair out[3])
+{
+        struct vp_manifest next = *m;
+        vp_delta_names_at(&next, gen);
+        const char *now[3] = { m->overlay, m->data_disk, m->nvram }, *at[3] = { next.overlay, next.data_disk, next.nvram };
+        static const char *const base[3] = { "overlay", "data", "nvram" };
+        size_t n = 0;
+        for (size_t i = 0; i < 3; i++)
+                if (now[i][0]) {
+                        out[n].base = base[i];
+                        out[n].now = now[i];
+                        snprintf(out[n].at, sizeof(out[n].at), "%s", at[i]);
+                        n++;
+                }
+        return n;
+}
+
+int vp_delta_link_names(int dfd, const char *label, const struct vp_manifest *m, int64_t gen, struct vp_error *err)
+{
+        struct disk_pair d[3];
+        size_t n = disk_pairs(m, gen, d);
+        for (size_t i = 0; i < n; i++) {
+                struct stat a, b;
+                if (fstatat(dfd, d[i].now, &a, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT && may_be_absent(d[i].base))
+                                continue;
+                        return vp_err(err, -errno, "'%s/%s': %s", label, d[i].now, strerror(errno));
+                }
+                if (fstatat(dfd, d[i].at, &b, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                                continue;
+                        return vp_err(err, -EEXIST, "'%s/%s' exists and is not '%s'; refusing to replace it", label,
+                                      d[i].at, d[i].now);
+                }
+                if (linkat(dfd, d[i].now, dfd, d[i].at, 0) < 0)
+                        return vp_err(err, -errno, "cannot link '%s/%s' as '%s': %s", label, d[i].now, d[i].at,
+                                      strerror(errno));
+        }
+        if (n && fsync(dfd) < 0)
+                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
+        return 0;
+}
+
+int vp_delta_unlink_names(int dfd, const char *label, const struct vp_manifest *m, int64_t gen, struct vp_error *err)
+{
+        struct disk_pair d[3];
+        size_t n = disk_pairs(m, gen, d);
+        for (size_t i = 0; i < n; i++) {
+                struct stat a, b;
+                if (streq(d[i].now, d[i].at) || fstatat(dfd, d[i].at, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    fstatat(dfd, d[i].now, &a, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev ||
+                    a.st_ino != b.st_ino)
+                        continue;
+                if (unlinkat(dfd, d[i].at, 0) < 0)
+                        return vp_err(err, -errno, "cannot remove '%s/%s': %s", label, d[i].at, strerror(errno));
+        }
+        if (n && fsync(dfd) < 0)
+                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
+        return 0;
+}
+
 /* Rename FROM to TO in the collection, durably. Done before is done; a
  * disk that may be absent (BASE) and is, stays absent. */
 static int rename_disk(int dfd, const char *label, const char *from, const char *to, const char *base,
@@ -379,7 +468,14 @@ static int rename_disk(int dfd, const char *label, const char *from, const char 
 {
         if (!from[0] || streq(from, to))
                 return 0;
-        if (renameat(dfd, from, dfd, to) < 0) {
+        /* Both names on one inode (a live move linked the new name ahead):
+         * rename(2) would leave both; the old name goes. */
+        struct stat sf, stt;
+        if (fstatat(dfd, from, &sf, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(dfd, to, &stt, AT_SYMLINK_NOFOLLOW) == 0 &&
+            sf.st_dev == stt.st_dev && sf.st_ino == stt.st_ino) {
+                if (unlinkat(dfd, from, 0) < 0)
+                        return vp_err(err, -errno, "cannot remove '%s/%s': %s", label, from, strerror(errno));
+        } else if (renameat(dfd, from, dfd, to) < 0) {
                 struct stat st;
                 if (errno != ENOENT)
                         return vp_err(err, -errno, "cannot rename '%s/%s': %s", label, from, strerror(errno));
@@ -438,8 +534,9 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
         return 0;
 }
 
-int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
-                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
+/* vp_delta_hand_over, and, unless RENAME, the disks keep their names. */
+static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen, int64_t bump,
+                     bool rename, struct vp_manifest *ret_m, struct vp_error *err)
 {
         struct vp_manifest m;
         int k = vp_delta_settle(dfd, label, &m, err);
@@ -454,6 +551,11 @@ int vp_delta_hand_over(int dfd, const char *label, const char *from, const char 
                               label, m.owner, (long long)m.generation, from);
         struct vp_manifest next = m;
         vp_delta_handed_manifest(&next, to, bump);
+        if (!rename) {
+                snprintf(next.overlay, sizeof(next.overlay), "%s", m.overlay);
+                snprintf(next.data_disk, sizeof(next.data_disk), "%s", m.data_disk);
+                snprintf(next.nvram, sizeof(next.nvram), "%s", m.nvram);
+        }
         /* The disks take names carrying the new generation: any definition
          * made for an older one (a stale host's domain) points at a file
          * that no longer exists and cannot start. Renames keep the inodes:
@@ -467,4 +569,16 @@ int vp_delta_hand_over(int dfd, const char *label, const char *from, const char 
         vp_fault_point(vp_owner_is_vm(to) ? "migrate.manifest-to-vm" : "migrate.manifest-to-migration");
         *ret_m = next;
         return 0;
+}
+
+int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
+{
+        return hand_over(dfd, label, from, to, after_gen, bump, true, ret_m, err);
+}
+
+int vp_delta_take_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       struct vp_manifest *ret_m, struct vp_error *err)
+{
+        return hand_over(dfd, label, from, to, after_gen, 1, false, ret_m, err);
 }

@@ -72,6 +72,23 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, cons
  * caller defines a domain for the disks of a hand-over still to come with
  * it. */
 void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bump);
+/* vp_delta_hand_over by one generation, the disks keeping their names: a
+ * live move's lock, while the VM's QEMU runs them under those names (QEMU
+ * opens a disk again by its name when the move ends on the source). The
+ * names change at the unlock, which renames them as every hand-over does. */
+int vp_delta_take_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
+                       struct vp_manifest *ret_m, struct vp_error *err);
+/* M's disks as they were named at generation GEN (the names a domain
+ * defined then has open): BASE.EXT at generation 1, BASE.gGEN.EXT after. */
+void vp_delta_names_at(struct vp_manifest *m, int64_t gen);
+/* A live move's names ahead of the hand-over: each disk of collection DFD
+ * (manifest M) gets its name at generation GEN too, a hard link to the same
+ * inode (an absent UEFI store stays absent). A name at GEN that exists
+ * already is refused unless it is that same file. Durable. */
+int vp_delta_link_names(int dfd, const char *label, const struct vp_manifest *m, int64_t gen, struct vp_error *err);
+/* Undo vp_delta_link_names: every name at GEN that is a second name of one
+ * of M's disks goes; anything else stays. */
+int vp_delta_unlink_names(int dfd, const char *label, const struct vp_manifest *m, int64_t gen, struct vp_error *err);
 
 /* Read the manifest of the collection DFD into *RET_M, and settle its
  * disks: a disk the manifest names that is missing, with exactly one other

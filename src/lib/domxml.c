@@ -1,5 +1,9 @@
 #include "domxml.h"
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
 #include <string.h>
 
 #include "model.h"
@@ -232,4 +236,89 @@ int vp_domxml_parse_metadata(const char *xml, char *pool, size_t poolsz, int64_t
         num[len] = 0;
         *generation = strtoll(num, NULL, 10);
         return 0;
+}
+
+/* Rename the files NODES name (attributes or element text) per MOVES,
+ * counting in HIT which of MOVES were used. */
+static void move_nodes(xmlNodeSetPtr nodes, const struct vp_domxml_move *moves, size_t n, bool *hit)
+{
+        for (int i = 0; nodes && i < nodes->nodeNr; i++) {
+                xmlNodePtr node = nodes->nodeTab[i];
+                xmlChar *v = xmlNodeGetContent(node);
+                for (size_t k = 0; v && k < n; k++) {
+                        if (!streq((const char *)v, moves[k].from))
+                                continue;
+                        /* xmlNodeSetContent takes entity references in its
+                         * text; the escaping one stores the path as it is. */
+                        xmlChar *e = xmlEncodeSpecialChars(node->doc, (const xmlChar *)moves[k].to);
+                        xmlNodeSetContent(node, e);
+                        xmlFree(e);
+                        hit[k] = true;
+                        break;
+                }
+                xmlFree(v);
+        }
+}
+
+static xmlNodeSetPtr eval(xmlXPathContextPtr ctx, const char *expr, xmlXPathObjectPtr *keep)
+{
+        *keep = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+        return *keep ? (*keep)->nodesetval : NULL;
+}
+
+char *vp_domxml_move_disks(const char *xml, const struct vp_domxml_move *moves, size_t n, int64_t generation,
+                           struct vp_error *err)
+{
+        xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc) {
+                vp_err(err, -EBADMSG, "domain XML does not parse");
+                return NULL;
+        }
+        xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+        if (!ctx)
+                abort();
+        xmlXPathRegisterNs(ctx, (const xmlChar *)"vp", (const xmlChar *)VP_XML_NS);
+        char *out = NULL;
+        bool *hit = vp_xcalloc(n + 1, sizeof(*hit));
+        xmlXPathObjectPtr o = NULL;
+        xmlNodeSetPtr gen = eval(ctx, "/domain/metadata/vp:vm/vp:generation", &o);
+        if (!gen || gen->nodeNr != 1) {
+                vp_err(err, -ENOENT, "domain XML carries no vpool metadata");
+                goto done;
+        }
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)generation);
+        xmlNodeSetContent(gen->nodeTab[0], (const xmlChar *)num);
+        xmlXPathFreeObject(o);
+        /* Disk images, and the variable store in both of libvirt's
+         * spellings: text of <nvram>, or <nvram><source file=.../>. */
+        static const char *const where[] = {
+                "/domain/devices/disk/source/@file",
+                "/domain/os/nvram[not(*)]",
+                "/domain/os/nvram/source/@file",
+        };
+        for (size_t w = 0; w < ELEMENTSOF(where); w++) {
+                move_nodes(eval(ctx, where[w], &o), moves, n, hit);
+                xmlXPathFreeObject(o);
+        }
+        o = NULL;
+        for (size_t k = 0; k < n; k++)
+                if (!hit[k]) {
+                        vp_err(err, -ENOENT, "domain XML names no disk '%s'", moves[k].from);
+                        goto done;
+                }
+        xmlChar *mem = NULL;
+        int len = 0;
+        xmlDocDumpMemory(doc, &mem, &len);
+        if (!mem)
+                abort();
+        out = vp_strdup((const char *)mem);
+        xmlFree(mem);
+done:
+        xmlXPathFreeObject(o);
+        free(hit);
+        xmlXPathFreeContext(ctx);
+        xmlFreeDoc(doc);
+        return out;
 }

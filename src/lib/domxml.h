@@ -42,3 +42,20 @@ void vp_domxml_target_dev(const char *bus, int index, char out[8]);
 /* Read back vpool's <metadata> from domain XML: pool and generation.
  * Returns 0, or -ENOENT when the domain carries no vpool metadata. */
 int vp_domxml_parse_metadata(const char *xml, char *pool, size_t poolsz, int64_t *generation);
+
+/* One disk of a live move: the name the running domain has open, and the
+ * name (a hard link to the same inode) the destination opens instead. */
+struct vp_domxml_move {
+        const char *from;
+        const char *to;
+};
+
+/* XML (a domain's description as libvirt gives it, live or inactive) with
+ * every disk source and UEFI variable store named FROM in MOVES renamed to
+ * its TO, and vpool's <metadata> generation set to GENERATION; nothing else
+ * changes. Returns the new XML (malloc'd), or NULL with *err set: -EBADMSG
+ * for unparsable XML, -ENOENT when it carries no vpool metadata or names
+ * no disk for one of MOVES (a move that would leave a disk behind under its
+ * old name is refused rather than half done). */
+char *vp_domxml_move_disks(const char *xml, const struct vp_domxml_move *moves, size_t n, int64_t generation,
+                           struct vp_error *err);

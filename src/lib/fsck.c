@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "host.h"
 #include "lock.h"
 #include "name.h"
 #include "qcow2.h"
@@ -37,22 +38,30 @@ void vp_fsck_report_free(struct vp_fsck_report *rep)
         memset(rep, 0, sizeof(*rep));
 }
 
-/* A domain definition found on an env. */
-struct seen {
+/* A host of an env and the domains defined there. */
+struct host_doms {
         const struct vp_env *env;
+        struct vp_host host;
+        virConnectPtr conn;            /* the ctx's; NULL when it did not answer */
+        struct vp_dominfo *doms;
+        size_t ndoms;
+        bool *removed;                 /* per domain: --repair undefined it */
+};
+
+/* A domain definition found on a host. */
+struct seen {
+        const struct host_doms *h;
         struct vp_dominfo *d;
 };
 
 struct state {
         struct vp_ctx *ctx;
         bool repair;
-        virConnectPtr *conns;          /* per env, NULL when unreached */
         struct vp_fsck_report *rep;
         struct vp_env *envs;
         size_t nenvs;
-        struct vp_dominfo **doms;      /* per env */
-        size_t *ndoms;
-        bool *reached;
+        struct host_doms *hosts;       /* every host of every env */
+        size_t nhosts;
         struct vp_vm *vms;
         size_t nvms;
         struct vp_pool *pools;
@@ -157,6 +166,49 @@ static const struct vp_env *env_by_id(struct state *s, int64_t id)
         return vp_rows_find_id(&vp_table_env, s->envs, s->nenvs, id);
 }
 
+static struct host_doms *host_by_id(struct state *s, int64_t id)
+{
+        for (size_t i = 0; id && i < s->nhosts; i++)
+                if (s->hosts[i].host.id == id)
+                        return &s->hosts[i];
+        return NULL;
+}
+
+/* The host the catalog records for VM, when it is one of VM's env. */
+static const struct host_doms *home_host(struct state *s, const struct vp_vm *vm)
+{
+        const struct host_doms *h = host_by_id(s, vm->host_id);
+        return h && h->host.env_id == vm->env_id ? h : NULL;
+}
+
+/* Whether VM's domain belongs on host H: its recorded host, or, when the
+ * catalog records none of its env, any host of its env (the env is where
+ * the catalog says its domain is defined). */
+static bool expected_on(struct state *s, const struct vp_vm *vm, const struct host_doms *h)
+{
+        const struct host_doms *home = home_host(s, vm);
+        return home ? home == h : vm->env_id == h->host.env_id;
+}
+
+/* Where the catalog places VM, for a message: "host 'H' of env 'E'". */
+static char *home_of(struct state *s, const struct vp_vm *vm)
+{
+        const struct host_doms *h = home_host(s, vm);
+        const struct vp_env *e = env_by_id(s, vm->env_id);
+        if (h)
+                return vp_strdupf("host '%s' of env '%s'", h->host.name, h->env->name);
+        return vp_strdupf("env '%s' (on no host of it)", e ? e->name : "?");
+}
+
+/* The index of domain NAME on host H, or -1. */
+static ssize_t find_domain(const struct host_doms *h, const char *name)
+{
+        for (size_t k = 0; k < h->ndoms; k++)
+                if (!h->removed[k] && streq(h->doms[k].name, name))
+                        return (ssize_t)k;
+        return -1;
+}
+
 static bool migration_open(struct state *s, int64_t id)
 {
         for (size_t i = 0; i < s->nmigs; i++)
@@ -165,7 +217,7 @@ static bool migration_open(struct state *s, int64_t id)
         return false;
 }
 
-/* Every domain, on any env, with one of the delta's current disks (names
+/* Every domain, on any host, with one of the delta's current disks (names
  * from the manifest). A definition naming a disk file the delta no longer
  * has (an older generation's) cannot reach it: that is a stale domain. */
 static size_t attachments(struct state *s, const char *delta, const struct vp_manifest *m, struct seen *out,
@@ -174,15 +226,15 @@ static size_t attachments(struct state *s, const char *delta, const struct vp_ma
         size_t n = 0;
         _cleanup_free_ char *ov = vp_strdupf("%s/%s", delta, m->overlay);
         _cleanup_free_ char *dd = m->data_disk[0] ? vp_strdupf("%s/%s", delta, m->data_disk) : NULL;
-        for (size_t e = 0; e < s->nenvs; e++)
-                for (size_t i = 0; i < s->ndoms[e]; i++) {
-                        struct vp_dominfo *d = &s->doms[e][i];
+        for (size_t e = 0; e < s->nhosts; e++)
+                for (size_t i = 0; i < s->hosts[e].ndoms; i++) {
+                        struct vp_dominfo *d = &s->hosts[e].doms[i];
                         bool hit = false;
-                        for (int f = 0; f < d->nfiles; f++)
+                        for (int f = 0; f < d->nfiles && !s->hosts[e].removed[i]; f++)
                                 hit |= streq(d->files[f], ov) || (dd && streq(d->files[f], dd));
                         if (hit) {
                                 if (n < max)
-                                        out[n] = (struct seen){ &s->envs[e], d };
+                                        out[n] = (struct seen){ &s->hosts[e], d };
                                 n++;
                         }
                 }
@@ -278,6 +330,16 @@ static void check_disks(struct state *s, int vfd, const char *path, const struct
                 check_image_file(s, vfd, m->data_disk, path, false, NULL);
 }
 
+/* The domain of VM on host H, not the one the catalog places it on,
+ * holds VM's delta. */
+static void not_home(struct state *s, const char *path, const struct host_doms *h, const struct vp_dominfo *dom,
+                     const struct vp_vm *vm)
+{
+        _cleanup_free_ char *home = home_of(s, vm);
+        problem(s->rep, "domain-not-owner", path, "domain %s/%s (host %s) holds the delta of 'vm:%s', which lives on %s",
+                h->env->name, dom->name, h->host.name, vm->name, home);
+}
+
 /* Invariant 2: at most one defined domain holds the delta, and it is its
  * owner's, defined for the delta's generation. */
 static void check_holders(struct state *s, const char *path, const struct vp_manifest *m,
@@ -289,22 +351,28 @@ static void check_holders(struct state *s, const char *path, const struct vp_man
                 char list[400] = "";
                 for (size_t i = 0; i < n && i < ELEMENTSOF(seen); i++) {
                         size_t l = strlen(list);
-                        snprintf(list + l, sizeof(list) - l, "%s%s/%s", i ? ", " : "", seen[i].env->name, seen[i].d->name);
+                        snprintf(list + l, sizeof(list) - l, "%s%s/%s (host %s)", i ? ", " : "", seen[i].h->env->name,
+                                 seen[i].d->name, seen[i].h->host.name);
                 }
                 problem(s->rep, "delta-shared", path, "attached to %zu domains: %s", n, list);
         }
         for (size_t i = 0; i < n && i < ELEMENTSOF(seen) && !moving; i++) {
-                const struct vp_env *e = seen[i].env;
+                const struct host_doms *h = seen[i].h;
                 struct vp_dominfo *dom = seen[i].d;
                 if (owner->kind != VP_OWNER_VM)
-                        problem(s->rep, "domain-holds-locked-delta", path, "domain %s/%s holds a delta owned by '%s'",
-                                e->name, dom->name, m->owner);
-                else if (!streq(dom->name, owner->vm) || !vm || vm->env_id != e->id)
-                        problem(s->rep, "domain-not-owner", path, "domain %s/%s holds the delta of '%s'", e->name,
-                                dom->name, m->owner);
+                        problem(s->rep, "domain-holds-locked-delta", path,
+                                "domain %s/%s (host %s) holds a delta owned by '%s'", h->env->name, dom->name,
+                                h->host.name, m->owner);
+                else if (!streq(dom->name, owner->vm) || !vm)
+                        problem(s->rep, "domain-not-owner", path, "domain %s/%s (host %s) holds the delta of '%s'",
+                                h->env->name, dom->name, h->host.name, m->owner);
+                else if (!expected_on(s, vm, h))
+                        not_home(s, path, h, dom, vm);
                 else if (dom->has_meta && dom->generation != m->generation)
-                        problem(s->rep, "stale-domain", path, "domain %s/%s was defined for generation %lld, the delta is at %lld",
-                                e->name, dom->name, (long long)dom->generation, (long long)m->generation);
+                        problem(s->rep, "stale-domain", path,
+                                "domain %s/%s (host %s) was defined for generation %lld, the delta is at %lld",
+                                h->env->name, dom->name, h->host.name, (long long)dom->generation,
+                                (long long)m->generation);
         }
 }
 
@@ -400,46 +468,67 @@ static bool ours(struct state *s, const struct vp_dominfo *d)
         return d->nfiles == 0 && pool_by_name(s, d->pool) != NULL;
 }
 
-/* Whether domain D on ENV is stale by the catalog as it is now, not as
+/* Whether an unfinished migration moves VM ID now. As in_flight: a VM at
+ * an ended step (or still pending) is not between steps of the migration. */
+static bool moving_now(struct vp_ctx *ctx, int64_t vm_id)
+{
+        void *rows = NULL;
+        size_t n = 0;
+        bool moving = false;
+        if (vp_row_query(ctx->cat, &vp_table_migvm, "vm_id = ?1", vm_id, &rows, &n, NULL) < 0)
+                return false;
+        struct vp_migvm *mv = rows;
+        for (size_t i = 0; i < n && !moving; i++) {
+                enum vp_step step = vp_step_from_string(mv[i].step);
+                if (vp_step_ended(step) || step == VP_STEP_PENDING)
+                        continue;
+                struct vp_migration m = { 0 };
+                moving = vp_row_get_id(ctx->cat, &vp_table_migration, mv[i].migration_id, &m, NULL) >= 0 &&
+                         unfinished(&m);
+                vp_row_clear(&vp_table_migration, &m);
+        }
+        vp_rows_free(&vp_table_migvm, rows, n);
+        return moving;
+}
+
+/* Whether domain D on host H is stale by the catalog as it is now, not as
  * the snapshot fsck began with: a pool created or a VM moved since then
  * owns the domain fsck found. Called under the pool's lock, so nothing
- * changes it meanwhile. */
-static bool stale_now(struct state *s, const struct vp_env *env, virConnectPtr conn, const struct vp_dominfo *d)
+ * changes it meanwhile. The VM of D's name as read now into *RET_VM
+ * (zeroed when the catalog has none). */
+static bool stale_now(struct state *s, const struct host_doms *h, const struct vp_dominfo *d, struct vp_vm *ret_vm)
 {
         struct vp_ctx *ctx = s->ctx;
         char uuid[VIR_UUID_STRING_BUFLEN];
         /* Redefined since it was listed: not the definition judged. */
-        if (vp_hv_uuid(conn, d->name, uuid, NULL) < 0 || !streq(uuid, d->uuid))
+        if (vp_hv_uuid(h->conn, d->name, uuid, NULL) < 0 || !streq(uuid, d->uuid))
                 return false;
         struct vp_pool p = { 0 };
         bool creating_now = vp_row_get(ctx->cat, &vp_table_pool, "name", d->pool, &p, NULL) >= 0 && creating(&p);
         vp_row_clear(&vp_table_pool, &p);
         if (creating_now)
                 return false;
-        struct vp_vm vm = { 0 };
-        if (vp_row_get(ctx->cat, &vp_table_vm, "name", d->name, &vm, NULL) < 0)
+        if (vp_row_get(ctx->cat, &vp_table_vm, "name", d->name, ret_vm, NULL) < 0) {
+                memset(ret_vm, 0, sizeof(*ret_vm));
                 return true;
-        bool here = vm.env_id == env->id && vp_owner_is_vm(vm.owner);
-        void *rows = NULL;
-        size_t n = 0;
-        bool moving = false;
-        if (vp_row_query(ctx->cat, &vp_table_migvm, "vm_id = ?1", vm.id, &rows, &n, NULL) >= 0) {
-                struct vp_migvm *mv = rows;
-                for (size_t i = 0; i < n && !moving; i++) {
-                        /* As in_flight: a VM at an ended step (or still
-                         * pending) is not between steps of the migration. */
-                        enum vp_step step = vp_step_from_string(mv[i].step);
-                        if (vp_step_ended(step) || step == VP_STEP_PENDING)
-                                continue;
-                        struct vp_migration m = { 0 };
-                        moving = vp_row_get_id(ctx->cat, &vp_table_migration, mv[i].migration_id, &m, NULL) >= 0 &&
-                                 unfinished(&m);
-                        vp_row_clear(&vp_table_migration, &m);
-                }
-                vp_rows_free(&vp_table_migvm, rows, n);
         }
-        vp_row_clear(&vp_table_vm, &vm);
-        return !here && !moving;
+        bool here = expected_on(s, ret_vm, h) && vp_owner_is_vm(ret_vm->owner);
+        return !here && !moving_now(ctx, ret_vm->id);
+}
+
+/* Whether VM's own definition (its UUID) is where the catalog places it,
+ * on a host other than NOT: only then is a definition elsewhere a second
+ * one that can go. */
+static bool defined_at_home(struct state *s, const struct vp_vm *vm, const struct host_doms *not)
+{
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        for (size_t i = 0; i < s->nhosts; i++) {
+                const struct host_doms *h = &s->hosts[i];
+                if (h != not && h->conn && expected_on(s, vm, h) && vp_hv_uuid(h->conn, vm->name, uuid, NULL) >= 0 &&
+                    streq(uuid, vm->uuid))
+                        return true;
+        }
+        return false;
 }
 
 static void append_detail(struct vp_problem *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -453,13 +542,16 @@ static void append_detail(struct vp_problem *p, const char *fmt, ...)
         va_end(ap);
 }
 
-/* Remove the stale domain D on ENV, the last problem reported. A stale
+/* Remove the stale domain K of host H, the last problem reported. A stale
  * definition, running or not, is a would-be second writer: it goes, and
  * only it, and only if it still is one with its pool locked (a pool
- * another process works on is left for a later run). A finding the
- * catalog no longer bears out is withdrawn. */
-static void repair_stale(struct state *s, const struct vp_env *env, virConnectPtr conn, const struct vp_dominfo *d)
+ * another process works on is left for a later run), and only while its
+ * VM's own definition is where the catalog places it (else this one may
+ * be the VM's only definition, as a move the catalog has not recorded yet
+ * leaves it). A finding the catalog no longer bears out is withdrawn. */
+static void repair_stale(struct state *s, struct host_doms *h, size_t k)
 {
+        const struct vp_dominfo *d = &h->doms[k];
         struct vp_problem *p = &s->rep->problems[s->rep->n - 1];
         struct vp_error rerr = { 0 };
         _cleanup_close_ int lockfd = -1;
@@ -468,17 +560,56 @@ static void repair_stale(struct state *s, const struct vp_env *env, virConnectPt
                 append_detail(p, "; not repaired: %s", rerr.msg);
                 return;
         }
-        if (!stale_now(s, env, conn, d)) {
+        struct vp_vm vm = { 0 };
+        if (!stale_now(s, h, d, &vm)) {
                 s->rep->n--;
-                return;
-        }
-        if (vp_hv_undefine(conn, d->name, true, &rerr) >= 0)
+        } else if (vm.id && !defined_at_home(s, &vm, h)) {
+                _cleanup_free_ char *home = home_of(s, &vm);
+                append_detail(p, "; not repaired: %s does not hold vm '%s' (this may be its only definition)", home,
+                              vm.name);
+        } else if (vp_hv_undefine(h->conn, d->name, true, &rerr) >= 0) {
                 p->repaired = true;
-        else
+                h->removed[k] = true;
+        } else {
                 append_detail(p, "; repair failed: %s", rerr.msg);
+        }
+        vp_row_clear(&vp_table_vm, &vm);
 }
 
-static void check_vms_and_domains(struct state *s)
+/* VM is recorded on no host of its env: none (its host was removed with
+ * --force), or one of another env. Say which hosts of its env have its
+ * domain. */
+static void host_missing(struct state *s, const struct vp_vm *vm)
+{
+        const struct host_doms *other = host_by_id(s, vm->host_id);
+        const struct vp_env *e = env_by_id(s, vm->env_id);
+        char found[300] = "";
+        size_t nfound = 0, unreached = 0;
+        for (size_t i = 0; i < s->nhosts; i++) {
+                const struct host_doms *h = &s->hosts[i];
+                if (h->host.env_id != vm->env_id)
+                        continue;
+                if (!h->conn) {
+                        unreached++;
+                } else if (find_domain(h, vm->name) >= 0) {
+                        size_t l = strlen(found);
+                        snprintf(found + l, sizeof(found) - l, "%s'%s'", nfound++ ? ", " : "", h->host.name);
+                }
+        }
+        const char *ename = e ? e->name : "?";
+        _cleanup_free_ char *why = other ? vp_strdupf("recorded on host '%s' of env '%s', not of its env '%s'",
+                                                      other->host.name, other->env->name, ename)
+                                         : vp_strdupf("recorded on no host of env '%s'", ename);
+        const char *kind = other ? "host-mismatch" : "host-missing";
+        if (nfound)
+                problem(s->rep, kind, vm->name, "%s; its domain is on host%s %s", why, nfound == 1 ? "" : "s", found);
+        else
+                problem(s->rep, kind, vm->name, "%s; no host of env '%s'%s has its domain", why, ename,
+                        unreached ? " that answered" : "");
+}
+
+/* Each VM's delta is there and its domain on the host the catalog records. */
+static void check_vms(struct state *s)
 {
         for (size_t i = 0; i < s->nvms; i++) {
                 const struct vp_vm *vm = &s->vms[i];
@@ -491,44 +622,46 @@ static void check_vms_and_domains(struct state *s)
                         problem(s->rep, "delta-missing", vm->name, "its collection '%s' is missing", vm->delta_path);
                 if (!vp_owner_is_vm(vm->owner))
                         continue;   /* mid-migration: the journal knows where it is */
-                size_t e;
-                for (e = 0; e < s->nenvs; e++)
-                        if (s->envs[e].id == vm->env_id)
-                                break;
-                if (e == s->nenvs || !s->reached[e])
-                        continue;
-                bool found = false;
-                for (size_t k = 0; k < s->ndoms[e]; k++)
-                        found |= streq(s->doms[e][k].name, vm->name);
-                if (!found)
-                        problem(s->rep, "domain-missing", vm->name, "no domain on env '%s' (pool '%s')", s->envs[e].name,
-                                p ? p->name : "?");
+                const struct host_doms *h = home_host(s, vm);
+                if (!h)
+                        host_missing(s, vm);
+                else if (h->conn && find_domain(h, vm->name) < 0)
+                        problem(s->rep, "domain-missing", vm->name, "no domain on host '%s' of env '%s' (pool '%s')",
+                                h->host.name, h->env->name, p ? p->name : "?");
         }
-        /* Domains vpool defined that the catalog does not place there. */
-        for (size_t e = 0; e < s->nenvs; e++)
-                for (size_t k = 0; k < s->ndoms[e]; k++) {
-                        struct vp_dominfo *d = &s->doms[e][k];
+}
+
+/* Domains vpool defined that the catalog does not place where they are. */
+static void check_domains(struct state *s)
+{
+        for (size_t e = 0; e < s->nhosts; e++) {
+                struct host_doms *h = &s->hosts[e];
+                for (size_t k = 0; k < h->ndoms; k++) {
+                        struct vp_dominfo *d = &h->doms[k];
                         s->rep->domains++;
                         if (!d->has_meta || !ours(s, d))
                                 continue;
                         const struct vp_vm *vm = vm_by_name(s, d->name);
-                        _cleanup_free_ char *subj = vp_strdupf("%s/%s", s->envs[e].name, d->name);
+                        _cleanup_free_ char *subj = vp_strdupf("%s/%s", h->env->name, d->name);
                         size_t before = s->rep->n;
-                        if (!vm)
-                                problem(s->rep, "stale-domain", subj, "a vpool domain (pool '%s') of no VM in the catalog",
-                                        d->pool);
-                        else if (in_flight(s, vm))
+                        if (!vm) {
+                                problem(s->rep, "stale-domain", subj, "on host '%s': a vpool domain (pool '%s') of no "
+                                        "VM in the catalog", h->host.name, d->pool);
+                        } else if (in_flight(s, vm)) {
                                 continue;
-                        else if (vm->env_id != s->envs[e].id)
-                                problem(s->rep, "stale-domain", subj, "vm '%s' lives on env '%s', not here", vm->name,
-                                        env_by_id(s, vm->env_id) ? env_by_id(s, vm->env_id)->name : "?");
-                        else if (!streq(vm->uuid, d->uuid))
-                                problem(s->rep, "identity-mismatch", subj, "domain UUID %s, catalog UUID %s", d->uuid,
-                                        vm->uuid);
+                        } else if (!expected_on(s, vm, h)) {
+                                _cleanup_free_ char *home = home_of(s, vm);
+                                problem(s->rep, "stale-domain", subj, "on host '%s': vm '%s' lives on %s, not here",
+                                        h->host.name, vm->name, home);
+                        } else if (!streq(vm->uuid, d->uuid)) {
+                                problem(s->rep, "identity-mismatch", subj, "on host '%s': domain UUID %s, catalog "
+                                        "UUID %s", h->host.name, d->uuid, vm->uuid);
+                        }
                         bool stale = s->rep->n > before && streq(s->rep->problems[s->rep->n - 1].kind, "stale-domain");
-                        if (s->repair && stale && s->conns[e])
-                                repair_stale(s, &s->envs[e], s->conns[e], d);
+                        if (s->repair && stale)
+                                repair_stale(s, h, k);
                 }
+        }
 }
 
 /* Every master opens through storage's checked open and still has the size
@@ -555,6 +688,42 @@ static void check_images(struct state *s)
         }
 }
 
+/* Every host of every env, connected, its domains read: a host that does
+ * not answer is a problem of its own, and its domains are not checked. */
+static int read_hosts(struct state *s, struct vp_error *err)
+{
+        for (size_t e = 0; e < s->nenvs; e++) {
+                struct vp_host *hs = NULL;
+                size_t n = 0;
+                int r = vp_env_hosts(s->ctx, s->envs[e].id, &hs, &n, err);
+                if (r < 0)
+                        return r;
+                s->rep->envs++;
+                struct host_doms *nh = realloc(s->hosts, (s->nhosts + n + 1) * sizeof(*nh));
+                if (!nh)
+                        abort();
+                s->hosts = nh;
+                for (size_t i = 0; i < n; i++) {
+                        struct host_doms *h = &s->hosts[s->nhosts++];
+                        struct vp_error cerr = { 0 };
+                        virConnectPtr c;
+                        *h = (struct host_doms){ .env = &s->envs[e], .host = hs[i] };
+                        s->rep->hosts++;
+                        if (vp_ctx_conn_host(s->ctx, &h->host, &c, &cerr) < 0 ||
+                            vp_hv_inspect_all(c, &h->doms, &h->ndoms, &cerr) < 0) {
+                                _cleanup_free_ char *subj = vp_strdupf("%s/%s", s->envs[e].name, h->host.name);
+                                problem(s->rep, "host-unreachable", subj, "%s; its domains were not checked", cerr.msg);
+                                h->ndoms = 0;
+                        } else {
+                                h->conn = c;
+                        }
+                        h->removed = vp_xcalloc(h->ndoms + 1, sizeof(bool));
+                }
+                free(hs);
+        }
+        return 0;
+}
+
 int vp_fsck(struct vp_ctx *ctx, bool repair, struct vp_fsck_report *rep, struct vp_error *err)
 {
         struct state s = { .ctx = ctx, .rep = rep, .repair = repair };
@@ -576,40 +745,30 @@ int vp_fsck(struct vp_ctx *ctx, bool repair, struct vp_fsck_report *rep, struct 
         if ((r = vp_row_list(ctx->cat, &vp_table_migration, NULL, NULL, &rows, &s.nmigs, err)) < 0)
                 goto out;
         s.migs = rows;
-
-        s.doms = vp_xcalloc(s.nenvs, sizeof(*s.doms));
-        s.ndoms = vp_xcalloc(s.nenvs, sizeof(*s.ndoms));
-        s.reached = vp_xcalloc(s.nenvs, sizeof(*s.reached));
-        s.conns = vp_xcalloc(s.nenvs, sizeof(*s.conns));
-        for (size_t e = 0; e < s.nenvs; e++) {
-                virConnectPtr c;
-                struct vp_error cerr = { 0 };
-                rep->envs++;
-                if (vp_ctx_conn(ctx, &s.envs[e], &c, &cerr) < 0 ||
-                    vp_hv_inspect_all(c, &s.doms[e], &s.ndoms[e], &cerr) < 0) {
-                        problem(rep, "env-unreachable", s.envs[e].name, "%s; its domains were not checked", cerr.msg);
-                        continue;
-                }
-                s.reached[e] = true;
-                s.conns[e] = c;
-        }
+        if ((r = read_hosts(&s, err)) < 0)
+                goto out;
         note_unfinished(&s);
+        check_vms(&s);
+        /* Stale domains go first (--repair), so the deltas are then judged
+         * by the domains that are left. */
+        check_domains(&s);
         walk_deltas(&s);
-        check_vms_and_domains(&s);
         check_images(&s);
         r = 0;
 out:
-        for (size_t e = 0; s.doms && e < s.nenvs; e++)
-                free(s.doms[e]);
-        free(s.doms);
-        free(s.ndoms);
-        free(s.reached);
-        free(s.conns);
+        for (size_t i = 0; i < s.nhosts; i++) {
+                free(s.hosts[i].doms);
+                free(s.hosts[i].removed);
+                vp_row_clear(&vp_table_host, &s.hosts[i].host);
+        }
+        free(s.hosts);
         free(s.inflight);
         vp_rows_free(&vp_table_env, s.envs, s.nenvs);
         vp_rows_free(&vp_table_vm, s.vms, s.nvms);
         vp_rows_free(&vp_table_pool, s.pools, s.npools);
         vp_rows_free(&vp_table_image, s.images, s.nimages);
         vp_rows_free(&vp_table_migration, s.migs, s.nmigs);
+        if (r < 0)
+                vp_fsck_report_free(rep);
         return r;
 }

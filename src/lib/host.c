@@ -59,6 +59,26 @@ int vp_host_default_name(const char *uri, const char *default_name, char **ret, 
         return vp_err(err, -EINVAL, "URI '%s' names no host; name the host (NAME=URI or --name NAME)", uri);
 }
 
+char *vp_host_peer_uri(const char *uri)
+{
+        const char *q = strchr(uri, '?');
+        if (!q)
+                return vp_strdup(uri);
+        /* The query's parameters but pkipath, joined again. */
+        char *out = vp_strdupf("%.*s", (int)(q - uri), uri);
+        _cleanup_free_ char *params = vp_strdup(q + 1);
+        char *save = NULL, sep = '?';
+        for (char *p = strtok_r(params, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
+                if (strncmp(p, "pkipath=", 8) == 0)
+                        continue;
+                char *next = vp_strdupf("%s%c%s", out, sep, p);
+                free(out);
+                out = next;
+                sep = '&';
+        }
+        return out;
+}
+
 /* ---- rows ----------------------------------------------------------------- */
 
 static int cmp_host_name(const void *a, const void *b)
@@ -244,14 +264,40 @@ int vp_ctx_conn_source(struct vp_ctx *ctx, const struct vp_env *env, virConnectP
         return conn_env(ctx, env, true, ret, err);
 }
 
+/* The host of VM's env that has its domain (its UUID), when the catalog
+ * does not say which: *RET its connection, or -ENOENT. */
+static int find_vm_host(struct vp_ctx *ctx, const struct vp_vm *vm, virConnectPtr *ret)
+{
+        struct vp_host *hs = NULL;
+        size_t n = 0;
+        int k = vp_env_hosts(ctx, vm->env_id, &hs, &n, NULL);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                char uuid[VIR_UUID_STRING_BUFLEN];
+                virConnectPtr c;
+                if (vp_ctx_conn_host(ctx, &hs[i], &c, NULL) >= 0 && vp_hv_uuid(c, vm->name, uuid, NULL) >= 0 &&
+                    streq(uuid, vm->uuid)) {
+                        *ret = c;
+                        vp_rows_free(&vp_table_host, hs, n);
+                        return 0;
+                }
+        }
+        vp_rows_free(&vp_table_host, hs, n);
+        return -ENOENT;
+}
+
 int vp_ctx_conn_vm(struct vp_ctx *ctx, const struct vp_vm *vm, virConnectPtr *ret, struct vp_error *err)
 {
         struct vp_host h = { 0 };
-        if (vm->host_id && vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &h, NULL) >= 0) {
+        /* The recorded host, when it is one of the VM's env. */
+        if (vm->host_id && vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &h, NULL) >= 0 &&
+            h.env_id == vm->env_id) {
                 int k = vp_ctx_conn_host(ctx, &h, ret, err);
                 vp_row_clear(&vp_table_host, &h);
                 return k;
         }
+        vp_row_clear(&vp_table_host, &h);
+        if (find_vm_host(ctx, vm, ret) >= 0)
+                return 0;
         struct vp_env e = { 0 };
         int k = vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &e, err);
         if (k >= 0)

@@ -20,6 +20,11 @@ int vp_host_spec_parse(char *arg, struct vp_host_spec *ret, struct vp_error *err
  * when not NULL, is taken then. *ret malloc'd. */
 int vp_host_default_name(const char *uri, const char *default_name, char **ret, struct vp_error *err);
 
+/* URI as another host's libvirtd reaches it (a peer-to-peer live move):
+ * without the pkipath parameter, which names the controller's own
+ * certificates (each libvirtd has its own). malloc'd. */
+char *vp_host_peer_uri(const char *uri);
+
 /* ENV_ID's hosts, ordered by name (free with vp_rows_free). */
 int vp_env_hosts(struct vp_ctx *ctx, int64_t env_id, struct vp_host **ret, size_t *ret_n, struct vp_error *err);
 /* Host HOST of env ENV (-ENOENT "env 'ENV' has no host 'HOST'"). RET_ENV may be NULL. */

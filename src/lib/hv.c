@@ -3,10 +3,17 @@
 #include <pthread.h>
 
 #include <libvirt/virterror.h>
+#include <pthread.h>
 #include <libxml/parser.h>
+#include <libxml/uri.h>
 #include <libxml/xpath.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "domxml.h"
 
@@ -36,6 +43,12 @@ static void events_start(void)
 
 void vp_hv_init(void)
 {
+        /* libvirt prints its warnings on stderr, ahead of the one line vpool
+         * prints for a failure (a refused TLS certificate gives three).
+         * LIBVIRT_DEBUG=warning, or any log setting of the operator's own,
+         * brings them back. */
+        if (!getenv("LIBVIRT_DEBUG") && !getenv("LIBVIRT_LOG_OUTPUTS") && !getenv("LIBVIRT_LOG_FILTERS"))
+                setenv("LIBVIRT_DEBUG", "error", 0);
         virSetErrorFunc(NULL, silent);
         xmlInitParser();
         pthread_once(&events_once, events_start);
@@ -73,6 +86,87 @@ static const char *lv_msg(void)
         return m && *m ? m : "unknown libvirt error";
 }
 
+static bool file_in(const char *dir, const char *name)
+{
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+                return false;
+        return access(path, F_OK) == 0;
+}
+
+/* The value of KEY in URI's query, unescaped, or NULL. Caller frees. */
+static char *uri_param(xmlURIPtr u, const char *key)
+{
+        size_t kl = strlen(key);
+        for (const char *p = u->query_raw; p && *p;) {
+                const char *end = p + strcspn(p, "&");
+                if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=')
+                        return xmlURIUnescapeString(p + kl + 1, (int)(end - p - (ptrdiff_t)kl - 1), NULL);
+                p = *end ? end + 1 : end;
+        }
+        return NULL;
+}
+
+/* Where libvirt looks for its TLS client files: the URI's pkipath, else a
+ * user's ~/.pki/libvirt when it holds a certificate, else the system's
+ * /etc/pki. Fills the folder of the client's certificate and key, and the
+ * paths of the key and of the CA certificate. */
+struct client_pki {
+        char dir[PATH_MAX];
+        char key[PATH_MAX + 32];
+        char ca[PATH_MAX + 32];
+};
+
+static void client_pki_find(const char *pkipath, struct client_pki *p)
+{
+        const char *home = getenv("HOME");
+        if (!pkipath && geteuid() != 0 && home) {
+                snprintf(p->dir, sizeof(p->dir), "%s/.pki/libvirt", home);
+                if (file_in(p->dir, "clientcert.pem"))
+                        pkipath = p->dir;
+        }
+        if (pkipath) {
+                if (pkipath != p->dir)
+                        snprintf(p->dir, sizeof(p->dir), "%s", pkipath);
+                snprintf(p->key, sizeof(p->key), "%s/clientkey.pem", p->dir);
+                snprintf(p->ca, sizeof(p->ca), "%s/cacert.pem", p->dir);
+                return;
+        }
+        snprintf(p->dir, sizeof(p->dir), "/etc/pki/libvirt");
+        snprintf(p->key, sizeof(p->key), "/etc/pki/libvirt/private/clientkey.pem");
+        snprintf(p->ca, sizeof(p->ca), "/etc/pki/CA/cacert.pem");
+}
+
+/* What libvirt leaves unsaid when a qemu+tls:// connection fails: its
+ * refusal of the host's certificate names neither the CA nor the name it
+ * checked (the reason goes to its warning log only), and a missing client
+ * certificate shows only as the host's refusal, "Unable to read TLS
+ * confirmation". Writes ": <cause>" to OUT, or nothing for other URIs and
+ * failures. */
+static void tls_cause(const char *uri, virErrorPtr e, char *out, size_t outsz)
+{
+        xmlURIPtr u = xmlParseURI(uri);
+        if (!u)
+                return;
+        size_t sl = u->scheme ? strlen(u->scheme) : 0;
+        if (sl > 4 && !strcmp(u->scheme + sl - 4, "+tls")) {
+                char *pkipath = uri_param(u, "pkipath");
+                struct client_pki p;
+                client_pki_find(pkipath, &p);
+                bool has_ca = access(p.ca, F_OK) == 0;
+                if (e && e->code == VIR_ERR_AUTH_FAILED && e->message && strstr(e->message, "certificate"))
+                        snprintf(out, outsz, ": the host's certificate is not signed by the CA in '%.400s', "
+                                 "or does not name '%.100s'", p.ca, u->server ? u->server : "localhost");
+                /* Without the CA file libvirt stops earlier, and says so. */
+                else if (has_ca && !file_in(p.dir, "clientcert.pem"))
+                        snprintf(out, outsz, ": no client certificate '%.400s/clientcert.pem'", p.dir);
+                else if (has_ca && access(p.key, F_OK) != 0)
+                        snprintf(out, outsz, ": no client key '%.400s'", p.key);
+                xmlFree(pkipath);
+        }
+        xmlFreeURI(u);
+}
+
 int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err)
 {
         virConnectPtr c = virConnectOpen(uri);
@@ -80,7 +174,9 @@ int vp_hv_connect(const char *uri, virConnectPtr *ret, struct vp_error *err)
                 virErrorPtr e = virGetLastError();
                 int code = e && (e->code == VIR_ERR_INVALID_ARG || e->code == VIR_ERR_PARSE_FAILED ||
                                  e->code == VIR_ERR_NO_CONNECT) ? -EINVAL : -EHOSTUNREACH;
-                return vp_err(err, code, "cannot connect to '%s': %s", uri, lv_msg());
+                char cause[600] = "";
+                tls_cause(uri, e, cause, sizeof(cause));
+                return vp_err(err, code, "cannot connect to '%s': %s%s", uri, lv_msg(), cause);
         }
         *ret = c;
         return 0;
@@ -277,7 +373,7 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
         return 0;
 }
 
-int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+int vp_hv_check_hardware(virConnectPtr conn, const char *where, const char *arch,
                          const char *domain_type, const char *machine, const char *disk_bus,
                          const char *nic, const char *firmware, struct vp_error *err)
 {
@@ -286,13 +382,13 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         if (r < 0)
                 return r;
         if (!vp_list_has(info.machines, machine))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer machine type '%s'", env, machine);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer machine type '%s'", where, machine);
         if (!vp_list_has(info.domain_types, domain_type))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer domain type '%s'", env, domain_type);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer domain type '%s'", where, domain_type);
         struct xdoc x = { 0 };
         r = domcaps(conn, arch, machine, domain_type, &x, err);
         if (r < 0) {
-                vp_err_prefix(err, "env '%s' machine '%s'", env, machine);
+                vp_err_prefix(err, "%s machine '%s'", where, machine);
                 return r;
         }
         char buses[128] = "", fw[64] = "";
@@ -300,14 +396,14 @@ int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
         xpath_list(&x, "/domainCapabilities/os/enum[@name='firmware']/value", fw, sizeof(fw));
         xdoc_free(&x);
         if (!vp_list_has(buses, disk_bus))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer disk bus '%s' on machine '%s' (offers %s)",
-                              env, disk_bus, machine, buses);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer disk bus '%s' on machine '%s' (offers %s)",
+                              where, disk_bus, machine, buses);
         if (vp_nic_model_from_string(nic) != VP_NIC_NONE && !vp_list_has(info.nic_models, nic))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer NIC model '%s'", env, nic);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer NIC model '%s'", where, nic);
         /* libvirt's name for UEFI firmware is efi. */
         if (vp_firmware_from_string(firmware) == VP_FIRMWARE_UEFI && !vp_list_has(fw, "efi"))
-                return vp_err(err, -EOPNOTSUPP, "env '%s' does not offer UEFI firmware on machine '%s'",
-                              env, machine);
+                return vp_err(err, -EOPNOTSUPP, "%s does not offer UEFI firmware on machine '%s'",
+                              where, machine);
         return 0;
 }
 
@@ -635,5 +731,200 @@ int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n
         free(doms);
         *ret = out;
         *ret_n = k;
+        return 0;
+}
+
+/* ---- live move ------------------------------------------------------------ */
+
+/* The migration call blocks until libvirt is done, so it runs in a thread
+ * of its own while the caller's thread keeps the clock and can abort. */
+struct live_job {
+        virDomainPtr dom;
+        const char *dst_uri;
+        virTypedParameterPtr params;
+        int nparams;
+        unsigned int flags;
+        int rc;
+        char msg[512];             /* libvirt's error is per thread: copied here */
+        _Atomic bool done;
+};
+
+static void *live_run(void *p)
+{
+        struct live_job *j = p;
+        j->rc = virDomainMigrateToURI3(j->dom, j->dst_uri, j->params, (unsigned int)j->nparams, j->flags);
+        if (j->rc < 0)
+                snprintf(j->msg, sizeof(j->msg), "%s", lv_msg());
+        j->done = true;
+        return NULL;
+}
+
+/* Flags of a live move between hosts of one env over shared storage. */
+static const unsigned int live_flags =
+        VIR_MIGRATE_LIVE |
+        /* The source daemon talks to the destination's itself, so the move
+         * needs no controller in the middle once it started, and libvirt
+         * protects the domain from other jobs for the whole of it. */
+        VIR_MIGRATE_PEER2PEER |
+        /* vpool's domains are persistent: defined on the destination with
+         * the new generation's names (PERSIST_XML), gone from the source,
+         * so no definition of the old names stays behind anywhere. */
+        VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+        /* libvirt trusts only file systems it knows as shared (NFS, CephFS,
+         * GlusterFS, GPFS, OCFS2...) and refuses any other as "migration
+         * without shared storage is unsafe". vpool's shared storage is
+         * shared by definition (the env sees it at one path; preflight
+         * checks the master's digest there), whatever its type: a local
+         * folder for hosts on one machine, a bind mount or an unlisted
+         * cluster file system in production. The disks use cache='none',
+         * which is the other half of what libvirt checks. */
+        VIR_MIGRATE_UNSAFE |
+        /* A guest whose disk fails mid-move stays on the source. */
+        VIR_MIGRATE_ABORT_ON_ERROR;
+
+/* The destination and persistent XML of D: its live (migratable) and
+ * inactive descriptions with the disks renamed per HOW. */
+static int live_xmls(virDomainPtr d, const char *name, const struct vp_hv_live *how, char **ret_live,
+                     char **ret_persist, struct vp_error *err)
+{
+        static const unsigned int which[2] = {
+                VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE,
+                VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_INACTIVE,
+        };
+        char *out[2] = { NULL, NULL };
+        for (int i = 0; i < 2; i++) {
+                _cleanup_free_ char *xml = virDomainGetXMLDesc(d, which[i]);
+                if (!xml) {
+                        free(out[0]);
+                        return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
+                }
+                out[i] = vp_domxml_move_disks(xml, how->moves, how->nmoves, how->generation, err);
+                if (!out[i]) {
+                        free(out[0]);
+                        vp_err_prefix(err, "domain '%s'", name);
+                        return err ? err->code : -EINVAL;
+                }
+        }
+        *ret_live = out[0];
+        *ret_persist = out[1];
+        return 0;
+}
+
+/* Run the job J, aborting it once TIMEOUT_SEC passed. Returns whether it
+ * was aborted. */
+static bool live_wait(struct live_job *j, int timeout_sec)
+{
+        pthread_t t;
+        if (pthread_create(&t, NULL, live_run, j) != 0)
+                abort();
+        bool aborted = false;
+        int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
+        while (!j->done) {
+                if (!aborted && now_ms() >= deadline) {
+                        /* libvirt cancels QEMU's migration and resumes the
+                         * guest on the source; too late (the destination
+                         * already runs it) it refuses, and the move stands. */
+                        if (virDomainAbortJob(j->dom) < 0)
+                                virResetLastError();
+                        aborted = true;
+                }
+                sleep_ms(10);
+        }
+        pthread_join(t, NULL);
+        return aborted;
+}
+
+static const char *where_word(virConnectPtr conn, const char *name)
+{
+        enum vp_vm_state st = VP_VM_UNKNOWN;
+        struct vp_error lerr = { 0 };
+        if (vp_hv_domain_state(conn, name, &st, &lerr) < 0) {
+                virResetLastError();
+                return vp_vm_state_to_string(VP_VM_UNREACHABLE);
+        }
+        return vp_vm_state_to_string(st);
+}
+
+/* The error of a move that did not complete, saying where the domain is. */
+static int live_failed(virConnectPtr src, virConnectPtr dst, const char *name, bool aborted, int timeout_sec,
+                       const char *msg, struct vp_error *err)
+{
+        enum vp_vm_state s = VP_VM_UNKNOWN;
+        struct vp_error lerr = { 0 };
+        bool on_src = vp_hv_domain_state(src, name, &s, &lerr) == 0 && s == VP_VM_RUNNING;
+        virResetLastError();
+        char why[640];
+        if (aborted)
+                snprintf(why, sizeof(why), "did not finish within %d s and was aborted (%s)", timeout_sec, msg);
+        else
+                snprintf(why, sizeof(why), "failed: %s", msg);
+        if (on_src)
+                return vp_err(err, aborted ? -ETIMEDOUT : -EIO, "live move of domain '%s' %s; it still runs on the source",
+                              name, why);
+        return vp_err(err, -EIO, "live move of domain '%s' %s; source: %s, destination: %s", name, why,
+                      where_word(src, name), where_word(dst, name));
+}
+
+static void live_stats(virConnectPtr dst, const char *name, struct vp_hv_live_stats *ret)
+{
+        *ret = (struct vp_hv_live_stats){ .downtime_ms = -1, .total_ms = -1 };
+        _cleanup_dom_ virDomainPtr d = virDomainLookupByName(dst, name);
+        int type, n = 0;
+        virTypedParameterPtr p = NULL;
+        /* The destination keeps the completed job's figures, sent along by
+         * the source (the source's domain object is gone with it); kept
+         * for whoever asks next too. */
+        if (!d || virDomainGetJobStats(d, &type, &p, &n,
+                                             VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) < 0) {
+                virResetLastError();
+                return;
+        }
+        unsigned long long v;
+        if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_DOWNTIME, &v) == 1)
+                ret->downtime_ms = (int64_t)v;
+        if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &v) == 1)
+                ret->total_ms = (int64_t)v;
+        virTypedParamsFree(p, n);
+}
+
+int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, const struct vp_hv_live *how,
+                       struct vp_hv_live_stats *ret_stats, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(src, name, &d, err);
+        if (r < 0)
+                return r;
+        if ((r = domain_active(d, name, err)) <= 0)
+                return r < 0 ? r : vp_err(err, -EINVAL, "domain '%s' does not run: nothing to move live", name);
+        _cleanup_free_ char *live = NULL, *persist = NULL;
+        if ((r = live_xmls(d, name, how, &live, &persist, err)) < 0)
+                return r;
+        if (how->max_downtime_ms > 0 && virDomainMigrateSetMaxDowntime(d, (unsigned long long)how->max_downtime_ms, 0) < 0)
+                return vp_err(err, -EIO, "domain '%s': cannot set the migration's downtime: %s", name, lv_msg());
+
+        virTypedParameterPtr params = NULL;
+        int nparams = 0, maxparams = 0;
+        if (virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_DEST_XML, live) < 0 ||
+            virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_PERSIST_XML, persist) < 0 ||
+            (how->stream_uri && virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI,
+                                                        how->stream_uri) < 0))
+                abort();
+        struct live_job j = { .dom = d, .dst_uri = how->dst_uri, .params = params, .nparams = nparams,
+                              .flags = live_flags };
+        bool aborted = live_wait(&j, how->timeout_sec);
+        virTypedParamsFree(params, nparams);
+        if (j.rc < 0)
+                return live_failed(src, dst, name, aborted, how->timeout_sec, j.msg, err);
+
+        /* libvirt said done: check it, as the caller will unlink the
+         * names the source had open. */
+        enum vp_vm_state s_src = VP_VM_UNKNOWN, s_dst = VP_VM_UNKNOWN;
+        if ((r = vp_hv_domain_state(dst, name, &s_dst, err)) < 0 || (r = vp_hv_domain_state(src, name, &s_src, err)) < 0)
+                return r;
+        if (s_dst != VP_VM_RUNNING || s_src != VP_VM_UNDEFINED)
+                return vp_err(err, -EIO, "live move of domain '%s' ended with it %s on the source and %s on the destination",
+                              name, vp_vm_state_to_string(s_src), vp_vm_state_to_string(s_dst));
+        if (ret_stats)
+                live_stats(dst, name, ret_stats);
         return 0;
 }

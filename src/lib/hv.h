@@ -3,6 +3,7 @@
 #pragma once
 #include "util.h"
 #include "model.h"
+#include "domxml.h"
 #include <libvirt/libvirt.h>
 #include <stdatomic.h>
 
@@ -48,8 +49,9 @@ int vp_hv_probe(virConnectPtr conn, struct vp_hv_info *ret, struct vp_error *err
 
 /* Check the hypervisor offers MACHINE for ARCH with DOMAIN_TYPE, and that
  * machine's domain capabilities offer DISK_BUS and FIRMWARE; NIC against
- * the probed models. ENV names the environment in errors. */
-int vp_hv_check_hardware(virConnectPtr conn, const char *env, const char *arch,
+ * the probed models. WHERE names the host in errors ("host 'a' of env
+ * 'dc1'", "env 'lab'"). */
+int vp_hv_check_hardware(virConnectPtr conn, const char *where, const char *arch,
                          const char *domain_type, const char *machine, const char *disk_bus,
                          const char *nic, const char *firmware, struct vp_error *err);
 
@@ -122,3 +124,42 @@ int vp_hv_inspect_all(virConnectPtr conn, struct vp_dominfo **ret, size_t *ret_n
 
 /* The persistent XML of NAME (malloc'd). */
 int vp_hv_xml(virConnectPtr conn, const char *name, char **ret, struct vp_error *err);
+
+/* ---- live move ------------------------------------------------------------ */
+
+/* How a running domain moves live to another host of its env (same
+ * hardware, disks on shared storage: no disk byte is copied). */
+struct vp_hv_live {
+        /* The destination's URI as the SOURCE's libvirtd reaches it: the
+         * move runs peer to peer, the source daemon drives it. */
+        const char *dst_uri;
+        /* NULL, or tcp://ADDR where the destination's QEMU listens for the
+         * memory stream; NULL lets the destination name itself (its
+         * migration_host, else its hostname). */
+        const char *stream_uri;
+        /* The delta's disks: the names the domain has open, and the new
+         * generation's names, hard links to the same inodes, that the
+         * domain opens on the destination. */
+        const struct vp_domxml_move *moves;
+        size_t nmoves;
+        int64_t generation;        /* vpool's metadata on the destination */
+        int timeout_sec;           /* then the job is aborted; > 0 */
+        int max_downtime_ms;       /* 0: QEMU's default (300 ms) */
+};
+
+struct vp_hv_live_stats {
+        int64_t downtime_ms;       /* libvirt's figure for the pause; -1 when not reported */
+        int64_t total_ms;          /* the whole job, as libvirt timed it; -1 likewise */
+};
+
+/* Move NAME, running on SRC, live to DST (the connection the caller holds
+ * to HOW->dst_uri): defined there persistently with its disks renamed per
+ * HOW, undefined on SRC. Returns 0 once it runs on DST and SRC has no such
+ * domain, with *ret_stats filled when not NULL. On failure libvirt rolls
+ * the move back and the domain runs on SRC as before: -ETIMEDOUT when the
+ * job was aborted after HOW->timeout_sec, -EIO otherwise, the message
+ * saying where the domain runs now, with libvirt's own words. The files
+ * are the caller's: both names must exist before, and the old ones are
+ * the caller's to remove after. */
+int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, const struct vp_hv_live *how,
+                       struct vp_hv_live_stats *ret_stats, struct vp_error *err);

@@ -12,6 +12,9 @@
 #include "place.h"
 
 #define VP_DEFAULT_PARALLEL 8
+/* The least time a live move gets (seconds), however short the shutdown
+ * timeout. */
+#define VP_LIVE_MIN_TIMEOUT 30
 
 bool vp_migration_active(struct vp_ctx *ctx, int64_t id)
 {
@@ -628,6 +631,11 @@ static int run_steps(struct vm_job *j, const step_fn steps[VP_STEP_MAX], struct 
         }
 }
 
+/* A running VM that stays in its env with its hardware moves live (below). */
+static int live_lock(struct vm_job *j, struct vp_error *err);
+static int live_move(struct vm_job *j, struct vp_error *err);
+static int live_unlock(struct vm_job *j, struct vp_error *err);
+
 /* pending → stopping. Whether the source runs is remembered before the
  * shutdown: the target starts only if the source ran; an unreachable
  * fenced source counts as running. */
@@ -651,6 +659,8 @@ static int move_note_source(struct vm_job *j, struct vp_error *err)
  * migration takes the delta over at a new generation. */
 static int move_lock(struct vm_job *j, struct vp_error *err)
 {
+        if (j->mv->live && !j->fenced)
+                return live_lock(j, err);
         int k;
         if (!j->fenced) {
                 k = vp_hv_stop(j->sc, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err);
@@ -672,8 +682,8 @@ static int move_lock(struct vm_job *j, struct vp_error *err)
 /* locked → provisioned. The target's domain, with the VM's identity and
  * the new hardware. Its disks carry the names the unlock will give them;
  * until then no such file exists, so it cannot start and holds nothing,
- * and the unlock is the rename alone. */
-static int move_provision(struct vm_job *j, struct vp_error *err)
+ * and the unlock is the rename alone. DETAIL goes to the journal. */
+static int provision_cold(struct vm_job *j, const char *detail, struct vp_error *err)
 {
         struct run *r = j->r;
         struct vp_manifest m;
@@ -687,7 +697,12 @@ static int move_provision(struct vm_job *j, struct vp_error *err)
                 return err ? err->code : -EINVAL;
         if ((k = define_domain(r, j->dc, xml, err)) < 0)
                 return k;
-        return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, NULL, NULL, err);
+        return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, detail, NULL, err);
+}
+
+static int move_provision(struct vm_job *j, struct vp_error *err)
+{
+        return j->mv->live ? live_move(j, err) : provision_cold(j, NULL, err);
 }
 
 /* No process may hold the delta's disks when it changes hands. Held, the
@@ -704,12 +719,12 @@ static int lease_check(struct vm_job *j, const struct vp_manifest *m, struct vp_
         return k;
 }
 
-/* provisioned → handed_over. Unlock to the target VM alone: its disks pass
- * the checks again, and no process anywhere may still hold them (a source
- * that was only unreachable, or wrongly said to be fenced), right before
- * they take the names its domain has. Held, the VM waits here; resume
- * retries. */
-static int move_unlock(struct vm_job *j, struct vp_error *err)
+/* The delta to the target VM alone: its disks pass the checks again, and
+ * no process anywhere may still hold them (a source that was only
+ * unreachable, or wrongly said to be fenced) unless LEASED_BY_TARGET (a
+ * live move gave them to the target's QEMU), right before they take the
+ * names its domain has. Held, the VM waits at provisioned; resume retries. */
+static int unlock(struct vm_job *j, bool leased_by_target, const char *detail, struct vp_error *err)
 {
         struct run *r = j->r;
         struct vp_manifest m;
@@ -717,7 +732,7 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
             (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
                                 r->im.format, NULL, err)) < 0 ||
-            (k = lease_check(j, &m, err)) < 0 ||
+            (!leased_by_target && (k = lease_check(j, &m, err)) < 0) ||
             (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
                 return k;
@@ -725,7 +740,13 @@ static int move_unlock(struct vm_job *j, struct vp_error *err)
         j->vm.env_id = j->dst->id;
         j->vm.profile_id = j->dp->id;
         j->vm.host_id = j->dh ? j->dh->id : 0;
-        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, NULL, &j->vm, err);
+        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, detail, &j->vm, err);
+}
+
+/* provisioned → handed_over. */
+static int move_unlock(struct vm_job *j, struct vp_error *err)
+{
+        return j->mv->live ? live_unlock(j, err) : unlock(j, false, NULL, err);
 }
 
 /* The checks every start makes (vp_vm_check_start), on the run's master,
@@ -774,6 +795,10 @@ static int move_ensure_target(struct vm_job *j, struct vp_error *err)
 static int move_start(struct vm_job *j, struct vp_error *err)
 {
         struct vp_migvm *mv = j->mv;
+        enum vp_vm_state st = VP_VM_UNKNOWN;
+        /* Moved live, it runs on the target already. */
+        if (mv->live && vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st))
+                return record_step(j->r, mv, VP_STEP_DONE, mv->generation, "running (moved live)", NULL, err);
         int k = move_ensure_target(j, err);
         if (k < 0 || (mv->source_running && (k = job_check_start(j, err)) < 0))
                 return k;
@@ -791,6 +816,121 @@ static int move_start(struct vm_job *j, struct vp_error *err)
                 return k;
         }
         return record_step(j->r, mv, VP_STEP_DONE, mv->generation, mv->source_running ? "started" : NULL, NULL, err);
+}
+
+/* ---- a live move: a running VM to another host of its env ----------------- */
+
+/* stopping → locked, live. The migration takes the delta over at a new
+ * generation while the VM runs on, its disks keeping their names: QEMU
+ * opens a disk again by its name as the move ends on the source. The one
+ * writer left is that QEMU process, which the move hands to the target;
+ * the names change at the unlock. */
+static int live_lock(struct vm_job *j, struct vp_error *err)
+{
+        struct vp_manifest m;
+        int k = vp_delta_take_over(j->dfd, j->vm.delta_path, j->vm_owner, j->mig_owner, j->mv->generation, &m, err);
+        if (k < 0)
+                return k;
+        job_take_owner(j, &m);
+        return record_step(j->r, j->mv, VP_STEP_LOCKED, m.generation, "live", &j->vm, err);
+}
+
+/* A VM that cannot move live moves cold from where it is: its source
+ * stopped (forced after the shutdown timeout) and undefined, the names the
+ * live move linked ahead removed, the target defined. WHY says why. */
+static int live_fallback(struct vm_job *j, const struct vp_manifest *m, const char *why, struct vp_error *err)
+{
+        int k;
+        if (j->sc) {
+                k = vp_hv_stop(j->sc, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err);
+                if ((k < 0 && k != -ENOENT) || (k = vp_hv_undefine(j->sc, j->vm.name, true, err)) < 0)
+                        return k;
+        }
+        if ((k = vp_delta_unlink_names(j->dfd, j->vm.delta_path, m, m->generation + 1, err)) < 0)
+                return k;
+        j->mv->live = 0;
+        _cleanup_free_ char *detail = vp_strdupf("moved cold: %s", why);
+        return provision_cold(j, detail, err);
+}
+
+/* Whether the target runs the VM already: a move that completed before
+ * its step was recorded. */
+static bool live_landed(struct vm_job *j)
+{
+        enum vp_vm_state st = VP_VM_UNKNOWN;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        return vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st) &&
+               vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 && streq(uuid, j->vm.uuid);
+}
+
+/* locked → provisioned, live: the disks get the unlock's names ahead (hard
+ * links), and libvirt moves the running domain to the target peer to peer,
+ * opening them there, while the source's QEMU keeps the inodes it has.
+ * Should that fail, libvirt leaves the VM running on the source and it
+ * moves cold instead. */
+static int live_move(struct vm_job *j, struct vp_error *err)
+{
+        struct run *r = j->r;
+        struct vp_manifest m, was;
+        int k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err);
+        if (k < 0)
+                return k;
+        if (live_landed(j))
+                return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, "moved live", NULL, err);
+        enum vp_vm_state st = VP_VM_UNKNOWN;
+        if (!j->sc || vp_hv_domain_state(j->sc, j->vm.name, &st, NULL) < 0 || !vp_vm_state_active(st))
+                return live_fallback(j, &m, "it no longer runs on its source", err);
+        if ((k = vp_delta_link_names(j->dfd, j->vm.delta_path, &m, m.generation + 1, err)) < 0)
+                return k;
+        /* The source runs the disks under their names; the target opens
+         * the unlock's. */
+        was = m;
+        struct vp_manifest next = m;
+        vp_delta_names_at(&next, m.generation + 1);
+        const char *from[3] = { was.overlay, was.data_disk, was.nvram }, *to[3] = { next.overlay, next.data_disk, next.nvram };
+        char fp[3][4096], tp[3][4096];
+        struct vp_domxml_move moves[3];
+        size_t n = 0;
+        for (size_t i = 0; i < 3; i++)
+                if (from[i][0]) {
+                        snprintf(fp[n], sizeof(fp[n]), "%s/%s", j->vm.delta_path, from[i]);
+                        snprintf(tp[n], sizeof(tp[n]), "%s/%s", j->vm.delta_path, to[i]);
+                        moves[n] = (struct vp_domxml_move){ fp[n], tp[n] };
+                        n++;
+                }
+        _cleanup_free_ char *peer = vp_host_peer_uri(j->dh->uri);
+        /* A move is bounded as a shutdown is: past it, the VM stays on
+         * its source and moves cold. */
+        int timeout = r->mig.shutdown_timeout > VP_LIVE_MIN_TIMEOUT ? (int)r->mig.shutdown_timeout : VP_LIVE_MIN_TIMEOUT;
+        struct vp_hv_live how = { .dst_uri = peer, .moves = moves, .nmoves = n, .generation = m.generation + 1,
+                                  .timeout_sec = timeout };
+        struct vp_hv_live_stats stats = { .downtime_ms = -1 };
+        struct vp_error lerr = { 0 };
+        if (vp_hv_migrate_live(j->sc, j->dc, j->vm.name, &how, &stats, &lerr) < 0)
+                return live_landed(j) ? record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, "moved live", NULL, err)
+                                      : live_fallback(j, &m, lerr.msg, err);
+        vp_fault_point("migrate.moved-live");
+        _cleanup_free_ char *detail = stats.downtime_ms >= 0
+                ? vp_strdupf("moved live to host '%s', downtime %lld ms", j->dh->name, (long long)stats.downtime_ms)
+                : vp_strdupf("moved live to host '%s'", j->dh->name);
+        return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, detail, NULL, err);
+}
+
+/* provisioned → handed_over, live: the target's QEMU holds the disks under
+ * the unlock's names already (the move gave them to it, and no other
+ * process may: the source's stopped with the move); the names of the
+ * migration's generation go, and the delta is the VM's again. */
+static int live_unlock(struct vm_job *j, struct vp_error *err)
+{
+        if (live_landed(j))
+                return unlock(j, true, "live", err);
+        /* Moved, then shut down (or killed) before this step: its
+         * definition is there, and no process may hold the disks now. */
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 && streq(uuid, j->vm.uuid))
+                return unlock(j, false, "live, no longer running", err);
+        return vp_err(err, -EIO, "host '%s' has no domain of vm '%s' after its live move; 'vpool migrate abort "
+                      "%lld' returns it to its source", j->dh ? j->dh->name : "?", j->vm.name, (long long)j->r->mig.id);
 }
 
 /* What a move does at each step to reach the next; done has nothing left. */
@@ -922,12 +1062,31 @@ static int return_restore(struct vm_job *j, const struct vp_manifest *m, struct 
                            &j->vm, err);
 }
 
+/* A live move caught half way runs the VM still, on its source (locked)
+ * or, moved, on the target (provisioned): it shuts down there (forced
+ * after the shutdown timeout) before its delta goes back, and the names
+ * linked ahead for the target go. */
+static int return_live(struct vm_job *j, struct vp_error *err)
+{
+        if (!j->mv->live)
+                return 0;
+        virConnectPtr c = job_step(j) == VP_STEP_PROVISIONED ? j->dc : j->sc;
+        int k = c ? vp_hv_stop(c, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err) : 0;
+        if (k < 0 && k != -ENOENT)
+                return k;
+        struct vp_manifest m;
+        if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0)
+                return k;
+        return vp_delta_unlink_names(j->dfd, j->vm.delta_path, &m, m.generation + 1, err);
+}
+
 /* stopping, locked or provisioned → returned. */
 static int return_delta(struct vm_job *j, struct vp_error *err)
 {
         struct vp_manifest m;
         int k;
-        if ((k = return_drop_target(j, err)) < 0 || (k = return_reclaim(j, &m, err)) < 0)
+        if ((k = return_live(j, err)) < 0 || (k = return_drop_target(j, err)) < 0 ||
+            (k = return_reclaim(j, &m, err)) < 0)
                 return k;
         return return_restore(j, &m, err);
 }
@@ -1529,8 +1688,16 @@ static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
 /* Allocate: the migration (the target pool's env and profile) and a
  * journal row per VM, in one transaction that also marks the pool
  * migrating. *RET_ID the migration's. */
-static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, int64_t *ret_id,
-                    struct vp_error *err)
+/* Whether VM I of the plan moves live: it runs, stays in its env with its
+ * hardware, changes host, and live moves were asked for. */
+static bool moves_live(const struct vp_migrate_args *a, const struct refs *f, const struct vp_plan *plan, size_t i)
+{
+        return a->live && f->from.id == f->to.id && f->sp.id == f->dp.id && plan->vms[i].running &&
+               !plan->vms[i].unreachable && f->vms[i].host_id && f->vms[i].host_id != f->dst_hosts[i];
+}
+
+static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct refs *f, const struct vp_plan *plan,
+                    int64_t *ret_id, struct vp_error *err)
 {
         struct vp_catalog *c = ctx->cat;
         _cleanup_free_ char *now = vp_now_iso();
@@ -1552,6 +1719,7 @@ static int allocate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
                         .migration_id = mig.id, .vm_id = vm->id, .vm_name = vm->name,
                         .step = (char *)vp_step_to_string(VP_STEP_PENDING), .src_env_id = vm->env_id,
                         .src_profile_id = vm->profile_id, .src_host_id = vm->host_id, .dst_host_id = f->dst_hosts[i],
+                        .live = moves_live(a, f, plan, i),
                         .generation = vm->generation,
                         .error = (char *)"", .updated = now,
                 };
@@ -1593,7 +1761,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
         plan_describe(plan, &f);
         if ((k = plan_vms(ctx, a, &f, plan, err)) < 0 || a->dry_run)
                 goto out;
-        if ((k = allocate(ctx, a, &f, ret_id, err)) < 0)
+        if ((k = allocate(ctx, a, &f, plan, ret_id, err)) < 0)
                 goto out;
         if (ev)
                 ev(ud, *ret_id, NULL, VP_JOURNAL_ALLOCATED, 0, NULL);

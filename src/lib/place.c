@@ -7,7 +7,7 @@
 /* Whether host H may take VMs of profile P on ENV under filter F; *WHY
  * says why not. Its connection and free memory are read on the way. */
 static void filter_host(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_profile *p,
-                        const struct vp_place_filter *f, struct vp_place_host *h)
+                        const struct vp_place_filter *f, bool sole, struct vp_place_host *h)
 {
         bool asked = f->nonly == 0;
         for (size_t i = 0; i < f->nonly && !asked; i++)
@@ -25,12 +25,15 @@ static void filter_host(struct vp_ctx *ctx, const struct vp_env *env, const stru
                 snprintf(h->why, sizeof(h->why), "host '%s' is in maintenance", h->host.name);
                 return;
         }
+        /* The sole host of an env is the env, as the operator added it. */
+        _cleanup_free_ char *label = sole ? vp_strdupf("env '%s'", env->name)
+                                          : vp_strdupf("host '%s' of env '%s'", h->host.name, env->name);
         if (vp_ctx_conn_host(ctx, &h->host, &h->conn, &err) < 0) {
                 h->conn = NULL;
-                snprintf(h->why, sizeof(h->why), "%s", err.msg);
+                const char *cause = strstr(err.msg, "cannot connect");
+                snprintf(h->why, sizeof(h->why), "%s: %.900s", label, cause ? cause : err.msg);
                 return;
         }
-        _cleanup_free_ char *label = vp_strdupf("%s/%s", env->name, h->host.name);
         if (vp_hv_check_hardware(h->conn, label, env->arch, vp_hv_pick_domain_type(env->domain_types), p->machine,
                                  p->disk_bus, p->nic, p->firmware, &err) < 0) {
                 snprintf(h->why, sizeof(h->why), "%s", err.msg);
@@ -74,7 +77,7 @@ int vp_placer_init(struct vp_ctx *ctx, const struct vp_env *env, const struct vp
                 return k;
         }
         for (size_t i = 0; i < n; i++)
-                filter_host(ctx, env, p, f, &ret->h[i]);
+                filter_host(ctx, env, p, f, n == 1, &ret->h[i]);
         return 0;
 }
 
@@ -110,6 +113,8 @@ static int none_eligible(const struct vp_placer *pl, struct vp_error *err)
         size_t l = 0;
         for (size_t i = 0; i < pl->n && l < sizeof(why); i++)
                 l += (size_t)snprintf(why + l, sizeof(why) - l, "%s%s", i ? "; " : "", pl->h[i].why);
+        if (pl->n == 1)
+                return vp_err(err, -EOPNOTSUPP, "%s", pl->h[0].why);
         return vp_err(err, -EOPNOTSUPP, "no host of env '%s' can take the VMs: %s", pl->env,
                       pl->n ? why : "it has no host");
 }

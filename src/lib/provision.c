@@ -442,8 +442,6 @@ static int place_env(struct vp_ctx *ctx, const struct vp_pool_args *a, struct po
         int r = vp_placer_init(ctx, &refs->env, &refs->prof, a->placement, NULL, &refs->pl, err);
         if (r >= 0)
                 r = vp_placer_check(&refs->pl, a->start ? (size_t)a->size : 0, refs->prof.memory_mib << 10, err);
-        if (r < 0)
-                vp_err_prefix(err, "pool '%s'", a->name);
         return r;
 }
 

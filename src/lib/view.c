@@ -476,6 +476,7 @@ static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm 
         json_object_object_add(v, "source_host", host_name(ctx, mv->src_host_id));
         json_object_object_add(v, "target_host", host_name(ctx, mv->dst_host_id));
         json_object_object_add(v, "source_running", json_object_new_boolean(mv->source_running));
+        json_object_object_add(v, "live", json_object_new_boolean(mv->live));
         json_object_object_add(v, "generation", json_object_new_int64(mv->generation));
         json_object_object_add(v, "error", text(mv->error));
         json_object_object_add(v, "updated", json_object_new_string(mv->updated));
@@ -534,6 +535,7 @@ static struct json_object *fence_json(const struct vp_fence *f)
         struct json_object *o = json_object_new_object();
         bool agent = vp_fence_method_from_string(f->method) == VP_FENCE_AGENT;
         json_object_object_add(o, "env", json_object_new_string(f->env_name));
+        json_object_object_add(o, "host", text(f->host_name));
         json_object_object_add(o, "method", json_object_new_string(f->method));
         json_object_object_add(o, "command", agent && f->command && *f->command ? json_tokener_parse(f->command) : NULL);
         json_object_object_add(o, "exit_status", agent ? json_object_new_int64(f->exit_status) : NULL);
@@ -665,6 +667,7 @@ struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
         json_object_object_add(o, "clean", json_object_new_boolean(rep->n == 0));
         json_object_object_add(o, "repair", json_object_new_boolean(repair));
         json_object_object_add(o, "env_count", json_object_new_int64((int64_t)rep->envs));
+        json_object_object_add(o, "host_count", json_object_new_int64((int64_t)rep->hosts));
         json_object_object_add(o, "domain_count", json_object_new_int64((int64_t)rep->domains));
         json_object_object_add(o, "delta_count", json_object_new_int64((int64_t)rep->deltas));
         json_object_object_add(o, "vm_count", json_object_new_int64((int64_t)rep->vms));

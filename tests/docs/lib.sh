@@ -12,22 +12,30 @@ cli_nouns() {
     "$VPOOL_BIN" --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }'
 }
 
-# The verbs 'vpool NOUN --help' lists; none for a noun that is a command of
-# its own (init, fsck).
+# The verbs 'vpool WORDS --help' lists; none for a noun that is a command of
+# its own (init, fsck) or a verb.
 cli_verbs() {
-    "$VPOOL_BIN" "$1" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }'
+    "$VPOOL_BIN" "$@" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }'
 }
 
-# Every command as "NOUN VERB", or "NOUN" alone for a noun without verbs.
+# The commands under WORDS: WORDS alone when it has no verbs, else those of
+# each of its verbs (a verb may have verbs of its own: "env host add").
+cli_commands_of() {
+    local v verbs
+    verbs=$(cli_verbs "$@")
+    if [ -z "$verbs" ]; then
+        echo "$*"
+    else
+        for v in $verbs; do cli_commands_of "$@" "$v"; done
+    fi
+}
+
+# Every command as "NOUN VERB" ("NOUN VERB VERB" under a verb with verbs),
+# or "NOUN" alone for a noun without verbs.
 cli_commands() {
-    local n v verbs
+    local n
     for n in $(cli_nouns); do
-        verbs=$(cli_verbs "$n")
-        if [ -z "$verbs" ]; then
-            echo "$n"
-        else
-            for v in $verbs; do echo "$n $v"; done
-        fi
+        cli_commands_of "$n"
     done
 }
 

@@ -42,6 +42,13 @@ for n in $nouns; do
     done
 done
 
+# A verb with verbs of its own (env host): each of those too.
+while read -r c; do
+    [[ $c == *" "*" "* ]] || continue
+    # shellcheck disable=SC2086
+    run_help "vpool $c --help" "Usage: vpool $c" $c --help
+done < <(cli_commands)
+
 check_eq "every noun with verbs lists some" "" \
     "$(for n in env image profile pool vm migrate; do [ -n "$(cli_verbs "$n")" ] || echo "$n"; done)"
 count=$(cli_commands | wc -l)

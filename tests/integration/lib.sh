@@ -10,6 +10,10 @@ GUEST_DIR=${VPOOL_GUEST_DIR:-$top/build/guest}
 HOSTS_SH=$top/scripts/hosts.sh
 HOSTA=${VPOOL_TEST_HOSTA:-hosta}
 HOSTB=${VPOOL_TEST_HOSTB:-hostb}
+# The third host of the suites that build a cluster (test-cluster.sh).
+HOSTC=${VPOOL_TEST_HOSTC:-hostg}
+# The hosts a suite uses: cleaned up after it, compared by expect_fail.
+TEST_HOSTS=("$HOSTA" "$HOSTB")
 
 source "$top/tests/lib/tap.sh"
 
@@ -38,7 +42,7 @@ setup_workdir() {
 # Domains a test defined on the hosts are removed even when it fails.
 cleanup_workdir() {
     local h d
-    for h in "$HOSTA" "$HOSTB"; do
+    for h in "${TEST_HOSTS[@]}"; do
         for d in $(virsh_on "$h" list --all --name 2>/dev/null); do
             case $d in
                 "$TEST_PREFIX"*)
@@ -76,8 +80,12 @@ standard_setup() {
 
 # The catalog as SQL, but for the history: a command that fails changes
 # nothing, and the history records that it failed.
+# The catalog's rows but the history's, and without when a host was last
+# found unreachable: what vpool saw of a host is noted by whatever command
+# tried it, a failed one too.
 catalog_dump() {
-    sqlite3 "$VPOOL_CATALOG" .dump | grep -v '^INSERT INTO history VALUES'
+    sqlite3 "$VPOOL_CATALOG" .dump | grep -v '^INSERT INTO history VALUES' |
+        sed -E "s/^(INSERT INTO hosts VALUES\\(([^,]*,){8})'[^']*'/\\1''/"
 }
 
 history_max() {
@@ -85,20 +93,23 @@ history_max() {
 }
 
 # Everything a failed command must leave as it was: catalog rows, files on
-# storage (name, size, mode), and the domains of both hosts.
+# storage (name, size, mode), and the domains of every host of the suite.
 snapshot() {
+    local h
     {
         echo "== catalog"
         [ -e "$VPOOL_CATALOG" ] && catalog_dump
         echo "== storage"
-        # Running guests grow their overlays and console logs: those count by
-        # name, inode and mode; every other file by its size too.
-        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . \( -path './logs/*' -o -name overlay.qcow2 \) \
+        # Running guests grow their overlays (overlay.gN.qcow2 once handed
+        # over) and console logs: those count by name, inode and mode; every
+        # other file by its size too.
+        [ -d "$STORAGE" ] && (cd "$STORAGE" && find . \( -path './logs/*' -o -name 'overlay*.qcow2' \) \
             -printf '%p %y %i %m\n' -o -printf '%p %y %s %m\n' | sort)
         echo "== domains"
-        virsh_on "$HOSTA" list --all --name | sort
-        echo "--"
-        virsh_on "$HOSTB" list --all --name | sort
+        for h in "${TEST_HOSTS[@]}"; do
+            echo "-- $h"
+            virsh_on "$h" list --all --name | sort
+        done
     } 2>&1
 }
 

@@ -61,6 +61,8 @@ expect_fail "empty URI" 1 "empty libvirt URI" vpool env add bad4 --uri ''
 vpool env add hostc --uri "$(uri_of hostc)" >/dev/null || bail "env add hostc failed"
 "$HOSTS_SH" down hostc >/dev/null || bail "cannot stop hostc"
 snap_a=$(virsh_on "$HOSTA" list --all --name | sort)
+# What vpool saw of the host (unreachable since when) is recorded in its
+# row; nothing else may change.
 before=$(catalog_dump; find "$STORAGE" | sort)
 out=$(vpool pool create p2 --image guest --env hostc --profile pc-ide --size 2 2>&1 >/dev/null)
 rc=$?
@@ -68,6 +70,8 @@ after=$(catalog_dump; find "$STORAGE" | sort)
 check_eq "pool create on a host that went down: exit 1" 1 "$rc"
 check "pool create on a host that went down: names env and cause" grep -Eq "^vpool: env 'hostc': cannot connect" <<<"$out"
 check_eq "pool create on a host that went down: nothing changed" "$before" "$after"
+check_eq "the host is shown unreachable, since when it was found so" "false true" \
+    "$(vpool env host list hostc --json | jq -r '.[0] | "\(.reachable) \(.unreachable_since != null)"')"
 check_eq "pool create on a host that went down: host A untouched" "$snap_a" "$(virsh_on "$HOSTA" list --all --name | sort)"
 vpool env rm hostc >/dev/null
 

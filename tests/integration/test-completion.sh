@@ -70,7 +70,21 @@ for n in $nouns; do
         expect "vpool $c --" "$opts --json --quiet --help"
     done
 done
-expect "vpool pool create tcompc --image guest --" "--env --profile --size --data-disk --start --json --quiet --help"
+expect "vpool pool create tcompc --image guest --" \
+    "--env --profile --size --data-disk --start --placement --json --quiet --help"
+
+# A verb with verbs of its own: env host.
+hverbs=$(vpool env host --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
+check_eq "env host has its verbs" "add list rm resume" "$(xargs <<<"$hverbs")"
+expect "vpool env host " "$hverbs"
+expect "vpool env host r" "rm resume"
+for v in $hverbs; do
+    opts=$(vpool env host "$v" --help | awk 'NF == 0 { exit } { print }' | grep -o -- '--[a-z][a-z-]*' | sort -u)
+    expect "vpool env host $v --" "$opts --json --quiet --help"
+done
+expect "vpool env host add " "$HOSTA $HOSTB"
+expect "vpool env host list $HOSTA" "$HOSTA"
+expect "vpool env host rm $HOSTA $HOSTA --" "--force --json --quiet --help"
 
 # Fixed values, from the usage lines.
 expect "vpool profile add p --machine " "pc q35"
@@ -78,6 +92,10 @@ expect "vpool profile add p --disk-bus v" "virtio"
 expect "vpool profile add p --nic " "e1000 rtl8139 virtio none"
 expect "vpool profile add p --firmware " "bios uefi"
 expect "vpool env add e --domain-type " "auto kvm qemu"
+expect "vpool pool create p --placement " "spread pack"
+expect "vpool env add e --host qemu+t" "qemu+tcp:// qemu+tls://"
+# --host is given once per host: offered again.
+expect "vpool env add e --host a=qemu:///system --" "--uri --host --domain-type --fence-cmd --json --quiet --help"
 expect "vpool image add i --format " "qcow2 raw"
 expect "vpool image add i --disk-buses ide,s" "ide,sata ide,scsi"
 mkdir -p "$WORK/dirs/alpha" "$WORK/dirs/beta"

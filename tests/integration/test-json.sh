@@ -140,6 +140,18 @@ json_cmd init init --storage "$STORAGE"
 json_cmd "env add" env add "$HOSTA" --uri "$uria"
 vpool env add "$HOSTB" --uri "$urib" --domain-type qemu >/dev/null || bail "env add $HOSTB"
 vpool env add tjson-spare --uri "$urib" --domain-type qemu >/dev/null || bail "env add tjson-spare"
+# The hosts of an env: one more, in maintenance and out, then removed
+# (before any pool: the two envs would each see the other's domains).
+json_cmd "env host add" env host add tjson-spare "$uria" --name tjson-h2
+check_eq "env host add: both hosts, by name" "tjson-h2 tjson-spare" "$(jq -r '.[].name' "$WORK/out" | xargs)"
+sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET maintenance = 1 WHERE name = 'tjson-h2'"
+json_cmd "env host list" env host list tjson-spare
+check_eq "env host list: live, one in maintenance" "true true" \
+    "$(jq -r '[all(.[]; .reachable), any(.[]; .maintenance)] | join(" ")' "$WORK/out")"
+json_cmd "env host resume" env host resume tjson-spare tjson-h2
+json_cmd "env host rm" env host rm tjson-spare tjson-h2
+json_cmd "env show" env show tjson-spare
+check_eq "env show: one host left, counted" "1 1" "$(jq -r '"\(.host_count) \(.hosts | length)"' "$WORK/out")"
 json_cmd "image add" image add blank --file "$WORK/blank.qcow2"
 vpool image add kblank --file "$WORK/blank.qcow2" --kernel "$WORK/vmlinuz" --initrd "$WORK/initrd" \
     --cmdline "console=ttyS0" >/dev/null || bail "image add kblank"
@@ -179,14 +191,15 @@ vpool env add tjson-gone --uri "$urib" --domain-type qemu >/dev/null || bail "en
 json_cmd "env set" env set tjson-gone --fence-cmd "/bin/echo powered off"
 vpool pool create tjsonf --image blank --env tjson-gone --profile p1 --size 1 >/dev/null || bail "pool create tjsonf"
 # Its host is gone: the catalog is pointed at a socket nobody serves.
-sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = 'qemu+unix:///system?socket=$WORK/gone.sock' WHERE name = 'tjson-gone'"
+gone_host="env_id = (SELECT id FROM envs WHERE name = 'tjson-gone')"
+sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET uri = 'qemu+unix:///system?socket=$WORK/gone.sock' WHERE $gone_host"
 VPOOL_SOURCE_GRACE=0 vpool migrate tjsonf --to "$HOSTA" >/dev/null 2>&1 || bail "migrate tjsonf"
 idf=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonf") | .id')
 json_cmd "migrate status" migrate status "$idf"
 check_eq "the fence: its agent's argv, exit status and output" '["/bin/echo","powered","off"] 0 powered off true' \
     "$(jq -r '.fences[0] | "\(.command | tojson) \(.exit_status) \(.output) \(.fenced)"' "$WORK/out")"
 # The host is back: its stale definition goes, so later checks see a clean estate.
-sqlite3 "$VPOOL_CATALOG" "UPDATE envs SET uri = '$urib' WHERE name = 'tjson-gone'"
+sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET uri = '$urib' WHERE $gone_host"
 virsh_on "$HOSTB" undefine tjsonf-001 >/dev/null || bail "undefine tjsonf-001"
 json_cmd "migrate status" migrate status "$id1"
 json_cmd "migrate status --watch" migrate status "$id1" --watch
@@ -258,12 +271,19 @@ json_cmd history history --pool tjson
 # ---- the file and the program agree on what exists ----------------------------------------
 nouns=$(vpool --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
 undocumented=()
+verbs_of() { vpool "$@" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }'; }
+# The commands under WORDS: WORDS itself, or each of its verbs' (a verb may
+# have verbs of its own: env host add).
+commands_of() {
+    local v verbs
+    verbs=$(verbs_of "$@")
+    [ -n "$verbs" ] || { echo "$*"; return; }
+    for v in $verbs; do commands_of "$@" "$v"; done
+}
 for n in $nouns; do
-    verbs=$(vpool "$n" --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
-    for c in $(if [ -z "$verbs" ]; then echo "$n"; else for v in $verbs; do echo "$n:$v"; done; fi); do
-        c=${c/:/ }
+    while IFS= read -r c; do
         jq -e --arg c "$c" '.commands | has($c)' <<<"$spec" >/dev/null || undocumented+=("$c")
-    done
+    done < <(commands_of "$n")
 done
 check_eq "every command --help lists is in docs/json.md" "" "${undocumented[*]}"
 unrun=$(jq -r '.commands | keys[]' <<<"$spec" | while IFS= read -r c; do [ -n "${ran[$c]:-}" ] || echo "$c"; done | xargs)

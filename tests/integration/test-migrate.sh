@@ -79,7 +79,7 @@ for d in "machine: pc -> q35" "disk bus: ide -> virtio" "NIC: e1000 -> virtio" "
     check "dry run shows '$d'" grep -qF "$d" <<<"$plan"
 done
 for vm in m2-001 m2-002; do
-    check "dry run lists $vm with source and target" grep -Eq "^$vm +$HOSTA/$vm +$HOSTB/$vm" <<<"$plan"
+    check "dry run lists $vm with source and target" grep -Eq "^$vm +$HOSTA/$HOSTA +$HOSTB/$HOSTB" <<<"$plan"
 done
 check_eq "dry run --json lists the hardware changes" "5" \
     "$(vpool migrate m2 --to "$HOSTB" --profile q35-virtio --dry-run --json | jq '.hardware_changes | length')"

@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "core.h"
+#include "host.h"
 #include "tmp-catalog.h"
 
 static void test_missing_not_created(void **state)
@@ -142,6 +143,35 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* The tables as schema 4 had them: no hosts, no host columns. SQLite
+ * cannot drop a column a foreign key names, so the two tables that refer
+ * to hosts are rebuilt the old way (with the trigger migration_vms had). */
+#define SCHEMA_4_VMS_SQL \
+        "CREATE TABLE vms_4(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE," \
+        " pool_id INTEGER NOT NULL REFERENCES pools(id), idx INTEGER NOT NULL," \
+        " env_id INTEGER NOT NULL REFERENCES envs(id)," \
+        " profile_id INTEGER NOT NULL REFERENCES profiles(id), uuid TEXT NOT NULL UNIQUE," \
+        " macs TEXT NOT NULL, hostname TEXT, delta_path TEXT NOT NULL, owner TEXT NOT NULL," \
+        " generation INTEGER NOT NULL, created TEXT);" \
+        "INSERT INTO vms_4 SELECT id, name, pool_id, idx, env_id, profile_id, uuid, macs, hostname, delta_path," \
+        " owner, generation, created FROM vms;" \
+        "DROP TABLE vms; ALTER TABLE vms_4 RENAME TO vms;" \
+        "CREATE INDEX vms_pool ON vms(pool_id); CREATE INDEX vms_env ON vms(env_id);"
+#define SCHEMA_4_SQL \
+        SCHEMA_4_VMS_SQL \
+        "CREATE TABLE migration_vms_4(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL," \
+        " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL," \
+        " step TEXT NOT NULL, source_running INTEGER NOT NULL," \
+        " src_env_id INTEGER REFERENCES envs(id) ON DELETE SET NULL," \
+        " src_profile_id INTEGER REFERENCES profiles(id) ON DELETE SET NULL, src_env TEXT," \
+        " generation INTEGER NOT NULL, error TEXT, updated TEXT, UNIQUE(migration_id, vm_id));" \
+        "INSERT INTO migration_vms_4 SELECT id, vm_name, migration_id, vm_id, step, source_running, src_env_id," \
+        " src_profile_id, src_env, generation, error, updated FROM migration_vms;" \
+        "DROP TABLE migration_vms; ALTER TABLE migration_vms_4 RENAME TO migration_vms;" \
+        "CREATE TRIGGER migration_vms_names AFTER INSERT ON migration_vms BEGIN UPDATE migration_vms SET" \
+        " src_env = (SELECT name FROM envs WHERE id = NEW.src_env_id) WHERE id = NEW.id; END;" \
+        "DROP TABLE hosts; ALTER TABLE fences DROP COLUMN host_name;"
+
 /* The one text value QUERY reads from the catalog file P, read directly. */
 static void assert_sql_text(const char *p, const char *query, const char *want)
 {
@@ -163,7 +193,7 @@ static void test_upgrade(void **state)
         struct vp_catalog *c = NULL;
         struct vp_error err = { 0 };
         char p2[160];
-        old_catalog("old.db", NULL, "ALTER TABLE images DROP COLUMN stamp;"
+        old_catalog("old.db", NULL, SCHEMA_4_SQL "ALTER TABLE images DROP COLUMN stamp;"
                                     "ALTER TABLE envs DROP COLUMN fence_cmd; DROP TABLE fences;"
                                     "UPDATE meta SET value = '1' WHERE key = 'schema';", p2);
 
@@ -178,7 +208,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "4");
+        assert_string_equal(v, "5");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -226,6 +256,7 @@ static void test_upgrade_migration_names(void **state)
         struct vp_error err = { 0 };
         char p2[160];
         old_catalog("v2.db", "1:2",
+                    SCHEMA_4_VMS_SQL "DROP TABLE hosts;"
                     "DROP TABLE migration_vms; DROP TABLE migrations; DROP TABLE fences;"
                     "ALTER TABLE envs DROP COLUMN fence_cmd;"
                     "CREATE TABLE migrations(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL,"
@@ -262,7 +293,90 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "4");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "5");
+}
+
+/* The id of the one host of env ENV_ID, which must have exactly one. */
+static int64_t only_host(struct vp_ctx *ctx, int64_t env_id, const char *name, const char *uri)
+{
+        struct vp_error err = { 0 };
+        struct vp_host *hs = NULL;
+        size_t n = 0;
+        assert_int_equal(vp_env_hosts(ctx, env_id, &hs, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(hs[0].name, name);
+        assert_string_equal(hs[0].uri, uri);
+        assert_int_equal(hs[0].maintenance, 0);
+        assert_string_equal(hs[0].unreachable, "");
+        int64_t id = hs[0].id;
+        vp_rows_free(&vp_table_host, hs, n);
+        return id;
+}
+
+/* A catalog of schema 4 (one URI per env) is upgraded: each env becomes a
+ * cluster of one host named after it, with its URI and what it recorded of
+ * the machine; every VM is on its env's host, and a migration's VM left the
+ * host of its source env (where it went is not known). */
+static void test_upgrade_hosts(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v4.db", "1:2",
+                    SCHEMA_4_SQL
+                    "INSERT INTO envs(id, name, uri, hostname, arch, cpus, memory_kib, created) VALUES"
+                    " (1, 'old', 'qemu+tls://a.example/system', 'a', 'x86_64', 4, 8192, '2026-01-01T00:00:00Z'),"
+                    " (2, 'new', 'qemu:///system', 'b', 'x86_64', 8, 16384, '2026-01-02T00:00:00Z');"
+                    "INSERT INTO profiles(id, name, machine, disk_bus, nic) VALUES(1, 'pc', 'pc', 'ide', 'e1000');"
+                    "INSERT INTO pools(id, name, image_id, env_id, profile_id, size, state) VALUES"
+                    " (1, 'desk', 1, 1, 1, 2, 'migrating'), (2, 'lab', 1, 2, 1, 1, 'active');"
+                    "INSERT INTO vms(id, name, pool_id, idx, env_id, profile_id, uuid, macs, delta_path, owner,"
+                    " generation) VALUES (1, 'desk-001', 1, 1, 1, 1, 'u1', 'm1', '/d1', 'vm:desk-001', 1),"
+                    " (2, 'desk-002', 1, 2, 2, 1, 'u2', 'm2', '/d2', 'vm:desk-002', 3),"
+                    " (3, 'lab-001', 2, 1, 2, 1, 'u3', 'm3', '/d3', 'vm:lab-001', 1);"
+                    "INSERT INTO migrations(id, pool_name, pool_id, from_env_id, to_env_id, from_profile_id,"
+                    " to_profile_id, state, total) VALUES(7, 'desk', 1, 1, 2, 1, 1, 'running', 2);"
+                    "INSERT INTO migration_vms(id, vm_name, migration_id, vm_id, step, source_running, src_env_id,"
+                    " src_profile_id, generation) VALUES(1, 'desk-002', 7, 2, 'done', 0, 1, 1, 3),"
+                    " (2, 'desk-001', 7, 1, 'pending', 0, 1, 1, 1);"
+                    "UPDATE meta SET value = '4' WHERE key = 'schema';",
+                    p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_ctx ctx = { .cat = c };
+        int64_t h_old = only_host(&ctx, 1, "old", "qemu+tls://a.example/system");
+        int64_t h_new = only_host(&ctx, 2, "new", "qemu:///system");
+        assert_true(h_old != h_new);
+        struct vp_host h = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_host, h_old, &h, &err), 0);
+        assert_string_equal(h.hostname, "a");
+        assert_int_equal(h.cpus, 4);
+        assert_int_equal(h.memory_kib, 8192);
+        assert_string_equal(h.created, "2026-01-01T00:00:00Z");
+        vp_row_clear(&vp_table_host, &h);
+
+        static const struct {
+                const char *vm;
+                int64_t env;
+        } want[] = { { "desk-001", 1 }, { "desk-002", 2 }, { "lab-001", 2 } };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                struct vp_vm vm = { 0 };
+                assert_int_equal(vp_row_get(c, &vp_table_vm, "name", want[i].vm, &vm, &err), 0);
+                assert_int_equal(vm.host_id, want[i].env == 1 ? h_old : h_new);
+                vp_row_clear(&vp_table_vm, &vm);
+        }
+        for (int64_t id = 1; id <= 2; id++) {
+                struct vp_migvm mv = { 0 };
+                assert_int_equal(vp_row_get_id(c, &vp_table_migvm, id, &mv, &err), 0);
+                assert_int_equal(mv.src_host_id, h_old);
+                assert_int_equal(mv.dst_host_id, 0);
+                vp_row_clear(&vp_table_migvm, &mv);
+        }
+        /* The hosts are a cluster's now: a second one is added beside. */
+        struct vp_host extra = { .env_id = 2, .name = (char *)"b2", .uri = (char *)"qemu+tls://b2/system",
+                                 .unreachable = (char *)"" };
+        assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "5");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -386,6 +500,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade),
                 cmocka_unit_test(test_upgrade_step_fails),
                 cmocka_unit_test(test_upgrade_migration_names),
+                cmocka_unit_test(test_upgrade_hosts),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

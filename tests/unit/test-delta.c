@@ -496,6 +496,60 @@ static void test_enospc_keeps_manifest(void **state)
 /* A collection's directory carries its VM's UUID, so two incarnations of
  * a VM name never share a path; a directory of a collection made before
  * UUIDs were in the name still parses, as the VM's name alone. */
+
+/* Whether NAME and OTHER are one file (two names of one inode). */
+static bool same_file(int dfd, const char *name, const char *other)
+{
+        struct stat a, b;
+        return fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(dfd, other, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+               a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* A live move's lock takes the delta over without renaming a disk (QEMU
+ * reopens them by their names as the move ends); the names linked ahead
+ * for the target are the unlock's, and the unlock leaves only them. */
+static void test_live_take_over_and_unlock(void **state)
+{
+        struct coll *c = *state;
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+        assert_int_equal(vp_delta_take_over(c->fd, c->path, VM, MIG, 1, &m, &err), 0);
+        assert_string_equal(m.owner, MIG);
+        assert_int_equal(m.generation, 2);
+        assert_string_equal(m.overlay, "overlay.qcow2");
+        assert_true(exists(c->fd, "overlay.qcow2") && exists(c->fd, "data.qcow2") && exists(c->fd, "nvram.fd"));
+        assert_int_equal(vp_delta_link_names(c->fd, c->path, &m, 3, &err), 0);
+        assert_true(same_file(c->fd, "overlay.qcow2", "overlay.g3.qcow2"));
+        assert_true(same_file(c->fd, "data.qcow2", "data.g3.qcow2"));
+        assert_true(same_file(c->fd, "nvram.fd", "nvram.g3.fd"));
+        /* Linking again is done already. */
+        assert_int_equal(vp_delta_link_names(c->fd, c->path, &m, 3, &err), 0);
+        assert_int_equal(vp_delta_hand_over(c->fd, c->path, MIG, VM, 2, 1, &m, &err), 0);
+        assert_int_equal(m.generation, 3);
+        assert_string_equal(m.overlay, "overlay.g3.qcow2");
+        assert_false(exists(c->fd, "overlay.qcow2") || exists(c->fd, "data.qcow2") || exists(c->fd, "nvram.fd"));
+        assert_content(c->fd, "overlay.g3.qcow2", "overlay");
+        assert_content(c->fd, "data.g3.qcow2", "data");
+}
+
+/* A live move that did not happen takes its names back: only second names
+ * of the delta's own disks go; a file of that name that is another file
+ * is refused when linking and left alone when unlinking. */
+static void test_live_links_undone(void **state)
+{
+        struct coll *c = *state;
+        struct vp_error err = { 0 };
+        struct vp_manifest m;
+        assert_int_equal(vp_delta_take_over(c->fd, c->path, VM, MIG, 1, &m, &err), 0);
+        put(c->fd, "data.g3.qcow2", "someone else's");
+        assert_int_equal(vp_delta_link_names(c->fd, c->path, &m, 3, &err), -EEXIST);
+        assert_non_null(strstr(err.msg, "data.g3.qcow2"));
+        assert_int_equal(vp_delta_unlink_names(c->fd, c->path, &m, 3, &err), 0);
+        assert_false(exists(c->fd, "overlay.g3.qcow2"));
+        assert_content(c->fd, "data.g3.qcow2", "someone else's");
+        assert_true(exists(c->fd, "overlay.qcow2") && exists(c->fd, "data.qcow2"));
+}
+
 static void test_dir_names(void **state)
 {
         (void)state;
@@ -533,6 +587,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_handed_manifest),
                 cmocka_unit_test(test_dir_names),
                 cmocka_unit_test_setup_teardown(test_hand_over_renames, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_live_take_over_and_unlock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_live_links_undone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hand_over_redo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_between_rename_and_manifest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_killed_manifest_write_settled, setup, teardown),

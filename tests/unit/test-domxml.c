@@ -179,6 +179,106 @@ static void test_metadata_absent(void **state)
                          -ENOENT);
 }
 
+/* A running domain's XML as libvirt hands it out for a migration: index
+ * attributes, the master as backing store, the variable store. */
+static const char live_xml[] =
+        "<domain type='qemu' id='3'>\n"
+        "  <name>desk-001</name>\n"
+        "  <metadata>\n"
+        "    <vpool:vm xmlns:vpool=\"urn:vpool:domain:1\">\n"
+        "      <vpool:pool>desk</vpool:pool>\n"
+        "      <vpool:hostname>desk-001</vpool:hostname>\n"
+        "      <vpool:generation>3</vpool:generation>\n"
+        "    </vpool:vm>\n"
+        "  </metadata>\n"
+        "  <os firmware='efi'>\n"
+        "    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>\n"
+        "    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/s/d/desk-001.u/nvram.g3.fd</nvram>\n"
+        "  </os>\n"
+        "  <devices>\n"
+        "    <disk type='file' device='disk'>\n"
+        "      <driver name='qemu' type='qcow2' cache='none'/>\n"
+        "      <source file='/s/d/desk-001.u/overlay.g3.qcow2' index='2'/>\n"
+        "      <backingStore type='file' index='1'>\n"
+        "        <format type='qcow2'/>\n"
+        "        <source file='/s/images/g.qcow2'/>\n"
+        "      </backingStore>\n"
+        "      <target dev='vda' bus='virtio'/>\n"
+        "    </disk>\n"
+        "    <disk type='file' device='disk'>\n"
+        "      <source file='/s/d/desk-001.u/data&amp;&apos;x.g3.qcow2'/>\n"
+        "      <target dev='vdb' bus='virtio'/>\n"
+        "    </disk>\n"
+        "    <serial type='pty'><log file='/s/logs/desk-001.log' append='on'/></serial>\n"
+        "  </devices>\n"
+        "</domain>\n";
+
+static void lacks(const char *xml, const char *needle)
+{
+        if (xml && strstr(xml, needle))
+                fail_msg("unexpected '%s' in:\n%s", needle, xml);
+}
+
+static void test_move_disks(void **state)
+{
+        struct vp_domxml_move m[] = {
+                { "/s/d/desk-001.u/overlay.g3.qcow2", "/s/d/desk-001.u/overlay.g4.qcow2" },
+                { "/s/d/desk-001.u/data&'x.g3.qcow2", "/s/d/desk-001.u/data&'x.g4.qcow2" },
+                { "/s/d/desk-001.u/nvram.g3.fd", "/s/d/desk-001.u/nvram.g4.fd" },
+        };
+        struct vp_error err = { 0 };
+        char *xml = vp_domxml_move_disks(live_xml, m, ELEMENTSOF(m), 4, &err);
+        assert_non_null(xml);
+        has(xml, "<source file=\"/s/d/desk-001.u/overlay.g4.qcow2\" index=\"2\"/>");
+        has(xml, "<source file=\"/s/d/desk-001.u/data&amp;'x.g4.qcow2\"/>");
+        has(xml, ">/s/d/desk-001.u/nvram.g4.fd</nvram>");
+        /* The master, the template and the console log are no disk of the delta. */
+        has(xml, "<source file=\"/s/images/g.qcow2\"/>");
+        has(xml, "template=\"/usr/share/OVMF/OVMF_VARS_4M.fd\"");
+        has(xml, "/s/logs/desk-001.log");
+        lacks(xml, ".g3.");
+        char pool[64];
+        int64_t gen = 0;
+        assert_int_equal(vp_domxml_parse_metadata(xml, pool, sizeof(pool), &gen), 0);
+        assert_string_equal(pool, "desk");
+        assert_int_equal(gen, 4);
+        free(xml);
+
+        /* libvirt's newer spelling of the variable store. */
+        char *nv = vp_strdup(live_xml);
+        char *p = strstr(nv, "<nvram template");
+        const char *src = "<nvram type='file'><source file='/s/d/desk-001.u/nvram.g3.fd'/></nvram>";
+        char *end = strstr(p, "</nvram>") + strlen("</nvram>");
+        char *rebuilt = vp_strdupf("%.*s%s%s", (int)(p - nv), nv, src, end);
+        xml = vp_domxml_move_disks(rebuilt, m, ELEMENTSOF(m), 4, &err);
+        has(xml, "<source file=\"/s/d/desk-001.u/nvram.g4.fd\"/>");
+        free(xml);
+        free(rebuilt);
+        free(nv);
+}
+
+static void test_move_disks_refusals(void **state)
+{
+        struct vp_domxml_move m[] = {
+                { "/s/d/desk-001.u/overlay.g3.qcow2", "/s/d/desk-001.u/overlay.g4.qcow2" },
+                { "/s/d/desk-001.u/overlay.qcow2", "/s/d/desk-001.u/overlay.g4.qcow2" },
+        };
+        struct vp_error err = { 0 };
+        /* A disk the domain does not use: the move would leave it behind. */
+        assert_null(vp_domxml_move_disks(live_xml, m, 2, 4, &err));
+        assert_int_equal(err.code, -ENOENT);
+        has(err.msg, "names no disk '/s/d/desk-001.u/overlay.qcow2'");
+
+        struct vp_error err2 = { 0 };
+        assert_null(vp_domxml_move_disks("<domain><devices/></domain>", m, 1, 4, &err2));
+        assert_int_equal(err2.code, -ENOENT);
+        has(err2.msg, "no vpool metadata");
+
+        struct vp_error err3 = { 0 };
+        assert_null(vp_domxml_move_disks("<domain", m, 1, 4, &err3));
+        assert_int_equal(err3.code, -EBADMSG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -188,6 +288,8 @@ int main(void)
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_hardware_words),
                 cmocka_unit_test(test_metadata_absent),
+                cmocka_unit_test(test_move_disks),
+                cmocka_unit_test(test_move_disks_refusals),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
