@@ -5,7 +5,11 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import step_times  # noqa: E402
 
 
 def sh(cmd):
@@ -23,7 +27,8 @@ def mib(b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
-    ap.add_argument("--downtime", required=True)
+    ap.add_argument("--downtime")
+    ap.add_argument("--cluster", help="the cluster section's folder (bench/cluster.sh)")
     ap.add_argument("--command", required=True)
     ap.add_argument("--master-bytes", type=int, required=True)
     ap.add_argument("--vpool", required=True)
@@ -39,7 +44,8 @@ def main():
             "runs": [float(x) for x in f[6:]],
         }
     sizes = sorted({n for n, _ in rows})
-    dt = json.load(open(a.downtime))
+    dt = json.load(open(a.downtime)) if a.downtime else None
+    cl = cluster_figures(a.cluster) if a.cluster else None
 
     out = []
     w = out.append
@@ -58,10 +64,35 @@ def main():
     w("| vpool | %s, commit %s |" % (sh(a.vpool + " --version"), sh("git -C %s rev-parse --short HEAD" % os.path.dirname(
         os.path.dirname(os.path.abspath(__file__))))))
     w("")
+    if sizes:
+        migration_tables(w, rows, sizes, a.master_bytes)
+    if dt:
+        downtime_table(w, dt)
+    if cl:
+        cluster_tables(w, cl)
+
+    w("## Targets\n")
+    w("| target | measured | met |")
+    w("|---|---|---|")
+
+    def t(name, measured, ok):
+        w("| %s | %s | %s |" % (name, measured, "yes" if ok else "**no**"))
+
+    if sizes:
+        migration_targets(t, rows)
+    if dt:
+        downtime_target(t, dt)
+    if cl:
+        cluster_targets(t, cl)
+    w("")
+    print("\n".join(out))
+
+
+def migration_tables(w, rows, sizes, master_bytes):
     w("Master image: 1 GiB ext4 of incompressible data (%s as qcow2). Every VM's user delta holds 64 MiB "
       "of its own written data. Moves go from host `benchsrc` (pc, IDE, e1000) to host `benchdst` (q35, "
       "virtio, virtio), VMs defined and not running. Times are medians of the runs listed; contenders "
-      "alternate within each run.\n" % mib(a.master_bytes))
+      "alternate within each run.\n" % mib(master_bytes))
 
     w("## Migration\n")
     w("| N | contender | median | per VM | written to storage | peak RSS | runs (s) |")
@@ -84,11 +115,10 @@ def main():
     w("## Ratios\n")
     w("| N | vpool / floor (per VM) | full copy / vpool (per VM) |")
     w("|---:|---:|---:|")
-    ratio = {}
     for n in sizes:
         v, f, c = rows.get((n, "vpool")), rows.get((n, "floor")), rows.get((n, "full"))
-        ratio[n] = v["median"] / f["median"] if v and f else None
-        w("| %d | %s | %s |" % (n, "%.2f" % ratio[n] if ratio[n] else "-",
+        ratio = v["median"] / f["median"] if v and f else None
+        w("| %d | %s | %s |" % (n, "%.2f" % ratio if ratio else "-",
                                  "%.0f" % (c["per_vm"] / v["per_vm"]) if c and v else "-"))
     w("")
 
@@ -101,6 +131,8 @@ def main():
             w("| %d | %.2f s | %.2f ms | %s |" % (n, r["median"], r["per_vm"], " ".join("%.2f" % x for x in r["runs"])))
     w("")
 
+
+def downtime_table(w, dt):
     w("## Downtime of running VMs (4 guests at a time, TCG)\n")
     w("Per VM, from the shutdown request on the source to the guest's boot line on the target, in four "
       "parts: the guest's ACPI shutdown (request to off on the source), the gap (off on the source to the "
@@ -117,21 +149,16 @@ def main():
             label, len(d), m["downtime"], m["shutdown"], m["gap"], m["start"], m["boot"],
             max(x["gap"] for x in d)))
     w("")
-    vgaps = [x["downtime"] - (x["shutdown"] + x["start"] + x["boot"]) for x in dt["vpool"].values()]
 
-    w("## Targets\n")
-    w("| target | measured | met |")
-    w("|---|---|---|")
 
-    def t(name, measured, ok):
-        w("| %s | %s | %s |" % (name, measured, "yes" if ok else "**no**"))
-
+def migration_targets(t, rows):
     if (10, "full") in rows:
         x = rows[(10, "full")]["per_vm"] / rows[(10, "vpool")]["per_vm"]
         t("full copy / vpool >= 100 per VM (N = 10)", "%.0f" % x, x >= 100)
     for n in (100, 1000):
-        if ratio.get(n):
-            t("vpool / floor <= 1.5 per VM at N = %d" % n, "%.2f" % ratio[n], ratio[n] <= 1.5)
+        if (n, "vpool") in rows and (n, "floor") in rows:
+            x = rows[(n, "vpool")]["median"] / rows[(n, "floor")]["median"]
+            t("vpool / floor <= 1.5 per VM at N = %d" % n, "%.2f" % x, x <= 1.5)
     if (10, "vpool") in rows and (1000, "vpool") in rows:
         x = rows[(1000, "vpool")]["per_vm"] / rows[(10, "vpool")]["per_vm"]
         t("time per VM at N = 1000 <= 1.25 x at N = 10", "%.2f ms vs %.2f ms (x%.2f)" % (
@@ -142,11 +169,121 @@ def main():
     if (1000, "create") in rows:
         x = rows[(1000, "create")]["median"]
         t("pool create --size 1000 <= 30 s", "%.1f s" % x, x <= 30)
+
+
+def downtime_target(t, dt):
+    vgaps = [x["downtime"] - (x["shutdown"] + x["start"] + x["boot"]) for x in dt["vpool"].values()]
     t("downtime <= the guest's own shutdown + boot + 0.5 s, per VM (boot: the hypervisor's start and the "
       "guest's boot)", "excess over the VM's own shutdown + boot: median %.3f s, largest %.3f s (%d VMs)" % (
           statistics.median(vgaps), max(vgaps), len(vgaps)), max(vgaps) <= 0.5)
+
+
+def cluster_figures(folder):
+    """bench/cluster.sh's figures, per pool size."""
+    fig = {}
+    for line in open(os.path.join(folder, "results")):
+        f = line.split()
+        c = fig.setdefault(int(f[0]), {"hosts": {}, "targets": {}})
+        if f[1] == "host":
+            c["hosts"][f[2]] = int(f[3])
+        elif f[1] == "target":
+            c["targets"][f[2]] = int(f[3])
+        elif f[1] == "unplanned":
+            c["unplanned"] = int(f[2])
+        else:
+            c[f[1]] = {"median": float(f[2]), "runs": [float(x) for x in f[3:]]}
+    for n, c in fig.items():
+        floors = [json.load(open(os.path.join(folder, "floor-%d-%d.json" % (n, r + 1))))
+                  for r in range(len(c["floor"]["runs"]))]
+        c["floor"]["vms"] = [x for fl in floors for x in fl["vms"]]
+        c["floor"]["connect"] = statistics.median(fl["connect"] for fl in floors)
+        streams = [step_times(open(os.path.join(folder, "vpool-%d-%d.jsonl" % (n, r + 1))))
+                   for r in range(len(c["vpool"]["runs"]))]
+        c["vpool"]["vms"] = [x for st in streams for x in st["vms"]]
+        c["steps"] = {s: statistics.median(st["steps"][s] for st in streams) for s in streams[0]["steps"]}
+        for k in ("allocated", "last"):
+            c["vpool"][k] = statistics.median(st[k] for st in streams)
+    return {"sizes": fig, "parallel": int(open(os.path.join(folder, "parallel")).read())}
+
+
+def off_even(count, n, nhosts):
+    return 100.0 * (count * nhosts / n - 1)
+
+
+def cluster_tables(w, cl):
+    fig = cl["sizes"]
+    w("## A pool between two environments of 3 hosts\n")
+    w("A pool of N VMs (defined, not started) created on an env of 3 hosts (pc, IDE, e1000), then moved "
+      "to another env of 3 hosts with other hardware (q35, virtio, virtio) by `vpool migrate --parallel %d`, "
+      "alternating with the raw libvirt floor of the same move: %d workers, each with its own libvirt "
+      "connection to every host, each taking the next VM: define the edited domain on the target host "
+      "vpool's plan gives it, undefine it on its source host (bench/cluster.py). Each timed move is "
+      "followed by an untimed one back. vpool's time is its whole command; the floor's starts when its "
+      "workers open their connections. The machine's 2 cores serve the 6 hosts, vpool and the floor, and "
+      "other work ran beside the benchmark: the figures are noisy.\n" % (cl["parallel"], cl["parallel"]))
+    w("| N | pool create | per VM | runs (s) |")
+    w("|---:|---:|---:|---|")
+    for n in sorted(fig):
+        c = fig[n]["create"]
+        w("| %d | %.2f s | %.2f ms | %s |" % (n, c["median"], c["median"] * 1000 / n,
+                                              " ".join("%.2f" % x for x in c["runs"])))
     w("")
-    print("\n".join(out))
+    w("Where the VMs went: on the source env by `pool create`, on the target env by `migrate` (its first "
+      "run; the floor moves each VM between the same two hosts).\n")
+    w("| N | placed by | host | VMs | off even |")
+    w("|---:|---|---|---:|---:|")
+    for n in sorted(fig):
+        for key, label in (("hosts", "pool create"), ("targets", "migrate")):
+            hosts = fig[n][key]
+            for h in sorted(hosts):
+                w("| %d | %s | %s | %d | %+.1f %% |" % (n, label, h, hosts[h], off_even(hosts[h], n, len(hosts))))
+    w("")
+    for n in sorted(fig):
+        if fig[n].get("unplanned"):
+            w("At N = %d, `migrate` put %d VMs on another host than its dry run (`--dry-run`, just before) "
+              "said.\n" % (n, fig[n]["unplanned"]))
+    w("| N | contender | median | per VM | one VM's move (median, 95th percentile) | runs (s) |")
+    w("|---:|---|---:|---:|---:|---|")
+    for n in sorted(fig):
+        for who, label in (("vpool", "vpool migrate"), ("floor", "raw libvirt floor")):
+            c = fig[n][who]
+            q = statistics.quantiles(c["vms"], n=20) if len(c["vms"]) > 1 else c["vms"] * 19
+            w("| %d | %s | %.3f s | %.2f ms | %.1f ms, %.1f ms | %s |" % (
+                n, label, c["median"], c["median"] * 1000 / n, statistics.median(c["vms"]) * 1000, q[18] * 1000,
+                " ".join("%.3f" % x for x in c["runs"])))
+    w("")
+    w("One VM's move: for vpool from its `stopping` event to its `done` event; for the floor its define and "
+      "undefine. Where vpool's time goes (medians over the runs): its preflight (start to the migration's "
+      "allocation), the VMs' moves (allocation to the last VM done), the rest (retiring the source, exit); "
+      "and each step, median milliseconds per VM from the step before.\n")
+    steps = ("locked", "provisioned", "handed_over", "done")
+    w("| N | vpool / floor (per VM) | preflight | moves | rest | %s |" % " | ".join(steps))
+    w("|---:|---:|---:|---:|---:|" + "---:|" * len(steps))
+    for n in sorted(fig):
+        f = fig[n]
+        v = f["vpool"]
+        w("| %d | %.2f | %.2f s | %.2f s | %.2f s | %s |" % (
+            n, v["median"] / f["floor"]["median"], v["allocated"], v["last"] - v["allocated"],
+            v["median"] - v["last"], " | ".join("%.1f ms" % (f["steps"].get(s, 0) * 1000) for s in steps)))
+    w("")
+
+
+def cluster_targets(t, cl):
+    fig = cl["sizes"]
+    for n in sorted(fig):
+        f = fig[n]
+        x = f["vpool"]["median"] / f["floor"]["median"]
+        t("vpool / floor <= 1.3 per VM, 3 hosts to 3 hosts, N = %d" % n, "%.2f" % x, x <= 1.3)
+        for key, label in (("hosts", "pool create"), ("targets", "migrate")):
+            hosts = f[key]
+            worst = max(abs(off_even(c, n, len(hosts))) for c in hosts.values())
+            # One VM off is as even as N allows when 3 does not divide it.
+            t("%s: VMs within +-2 %% of even (or one VM) across 3 hosts, N = %d" % (label, n),
+              "%s (worst %.1f %%)" % (" / ".join(str(hosts[h]) for h in sorted(hosts)), worst),
+              worst <= 2 or max(hosts.values()) - min(hosts.values()) <= 1)
+    if 1000 in fig:
+        x = fig[1000]["create"]["median"]
+        t("pool create --size 1000 on 3 hosts <= 20 s", "%.1f s" % x, x <= 20)
 
 
 if __name__ == "__main__":

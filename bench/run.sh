@@ -23,29 +23,52 @@
 # to its guest's boot line on the target, for vpool and for the floor (which
 # also measures the guest's own shutdown and boot).
 #
-# Writes BENCHMARKS.md (the table, the machine, the command) and prints it.
+# The cluster section does the same between two environments of three hosts
+# each, N = 1000 by default: `vpool pool create --size N` (defined, not
+# started) on the first env, timed, and how evenly placement spread the VMs
+# over its hosts; then, alternating RUNS times, `vpool migrate` of the pool
+# to the other env and hardware (and back, untimed) and the raw libvirt floor
+# of the same move (bench/cluster.py): the same defines on the same target
+# hosts and undefines on the same source hosts, with vpool's parallelism
+# (PARALLEL workers, one libvirt connection per host per worker). Its
+# deltas hold only what pool create wrote.
+#
+# Writes BENCHMARKS.md (the tables, the machine, the command) and prints it;
+# with --only, writes build/bench/report.md unless --out says otherwise.
+#
+#   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
+#                [--only migrate,downtime,cluster | --only live] [--parallel P]
+#
+# --sizes sets the pool sizes of the migrate and cluster sections (defaults
+# "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
+# section and the floor's worker count (default 8). The migrate and
+# downtime sections (and live) use two test hosts of their own
+# (scripts/hosts.sh), VPOOL_BENCH_HOSTS="SRC DST" (default "benchsrc
+# benchdst"); the cluster section six, three sources then three targets,
+# VPOOL_BENCH_CLUSTER_HOSTS="S1 S2 S3 T1 T2 T3" (default benchcs1..3,
+# benchct1..3).
 #
 # With --only live, only the downtime of a live move instead (bench/live.py):
 # one running test guest moved between the two hosts by vpool's primitive
 # and by `virsh migrate --live`, rounds alternating; prints the medians and
 # their ratio, and writes nothing but build/bench/live.json.
 #
-#   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE] [--only live]
-#
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-sizes="10 100 1000"
+sizes=
 runs=5
-out=$top/BENCHMARKS.md
-only=
+out=
+only=migrate,downtime,cluster
+parallel=8
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
         --sizes) sizes=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        --only) only=$2; shift 2 ;;
+        --only) only=$2; out=${out:-$top/build/bench/report.md}; shift 2 ;;
+        --parallel) parallel=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -54,7 +77,22 @@ for n in $sizes; do
     case $n in ''|*[!0-9]*|0) echo "bench: bad pool size '$n'" >&2; exit 2 ;; esac
 done
 case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; esac
-case $only in ''|live) ;; *) echo "bench: unknown part '$only' (only 'live')" >&2; exit 2 ;; esac
+case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2; exit 2 ;; esac
+if [ "$only" != live ]; then
+    for s in ${only//,/ }; do
+        case $s in
+            migrate|downtime|cluster) ;;
+            live) echo "bench: --only live runs alone" >&2; exit 2 ;;
+            *) echo "bench: unknown section '$s'" >&2; exit 2 ;;
+        esac
+    done
+fi
+read -r -a phosts <<<"${VPOOL_BENCH_HOSTS:-benchsrc benchdst}"
+[ "${#phosts[@]}" = 2 ] || { echo "bench: VPOOL_BENCH_HOSTS names two hosts" >&2; exit 2; }
+read -r -a chosts <<<"${VPOOL_BENCH_CLUSTER_HOSTS:-benchcs1 benchcs2 benchcs3 benchct1 benchct2 benchct3}"
+[ "${#chosts[@]}" = 6 ] || { echo "bench: VPOOL_BENCH_CLUSTER_HOSTS names six hosts" >&2; exit 2; }
+out=${out:-$top/BENCHMARKS.md}
+has() { [[ ,$only, == *,$1,* ]]; }
 
 cd "$top"
 scripts/deps.sh >/dev/null
@@ -62,16 +100,22 @@ scripts/build.sh >/dev/null
 scripts/build-guest.sh build/guest >/dev/null
 vpool=$top/build/src/cli/vpool
 
-# Two hosts of its own unless told (VPOOL_BENCH_HOSTS="SRC DST").
-read -r -a hosts <<<"${VPOOL_BENCH_HOSTS:-benchsrc benchdst}"
-[ ${#hosts[@]} -eq 2 ] || { echo "bench: VPOOL_BENCH_HOSTS names two hosts" >&2; exit 2; }
+# The pair of hosts serves the migrate and downtime sections, the six the
+# cluster section.
+pair=0
+{ has migrate || has downtime || has live; } && pair=1
+hosts=()
+[ "$pair" = 1 ] && hosts+=("${phosts[@]}")
+has cluster && hosts+=("${chosts[@]}")
 scripts/hosts.sh up "${hosts[@]}" >/dev/null
-src=$(scripts/hosts.sh uri "${hosts[0]}")
-dst=$(scripts/hosts.sh uri "${hosts[1]}")
+src=$(scripts/hosts.sh uri "${phosts[0]}")
+dst=$(scripts/hosts.sh uri "${phosts[1]}")
+uris=()
+for h in "${hosts[@]}"; do uris+=("$(scripts/hosts.sh uri "$h")"); done
 work=$(mktemp -d /var/tmp/vpool-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() {
-    for uri in "$src" "$dst"; do
+    for uri in "${uris[@]}"; do
         for d in $(virsh -q -c "$uri" list --all --name 2>/dev/null); do
             virsh -q -c "$uri" destroy "$d" >/dev/null 2>&1 || true
             virsh -q -c "$uri" undefine "$d" >/dev/null 2>&1 || true
@@ -112,37 +156,40 @@ if [ "$only" = live ]; then
     exit 0
 fi
 
-# ---- the master: 1 GiB of real data, bootable by the test guest ---------------
-log "building the 1 GiB master image"
-mroot=$work/master-root
-mkdir -p "$mroot/data"
-qemu-img convert -f qcow2 -O raw build/guest/master.qcow2 "$work/guest.raw"
-debugfs -R "rdump / $mroot" "$work/guest.raw" >/dev/null 2>&1
-rm -rf "$mroot/lost+found" "$work/guest.raw"
-# Incompressible and deterministic: a keyed stream, 900 MiB in 9 files.
-for i in $(seq 1 9); do
-    head -c $((100 << 20)) /dev/zero |
-        openssl enc -aes-128-ctr -pass "pass:vpool-bench-$i" -nosalt -pbkdf2 >"$mroot/data/part$i.bin"
-done
-mkfs.ext4 -q -F -L vpool-master -E root_owner=0:0 -d "$mroot" "$work/master.raw" 1G >/dev/null
-qemu-img convert -f raw -O qcow2 "$work/master.raw" "$work/master.qcow2"
-rm -rf "$mroot" "$work/master.raw"
-master_bytes=$(stat -c %s "$work/master.qcow2")
-
 export VPOOL_CATALOG=$work/catalog.db
 $vpool init --storage "$work/storage" >/dev/null
-$vpool env add src --uri "$src" --domain-type qemu >/dev/null
-$vpool env add dst --uri "$dst" --domain-type qemu >/dev/null
-$vpool image add big --file "$work/master.qcow2" --kernel build/guest/vmlinuz --initrd build/guest/initrd.img \
-    --cmdline "$(cat build/guest/cmdline) vpool.stay=1" >/dev/null
-rm -f "$work/master.qcow2"
-master=$($vpool --json image show big | jq -r .path)
 $vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256 >/dev/null
 $vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 256 >/dev/null
-
 # Results, one line each: "N contender median_s per_vm_ms bytes rss_kib runs..."
 results=$work/results
 : >"$results"
+master_bytes=0
+
+# ---- the master: 1 GiB of real data, bootable by the test guest ---------------
+if [ "$pair" = 1 ]; then
+    log "building the 1 GiB master image"
+    mroot=$work/master-root
+    mkdir -p "$mroot/data"
+    qemu-img convert -f qcow2 -O raw build/guest/master.qcow2 "$work/guest.raw"
+    debugfs -R "rdump / $mroot" "$work/guest.raw" >/dev/null 2>&1
+    rm -rf "$mroot/lost+found" "$work/guest.raw"
+    # Incompressible and deterministic: a keyed stream, 900 MiB in 9 files.
+    for i in $(seq 1 9); do
+        head -c $((100 << 20)) /dev/zero |
+            openssl enc -aes-128-ctr -pass "pass:vpool-bench-$i" -nosalt -pbkdf2 >"$mroot/data/part$i.bin"
+    done
+    mkfs.ext4 -q -F -L vpool-master -E root_owner=0:0 -d "$mroot" "$work/master.raw" 1G >/dev/null
+    qemu-img convert -f raw -O qcow2 "$work/master.raw" "$work/master.qcow2"
+    rm -rf "$mroot" "$work/master.raw"
+    master_bytes=$(stat -c %s "$work/master.qcow2")
+
+    $vpool env add src --uri "$src" --domain-type qemu >/dev/null
+    $vpool env add dst --uri "$dst" --domain-type qemu >/dev/null
+    $vpool image add big --file "$work/master.qcow2" --kernel build/guest/vmlinuz --initrd build/guest/initrd.img \
+        --cmdline "$(cat build/guest/cmdline) vpool.stay=1" >/dev/null
+    rm -f "$work/master.qcow2"
+    master=$($vpool --json image show big | jq -r .path)
+fi
 
 # The libvirt-only move of the domains in LIST (file of names) from one
 # host to the other: one virsh per host reading all the commands.
@@ -153,7 +200,9 @@ to_target_xml() {
         -e "s/<model type='e1000'\/>/<model type='virtio'\/>/"
 }
 
-for n in $sizes; do
+migrate_sizes=${sizes:-10 100 1000}
+has migrate || migrate_sizes=
+for n in $migrate_sizes; do
     pool=p$n
     # At N = 1000 three runs of each are enough to take a median.
     nruns=$runs
@@ -179,13 +228,17 @@ for n in $sizes; do
 
     # ---- 64 MiB of each user's own data in its delta -----------------------------
     log "N=$n: writing 64 MiB into each of $n user deltas"
-    export BENCH_DELTAS=$work/storage/deltas/$pool
+    # Each VM's user delta collection: a folder named after the VM and its
+    # UUID, its overlay named after its generation.
+    declare -A delta=()
+    while read -r name path; do delta[$name]=$path; done < <($vpool --json vm list --pool "$pool" | jq -r '.[] | "\(.name) \(.delta_path)"')
+    overlay() { echo "${delta[$1]}"/overlay*.qcow2; }
     # Each VM's own bytes: a pattern from its number, over 64 MiB of the
     # master's data area.
-    printf '%s\n' "${vms[@]}" | xargs -P 2 -n 1 bash -c \
-        'qemu-io -f qcow2 -c "write -P $((10#${0##*-} % 250 + 1)) 512M 64M" "$BENCH_DELTAS/$0/overlay.qcow2" >/dev/null'
+    for vm in "${vms[@]}"; do echo "$vm $(overlay "$vm")"; done | xargs -P 2 -n 2 bash -c \
+        'qemu-io -f qcow2 -c "write -P $((10#${0##*-} % 250 + 1)) 512M 64M" "$1" >/dev/null'
     sync
-    du_delta=$(du -sb "$work/storage/deltas/$pool/${vms[0]}" | cut -f1)
+    du_delta=$(du -sb "${delta[${vms[0]}]}" | cut -f1)
     [ "$du_delta" -ge $((64 << 20)) ] || { log "delta of ${vms[0]} holds $du_delta bytes, not 64 MiB"; exit 1; }
 
     # ---- the floor's definitions: copies of the pool's, under other names ---------
@@ -235,7 +288,7 @@ for n in $sizes; do
         t0=$(now)
         for vm in "${vms[@]}"; do
             fc=fc${vm#"$pool"}
-            qemu-img convert -f qcow2 -O qcow2 "$work/storage/deltas/$pool/$vm"/overlay*.qcow2 "$work/storage/full/$fc.qcow2"
+            qemu-img convert -f qcow2 -O qcow2 "$(overlay "$vm")" "$work/storage/full/$fc.qcow2"
             sync "$work/storage/full/$fc.qcow2"
             sed -e "s/<name>fl-/<name>fc-/" -e "/<backingStore/,/<\/backingStore>/d" \
                 -e "s|file='[^']*/overlay[^']*'|file='$work/storage/full/$fc.qcow2'|" \
@@ -279,14 +332,29 @@ for n in $sizes; do
 done
 
 # ---- downtime of running guests ---------------------------------------------------
-log "downtime: 4 running guests, vpool and floor"
-/usr/bin/python3 "$top/bench/downtime.py" --vpool "$vpool" --src "$src" --dst "$dst" --work "$work" \
-    --master "$master" >"$work/downtime"
+downtime=()
+if has downtime; then
+    log "downtime: 4 running guests, vpool and floor"
+    /usr/bin/python3 "$top/bench/downtime.py" --vpool "$vpool" --src "$src" --dst "$dst" --work "$work" \
+        --master "$master" >"$work/downtime"
+    downtime=(--downtime "$work/downtime")
+fi
+
+# ---- a pool between two environments of three hosts each ---------------------------
+cluster=()
+if has cluster; then
+    # shellcheck source=bench/cluster.sh
+    . "$top/bench/cluster.sh"
+    cluster_section
+    cluster=(--cluster "$cdir")
+fi
 
 # ---- the report -------------------------------------------------------------------
 # The raw figures stay in build/bench/ for a look behind the table.
 mkdir -p build/bench
-cp "$results" "$work/downtime" build/bench/
-/usr/bin/python3 "$top/bench/report.py" --results "$results" --downtime "$work/downtime" --command "$cmdline" \
+cp "$results" build/bench/
+[ "${#downtime[@]}" = 0 ] || cp "$work/downtime" build/bench/
+[ "${#cluster[@]}" = 0 ] || { rm -rf build/bench/cluster; cp -r "$cdir" build/bench/cluster; }
+/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" --command "$cmdline" \
     --master-bytes "$master_bytes" --vpool "$vpool" >"$out"
 cat "$out"
