@@ -99,11 +99,8 @@ for h in "${EAST[@]}"; do
         grep -Eq "^$h +yes +- +no +[0-9]+ +[0-9.]+ GiB +[0-9.]+ GiB +0 +0 +0 +qemu\+tls://" <<<"$list"
 done
 
-# The test guest, staying up. no_timer_check: a kernel under TCG on a busy
-# machine may find its timer interrupt too slow and panic at boot.
-vpool image add desktop --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
-    --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline") no_timer_check vpool.stay=1" \
-    >/dev/null || bail "image add failed"
+# The test guest, staying up.
+add_desktop_image
 vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 128M >/dev/null ||
     bail "profile add pc-ide failed"
 vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 128M >/dev/null ||
