@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--downtime")
     ap.add_argument("--cluster", help="the cluster section's folder (bench/cluster.sh)")
+    ap.add_argument("--live", help="the live section's figures (bench/live.py's JSON)")
     ap.add_argument("--command", required=True)
     ap.add_argument("--master-bytes", type=int, required=True)
     ap.add_argument("--vpool", required=True)
@@ -46,6 +47,7 @@ def main():
     sizes = sorted({n for n, _ in rows})
     dt = json.load(open(a.downtime)) if a.downtime else None
     cl = cluster_figures(a.cluster) if a.cluster else None
+    lv = json.load(open(a.live)) if a.live else None
 
     out = []
     w = out.append
@@ -70,6 +72,8 @@ def main():
         downtime_table(w, dt)
     if cl:
         cluster_tables(w, cl)
+    if lv:
+        live_table(w, lv)
 
     w("## Targets\n")
     w("| target | measured | met |")
@@ -84,8 +88,34 @@ def main():
         downtime_target(t, dt)
     if cl:
         cluster_targets(t, cl)
+    if lv:
+        live_targets(t, lv)
     w("")
     print("\n".join(out))
+
+
+def live_table(w, lv):
+    w("## Live move of a running guest between two hosts of one env\n")
+    w("One guest (256 MiB, TCG) printing a console line every 10 ms moves back and forth between the "
+      "pair of hosts, %d rounds each, alternating: vpool's live move (libvirt's peer-to-peer live "
+      "migration with the disks handed to the next generation's names) and `virsh migrate --live --p2p "
+      "--persistent --undefinesource --unsafe`. The guest's downtime is the longest silence between two "
+      "console lines less their usual interval; libvirt's is the completed job's downtime.\n" % lv["runs"])
+    w("| | vpool | virsh | vpool / virsh |")
+    w("|---|---:|---:|---:|")
+    w("| downtime the guest sees, median | %.0f ms | %.0f ms | %.2f |" % (
+        lv["vpool"]["guest"] * 1000, lv["virsh"]["guest"] * 1000, lv["ratio_guest"]))
+    w("| downtime libvirt measured, median | %.0f ms | %.0f ms | %.2f |" % (
+        lv["vpool"]["libvirt"] * 1000, lv["virsh"]["libvirt"] * 1000, lv["ratio_libvirt"]))
+    w("| the whole command, median | %.2f s | %.2f s | |" % (lv["vpool"]["wall"], lv["virsh"]["wall"]))
+    w("")
+
+
+def live_targets(t, lv):
+    t("live move downtime <= 1.5 x virsh migrate --live's (as the guest sees it)", "%.2f" % lv["ratio_guest"],
+      lv["ratio_guest"] <= 1.5)
+    t("live move downtime < 1 s for the test guest", "%.0f ms" % (lv["vpool"]["guest"] * 1000),
+      lv["vpool"]["guest"] < 1)
 
 
 def migration_tables(w, rows, sizes, master_bytes):
