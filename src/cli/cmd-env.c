@@ -114,8 +114,10 @@ static int env_add_hosts(struct vp_cli *cli, const struct cli_args *a, char **co
         const char *vals[CLI_MAX_REPEAT];
         size_t n = cli_opt_all(a, "host", vals);
         const char *uri = cli_opt(a, "uri");
-        if (!uri == !n)
-                return cli_usage_error(cli, "give either --uri URI or --host [NAME=]URI (once per host)");
+        if (!uri && !n)
+                return cli_usage_error(cli, "missing --uri URI or --host [HOST=]URI (once per host)");
+        if (uri && n)
+                return cli_usage_error(cli, "give --uri URI or --host [HOST=]URI, not both");
         if (uri) {
                 specs[0] = (struct vp_host_spec){ .uri = uri };
                 *ret_n = 1;
