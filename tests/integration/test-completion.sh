@@ -75,7 +75,7 @@ expect "vpool pool create tcompc --image guest --" \
 
 # A verb with verbs of its own: env host.
 hverbs=$(vpool env host --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
-check_eq "env host has its verbs" "add list rm resume" "$(xargs <<<"$hverbs")"
+check_eq "env host has its verbs" "add list rm drain resume" "$(xargs <<<"$hverbs")"
 expect "vpool env host " "$hverbs"
 expect "vpool env host r" "rm resume"
 for v in $hverbs; do
