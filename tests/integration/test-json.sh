@@ -268,6 +268,15 @@ check_eq "the history holds commands and steps" "command step" \
     "$(vpool history --json | jq -r 'map(.type) | unique | join(" ")')"
 json_cmd history history --pool tjson
 
+# ---- a host's drain: an env of both hosts, its pool on one, drained to the other -------------
+# Last: this env sees the hosts the envs above see.
+vpool env add tjson-pair --domain-type qemu --host "pa=$uria" --host "pb=$urib" >/dev/null || bail "env add tjson-pair"
+vpool env host drain tjson-pair pb >/dev/null || bail "pb in maintenance"
+vpool pool create tjsonp --image blank --env tjson-pair --profile p1 --size 1 >/dev/null || bail "pool create tjsonp"
+vpool env host resume tjson-pair pb >/dev/null || bail "pb out of maintenance"
+json_cmd "env host drain" env host drain tjson-pair pa
+check_eq "env host drain: the VM now on pb" "pb" "$(vpool vm show tjsonp-001 --json | jq -r .host)"
+
 # ---- the file and the program agree on what exists ----------------------------------------
 nouns=$(vpool --help | awk '/^Nouns:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
 undocumented=()
