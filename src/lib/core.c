@@ -252,8 +252,16 @@ static int probe_hosts(struct vp_ctx *ctx, const char *name, const struct vp_hos
         int r = 0;
         for (size_t i = 0; i < nhosts && r >= 0; i++) {
                 struct vp_hv_info info;
-                if ((r = vp_host_probe(ctx, &hosts[i], nhosts == 1 ? name : NULL, &info, &hs[i], err)) < 0)
-                        break;
+                if ((r = vp_host_probe(ctx, &hosts[i], nhosts == 1 ? name : NULL, &info, &hs[i], err)) < 0) {
+                        /* One host is the env, and its URI names it; of
+                         * several, which one. */
+                        _cleanup_free_ char *hname = NULL;
+                        if (nhosts > 1 && !strstr(err->msg, "name the host"))
+                                vp_err_prefix(err, "env '%s': host '%s'", name, hosts[i].name ? hosts[i].name :
+                                              vp_host_default_name(hosts[i].uri, NULL, &hname, NULL) >= 0 ? hname :
+                                              hosts[i].uri);
+                        return r;
+                }
                 for (size_t j = 0; j < i && r >= 0; j++)
                         if (streq(hs[j].name, hs[i].name) || streq(hs[j].uri, hs[i].uri))
                                 r = vp_err(err, -EEXIST, "host '%s' (%s) is given twice", hs[i].name, hs[i].uri);

@@ -363,10 +363,11 @@ int vp_host_probe(struct vp_ctx *ctx, const struct vp_host_spec *spec, const cha
                 return k;
         const char *hname = spec->name ? spec->name : name;
         _cleanup_conn_ virConnectPtr conn = NULL;
-        if ((k = vp_hv_connect(spec->uri, &conn, err)) < 0 || (k = vp_hv_probe(conn, info, err)) < 0) {
-                vp_err_prefix(err, "host '%s'", hname);
+        /* The URI names the host in a refusal to connect. */
+        if ((k = vp_hv_connect(spec->uri, &conn, err)) < 0)
                 return k;
-        }
+        if ((k = vp_hv_probe(conn, info, err)) < 0)
+                return k;
         *ret = (struct vp_host){
                 .name = vp_strdup(hname), .uri = vp_strdup(spec->uri), .hostname = vp_strdup(info->hostname),
                 .cpus = info->cpus, .memory_kib = info->memory_kib, .unreachable = vp_strdup(""),

@@ -98,7 +98,7 @@ check_eq "b out of maintenance" "false" "$(host_field b maintenance)"
 
 # The env as a whole too small: refused naming the shortfall, nothing created.
 expect_fail "pool create of VMs that cannot run anywhere: refused" 1 \
-    "^vpool: pool 'k4': env 'dc' cannot hold 2 running VMs of 65536 MiB: its 3 usable hosts have [0-9]+ MiB free, room for 0 of them$" \
+    "^vpool: env 'dc' cannot hold 2 running VMs of 65536 MiB \\(131072 MiB in all\\): its 3 usable hosts have [0-9]+ MiB free, room for 0 of them$" \
     vpool pool create k4 --image guest --env dc --profile huge --size 2 --start
 check_eq "no pool k4" "" "$(vpool pool list --json | jq -r '.[] | select(.name == "k4") | .name')"
 check_eq "no VM of k4" "0" "$(vpool vm list --json | jq '[.[] | select(.pool == "k4")] | length')"

@@ -136,7 +136,7 @@ big=$(($(vpool env show west --json | jq '.hosts[0].memory_kib') / 1024))
 vpool profile add big --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory "${big}M" >/dev/null ||
     bail "profile add big failed"
 expect_fail "migrate to west with $big MiB per VM: refused, naming the shortfall" 1 \
-    "^vpool: env 'west' cannot hold 12 running VMs of $big MiB: its 2 usable hosts have [0-9]+ MiB free, room for 0 of them$" \
+    "^vpool: env 'west' cannot hold 12 running VMs of $big MiB \\([0-9]+ MiB in all\\): its 2 usable hosts have [0-9]+ MiB free, room for 0 of them$" \
     vpool migrate $pool --to west --profile big
 check_eq "no migration recorded" "0" "$(vpool migrate list --json | jq length)"
 
