@@ -365,11 +365,7 @@ void vp_delta_handed_manifest(struct vp_manifest *m, const char *to, int64_t bum
 {
         snprintf(m->owner, sizeof(m->owner), "%s", to);
         m->generation += bump;
-        disk_name_at(m->overlay, sizeof(m->overlay), "overlay", "qcow2", m->generation);
-        if (m->data_disk[0])
-                disk_name_at(m->data_disk, sizeof(m->data_disk), "data", "qcow2", m->generation);
-        if (m->nvram[0])
-                disk_name_at(m->nvram, sizeof(m->nvram), "nvram", "fd", m->generation);
+        vp_delta_names_at(m, m->generation);
 }
 
 void vp_delta_names_at(struct vp_manifest *m, int64_t gen)
@@ -550,12 +546,10 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
                 return vp_err(err, -EPERM, "delta '%s' is owned by '%s' at generation %lld, not by '%s'; refusing",
                               label, m.owner, (long long)m.generation, from);
         struct vp_manifest next = m;
-        vp_delta_handed_manifest(&next, to, bump);
-        if (!rename) {
-                snprintf(next.overlay, sizeof(next.overlay), "%s", m.overlay);
-                snprintf(next.data_disk, sizeof(next.data_disk), "%s", m.data_disk);
-                snprintf(next.nvram, sizeof(next.nvram), "%s", m.nvram);
-        }
+        snprintf(next.owner, sizeof(next.owner), "%s", to);
+        next.generation += bump;
+        if (rename)
+                vp_delta_names_at(&next, next.generation);
         /* The disks take names carrying the new generation: any definition
          * made for an older one (a stale host's domain) points at a file
          * that no longer exists and cannot start. Renames keep the inodes:

@@ -874,7 +874,7 @@ static bool live_landed(struct vm_job *j)
 static int live_move(struct vm_job *j, struct vp_error *err)
 {
         struct run *r = j->r;
-        struct vp_manifest m, was;
+        struct vp_manifest m;
         int k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err);
         if (k < 0)
                 return k;
@@ -887,10 +887,9 @@ static int live_move(struct vm_job *j, struct vp_error *err)
                 return k;
         /* The source runs the disks under their names; the target opens
          * the unlock's. */
-        was = m;
         struct vp_manifest next = m;
         vp_delta_names_at(&next, m.generation + 1);
-        const char *from[3] = { was.overlay, was.data_disk, was.nvram }, *to[3] = { next.overlay, next.data_disk, next.nvram };
+        const char *from[3] = { m.overlay, m.data_disk, m.nvram }, *to[3] = { next.overlay, next.data_disk, next.nvram };
         char fp[3][4096], tp[3][4096];
         struct vp_domxml_move moves[3];
         size_t n = 0;
