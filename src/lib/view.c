@@ -278,20 +278,27 @@ static void add_manifest(struct json_object *o, struct vp_ctx *ctx, const char *
                 close(fd);
 }
 
+/* The name of host ID, null when unknown or gone. */
+static struct json_object *host_name(struct vp_ctx *ctx, int64_t id)
+{
+        struct vp_host h = { 0 };
+        if (!id || vp_row_get_id(ctx->cat, &vp_table_host, id, &h, NULL) < 0)
+                return NULL;
+        struct json_object *o = json_object_new_string(h.name);
+        vp_row_clear(&vp_table_host, &h);
+        return o;
+}
+
 static struct json_object *vm_json(struct vp_ctx *ctx, const void *row)
 {
         const struct vp_vm *vm = row;
         _cleanup_free_ char *pool = name_of(ctx->cat, &vp_table_pool, vm->pool_id);
         _cleanup_free_ char *env = name_of(ctx->cat, &vp_table_env, vm->env_id);
-        struct vp_host host = { 0 };
-        if (vm->host_id)
-                vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &host, NULL);
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(vm->name));
         json_object_object_add(o, "pool", text(pool));
         json_object_object_add(o, "env", text(env));
-        json_object_object_add(o, "host", text(host.name));
-        vp_row_clear(&vp_table_host, &host);
+        json_object_object_add(o, "host", host_name(ctx, vm->host_id));
         json_object_object_add(o, "state", json_object_new_string(vp_vm_state(ctx, vm)));
         json_object_object_add(o, "uuid", json_object_new_string(vm->uuid));
         struct json_object *macs = json_object_new_array();
@@ -454,16 +461,6 @@ static int migration_vms(struct vp_ctx *ctx, int64_t id, struct vp_migvm **ret, 
         return r;
 }
 
-/* The name of host ID, null when unknown or gone. */
-static struct json_object *host_name(struct vp_ctx *ctx, int64_t id)
-{
-        struct vp_host h = { 0 };
-        if (!id || vp_row_get_id(ctx->cat, &vp_table_host, id, &h, NULL) < 0)
-                return NULL;
-        struct json_object *o = json_object_new_string(h.name);
-        vp_row_clear(&vp_table_host, &h);
-        return o;
-}
 
 static struct json_object *migvm_json(struct vp_ctx *ctx, const struct vp_migvm *mv, const char *target)
 {
