@@ -58,8 +58,9 @@ if scripts/fuzz.sh 60; then passed=$((passed + 1)); else failed=$((failed + 1));
 step "building the test guest"
 scripts/build-guest.sh build/guest
 
-# Two lanes at once on hosts of their own: the slowest suites (crash, uefi)
-# beside all the others, which share hosta/hostb (and hostc/hostd).
+# Two lanes at once on hosts of their own: the slowest suites (crash, uefi,
+# live on hoste/hostf; clusters on its five TLS hosts) beside all the
+# others, which share hosta/hostb/hosti (and hostc/hostd).
 slow_hosts=(hoste hostf)
 # The TLS suite's own hosts, reached as qemu+tls://, and two whose
 # certificates it must refuse (another CA's, another address's).
