@@ -48,11 +48,12 @@ for size in 1 3; do
         round=$((round + 1))
         p=cc$round
         VPOOL_FAULT=$pt vpool pool create "$p" --image guest --env "$HOSTA" --profile pc-small --size "$size" \
-            >/dev/null 2>&1
+            >/dev/null 2>"$WORK/err"
         rc=$?
         injected=$((injected + 1))
         runs=$((runs + 1))
         check_eq "create size $size killed at $pt" "137" "$rc"
+        [ "$rc" = 137 ] || sed 's/^/#   /' "$WORK/err" >&2
         if [ "$pt" = create.active:1 ]; then
             # Killed right after the pool was marked active: it is whole.
             check_eq "create size $size killed at $pt: the pool is complete" "active $size" \

@@ -9,13 +9,18 @@ ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
 not_ok() {
     tap_n=$((tap_n + 1))
     tap_failed=$((tap_failed + 1))
-    echo "not ok $tap_n - $1"
-    shift
-    local line
-    for line in "$@"; do echo "#   $line"; done
+    # The reasons go to stderr as well: a test runner that parses stdout
+    # as TAP shows a failing test's stderr, so a failure explains itself.
+    {
+        echo "not ok $tap_n - $1"
+        shift
+        local line
+        for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
+    } | tee /dev/stderr
 }
-diag() { echo "# $*"; }
-bail() { echo "Bail out! $*"; exit 1; }
+# diag TEXT...: a TAP comment, every line of TEXT prefixed.
+diag() { printf '%s\n' "$*" | sed 's/^/# /'; }
+bail() { echo "Bail out! $*" | tee /dev/stderr; exit 1; }
 
 finish() {
     echo "1..$tap_n"
