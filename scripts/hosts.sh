@@ -5,9 +5,11 @@
 # /var/log/libvirt bind-mounted from the host's state folder, so hosts never
 # see each other's domains, sockets or logs.
 #
-#   hosts.sh up [--tls [--cert KIND]] NAME...
+#   hosts.sh up [--fresh] [--tls [--cert KIND]] NAME...
 #                            start hosts (no-op for hosts already up, unless
-#                            --tls asks for another transport or certificate)
+#                            --tls asks for another transport or certificate);
+#                            --fresh stops them first and starts them with no
+#                            state at all: no domain a former run defined
 #   hosts.sh down NAME...    destroy their domains and stop the daemons
 #   hosts.sh status [NAME...]  "NAME up|down URI" per host (all known if none)
 #   hosts.sh uri [--tls] NAME  print the libvirt URI of NAME
@@ -40,7 +42,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 die() { echo "hosts.sh: $*" >&2; exit 1; }
 
 usage() {
-    echo "usage: $0 up [--tls [--cert good|rogue|wrong-name]] NAME... | down|revive NAME..." >&2
+    echo "usage: $0 up [--fresh] [--tls [--cert good|rogue|wrong-name]] NAME... | down|revive NAME..." >&2
     echo "       $0 status [NAME...] | uri [--tls] NAME | pki" >&2
     exit 2
 }
@@ -464,7 +466,12 @@ up_line() {
 do_up() {
     local name=$1 dir
     dir=$(host_dir "$name")
-    if live_pid "$dir/libvirtd.pid" libvirtd >/dev/null && answers "$name" &&
+    if [ -n "$fresh" ]; then
+        # Domains defined by a former run (one stopped half-way included)
+        # live in etc/ and lib/; a test suite's hosts start without them.
+        do_down "$name"
+        rm -rf "${dir:?}"/{etc,lib,run,cache,log,pki} "$dir/start.log"
+    elif live_pid "$dir/libvirtd.pid" libvirtd >/dev/null && answers "$name" &&
         { [ -z "$tls_kind" ] || [ "$(host_tls_kind "$name")" = "$tls_kind" ]; }; then
         up_line "$name"
         return 0
@@ -538,8 +545,12 @@ cmd=$1
 shift
 tls_kind=
 want_tls_uri=
+fresh=
 while [ $# -gt 0 ]; do
     case $1 in
+        --fresh)
+            [ "$cmd" = up ] || usage
+            fresh=1 ;;
         --tls)
             [ "$cmd" = up ] || [ "$cmd" = uri ] || usage
             tls_kind=${tls_kind:-good}

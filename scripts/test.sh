@@ -79,10 +79,10 @@ stop_hosts() {
         "${cluster_hosts[@]}" "$cluster_rogue" hostc hostd >/dev/null 2>&1 || true
 }
 trap stop_hosts EXIT
-scripts/hosts.sh up "${hosts[@]}" "${slow_hosts[@]}"
-scripts/hosts.sh up --tls "${tls_hosts[@]}" "${cluster_hosts[@]}"
-scripts/hosts.sh up --tls --cert rogue "${bad_tls_hosts[0]}" "$cluster_rogue"
-scripts/hosts.sh up --tls --cert wrong-name "${bad_tls_hosts[1]}"
+scripts/hosts.sh up --fresh "${hosts[@]}" "${slow_hosts[@]}"
+scripts/hosts.sh up --fresh --tls "${tls_hosts[@]}" "${cluster_hosts[@]}"
+scripts/hosts.sh up --fresh --tls --cert rogue "${bad_tls_hosts[0]}" "$cluster_rogue"
+scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
 step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)"
 slow_out=build/meson-logs/integration-slow.out

@@ -57,7 +57,7 @@ expect_fail "unknown libvirt driver" 1 "cannot connect to 'nosuchdriver:///syste
 expect_fail "empty URI" 1 "empty libvirt URI" vpool env add bad4 --uri ''
 
 # An env that was reachable when added and is down now.
-"$HOSTS_SH" up hostc >/dev/null || bail "cannot start hostc"
+"$HOSTS_SH" up --fresh hostc >/dev/null || bail "cannot start hostc"
 vpool env add hostc --uri "$(uri_of hostc)" >/dev/null || bail "env add hostc failed"
 "$HOSTS_SH" down hostc >/dev/null || bail "cannot stop hostc"
 snap_a=$(virsh_on "$HOSTA" list --all --name | sort)

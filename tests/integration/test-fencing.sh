@@ -15,7 +15,7 @@ TEST_PREFIX=f
 HOSTA=hostc
 HOSTB=hostd
 hosts_dir=${VPOOL_HOSTS_DIR:-/var/lib/vpool-hosts}
-"$HOSTS_SH" up "$HOSTA" "$HOSTB" >/dev/null || bail "cannot start $HOSTA $HOSTB"
+"$HOSTS_SH" up --fresh "$HOSTA" "$HOSTB" >/dev/null || bail "cannot start $HOSTA $HOSTB"
 setup_workdir
 trap 'cleanup_workdir; "$HOSTS_SH" down "$HOSTA" "$HOSTB" >/dev/null 2>&1' EXIT
 # A dead source is given up on after 2 s here (30 s by default).

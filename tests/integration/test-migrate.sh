@@ -97,7 +97,7 @@ expect_fail "unknown target profile" 1 "unknown profile 'noprof'" vpool migrate 
 expect_fail "nothing to migrate" 1 "nothing to migrate" vpool migrate m2 --to "$HOSTA"
 expect_fail "parallelism 0" 1 "parallelism" vpool migrate m2 --to "$HOSTB" --parallel 0
 expect_fail "missing --to" 2 "missing --to" vpool migrate m2
-"$HOSTS_SH" up hostc >/dev/null || bail "cannot start hostc"
+"$HOSTS_SH" up --fresh hostc >/dev/null || bail "cannot start hostc"
 vpool env add hostc --uri "$(uri_of hostc)" --domain-type qemu >/dev/null || bail "env add hostc"
 "$HOSTS_SH" down hostc >/dev/null
 expect_fail "target env unreachable" 1 "env 'hostc': cannot connect" vpool migrate m2 --to hostc
