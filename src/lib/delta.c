@@ -9,7 +9,6 @@
 #include "fileio.h"
 #include "model.h"
 #include "name.h"
-#include "runcmd.h"
 
 /* ---- the collection ------------------------------------------------------ */
 
@@ -135,22 +134,8 @@ int vp_delta_remove(struct vp_storage *s, const char *pool, const char *dir, str
         return 0;
 }
 
-static int run_qemu_img_create(const char *path, const char *backing, const char *backing_fmt,
-                               uint64_t size, struct vp_error *err)
-{
-        char sizebuf[32];
-        snprintf(sizebuf, sizeof(sizebuf), "%llu", (unsigned long long)size);
-        if (backing) {
-                const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", backing,
-                                       "-F", backing_fmt, path, NULL };
-                return vp_spawn(argv, err);
-        }
-        const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", path, sizebuf, NULL };
-        return vp_spawn(argv, err);
-}
-
-int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
-                    char **ret_path, struct vp_error *err)
+int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t master_bytes,
+                    uint64_t data_disk_bytes, char **ret_path, struct vp_error *err)
 {
         int r;
         if ((r = vp_name_check("pool", m->pool, err)) < 0 || (r = vp_name_check("vm", m->vm, err)) < 0)
@@ -182,7 +167,7 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
                 goto fail;
         }
 
-        r = run_qemu_img_create(overlay, m->master, m->master_format, 0, err);
+        r = vp_qcow2_create(vfd, m->overlay, overlay, master_bytes, m->master, m->master_format, err);
         if (r < 0)
                 goto fail;
         {
@@ -197,14 +182,10 @@ int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t 
                         r = vp_image_check_overlay(&info, overlay, m->master, m->master_format, err);
                 if (r < 0)
                         goto fail;
-                if (fsync(ofd) < 0) {
-                        r = vp_err(err, -errno, "fsync '%s': %s", overlay, strerror(errno));
-                        goto fail;
-                }
         }
         if (data_disk_bytes && m->data_disk[0]) {
                 _cleanup_free_ char *data = vp_strdupf("%s/%s", path, m->data_disk);
-                r = run_qemu_img_create(data, NULL, NULL, data_disk_bytes, err);
+                r = vp_qcow2_create(vfd, m->data_disk, data, data_disk_bytes, NULL, NULL, err);
                 if (r < 0)
                         goto fail;
         }

@@ -40,13 +40,13 @@ const char *vp_delta_dir_of(const char *delta_path);
 int vp_delta_dir_parse(const char *dir, char vm[VP_NAME_MAX + 1], char uuid[37]);
 
 /* Create the collection deltas/<pool>/<vm>.<uuid>/ for M (its pool, VM and
- * UUID): the overlay of M->master
+ * UUID): the overlay of M->master, MASTER_BYTES large as the master is
  * (absolute backing path, explicit format; header checked afterwards), a
  * data disk of DATA_DISK_BYTES when non-zero, and the manifest, durably.
  * The collection must not exist yet. On failure nothing is left. Returns 0
  * and *ret_path (absolute, malloc'd, the caller's). */
-int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t data_disk_bytes,
-                    char **ret_path, struct vp_error *err);
+int vp_delta_create(struct vp_storage *s, const struct vp_manifest *m, uint64_t master_bytes,
+                    uint64_t data_disk_bytes, char **ret_path, struct vp_error *err);
 /* Remove a collection and, when it was the last, its pool directory.
  * No error if absent. Only regular files inside are removed. */
 int vp_delta_remove(struct vp_storage *s, const char *pool, const char *dir, struct vp_error *err);

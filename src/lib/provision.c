@@ -211,7 +211,8 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
                 return vp_err(err, r, "%s", probe.msg);
         }
         _cleanup_free_ char *path = NULL;
-        r = vp_delta_create(&ctx->st, m, (uint64_t)refs->pool.data_disk_bytes, &path, err);
+        r = vp_delta_create(&ctx->st, m, (uint64_t)refs->im.virtual_size, (uint64_t)refs->pool.data_disk_bytes,
+                            &path, err);
         if (r >= 0)
                 vp_fault_point("create.delta");
         return r;
@@ -282,8 +283,8 @@ static void *build_worker(void *arg)
         }
 }
 
-/* VMs built side by side: qemu-img's start-up and the fsyncs of one VM
- * overlap the others'. */
+/* VMs built side by side: the fsyncs of one VM and the round trips to its
+ * host overlap the others'. */
 #define VP_BUILD_WORKERS 4
 
 /* Phase 2 of a create, also what the next run does after a crash: every

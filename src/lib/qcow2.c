@@ -2,6 +2,9 @@
 #include "name.h"
 
 #include <inttypes.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -597,5 +600,126 @@ int vp_image_check_overlay(const struct vp_image_info *info, const char *label,
                 return vp_err(err, -EINVAL, "overlay '%s' has backing format '%s'; expected '%s'",
                               label, vp_printable(info->backing_format, shown, sizeof(shown)),
                               vp_printable(master_format, want, sizeof(want)));
+        return 0;
+}
+
+/* ---- creating an empty image -------------------------------------------- */
+
+#define NEW_CLUSTER_BITS 16
+#define NEW_CLUSTER ((uint64_t) 1 << NEW_CLUSTER_BITS)
+#define NEW_HEADER_LEN 112
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+        p[0] = (uint8_t) (v >> 24);
+        p[1] = (uint8_t) (v >> 16);
+        p[2] = (uint8_t) (v >> 8);
+        p[3] = (uint8_t) v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+        put_be32(p, (uint32_t) (v >> 32));
+        put_be32(p + 4, (uint32_t) v);
+}
+
+/* The header cluster's used part into HEAD (NEW_CLUSTER bytes, zeroed):
+ * a v3 header, the backing format extension when there is a backing file,
+ * the end marker, then the backing file's name. Returns its length. */
+static size_t new_header(uint8_t *head, uint64_t size, uint64_t l1_size, const char *backing,
+                         const char *backing_format)
+{
+        memcpy(head, QCOW2_MAGIC, 4);
+        put_be32(head + OFF_VERSION, 3);
+        put_be32(head + OFF_CLUSTER_BITS, NEW_CLUSTER_BITS);
+        put_be64(head + OFF_SIZE, size);
+        put_be32(head + OFF_L1_SIZE, (uint32_t) l1_size);
+        put_be64(head + OFF_L1_OFFSET, 3 * NEW_CLUSTER);
+        put_be64(head + OFF_REFCOUNT_OFFSET, NEW_CLUSTER);
+        put_be32(head + OFF_REFCOUNT_CLUSTERS, 1);
+        put_be32(head + OFF_REFCOUNT_ORDER, 4);
+        put_be32(head + OFF_HEADER_LENGTH, NEW_HEADER_LEN);
+        size_t pos = NEW_HEADER_LEN;
+        if (!backing)
+                return pos + 8;
+        size_t flen = strlen(backing_format);
+        put_be32(head + pos, EXT_BACKING_FORMAT);
+        put_be32(head + pos + 4, (uint32_t) flen);
+        memcpy(head + pos + 8, backing_format, flen);
+        pos += 8 + ((flen + 7) & ~(size_t) 7);
+        pos += 8; /* EXT_END, zeroed */
+        size_t blen = strlen(backing);
+        put_be64(head + OFF_BACKING_OFFSET, pos);
+        put_be32(head + OFF_BACKING_SIZE, (uint32_t) blen);
+        memcpy(head + pos, backing, blen);
+        return pos + blen;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                p += n;
+                len -= (size_t) n;
+                off += n;
+        }
+        return 0;
+}
+
+/* The layout qemu-img create gives an empty image: header cluster,
+ * refcount table, one refcount block, then the L1 table, where the file
+ * ends. Every cluster before the L1 table's end has refcount 1. */
+static int write_new(int fd, uint64_t size, const char *backing, const char *backing_format)
+{
+        uint64_t per_l1 = NEW_CLUSTER * (NEW_CLUSTER / 8);
+        uint64_t l1_size = size / per_l1 + (size % per_l1 != 0);
+        uint64_t l1_clusters = (l1_size * 8 + NEW_CLUSTER - 1) / NEW_CLUSTER;
+        uint64_t used = 3 + l1_clusters;
+        _cleanup_free_ uint8_t *buf = vp_xcalloc(1, NEW_CLUSTER);
+        int r = pwrite_all(fd, buf, new_header(buf, size, l1_size, backing, backing_format), 0);
+        if (r < 0)
+                return r;
+        uint8_t reftable[8];
+        put_be64(reftable, 2 * NEW_CLUSTER);
+        if ((r = pwrite_all(fd, reftable, sizeof(reftable), (off_t) NEW_CLUSTER)) < 0)
+                return r;
+        memset(buf, 0, NEW_CLUSTER);
+        for (uint64_t i = 0; i < used; i++)
+                buf[2 * i + 1] = 1;
+        if ((r = pwrite_all(fd, buf, (size_t) used * 2, (off_t) (2 * NEW_CLUSTER))) < 0)
+                return r;
+        if (ftruncate(fd, (off_t) (3 * NEW_CLUSTER + l1_size * 8)) < 0)
+                return -errno;
+        return 0;
+}
+
+int vp_qcow2_create(int dirfd, const char *name, const char *label, uint64_t size, const char *backing,
+                    const char *backing_format, struct vp_error *err)
+{
+        char lbl[256];
+        label = vp_printable(label, lbl, sizeof(lbl));
+        if (size == 0 || size > MAX_VIRTUAL_SIZE)
+                return vp_err(err, -EINVAL, "cannot create '%s': a virtual size of %" PRIu64 " bytes is "
+                              "impossible", label, size);
+        if (backing && (backing[0] != '/' || strlen(backing) > MAX_BACKING_NAME || !backing_format ||
+                        !backing_format[0] || strlen(backing_format) > 16))
+                return vp_err(err, -EINVAL, "cannot create '%s': the backing file needs an absolute name "
+                              "of at most %d bytes and a format", label, MAX_BACKING_NAME);
+        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0)
+                return vp_err(err, -errno, "cannot create '%s': %s", label, strerror(errno));
+        int r = write_new(fd, size, backing, backing_format);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        close(fd);
+        if (r < 0) {
+                unlinkat(dirfd, name, 0);
+                return vp_err(err, r, "cannot write '%s': %s", label, strerror(-r));
+        }
         return 0;
 }

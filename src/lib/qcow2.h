@@ -1,6 +1,7 @@
 /* vpool's own image header checks: every image on shared storage passes
  * here before QEMU or qemu-img opens it. Parses the qcow2 header (v2, v3)
- * and its extensions without trusting any field. */
+ * and its extensions without trusting any field. And the one image vpool
+ * writes itself: an empty qcow2, an overlay of a master or a blank disk. */
 #pragma once
 #include "util.h"
 
@@ -48,3 +49,12 @@ int vp_image_check_master(const struct vp_image_info *info, const char *label,
 int vp_image_check_overlay(const struct vp_image_info *info, const char *label,
                            const char *master_path, const char *master_format,
                            struct vp_error *err);
+
+/* Create NAME in DIRFD (O_EXCL, no symlink followed) as an empty qcow2 v3
+ * image of SIZE bytes, 64 KiB clusters, 16-bit refcounts: the layout
+ * 'qemu-img create' writes, without its start-up. With BACKING (an absolute
+ * name) it is an overlay of that file, whose format BACKING_FORMAT it
+ * records. Written and fsynced; on failure nothing is left. LABEL names the
+ * file in errors. */
+int vp_qcow2_create(int dirfd, const char *name, const char *label, uint64_t size, const char *backing,
+                    const char *backing_format, struct vp_error *err);

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -1020,6 +1021,95 @@ static void test_qemu_img_images(void **state)
         assert_true(info.virtual_size == 1024 * MiB);
 }
 
+/* stat's size of PATH. */
+static off_t file_len(const char *path)
+{
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_size;
+}
+
+/* vp_qcow2_create's empty images, each against qemu-img's of the same
+ * size: qemu-img check finds no error or leak, the two files have one
+ * length and one content, and vpool's own probe reads the size back. */
+static void test_own_images(void **state)
+{
+        struct tmpdir *t = *state;
+        static const uint64_t sizes[] = { 512, 64 * MiB, 2048 * MiB + 1, UINT64_C(1) << 40 };
+        struct vp_image_info info;
+        struct vp_error err = { 0 };
+        char ours[160], theirs[160], sz[32];
+
+        if (!have_qemu_img())
+                return;
+        int dfd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "own%zu.qcow2", i);
+                snprintf(ours, sizeof(ours), "%s/%s", t->path, name);
+                snprintf(theirs, sizeof(theirs), "%s/theirs%zu.qcow2", t->path, i);
+                snprintf(sz, sizeof(sz), "%" PRIu64, sizes[i]);
+                assert_int_equal(vp_qcow2_create(dfd, name, ours, sizes[i], NULL, NULL, &err), 0);
+                qemu_img((const char *const[]) { "qemu-img", "create", "-q", "-f", "qcow2", theirs, sz, NULL });
+                qemu_img((const char *const[]) { "qemu-img", "check", "-q", ours, NULL });
+                qemu_img((const char *const[]) { "qemu-img", "compare", "-q", "-f", "qcow2", "-F", "qcow2",
+                                                 ours, theirs, NULL });
+                assert_true(file_len(ours) == file_len(theirs));
+                assert_int_equal(probe_path(ours, VP_FORMAT_QCOW2, &info, &err), 0);
+                assert_true(info.virtual_size == sizes[i]);
+                assert_int_equal(info.qcow2_version, 3);
+                assert_int_equal(info.cluster_bits, 16);
+                assert_int_equal(vp_image_check_master(&info, ours, &err), 0);
+        }
+        /* Sizes the probe would refuse are refused, nothing made. */
+        assert_int_equal(vp_qcow2_create(dfd, "huge.qcow2", "huge.qcow2", (UINT64_C(1) << 50) + 1, NULL, NULL,
+                                         &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "impossible"));
+        assert_int_equal(vp_qcow2_create(dfd, "huge.qcow2", "huge.qcow2", 0, NULL, NULL, &err), -EINVAL);
+        assert_int_equal(faccessat(dfd, "huge.qcow2", F_OK, 0), -1);
+        close(dfd);
+}
+
+/* An overlay made by vp_qcow2_create reads as its master, takes writes
+ * that qemu-img check then finds consistent, and passes the overlay
+ * policy; a name taken or a relative backing name is refused. */
+static void test_own_overlay(void **state)
+{
+        struct tmpdir *t = *state;
+        struct vp_image_info info;
+        struct vp_error err = { 0 };
+        char base[128], ov[128];
+
+        if (!have_qemu_img())
+                return;
+        snprintf(base, sizeof(base), "%s/base.qcow2", t->path);
+        snprintf(ov, sizeof(ov), "%s/ov.qcow2", t->path);
+        qemu_img((const char *const[]) { "qemu-img", "create", "-q", "-f", "qcow2", base, "64M", NULL });
+        qemu_img((const char *const[]) { "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 256k", base, NULL });
+        int dfd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(vp_qcow2_create(dfd, "ov.qcow2", ov, 64 * MiB, base, "qcow2", &err), 0);
+        assert_int_equal(probe_path(ov, VP_FORMAT_QCOW2, &info, &err), 0);
+        assert_true(info.virtual_size == 64 * MiB);
+        assert_int_equal(vp_image_check_overlay(&info, ov, base, "qcow2", &err), 0);
+        qemu_img((const char *const[]) { "qemu-img", "check", "-q", ov, NULL });
+        qemu_img((const char *const[]) { "qemu-img", "compare", "-q", "-f", "qcow2", "-F", "qcow2", ov, base,
+                                         NULL });
+        qemu_img((const char *const[]) { "qemu-io", "-f", "qcow2", "-c", "write -P 0xa5 0 128k", ov, NULL });
+        qemu_img((const char *const[]) { "qemu-io", "-f", "qcow2", "-c", "read -P 0xa5 0 128k", ov, NULL });
+        qemu_img((const char *const[]) { "qemu-io", "-f", "qcow2", "-c", "read -P 0x5a 1M 256k", ov, NULL });
+        qemu_img((const char *const[]) { "qemu-img", "check", "-q", ov, NULL });
+
+        assert_int_equal(vp_qcow2_create(dfd, "ov.qcow2", ov, 64 * MiB, base, "qcow2", &err), -EEXIST);
+        assert_non_null(strstr(err.msg, "cannot create"));
+        assert_int_equal(vp_qcow2_create(dfd, "rel.qcow2", "rel.qcow2", 64 * MiB, "base.qcow2", "qcow2", &err),
+                         -EINVAL);
+        assert_non_null(strstr(err.msg, "absolute name"));
+        assert_int_equal(faccessat(dfd, "rel.qcow2", F_OK, 0), -1);
+        close(dfd);
+}
+
 static void test_qemu_img_features(void **state)
 {
         struct tmpdir *t = *state;
@@ -1185,6 +1275,8 @@ int main(void)
                 cmocka_unit_test(test_mutations),
                 cmocka_unit_test_setup_teardown(test_qemu_img_images, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_qemu_img_features, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_own_images, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_own_overlay, tmp_setup, tmp_teardown),
                 cmocka_unit_test(test_spawn_messages),
                 cmocka_unit_test(test_spawn_qemu_img_error),
                 cmocka_unit_test(test_format_strings),
