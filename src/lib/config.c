@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "listen.h"
 #include "name.h"
 #include "parse.h"
 
@@ -17,6 +18,10 @@ static const struct {
         [VP_CONF_PROFILE] = { "profile", "VPOOL_PROFILE", "--profile" },
         [VP_CONF_SOURCE_GRACE] = { "source_grace", "VPOOL_SOURCE_GRACE", "--source-grace" },
         [VP_CONF_FENCE_TIMEOUT] = { "fence_timeout", "VPOOL_FENCE_TIMEOUT", "--fence-timeout" },
+        [VP_CONF_LISTEN] = { "listen", "VPOOL_LISTEN", "--listen" },
+        [VP_CONF_TLS_CERT] = { "tls_cert", "VPOOL_TLS_CERT", "--tls-cert" },
+        [VP_CONF_TLS_KEY] = { "tls_key", "VPOOL_TLS_KEY", "--tls-key" },
+        [VP_CONF_RATE_LIMIT] = { "rate_limit", "VPOOL_RATE_LIMIT", "--rate-limit" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -38,6 +43,7 @@ void vp_config_init(struct vp_config *c)
 {
         memset(c, 0, sizeof(*c));
         c->v[VP_CONF_CATALOG].text = vp_strdup(VP_DEFAULT_CATALOG);
+        c->v[VP_CONF_LISTEN].text = vp_strdup(VP_DEFAULT_LISTEN);
         c->v[VP_CONF_PARALLEL].text = vp_strdupf("%d", VP_CONF_DEFAULT_PARALLEL);
         c->v[VP_CONF_SHUTDOWN_TIMEOUT].text = vp_strdupf("%d", VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
         c->v[VP_CONF_SOURCE_GRACE].text = vp_strdupf("%d", VP_CONF_DEFAULT_SOURCE_GRACE);
@@ -46,6 +52,8 @@ void vp_config_init(struct vp_config *c)
         c->shutdown_timeout = VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT;
         c->source_grace = VP_CONF_DEFAULT_SOURCE_GRACE;
         c->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
+        c->v[VP_CONF_RATE_LIMIT].text = vp_strdupf("%d", VP_CONF_DEFAULT_RATE_LIMIT);
+        c->rate_limit = VP_CONF_DEFAULT_RATE_LIMIT;
 }
 
 void vp_config_free(struct vp_config *c)
@@ -111,6 +119,22 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
         case VP_CONF_PROFILE:
                 r = vp_name_check("profile", value, err);
                 break;
+        case VP_CONF_LISTEN: {
+                struct vp_listen *ls = NULL;
+                size_t nl = 0;
+                r = vp_listen_parse(value, &ls, &nl, err);
+                free(ls);
+                break;
+        }
+        case VP_CONF_RATE_LIMIT:
+                r = vp_parse_uint("rate limit", value, 1, 1000000, &n, err);
+                break;
+        case VP_CONF_TLS_CERT:
+                r = check_path("TLS certificate", value, origin, err);
+                break;
+        case VP_CONF_TLS_KEY:
+                r = check_path("TLS key", value, origin, err);
+                break;
         default:
                 break;
         }
@@ -126,6 +150,8 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 c->source_grace = (int)n;
         else if (k == VP_CONF_FENCE_TIMEOUT)
                 c->fence_timeout = (int)n;
+        else if (k == VP_CONF_RATE_LIMIT)
+                c->rate_limit = (int)n;
         return 0;
 }
 

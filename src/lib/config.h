@@ -18,6 +18,11 @@ enum vp_conf_key {
         VP_CONF_PROFILE,
         VP_CONF_SOURCE_GRACE,
         VP_CONF_FENCE_TIMEOUT,
+        /* vpoold's alone: where it listens, its TLS certificate and key. */
+        VP_CONF_LISTEN,
+        VP_CONF_TLS_CERT,
+        VP_CONF_TLS_KEY,
+        VP_CONF_RATE_LIMIT,
         VP_CONF_KEY_MAX,
 };
 
@@ -28,6 +33,8 @@ enum vp_conf_origin {
         VP_CONF_CMDLINE,
 };
 
+/* Where vpoold listens when nothing says (listen.h). */
+#define VP_DEFAULT_LISTEN "unix:/run/vpool/vpoold.sock"
 /* The catalog used when nothing names one. */
 #define VP_DEFAULT_CATALOG "/var/lib/vpool/catalog.db"
 
@@ -39,6 +46,8 @@ enum vp_conf_origin {
  * its fence agent may take. Seconds. */
 #define VP_CONF_DEFAULT_SOURCE_GRACE 30
 #define VP_CONF_DEFAULT_FENCE_TIMEOUT 60
+/* Requests per second one client of vpoold's API may send. */
+#define VP_CONF_DEFAULT_RATE_LIMIT 200
 
 /* The largest configuration file read, and its longest line. */
 #define VP_CONF_MAX_SIZE (64 * 1024)
@@ -59,6 +68,7 @@ struct vp_config {
         int shutdown_timeout;
         int source_grace;
         int fence_timeout;
+        int rate_limit;
 };
 
 /* Fill C with the built-in defaults. Free with vp_config_free(). */

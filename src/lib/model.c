@@ -223,3 +223,8 @@ bool vp_known_firmware(const char *s)
 {
         return vp_firmware_from_string(s) >= 0;
 }
+
+WORDS(vp_role, vp_role, [VP_ROLE_VIEWER] = "viewer", [VP_ROLE_OPERATOR] = "operator", [VP_ROLE_ADMIN] = "admin")
+WORDS(vp_via, vp_via, [VP_VIA_CLI] = "cli", [VP_VIA_API] = "api", [VP_VIA_POLICY] = "policy")
+WORDS(vp_job_state, vp_job_state, [VP_JOB_QUEUED] = "queued", [VP_JOB_RUNNING] = "running",
+      [VP_JOB_DONE] = "done", [VP_JOB_FAILED] = "failed")

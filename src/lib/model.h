@@ -203,3 +203,37 @@ bool vp_known_machine(const char *s);
 bool vp_known_bus(const char *s);
 bool vp_known_nic(const char *s);
 bool vp_known_firmware(const char *s);
+
+/* ---- who acts, and the daemon's jobs ------------------------------------- */
+
+/* What an API token (or a unix user of vpoold's socket) may do; a higher
+ * role includes every lower one. */
+enum vp_role {
+        VP_ROLE_VIEWER,
+        VP_ROLE_OPERATOR,
+        VP_ROLE_ADMIN,
+        VP_ROLE_MAX,
+        VP_ROLE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_role);
+
+/* Through what a change came: the CLI, vpoold's API, or one of its policies. */
+enum vp_via {
+        VP_VIA_CLI,
+        VP_VIA_API,
+        VP_VIA_POLICY,
+        VP_VIA_MAX,
+        VP_VIA_INVALID = -EINVAL,
+};
+VP_WORDS(vp_via);
+
+/* A job of vpoold: queued, then running, then done or failed. */
+enum vp_job_state {
+        VP_JOB_QUEUED,
+        VP_JOB_RUNNING,
+        VP_JOB_DONE,
+        VP_JOB_FAILED,
+        VP_JOB_STATE_MAX,
+        VP_JOB_STATE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_job_state);

@@ -1,0 +1,525 @@
+/* The changes the API takes: each handler checks the request's body as the
+ * CLI checks its options, then hands the work to a job. */
+#include "jobs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "host.h"
+#include "migrate.h"
+#include "name.h"
+#include "parse.h"
+#include "view.h"
+
+/* ---- the body ---- */
+
+#define BODY_DEPTH 8
+
+/* The body as a JSON object whose keys are all in ALLOWED (an empty body
+ * reads as {}); NULL with a 400 in REP otherwise. */
+static struct json_object *body_read(struct vpd_request *r, struct vpd_reply *rep, const char *const *allowed)
+{
+        if (!r->body_len)
+                return json_object_new_object();
+        struct json_tokener *tok = json_tokener_new_ex(BODY_DEPTH);
+        struct json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
+        enum json_tokener_error jerr = json_tokener_get_error(tok);
+        size_t used = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        if (!o || jerr != json_tokener_success || used != r->body_len) {
+                json_object_put(o);
+                vpd_problem(rep, 400, NULL, "the body is not one JSON document: %s",
+                            jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "text after it");
+                return NULL;
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                vpd_problem(rep, 400, NULL, "the body must be a JSON object");
+                return NULL;
+        }
+        json_object_object_foreach(o, key, val) {
+                (void)val;
+                bool ok = false;
+                for (const char *const *a = allowed; *a && !ok; a++)
+                        ok = streq(*a, key);
+                if (!ok) {
+                        char pb[64];
+                        vp_printable(key, pb, sizeof(pb));
+                        vpd_problem(rep, 400, pb, "unknown field '%s'", pb);
+                        json_object_put(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
+/* Field KEY of O as a name of WHAT into OUT; absent: OUT untouched, and a
+ * 400 when REQUIRED. */
+static bool field_name(struct json_object *o, struct vpd_reply *rep, const char *key, const char *what,
+                       bool required, char *out, size_t outsz)
+{
+        struct json_object *v;
+        struct vp_error err = { 0 };
+        if (!json_object_object_get_ex(o, key, &v) || !v) {
+                if (required)
+                        vpd_problem(rep, 400, key, "missing field '%s'", key);
+                return !required;
+        }
+        if (!json_object_is_type(v, json_type_string)) {
+                vpd_problem(rep, 400, key, "the field '%s' must be a string", key);
+                return false;
+        }
+        const char *s = json_object_get_string(v);
+        if (strlen(s) != (size_t)json_object_get_string_len(v) || vp_name_check(what, s, &err) < 0) {
+                vpd_problem(rep, 400, key, "%s", err.msg[0] ? err.msg : "a NUL byte in a name");
+                return false;
+        }
+        snprintf(out, outsz, "%s", s);
+        return true;
+}
+
+/* Field KEY as an integer in MIN..MAX; absent: OUT untouched. */
+static bool field_uint(struct json_object *o, struct vpd_reply *rep, const char *key, int64_t min, int64_t max,
+                       bool required, int64_t *out)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !v) {
+                if (required)
+                        vpd_problem(rep, 400, key, "missing field '%s'", key);
+                return !required;
+        }
+        errno = 0;
+        int64_t n = json_object_get_int64(v);
+        if (!json_object_is_type(v, json_type_int) || errno == ERANGE || n < min || n > max) {
+                vpd_problem(rep, 400, key, "the field '%s' must be an integer from %lld to %lld", key,
+                            (long long)min, (long long)max);
+                return false;
+        }
+        *out = n;
+        return true;
+}
+
+static bool field_bool(struct json_object *o, struct vpd_reply *rep, const char *key, bool *out)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return true;
+        if (!json_object_is_type(v, json_type_boolean)) {
+                vpd_problem(rep, 400, key, "the field '%s' must be true or false", key);
+                return false;
+        }
+        *out = json_object_get_boolean(v);
+        return true;
+}
+
+static bool field_placement(struct json_object *o, struct vpd_reply *rep, enum vp_placement *out)
+{
+        char word[16] = "";
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, "placement", &v) || !v)
+                return true;
+        if (json_object_is_type(v, json_type_string))
+                snprintf(word, sizeof(word), "%s", json_object_get_string(v));
+        enum vp_placement p = vp_placement_from_string(word);
+        if (p < 0) {
+                vpd_problem(rep, 400, "placement", "the field 'placement' must be \"spread\" or \"pack\"");
+                return false;
+        }
+        *out = p;
+        return true;
+}
+
+/* ---- pools and VMs ---- */
+
+struct pool_change {
+        char pool[64], image[64], env[64], profile[64];
+        int64_t size, timeout;
+        uint64_t data_disk;
+        bool start, force, keep_deltas;
+        enum vp_placement placement;
+};
+
+static void created_cb(void *ud, const char *vm, const char *step, size_t done, size_t total)
+{
+        vpd_job_accept(ud, 0);
+}
+
+static int run_pool_create(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct pool_change *c = j->data;
+        struct vp_pool_args a = { .name = c->pool, .image = c->image, .env = c->env, .profile = c->profile,
+                                  .size = c->size, .data_disk_bytes = c->data_disk, .start = c->start,
+                                  .placement = c->placement };
+        return vp_pool_create(ctx, &a, created_cb, j, err);
+}
+
+void vpd_post_pools(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "name", "image", "env", "profile", "size", "data_disk_mib", "start",
+                                               "placement", NULL };
+        struct json_object *o = body_read(r, rep, allowed);
+        if (!o)
+                return;
+        struct pool_change *c = vp_xcalloc(1, sizeof(*c));
+        const char *dprof = r->d->conf.v[VP_CONF_PROFILE].text;
+        snprintf(c->profile, sizeof(c->profile), "%s", dprof ? dprof : "");
+        int64_t dd = 0;
+        bool ok = field_name(o, rep, "name", "pool", true, c->pool, sizeof(c->pool)) &&
+                  field_name(o, rep, "image", "image", true, c->image, sizeof(c->image)) &&
+                  field_name(o, rep, "env", "env", true, c->env, sizeof(c->env)) &&
+                  field_name(o, rep, "profile", "profile", !dprof, c->profile, sizeof(c->profile)) &&
+                  field_uint(o, rep, "size", 1, 9999, true, &c->size) &&
+                  field_uint(o, rep, "data_disk_mib", 1, INT64_C(16) << 20, false, &dd) &&
+                  field_bool(o, rep, "start", &c->start) && field_placement(o, rep, &c->placement);
+        if (!ok) {
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        c->data_disk = (uint64_t)dd << 20;
+        vpd_job_submit(r, rep, "pool.create", c->pool, c->pool, NULL, o, c, run_pool_create);
+}
+
+static int run_pool_rm(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct pool_change *c = j->data;
+        return vp_pool_rm(ctx, c->pool, c->keep_deltas, c->force, err);
+}
+
+static int run_pool_start(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        return vp_pool_start(ctx, ((struct pool_change *)j->data)->pool, err);
+}
+
+static int run_pool_stop(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct pool_change *c = j->data;
+        return vp_pool_stop(ctx, c->pool, (int)c->timeout, c->force, err);
+}
+
+static int run_vm_start(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        return vp_vm_start(ctx, ((struct pool_change *)j->data)->pool, err);
+}
+
+static int run_vm_stop(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct pool_change *c = j->data;
+        return vp_vm_stop(ctx, c->pool, (int)c->timeout, c->force, err);
+}
+
+/* A change of the pool or VM named by the path: its body holds at most
+ * ALLOWED (force, keep_deltas, timeout). */
+static void pool_act(struct vpd_request *r, struct vpd_reply *rep, const char *what, const char *kind,
+                     const char *const *allowed, vpd_job_fn fn)
+{
+        if (!vpd_param_name(r, rep, 0, what))
+                return;
+        struct json_object *o = body_read(r, rep, allowed);
+        if (!o)
+                return;
+        struct pool_change *c = vp_xcalloc(1, sizeof(*c));
+        snprintf(c->pool, sizeof(c->pool), "%s", r->params[0]);
+        c->timeout = r->d->conf.shutdown_timeout;
+        if (!field_bool(o, rep, "force", &c->force) || !field_bool(o, rep, "keep_deltas", &c->keep_deltas) ||
+            !field_uint(o, rep, "timeout", 0, 86400, false, &c->timeout)) {
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        bool vm = streq(what, "vm");
+        vpd_job_submit(r, rep, kind, c->pool, vm ? NULL : c->pool, vm ? c->pool : NULL, o, c, fn);
+}
+
+void vpd_delete_pool(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "force", "keep_deltas", NULL };
+        pool_act(r, rep, "pool", "pool.rm", allowed, run_pool_rm);
+}
+
+void vpd_post_pool_start(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { NULL };
+        pool_act(r, rep, "pool", "pool.start", allowed, run_pool_start);
+}
+
+void vpd_post_pool_stop(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "force", "timeout", NULL };
+        pool_act(r, rep, "pool", "pool.stop", allowed, run_pool_stop);
+}
+
+void vpd_post_vm_start(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { NULL };
+        pool_act(r, rep, "vm", "vm.start", allowed, run_vm_start);
+}
+
+void vpd_post_vm_stop(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "force", "timeout", NULL };
+        pool_act(r, rep, "vm", "vm.stop", allowed, run_vm_stop);
+}
+
+/* ---- migrations ---- */
+
+#define TO_HOSTS_MAX 16
+
+struct mig_change {
+        char pool[64], to[64], profile[64], source_fenced[64], from_host[64];
+        char to_hosts[TO_HOSTS_MAX][64];
+        const char *to_host_ptrs[TO_HOSTS_MAX];
+        size_t nto_hosts;
+        int64_t parallel, timeout, id;
+        bool dry_run, cold;
+        enum vp_placement placement;
+        char **pools;                     /* a drain's, from its begin */
+        size_t npools;
+};
+
+static void mig_event(void *ud, int64_t id, const char *vm, const char *step, int64_t generation, const char *error)
+{
+        vpd_job_accept(ud, id);
+}
+
+static void mig_args(struct mig_change *c, struct vp_migrate_args *a)
+{
+        *a = (struct vp_migrate_args){
+                .pool = c->pool, .to_env = c->to, .profile = c->profile[0] ? c->profile : NULL,
+                .parallel = (int)c->parallel, .shutdown_timeout = (int)c->timeout, .dry_run = c->dry_run,
+                .source_fenced = c->source_fenced[0] ? c->source_fenced : NULL, .placement = c->placement,
+                .from_host = c->from_host[0] ? c->from_host : NULL, .to_hosts = c->to_host_ptrs,
+                .nto_hosts = c->nto_hosts, .live = c->from_host[0] && !c->cold,
+        };
+}
+
+static int run_migrate(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct vp_migrate_args a;
+        struct vp_plan plan = { 0 };
+        int64_t id = 0;
+        mig_args(j->data, &a);
+        int r = vp_migrate(ctx, &a, &plan, &id, mig_event, j, err);
+        vp_plan_free(&plan);
+        return r;
+}
+
+/* The common fields of a move: parallel, shutdown_timeout, placement. */
+static bool mig_fields(struct vpd_request *r, struct json_object *o, struct vpd_reply *rep, struct mig_change *c)
+{
+        c->parallel = r->d->conf.parallel;
+        c->timeout = r->d->conf.shutdown_timeout;
+        return field_uint(o, rep, "parallel", 1, 256, false, &c->parallel) &&
+               field_uint(o, rep, "shutdown_timeout", 0, 86400, false, &c->timeout) &&
+               field_placement(o, rep, &c->placement) && field_bool(o, rep, "dry_run", &c->dry_run);
+}
+
+/* A dry run answers its plan at once: it changes nothing. */
+static void dry_run(struct vpd_request *r, struct vpd_reply *rep, struct mig_change *c)
+{
+        struct vp_migrate_args a;
+        struct vp_plan plan = { 0 };
+        struct vp_error err = { 0 };
+        struct vp_ctx ctx;
+        mig_args(c, &a);
+        int k = vp_ctx_open(&ctx, r->d->conf.v[VP_CONF_CATALOG].text, &err);
+        if (k >= 0) {
+                k = vp_migrate(&ctx, &a, &plan, NULL, NULL, NULL, &err);
+                vp_ctx_close(&ctx);
+        }
+        if (k < 0)
+                vpd_problem_err(rep, &err);
+        else
+                vpd_reply_json(rep, 200, vp_plan_json(&plan));
+        vp_plan_free(&plan);
+}
+
+void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "to", "profile", "dry_run", "parallel", "shutdown_timeout",
+                                               "placement", "source_fenced", NULL };
+        if (!vpd_param_name(r, rep, 0, "pool"))
+                return;
+        struct json_object *o = body_read(r, rep, allowed);
+        if (!o)
+                return;
+        struct mig_change *c = vp_xcalloc(1, sizeof(*c));
+        snprintf(c->pool, sizeof(c->pool), "%s", r->params[0]);
+        bool ok = field_name(o, rep, "to", "env", true, c->to, sizeof(c->to)) &&
+                  field_name(o, rep, "profile", "profile", false, c->profile, sizeof(c->profile)) &&
+                  field_name(o, rep, "source_fenced", "env", false, c->source_fenced, sizeof(c->source_fenced)) &&
+                  mig_fields(r, o, rep, c);
+        if (ok && c->dry_run)
+                dry_run(r, rep, c);
+        if (!ok || c->dry_run) {
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        vpd_job_submit(r, rep, "migration.start", c->pool, c->pool, NULL, o, c, run_migrate);
+}
+
+static int run_resume(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct mig_change *c = j->data;
+        vpd_job_accept(j, c->id);
+        return vp_migrate_resume(ctx, c->id, c->source_fenced[0] ? c->source_fenced : NULL, NULL, NULL, err);
+}
+
+static int run_abort(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct mig_change *c = j->data;
+        vpd_job_accept(j, c->id);
+        return vp_migrate_abort(ctx, c->id, NULL, NULL, err);
+}
+
+/* Resume or abort migration {id}: refused at once when it is unknown or a
+ * process works on it. */
+static void mig_act(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *const *allowed,
+                    vpd_job_fn fn)
+{
+        struct mig_change *c = vp_xcalloc(1, sizeof(*c));
+        if (!vpd_param_id(r, rep, "migration id", &c->id)) {
+                free(c);
+                return;
+        }
+        struct json_object *o = body_read(r, rep, allowed);
+        struct vp_error err = { 0 };
+        struct vp_ctx *ctx = o ? vpd_read_ctx(r->d, &err) : NULL;
+        struct vp_migration m = { 0 };
+        bool ok = o && field_name(o, rep, "source_fenced", "env", false, c->source_fenced, sizeof(c->source_fenced));
+        if (ok && (!ctx || vp_migration_get(ctx, c->id, &m, &err) < 0)) {
+                vpd_problem_err(rep, &err);
+                ok = false;
+        }
+        if (ok && vp_migration_active(ctx, c->id)) {
+                vpd_problem(rep, 409, NULL, "migration %lld is being worked on by another process",
+                            (long long)c->id);
+                ok = false;
+        }
+        if (!ok) {
+                vp_row_clear(&vp_table_migration, &m);
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        snprintf(c->pool, sizeof(c->pool), "%s", m.pool_name);
+        vp_row_clear(&vp_table_migration, &m);
+        char subject[32];
+        snprintf(subject, sizeof(subject), "%lld", (long long)c->id);
+        vpd_job_submit(r, rep, kind, subject, c->pool, NULL, o, c, fn);
+}
+
+void vpd_post_migration_resume(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "source_fenced", NULL };
+        mig_act(r, rep, "migration.resume", allowed, run_resume);
+}
+
+void vpd_post_migration_abort(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { NULL };
+        mig_act(r, rep, "migration.abort", allowed, run_abort);
+}
+
+/* ---- hosts ---- */
+
+/* A drain: the host goes into maintenance, then each pool with VMs on it
+ * moves off it, one migration after the other. */
+static int run_drain(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct mig_change *c = j->data;
+        int r = vp_env_host_drain_begin(ctx, c->to, c->from_host, c->to_host_ptrs, c->nto_hosts, &c->pools,
+                                        &c->npools, err);
+        if (r < 0)
+                return r;
+        vpd_job_accept(j, 0);
+        int rc = 0;
+        for (size_t i = 0; i < c->npools; i++) {
+                struct vp_migrate_args a;
+                struct vp_plan plan = { 0 };
+                struct vp_error e = { 0 };
+                int64_t id = 0;
+                snprintf(c->pool, sizeof(c->pool), "%s", c->pools[i]);
+                mig_args(c, &a);
+                if (vp_migrate(ctx, &a, &plan, &id, NULL, NULL, &e) < 0 && rc == 0) {
+                        rc = e.code ? e.code : -EIO;
+                        *err = e;
+                }
+                vp_plan_free(&plan);
+                free(c->pools[i]);
+        }
+        free(c->pools);
+        c->pools = NULL;
+        return rc;
+}
+
+static bool field_hosts(struct json_object *o, struct vpd_reply *rep, struct mig_change *c)
+{
+        struct json_object *v;
+        if (!json_object_object_get_ex(o, "to_hosts", &v) || !v)
+                return true;
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n > TO_HOSTS_MAX) {
+                vpd_problem(rep, 400, "to_hosts", "the field 'to_hosts' must be an array of at most %d host names",
+                            TO_HOSTS_MAX);
+                return false;
+        }
+        struct vp_error err = { 0 };
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *h = json_object_array_get_idx(v, i);
+                const char *s = json_object_is_type(h, json_type_string) ? json_object_get_string(h) : NULL;
+                if (!s || vp_name_check("host", s, &err) < 0) {
+                        vpd_problem(rep, 400, "to_hosts", "%s", s ? err.msg : "a host name must be a string");
+                        return false;
+                }
+                snprintf(c->to_hosts[i], sizeof(c->to_hosts[i]), "%s", s);
+                c->to_host_ptrs[i] = c->to_hosts[i];
+        }
+        c->nto_hosts = n;
+        return true;
+}
+
+void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { "to_hosts", "cold", "parallel", "shutdown_timeout", "placement",
+                                               NULL };
+        if (!vpd_param_name(r, rep, 0, "env") || !vpd_param_name(r, rep, 1, "host"))
+                return;
+        struct json_object *o = body_read(r, rep, allowed);
+        if (!o)
+                return;
+        struct mig_change *c = vp_xcalloc(1, sizeof(*c));
+        snprintf(c->to, sizeof(c->to), "%s", r->params[0]);
+        snprintf(c->from_host, sizeof(c->from_host), "%s", r->params[1]);
+        if (!field_hosts(o, rep, c) || !field_bool(o, rep, "cold", &c->cold) || !mig_fields(r, o, rep, c)) {
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        char subject[160];
+        snprintf(subject, sizeof(subject), "%s/%s", c->to, c->from_host);
+        vpd_job_submit(r, rep, "host.drain", subject, NULL, NULL, o, c, run_drain);
+}
+
+static int run_host_resume(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        struct mig_change *c = j->data;
+        return vp_env_host_set_maintenance(ctx, c->to, c->from_host, false, err);
+}
+
+void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep)
+{
+        static const char *const allowed[] = { NULL };
+        if (!vpd_param_name(r, rep, 0, "env") || !vpd_param_name(r, rep, 1, "host"))
+                return;
+        struct json_object *o = body_read(r, rep, allowed);
+        if (!o)
+                return;
+        struct mig_change *c = vp_xcalloc(1, sizeof(*c));
+        snprintf(c->to, sizeof(c->to), "%s", r->params[0]);
+        snprintf(c->from_host, sizeof(c->from_host), "%s", r->params[1]);
+        char subject[160];
+        snprintf(subject, sizeof(subject), "%s/%s", c->to, c->from_host);
+        vpd_job_submit(r, rep, "host.resume", subject, NULL, NULL, o, c, run_host_resume);
+}

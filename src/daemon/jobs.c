@@ -1,0 +1,314 @@
+#include "jobs.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "history.h"
+
+/* How long a request waits for its job to pass its checks (a migration's
+ * preflight reads every host) before it is answered 202 anyway. */
+#define ACCEPT_WAIT_S 60
+/* Jobs kept for /v1/jobs once ended, the oldest dropped first. */
+#define JOBS_KEPT 1024
+
+struct vpd_jobs {
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+        struct vpd_job **all;             /* by id, oldest first */
+        size_t n, cap;
+        int64_t next_id;
+        size_t running;
+        bool stopping;
+};
+
+int vpd_jobs_init(struct vpd *d)
+{
+        struct vpd_jobs *js = vp_xcalloc(1, sizeof(*js));
+        pthread_mutex_init(&js->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&js->changed, &ca);
+        pthread_condattr_destroy(&ca);
+        /* Ids that a restarted daemon does not hand out again. */
+        js->next_id = (int64_t)time(NULL) * 1000;
+        d->jobs = js;
+        return 0;
+}
+
+static void job_free(struct vpd_job *j)
+{
+        json_object_put(j->args);
+        free(j->data);
+        free(j);
+}
+
+/* Wait for the running jobs to end (a migration in flight goes on to its
+ * end; a daemon killed instead leaves it to the journal). */
+void vpd_jobs_shutdown(struct vpd *d)
+{
+        struct vpd_jobs *js = d->jobs;
+        if (!js)
+                return;
+        pthread_mutex_lock(&js->lock);
+        js->stopping = true;
+        while (js->running > 0)
+                pthread_cond_wait(&js->changed, &js->lock);
+        pthread_mutex_unlock(&js->lock);
+        for (size_t i = 0; i < js->n; i++)
+                job_free(js->all[i]);
+        free(js->all);
+        pthread_cond_destroy(&js->changed);
+        pthread_mutex_destroy(&js->lock);
+        free(js);
+        d->jobs = NULL;
+}
+
+/* ---- the history row of a job ---- */
+
+static void history_begin(struct vpd_job *j, struct vp_ctx *ctx)
+{
+        struct vp_history h = { 0 };
+        struct vp_error err = { 0 };
+        vp_history_whoami(&h);
+        free(h.user);
+        h.user = vp_strdup(j->actor);
+        h.command = vp_strdup(j->command);
+        const char *dot = strchr(j->kind, '.');
+        h.noun = vp_strdupf("%.*s", dot ? (int)(dot - j->kind) : (int)strlen(j->kind), j->kind);
+        h.verb = vp_strdup(dot ? dot + 1 : "");
+        h.subject = vp_strdup(j->subject);
+        h.pool = vp_strdup(j->pool);
+        h.vm = vp_strdup(j->vm);
+        h.migration_id = j->migration_id;
+        if (vp_history_begin(ctx->cat, &h, &err) < 0)
+                vpd_log(LOG_WARNING, "job %lld: cannot record it in the history: %s", (long long)j->id, err.msg);
+        else
+                j->history_id = h.id;
+        vp_row_clear(&vp_table_history, &h);
+}
+
+static void history_end(struct vpd_job *j, struct vp_ctx *ctx, int r)
+{
+        if (!j->history_id)
+                return;
+        struct vp_history h = { 0 };
+        struct vp_error err = { 0 };
+        if (vp_row_get_id(ctx->cat, &vp_table_history, j->history_id, &h, &err) < 0)
+                return;
+        if (j->migration_id && h.migration_id != j->migration_id) {
+                h.migration_id = j->migration_id;
+                vp_history_update(ctx->cat, &h, NULL);
+        }
+        _cleanup_free_ char *outcome = r < 0 ? vp_strdupf("failed: %s", j->error) : vp_strdup("ok");
+        if (vp_history_end(ctx->cat, &h, outcome, &err) < 0)
+                vpd_log(LOG_WARNING, "job %lld: cannot record its end: %s", (long long)j->id, err.msg);
+        vp_row_clear(&vp_table_history, &h);
+}
+
+/* ---- running ---- */
+
+void vpd_job_accept(struct vpd_job *j, int64_t migration_id)
+{
+        struct vpd_jobs *js = j->d->jobs;
+        pthread_mutex_lock(&js->lock);
+        j->accepted = true;
+        if (migration_id)
+                j->migration_id = migration_id;
+        pthread_cond_broadcast(&js->changed);
+        pthread_mutex_unlock(&js->lock);
+}
+
+static void job_set_state(struct vpd_job *j, enum vp_job_state s, const struct vp_error *err)
+{
+        struct vpd_jobs *js = j->d->jobs;
+        pthread_mutex_lock(&js->lock);
+        j->state = s;
+        if (s == VP_JOB_RUNNING)
+                j->started = time(NULL);
+        if (s == VP_JOB_DONE || s == VP_JOB_FAILED) {
+                j->ended = time(NULL);
+                js->running--;
+        }
+        if (err) {
+                snprintf(j->error, sizeof(j->error), "%s", err->msg[0] ? err->msg : "failed");
+                j->error_code = err->code;
+        }
+        pthread_cond_broadcast(&js->changed);
+        pthread_mutex_unlock(&js->lock);
+}
+
+static void *job_thread(void *arg)
+{
+        struct vpd_job *j = arg;
+        struct vp_ctx ctx;
+        struct vp_error err = { 0 };
+        int r = vp_ctx_open(&ctx, j->d->conf.v[VP_CONF_CATALOG].text, &err);
+        if (r >= 0) {
+                ctx.source_grace = j->d->conf.source_grace;
+                ctx.fence_timeout = j->d->conf.fence_timeout;
+                job_set_state(j, VP_JOB_RUNNING, NULL);
+                history_begin(j, &ctx);
+                r = j->fn(j, &ctx, &err);
+                if (r < 0)
+                        snprintf(j->error, sizeof(j->error), "%s", err.msg[0] ? err.msg : "failed");
+                history_end(j, &ctx, r);
+                vp_ctx_close(&ctx);
+        }
+        vpd_log(r < 0 ? LOG_WARNING : LOG_INFO, "job %lld (%s %s by %s): %s%s", (long long)j->id, j->kind,
+                j->subject, j->actor, r < 0 ? "failed: " : "done", r < 0 ? j->error : "");
+        job_set_state(j, r < 0 ? VP_JOB_FAILED : VP_JOB_DONE, r < 0 ? &err : NULL);
+        return NULL;
+}
+
+/* Add J to the registry, dropping the oldest ended job when full. */
+static void job_register(struct vpd_jobs *js, struct vpd_job *j)
+{
+        j->id = js->next_id++;
+        if (js->n == JOBS_KEPT) {
+                for (size_t i = 0; i < js->n; i++) {
+                        struct vpd_job *old = js->all[i];
+                        if (old->state == VP_JOB_DONE || old->state == VP_JOB_FAILED) {
+                                job_free(old);
+                                memmove(&js->all[i], &js->all[i + 1], (js->n - i - 1) * sizeof(*js->all));
+                                js->n--;
+                                break;
+                        }
+                }
+        }
+        if (js->n == js->cap) {
+                js->cap = js->cap ? 2 * js->cap : 64;
+                struct vpd_job **grown = realloc(js->all, js->cap * sizeof(*js->all));
+                if (!grown)
+                        abort();
+                js->all = grown;
+        }
+        js->all[js->n++] = j;
+        js->running++;
+}
+
+static struct json_object *job_json(const struct vpd_job *j)
+{
+        struct json_object *o = json_object_new_object();
+        char when[32];
+        json_object_object_add(o, "id", json_object_new_int64(j->id));
+        json_object_object_add(o, "kind", json_object_new_string(j->kind));
+        json_object_object_add(o, "subject", json_object_new_string(j->subject));
+        json_object_object_add(o, "pool", j->pool[0] ? json_object_new_string(j->pool) : NULL);
+        json_object_object_add(o, "actor", json_object_new_string(j->actor));
+        json_object_object_add(o, "state", json_object_new_string(vp_job_state_to_string(j->state)));
+        json_object_object_add(o, "migration", j->migration_id ? json_object_new_int64(j->migration_id) : NULL);
+        json_object_object_add(o, "error", j->error[0] ? json_object_new_string(j->error) : NULL);
+        time_t ts[] = { j->created, j->started, j->ended };
+        const char *names[] = { "created", "started", "ended" };
+        for (size_t i = 0; i < ELEMENTSOF(ts); i++) {
+                if (ts[i])
+                        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&(time_t){ ts[i] }));
+                json_object_object_add(o, names[i], ts[i] ? json_object_new_string(when) : NULL);
+        }
+        char href[64];
+        snprintf(href, sizeof(href), "/v1/jobs/%lld", (long long)j->id);
+        json_object_object_add(o, "href", json_object_new_string(href));
+        return o;
+}
+
+/* The command line of a job, for the history: method, path, body. */
+static void job_command(struct vpd_job *j, const struct vpd_request *r)
+{
+        const char *body = j->args ? json_object_to_json_string_ext(j->args, JSON_C_TO_STRING_PLAIN) : NULL;
+        snprintf(j->command, sizeof(j->command), "%s %s%s%s", r->method, r->path, body ? " " : "",
+                 body ? body : "");
+}
+
+void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
+                    const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn)
+{
+        struct vpd_jobs *js = r->d->jobs;
+        struct vpd_job *j = vp_xcalloc(1, sizeof(*j));
+        snprintf(j->kind, sizeof(j->kind), "%s", kind);
+        snprintf(j->subject, sizeof(j->subject), "%s", subject);
+        snprintf(j->pool, sizeof(j->pool), "%s", pool ? pool : "");
+        snprintf(j->vm, sizeof(j->vm), "%s", vm ? vm : "");
+        snprintf(j->actor, sizeof(j->actor), "%s", r->actor);
+        j->via = r->via;
+        j->args = args;
+        j->data = data;
+        j->fn = fn;
+        j->d = r->d;
+        j->created = time(NULL);
+        job_command(j, r);
+
+        pthread_mutex_lock(&js->lock);
+        if (js->stopping) {
+                pthread_mutex_unlock(&js->lock);
+                job_free(j);
+                vpd_problem(rep, 503, NULL, "vpoold is stopping; ask again once it is back");
+                return;
+        }
+        job_register(js, j);
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, job_thread, j) != 0) {
+                js->running--;
+                j->state = VP_JOB_FAILED;
+                snprintf(j->error, sizeof(j->error), "no thread for the job");
+        }
+        pthread_attr_destroy(&attr);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ACCEPT_WAIT_S;
+        while (!j->accepted && j->state != VP_JOB_DONE && j->state != VP_JOB_FAILED)
+                if (pthread_cond_timedwait(&js->changed, &js->lock, &until) != 0)
+                        break;
+        bool refused = j->state == VP_JOB_FAILED && !j->accepted;
+        struct vp_error err = { .code = j->error_code };
+        snprintf(err.msg, sizeof(err.msg), "%s", j->error);
+        struct json_object *doc = refused ? NULL : job_json(j);
+        int64_t id = j->id, mig = j->migration_id;
+        pthread_mutex_unlock(&js->lock);
+        if (refused) {
+                vpd_problem_err(rep, &err);
+                return;
+        }
+        vpd_reply_json(rep, 202, doc);
+        if (mig)
+                snprintf(rep->location, sizeof(rep->location), "/v1/migrations/%lld", (long long)mig);
+        else
+                snprintf(rep->location, sizeof(rep->location), "/v1/jobs/%lld", (long long)id);
+}
+
+/* ---- reading jobs ---- */
+
+void vpd_get_jobs(struct vpd_request *r, struct vpd_reply *rep)
+{
+        struct vpd_jobs *js = r->d->jobs;
+        struct json_object *a = json_object_new_array();
+        pthread_mutex_lock(&js->lock);
+        for (size_t i = js->n; i-- > 0;)
+                json_object_array_add(a, job_json(js->all[i]));
+        pthread_mutex_unlock(&js->lock);
+        vpd_list_reply(r, rep, a);
+}
+
+void vpd_get_job(struct vpd_request *r, struct vpd_reply *rep)
+{
+        int64_t id;
+        if (!vpd_param_id(r, rep, "job id", &id))
+                return;
+        struct vpd_jobs *js = r->d->jobs;
+        struct json_object *o = NULL;
+        pthread_mutex_lock(&js->lock);
+        for (size_t i = 0; i < js->n && !o; i++)
+                if (js->all[i]->id == id)
+                        o = job_json(js->all[i]);
+        pthread_mutex_unlock(&js->lock);
+        if (!o) {
+                vpd_problem(rep, 404, NULL, "unknown job %lld", (long long)id);
+                return;
+        }
+        vpd_reply_json(rep, 200, o);
+}

@@ -1,0 +1,87 @@
+/* vpoold's jobs: every change asked over the API runs in a thread of the
+ * daemon with a catalog connection of its own, recorded in the history as
+ * done by who asked, and followed at /v1/jobs/{id} (and, for a migration,
+ * at /v1/migrations/{id}). A client going away changes nothing. */
+#pragma once
+#include "vpoold.h"
+
+struct vpd_job;
+
+/* What a job does, in its own thread and ctx; returns 0 or a negative errno
+ * with ERR filled. */
+typedef int (*vpd_job_fn)(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err);
+
+struct vpd_job {
+        int64_t id;
+        char kind[32];                    /* "pool.create", "migration", ... */
+        char subject[128];                /* the name or id acted on */
+        char pool[64];
+        char vm[64];
+        char actor[128];
+        enum vp_via via;
+        char command[512];                /* "POST /v1/pools/p1/start" and its body */
+        enum vp_job_state state;
+        bool accepted;                    /* past its checks: the work has begun */
+        int64_t migration_id;             /* 0: none (yet) */
+        char error[1024];
+        int error_code;
+        time_t created, started, ended;
+        struct json_object *args;         /* the request's body, parsed (owned) */
+        void *data;                       /* what the handler made of it (owned, free()d) */
+        vpd_job_fn fn;
+        struct vpd *d;
+        /* The history row of the job (its id, once begun). */
+        int64_t history_id;
+};
+
+/* Mark J accepted (and, when ID is not 0, the migration it runs): the
+ * client asking is answered 202 from here on. */
+void vpd_job_accept(struct vpd_job *j, int64_t migration_id);
+
+/* Run a job of KIND on SUBJECT for R with FN and ARGS (taken), then answer:
+ * a job refused before it began (a bad field, an unknown name, a busy pool)
+ * is the problem it met, nothing changed; otherwise 202 with the job's
+ * document and its Location. */
+void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
+                    const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn);
+
+/* The routes of jobs and changes (routes.c puts them in its table). */
+void vpd_get_jobs(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_get_job(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_pools(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_pool(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_pool_start(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_pool_stop(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_vm_start(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_vm_stop(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_migration_resume(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_migration_abort(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep);
+
+#define VPD_JOB_ROUTES                                                                                          \
+        { "GET", "/v1/jobs", VP_ROLE_VIEWER, vpd_get_jobs, FILTERS("kind", "state", "pool", "actor") },        \
+        { "GET", "/v1/jobs/{id}", VP_ROLE_VIEWER, vpd_get_job, NULL },                                          \
+        { "POST", "/v1/pools", VP_ROLE_ADMIN, vpd_post_pools, NULL },                                           \
+        { "DELETE", "/v1/pools/{pool}", VP_ROLE_ADMIN, vpd_delete_pool, NULL },                                 \
+        { "POST", "/v1/pools/{pool}/start", VP_ROLE_OPERATOR, vpd_post_pool_start, NULL },                      \
+        { "POST", "/v1/pools/{pool}/stop", VP_ROLE_OPERATOR, vpd_post_pool_stop, NULL },                        \
+        { "POST", "/v1/pools/{pool}/migrations", VP_ROLE_OPERATOR, vpd_post_migrations, NULL },                 \
+        { "POST", "/v1/vms/{vm}/start", VP_ROLE_OPERATOR, vpd_post_vm_start, NULL },                            \
+        { "POST", "/v1/vms/{vm}/stop", VP_ROLE_OPERATOR, vpd_post_vm_stop, NULL },                              \
+        { "POST", "/v1/migrations/{id}/resume", VP_ROLE_OPERATOR, vpd_post_migration_resume, NULL },            \
+        { "POST", "/v1/migrations/{id}/abort", VP_ROLE_OPERATOR, vpd_post_migration_abort, NULL },              \
+        { "POST", "/v1/envs/{env}/hosts/{host}/drain", VP_ROLE_OPERATOR, vpd_post_host_drain, NULL },           \
+        { "POST", "/v1/envs/{env}/hosts/{host}/resume", VP_ROLE_OPERATOR, vpd_post_host_resume, NULL }
+
+/* The OpenAPI document served at /v1/openapi.json (openapi.c). */
+struct json_object *vpd_openapi(void);
+
+/* ARRAY (taken) as the page R's query asks for, filtered by the route's
+ * filters: {"items", "total", "offset", "limit"}. */
+void vpd_list_reply(struct vpd_request *r, struct vpd_reply *rep, struct json_object *array);
+/* Path parameter 0 as an id (a positive integer); false with a 400. */
+bool vpd_param_id(struct vpd_request *r, struct vpd_reply *rep, const char *what, int64_t *id);
+/* Path parameter I as a name of WHAT, checked as the CLI checks it; false with a 400. */
+bool vpd_param_name(struct vpd_request *r, struct vpd_reply *rep, size_t i, const char *what);

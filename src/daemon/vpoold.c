@@ -1,0 +1,319 @@
+/* vpoold: options and settings, the log, systemd's notifications, the
+ * signals that stop it. */
+#include "vpoold.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "fileio.h"
+#include "jobs.h"
+#include "vp-config.h"
+
+/* ---- the log ---- */
+
+static bool log_syslog;         /* in the background: syslog; else stderr */
+static bool log_journal;        /* stderr is the journal's: levels as <N> */
+
+void vpd_log(int prio, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        if (log_syslog) {
+                vsyslog(prio, fmt, ap);
+        } else {
+                char line[2048];
+                vsnprintf(line, sizeof(line), fmt, ap);
+                if (log_journal)
+                        fprintf(stderr, "<%d>%s\n", prio, line);
+                else
+                        fprintf(stderr, "vpoold: %s\n", line);
+        }
+        va_end(ap);
+}
+
+/* ---- each thread's read ctx ---- */
+
+static pthread_key_t ctx_key;
+
+static void ctx_free(void *p)
+{
+        vp_ctx_close(p);
+        free(p);
+}
+
+struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
+{
+        struct vp_ctx *ctx = pthread_getspecific(ctx_key);
+        if (ctx)
+                return ctx;
+        ctx = vp_xcalloc(1, sizeof(*ctx));
+        if (vp_ctx_open_read(ctx, d->conf.v[VP_CONF_CATALOG].text, err) < 0) {
+                free(ctx);
+                return NULL;
+        }
+        ctx->source_grace = d->conf.source_grace;
+        ctx->fence_timeout = d->conf.fence_timeout;
+        pthread_setspecific(ctx_key, ctx);
+        return ctx;
+}
+
+/* ---- options and settings ---- */
+
+static const char usage[] =
+        "usage: vpoold [--config FILE] [--foreground] [--catalog FILE] [--listen LISTENERS]\n"
+        "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N]\n"
+        "       vpoold --help | --version\n";
+
+static const char help[] =
+        "vpoold: vpool's service, its REST API (/v1) over HTTP on unix sockets and HTTPS.\n"
+        "\n"
+        "  --config FILE       the configuration file (default $VPOOL_CONFIG or " VP_CONFIG_FILE ")\n"
+        "  --foreground        stay in the foreground, log to stderr (under systemd it always does)\n"
+        "  --catalog FILE      the catalog\n"
+        "  --listen LISTENERS  comma-separated unix:/PATH, https://ADDRESS:PORT, http://LOOPBACK:PORT\n"
+        "  --tls-cert FILE     the certificate chain of https:// listeners (PEM)\n"
+        "  --tls-key FILE      its private key (PEM)\n"
+        "  --rate-limit N      requests per second one client may send\n"
+        "  --help, --version\n"
+        "\n"
+        "Settings: option over environment over file over default, as for vpool(1).\n";
+
+struct opts {
+        const char *config;
+        bool foreground;
+        const char *values[VP_CONF_KEY_MAX];
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+        enum { O_CONFIG = 256, O_FOREGROUND, O_HELP, O_VERSION, O_KEY };
+        static const struct option longopts[] = {
+                { "config", required_argument, NULL, O_CONFIG },
+                { "foreground", no_argument, NULL, O_FOREGROUND },
+                { "help", no_argument, NULL, O_HELP },
+                { "version", no_argument, NULL, O_VERSION },
+                { "catalog", required_argument, NULL, O_KEY + VP_CONF_CATALOG },
+                { "listen", required_argument, NULL, O_KEY + VP_CONF_LISTEN },
+                { "tls-cert", required_argument, NULL, O_KEY + VP_CONF_TLS_CERT },
+                { "tls-key", required_argument, NULL, O_KEY + VP_CONF_TLS_KEY },
+                { "rate-limit", required_argument, NULL, O_KEY + VP_CONF_RATE_LIMIT },
+                { 0 },
+        };
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+                switch (c) {
+                case O_CONFIG: o->config = optarg; break;
+                case O_FOREGROUND: o->foreground = true; break;
+                case O_HELP: fputs(help, stdout); fputs(usage, stdout); exit(0);
+                case O_VERSION: printf("vpoold %s\n", VP_VERSION); exit(0);
+                case '?':
+                        fprintf(stderr, "vpoold: unknown option '%s'\n%s", argv[optind - 1], usage);
+                        return -EINVAL;
+                case ':':
+                        fprintf(stderr, "vpoold: option '%s' needs a value\n%s", argv[optind - 1], usage);
+                        return -EINVAL;
+                default:
+                        if (c >= O_KEY && c < O_KEY + VP_CONF_KEY_MAX)
+                                o->values[c - O_KEY] = optarg;
+                        break;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "vpoold: unexpected argument '%s'\n%s", argv[optind], usage);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static char *read_pem(const char *path, const char *what, struct vp_error *err)
+{
+        char *text = NULL;
+        int r = vp_read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL, err);
+        if (r < 0) {
+                vp_err_prefix(err, "%s", what);
+                return NULL;
+        }
+        return text;
+}
+
+static const char *env_get(const char *name)
+{
+        return getenv(name);
+}
+
+/* Settings, listeners and TLS files into D: every error names its source. */
+static int configure(struct vpd *d, const struct opts *o, struct vp_error *err)
+{
+        const char *path = o->config ? o->config : getenv("VPOOL_CONFIG");
+        int r;
+        vp_config_init(&d->conf);
+        if ((r = vp_config_load(&d->conf, path ? path : VP_CONFIG_FILE, path != NULL, err)) < 0 ||
+            (r = vp_config_load_env(&d->conf, env_get, err)) < 0)
+                return r;
+        for (int k = 0; k < VP_CONF_KEY_MAX; k++)
+                if (o->values[k] && (r = vp_config_set(&d->conf, k, o->values[k], VP_CONF_CMDLINE, 0, err)) < 0) {
+                        vp_err_prefix(err, "%s", vp_config_option_name(k));
+                        return r;
+                }
+        if ((r = vp_listen_parse(d->conf.v[VP_CONF_LISTEN].text, &d->listen, &d->nlisten, err)) < 0)
+                return r;
+        bool https = false;
+        for (size_t i = 0; i < d->nlisten; i++)
+                https |= d->listen[i].kind == VP_LISTEN_HTTPS;
+        const char *cert = d->conf.v[VP_CONF_TLS_CERT].text, *key = d->conf.v[VP_CONF_TLS_KEY].text;
+        if (https && (!cert || !key))
+                return vp_err(err, -EINVAL, "an https:// listener needs tls_cert and tls_key");
+        if (https && (!(d->tls_cert_pem = read_pem(cert, "tls_cert", err)) ||
+                      !(d->tls_key_pem = read_pem(key, "tls_key", err))))
+                return -EINVAL;
+        struct group *g = getgrnam("vpool");
+        if (g) {
+                d->group = g->gr_gid;
+                d->have_group = true;
+        }
+        vpd_auth_set_rate(d->conf.rate_limit);
+        return 0;
+}
+
+/* ---- running ---- */
+
+/* Into the background: the parent waits on a pipe for the child's word that
+ * it listens (or why it could not) and exits with it. */
+static int daemonize(int *ready_fd)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid > 0) {
+                close(p[1]);
+                char msg[1024];
+                ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+                if (n > 0 && msg[0] == '+')
+                        _exit(0);
+                if (n > 0) {
+                        msg[n] = 0;
+                        fprintf(stderr, "vpoold: %s\n", msg + 1);
+                }
+                _exit(1);
+        }
+        close(p[0]);
+        setsid();
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, STDIN_FILENO);
+                dup2(null, STDOUT_FILENO);
+        }
+        *ready_fd = p[1];
+        return 0;
+}
+
+static void tell_parent(int *fd, const char *msg)
+{
+        if (*fd < 0)
+                return;
+        ssize_t k = write(*fd, msg, strlen(msg));
+        (void)k;
+        close(*fd);
+        *fd = -1;
+        if (log_syslog) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0)
+                        dup2(null, STDERR_FILENO);
+        }
+}
+
+/* Until SIGTERM or SIGINT: the watchdog fed at half its interval. */
+static void serve(void)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        uint64_t wd_usec = 0;
+        bool wd = sd_watchdog_enabled(0, &wd_usec) > 0;
+        for (;;) {
+                struct timespec ts = { .tv_sec = 1 };
+                if (wd) {
+                        ts.tv_sec = (time_t)(wd_usec / 2000000);
+                        ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+                }
+                int sig = sigtimedwait(&set, NULL, &ts);
+                if (sig == SIGTERM || sig == SIGINT) {
+                        vpd_log(LOG_INFO, "stopping (%s)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                        return;
+                }
+                if (wd)
+                        sd_notify(0, "WATCHDOG=1");
+        }
+}
+
+int main(int argc, char **argv)
+{
+        struct opts o = { 0 };
+        if (parse_opts(argc, argv, &o) < 0)
+                return 2;
+        bool systemd = getenv("NOTIFY_SOCKET") != NULL;
+        log_journal = getenv("JOURNAL_STREAM") != NULL;
+        struct vpd d = { 0 };
+        struct vp_error err = { 0 };
+        if (configure(&d, &o, &err) < 0) {
+                vpd_log(LOG_ERR, "%s", err.msg);
+                return 1;
+        }
+        int ready_fd = -1;
+        if (!o.foreground && !systemd) {
+                openlog("vpoold", LOG_PID, LOG_DAEMON);
+                log_syslog = true;
+                if (daemonize(&ready_fd) < 0) {
+                        fprintf(stderr, "vpoold: cannot go into the background: %s\n", strerror(errno));
+                        return 1;
+                }
+        }
+        /* Signals are taken by serve() alone: every thread started from here
+         * on inherits the mask. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        pthread_key_create(&ctx_key, ctx_free);
+        vp_hv_init();
+        vpd_jobs_init(&d);
+        if (vpd_http_start(&d, &err) < 0) {
+                char msg[1100];
+                snprintf(msg, sizeof(msg), "-%s", err.msg);
+                vpd_log(LOG_ERR, "%s", err.msg);
+                tell_parent(&ready_fd, msg);
+                sd_notifyf(0, "STATUS=%s", err.msg);
+                return 1;
+        }
+        tell_parent(&ready_fd, "+");
+        sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
+        vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);
+        serve();
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
+        vpd_http_stop(&d);
+        vpd_jobs_shutdown(&d);
+        free(d.listen);
+        free(d.tls_cert_pem);
+        free(d.tls_key_pem);
+        vp_config_free(&d.conf);
+        vpd_log(LOG_INFO, "stopped");
+        return 0;
+}
