@@ -281,7 +281,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         struct vpd_reply rep = { 0 };
         dispatch(r, ls->l, &rep);
-        enum MHD_Result ret = send_reply(r, &rep);
+        enum MHD_Result ret = rep.sent ? MHD_YES : send_reply(r, &rep);
         json_object_put(rep.body);
         return ret;
 }

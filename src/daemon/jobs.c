@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "history.h"
 
 /* How long a request waits for its job to pass its checks (a migration's
@@ -151,10 +152,17 @@ static void *job_thread(void *arg)
                 ctx.fence_timeout = j->d->conf.fence_timeout;
                 job_set_state(j, VP_JOB_RUNNING, NULL);
                 history_begin(j, &ctx);
+                char id[32];
+                snprintf(id, sizeof(id), "%lld", (long long)j->id);
+                vpd_event_job(j->d, ctx.cat, id, j->pool[0] ? j->pool : NULL,
+                              vp_job_state_to_string(VP_JOB_RUNNING), j->kind);
                 r = j->fn(j, &ctx, &err);
                 if (r < 0)
                         snprintf(j->error, sizeof(j->error), "%s", err.msg[0] ? err.msg : "failed");
                 history_end(j, &ctx, r);
+                vpd_event_job(j->d, ctx.cat, id, j->pool[0] ? j->pool : NULL,
+                              vp_job_state_to_string(r < 0 ? VP_JOB_FAILED : VP_JOB_DONE),
+                              r < 0 ? j->error : j->kind);
                 vp_ctx_close(&ctx);
         }
         vpd_log(r < 0 ? LOG_WARNING : LOG_INFO, "job %lld (%s %s by %s): %s%s", (long long)j->id, j->kind,

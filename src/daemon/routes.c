@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "history.h"
+#include "events.h"
 #include "jobs.h"
 #include "name.h"
 #include "parse.h"
@@ -331,6 +332,7 @@ const struct vpd_route vpd_routes[] = {
         { "GET", "/v1/migrations", VP_ROLE_VIEWER, get_migrations, FILTERS("pool", "state", "from_env", "to_env") },
         { "GET", "/v1/migrations/{id}", VP_ROLE_VIEWER, get_migration, NULL },
         { "GET", "/v1/history", VP_ROLE_VIEWER, get_history, FILTERS("pool", "vm", "since") },
+        { "GET", "/v1/events", VP_ROLE_VIEWER, vpd_get_events, FILTERS("since") },
         VPD_JOB_ROUTES,
         { NULL, NULL, 0, NULL, NULL },
 };

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "events.h"
 #include "fileio.h"
 #include "jobs.h"
 #include "vp-config.h"
@@ -295,7 +296,7 @@ int main(int argc, char **argv)
         pthread_key_create(&ctx_key, ctx_free);
         vp_hv_init();
         vpd_jobs_init(&d);
-        if (vpd_http_start(&d, &err) < 0) {
+        if (vpd_events_start(&d, &err) < 0 || vpd_http_start(&d, &err) < 0) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "-%s", err.msg);
                 vpd_log(LOG_ERR, "%s", err.msg);
@@ -308,8 +309,10 @@ int main(int argc, char **argv)
         vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
+        vpd_events_stop(&d);
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);
+        vpd_events_free(&d);
         free(d.listen);
         free(d.tls_cert_pem);
         free(d.tls_key_pem);

@@ -32,6 +32,7 @@ void vpd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* ---- the daemon ---- */
 struct vpd_listener;
 struct vpd_jobs;
+struct vpd_events;
 
 struct vpd {
         struct vp_config conf;
@@ -42,6 +43,7 @@ struct vpd {
         gid_t group;                      /* the vpool group, when it exists */
         bool have_group;
         struct vpd_jobs *jobs;
+        struct vpd_events *events;
 };
 
 /* The ctx of the calling thread, opened on first use for reads (each
@@ -72,6 +74,7 @@ struct vpd_reply {
         struct json_object *body;         /* owned; a problem document for errors */
         bool problem;
         char location[256];               /* a Location header when not empty */
+        bool sent;                        /* the handler queued its own response (a stream) */
 };
 
 /* An RFC 9457 problem: STATUS, its title, DETAIL (printf), and FIELD when a

@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 5
+#define VP_SCHEMA_VERSION 6
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -75,6 +75,10 @@ static const struct vp_col journal_cols[] = {
         I(vp_journal, id), T(vp_journal, vm_name), I(vp_journal, migration_id), T(vp_journal, step),
         I(vp_journal, generation), T(vp_journal, detail), T(vp_journal, at),
 };
+static const struct vp_col event_cols[] = {
+        I(vp_event, id), T(vp_event, at), T(vp_event, kind), T(vp_event, subject), T(vp_event, pool),
+        I(vp_event, migration_id), T(vp_event, vm), T(vp_event, state), T(vp_event, detail),
+};
 static const struct vp_col fence_cols[] = {
         I(vp_fence, id), I(vp_fence, migration_id), T(vp_fence, env_name), T(vp_fence, host_name), T(vp_fence, method),
         T(vp_fence, command), I(vp_fence, exit_status), T(vp_fence, output), I(vp_fence, fenced),
@@ -102,6 +106,7 @@ TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
 TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
+TABLE(vp_table_event, "events", "event", vp_event, event_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -127,10 +132,51 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         "CREATE INDEX vms_host ON vms(host_id);" \
         "ALTER TABLE fences ADD COLUMN host_name TEXT;"
 
+/* Events came with schema 6: what a watcher of the catalog sees happen,
+ * one sequence of ids (AUTOINCREMENT: never handed out twice, even after
+ * the oldest are pruned). Triggers write the catalog's own changes, so
+ * every writer (the CLI, the daemon) makes them alike: a migration's
+ * journal steps and states, a pool's creation, states and removal, a
+ * host's maintenance and reachability. The daemon adds its jobs'. */
+#define EVENT_AT "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+#define EVENTS_SQL \
+        "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL," \
+        " subject TEXT, pool TEXT, migration_id INTEGER, vm TEXT, state TEXT, detail TEXT);" \
+        "CREATE TRIGGER events_step AFTER INSERT ON journal BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, migration_id, vm, state, detail) VALUES(" EVENT_AT "," \
+        " 'step', NEW.vm_name, (SELECT pool_name FROM migrations WHERE id = NEW.migration_id)," \
+        " NEW.migration_id, NEW.vm_name, NEW.step, NEW.detail); END;" \
+        "CREATE TRIGGER events_migration_new AFTER INSERT ON migrations BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, migration_id, state) VALUES(" EVENT_AT "," \
+        " 'migration', NEW.id, NEW.pool_name, NEW.id, NEW.state); END;" \
+        "CREATE TRIGGER events_migration AFTER UPDATE OF state ON migrations WHEN OLD.state IS NOT NEW.state BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, migration_id, state) VALUES(" EVENT_AT "," \
+        " 'migration', NEW.id, NEW.pool_name, NEW.id, NEW.state); END;" \
+        "CREATE TRIGGER events_pool_new AFTER INSERT ON pools BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, state) VALUES(" EVENT_AT ", 'pool', NEW.name, NEW.name," \
+        " NEW.state); END;" \
+        "CREATE TRIGGER events_pool AFTER UPDATE OF state ON pools WHEN OLD.state IS NOT NEW.state BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, state) VALUES(" EVENT_AT ", 'pool', NEW.name, NEW.name," \
+        " NEW.state); END;" \
+        "CREATE TRIGGER events_pool_gone AFTER DELETE ON pools BEGIN" \
+        " INSERT INTO events(at, kind, subject, pool, state) VALUES(" EVENT_AT ", 'pool', OLD.name, OLD.name," \
+        " 'removed'); END;" \
+        "CREATE TRIGGER events_host_maintenance AFTER UPDATE OF maintenance ON hosts" \
+        " WHEN OLD.maintenance IS NOT NEW.maintenance BEGIN" \
+        " INSERT INTO events(at, kind, subject, state) VALUES(" EVENT_AT ", 'host'," \
+        " (SELECT name FROM envs WHERE id = NEW.env_id) || '/' || NEW.name," \
+        " CASE NEW.maintenance WHEN 0 THEN 'in service' ELSE 'maintenance' END); END;" \
+        "CREATE TRIGGER events_host_reach AFTER UPDATE OF unreachable ON hosts" \
+        " WHEN (OLD.unreachable = '') IS NOT (NEW.unreachable = '') BEGIN" \
+        " INSERT INTO events(at, kind, subject, state) VALUES(" EVENT_AT ", 'host'," \
+        " (SELECT name FROM envs WHERE id = NEW.env_id) || '/' || NEW.name," \
+        " CASE NEW.unreachable WHEN '' THEN 'reachable' ELSE 'unreachable' END); END;"
+
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
+        &vp_table_event,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -220,6 +266,7 @@ static const char schema_tail_sql[] =
         FENCES_SQL
         HOSTS_SQL
         HOST_REFS_SQL
+        EVENTS_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
@@ -344,6 +391,8 @@ static const char *const upgrades[] = {
               " SELECT id, name, uri, hostname, cpus, memory_kib, 0, '', created FROM envs;"
               "UPDATE vms SET host_id = (SELECT id FROM hosts WHERE hosts.env_id = vms.env_id);"
               "UPDATE migration_vms SET src_host_id = (SELECT id FROM hosts WHERE hosts.env_id = migration_vms.src_env_id);",
+        /* Schema 5 had no events: the stream begins with the upgrade. */
+        [5] = EVENTS_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
@@ -985,4 +1034,70 @@ char *vp_now_iso(void)
         gmtime_r(&ts.tv_sec, &tm);
         strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
         return vp_strdup(buf);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+int vp_catalog_data_version(struct vp_catalog *c, int64_t *ret, struct vp_error *err)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, "PRAGMA data_version", &s, err);
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                return db_err(c, err, "read failed");
+        *ret = sqlite3_column_int64(s, 0);
+        return 0;
+}
+
+int vp_event_last_id(struct vp_catalog *c, int64_t *ret, struct vp_error *err)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, "SELECT coalesce(max(id), 0) FROM events", &s, err);
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                return db_err(c, err, "read failed");
+        *ret = sqlite3_column_int64(s, 0);
+        return 0;
+}
+
+int vp_event_list_after(struct vp_catalog *c, int64_t after, size_t limit, struct vp_event **ret, size_t *ret_n,
+                        struct vp_error *err)
+{
+        /* The ids are dense but for rolled back writes: a window of LIMIT ids
+         * holds at most LIMIT events. */
+        _cleanup_free_ char *where = vp_strdupf("id > ?1 AND id <= ?1 + %zu", limit);
+        return vp_row_query(c, &vp_table_event, where, after, (void **)ret, ret_n, err);
+}
+
+int vp_event_add(struct vp_catalog *c, struct vp_event *e, struct vp_error *err)
+{
+        _cleanup_free_ char *at = NULL;
+        if (!e->at) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                struct tm tm;
+                gmtime_r(&ts.tv_sec, &tm);
+                char buf[40];
+                strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+                at = vp_strdupf("%s.%03ldZ", buf, ts.tv_nsec / 1000000);
+                e->at = at;
+        }
+        int r = vp_row_insert(c, &vp_table_event, e, err);
+        if (at)
+                e->at = NULL;
+        return r;
+}
+
+int vp_event_prune(struct vp_catalog *c, int64_t keep, struct vp_error *err)
+{
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prepare(c, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1", &s, err);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(s, 1, keep);
+        if (sqlite3_step(s) != SQLITE_DONE)
+                return db_err(c, err, "prune failed");
+        return 0;
 }

@@ -214,6 +214,20 @@ struct vp_history {
         char *outcome;         /* running | ok | failed: MESSAGE */
 };
 
+/* Something a watcher of the catalog sees happen (docs/json.md, event). */
+struct vp_event {
+        int64_t id;
+        char *at;              /* ISO 8601 UTC, milliseconds */
+        char *kind;            /* step | migration | pool | host | job */
+        char *subject;         /* the VM, migration id, pool, env/host or job id */
+        char *pool;            /* NULL when none */
+        int64_t migration_id;  /* 0 when none */
+        char *vm;
+        char *state;           /* the step or the state reached */
+        char *detail;
+};
+
+extern const struct vp_table vp_table_event;
 extern const struct vp_table vp_table_migration;
 extern const struct vp_table vp_table_migvm;
 extern const struct vp_table vp_table_journal;
@@ -249,6 +263,20 @@ bool vp_catalog_in_transaction(struct vp_catalog *c);
 
 /* meta key/value (storage_root, schema). *ret malloc'd; -ENOENT if absent. */
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err);
+
+/* SQLite's data_version of this connection: it changes when another
+ * connection (another process) commits, so a watcher polls it cheaply. */
+int vp_catalog_data_version(struct vp_catalog *c, int64_t *ret, struct vp_error *err);
+/* The newest event's id, 0 when there is none. */
+int vp_event_last_id(struct vp_catalog *c, int64_t *ret, struct vp_error *err);
+/* The events after id AFTER, oldest first, at most LIMIT (free with
+ * vp_rows_free(&vp_table_event, ...)). */
+int vp_event_list_after(struct vp_catalog *c, int64_t after, size_t limit, struct vp_event **ret, size_t *ret_n,
+                        struct vp_error *err);
+/* Record E (its at now when NULL); sets its id. */
+int vp_event_add(struct vp_catalog *c, struct vp_event *e, struct vp_error *err);
+/* Forget all but the newest KEEP events. */
+int vp_event_prune(struct vp_catalog *c, int64_t keep, struct vp_error *err);
 int vp_catalog_set_meta(struct vp_catalog *c, const char *key, const char *value, struct vp_error *err);
 
 /* Insert ROW (id ignored); sets row->id. -EEXIST with "KIND 'NAME' already

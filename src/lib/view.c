@@ -736,3 +736,20 @@ struct json_object *vp_history_json(const struct vp_history_log *log)
         }
         return a;
 }
+
+/* ---- events -------------------------------------------------------------- */
+
+struct json_object *vp_event_json(const struct vp_event *e)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_int64(e->id));
+        json_object_object_add(o, "at", json_object_new_string(e->at ? e->at : ""));
+        json_object_object_add(o, "kind", json_object_new_string(e->kind ? e->kind : ""));
+        json_object_object_add(o, "subject", text(e->subject));
+        json_object_object_add(o, "pool", text(e->pool));
+        json_object_object_add(o, "migration", e->migration_id ? json_object_new_int64(e->migration_id) : NULL);
+        json_object_object_add(o, "vm", text(e->vm));
+        json_object_object_add(o, "state", text(e->state));
+        json_object_object_add(o, "detail", text(e->detail));
+        return o;
+}

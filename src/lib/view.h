@@ -118,5 +118,8 @@ struct json_object *vp_plan_json(const struct vp_plan *pl);
 /* REP of a check (REPAIR: and repair). */
 struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair);
 
+/* One event of the catalog's stream (docs/json.md, event). */
+struct json_object *vp_event_json(const struct vp_event *e);
+
 /* LOG as an array: commands and migration steps, oldest first. */
 struct json_object *vp_history_json(const struct vp_history_log *log);
