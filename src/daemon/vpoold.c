@@ -74,7 +74,7 @@ struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
 static const char usage[] =
         "usage: vpoold [--config FILE] [--foreground] [--catalog FILE] [--listen LISTENERS]\n"
         "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N]\n"
-        "       vpoold --help | --version\n";
+        "       vpoold --routes | --help | --version\n";
 
 static const char help[] =
         "vpoold: vpool's service, its REST API (/v1) over HTTP on unix sockets and HTTPS.\n"
@@ -86,6 +86,7 @@ static const char help[] =
         "  --tls-cert FILE     the certificate chain of https:// listeners (PEM)\n"
         "  --tls-key FILE      its private key (PEM)\n"
         "  --rate-limit N      requests per second one client may send\n"
+        "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
         "Settings: option over environment over file over default, as for vpool(1).\n";
@@ -98,12 +99,13 @@ struct opts {
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-        enum { O_CONFIG = 256, O_FOREGROUND, O_HELP, O_VERSION, O_KEY };
+        enum { O_CONFIG = 256, O_FOREGROUND, O_HELP, O_VERSION, O_ROUTES, O_KEY };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, O_CONFIG },
                 { "foreground", no_argument, NULL, O_FOREGROUND },
                 { "help", no_argument, NULL, O_HELP },
                 { "version", no_argument, NULL, O_VERSION },
+                { "routes", no_argument, NULL, O_ROUTES },
                 { "catalog", required_argument, NULL, O_KEY + VP_CONF_CATALOG },
                 { "listen", required_argument, NULL, O_KEY + VP_CONF_LISTEN },
                 { "tls-cert", required_argument, NULL, O_KEY + VP_CONF_TLS_CERT },
@@ -119,6 +121,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case O_FOREGROUND: o->foreground = true; break;
                 case O_HELP: fputs(help, stdout); fputs(usage, stdout); exit(0);
                 case O_VERSION: printf("vpoold %s\n", VP_VERSION); exit(0);
+                case O_ROUTES:
+                        for (const struct vpd_route *rt = vpd_routes; rt->method; rt++)
+                                printf("%s %s %s\n", rt->method, rt->pattern, vp_role_to_string(rt->role));
+                        exit(0);
                 case '?':
                         fprintf(stderr, "vpoold: unknown option '%s'\n%s", argv[optind - 1], usage);
                         return -EINVAL;

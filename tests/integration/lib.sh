@@ -78,13 +78,12 @@ standard_setup() {
         bail "profile add failed"
 }
 
-# The catalog as SQL, but for the history: a command that fails changes
-# nothing, and the history records that it failed.
-# The catalog's rows but the history's, and without when a host was last
-# found unreachable: what vpool saw of a host is noted by whatever command
-# tried it, a failed one too.
+# The catalog as SQL, but for its logs (the history and the events: a
+# command that fails changes nothing, and the logs say that it failed),
+# and without when a host was last found unreachable: what vpool saw of a
+# host is noted by whatever command tried it, a failed one too.
 catalog_dump() {
-    sqlite3 "$VPOOL_CATALOG" .dump | grep -v '^INSERT INTO history VALUES' |
+    sqlite3 "$VPOOL_CATALOG" .dump | grep -Ev '^INSERT INTO (history|events) VALUES|^INSERT INTO sqlite_sequence' |
         sed -E "s/^(INSERT INTO hosts VALUES\\(([^,]*,){8})'[^']*'/\\1''/"
 }
 
