@@ -157,7 +157,13 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         " owner, generation, created FROM vms;" \
         "DROP TABLE vms; ALTER TABLE vms_4 RENAME TO vms;" \
         "CREATE INDEX vms_pool ON vms(pool_id); CREATE INDEX vms_env ON vms(env_id);"
+/* Schema 5 had no events: the table and the triggers that fill it go. */
+#define SCHEMA_5_SQL \
+        "DROP TRIGGER events_step; DROP TRIGGER events_migration_new; DROP TRIGGER events_migration;" \
+        "DROP TRIGGER events_pool_new; DROP TRIGGER events_pool; DROP TRIGGER events_pool_gone;" \
+        "DROP TRIGGER events_host_maintenance; DROP TRIGGER events_host_reach; DROP TABLE events;"
 #define SCHEMA_4_SQL \
+        SCHEMA_5_SQL \
         SCHEMA_4_VMS_SQL \
         "CREATE TABLE migration_vms_4(id INTEGER PRIMARY KEY, vm_name TEXT NOT NULL," \
         " migration_id INTEGER NOT NULL REFERENCES migrations(id), vm_id INTEGER NOT NULL," \
@@ -208,7 +214,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "5");
+        assert_string_equal(v, "6");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -256,7 +262,7 @@ static void test_upgrade_migration_names(void **state)
         struct vp_error err = { 0 };
         char p2[160];
         old_catalog("v2.db", "1:2",
-                    SCHEMA_4_VMS_SQL "DROP TABLE hosts;"
+                    SCHEMA_5_SQL SCHEMA_4_VMS_SQL "DROP TABLE hosts;"
                     "DROP TABLE migration_vms; DROP TABLE migrations; DROP TABLE fences;"
                     "ALTER TABLE envs DROP COLUMN fence_cmd;"
                     "CREATE TABLE migrations(id INTEGER PRIMARY KEY, pool_name TEXT NOT NULL,"
@@ -293,7 +299,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "5");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "6");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -317,6 +323,64 @@ static int64_t only_host(struct vp_ctx *ctx, int64_t env_id, const char *name, c
  * cluster of one host named after it, with its URI and what it recorded of
  * the machine; every VM is on its env's host, and a migration's VM left the
  * host of its source env (where it went is not known). */
+/* A catalog of schema 5 gains the event stream on open: the triggers
+ * record a pool's life and a host's maintenance, and ids keep growing
+ * after the oldest events are pruned. */
+static void test_upgrade_events(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v5.db", "1:2", SCHEMA_5_SQL "UPDATE meta SET value = '5' WHERE key = 'schema';", p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        int64_t last = -1;
+        assert_int_equal(vp_event_last_id(c, &last, &err), 0);
+        assert_int_equal(last, 0);
+        vp_catalog_close(c);
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(p2, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO envs(id, name, uri) VALUES(1, 'e', 'qemu:///system');"
+                                      "INSERT INTO hosts(env_id, name, uri) VALUES(1, 'h1', 'qemu:///system');"
+                                      "INSERT INTO profiles(id, name, machine, disk_bus, nic) VALUES(1, 'pc', 'pc',"
+                                      " 'ide', 'e1000');"
+                                      "INSERT INTO pools(id, name, image_id, env_id, profile_id, size, state) VALUES"
+                                      " (1, 'desk', 1, 1, 1, 2, 'creating');"
+                                      "UPDATE pools SET state = 'active';"
+                                      "UPDATE pools SET state = 'active';"
+                                      "UPDATE hosts SET maintenance = 1;"
+                                      "DELETE FROM pools;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_event *evs = NULL;
+        size_t n = 0;
+        assert_int_equal(vp_event_list_after(c, 0, 100, &evs, &n, &err), 0);
+        static const char *const want[][3] = {
+                { "pool", "desk", "creating" }, { "pool", "desk", "active" }, { "host", "e/h1", "maintenance" },
+                { "pool", "desk", "removed" },
+        };
+        assert_int_equal(n, ELEMENTSOF(want));
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(evs[i].id, (int64_t)i + 1);
+                assert_string_equal(evs[i].kind, want[i][0]);
+                assert_string_equal(evs[i].subject, want[i][1]);
+                assert_string_equal(evs[i].state, want[i][2]);
+        }
+        vp_rows_free(&vp_table_event, evs, n);
+        struct vp_event e = { .kind = (char *)"job", .subject = (char *)"7", .state = (char *)"done" };
+        assert_int_equal(vp_event_prune(c, 1, &err), 0);
+        assert_int_equal(vp_event_add(c, &e, &err), 0);
+        assert_int_equal(e.id, 5);
+        assert_int_equal(vp_event_list_after(c, 0, 100, &evs, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(evs[0].id, 4);
+        assert_non_null(strstr(evs[1].at, "Z"));
+        vp_rows_free(&vp_table_event, evs, n);
+        vp_catalog_close(c);
+}
+
 static void test_upgrade_hosts(void **state)
 {
         struct vp_catalog *c = NULL;
@@ -376,7 +440,7 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "5");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "6");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -501,6 +565,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_step_fails),
                 cmocka_unit_test(test_upgrade_migration_names),
                 cmocka_unit_test(test_upgrade_hosts),
+                cmocka_unit_test(test_upgrade_events),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

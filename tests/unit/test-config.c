@@ -88,7 +88,11 @@ static void test_parse_all_keys(void **state)
                       "profile = q35-virtio\n"
                       "   \t  \n"
                       "source_grace = 5\n"
-                      "fence_timeout=90\n",
+                      "fence_timeout=90\n"
+                      "listen = unix:/run/v.sock, https://[::1]:8443\n"
+                      "tls_cert = /etc/vpool/cert.pem\n"
+                      "tls_key = /etc/vpool/key.pem\n"
+                      "rate_limit = 50\n",
                       &err);
         if (r < 0)
                 fail_msg("%s", err.msg);
@@ -106,6 +110,9 @@ static void test_parse_all_keys(void **state)
         assert_int_equal(c.v[VP_CONF_PROFILE].line, 8);
         assert_int_equal(c.source_grace, 5);
         assert_int_equal(c.fence_timeout, 90);
+        assert_string_equal(c.v[VP_CONF_LISTEN].text, "unix:/run/v.sock, https://[::1]:8443");
+        assert_string_equal(c.v[VP_CONF_TLS_KEY].text, "/etc/vpool/key.pem");
+        assert_int_equal(c.rate_limit, 50);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         assert_string_equal(vp_config_origin_text(&c, VP_CONF_PARALLEL, b, sizeof(b)), F ":6");
@@ -336,6 +343,8 @@ static void test_shipped_file(void **state)
         assert_int_equal(c.shutdown_timeout, VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
         assert_int_equal(c.source_grace, VP_CONF_DEFAULT_SOURCE_GRACE);
         assert_int_equal(c.fence_timeout, VP_CONF_DEFAULT_FENCE_TIMEOUT);
+        assert_string_equal(c.v[VP_CONF_LISTEN].text, VP_DEFAULT_LISTEN);
+        assert_int_equal(c.rate_limit, VP_CONF_DEFAULT_RATE_LIMIT);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         free(text);
