@@ -66,8 +66,7 @@ void vpd_problem(struct vpd_reply *rep, unsigned status, const char *field, cons
         json_object_object_add(o, "title", json_object_new_string(status_title(status)));
         json_object_object_add(o, "status", json_object_new_int((int)status));
         json_object_object_add(o, "detail", json_object_new_string(detail));
-        if (field)
-                json_object_object_add(o, "field", json_object_new_string(field));
+        json_object_object_add(o, "field", field ? json_object_new_string(field) : NULL);
         vpd_reply_json(rep, status, o);
         rep->problem = true;
 }

@@ -87,11 +87,46 @@ api_fail() {
     st=$(status_of "$out")
     body=$(body_of "$out")
     [ "$st" = "$want" ] || problems+=("status $st, expected $want")
-    jq -e --argjson s "$want" '.status == $s and (.title | length > 0) and (.type | length > 0)' <<<"$body" \
-        >/dev/null 2>&1 || problems+=("not a problem document: $body")
+    jq -e --argjson s "$want" '.status == $s' <<<"$body" >/dev/null 2>&1 || problems+=("status field: $body")
+    printf '%s\n' "$body" >"$WORK/problem.json"
+    while IFS= read -r p; do problems+=("$p"); done < <(validate problem "$WORK/problem.json")
     [[ $(jq -r .detail <<<"$body" 2>/dev/null) =~ $regex ]] || problems+=("detail does not match /$regex/: $body")
     [ "$before" = "$after" ] || problems+=("state changed:" "$(diff <(echo "$before") <(echo "$after") | head -20)")
     if [ ${#problems[@]} -eq 0 ]; then ok "$desc"; else not_ok "$desc" "${problems[@]}"; fi
+}
+
+# --- the answers' shapes, from docs/json.md and docs/api.md ------------------------------
+. "$(dirname "$0")/jsonspec.sh"
+spec=$(json_spec "$top/docs/json.md" "$top/docs/api.md") || bail "cannot read the JSON references"
+: >"$WORK/seen"
+declare -A checked
+# api_check ROUTE OUT: OUT (a body and its status) is what docs/api.md says
+# ROUTE answers; prints the problems found.
+api_check() {
+    local route=$1 out=$2 answers item problems=() i=0
+    checked[$route]=1
+    answers=$(jq -r --arg r "$route" '.routes[$r] // empty' <<<"$spec")
+    [ -n "$answers" ] || { echo "$route is not in docs/api.md"; return; }
+    body_of "$out" >"$WORK/api.json"
+    case $answers in
+        "page of "*)
+            validate page "$WORK/api.json"
+            item=${answers#page of }
+            while IFS= read -r line; do
+                printf '%s\n' "$line" >"$WORK/item.json"
+                validate "$item" "$WORK/item.json" | sed "s/^/items[$i]: /"
+                i=$((i + 1))
+            done < <(jq -c '.items[]' "$WORK/api.json" 2>/dev/null) ;;
+        *) validate "$answers" "$WORK/api.json" ;;
+    esac
+}
+# answer DESC ROUTE STATUS OUT: OUT has STATUS and the document ROUTE answers.
+answer() {
+    local desc=$1 route=$2 want=$3 out=$4 problems
+    problems=$(api_check "$route" "$out")
+    [ "$(status_of "$out")" = "$want" ] || problems="status $(status_of "$out"), expected $want: $(body_of "$out" | head -c 300)
+$problems"
+    if [ -z "$problems" ]; then ok "$desc"; else not_ok "$desc" "$problems"; fi
 }
 
 # wait_job ID: the job's final state.
@@ -123,8 +158,7 @@ check_eq "each route's role is the document's x-vpool-role" \
 while read -r m p; do
     [ "$m" = get ] || continue
     case $p in *'{'*) continue ;; esac
-    out=$(ureq GET "$p")
-    check_eq "GET $p as root on the socket" 200 "$(status_of "$out")"
+    answer "GET $p as root on the socket" "GET $p" 200 "$(ureq GET "$p")"
 done <"$WORK/routes"
 unserved=0
 while read -r m p; do
@@ -146,8 +180,12 @@ check_eq "a page: limit 1 offset 1" "2 1 $HOSTB" \
     "$(ureq GET '/v1/envs?limit=1&offset=1' | sed '$d' | jq -r '"\(.total) \(.items | length) \(.items[0].name)"')"
 check_eq "GET /v1/envs/{env} is env show --json" "$(vpool env show "$HOSTA" --json | jq -c 'del(.hosts)')" \
     "$(ureq GET "/v1/envs/$HOSTA" | sed '$d' | jq -c 'del(.hosts)')"
+answer "GET /v1/envs/{env}" "GET /v1/envs/{env}" 200 "$(ureq GET "/v1/envs/$HOSTA")"
+answer "GET /v1/envs/{env}/hosts" "GET /v1/envs/{env}/hosts" 200 "$(ureq GET "/v1/envs/$HOSTA/hosts")"
 check_eq "GET /v1/profiles/{profile} is profile show --json" "$(vpool profile show pc-ide --json | jq -c .)" \
     "$(ureq GET /v1/profiles/pc-ide | sed '$d' | jq -c .)"
+answer "GET /v1/profiles/{profile}" "GET /v1/profiles/{profile}" 200 "$(ureq GET /v1/profiles/pc-ide)"
+answer "GET /v1/images/{image}" "GET /v1/images/{image}" 200 "$(ureq GET /v1/images/guest)"
 
 # --- bad requests: each a problem, nothing changed ---------------------------------------
 api_fail "unknown resource: 404" 404 "no such resource" ureq GET /v1/nothing
@@ -200,20 +238,25 @@ last=$(ureq GET '/v1/events?limit=1' | sed '$d' | jq -r .last_id)
  echo $! >"$WORK/sse1.pid")
 out=$(treq "$admin" POST /v1/pools '{"name": "dp1", "image": "desktop", "env": "'"$HOSTA"'", "profile": "pc-ide", "size": 2}' \
     -D "$WORK/h1")
-check_eq "POST /v1/pools: 202 Accepted" 202 "$(status_of "$out")"
+answer "POST /v1/pools: 202 Accepted with its job" "POST /v1/pools" 202 "$out"
 job=$(body_of "$out" | jq -r .id)
 check "with a Location to poll" grep -qi "^location: /v1/jobs/$job" "$WORK/h1"
 check_eq "the pool create job ends done" done "$(wait_job "$job")"
+answer "GET /v1/jobs/{id}" "GET /v1/jobs/{id}" 200 "$(treq "$viewer" GET "/v1/jobs/$job")"
+answer "GET /v1/pools/{pool}" "GET /v1/pools/{pool}" 200 "$(treq "$viewer" GET /v1/pools/dp1)"
+answer "GET /v1/vms/{vm}" "GET /v1/vms/{vm}" 200 "$(treq "$viewer" GET /v1/vms/dp1-001)"
+answer "GET /v1/vms?pool=dp1" "GET /v1/vms" 200 "$(treq "$viewer" GET '/v1/vms?pool=dp1')"
+check_eq "the filter keeps the pool's 2 VMs" 2 "$(treq "$viewer" GET '/v1/vms?pool=dp1' | sed '$d' | jq .total)"
 check_eq "the CLI sees the pool with 2 VMs" "active 2" "$(vpool pool show dp1 --json | jq -r '"\(.state) \(.vms | length)"')"
-check_eq "an operator starts it: 202" 202 "$(status_of "$(treq "$operator" POST /v1/pools/dp1/start '')")"
+answer "an operator starts it: 202" "POST /v1/pools/{pool}/start" 202 "$(treq "$operator" POST /v1/pools/dp1/start '')"
 check "both guests boot" wait_boot 300 1 dp1-001 dp1-002
 out=$(treq "$operator" POST /v1/pools/dp1/migrations '{"to": "'"$HOSTB"'", "profile": "q35-virtio", "dry_run": true}')
-check_eq "a dry run answers its plan at once: 200" 200 "$(status_of "$out")"
+answer "a dry run answers its plan at once: 200" "POST /v1/pools/{pool}/migrations" 200 "$out"
 check_eq "the plan names the pool, its 2 VMs and the target" "dp1 2 $HOSTB" \
     "$(body_of "$out" | jq -r '"\(.pool) \(.vms | length) \(.to_env)"')"
 check_eq "the dry run changed nothing" "$HOSTA $HOSTA" "$(vpool vm list --pool dp1 --json | jq -r '[.[].env] | join(" ")')"
 out=$(treq "$operator" POST /v1/pools/dp1/migrations '{"to": "'"$HOSTB"'", "profile": "q35-virtio"}' -D "$WORK/h2")
-check_eq "POST /v1/pools/dp1/migrations: 202" 202 "$(status_of "$out")"
+answer "POST /v1/pools/dp1/migrations: 202" "POST /v1/pools/{pool}/migrations" 202 "$out"
 mig=$(body_of "$out" | jq -r .migration)
 check "the Location is the migration" grep -qi "^location: /v1/migrations/$mig" "$WORK/h2"
 api_fail "a second migration of the busy pool: 409" 409 "." \
@@ -224,6 +267,7 @@ for i in $(seq 600); do
     sleep 0.5
 done
 check_eq "the migration ends done" done "$s"
+answer "GET /v1/migrations/{id}" "GET /v1/migrations/{id}" 200 "$(treq "$viewer" GET "/v1/migrations/$mig")"
 check_eq "both VMs are on $HOSTB now" "$HOSTB $HOSTB" "$(vpool vm list --pool dp1 --json | jq -r '[.[].env] | join(" ")')"
 check "both guests boot again on $HOSTB" wait_boot 300 2 dp1-001 dp1-002
 sleep 0.5
@@ -235,6 +279,7 @@ check "each record's id is its event's id" bash -c \
     'diff <(grep "^id: " "$1" | sed "s/^id: //") <(jq -r .id "$2")' - "$WORK/sse1" "$WORK/ev1"
 check_eq "the list has the same events as the stream" "$(jq -c . "$WORK/ev1")" \
     "$(ureq GET "/v1/events?since=$last" | sed '$d' | jq -c '.items[] | select(.id <= '"$(jq -s 'last.id' "$WORK/ev1")"')')"
+answer "GET /v1/events" "GET /v1/events" 200 "$(ureq GET "/v1/events?since=$last")"
 # A client that reconnects with Last-Event-ID misses nothing and gets nothing twice.
 mid=$(jq -s '.[length / 2 | floor].id' "$WORK/ev1")
 timeout 2 curl -sN --cacert "$pki/ca.pem" -H "Authorization: Bearer $viewer" -H 'Accept: text/event-stream' \
@@ -251,9 +296,45 @@ check_eq "and the migration as by the operator token" "dop" \
 check_eq "the jobs list shows both, with their actors" "dadmin dop dop" \
     "$(ureq GET '/v1/jobs?pool=dp1' | sed '$d' | jq -r '[.items[] | select(.state == "done") | .actor] | sort | join(" ")')"
 
+# --- VMs, pools, migrations and hosts acted on -------------------------------------------
+out=$(treq "$operator" POST /v1/vms/dp1-001/stop '{"timeout": 60}')
+answer "POST /v1/vms/{vm}/stop: 202" "POST /v1/vms/{vm}/stop" 202 "$out"
+check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+check_eq "dp1-001 is shut off" "shut off" "$(vm_state dp1-001)"
+out=$(treq "$operator" POST /v1/vms/dp1-001/start '')
+answer "POST /v1/vms/{vm}/start: 202" "POST /v1/vms/{vm}/start" 202 "$out"
+check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+check_eq "dp1-001 runs again" running "$(vm_state dp1-001)"
+out=$(treq "$operator" POST /v1/pools/dp1/stop '{"timeout": 120}')
+answer "POST /v1/pools/{pool}/stop: 202" "POST /v1/pools/{pool}/stop" 202 "$out"
+check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+check_eq "both VMs are shut off" "shut off|shut off" "$(vm_state dp1-001)|$(vm_state dp1-002)"
+# Interrupted migrations (the CLI killed after a lock) resumed and aborted through the API.
+for act in resume abort; do
+    VPOOL_FAULT=migrate.locked:1 vpool migrate dp1 --to "$HOSTA" --profile pc-ide --parallel 1 >"$WORK/out" 2>&1
+    check_eq "a CLI migration killed after its first lock ($act)" 137 "$?"
+    id=$(vpool migrate list --json | jq -r 'last.id')
+    out=$(treq "$operator" POST "/v1/migrations/$id/$act" '')
+    answer "POST /v1/migrations/{id}/$act: 202" "POST /v1/migrations/{id}/$act" 202 "$out"
+    check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+done
+check_eq "after the resume and the abort both VMs are on $HOSTA" "$HOSTA $HOSTA" \
+    "$(vpool vm list --pool dp1 --json | jq -r '[.[].env] | join(" ")')"
+check_eq "fsck is clean" "" "$(fsck_kinds)"
+# A host holding nothing drained, then back in service.
+out=$(treq "$operator" POST "/v1/envs/$HOSTB/hosts/$HOSTB/drain" '{"cold": true}')
+answer "POST /v1/envs/{env}/hosts/{host}/drain: 202" "POST /v1/envs/{env}/hosts/{host}/drain" 202 "$out"
+check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+check_eq "the host is in maintenance" true "$(vpool env host list "$HOSTB" --json | jq '.[0].maintenance')"
+out=$(treq "$operator" POST "/v1/envs/$HOSTB/hosts/$HOSTB/resume" '')
+answer "POST /v1/envs/{env}/hosts/{host}/resume: 202" "POST /v1/envs/{env}/hosts/{host}/resume" 202 "$out"
+check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
+check_eq "the host is in service" false "$(vpool env host list "$HOSTB" --json | jq '.[0].maintenance')"
+answer "GET /v1/jobs?state=done" "GET /v1/jobs" 200 "$(treq "$viewer" GET '/v1/jobs?state=done')"
+
 # --- removal, rate limit, stop ------------------------------------------------------------
 out=$(treq "$admin" DELETE /v1/pools/dp1 '{"force": true}')
-check_eq "DELETE /v1/pools/dp1 by the admin: 202" 202 "$(status_of "$out")"
+answer "DELETE /v1/pools/{pool} by the admin: 202" "DELETE /v1/pools/{pool}" 202 "$out"
 check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
 check_eq "the pool is gone" "" "$(vpool pool list --json | jq -r '.[].name' | grep '^dp1$')"
 stop_daemon
@@ -298,5 +379,14 @@ stop_daemon
 wait "$notify_pid"
 check "READY=1 came" grep -q 'READY=1' "$WORK/notify.out"
 check "STOPPING=1 came on SIGTERM" grep -q 'STOPPING=1' "$WORK/notify.out"
+
+# --- docs/api.md and the daemon agree -------------------------------------------------------
+check_eq "docs/api.md names exactly the routes served" "$("$VPOOLD_BIN" --routes | awk '{print $1, $2}' | sort)" \
+    "$(jq -r '.routes | keys[]' <<<"$spec" | sort)"
+unchecked=$(jq -r '.routes | keys[]' <<<"$spec" | while IFS= read -r r; do [ -n "${checked[$r]:-}" ] || echo "$r"; done | xargs)
+check_eq "every route of docs/api.md was checked here" "" "$unchecked"
+unseen=$(comm -23 <(json_spec "$top/docs/api.md" | jq -r '.shapes | keys[]' | sort) \
+    <(sed 's/^shape //' "$WORK/seen" | sort -u) | xargs)
+check_eq "every document of docs/api.md was seen in some answer" "" "$unseen"
 
 finish
