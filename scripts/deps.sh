@@ -4,8 +4,10 @@
 # needs neither the network nor an apt-get update.
 set -euo pipefail
 
+# libmicrohttpd-dev, libgnutls28-dev, libsystemd-dev: vpoold (HTTP, TLS, sd_notify).
 build_pkgs=(gcc meson ninja-build pkg-config libvirt-dev libxml2-dev libsqlite3-dev
-            libjson-c-dev libcmocka-dev clang libclang-rt-14-dev)
+            libjson-c-dev libcmocka-dev clang libclang-rt-14-dev
+            libmicrohttpd-dev libgnutls28-dev libsystemd-dev)
 runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
@@ -16,7 +18,9 @@ package_pkgs=(dpkg-dev debootstrap lintian)
 # openssl, python3, python3-libvirt: bench/ makes the master's data and times downtime.
 # gnutls-bin: hosts.sh makes the TLS hosts' certificates with certtool.
 # spin: the model suite checks model/handover.pml with SPIN's verifier.
-test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin)
+# curl: the daemon's suite is an API client; wrk: bench/ loads the API.
+test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin
+           curl wrk)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2
