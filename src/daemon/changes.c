@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "body.h"
 #include "host.h"
 #include "migrate.h"
 #include "name.h"
@@ -13,120 +14,22 @@
 
 /* ---- the body ---- */
 
-#define BODY_DEPTH 8
-
-/* The body as a JSON object whose keys are all in ALLOWED (an empty body
- * reads as {}); NULL with a 400 in REP otherwise. */
+/* The body of R as an object of ALLOWED fields; NULL with a 400 in REP. */
 static struct json_object *body_read(struct vpd_request *r, struct vpd_reply *rep, const char *const *allowed)
 {
-        if (!r->body_len)
-                return json_object_new_object();
-        struct json_tokener *tok = json_tokener_new_ex(BODY_DEPTH);
-        struct json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
-        enum json_tokener_error jerr = json_tokener_get_error(tok);
-        size_t used = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-        if (!o || jerr != json_tokener_success || used != r->body_len) {
-                json_object_put(o);
-                vpd_problem(rep, 400, NULL, "the body is not one JSON document: %s",
-                            jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "text after it");
-                return NULL;
-        }
-        if (!json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                vpd_problem(rep, 400, NULL, "the body must be a JSON object");
-                return NULL;
-        }
-        json_object_object_foreach(o, key, val) {
-                (void)val;
-                bool ok = false;
-                for (const char *const *a = allowed; *a && !ok; a++)
-                        ok = streq(*a, key);
-                if (!ok) {
-                        char pb[64];
-                        vp_printable(key, pb, sizeof(pb));
-                        vpd_problem(rep, 400, pb, "unknown field '%s'", pb);
-                        json_object_put(o);
-                        return NULL;
-                }
-        }
+        struct vpd_body_error e = { 0 };
+        struct json_object *o = vpd_body_parse(r->body, r->body_len, allowed, &e);
+        if (!o)
+                vpd_problem(rep, 400, e.field[0] ? e.field : NULL, "%s", e.detail);
         return o;
 }
 
-/* Field KEY of O as a name of WHAT into OUT; absent: OUT untouched, and a
- * 400 when REQUIRED. */
-static bool field_name(struct json_object *o, struct vpd_reply *rep, const char *key, const char *what,
-                       bool required, char *out, size_t outsz)
+/* OK, or the 400 of E. */
+static bool fields_ok(bool ok, struct vpd_reply *rep, const struct vpd_body_error *e)
 {
-        struct json_object *v;
-        struct vp_error err = { 0 };
-        if (!json_object_object_get_ex(o, key, &v) || !v) {
-                if (required)
-                        vpd_problem(rep, 400, key, "missing field '%s'", key);
-                return !required;
-        }
-        if (!json_object_is_type(v, json_type_string)) {
-                vpd_problem(rep, 400, key, "the field '%s' must be a string", key);
-                return false;
-        }
-        const char *s = json_object_get_string(v);
-        if (strlen(s) != (size_t)json_object_get_string_len(v) || vp_name_check(what, s, &err) < 0) {
-                vpd_problem(rep, 400, key, "%s", err.msg[0] ? err.msg : "a NUL byte in a name");
-                return false;
-        }
-        snprintf(out, outsz, "%s", s);
-        return true;
-}
-
-/* Field KEY as an integer in MIN..MAX; absent: OUT untouched. */
-static bool field_uint(struct json_object *o, struct vpd_reply *rep, const char *key, int64_t min, int64_t max,
-                       bool required, int64_t *out)
-{
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !v) {
-                if (required)
-                        vpd_problem(rep, 400, key, "missing field '%s'", key);
-                return !required;
-        }
-        errno = 0;
-        int64_t n = json_object_get_int64(v);
-        if (!json_object_is_type(v, json_type_int) || errno == ERANGE || n < min || n > max) {
-                vpd_problem(rep, 400, key, "the field '%s' must be an integer from %lld to %lld", key,
-                            (long long)min, (long long)max);
-                return false;
-        }
-        *out = n;
-        return true;
-}
-
-static bool field_bool(struct json_object *o, struct vpd_reply *rep, const char *key, bool *out)
-{
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return true;
-        if (!json_object_is_type(v, json_type_boolean)) {
-                vpd_problem(rep, 400, key, "the field '%s' must be true or false", key);
-                return false;
-        }
-        *out = json_object_get_boolean(v);
-        return true;
-}
-
-static bool field_placement(struct json_object *o, struct vpd_reply *rep, enum vp_placement *out)
-{
-        char word[16] = "";
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, "placement", &v) || !v)
-                return true;
-        if (json_object_is_type(v, json_type_string))
-                snprintf(word, sizeof(word), "%s", json_object_get_string(v));
-        enum vp_placement p = vp_placement_from_string(word);
-        if (p < 0) {
-                vpd_problem(rep, 400, "placement", "the field 'placement' must be \"spread\" or \"pack\"");
-                return false;
-        }
-        *out = p;
-        return true;
+        if (!ok)
+                vpd_problem(rep, 400, e->field[0] ? e->field : NULL, "%s", e->detail);
+        return ok;
 }
 
 /* ---- pools and VMs ---- */
@@ -164,14 +67,15 @@ void vpd_post_pools(struct vpd_request *r, struct vpd_reply *rep)
         const char *dprof = r->d->conf.v[VP_CONF_PROFILE].text;
         snprintf(c->profile, sizeof(c->profile), "%s", dprof ? dprof : "");
         int64_t dd = 0;
-        bool ok = field_name(o, rep, "name", "pool", true, c->pool, sizeof(c->pool)) &&
-                  field_name(o, rep, "image", "image", true, c->image, sizeof(c->image)) &&
-                  field_name(o, rep, "env", "env", true, c->env, sizeof(c->env)) &&
-                  field_name(o, rep, "profile", "profile", !dprof, c->profile, sizeof(c->profile)) &&
-                  field_uint(o, rep, "size", 1, 9999, true, &c->size) &&
-                  field_uint(o, rep, "data_disk_mib", 1, INT64_C(16) << 20, false, &dd) &&
-                  field_bool(o, rep, "start", &c->start) && field_placement(o, rep, &c->placement);
-        if (!ok) {
+        struct vpd_body_error e = { 0 };
+        bool ok = vpd_field_name(o, "name", "pool", true, c->pool, sizeof(c->pool), &e) &&
+                  vpd_field_name(o, "image", "image", true, c->image, sizeof(c->image), &e) &&
+                  vpd_field_name(o, "env", "env", true, c->env, sizeof(c->env), &e) &&
+                  vpd_field_name(o, "profile", "profile", !dprof, c->profile, sizeof(c->profile), &e) &&
+                  vpd_field_uint(o, "size", 1, 9999, true, &c->size, &e) &&
+                  vpd_field_uint(o, "data_disk_mib", 1, INT64_C(16) << 20, false, &dd, &e) &&
+                  vpd_field_bool(o, "start", &c->start, &e) && vpd_field_placement(o, &c->placement, &e);
+        if (!fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
@@ -221,8 +125,10 @@ static void pool_act(struct vpd_request *r, struct vpd_reply *rep, const char *w
         struct pool_change *c = vp_xcalloc(1, sizeof(*c));
         snprintf(c->pool, sizeof(c->pool), "%s", r->params[0]);
         c->timeout = r->d->conf.shutdown_timeout;
-        if (!field_bool(o, rep, "force", &c->force) || !field_bool(o, rep, "keep_deltas", &c->keep_deltas) ||
-            !field_uint(o, rep, "timeout", 0, 86400, false, &c->timeout)) {
+        struct vpd_body_error e = { 0 };
+        bool ok = vpd_field_bool(o, "force", &c->force, &e) && vpd_field_bool(o, "keep_deltas", &c->keep_deltas, &e) &&
+                  vpd_field_uint(o, "timeout", 0, 86400, false, &c->timeout, &e);
+        if (!fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
@@ -304,14 +210,14 @@ static int run_migrate(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *e
         return r;
 }
 
-/* The common fields of a move: parallel, shutdown_timeout, placement. */
-static bool mig_fields(struct vpd_request *r, struct json_object *o, struct vpd_reply *rep, struct mig_change *c)
+/* The common fields of a move: parallel, shutdown_timeout, placement, dry_run. */
+static bool mig_fields(struct vpd_request *r, struct json_object *o, struct mig_change *c, struct vpd_body_error *e)
 {
         c->parallel = r->d->conf.parallel;
         c->timeout = r->d->conf.shutdown_timeout;
-        return field_uint(o, rep, "parallel", 1, 256, false, &c->parallel) &&
-               field_uint(o, rep, "shutdown_timeout", 0, 86400, false, &c->timeout) &&
-               field_placement(o, rep, &c->placement) && field_bool(o, rep, "dry_run", &c->dry_run);
+        return vpd_field_uint(o, "parallel", 1, 256, false, &c->parallel, e) &&
+               vpd_field_uint(o, "shutdown_timeout", 0, 86400, false, &c->timeout, e) &&
+               vpd_field_placement(o, &c->placement, e) && vpd_field_bool(o, "dry_run", &c->dry_run, e);
 }
 
 /* A dry run answers its plan at once: it changes nothing. */
@@ -345,10 +251,13 @@ void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep)
                 return;
         struct mig_change *c = vp_xcalloc(1, sizeof(*c));
         snprintf(c->pool, sizeof(c->pool), "%s", r->params[0]);
-        bool ok = field_name(o, rep, "to", "env", true, c->to, sizeof(c->to)) &&
-                  field_name(o, rep, "profile", "profile", false, c->profile, sizeof(c->profile)) &&
-                  field_name(o, rep, "source_fenced", "env", false, c->source_fenced, sizeof(c->source_fenced)) &&
-                  mig_fields(r, o, rep, c);
+        struct vpd_body_error e = { 0 };
+        bool ok = fields_ok(vpd_field_name(o, "to", "env", true, c->to, sizeof(c->to), &e) &&
+                                    vpd_field_name(o, "profile", "profile", false, c->profile, sizeof(c->profile), &e) &&
+                                    vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
+                                                   sizeof(c->source_fenced), &e) &&
+                                    mig_fields(r, o, c, &e),
+                            rep, &e);
         if (ok && c->dry_run)
                 dry_run(r, rep, c);
         if (!ok || c->dry_run) {
@@ -387,7 +296,10 @@ static void mig_act(struct vpd_request *r, struct vpd_reply *rep, const char *ki
         struct vp_error err = { 0 };
         struct vp_ctx *ctx = o ? vpd_read_ctx(r->d, &err) : NULL;
         struct vp_migration m = { 0 };
-        bool ok = o && field_name(o, rep, "source_fenced", "env", false, c->source_fenced, sizeof(c->source_fenced));
+        struct vpd_body_error e = { 0 };
+        bool ok = o && fields_ok(vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
+                                                sizeof(c->source_fenced), &e),
+                                 rep, &e);
         if (ok && (!ctx || vp_migration_get(ctx, c->id, &m, &err) < 0)) {
                 vpd_problem_err(rep, &err);
                 ok = false;
@@ -454,32 +366,6 @@ static int run_drain(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err
         return rc;
 }
 
-static bool field_hosts(struct json_object *o, struct vpd_reply *rep, struct mig_change *c)
-{
-        struct json_object *v;
-        if (!json_object_object_get_ex(o, "to_hosts", &v) || !v)
-                return true;
-        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
-        if (!json_object_is_type(v, json_type_array) || n > TO_HOSTS_MAX) {
-                vpd_problem(rep, 400, "to_hosts", "the field 'to_hosts' must be an array of at most %d host names",
-                            TO_HOSTS_MAX);
-                return false;
-        }
-        struct vp_error err = { 0 };
-        for (size_t i = 0; i < n; i++) {
-                struct json_object *h = json_object_array_get_idx(v, i);
-                const char *s = json_object_is_type(h, json_type_string) ? json_object_get_string(h) : NULL;
-                if (!s || vp_name_check("host", s, &err) < 0) {
-                        vpd_problem(rep, 400, "to_hosts", "%s", s ? err.msg : "a host name must be a string");
-                        return false;
-                }
-                snprintf(c->to_hosts[i], sizeof(c->to_hosts[i]), "%s", s);
-                c->to_host_ptrs[i] = c->to_hosts[i];
-        }
-        c->nto_hosts = n;
-        return true;
-}
-
 void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep)
 {
         static const char *const allowed[] = { "to_hosts", "cold", "parallel", "shutdown_timeout", "placement",
@@ -492,7 +378,13 @@ void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep)
         struct mig_change *c = vp_xcalloc(1, sizeof(*c));
         snprintf(c->to, sizeof(c->to), "%s", r->params[0]);
         snprintf(c->from_host, sizeof(c->from_host), "%s", r->params[1]);
-        if (!field_hosts(o, rep, c) || !field_bool(o, rep, "cold", &c->cold) || !mig_fields(r, o, rep, c)) {
+        struct vpd_body_error e = { 0 };
+        bool ok = vpd_field_names(o, "to_hosts", "host", TO_HOSTS_MAX, c->to_hosts[0], sizeof(c->to_hosts[0]),
+                                  &c->nto_hosts, &e) &&
+                  vpd_field_bool(o, "cold", &c->cold, &e) && mig_fields(r, o, c, &e);
+        for (size_t i = 0; i < c->nto_hosts; i++)
+                c->to_host_ptrs[i] = c->to_hosts[i];
+        if (!fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
