@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 5
+#define VP_SCHEMA_VERSION 6
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -85,7 +85,11 @@ static const struct vp_col history_cols[] = {
         T(vp_history, sudo_user), T(vp_history, host), I(vp_history, pid), I(vp_history, pid_start),
         T(vp_history, command), T(vp_history, noun), T(vp_history, verb), T(vp_history, subject),
         T(vp_history, pool), T(vp_history, vm), I(vp_history, migration_id), I(vp_history, journal_from),
-        I(vp_history, journal_to), T(vp_history, outcome),
+        I(vp_history, journal_to), T(vp_history, outcome), T(vp_history, via),
+};
+static const struct vp_col token_cols[] = {
+        I(vp_token, id), T(vp_token, name), T(vp_token, role), T(vp_token, hash), T(vp_token, created),
+        T(vp_token, last_used),
 };
 
 #define TABLE(var, sqlname, kindname, st, cols) \
@@ -102,6 +106,7 @@ TABLE(vp_table_migvm, "migration_vms", "migration vm", vp_migvm, migvm_cols);
 TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
+TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -127,10 +132,19 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
         "CREATE INDEX vms_host ON vms(host_id);" \
         "ALTER TABLE fences ADD COLUMN host_name TEXT;"
 
+/* Tokens and the history's via came with schema 6, with the API. A token
+ * is found by the hash of its secret. An older row's via stays NULL: it
+ * came through the command line, the only way there was. */
+#define TOKENS_SQL \
+        "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL," \
+        " hash TEXT NOT NULL UNIQUE, created TEXT NOT NULL, last_used TEXT NOT NULL DEFAULT '');"
+#define HISTORY_VIA_SQL "ALTER TABLE history ADD COLUMN via TEXT;"
+
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
+        &vp_table_token,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -220,6 +234,8 @@ static const char schema_tail_sql[] =
         FENCES_SQL
         HOSTS_SQL
         HOST_REFS_SQL
+        TOKENS_SQL
+        HISTORY_VIA_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
@@ -344,6 +360,10 @@ static const char *const upgrades[] = {
               " SELECT id, name, uri, hostname, cpus, memory_kib, 0, '', created FROM envs;"
               "UPDATE vms SET host_id = (SELECT id FROM hosts WHERE hosts.env_id = vms.env_id);"
               "UPDATE migration_vms SET src_host_id = (SELECT id FROM hosts WHERE hosts.env_id = migration_vms.src_env_id);",
+        /* Schema 5 had no API: no tokens, every change came through the
+         * command line. A catalog from before the history (which then
+         * came on the first open) gets it here, so via has a table to go to. */
+        [5] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
@@ -408,7 +428,7 @@ static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *er
 static void add_history(struct vp_catalog *c)
 {
         if (!vp_catalog_has_table(c, "history"))
-                exec_transaction(c, HISTORY_SQL, NULL);
+                exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL, NULL);
 }
 
 /* Open PATH (CREATE: create it when absent). READONLY: for a command that
