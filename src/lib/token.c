@@ -1,6 +1,7 @@
 #include "token.h"
 
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -98,6 +99,14 @@ static int random_bytes(uint8_t *buf, size_t n, struct vp_error *err)
         return 0;
 }
 
+int vp_token_name_check(const char *name, struct vp_error *err)
+{
+        if (name && strncasecmp(name, VP_TOKEN_PREFIX, strlen(VP_TOKEN_PREFIX)) == 0)
+                return vp_err(err, -EINVAL, "invalid token name: a name may not start with '" VP_TOKEN_PREFIX
+                              "', as secrets do");
+        return vp_name_check("token", name, err);
+}
+
 int vp_token_add(struct vp_ctx *ctx, const char *name, enum vp_role role, char **ret_secret, struct vp_error *err)
 {
         struct vp_token t = { 0 };
@@ -109,7 +118,7 @@ int vp_token_add(struct vp_ctx *ctx, const char *name, enum vp_role role, char *
 int vp_token_add_row(struct vp_ctx *ctx, const char *name, enum vp_role role, struct vp_token *ret,
                      char **ret_secret, struct vp_error *err)
 {
-        int r = vp_name_check("token", name, err);
+        int r = vp_token_name_check(name, err);
         if (r < 0)
                 return r;
         if (!vp_role_to_string(role)) {
@@ -138,7 +147,7 @@ int vp_token_add_row(struct vp_ctx *ctx, const char *name, enum vp_role role, st
 
 int vp_token_get(struct vp_ctx *ctx, const char *name, struct vp_token *ret, struct vp_error *err)
 {
-        int r = vp_name_check("token", name, err);
+        int r = vp_token_name_check(name, err);
         if (r < 0)
                 return r;
         return vp_row_get(ctx->cat, &vp_table_token, "name", name, ret, err);

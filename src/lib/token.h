@@ -11,7 +11,13 @@
 /* The length of a secret: the prefix and 43 characters. */
 #define VP_TOKEN_SECRET_LEN 47
 
-/* Make token NAME (vp_name_check) with ROLE: -EINVAL for a bad name or
+/* Check NAME as a token's name: vp_name_check, and not of a secret's
+ * beginning, so that a secret typed where a name goes is refused before it
+ * reaches the history or a message (which then does not repeat it).
+ * Returns 0 or -EINVAL. */
+int vp_token_name_check(const char *name, struct vp_error *err);
+
+/* Make token NAME (vp_token_name_check) with ROLE: -EINVAL for a bad name or
  * role, -EEXIST "token 'NAME' already exists"; nothing is written then.
  * On success *RET_SECRET is the secret (malloc'd, the caller's), which
  * nothing can show again. */
@@ -31,7 +37,7 @@ int vp_token_get(struct vp_ctx *ctx, const char *name, struct vp_token *ret, str
 int vp_token_list(struct vp_ctx *ctx, struct vp_token **ret, size_t *ret_n, struct vp_error *err);
 
 /* Remove token NAME: its secret no longer verifies. -EINVAL for a bad
- * name, -ENOENT "unknown token 'NAME'". */
+ * name (vp_token_name_check), -ENOENT "unknown token 'NAME'". */
 int vp_token_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 
 /* The token whose secret SECRET is, into *RET (free with vp_row_clear);

@@ -293,13 +293,17 @@ static void test_refused_writes_nothing(void **state)
         char big[80];
         memset(big, 'a', 64);
         big[64] = 0;
-        const char *const bad[] = { "", "../x", "a b", "-x", ".hidden", "x\ny", "caf\xc3\xa9", big };
+        /* A secret typed where a name goes, or a name one could take for a secret. */
+        const char *const bad[] = { "", "../x", "a b", "-x", ".hidden", "x\ny", "caf\xc3\xa9", big, a, "vpt_ci", "VPT_x" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 memset(&err, 0, sizeof(err));
                 assert_int_equal(vp_token_add(&ctx, bad[i], VP_ROLE_VIEWER, &secret, &err), -EINVAL);
                 assert_non_null(strstr(err.msg, "invalid token name"));
+                assert_null(strstr(err.msg, a + 4));
                 assert_null(secret);
         }
+        assert_int_equal(vp_token_rm(&ctx, a, &err), -EINVAL);
+        assert_string_equal(err.msg, "invalid token name: a name may not start with 'vpt_', as secrets do");
         assert_int_equal(vp_token_add(&ctx, "other", VP_ROLE_MAX, &secret, &err), -EINVAL);
         assert_non_null(strstr(err.msg, "viewer, operator, admin"));
         assert_int_equal(vp_token_add(&ctx, "other", VP_ROLE_INVALID, &secret, &err), -EINVAL);
