@@ -83,7 +83,7 @@ void vp_history_who(struct vp_history *h, const struct vp_actor *actor)
         /* The name is the daemon's word, but a history row is printed on
          * terminals: kept only when it is a plain word. */
         char name[VP_ACTOR_NAME_MAX];
-        snprintf(name, sizeof(name), "%s", actor->name);
+        snprintf(name, sizeof(name), "%.*s", (int)sizeof(actor->name), actor->name);
         h->user = vp_strdup(plain_word(name) ? name : "?");
         h->sudo_user = vp_strdup("");
         h->host = hostname();

@@ -250,6 +250,17 @@ static void test_via(void **state)
         assert_int_equal(log.items[0].cmd->id, cli->id);
         vp_history_log_free(&log);
 
+        /* A name that fills its array, no NUL: read within it, cut to fit. */
+        struct vp_actor *full = malloc(sizeof(*full));
+        full->via = VP_VIA_API;
+        memset(full->name, 'a', sizeof(full->name));
+        struct vp_history fh = { 0 };
+        vp_history_who(&fh, full);
+        assert_int_equal(strlen(fh.user), sizeof(full->name) - 1);
+        assert_int_equal(strspn(fh.user, "a"), sizeof(full->name) - 1);
+        vp_row_clear(&vp_table_history, &fh);
+        free(full);
+
         for (size_t i = 0; i < ELEMENTSOF(actors); i++)
                 vp_row_clear(&vp_table_history, &rows[i]);
         drop(cli);
