@@ -45,10 +45,10 @@ static char *hostname(void)
         return vp_strdup(h);
 }
 
-/* An environment value fit to print: short, printable, no spaces. */
-static bool plain_word(const char *s)
+/* A value fit to print: at most MAX bytes, printable, no spaces. */
+static bool plain_word(const char *s, size_t max)
 {
-        if (!s || !*s || strlen(s) > 64)
+        if (!s || !*s || strlen(s) > max)
                 return false;
         for (; *s; s++)
                 if (!isgraph((unsigned char)*s))
@@ -61,12 +61,12 @@ void vp_history_whoami(struct vp_history *h)
         uid_t uid = getuid();
         struct passwd pw, *res = NULL;
         char buf[4096];
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res && plain_word(res->pw_name))
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res && plain_word(res->pw_name, 64))
                 h->user = vp_strdup(res->pw_name);
         else
                 h->user = vp_strdupf("uid %u", (unsigned)uid);
         const char *su = getenv("SUDO_USER");
-        h->sudo_user = vp_strdup(plain_word(su) ? su : "");
+        h->sudo_user = vp_strdup(plain_word(su, 64) ? su : "");
         h->host = hostname();
         h->pid = getpid();
         h->pid_start = proc_start(getpid());
@@ -84,7 +84,7 @@ void vp_history_who(struct vp_history *h, const struct vp_actor *actor)
          * terminals: kept only when it is a plain word. */
         char name[VP_ACTOR_NAME_MAX];
         snprintf(name, sizeof(name), "%.*s", (int)sizeof(actor->name), actor->name);
-        h->user = vp_strdup(plain_word(name) ? name : "?");
+        h->user = vp_strdup(plain_word(name, sizeof(name) - 1) ? name : "?");
         h->sudo_user = vp_strdup("");
         h->host = hostname();
         h->pid = getpid();

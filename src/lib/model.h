@@ -179,7 +179,7 @@ VP_WORDS(vp_via);
 /* Who acts, for the history: through VIA, by NAME (a token's name or a
  * socket peer's login name for api, the policy's name for policy; unused
  * for cli, whose user is the process's own). A zeroed actor is the CLI. */
-#define VP_ACTOR_NAME_MAX 64
+#define VP_ACTOR_NAME_MAX 128
 struct vp_actor {
         enum vp_via via;
         char name[VP_ACTOR_NAME_MAX];
