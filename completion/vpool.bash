@@ -2,8 +2,8 @@
 #
 # Nouns, verbs, options and their fixed values are read from vpool's own
 # --help (cached for the life of the shell), so the completion follows the
-# program it completes. The names of envs, images, profiles, pools and
-# migrations come from the catalog through 'vpool --json NOUN list', which
+# program it completes. The names of envs, images, profiles, pools,
+# migrations and tokens come from the catalog through 'vpool --json NOUN list', which
 # reads the catalog only and never contacts a hypervisor; VM names follow
 # from each pool's name and size (POOL-001 .. POOL-N). A verb whose help
 # lists verbs of its own ("env host") takes one of them next.
@@ -51,7 +51,7 @@ _vpool_usage() {
 }
 
 # _vpool_catalog_names BIN CATARGS KIND: names of KIND (env, image, profile,
-# pool, vm, migration) in the catalog; CATARGS is the --catalog option given.
+# pool, vm, migration, token) in the catalog; CATARGS is the --catalog option given.
 _vpool_catalog_names() {
     local bin=$1 kind=$3
     local -a cat=()

@@ -8,15 +8,17 @@
 static int history_run(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb history_verb = {
-        .name = "history", .fn = history_run, .usage = "[--pool POOL] [--vm VM] [--since TIME]",
+        .name = "history", .fn = history_run, .usage = "[--pool POOL] [--vm VM] [--since TIME] [--via cli|api|policy]",
         .help = "Every change vpool made, oldest first: when, who (login name, and the sudo user behind\n"
-                "root), the command as typed and how it ended (ok, failed: why, running, or interrupted\n"
-                "when its process is gone). Each migration step of each VM, from the journal, appears\n"
-                "under the command that ran it. --pool and --vm keep what concerns that pool or VM\n"
-                "(a VM's own commands and steps, and the commands on its whole pool). TIME is a date\n"
-                "(2026-11-27) or date and time (2026-11-27T10:00:00) in UTC, or an age (30m, 2h, 1d, 1w).\n"
+                "root; through the API the token's name, or the policy's), through what (cli, api,\n"
+                "policy), the command as typed and how it ended (ok, failed: why, running, or\n"
+                "interrupted when its process is gone). Each migration step of each VM, from the\n"
+                "journal, appears under the command that ran it. --pool and --vm keep what concerns\n"
+                "that pool or VM (a VM's own commands and steps, and the commands on its whole pool);\n"
+                "--via what came that way (and the steps it ran). TIME is a date (2026-11-27) or date\n"
+                "and time (2026-11-27T10:00:00) in UTC, or an age (30m, 2h, 1d, 1w).\n"
                 "Read-only verbs (list, show, status, fsck without --repair) are not recorded.",
-        .opts = CLI_OPTS(CLI_VALUE("pool"), CLI_VALUE("vm"), CLI_VALUE("since")),
+        .opts = CLI_OPTS(CLI_VALUE("pool"), CLI_VALUE("vm"), CLI_VALUE("since"), CLI_VALUE("via")),
 };
 
 const struct cli_noun cli_noun_history = {
@@ -117,24 +119,25 @@ static void print_text(const struct vp_history_log *log)
                 if (strlen(u) > uw)
                         uw = strlen(u);
         }
-        /* TIME is 20 wide, OUTCOME 11 ("interrupted"). */
-        int indent = 20 + 2 + (int)uw + 2 + 11 + 2;
-        printf("%-20s  %-*s  %-11s  %s\n", "TIME", (int)uw, "USER", "OUTCOME", "COMMAND");
+        /* TIME is 20 wide, VIA 6 ("policy"), OUTCOME 11 ("interrupted"). */
+        int indent = 20 + 2 + (int)uw + 2 + 6 + 2 + 11 + 2;
+        printf("%-20s  %-*s  %-6s  %-11s  %s\n", "TIME", (int)uw, "USER", "VIA", "OUTCOME", "COMMAND");
         for (size_t i = 0; i < log->n; i++) {
                 const struct vp_history_item *it = &log->items[i];
                 _cleanup_free_ char *u = who(it->cmd);
+                const char *via = it->cmd ? vp_via_to_string(vp_history_via(it->cmd)) : "-";
                 if (!it->step) {
                         const char *out = vp_history_outcome(it->cmd);
                         bool failed = strncmp(out, "failed: ", 8) == 0;
-                        printf("%-20s  %-*s  %-11s  %s\n", it->cmd->at, (int)uw, u, failed ? "failed" : out,
-                               it->cmd->command);
+                        printf("%-20s  %-*s  %-6s  %-11s  %s\n", it->cmd->at, (int)uw, u, via,
+                               failed ? "failed" : out, it->cmd->command);
                         if (failed)
                                 printf("%*s  error: %s\n", indent, "", out + 8);
                         continue;
                 }
                 const struct vp_journal *j = it->step;
                 bool failed = streq(j->step, VP_JOURNAL_ERROR);
-                printf("%-20s  %-*s  %-11s    migration %lld", j->at, (int)uw, u, failed ? "failed" : "",
+                printf("%-20s  %-*s  %-6s  %-11s    migration %lld", j->at, (int)uw, u, via, failed ? "failed" : "",
                        (long long)j->migration_id);
                 if (!*j->vm_name)
                         printf(": pool %s %s%s%s\n", it->pool, j->step, *j->detail ? ": " : "", j->detail);
@@ -148,15 +151,21 @@ static void print_text(const struct vp_history_log *log)
 static int history_run(struct vp_cli *cli, const struct cli_args *a)
 {
         const char *pool = cli_opt(a, "pool"), *vm = cli_opt(a, "vm"), *since = cli_opt(a, "since");
+        const char *via = cli_opt(a, "via");
         struct vp_error err = { 0 };
-        char when[32];
+        char when[32], pb[64];
         if ((pool && vp_name_check("pool", pool, &err) < 0) || (vm && vp_name_check("vm", vm, &err) < 0) ||
             (since && vp_parse_since(since, time(NULL), when, &err) < 0))
                 return cli_fail(&err);
+        if (via && vp_via_from_string(via) < 0) {
+                _cleanup_free_ char *all = vp_via_list(", ");
+                vp_err(&err, -EINVAL, "unknown via '%s' (%s)", vp_printable(via, pb, sizeof(pb)), all);
+                return cli_fail(&err);
+        }
         _cleanup_(vp_catalog_closep) struct vp_catalog *c = NULL;
         if (vp_catalog_open_read(cli->catalog, &c, &err) < 0)
                 return cli_fail(&err);
-        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL };
+        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL, .via = via };
         struct vp_history_log log;
         if (vp_history_read(c, &f, &log, &err) < 0)
                 return cli_fail(&err);

@@ -4,6 +4,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "token.h"
+
 
 bool vpd_auth_token(struct vpd_request *r, const char *auth, struct vpd_reply *rep)
 {
@@ -11,9 +13,24 @@ bool vpd_auth_token(struct vpd_request *r, const char *auth, struct vpd_reply *r
                 vpd_problem(rep, 401, NULL, "the Authorization header must be 'Bearer TOKEN'");
                 return false;
         }
-        /* TOKENS */
-        vpd_problem(rep, 401, NULL, "unknown token");
-        return false;
+        struct vp_error err = { 0 };
+        struct vp_ctx *ctx = vpd_read_ctx(r->d, &err);
+        if (!ctx) {
+                vpd_problem_err(rep, &err);
+                return false;
+        }
+        struct vp_token tok = { 0 };
+        if (vp_token_verify(ctx, auth + 7, &tok, &err) < 0) {
+                if (err.code == -EINVAL || err.code == -EACCES)
+                        vpd_problem(rep, 401, NULL, "%s", err.msg);
+                else
+                        vpd_problem_err(rep, &err);
+                return false;
+        }
+        snprintf(r->actor, sizeof(r->actor), "%s", tok.name);
+        r->role = vp_role_from_string(tok.role);
+        vp_row_clear(&vp_table_token, &tok);
+        return true;
 }
 
 /* ---- the rate limit: a token bucket per client ---- */

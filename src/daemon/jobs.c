@@ -73,9 +73,9 @@ static void history_begin(struct vpd_job *j, struct vp_ctx *ctx)
 {
         struct vp_history h = { 0 };
         struct vp_error err = { 0 };
-        vp_history_whoami(&h);
-        free(h.user);
-        h.user = vp_strdup(j->actor);
+        struct vp_actor actor = { .via = j->via };
+        snprintf(actor.name, sizeof(actor.name), "%s", j->actor);
+        vp_history_who(&h, &actor);
         h.command = vp_strdup(j->command);
         const char *dot = strchr(j->kind, '.');
         h.noun = vp_strdupf("%.*s", dot ? (int)(dot - j->kind) : (int)strlen(j->kind), j->kind);
@@ -150,6 +150,8 @@ static void *job_thread(void *arg)
         if (r >= 0) {
                 ctx.source_grace = j->d->conf.source_grace;
                 ctx.fence_timeout = j->d->conf.fence_timeout;
+                ctx.actor.via = j->via;
+                snprintf(ctx.actor.name, sizeof(ctx.actor.name), "%s", j->actor);
                 job_set_state(j, VP_JOB_RUNNING, NULL);
                 history_begin(j, &ctx);
                 char id[32];

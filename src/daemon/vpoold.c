@@ -43,7 +43,7 @@ void vpd_log(int prio, const char *fmt, ...)
         va_end(ap);
 }
 
-/* ---- each thread's read ctx ---- */
+/* ---- each thread's ctx ---- */
 
 static pthread_key_t ctx_key;
 
@@ -59,7 +59,9 @@ struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
         if (ctx)
                 return ctx;
         ctx = vp_xcalloc(1, sizeof(*ctx));
-        if (vp_ctx_open_read(ctx, d->conf.v[VP_CONF_CATALOG].text, err) < 0) {
+        /* Writable: a token's last use and a host found unreachable are
+         * recorded by the reads that see them. */
+        if (vp_ctx_open(ctx, d->conf.v[VP_CONF_CATALOG].text, err) < 0) {
                 free(ctx);
                 return NULL;
         }

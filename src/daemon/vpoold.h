@@ -46,9 +46,9 @@ struct vpd {
         struct vpd_events *events;
 };
 
-/* The ctx of the calling thread, opened on first use for reads (each
- * worker thread keeps its own catalog connection). NULL with ERR filled
- * when the catalog cannot be opened. */
+/* The ctx of the calling thread, opened on first use (each worker thread
+ * keeps its own catalog connection). NULL with ERR filled when the catalog
+ * cannot be opened. */
 struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err);
 
 /* ---- one request (http.c) ---- */

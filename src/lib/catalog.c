@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 6
+#define VP_SCHEMA_VERSION 7
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -89,7 +89,11 @@ static const struct vp_col history_cols[] = {
         T(vp_history, sudo_user), T(vp_history, host), I(vp_history, pid), I(vp_history, pid_start),
         T(vp_history, command), T(vp_history, noun), T(vp_history, verb), T(vp_history, subject),
         T(vp_history, pool), T(vp_history, vm), I(vp_history, migration_id), I(vp_history, journal_from),
-        I(vp_history, journal_to), T(vp_history, outcome),
+        I(vp_history, journal_to), T(vp_history, outcome), T(vp_history, via),
+};
+static const struct vp_col token_cols[] = {
+        I(vp_token, id), T(vp_token, name), T(vp_token, role), T(vp_token, hash), T(vp_token, created),
+        T(vp_token, last_used),
 };
 
 #define TABLE(var, sqlname, kindname, st, cols) \
@@ -107,6 +111,7 @@ TABLE(vp_table_journal, "journal", "journal entry", vp_journal, journal_cols);
 TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
 TABLE(vp_table_event, "events", "event", vp_event, event_cols);
+TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -171,12 +176,20 @@ TABLE(vp_table_event, "events", "event", vp_event, event_cols);
         " INSERT INTO events(at, kind, subject, state) VALUES(" EVENT_AT ", 'host'," \
         " (SELECT name FROM envs WHERE id = NEW.env_id) || '/' || NEW.name," \
         " CASE NEW.unreachable WHEN '' THEN 'reachable' ELSE 'unreachable' END); END;"
+/* Tokens and the history's via came with schema 7, with the API. A token
+ * is found by the hash of its secret. An older row's via stays NULL: it
+ * came through the command line, the only way there was. */
+#define TOKENS_SQL \
+        "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL," \
+        " hash TEXT NOT NULL UNIQUE, created TEXT NOT NULL, last_used TEXT NOT NULL DEFAULT '');"
+#define HISTORY_VIA_SQL "ALTER TABLE history ADD COLUMN via TEXT;"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
         &vp_table_event,
+        &vp_table_token,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -266,8 +279,11 @@ static const char schema_tail_sql[] =
         FENCES_SQL
         HOSTS_SQL
         HOST_REFS_SQL
-        EVENTS_SQL
+        TOKENS_SQL
+        HISTORY_VIA_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
+/* And the event stream, the longest part. */
+static const char schema_events_sql[] = EVENTS_SQL;
 
 static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
 {
@@ -393,6 +409,10 @@ static const char *const upgrades[] = {
               "UPDATE migration_vms SET src_host_id = (SELECT id FROM hosts WHERE hosts.env_id = migration_vms.src_env_id);",
         /* Schema 5 had no events: the stream begins with the upgrade. */
         [5] = EVENTS_SQL,
+        /* Schema 6 had no API: no tokens, every change came through the
+         * command line. A catalog from before the history (which then
+         * came on the first open) gets it here, so via has a table to go to. */
+        [6] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
@@ -457,7 +477,7 @@ static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *er
 static void add_history(struct vp_catalog *c)
 {
         if (!vp_catalog_has_table(c, "history"))
-                exec_transaction(c, HISTORY_SQL, NULL);
+                exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL, NULL);
 }
 
 /* Open PATH (CREATE: create it when absent). READONLY: for a command that
@@ -497,7 +517,7 @@ static int catalog_open(const char *path, bool create, bool readonly, struct vp_
 
         r = exec(c, readonly ? "PRAGMA foreign_keys=ON;" : "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
         if (r >= 0 && fresh && (r = exec(c, "PRAGMA journal_mode=WAL;", err)) >= 0) {
-                _cleanup_free_ char *sql = vp_strdupf("%s%s", schema_sql, schema_tail_sql);
+                _cleanup_free_ char *sql = vp_strdupf("%s%s%s", schema_sql, schema_tail_sql, schema_events_sql);
                 r = exec_transaction(c, sql, err);
         }
         if (r >= 0)

@@ -212,6 +212,18 @@ struct vp_history {
         int64_t journal_from;  /* the last journal id before it began */
         int64_t journal_to;    /* the last journal id when it ended; 0 while running */
         char *outcome;         /* running | ok | failed: MESSAGE */
+        char *via;             /* cli | api | policy (model.h); NULL or "" in rows before schema 6: cli */
+};
+
+/* An API token: its secret is shown once when it is made and only its
+ * SHA-256 is kept. */
+struct vp_token {
+        int64_t id;
+        char *name;
+        char *role;            /* viewer | operator | admin (model.h) */
+        char *hash;            /* SHA-256 of the secret's 32 bytes, 64 lowercase hex digits */
+        char *created;
+        char *last_used;       /* when a request last presented it (within a minute); "" never */
 };
 
 /* Something a watcher of the catalog sees happen (docs/json.md, event). */
@@ -239,6 +251,7 @@ extern const struct vp_table vp_table_pool;
 extern const struct vp_table vp_table_vm;
 extern const struct vp_table vp_table_history;
 extern const struct vp_table vp_table_fence;
+extern const struct vp_table vp_table_token;
 
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and

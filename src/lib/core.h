@@ -27,6 +27,7 @@ struct vp_ctx {
         size_t nconns;
         int source_grace;              /* seconds a source env is retried (vp_ctx_conn_source) */
         int fence_timeout;             /* seconds a fence agent may take */
+        struct vp_actor actor;         /* who acts through this ctx (history); zeroed: the command line */
 };
 
 /* Called after each VM of a long operation; may be NULL. */

@@ -45,10 +45,10 @@ static char *hostname(void)
         return vp_strdup(h);
 }
 
-/* An environment value fit to print: short, printable, no spaces. */
-static bool plain_word(const char *s)
+/* A value fit to print: at most MAX bytes, printable, no spaces. */
+static bool plain_word(const char *s, size_t max)
 {
-        if (!s || !*s || strlen(s) > 64)
+        if (!s || !*s || strlen(s) > max)
                 return false;
         for (; *s; s++)
                 if (!isgraph((unsigned char)*s))
@@ -61,15 +61,41 @@ void vp_history_whoami(struct vp_history *h)
         uid_t uid = getuid();
         struct passwd pw, *res = NULL;
         char buf[4096];
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res && plain_word(res->pw_name))
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res && plain_word(res->pw_name, 64))
                 h->user = vp_strdup(res->pw_name);
         else
                 h->user = vp_strdupf("uid %u", (unsigned)uid);
         const char *su = getenv("SUDO_USER");
-        h->sudo_user = vp_strdup(plain_word(su) ? su : "");
+        h->sudo_user = vp_strdup(plain_word(su, 64) ? su : "");
         h->host = hostname();
         h->pid = getpid();
         h->pid_start = proc_start(getpid());
+        h->via = vp_strdup(vp_via_to_string(VP_VIA_CLI));
+}
+
+void vp_history_who(struct vp_history *h, const struct vp_actor *actor)
+{
+        const char *via = actor ? vp_via_to_string(actor->via) : NULL;
+        if (!via || actor->via == VP_VIA_CLI) {
+                vp_history_whoami(h);
+                return;
+        }
+        /* The name is the daemon's word, but a history row is printed on
+         * terminals: kept only when it is a plain word. */
+        char name[VP_ACTOR_NAME_MAX];
+        snprintf(name, sizeof(name), "%.*s", (int)sizeof(actor->name), actor->name);
+        h->user = vp_strdup(plain_word(name, sizeof(name) - 1) ? name : "?");
+        h->sudo_user = vp_strdup("");
+        h->host = hostname();
+        h->pid = getpid();
+        h->pid_start = proc_start(getpid());
+        h->via = vp_strdup(via);
+}
+
+enum vp_via vp_history_via(const struct vp_history *h)
+{
+        enum vp_via v = h->via && *h->via ? vp_via_from_string(h->via) : VP_VIA_CLI;
+        return v < 0 ? VP_VIA_CLI : v;
 }
 
 static bool safe_char(unsigned char c)
@@ -329,6 +355,9 @@ static bool wanted(const struct vp_history_filter *f, const struct vp_history_it
         const char *at = it->step ? it->step->at : it->cmd->at;
         if (f->since && strcmp(at, f->since) < 0)
                 return false;
+        /* A step goes with the command that ran it; one no recorded command ran is nobody's. */
+        if (f->via && (!it->cmd || vp_history_via(it->cmd) != vp_via_from_string(f->via)))
+                return false;
         if (f->pool && !streq(it->pool, f->pool))
                 return false;
         if (f->vm) {
@@ -347,6 +376,11 @@ int vp_history_read(struct vp_catalog *c, const struct vp_history_filter *f, str
         struct vp_history_log log = { 0 };
         void *rows;
         int k;
+        char pb[64];
+        if (f->via && vp_via_from_string(f->via) < 0) {
+                _cleanup_free_ char *all = vp_via_list(", ");
+                return vp_err(err, -EINVAL, "unknown via '%s' (%s)", vp_printable(f->via, pb, sizeof(pb)), all);
+        }
         /* A catalog of an older vpool that this user may not write has none yet. */
         if (vp_catalog_has_table(c, "history")) {
                 if ((k = vp_row_list(c, &vp_table_history, NULL, NULL, &rows, &log.ncmds, err)) < 0)

@@ -6,10 +6,19 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "model.h"
 
-/* Fill H's user, sudo_user, host, pid and pid_start for this process
- * (strings malloc'd into H, which owns them). */
+/* Fill H's user, sudo_user, host, pid, pid_start and via (cli) for this
+ * process (strings malloc'd into H, which owns them). */
 void vp_history_whoami(struct vp_history *h);
+/* The same for a change ACTOR makes (NULL or via cli: vp_history_whoami).
+ * Through the API or a policy, the user is the actor's name (a token's, a
+ * socket peer's, a policy's), sudo_user is "", and host, pid and pid_start
+ * are the serving process's, so a row it left running reads as interrupted
+ * once it is gone. */
+void vp_history_who(struct vp_history *h, const struct vp_actor *actor);
+/* Through what H came, as stored or, for a row before schema 6, cli. */
+enum vp_via vp_history_via(const struct vp_history *h);
 
 /* ARGV as one line a POSIX shell reads back as the same words: plain words as
  * they are, others in single quotes, control characters as $'\xNN'. Longer
@@ -37,6 +46,7 @@ struct vp_history_filter {
         const char *pool;      /* NULL: any */
         const char *vm;        /* commands on the VM or its whole pool, and its steps */
         const char *since;     /* ISO UTC instant from vp_parse_since, or NULL */
+        const char *via;       /* a vp_via word: commands through it and the steps they ran; NULL any */
 };
 
 /* One line of the merged history: a command, or a journal entry (a
@@ -59,7 +69,7 @@ struct vp_history_log {
 };
 
 /* Read the history matching F, oldest first. Returns 0 and fills *ret (free
- * with vp_history_log_free). */
+ * with vp_history_log_free); -EINVAL when F->via is not a vp_via word. */
 int vp_history_read(struct vp_catalog *c, const struct vp_history_filter *f, struct vp_history_log *ret,
                     struct vp_error *err);
 void vp_history_log_free(struct vp_history_log *log);

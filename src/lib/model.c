@@ -60,6 +60,9 @@ WORDS(vp_nic_model, vp_nic_model,
 
 WORDS(vp_firmware, vp_firmware, [VP_FIRMWARE_BIOS] = "bios", [VP_FIRMWARE_UEFI] = "uefi")
 
+WORDS(vp_role, vp_role, [VP_ROLE_VIEWER] = "viewer", [VP_ROLE_OPERATOR] = "operator", [VP_ROLE_ADMIN] = "admin")
+WORDS(vp_via, vp_via, [VP_VIA_CLI] = "cli", [VP_VIA_API] = "api", [VP_VIA_POLICY] = "policy")
+
 bool vp_step_ended(enum vp_step s)
 {
         return s == VP_STEP_DONE || s == VP_STEP_RETURNED;
@@ -70,6 +73,11 @@ bool vp_step_reached(enum vp_step s, enum vp_step at)
         if (s == VP_STEP_RETURNED || at == VP_STEP_RETURNED)
                 return s == at;
         return s >= at && s < VP_STEP_MAX;
+}
+
+bool vp_role_allows(enum vp_role have, enum vp_role need)
+{
+        return have >= 0 && have < VP_ROLE_MAX && need >= 0 && need < VP_ROLE_MAX && have >= need;
 }
 
 bool vp_migration_state_unfinished(enum vp_migration_state s)
@@ -204,6 +212,16 @@ char *vp_firmware_list(const char *sep)
         return join(vp_firmware_table, ELEMENTSOF(vp_firmware_table), -1, sep);
 }
 
+char *vp_role_list(const char *sep)
+{
+        return join(vp_role_table, ELEMENTSOF(vp_role_table), -1, sep);
+}
+
+char *vp_via_list(const char *sep)
+{
+        return join(vp_via_table, ELEMENTSOF(vp_via_table), -1, sep);
+}
+
 bool vp_known_machine(const char *s)
 {
         return vp_machine_from_string(s) >= 0;
@@ -224,7 +242,5 @@ bool vp_known_firmware(const char *s)
         return vp_firmware_from_string(s) >= 0;
 }
 
-WORDS(vp_role, vp_role, [VP_ROLE_VIEWER] = "viewer", [VP_ROLE_OPERATOR] = "operator", [VP_ROLE_ADMIN] = "admin")
-WORDS(vp_via, vp_via, [VP_VIA_CLI] = "cli", [VP_VIA_API] = "api", [VP_VIA_POLICY] = "policy")
 WORDS(vp_job_state, vp_job_state, [VP_JOB_QUEUED] = "queued", [VP_JOB_RUNNING] = "running",
       [VP_JOB_DONE] = "done", [VP_JOB_FAILED] = "failed")

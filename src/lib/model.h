@@ -148,6 +148,43 @@ int vp_owner_parse(const char *token, struct vp_owner *ret, struct vp_error *err
 /* Whether TOKEN names a VM (any VM). */
 bool vp_owner_is_vm(const char *token);
 
+/* ---- who may do what, and who did ----------------------------------------- */
+
+/* The role of an API token. Ordered: a higher role may do everything a
+ * lower one may (viewer reads, operator also starts, stops and migrates,
+ * admin also changes envs, images and the rest). */
+enum vp_role {
+        VP_ROLE_VIEWER,
+        VP_ROLE_OPERATOR,
+        VP_ROLE_ADMIN,
+        VP_ROLE_MAX,
+        VP_ROLE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_role);
+/* Whether a holder of role HAVE may do what needs role NEED. */
+bool vp_role_allows(enum vp_role have, enum vp_role need);
+
+/* Through what a change came: the command line, the HTTP API (a token or a
+ * unix socket peer), or a policy of the daemon deciding by itself. The
+ * history records it; a row from before it was recorded reads as cli. */
+enum vp_via {
+        VP_VIA_CLI,
+        VP_VIA_API,
+        VP_VIA_POLICY,
+        VP_VIA_MAX,
+        VP_VIA_INVALID = -EINVAL,
+};
+VP_WORDS(vp_via);
+
+/* Who acts, for the history: through VIA, by NAME (a token's name or a
+ * socket peer's login name for api, the policy's name for policy; unused
+ * for cli, whose user is the process's own). A zeroed actor is the CLI. */
+#define VP_ACTOR_NAME_MAX 128
+struct vp_actor {
+        enum vp_via via;
+        char name[VP_ACTOR_NAME_MAX];
+};
+
 /* ---- hardware words ------------------------------------------------------ */
 
 /* The machine families vpool builds for; a versioned machine type
@@ -197,6 +234,8 @@ VP_WORDS(vp_firmware);
 char *vp_disk_bus_list(const char *sep);
 char *vp_nic_model_list(const char *sep, bool with_none);
 char *vp_firmware_list(const char *sep);
+char *vp_role_list(const char *sep);
+char *vp_via_list(const char *sep);
 
 /* Whether S is a word of the set (for list checks). */
 bool vp_known_machine(const char *s);
@@ -204,28 +243,7 @@ bool vp_known_bus(const char *s);
 bool vp_known_nic(const char *s);
 bool vp_known_firmware(const char *s);
 
-/* ---- who acts, and the daemon's jobs ------------------------------------- */
-
-/* What an API token (or a unix user of vpoold's socket) may do; a higher
- * role includes every lower one. */
-enum vp_role {
-        VP_ROLE_VIEWER,
-        VP_ROLE_OPERATOR,
-        VP_ROLE_ADMIN,
-        VP_ROLE_MAX,
-        VP_ROLE_INVALID = -EINVAL,
-};
-VP_WORDS(vp_role);
-
-/* Through what a change came: the CLI, vpoold's API, or one of its policies. */
-enum vp_via {
-        VP_VIA_CLI,
-        VP_VIA_API,
-        VP_VIA_POLICY,
-        VP_VIA_MAX,
-        VP_VIA_INVALID = -EINVAL,
-};
-VP_WORDS(vp_via);
+/* ---- the daemon's jobs -------------------------------------------------- */
 
 /* A job of vpoold: queued, then running, then done or failed. */
 enum vp_job_state {

@@ -656,7 +656,7 @@ struct json_object *vp_plan_json(const struct vp_plan *pl)
         return o;
 }
 
-/* ---- fsck and history --------------------------------------------------- */
+/* ---- fsck ----------------------------------------------------------------- */
 
 struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
 {
@@ -682,6 +682,41 @@ struct json_object *vp_fsck_json(const struct vp_fsck_report *rep, bool repair)
         return o;
 }
 
+/* ---- tokens -------------------------------------------------------------- */
+
+struct json_object *vp_token_json(const struct vp_token *t)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(t->name));
+        json_object_object_add(o, "role", json_object_new_string(t->role));
+        json_object_object_add(o, "created", json_object_new_string(t->created));
+        json_object_object_add(o, "last_used", text(t->last_used));
+        return o;
+}
+
+static struct json_object *token_row(struct vp_ctx *ctx, const void *row)
+{
+        (void)ctx;
+        return vp_token_json(row);
+}
+
+int vp_token_list_json(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        return list_rows(ctx, &vp_table_token, NULL, NULL, token_row, ret, err);
+}
+
+struct json_object *vp_token_added_json(const struct vp_token *t, const char *secret)
+{
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(t->name));
+        json_object_object_add(o, "role", json_object_new_string(t->role));
+        json_object_object_add(o, "token", json_object_new_string(secret));
+        json_object_object_add(o, "created", json_object_new_string(t->created));
+        return o;
+}
+
+/* ---- history -------------------------------------------------------------- */
+
 static struct json_object *command_json(const struct vp_history *h)
 {
         struct json_object *o = json_object_new_object();
@@ -693,6 +728,7 @@ static struct json_object *command_json(const struct vp_history *h)
         json_object_object_add(o, "sudo_user", text(h->sudo_user));
         json_object_object_add(o, "host", json_object_new_string(h->host));
         json_object_object_add(o, "pid", json_object_new_int64(h->pid));
+        json_object_object_add(o, "via", json_object_new_string(vp_via_to_string(vp_history_via(h))));
         json_object_object_add(o, "command", json_object_new_string(h->command));
         json_object_object_add(o, "noun", json_object_new_string(h->noun));
         json_object_object_add(o, "verb", text(h->verb));
@@ -723,6 +759,7 @@ static struct json_object *step_json(const struct vp_journal *j, const char *poo
         json_object_object_add(o, "command_id", h ? json_object_new_int64(h->id) : NULL);
         json_object_object_add(o, "user", h ? json_object_new_string(h->user) : NULL);
         json_object_object_add(o, "sudo_user", h ? text(h->sudo_user) : NULL);
+        json_object_object_add(o, "via", h ? json_object_new_string(vp_via_to_string(vp_history_via(h))) : NULL);
         json_object_object_add(o, "command", h ? json_object_new_string(h->command) : NULL);
         return o;
 }

@@ -113,6 +113,16 @@ struct json_object *vp_migration_outcome_json(int64_t id, const char *state, int
 /* The plan of a migration (a dry run's result). */
 struct json_object *vp_plan_json(const struct vp_plan *pl);
 
+/* ---- tokens -------------------------------------------------------------- */
+
+/* The document of token T: its name, role, when it was made and last
+ * used; never its hash. */
+struct json_object *vp_token_json(const struct vp_token *t);
+/* Every token, ordered by id: an array of their documents. */
+int vp_token_list_json(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err);
+/* What making token T prints, once: its name, role, SECRET and when it was made. */
+struct json_object *vp_token_added_json(const struct vp_token *t, const char *secret);
+
 /* ---- fsck and history --------------------------------------------------- */
 
 /* REP of a check (REPAIR: and repair). */

@@ -199,6 +199,15 @@ json_cmd "image rm" image rm kblank
 json_cmd "profile rm" profile rm spare
 json_cmd "env rm" env rm tjson-spare
 
+# ---- tokens: one used (last_used a string), one never (null) ----------------------------
+json_cmd "token add" token add tjson-ci --role viewer
+vpool --quiet token add tjson-ops --role admin >/dev/null || bail "token add tjson-ops"
+sqlite3 "$VPOOL_CATALOG" "UPDATE tokens SET last_used = '2026-11-27T10:00:00Z' WHERE name = 'tjson-ci'"
+json_cmd "token list" token list
+check_eq "token list: one used, one never" "2026-11-27T10:00:00Z null" \
+    "$(jq -r 'map(.last_used | tostring) | join(" ")' "$WORK/out")"
+json_cmd "token rm" token rm tjson-ops
+
 json_cmd history history
 check_eq "the history holds commands and steps" "command step" \
     "$(vpool history --json | jq -r 'map(.type) | unique | join(" ")')"

@@ -117,9 +117,9 @@ check_eq "every step has a generation" "true" "$(jq '[.[] | select(.type == "ste
 
 vpool history >"$WORK/h.txt"
 check "history (text): the failure and its reason" \
-    grep -Pzq "Z  $me +failed +vpool pool start nosuch\n +error: unknown pool 'nosuch'\n" "$WORK/h.txt"
-check "history (text): the killed migration" grep -Eq "Z  $me +interrupted +vpool migrate op2 --to $HOSTB" "$WORK/h.txt"
-check "history (text): each step under its migration" grep -Eq "Z  $me +migration $id2: op2-002 handed_over, generation 3$" "$WORK/h.txt"
+    grep -Pzq "Z  $me +cli +failed +vpool pool start nosuch\n +error: unknown pool 'nosuch'\n" "$WORK/h.txt"
+check "history (text): the killed migration" grep -Eq "Z  $me +cli +interrupted +vpool migrate op2 --to $HOSTB" "$WORK/h.txt"
+check "history (text): each step under its migration" grep -Eq "Z  $me +cli +migration $id2: op2-002 handed_over, generation 3$" "$WORK/h.txt"
 
 # Filters.
 check_eq "--pool op2: only op2, its 3 commands and 13 journal entries" "true 3 13" \

@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "core.h"
+#include "history.h"
 #include "host.h"
 #include "tmp-catalog.h"
 
@@ -143,6 +144,9 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* What schema 7 added: the tokens and the history's via. */
+#define SCHEMA_6_SQL "DROP TABLE tokens; ALTER TABLE history DROP COLUMN via;"
+
 /* The tables as schema 4 had them: no hosts, no host columns. SQLite
  * cannot drop a column a foreign key names, so the two tables that refer
  * to hosts are rebuilt the old way (with the trigger migration_vms had). */
@@ -157,8 +161,9 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         " owner, generation, created FROM vms;" \
         "DROP TABLE vms; ALTER TABLE vms_4 RENAME TO vms;" \
         "CREATE INDEX vms_pool ON vms(pool_id); CREATE INDEX vms_env ON vms(env_id);"
-/* Schema 5 had no events: the table and the triggers that fill it go. */
+/* Schema 5 had no events either: the table and the triggers that fill it go. */
 #define SCHEMA_5_SQL \
+        SCHEMA_6_SQL \
         "DROP TRIGGER events_step; DROP TRIGGER events_migration_new; DROP TRIGGER events_migration;" \
         "DROP TRIGGER events_pool_new; DROP TRIGGER events_pool; DROP TRIGGER events_pool_gone;" \
         "DROP TRIGGER events_host_maintenance; DROP TRIGGER events_host_reach; DROP TABLE events;"
@@ -201,6 +206,7 @@ static void test_upgrade(void **state)
         char p2[160];
         old_catalog("old.db", NULL, SCHEMA_4_SQL "ALTER TABLE images DROP COLUMN stamp;"
                                     "ALTER TABLE envs DROP COLUMN fence_cmd; DROP TABLE fences;"
+                                    "DROP INDEX history_at; DROP TABLE history;"
                                     "UPDATE meta SET value = '1' WHERE key = 'schema';", p2);
 
         assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
@@ -214,7 +220,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "6");
+        assert_string_equal(v, "7");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -222,6 +228,10 @@ static void test_upgrade(void **state)
         struct vp_fence f = { .migration_id = 1, .env_name = (char *)"dc1", .method = (char *)"operator",
                               .output = (char *)"root", .fenced = 1, .at = (char *)"2026-01-01T00:00:00Z" };
         assert_int_equal(vp_row_insert(c, &vp_table_fence, &f, &err), 0);
+        /* It had no history yet: the upgrade made it, with via. */
+        struct vp_history h = { .at = (char *)"2026-01-01T00:00:00Z", .command = (char *)"vpool env add dc1",
+                                .outcome = (char *)"ok", .via = (char *)"api" };
+        assert_int_equal(vp_row_insert(c, &vp_table_history, &h, &err), 0);
         vp_catalog_close(c);
 
         sqlite3 *db;
@@ -299,7 +309,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "6");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -440,7 +450,40 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "6");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
+}
+
+/* A catalog of schema 6 (no API) is upgraded: it gets the tokens, and its
+ * history rows, all from the command line, read as through cli. */
+static void test_upgrade_tokens(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v6.db", "1:2",
+                    SCHEMA_6_SQL
+                    "INSERT INTO history(id, at, user, command, noun, verb, outcome)"
+                    " VALUES(3, '2026-01-01T00:00:00Z', 'alice', 'vpool image add gold', 'image', 'add', 'ok');"
+                    "UPDATE meta SET value = '6' WHERE key = 'schema';",
+                    p2);
+        /* Reading alone does not upgrade. */
+        assert_int_equal(vp_catalog_open_read(p2, &c, &err), -EROFS);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_history h = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_history, 3, &h, &err), 0);
+        assert_string_equal(h.user, "alice");
+        assert_int_equal(vp_history_via(&h), VP_VIA_CLI);
+        vp_row_clear(&vp_table_history, &h);
+        struct vp_token t = { .name = (char *)"ci", .role = (char *)"viewer", .hash = (char *)"ab",
+                              .created = (char *)"2026-01-02T00:00:00Z", .last_used = (char *)"" };
+        assert_int_equal(vp_row_insert(c, &vp_table_token, &t, &err), 0);
+        struct vp_token dup = { .name = (char *)"ci", .role = (char *)"admin", .hash = (char *)"cd",
+                                .created = (char *)"2026-01-02T00:00:00Z", .last_used = (char *)"" };
+        assert_int_equal(vp_row_insert(c, &vp_table_token, &dup, &err), -EEXIST);
+        assert_string_equal(err.msg, "token 'ci' already exists");
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
+        assert_sql_text(p2, "SELECT coalesce(via, 'NULL') FROM history WHERE id = 3", "NULL");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -566,6 +609,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_migration_names),
                 cmocka_unit_test(test_upgrade_hosts),
                 cmocka_unit_test(test_upgrade_events),
+                cmocka_unit_test(test_upgrade_tokens),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

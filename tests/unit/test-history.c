@@ -184,6 +184,89 @@ static void test_merge(void **state)
         vp_catalog_close(c);
 }
 
+/* Each command records through what it came and who: the CLI its login
+ * name, the API its token's name, a policy its own; --via keeps those
+ * and the steps they ran; an unknown via is refused. */
+static void test_via(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, true, &c, &err), 0);
+        struct vp_history *cli = command("pool", "create", "p", 0);
+        assert_string_equal(cli->via, "cli");
+        assert_int_equal(vp_history_begin(c, cli, &err), 0);
+
+        static const struct vp_actor api = { .via = VP_VIA_API, .name = "ci-bot" };
+        static const struct vp_actor policy = { .via = VP_VIA_POLICY, .name = "host-failure" };
+        static const struct vp_actor hostile = { .via = VP_VIA_API, .name = "a b\x1b[2J" };
+        static const struct vp_actor *const actors[] = { &api, &policy, &hostile, NULL };
+        struct vp_history rows[ELEMENTSOF(actors)];
+        for (size_t i = 0; i < ELEMENTSOF(actors); i++) {
+                struct vp_history *h = &rows[i];
+                *h = (struct vp_history){ .command = vp_strdup("POST /v1/pools/p/start"), .noun = vp_strdup("pool"),
+                                          .verb = vp_strdup("start"), .subject = vp_strdup("p"),
+                                          .pool = vp_strdup("p"), .vm = vp_strdup("") };
+                vp_history_who(h, actors[i]);
+                assert_int_equal(vp_history_begin(c, h, &err), 0);
+                assert_int_equal(vp_history_end(c, h, "ok", &err), 0);
+        }
+        assert_string_equal(rows[0].user, "ci-bot");
+        assert_string_equal(rows[0].sudo_user, "");
+        assert_string_equal(rows[0].via, "api");
+        assert_int_equal(rows[0].pid, getpid());
+        assert_string_equal(rows[1].user, "host-failure");
+        assert_string_equal(rows[1].via, "policy");
+        /* A name that is no plain word does not reach a terminal. */
+        assert_string_equal(rows[2].user, "?");
+        /* No actor: the command line's own row. */
+        assert_string_equal(rows[3].user, cli->user);
+        assert_string_equal(rows[3].via, "cli");
+
+        static const struct {
+                const char *via;
+                size_t n;
+        } want[] = { { NULL, 5 }, { "cli", 2 }, { "api", 2 }, { "policy", 1 } };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                struct vp_history_log log;
+                struct vp_history_filter f = { .via = want[i].via };
+                assert_int_equal(vp_history_read(c, &f, &log, &err), 0);
+                assert_int_equal(log.n, want[i].n);
+                for (size_t k = 0; want[i].via && k < log.n; k++)
+                        assert_string_equal(vp_via_to_string(vp_history_via(log.items[k].cmd)), want[i].via);
+                vp_history_log_free(&log);
+        }
+        struct vp_history_log log;
+        struct vp_history_filter bad = { .via = "ssh" };
+        assert_int_equal(vp_history_read(c, &bad, &log, &err), -EINVAL);
+        assert_string_equal(err.msg, "unknown via 'ssh' (cli, api, policy)");
+
+        /* A row without via (written before schema 6) reads as cli. */
+        free(cli->via);
+        cli->via = NULL;
+        assert_int_equal(vp_history_update(c, cli, &err), 0);
+        struct vp_history_filter bycli = { .via = "cli" };
+        assert_int_equal(vp_history_read(c, &bycli, &log, &err), 0);
+        assert_int_equal(log.n, 2);
+        assert_int_equal(log.items[0].cmd->id, cli->id);
+        vp_history_log_free(&log);
+
+        /* A name that fills its array, no NUL: read within it, cut to fit. */
+        struct vp_actor *full = malloc(sizeof(*full));
+        full->via = VP_VIA_API;
+        memset(full->name, 'a', sizeof(full->name));
+        struct vp_history fh = { 0 };
+        vp_history_who(&fh, full);
+        assert_int_equal(strlen(fh.user), sizeof(full->name) - 1);
+        assert_int_equal(strspn(fh.user, "a"), sizeof(full->name) - 1);
+        vp_row_clear(&vp_table_history, &fh);
+        free(full);
+
+        for (size_t i = 0; i < ELEMENTSOF(actors); i++)
+                vp_row_clear(&vp_table_history, &rows[i]);
+        drop(cli);
+        vp_catalog_close(c);
+}
+
 /* A catalog made before the history table existed gets it on open. */
 static void test_old_catalog(void **state)
 {
@@ -197,6 +280,9 @@ static void test_old_catalog(void **state)
         c = NULL;
         assert_int_equal(vp_catalog_open(path, false, &c, &err), 0);
         assert_true(vp_catalog_has_table(c, "history"));
+        struct vp_history *h = command("image", "add", "gold", 0);
+        assert_int_equal(vp_history_begin(c, h, &err), 0);
+        drop(h);
         vp_catalog_close(c);
 }
 
@@ -206,6 +292,7 @@ int main(void)
                 cmocka_unit_test(test_shell_join),
                 cmocka_unit_test(test_since),
                 cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_via, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_old_catalog, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

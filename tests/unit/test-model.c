@@ -39,6 +39,8 @@ static void test_round_trip(void **state)
         ROUND_TRIP(vp_disk_bus, VP_BUS_MAX);
         ROUND_TRIP(vp_nic_model, VP_NIC_MAX);
         ROUND_TRIP(vp_firmware, VP_FIRMWARE_MAX);
+        ROUND_TRIP(vp_role, VP_ROLE_MAX);
+        ROUND_TRIP(vp_via, VP_VIA_MAX);
 }
 
 /* The words the catalogs and manifests already hold must not change. */
@@ -56,6 +58,11 @@ static void test_stored_words(void **state)
         assert_string_equal(vp_vm_state_to_string(VP_VM_SHUT_OFF), "shut off");
         assert_string_equal(vp_disk_bus_to_string(VP_BUS_VIRTIO), "virtio");
         assert_string_equal(vp_nic_model_to_string(VP_NIC_RTL8139), "rtl8139");
+        static const char *const roles[] = { "viewer", "operator", "admin" }, *const vias[] = { "cli", "api", "policy" };
+        for (size_t i = 0; i < ELEMENTSOF(roles); i++)
+                assert_string_equal(vp_role_to_string((enum vp_role)i), roles[i]);
+        for (size_t i = 0; i < ELEMENTSOF(vias); i++)
+                assert_string_equal(vp_via_to_string((enum vp_via)i), vias[i]);
 }
 
 static void test_steps_order(void **state)
@@ -106,6 +113,12 @@ static void test_lists(void **state)
         free(l);
         l = vp_firmware_list(", ");
         assert_string_equal(l, "bios, uefi");
+        free(l);
+        l = vp_role_list(", ");
+        assert_string_equal(l, "viewer, operator, admin");
+        free(l);
+        l = vp_via_list("|");
+        assert_string_equal(l, "cli|api|policy");
         free(l);
 }
 
