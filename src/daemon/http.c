@@ -227,11 +227,27 @@ static bool is_json_type(const char *ct)
         return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Whether PATH (decoded: %2F is a slash by now) has a "." or ".." segment. */
+static bool has_dot_segment(const char *path)
+{
+        for (const char *p = path; p && *p; p = strchr(p + 1, '/')) {
+                const char *seg = *p == '/' ? p + 1 : p;
+                size_t len = strcspn(seg, "/");
+                if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                        return true;
+        }
+        return false;
+}
+
 /* Route and run R once its body is in. */
 static void dispatch(struct vpd_request *r, const struct vp_listen *l, struct vpd_reply *rep)
 {
         if (r->body_too_large) {
                 vpd_problem(rep, 413, NULL, "the request body is larger than %d bytes", VPD_BODY_MAX);
+                return;
+        }
+        if (has_dot_segment(r->path)) {
+                vpd_problem(rep, 400, "path", "a path may not hold '.' or '..' segments");
                 return;
         }
         bool known = false;

@@ -12,12 +12,12 @@
 #include <string.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "events.h"
-#include "fileio.h"
 #include "jobs.h"
 #include "vp-config.h"
 
@@ -146,12 +146,37 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         return 0;
 }
 
+/* A PEM file named by the settings: a regular file (a symbolic link to one
+ * is fine, as certificate tools make them) of at most 1 MiB. */
 static char *read_pem(const char *path, const char *what, struct vp_error *err)
 {
-        char *text = NULL;
-        int r = vp_read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL, err);
-        if (r < 0) {
-                vp_err_prefix(err, "%s", what);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                vp_err(err, -errno, "%s '%s': %s", what, path, strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+                return NULL;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20) || st.st_size == 0) {
+                vp_err(err, -EINVAL, "%s '%s' is not a PEM file (a regular file of 1 MiB at most)", what, path);
+                close(fd);
+                return NULL;
+        }
+        char *text = vp_xcalloc(1, (size_t)st.st_size + 1);
+        size_t len = 0;
+        while (len < (size_t)st.st_size) {
+                ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        close(fd);
+        if (len != (size_t)st.st_size || !strstr(text, "-----BEGIN ")) {
+                vp_err(err, -EINVAL, "%s '%s' is not a PEM file", what, path);
+                free(text);
                 return NULL;
         }
         return text;

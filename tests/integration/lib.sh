@@ -80,11 +80,13 @@ standard_setup() {
 
 # The catalog as SQL, but for its logs (the history and the events: a
 # command that fails changes nothing, and the logs say that it failed),
-# and without when a host was last found unreachable: what vpool saw of a
-# host is noted by whatever command tried it, a failed one too.
+# and without when a host was last found unreachable or a token last used:
+# what vpool saw of a host is noted by whatever command tried it, a failed
+# one too, and a token's use by any request that showed it.
 catalog_dump() {
     sqlite3 "$VPOOL_CATALOG" .dump | grep -Ev '^INSERT INTO (history|events) VALUES|^INSERT INTO sqlite_sequence' |
-        sed -E "s/^(INSERT INTO hosts VALUES\\(([^,]*,){8})'[^']*'/\\1''/"
+        sed -E -e "s/^(INSERT INTO hosts VALUES\\(([^,]*,){8})'[^']*'/\\1''/" \
+            -e "s/^(INSERT INTO tokens VALUES\\(.*,)'[^']*'\\);\$/\\1'');/"
 }
 
 history_max() {
