@@ -3,6 +3,7 @@
 # Safe to re-run: packages already present are not touched, so a second run
 # needs neither the network nor an apt-get update.
 set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
 
 # libmicrohttpd-dev, libgnutls28-dev, libsystemd-dev: vpoold (HTTP, TLS, sd_notify).
 build_pkgs=(gcc meson ninja-build pkg-config libvirt-dev libxml2-dev libsqlite3-dev
@@ -12,8 +13,10 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
-# dpkg-dev, debootstrap, lintian: scripts/deb.sh and the package's test.
-package_pkgs=(dpkg-dev debootstrap lintian)
+# dpkg-dev, debhelper, lintian: scripts/deb.sh (dpkg-buildpackage from
+# debian/); debootstrap: the package's test. The package's own Build-Depends
+# (debian/control) are checked after these are in.
+package_pkgs=(dpkg-dev debhelper lintian debootstrap)
 # groff-base, man-db: the man page test renders it as man(1) does.
 # openssl, python3, python3-libvirt: bench/ makes the master's data and times downtime.
 # gnutls-bin: hosts.sh makes the TLS hosts' certificates with certtool.
@@ -37,30 +40,42 @@ for p in "${build_pkgs[@]}" "${runtime_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs
     fi
 done
 
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "deps.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    # Without systemd, postinst scripts that try to start services fail the
-    # whole install; policy-rc.d tells invoke-rc.d not to start anything.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
+# apt_get ARGS...: apt-get with no service started by a postinst: without
+# systemd, postinst scripts that try to start services fail the whole
+# install; policy-rc.d tells invoke-rc.d not to start anything.
+apt_get() {
+    local policy=/usr/sbin/policy-rc.d created_policy=0 rc=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         created_policy=1
     fi
-    rc=0
-    apt-get install -y "${missing[@]}" || rc=$?
+    DEBIAN_FRONTEND=noninteractive apt-get "$@" || rc=$?
     if [ "$created_policy" -eq 1 ]; then
         rm -f "$policy"
     fi
     if [ "$rc" -ne 0 ]; then
-        echo "deps.sh: apt-get install failed (exit $rc)" >&2
+        echo "deps.sh: apt-get $1 failed (exit $rc)" >&2
         exit "$rc"
     fi
+}
+
+updated=0
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "deps.sh: installing ${missing[*]}"
+    apt-get update
+    updated=1
+    apt_get install -y "${missing[@]}"
 else
     echo "deps.sh: all packages present"
+fi
+
+# debian/control is the one list of what the package's build needs; apt
+# reads it there.
+if ! (cd "$top" && dpkg-checkbuilddeps) >/dev/null 2>&1; then
+    echo "deps.sh: installing the Build-Depends of debian/control"
+    [ "$updated" -eq 1 ] || apt-get update
+    apt_get build-dep -y "$top/"
 fi
 
 # libvirt's qemu driver runs guests as libvirt-qemu:kvm; a minimal image where

@@ -1,15 +1,15 @@
 #!/bin/bash
-# The Debian package: built by scripts/deb.sh, its metadata and contents,
-# then installed with apt into a clean Debian root made by debootstrap
-# (dependencies resolved from the archive), used there, and removed and
-# purged. Needs root (debootstrap, chroot) and the Debian archive this
-# machine's apt uses.
+# The Debian package: built from debian/ by scripts/deb.sh (dpkg-buildpackage,
+# debhelper, lintian), its metadata and contents, then installed with apt into
+# a clean Debian root made by debootstrap (dependencies resolved from the
+# archive), used there, and removed and purged. Needs root (debootstrap,
+# chroot) and the Debian archive this machine's apt uses.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/docs/lib.sh"
 
 [ "$(id -u)" = 0 ] || bail "needs root for debootstrap and chroot"
-for p in debootstrap dpkg-deb dpkg-shlibdeps lintian; do
+for p in debootstrap dpkg-deb dpkg-buildpackage dh lintian; do
     command -v "$p" >/dev/null || bail "$p missing (scripts/deps.sh)"
 done
 
@@ -34,11 +34,20 @@ version=$("$VPOOL_BIN" --version | awk '{ print $2 }')
 arch=$(dpkg --print-architecture)
 check_eq "scripts/deb.sh names the package by version and architecture" "$work/out/vpool_${version}_$arch.deb" "$deb"
 echo "# built in ${SECONDS}s"
-again=$("$top/scripts/deb.sh" "$work/again") || bail "scripts/deb.sh failed the second time"
+# debhelper's files stay in the copy deb.sh builds in.
+check_eq "the build leaves nothing in the tree's debian/ or top" "" \
+    "$(cd "$top" && ls -d debian/vpool debian/.debhelper debian/files debian/*.substvars debian/*.debhelper.log obj-* 2>/dev/null)"
+check_eq "lintian: no error, no warning (package and source)" "" \
+    "$(lintian --fail-on error,warning "$top/build-deb/vpool_${version}_$arch.changes" "$top/build-deb/vpool_$version.dsc" 2>&1 |
+       grep -v 'running with root privileges')"
+# The second build skips the unit tests (the first ran them): what it makes
+# must not depend on that either.
+again=$(DEB_BUILD_OPTIONS=nocheck "$top/scripts/deb.sh" "$work/again") || bail "scripts/deb.sh failed the second time"
 check_eq "a second build is the same package, byte for byte" "$(sha256sum <"$deb")" "$(sha256sum <"$again")"
 
 field() { dpkg-deb -f "$deb" "$1"; }
 check_eq "Package" "vpool" "$(field Package)"
+check_eq "debian/changelog's version is meson.build's" "$version" "$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)"
 check_eq "Version is the program's" "$version" "$(field Version)"
 check_eq "Architecture" "$arch" "$(field Architecture)"
 depends=$(field Depends)
@@ -56,7 +65,7 @@ check_eq "conffiles" "/etc/vpool/vpool.conf" "$(dpkg-deb --ctrl-tarfile "$deb" |
 dpkg-deb -c "$deb" | awk '{ print $1, $2, $6 }' >"$work/contents"
 for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.gz" \
          "-rw-r--r-- ./usr/share/bash-completion/completions/vpool" "-rw-r--r-- ./etc/vpool/vpool.conf" \
-         "-rw-r--r-- ./usr/share/doc/vpool/copyright"; do
+         "-rw-r--r-- ./usr/lib/sysusers.d/vpool.conf" "-rw-r--r-- ./usr/share/doc/vpool/copyright"; do
     mode=${f%% *} path=${f#* }
     if grep -qx -- "$mode root/root $path" "$work/contents"; then
         ok "contains $path ($mode root/root)"
@@ -64,7 +73,7 @@ for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.g
         not_ok "contains $path ($mode root/root)" "$(grep -F -- "$path" "$work/contents")"
     fi
 done
-extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/share/doc/vpool/.*')
+extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*')
 check_eq "nothing else in it (no headers, no test programs, no library)" "" "$extra"
 dpkg-deb -x "$deb" "$work/x"
 check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
@@ -72,9 +81,35 @@ check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/
 check_eq "the packaged completion is the tree's" "$(cat "$top/completion/vpool.bash")" \
     "$(cat "$work/x/usr/share/bash-completion/completions/vpool")"
 check_eq "the packaged binary is stripped" "" "$(readelf -S "$work/x/usr/bin/vpool" | grep -o '\.debug_info')"
+check_eq "its debug symbols are in vpool-dbgsym" "./usr/lib/debug/.build-id/" \
+    "$(dpkg-deb -c "$work/out/vpool-dbgsym_${version}_$arch.deb" | awk '$6 ~ /\.debug$/ { print substr($6, 1, 26); exit }')"
+check_eq "the sysusers file declares the vpool system group" "g vpool - -" \
+    "$(grep -v '^#' "$work/x/usr/lib/sysusers.d/vpool.conf")"
+check "the package's postinst creates the group with systemd-sysusers" \
+    sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -xOf - ./postinst | grep -qx '  *systemd-sysusers .* vpool.conf'"
 
-lint=$(lintian --fail-on error,warning "$deb" 2>&1 | grep -v 'running with root privileges')
-check_eq "lintian: no error, no warning" "" "$lint"
+# Debian's hardening flags (hardening=+all) are in the binary: PIE, full
+# RELRO, the stack protector and fortified functions.
+elf=$work/x/usr/bin/vpool
+check_eq "hardening: PIE" "DYN" "$(readelf -h "$elf" | awk '$1 == "Type:" { print $2 }')"
+check "hardening: RELRO" sh -c "readelf -lW '$elf' | grep -q GNU_RELRO"
+check "hardening: bind now" sh -c "readelf -dW '$elf' | grep -q 'FLAGS.*BIND_NOW'"
+check "hardening: stack protector" sh -c "readelf -sW --dyn-syms '$elf' | grep -q __stack_chk_fail"
+check "hardening: fortified functions" sh -c "readelf -sW --dyn-syms '$elf' | grep -q '__[a-z]*_chk@'"
+
+# deb.sh refuses a tree whose debian/changelog names another version than
+# meson.build, before building anything.
+mkdir "$work/skew"
+tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' -cf - . | tar -C "$work/skew" -xf -
+sed -i '1s/(\([^)]*\))/(\1.1)/' "$work/skew/debian/changelog"
+skew=$("$work/skew/scripts/deb.sh" "$work/skew/out" 2>&1)
+rc=$?
+if [ "$rc" -ne 0 ] && [[ $skew == *"meson.build says version $version, debian/changelog says $version.1"* ]] &&
+   [ ! -e "$work/skew/out" ]; then
+    ok "deb.sh refuses a changelog version other than meson.build's"
+else
+    not_ok "deb.sh refuses a changelog version other than meson.build's" "exit $rc" "$skew"
+fi
 
 # ---- a clean root -----------------------------------------------------------
 # The suite this machine runs, from the mirror its apt uses.
@@ -109,6 +144,12 @@ check "vpool --help" in_root vpool --help
 check_eq "man -w vpool finds the page" "/usr/share/man/man1/vpool.1.gz" "$(in_root man -w vpool 2>&1)"
 page=$(in_root env MANWIDTH=80 man vpool 2>&1)
 if grep -q 'vpool env add NAME' <<<"$page"; then ok "man vpool renders the page"; else not_ok "man vpool renders the page" "$(head -5 <<<"$page")"; fi
+group=$(in_root getent group vpool)
+if [[ $group =~ ^vpool:x:([0-9]+): ]] && [ "${BASH_REMATCH[1]}" -lt 1000 ]; then
+    ok "the vpool system group exists ($group)"
+else
+    not_ok "the vpool system group exists" "getent group vpool: $group"
+fi
 check "the completion loads and registers itself" \
     in_root bash -c '. /usr/share/bash-completion/completions/vpool && complete -p vpool | grep -q -- "-F _vpool"'
 conffiles=$(in_root dpkg-query -W -f='${Conffiles}' vpool)
@@ -135,6 +176,11 @@ check_eq "dpkg says config-files" "deinstall ok config-files" "$(in_root dpkg-qu
 check "dpkg -P vpool" in_root dpkg -P vpool
 check "the conffile is gone after purge" test ! -e "$root/etc/vpool"
 check "dpkg no longer knows vpool" in_root sh -c '! dpkg-query -W vpool 2>/dev/null'
+left=$(awk '$1 !~ /^d/ { print substr($3, 2) }' "$work/contents" | while read -r f; do
+    [ -e "$root$f" ] && echo "$f"; done)
+check_eq "no file the package shipped is left after purge" "" "$left"
+# Debian removes no system group on purge: files may still belong to it.
+check "the vpool group stays after purge" in_root getent group vpool
 check "the catalog (user data) is left alone" test -s "$root/var/lib/vpool/catalog.db"
 
 finish

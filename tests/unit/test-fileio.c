@@ -274,7 +274,8 @@ static void test_write_read_only_dir(void **state)
         }
         assert_int_equal(count_temp_files(ro), 0);
         close(ro);
-        fchmodat(d->fd, "ro", 0755, 0);
+        /* Writable again, so that the fixture's teardown can empty it. */
+        assert_int_equal(fchmodat(d->fd, "ro", 0755, 0), 0);
 }
 
 static void test_read_basic(void **state)
