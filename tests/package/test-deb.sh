@@ -65,7 +65,9 @@ check_eq "conffiles" "/etc/vpool/vpool.conf" "$(dpkg-deb --ctrl-tarfile "$deb" |
 dpkg-deb -c "$deb" | awk '{ print $1, $2, $6 }' >"$work/contents"
 for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.gz" \
          "-rw-r--r-- ./usr/share/bash-completion/completions/vpool" "-rw-r--r-- ./etc/vpool/vpool.conf" \
-         "-rw-r--r-- ./usr/lib/sysusers.d/vpool.conf" "-rw-r--r-- ./usr/share/doc/vpool/copyright"; do
+         "-rw-r--r-- ./usr/lib/sysusers.d/vpool.conf" "-rw-r--r-- ./usr/share/doc/vpool/copyright" \
+         "-rwxr-xr-x ./usr/sbin/vpoold" "-rw-r--r-- ./usr/share/man/man8/vpoold.8.gz" \
+         "-rw-r--r-- ./lib/systemd/system/vpoold.service"; do
     mode=${f%% *} path=${f#* }
     if grep -qx -- "$mode root/root $path" "$work/contents"; then
         ok "contains $path ($mode root/root)"
@@ -73,7 +75,7 @@ for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.g
         not_ok "contains $path ($mode root/root)" "$(grep -F -- "$path" "$work/contents")"
     fi
 done
-extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*')
+extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/sbin/vpoold|\./usr/share/man/man8/vpoold\.8\.gz|\./lib/systemd/system/vpoold\.service|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*')
 check_eq "nothing else in it (no headers, no test programs, no library)" "" "$extra"
 dpkg-deb -x "$deb" "$work/x"
 check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
@@ -165,10 +167,30 @@ check_eq "the completion offers the catalog's profiles" "std" "$(in_root bash -c
     COMP_LINE="vpool profile show "; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(vpool profile show ""); COMP_CWORD=3
     _vpool vpool "" show; echo "${COMPREPLY[*]}"')"
 
+# The service, started by hand in the root as its unit would (no systemd
+# runs there): it answers on its socket, as root, with its version.
+check_eq "man -w vpoold finds its page" "/usr/share/man/man8/vpoold.8.gz" "$(in_root man -w vpoold 2>&1)"
+check "the unit is Type=notify and runs /usr/sbin/vpoold" \
+    sh -c "grep -qx 'Type=notify' '$root/lib/systemd/system/vpoold.service' &&
+           grep -qx 'ExecStart=/usr/sbin/vpoold' '$root/lib/systemd/system/vpoold.service'"
+mkdir -p "$root/run/vpool"
+in_root vpoold --foreground >"$work/vpoold.log" 2>&1 &
+vpoold_pid=$!
+for i in $(seq 100); do [ -S "$root/run/vpool/vpoold.sock" ] && break; sleep 0.1; done
+answer=$(curl -s --unix-socket "$root/run/vpool/vpoold.sock" http://vpoold/v1)
+check_eq "vpoold from the package answers on /run/vpool/vpoold.sock" "vpoold $version root admin" \
+    "$(jq -r '"\(.service) \(.version) \(.you) \(.role)"' <<<"$answer" 2>&1)"
+check_eq "the socket is group vpool, mode 0660" "vpool 660" "$(in_root stat -c '%G %a' /run/vpool/vpoold.sock)"
+kill "$vpoold_pid" 2>/dev/null
+wait "$vpoold_pid"
+check "SIGTERM stops it and it removes its socket" test ! -e "$root/run/vpool/vpoold.sock"
+diag "vpoold: $(tr '\n' ' ' <"$work/vpoold.log")"
+
 # Remove keeps the edited conffile, purge takes it away; nothing else stays.
 echo "parallel = 4" >>"$root/etc/vpool/vpool.conf"
 check "dpkg -r vpool" in_root dpkg -r vpool
 check "the binary is gone" test ! -e "$root/usr/bin/vpool"
+check "vpoold is gone" test ! -e "$root/usr/sbin/vpoold"
 check "the man page is gone" test ! -e "$root/usr/share/man/man1/vpool.1.gz"
 check "the completion is gone" test ! -e "$root/usr/share/bash-completion/completions/vpool"
 check "the edited conffile stays after remove" grep -qx "parallel = 4" "$root/etc/vpool/vpool.conf"
