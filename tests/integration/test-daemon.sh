@@ -101,10 +101,10 @@ spec=$(json_spec "$top/docs/json.md" "$top/docs/api.md") || bail "cannot read th
 : >"$WORK/seen"
 declare -A checked
 # api_check ROUTE OUT: OUT (a body and its status) is what docs/api.md says
-# ROUTE answers; prints the problems found.
+# ROUTE answers; prints the problems found (it runs in a subshell: the
+# caller notes the route as checked).
 api_check() {
-    local route=$1 out=$2 answers item problems=() i=0
-    checked[$route]=1
+    local route=$1 out=$2 answers item i=0
     answers=$(jq -r --arg r "$route" '.routes[$r] // empty' <<<"$spec")
     [ -n "$answers" ] || { echo "$route is not in docs/api.md"; return; }
     body_of "$out" >"$WORK/api.json"
@@ -123,6 +123,7 @@ api_check() {
 # answer DESC ROUTE STATUS OUT: OUT has STATUS and the document ROUTE answers.
 answer() {
     local desc=$1 route=$2 want=$3 out=$4 problems
+    checked[$route]=1
     problems=$(api_check "$route" "$out")
     [ "$(status_of "$out")" = "$want" ] || problems="status $(status_of "$out"), expected $want: $(body_of "$out" | head -c 300)
 $problems"
