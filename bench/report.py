@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--downtime")
     ap.add_argument("--cluster", help="the cluster section's folder (bench/cluster.sh)")
     ap.add_argument("--live", help="the live section's figures (bench/live.py's JSON)")
+    ap.add_argument("--api", help="the api section's figures (bench/api.py's JSON)")
     ap.add_argument("--command", required=True)
     ap.add_argument("--master-bytes", type=int, required=True)
     ap.add_argument("--vpool", required=True)
@@ -48,6 +49,7 @@ def main():
     dt = json.load(open(a.downtime)) if a.downtime else None
     cl = cluster_figures(a.cluster) if a.cluster else None
     lv = json.load(open(a.live)) if a.live else None
+    api = json.load(open(a.api)) if a.api else None
 
     out = []
     w = out.append
@@ -74,6 +76,8 @@ def main():
         cluster_tables(w, cl)
     if lv:
         live_table(w, lv)
+    if api:
+        api_table(w, api)
 
     w("## Targets\n")
     w("| target | measured | met |")
@@ -90,6 +94,8 @@ def main():
         cluster_targets(t, cl)
     if lv:
         live_targets(t, lv)
+    if api:
+        api_targets(t, api)
     w("")
     print("\n".join(out))
 
@@ -109,6 +115,32 @@ def live_table(w, lv):
         lv["vpool"]["libvirt"] * 1000, lv["virsh"]["libvirt"] * 1000, lv["ratio_libvirt"]))
     w("| the whole command, median | %.2f s | %.2f s | |" % (lv["vpool"]["wall"], lv["virsh"]["wall"]))
     w("")
+
+
+def api_table(w, api):
+    k = api["wrk"]
+    e = api["events"]
+    w("## vpoold's API\n")
+    w("`wrk -t %d -c %d -d %ds` against `GET /v1/pools` (20 pools, a viewer's bearer token, loopback HTTP, "
+      "vpoold's 4 worker threads) beside the same list read by `vpool --json pool list` run back to back "
+      "(a process per read). Then a client holds `/v1/events` open as Server-Sent Events on vpoold's "
+      "unix socket while %d journal rows are committed one at a time, 10 to 40 ms apart: the delay from "
+      "each commit to its event at the client.\n" % (k["threads"], k["connections"], k["seconds"], e["samples"]))
+    w("| | figure |")
+    w("|---|---:|")
+    w("| requests/s, vpoold | %.0f |" % k["requests_per_s"])
+    w("| reads/s, the CLI | %.1f |" % api["cli_reads_per_s"])
+    w("| vpoold / CLI | %.0f |" % api["ratio"])
+    w("| latency p50 / p90 / p99 | %.2f / %.2f / %.2f ms |" % (k["p50_ms"], k["p90_ms"], k["p99_ms"]))
+    w("| answers other than 2xx | %d |" % k["non_2xx"])
+    w("| event delay p50 / p99 / max | %.1f / %.1f / %.1f ms |" % (e["p50_ms"], e["p99_ms"], e["max_ms"]))
+    w("")
+
+
+def api_targets(t, api):
+    t(">= 5000 requests/s on GET /v1/pools (64 connections)", "%.0f" % api["wrk"]["requests_per_s"],
+      api["wrk"]["requests_per_s"] >= 5000 and api["wrk"]["non_2xx"] == 0)
+    t("event delay p99 <= 50 ms", "%.1f ms" % api["events"]["p99_ms"], api["events"]["p99_ms"] <= 50)
 
 
 def live_targets(t, lv):

@@ -37,7 +37,7 @@
 # with --only, writes build/bench/report.md unless --out says otherwise.
 #
 #   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
-#                [--only SECTION,...] [--parallel P]   (sections: migrate,downtime,cluster,live)
+#                [--only SECTION,...] [--parallel P]   (sections: migrate,downtime,cluster,live,api)
 #
 # --sizes sets the pool sizes of the migrate and cluster sections (defaults
 # "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
@@ -53,13 +53,17 @@
 # and by `virsh migrate --live`, rounds alternating; the medians and their
 # ratio go to the report (and build/bench/live.json).
 #
+# The api section: vpoold under load (bench/api.sh, bench/api.py): wrk
+# with 64 connections against GET /v1/pools beside the CLI's reads of the
+# same list, and the delay from a journal commit to its Server-Sent Event.
+#
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 sizes=
 runs=5
 out=
-only=migrate,downtime,cluster,live
+only=migrate,downtime,cluster,live,api
 parallel=8
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -80,7 +84,7 @@ case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; 
 case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2; exit 2 ;; esac
 for s in ${only//,/ }; do
     case $s in
-        migrate|downtime|cluster|live) ;;
+        migrate|downtime|cluster|live|api) ;;
         *) echo "bench: unknown section '$s'" >&2; exit 2 ;;
     esac
 done
@@ -100,7 +104,7 @@ vpool=$top/build/src/cli/vpool
 # The pair of hosts serves the migrate and downtime sections, the six the
 # cluster section.
 pair=0
-{ has migrate || has downtime || has live; } && pair=1
+{ has migrate || has downtime || has live || has api; } && pair=1
 hosts=()
 [ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
@@ -153,7 +157,17 @@ if has live; then
         "  libvirt job     vpool \(.vpool.libvirt | ms)  virsh \(.virsh.libvirt | ms)  ratio \(.ratio_libvirt | x)",
         "  command wall    vpool \(.vpool.wall | ms)  virsh \(.virsh.wall | ms)"' build/bench/live.json
     live=(--live "$top/build/bench/live.json")
-    [ "$only" != live ] || exit 0
+fi
+
+# ---- the API: vpoold under load, its events' delay ---------------------------------
+api=()
+if has api; then
+    # shellcheck source=bench/api.sh
+    . "$top/bench/api.sh"
+    api_section
+    mkdir -p build/bench
+    cp "$adir/api.json" build/bench/api.json
+    api=(--api "$top/build/bench/api.json")
 fi
 
 export VPOOL_CATALOG=$work/catalog.db
@@ -355,7 +369,7 @@ mkdir -p build/bench
 cp "$results" build/bench/
 [ "${#downtime[@]}" = 0 ] || cp "$work/downtime" build/bench/
 [ "${#cluster[@]}" = 0 ] || { rm -rf build/bench/cluster; cp -r "$cdir" build/bench/cluster; }
-/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" \
+/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" "${api[@]}" \
     --command "$cmdline" \
     --master-bytes "$master_bytes" --vpool "$vpool" >"$out"
 cat "$out"

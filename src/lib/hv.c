@@ -605,6 +605,52 @@ int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *r
         return 0;
 }
 
+int vp_hv_clear_incoming(virConnectPtr src, virConnectPtr dst, const char *name, const char *uuid,
+                         struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr dd = virDomainLookupByUUIDString(dst, uuid), sd = NULL;
+        int state, reason, r;
+        if (!dd) {
+                virResetLastError();
+                return 0;
+        }
+        if (virDomainGetState(dd, &state, &reason, 0) < 0 || state != VIR_DOMAIN_PAUSED)
+                return 0;
+        if ((r = lookup(src, name, &sd, err)) < 0)
+                return r == -ENOENT ? 0 : r;
+        int sstate, sreason;
+        if (virDomainGetState(sd, &sstate, &sreason, 0) < 0 ||
+            (sstate != VIR_DOMAIN_RUNNING && sstate != VIR_DOMAIN_PAUSED))
+                return 0;
+        /* Before the switch-over the source is the VM; the target never ran
+         * a guest instruction. */
+        if ((r = destroy(dd, name, err)) < 0)
+                return r;
+        if (sstate == VIR_DOMAIN_PAUSED && sreason == VIR_DOMAIN_PAUSED_MIGRATION && virDomainResume(sd) < 0)
+                return vp_err(err, -EIO, "domain '%s' stays paused on its source after a move cut short: %s", name,
+                              lv_msg());
+        return 1;
+}
+
+bool vp_hv_job_wait(virConnectPtr conn, const char *name, int timeout_sec)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        if (lookup(conn, name, &d, NULL) < 0)
+                return true;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                virDomainJobInfo info;
+                if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE)
+                        return true;
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - t0.tv_sec >= timeout_sec)
+                        return false;
+                usleep(200 * 1000);
+        }
+}
+
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;

@@ -89,6 +89,18 @@ bool vp_hv_image_lock_error(const char *msg);
 int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err);
 /* NAME's live state on CONN: VP_VM_UNDEFINED when absent, VP_VM_UNKNOWN
  * for a state model.h has no word for. *RET untouched on failure. */
+/* What a live move cut short leaves (its client killed before libvirt's
+ * finish): the domain of UUID paused on DST, waiting for a switch-over
+ * that never came, while NAME still runs (or waits paused) on SRC. That
+ * target is destroyed and a source paused by the move resumed: the source
+ * is the VM. Returns 1 when it cleared something, 0 when there was
+ * nothing of the kind. */
+int vp_hv_clear_incoming(virConnectPtr src, virConnectPtr dst, const char *name, const char *uuid,
+                         struct vp_error *err);
+/* Wait until domain NAME on CONN runs no job (a migration a process that
+ * died started goes on in libvirtd), at most TIMEOUT_SEC: true when none
+ * runs (or the domain is gone), false when one still does. */
+bool vp_hv_job_wait(virConnectPtr conn, const char *name, int timeout_sec);
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err);
 /* The UUID of domain NAME on CONN; -ENOENT when CONN has no such domain. */
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err);

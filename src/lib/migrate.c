@@ -857,13 +857,23 @@ static int live_fallback(struct vm_job *j, const struct vp_manifest *m, const ch
 }
 
 /* Whether the target runs the VM already: a move that completed before
- * its step was recorded. */
+ * its step was recorded. A move a killed run started may still be under
+ * way in libvirtd (peer to peer, the source's daemon drives it): it ends
+ * first. Landed means running on the target (an incoming migration's
+ * domain is there paused) and gone from the source. */
 static bool live_landed(struct vm_job *j)
 {
-        enum vp_vm_state st = VP_VM_UNKNOWN;
+        int timeout = j->r->mig.shutdown_timeout > VP_LIVE_MIN_TIMEOUT ? (int)j->r->mig.shutdown_timeout
+                                                                       : VP_LIVE_MIN_TIMEOUT;
+        if (j->sc && !vp_hv_job_wait(j->sc, j->vm.name, timeout))
+                return false;
+        enum vp_vm_state st = VP_VM_UNKNOWN, src = VP_VM_UNDEFINED;
         char uuid[VIR_UUID_STRING_BUFLEN];
-        return vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st) &&
-               vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 && streq(uuid, j->vm.uuid);
+        if (j->sc && vp_hv_domain_state(j->sc, j->vm.name, &src, NULL) < 0)
+                return false;
+        return vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && st == VP_VM_RUNNING &&
+               !vp_vm_state_active(src) && vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 &&
+               streq(uuid, j->vm.uuid);
 }
 
 /* locked → provisioned, live: the disks get the unlock's names ahead (hard
@@ -880,6 +890,8 @@ static int live_move(struct vm_job *j, struct vp_error *err)
                 return k;
         if (live_landed(j))
                 return record_step(r, j->mv, VP_STEP_PROVISIONED, m.generation, "moved live", NULL, err);
+        if (j->sc && (k = vp_hv_clear_incoming(j->sc, j->dc, j->vm.name, j->vm.uuid, err)) < 0)
+                return k;
         enum vp_vm_state st = VP_VM_UNKNOWN;
         if (!j->sc || vp_hv_domain_state(j->sc, j->vm.name, &st, NULL) < 0 || !vp_vm_state_active(st))
                 return live_fallback(j, &m, "it no longer runs on its source", err);
