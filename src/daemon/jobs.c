@@ -7,6 +7,8 @@
 
 #include "events.h"
 #include "history.h"
+#include "migrate.h"
+#include "view.h"
 
 /* How long a request waits for its job to pass its checks (a migration's
  * preflight reads every host) before it is answered 202 anyway. */
@@ -232,30 +234,32 @@ static void job_command(struct vpd_job *j, const struct vpd_request *r)
                  body ? body : "");
 }
 
-void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
-                    const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn)
+static struct vpd_job *job_new(struct vpd *d, const char *kind, const char *subject, const char *pool,
+                               const char *vm, const char *actor, enum vp_via via, struct json_object *args,
+                               void *data, vpd_job_fn fn)
 {
-        struct vpd_jobs *js = r->d->jobs;
         struct vpd_job *j = vp_xcalloc(1, sizeof(*j));
         snprintf(j->kind, sizeof(j->kind), "%s", kind);
         snprintf(j->subject, sizeof(j->subject), "%s", subject);
         snprintf(j->pool, sizeof(j->pool), "%s", pool ? pool : "");
         snprintf(j->vm, sizeof(j->vm), "%s", vm ? vm : "");
-        snprintf(j->actor, sizeof(j->actor), "%s", r->actor);
-        j->via = r->via;
+        snprintf(j->actor, sizeof(j->actor), "%s", actor);
+        j->via = via;
         j->args = args;
         j->data = data;
         j->fn = fn;
-        j->d = r->d;
+        j->d = d;
         j->created = time(NULL);
-        job_command(j, r);
+        return j;
+}
 
-        pthread_mutex_lock(&js->lock);
+/* Register J and start its thread; called with the registry locked.
+ * False (J freed) when the daemon stops. */
+static bool job_start(struct vpd_jobs *js, struct vpd_job *j)
+{
         if (js->stopping) {
-                pthread_mutex_unlock(&js->lock);
                 job_free(j);
-                vpd_problem(rep, 503, NULL, "vpoold is stopping; ask again once it is back");
-                return;
+                return false;
         }
         job_register(js, j);
         pthread_t t;
@@ -268,6 +272,21 @@ void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *ki
                 snprintf(j->error, sizeof(j->error), "no thread for the job");
         }
         pthread_attr_destroy(&attr);
+        return true;
+}
+
+void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
+                    const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn)
+{
+        struct vpd_jobs *js = r->d->jobs;
+        struct vpd_job *j = job_new(r->d, kind, subject, pool, vm, r->actor, r->via, args, data, fn);
+        job_command(j, r);
+        pthread_mutex_lock(&js->lock);
+        if (!job_start(js, j)) {
+                pthread_mutex_unlock(&js->lock);
+                vpd_problem(rep, 503, NULL, "vpoold is stopping; ask again once it is back");
+                return;
+        }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += ACCEPT_WAIT_S;
@@ -289,6 +308,66 @@ void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *ki
                 snprintf(rep->location, sizeof(rep->location), "/v1/migrations/%lld", (long long)mig);
         else
                 snprintf(rep->location, sizeof(rep->location), "/v1/jobs/%lld", (long long)id);
+}
+
+/* ---- on start: what a killed daemon left ---- */
+
+static int run_resume_left(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
+{
+        int64_t id = *(int64_t *)j->data;
+        vpd_job_accept(j, id);
+        return vp_migrate_resume(ctx, id, NULL, NULL, NULL, err);
+}
+
+/* Whether migration ID was begun through the API or a policy: the daemon's
+ * to finish (one begun by the CLI stays the operator's). */
+static bool begun_by_daemon(struct vp_ctx *ctx, int64_t id)
+{
+        char idtext[32];
+        snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+        struct vp_history *hs = NULL;
+        size_t n = 0;
+        bool ours = false;
+        if (vp_row_list(ctx->cat, &vp_table_history, "migration_id", idtext, (void **)&hs, &n, NULL) < 0)
+                return false;
+        for (size_t i = 0; i < n && !ours; i++)
+                ours = vp_history_via(&hs[i]) != VP_VIA_CLI;
+        vp_rows_free(&vp_table_history, hs, n);
+        return ours;
+}
+
+void vpd_jobs_resume_left(struct vpd *d)
+{
+        struct vp_ctx ctx;
+        struct vp_error err = { 0 };
+        if (vp_ctx_open(&ctx, d->conf.v[VP_CONF_CATALOG].text, &err) < 0) {
+                vpd_log(LOG_ERR, "cannot look for interrupted migrations: %s", err.msg);
+                return;
+        }
+        struct vp_migration *ms = NULL;
+        size_t n = 0;
+        if (vp_row_list(ctx.cat, &vp_table_migration, NULL, NULL, (void **)&ms, &n, &err) < 0)
+                vpd_log(LOG_ERR, "cannot look for interrupted migrations: %s", err.msg);
+        for (size_t i = 0; i < n; i++) {
+                if (vp_migration_effective_state(&ctx, &ms[i]) != VP_MIGRATION_INTERRUPTED ||
+                    !begun_by_daemon(&ctx, ms[i].id))
+                        continue;
+                int64_t *id = vp_xcalloc(1, sizeof(*id));
+                *id = ms[i].id;
+                char subject[32];
+                snprintf(subject, sizeof(subject), "%lld", (long long)*id);
+                struct vpd_job *j = job_new(d, "migration.resume", subject, ms[i].pool_name, NULL, "vpoold",
+                                            VP_VIA_POLICY, NULL, id, run_resume_left);
+                snprintf(j->command, sizeof(j->command), "vpoold: resume migration %s, interrupted when vpoold "
+                         "stopped", subject);
+                vpd_log(LOG_INFO, "resuming migration %s of pool %s, interrupted when vpoold stopped", subject,
+                        ms[i].pool_name);
+                pthread_mutex_lock(&d->jobs->lock);
+                job_start(d->jobs, j);
+                pthread_mutex_unlock(&d->jobs->lock);
+        }
+        vp_rows_free(&vp_table_migration, ms, n);
+        vp_ctx_close(&ctx);
 }
 
 /* ---- reading jobs ---- */

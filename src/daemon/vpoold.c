@@ -337,6 +337,7 @@ int main(int argc, char **argv)
                 sd_notifyf(0, "STATUS=%s", err.msg);
                 return 1;
         }
+        vpd_jobs_resume_left(&d);
         tell_parent(&ready_fd, "+");
         sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
         vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);

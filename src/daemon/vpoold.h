@@ -111,4 +111,7 @@ const struct vpd_route *vpd_route_find(struct vpd_request *r, const char *method
 
 /* ---- jobs (jobs.c) ---- */
 int vpd_jobs_init(struct vpd *d);
+/* Resume, as jobs of the daemon, the migrations the API or a policy began
+ * that a daemon killed half-way left interrupted. */
+void vpd_jobs_resume_left(struct vpd *d);
 void vpd_jobs_shutdown(struct vpd *d);

@@ -341,6 +341,31 @@ check_eq "its job ends done" done "$(wait_job "$(body_of "$out" | jq -r .id)")"
 check_eq "the host is in service" false "$(vpool env host list "$HOSTB" --json | jq '.[0].maintenance')"
 answer "GET /v1/jobs?state=done" "GET /v1/jobs" 200 "$(treq "$viewer" GET '/v1/jobs?state=done')"
 
+# --- a daemon killed in the middle of a migration finishes it when it starts again --------
+stop_daemon
+VPOOL_FAULT=migrate.provisioned:1 start_daemon "$WORK/vpoold-k.log" --listen "unix:$sock,$base" \
+    --tls-cert "$pki/cert.pem" --tls-key "$pki/key.pem" || bail "vpoold did not start with a fault"
+treq "$operator" POST /v1/pools/dp1/migrations '{"to": "'"$HOSTB"'", "profile": "q35-virtio", "parallel": 1}' \
+    >"$WORK/killed.out" 2>&1
+wait "$daemon_pid"
+check_eq "vpoold died at the first VM's provisioned step" 137 "$?"
+daemon_pid=
+id=$(vpool migrate list --json | jq -r 'last.id')
+check_eq "the migration is left interrupted" interrupted "$(vpool migrate status "$id" --json | jq -r .state)"
+start_daemon "$WORK/vpoold-r.log" --listen "unix:$sock,$base" --tls-cert "$pki/cert.pem" --tls-key "$pki/key.pem" ||
+    bail "vpoold did not start again"
+for i in $(seq 600); do
+    s=$(vpool migrate status "$id" --json | jq -r .state)
+    [ "$s" = done ] && break
+    sleep 0.5
+done
+check_eq "started again, vpoold finished it from the journal" done "$s"
+check_eq "both VMs are on $HOSTB" "$HOSTB $HOSTB" "$(vpool vm list --pool dp1 --json | jq -r '[.[].env] | join(" ")')"
+check_eq "the history says vpoold resumed it, as a policy" "vpoold policy ok" \
+    "$(vpool history --json | jq -r --argjson m "$id" '[.[] | select(.type == "command" and .migration == $m and
+        .verb == "resume")] | last | "\(.user) \(.via) \(.outcome)"')"
+check_eq "fsck is clean after it" "" "$(fsck_kinds)"
+
 # --- removal, rate limit, stop ------------------------------------------------------------
 out=$(treq "$admin" DELETE /v1/pools/dp1 '{"force": true}')
 answer "DELETE /v1/pools/{pool} by the admin: 202" "DELETE /v1/pools/{pool}" 202 "$out"
