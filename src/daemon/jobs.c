@@ -118,10 +118,22 @@ void vpd_job_accept(struct vpd_job *j, int64_t migration_id)
         struct vpd_jobs *js = j->d->jobs;
         pthread_mutex_lock(&js->lock);
         j->accepted = true;
+        bool learnt = migration_id && j->migration_id != migration_id;
         if (migration_id)
                 j->migration_id = migration_id;
         pthread_cond_broadcast(&js->changed);
         pthread_mutex_unlock(&js->lock);
+        /* The history row names its migration at once, on a connection of
+         * its own (the migration's may be inside its transaction): a daemon
+         * killed from here on finds the migration its own on restart. */
+        if (learnt && j->hist && j->history_id) {
+                struct vp_history h = { 0 };
+                if (vp_row_get_id(j->hist, &vp_table_history, j->history_id, &h, NULL) >= 0) {
+                        h.migration_id = migration_id;
+                        vp_history_update(j->hist, &h, NULL);
+                }
+                vp_row_clear(&vp_table_history, &h);
+        }
 }
 
 static void job_set_state(struct vpd_job *j, enum vp_job_state s, const struct vp_error *err)
@@ -155,6 +167,9 @@ static void *job_thread(void *arg)
                 ctx.actor.via = j->via;
                 snprintf(ctx.actor.name, sizeof(ctx.actor.name), "%s", j->actor);
                 job_set_state(j, VP_JOB_RUNNING, NULL);
+                struct vp_error herr = { 0 };
+                if (vp_catalog_open(j->d->conf.v[VP_CONF_CATALOG].text, false, &j->hist, &herr) < 0)
+                        j->hist = NULL;
                 history_begin(j, &ctx);
                 char id[32];
                 snprintf(id, sizeof(id), "%lld", (long long)j->id);
@@ -164,6 +179,8 @@ static void *job_thread(void *arg)
                 if (r < 0)
                         snprintf(j->error, sizeof(j->error), "%s", err.msg[0] ? err.msg : "failed");
                 history_end(j, &ctx, r);
+                vp_catalog_close(j->hist);
+                j->hist = NULL;
                 vpd_event_job(j->d, ctx.cat, id, j->pool[0] ? j->pool : NULL,
                               vp_job_state_to_string(r < 0 ? VP_JOB_FAILED : VP_JOB_DONE),
                               r < 0 ? j->error : j->kind);

@@ -30,8 +30,10 @@ struct vpd_job {
         void *data;                       /* what the handler made of it (owned, free()d) */
         vpd_job_fn fn;
         struct vpd *d;
-        /* The history row of the job (its id, once begun). */
+        /* The history row of the job (its id, once begun), and the catalog
+         * connection that writes it while the job runs. */
         int64_t history_id;
+        struct vp_catalog *hist;
 };
 
 /* Mark J accepted (and, when ID is not 0, the migration it runs): the
