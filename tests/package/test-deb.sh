@@ -174,7 +174,9 @@ check "the unit is Type=notify and runs /usr/sbin/vpoold" \
     sh -c "grep -qx 'Type=notify' '$root/lib/systemd/system/vpoold.service' &&
            grep -qx 'ExecStart=/usr/sbin/vpoold' '$root/lib/systemd/system/vpoold.service'"
 mkdir -p "$root/run/vpool"
-in_root vpoold --foreground >"$work/vpoold.log" 2>&1 &
+# Not through in_root: a function in the background is a subshell, and
+# its pid would not be vpoold's (chroot and env exec, so this one is).
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin vpoold --foreground >"$work/vpoold.log" 2>&1 &
 vpoold_pid=$!
 for i in $(seq 100); do [ -S "$root/run/vpool/vpoold.sock" ] && break; sleep 0.1; done
 answer=$(curl -s --unix-socket "$root/run/vpool/vpoold.sock" http://vpoold/v1)
