@@ -303,6 +303,7 @@ int main(int argc, char **argv)
                 return 2;
         bool systemd = getenv("NOTIFY_SOCKET") != NULL;
         log_journal = getenv("JOURNAL_STREAM") != NULL;
+        vp_catalog_threads_init();
         struct vpd d = { 0 };
         struct vp_error err = { 0 };
         if (configure(&d, &o, &err) < 0) {

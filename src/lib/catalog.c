@@ -305,6 +305,14 @@ static int exec(struct vp_catalog *c, const char *sql, struct vp_error *err)
         return 0;
 }
 
+void vp_catalog_threads_init(void)
+{
+        /* SQLite counts every allocation under one global mutex unless told
+         * not to: with several threads reading at once, that mutex is what
+         * they would wait on. */
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 void vp_catalog_close(struct vp_catalog *c)
 {
         if (!c)

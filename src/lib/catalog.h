@@ -277,6 +277,10 @@ bool vp_catalog_in_transaction(struct vp_catalog *c);
 /* meta key/value (storage_root, schema). *ret malloc'd; -ENOENT if absent. */
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err);
 
+/* For a process whose threads use the catalog side by side (vpoold):
+ * called first, before any catalog is opened. */
+void vp_catalog_threads_init(void);
+
 /* SQLite's data_version of this connection: it changes when another
  * connection (another process) commits, so a watcher polls it cheaply. */
 int vp_catalog_data_version(struct vp_catalog *c, int64_t *ret, struct vp_error *err);

@@ -21,8 +21,68 @@ static struct json_object *count(int64_t n)
 
 /* The name of row ID of T (its second column, the name of every named
  * table), malloc'd; NULL when the row is gone. */
+/* The names of a table's rows by id, read once while a list is built: a
+ * list of N pools would otherwise read the same image, env and profile rows
+ * N times each. */
+struct name_map {
+        const struct vp_table *t;
+        int64_t *ids;
+        char **names;
+        size_t n;
+};
+
+#define NAME_MAPS 8
+struct name_maps {
+        struct name_map m[NAME_MAPS];
+        size_t n;
+};
+
+/* The maps of the list being built by this thread, NULL outside one. */
+static __thread struct name_maps *lists_names;
+
+static const struct name_map *name_map_of(struct vp_catalog *c, const struct vp_table *t)
+{
+        struct name_maps *nm = lists_names;
+        for (size_t i = 0; i < nm->n; i++)
+                if (nm->m[i].t == t)
+                        return &nm->m[i];
+        if (nm->n == NAME_MAPS)
+                return NULL;
+        void *rows = NULL;
+        size_t n = 0;
+        if (vp_row_list(c, t, NULL, NULL, &rows, &n, NULL) < 0)
+                return NULL;
+        struct name_map *m = &nm->m[nm->n++];
+        *m = (struct name_map){ .t = t, .ids = vp_xcalloc(n ? n : 1, sizeof(int64_t)),
+                                .names = vp_xcalloc(n ? n : 1, sizeof(char *)), .n = n };
+        for (size_t i = 0; i < n; i++) {
+                const char *row = (const char *)rows + i * t->size;
+                m->ids[i] = *(const int64_t *)(row + t->cols[0].offset);
+                m->names[i] = vp_strdup(*(char *const *)(row + t->cols[1].offset));
+        }
+        vp_rows_free(t, rows, n);
+        return m;
+}
+
+static void name_maps_free(struct name_maps *nm)
+{
+        for (size_t i = 0; i < nm->n; i++) {
+                for (size_t k = 0; k < nm->m[i].n; k++)
+                        free(nm->m[i].names[k]);
+                free(nm->m[i].names);
+                free(nm->m[i].ids);
+        }
+}
+
 static char *name_of(struct vp_catalog *c, const struct vp_table *t, int64_t id)
 {
+        const struct name_map *m = lists_names ? name_map_of(c, t) : NULL;
+        if (m) {
+                for (size_t i = 0; i < m->n; i++)
+                        if (m->ids[i] == id)
+                                return vp_strdup(m->names[i]);
+                return NULL;
+        }
         void *row = vp_xcalloc(1, t->size);
         char *name = NULL;
         if (vp_row_get_id(c, t, id, row, NULL) >= 0)
@@ -42,9 +102,17 @@ static int list_rows(struct vp_ctx *ctx, const struct vp_table *t, const char *c
         int r = vp_row_list(ctx->cat, t, col, value, &rows, &n, err);
         if (r < 0)
                 return r;
+        struct name_maps nm = { 0 };
+        bool outer = !lists_names;
+        if (outer && n > 1)
+                lists_names = &nm;
         struct json_object *a = json_object_new_array();
         for (size_t i = 0; i < n; i++)
                 json_object_array_add(a, to_json(ctx, (const char *)rows + i * t->size));
+        if (lists_names == &nm) {
+                lists_names = NULL;
+                name_maps_free(&nm);
+        }
         vp_rows_free(t, rows, n);
         *ret = a;
         return 0;
