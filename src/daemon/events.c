@@ -39,6 +39,7 @@ struct vpd_events {
         size_t nstreams;
         int64_t last_id;
         bool stopping;
+        bool started;                     /* the watcher runs */
 };
 
 /* ---- the watcher ---- */
@@ -111,6 +112,7 @@ int vpd_events_start(struct vpd *d, struct vp_error *err)
                 return r;
         if (pthread_create(&ev->watcher, NULL, watch, d) != 0)
                 return vp_err(err, -EAGAIN, "cannot start the event watcher");
+        ev->started = true;
         return 0;
 }
 
@@ -124,7 +126,9 @@ void vpd_events_stop(struct vpd *d)
         ev->stopping = true;
         wake_streams(ev, false);
         pthread_mutex_unlock(&ev->lock);
-        pthread_join(ev->watcher, NULL);
+        if (ev->started)
+                pthread_join(ev->watcher, NULL);
+        ev->started = false;
         /* Give the resumed streams a moment to send their end. */
         for (int i = 0; i < 100; i++) {
                 pthread_mutex_lock(&ev->lock);

@@ -221,6 +221,14 @@ static int configure(struct vpd *d, const struct opts *o, struct vp_error *err)
         return 0;
 }
 
+static void vpd_free(struct vpd *d)
+{
+        free(d->listen);
+        free(d->tls_cert_pem);
+        free(d->tls_key_pem);
+        vp_config_free(&d->conf);
+}
+
 /* ---- running ---- */
 
 /* Into the background: the parent waits on a pipe for the child's word that
@@ -308,6 +316,7 @@ int main(int argc, char **argv)
         struct vp_error err = { 0 };
         if (configure(&d, &o, &err) < 0) {
                 vpd_log(LOG_ERR, "%s", err.msg);
+                vpd_free(&d);
                 return 1;
         }
         int ready_fd = -1;
@@ -336,6 +345,10 @@ int main(int argc, char **argv)
                 vpd_log(LOG_ERR, "%s", err.msg);
                 tell_parent(&ready_fd, msg);
                 sd_notifyf(0, "STATUS=%s", err.msg);
+                vpd_events_stop(&d);
+                vpd_jobs_shutdown(&d);
+                vpd_events_free(&d);
+                vpd_free(&d);
                 return 1;
         }
         vpd_jobs_resume_left(&d);
@@ -348,10 +361,7 @@ int main(int argc, char **argv)
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);
         vpd_events_free(&d);
-        free(d.listen);
-        free(d.tls_cert_pem);
-        free(d.tls_key_pem);
-        vp_config_free(&d.conf);
+        vpd_free(&d);
         vpd_log(LOG_INFO, "stopped");
         return 0;
 }
