@@ -52,7 +52,7 @@ step "the Debian package: scripts/deb.sh, then installed into a clean debootstra
 meson test -C build --suite package --print-errorlogs || rc=1
 tally build
 
-step "fuzzing the parsers of files from shared storage (60 s per target, ASan + UBSan)"
+step "fuzzing the parsers of outside input: files on shared storage, API bodies, settings (60 s per target, ASan + UBSan)"
 if scripts/fuzz.sh 60; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
 
 step "building the test guest"
