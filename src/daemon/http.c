@@ -259,6 +259,7 @@ static void dispatch(struct vpd_request *r, const struct vp_listen *l, struct vp
                         vpd_problem(rep, 404, NULL, "no such resource: %s", r->path);
                 return;
         }
+        r->route = rt;
         if (!authenticate(r, l, rep))
                 return;
         if (r->role < rt->role) {

@@ -20,8 +20,7 @@
 /* The route being served (for its filters). */
 static const struct vpd_route *route_of(struct vpd_request *r)
 {
-        bool known;
-        return vpd_route_find(r, r->method, r->path, &known);
+        return r->route;
 }
 
 #define PAGE_MAX 1000

@@ -64,6 +64,7 @@ struct vpd_request {
         enum vp_role role;
         enum vp_via via;
         char actor[128];                  /* a token's name or a unix user's */
+        const struct vpd_route *route;    /* the route being served */
         /* The route's path parameters, in pattern order. */
         const char *params[VPD_PATH_PARAMS];
         size_t nparams;
