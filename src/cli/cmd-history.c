@@ -131,6 +131,8 @@ static void print_text(const struct vp_history_log *log)
                         bool failed = strncmp(out, "failed: ", 8) == 0;
                         printf("%-20s  %-*s  %-6s  %-11s  %s\n", it->cmd->at, (int)uw, u, via,
                                failed ? "failed" : out, it->cmd->command);
+                        if (it->cmd->reason && *it->cmd->reason)
+                                printf("%*s  reason: %s\n", indent, "", it->cmd->reason);
                         if (failed)
                                 printf("%*s  error: %s\n", indent, "", out + 8);
                         continue;

@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 7
+#define VP_SCHEMA_VERSION 8
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -90,6 +90,7 @@ static const struct vp_col history_cols[] = {
         T(vp_history, command), T(vp_history, noun), T(vp_history, verb), T(vp_history, subject),
         T(vp_history, pool), T(vp_history, vm), I(vp_history, migration_id), I(vp_history, journal_from),
         I(vp_history, journal_to), T(vp_history, outcome), T(vp_history, via),
+        T(vp_history, reason),
 };
 static const struct vp_col token_cols[] = {
         I(vp_token, id), T(vp_token, name), T(vp_token, role), T(vp_token, hash), T(vp_token, created),
@@ -183,6 +184,9 @@ TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
         "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL," \
         " hash TEXT NOT NULL UNIQUE, created TEXT NOT NULL, last_used TEXT NOT NULL DEFAULT '');"
 #define HISTORY_VIA_SQL "ALTER TABLE history ADD COLUMN via TEXT;"
+/* Why a change was made, when vpool itself decided it (a policy): came with
+ * schema 8. A person's or a client's change has none. */
+#define HISTORY_REASON_SQL "ALTER TABLE history ADD COLUMN reason TEXT;"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
@@ -281,6 +285,7 @@ static const char schema_tail_sql[] =
         HOST_REFS_SQL
         TOKENS_SQL
         HISTORY_VIA_SQL
+        HISTORY_REASON_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -421,6 +426,8 @@ static const char *const upgrades[] = {
          * command line. A catalog from before the history (which then
          * came on the first open) gets it here, so via has a table to go to. */
         [6] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
+        /* Schema 7 had no policies: no change had a reason of its own. */
+        [7] = HISTORY_REASON_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
@@ -485,7 +492,7 @@ static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *er
 static void add_history(struct vp_catalog *c)
 {
         if (!vp_catalog_has_table(c, "history"))
-                exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL, NULL);
+                exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL HISTORY_REASON_SQL, NULL);
 }
 
 /* Open PATH (CREATE: create it when absent). READONLY: for a command that

@@ -213,6 +213,7 @@ struct vp_history {
         int64_t journal_to;    /* the last journal id when it ended; 0 while running */
         char *outcome;         /* running | ok | failed: MESSAGE */
         char *via;             /* cli | api | policy (model.h); NULL or "" in rows before schema 6: cli */
+        char *reason;          /* why a policy made the change; NULL or "" otherwise */
 };
 
 /* An API token: its secret is shown once when it is made and only its

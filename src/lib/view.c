@@ -797,6 +797,7 @@ static struct json_object *command_json(const struct vp_history *h)
         json_object_object_add(o, "host", json_object_new_string(h->host));
         json_object_object_add(o, "pid", json_object_new_int64(h->pid));
         json_object_object_add(o, "via", json_object_new_string(vp_via_to_string(vp_history_via(h))));
+        json_object_object_add(o, "reason", text(h->reason));
         json_object_object_add(o, "command", json_object_new_string(h->command));
         json_object_object_add(o, "noun", json_object_new_string(h->noun));
         json_object_object_add(o, "verb", text(h->verb));
