@@ -1,6 +1,7 @@
 #include "catalog.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,9 +13,23 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
+/* A statement kept prepared for the next query of the same text: the row
+ * functions build the same few texts again and again (a migration's steps
+ * are three statements each), and compiling them cost more than running
+ * them. One in use by a thread is busy; another thread compiles its own. */
+struct stmt_slot {
+        char *sql;
+        sqlite3_stmt *s;
+        bool busy;
+};
+#define STMT_CACHE 24
+
 struct vp_catalog {
         sqlite3 *db;
         char *path;
+        pthread_mutex_t cache_lock;
+        struct stmt_slot cache[STMT_CACHE];
+        unsigned evict;                /* the slot the next new statement may take */
 };
 
 #define COL(st, f, ty) { #f, ty, offsetof(struct st, f) }
@@ -322,6 +337,11 @@ void vp_catalog_close(struct vp_catalog *c)
 {
         if (!c)
                 return;
+        for (size_t i = 0; i < STMT_CACHE; i++) {
+                sqlite3_finalize(c->cache[i].s);
+                free(c->cache[i].sql);
+        }
+        pthread_mutex_destroy(&c->cache_lock);
         sqlite3_close_v2(c->db);
         free(c->path);
         free(c);
@@ -508,6 +528,7 @@ static int catalog_open(const char *path, bool create, bool readonly, struct vp_
 
         struct vp_catalog *c = vp_xcalloc(1, sizeof(*c));
         c->path = vp_strdup(path);
+        pthread_mutex_init(&c->cache_lock, NULL);
         int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
                     (fresh ? SQLITE_OPEN_CREATE : 0);
         if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
@@ -601,6 +622,65 @@ static int prepare(struct vp_catalog *c, const char *sql, sqlite3_stmt **ret, st
         }
         return 0;
 }
+
+/* SQL's statement, from the cache or compiled (and kept when a slot is
+ * free or idle); give it back with stmt_put. */
+static int prepare_cached(struct vp_catalog *c, const char *sql, sqlite3_stmt **ret, struct vp_error *err)
+{
+        pthread_mutex_lock(&c->cache_lock);
+        for (size_t i = 0; i < STMT_CACHE; i++) {
+                struct stmt_slot *e = &c->cache[i];
+                if (e->s && !e->busy && streq(e->sql, sql)) {
+                        e->busy = true;
+                        *ret = e->s;
+                        pthread_mutex_unlock(&c->cache_lock);
+                        return 0;
+                }
+        }
+        pthread_mutex_unlock(&c->cache_lock);
+        int r = prepare(c, sql, ret, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&c->cache_lock);
+        for (size_t n = 0; n < STMT_CACHE; n++) {
+                struct stmt_slot *e = &c->cache[c->evict];
+                c->evict = (c->evict + 1) % STMT_CACHE;
+                if (e->busy)
+                        continue;
+                sqlite3_finalize(e->s);
+                free(e->sql);
+                *e = (struct stmt_slot){ .sql = vp_strdup(sql), .s = *ret, .busy = true };
+                break;
+        }
+        pthread_mutex_unlock(&c->cache_lock);
+        return 0;
+}
+
+/* S back to the cache, ready for its next use; one the cache did not keep
+ * is finalized. */
+static void stmt_put(struct vp_catalog *c, sqlite3_stmt *s)
+{
+        if (!s)
+                return;
+        pthread_mutex_lock(&c->cache_lock);
+        for (size_t i = 0; i < STMT_CACHE; i++)
+                if (c->cache[i].s == s) {
+                        sqlite3_reset(s);
+                        sqlite3_clear_bindings(s);
+                        c->cache[i].busy = false;
+                        pthread_mutex_unlock(&c->cache_lock);
+                        return;
+                }
+        pthread_mutex_unlock(&c->cache_lock);
+        sqlite3_finalize(s);
+}
+
+struct cached_stmt {
+        struct vp_catalog *c;
+        sqlite3_stmt *s;
+};
+static void cached_putp(struct cached_stmt *cs) { stmt_put(cs->c, cs->s); }
+#define _cleanup_cached_ _cleanup_(cached_putp)
 
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err)
 {
@@ -818,10 +898,11 @@ int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, str
         for (size_t i = 0; i < n; i++)
                 strcat(marks, i ? ",?" : "?");
         _cleanup_free_ char *sql = vp_strdupf("INSERT INTO %s(%s) VALUES(%s)", t->name, cols, marks);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int r = prepare(c, sql, &s, err);
+        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
+        int r = prepare_cached(c, sql, &cs.s, err);
         if (r < 0)
                 return r;
+        sqlite3_stmt *s = cs.s;
         bind_row(s, t, row, 1);
         if (sqlite3_step(s) != SQLITE_DONE)
                 return write_failed(c, t, row, "insert failed", err);
@@ -858,10 +939,11 @@ static int run_select(struct vp_catalog *c, const struct vp_table *t, const char
                       const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
                       struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int r = prepare(c, sql, &s, err);
+        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
+        int r = prepare_cached(c, sql, &cs.s, err);
         if (r < 0)
                 return r;
+        sqlite3_stmt *s = cs.s;
         if (bind) {
                 if (by_int)
                         sqlite3_bind_int64(s, 1, ival);
@@ -962,10 +1044,11 @@ int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *ro
                 off += snprintf(sql + off, len - (size_t)off, "%s%s = ?%zu", i > 1 ? ", " : "",
                                 t->cols[i].name, i);
         snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", t->ncols);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int r = prepare(c, sql, &s, err);
+        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
+        int r = prepare_cached(c, sql, &cs.s, err);
         if (r < 0)
                 return r;
+        sqlite3_stmt *s = cs.s;
         bind_row(s, t, row, 1);
         sqlite3_bind_int64(s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
         if (sqlite3_step(s) != SQLITE_DONE)

@@ -438,8 +438,11 @@ int vp_delta_unlink_names(int dfd, const char *label, const struct vp_manifest *
         return 0;
 }
 
-/* Rename FROM to TO in the collection, durably. Done before is done; a
- * disk that may be absent (BASE) and is, stays absent. */
+/* Rename FROM to TO in the collection. Done before is done; a disk that
+ * may be absent (BASE) and is, stays absent. Made durable by the manifest's
+ * write, which syncs the same folder right after: a crash before that
+ * leaves the names either way, and vp_delta_settle makes them what the
+ * manifest says. */
 static int rename_disk(int dfd, const char *label, const char *from, const char *to, const char *base,
                        struct vp_error *err)
 {
@@ -462,8 +465,6 @@ static int rename_disk(int dfd, const char *label, const char *from, const char 
                         return vp_err(err, -ENOENT, "cannot rename '%s/%s': %s", label, from, strerror(ENOENT));
                 }
         }
-        if (fsync(dfd) < 0)
-                return vp_err(err, -errno, "fsync '%s': %s", label, strerror(errno));
         vp_fault_point("migrate.renamed");
         return 0;
 }

@@ -451,6 +451,11 @@ static int destroy(virDomainPtr d, const char *name, struct vp_error *err)
         return vp_err(err, -EIO, "cannot stop domain '%s': %s", name, lv_msg());
 }
 
+/* A vpool domain's NVRAM lives in its user delta collection and belongs to
+ * the delta, not to the definition: it stays. */
+#define UNDEFINE_FLAGS \
+        (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+
 /* Undefine D, named NAME (destroying it first when FORCE and it runs). */
 static int undefine_domain(virDomainPtr d, const char *name, bool force, struct vp_error *err)
 {
@@ -463,10 +468,7 @@ static int undefine_domain(virDomainPtr d, const char *name, bool force, struct 
                 if ((r = destroy(d, name, err)) < 0)
                         return r;
         }
-        /* A vpool domain's NVRAM lives in its user delta collection and
-         * belongs to the delta, not to the definition: it stays. */
-        if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                          VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
+        if (virDomainUndefineFlags(d, UNDEFINE_FLAGS) < 0)
                 return vp_err(err, -EIO, "cannot undefine domain '%s': %s", name, lv_msg());
         return 0;
 }
@@ -551,13 +553,10 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err)
+/* Stop D, named NAME, which runs (ACTIVE 1) or not: as vp_hv_stop says. */
+static int stop_domain(virDomainPtr d, const char *name, int active, int timeout_sec, bool force,
+                       struct vp_error *err)
 {
-        _cleanup_dom_ virDomainPtr d = NULL;
-        int r = lookup(conn, name, &d, err);
-        if (r < 0)
-                return r;
-        int active = domain_active(d, name, err);
         if (active <= 0)
                 return active;
         if (timeout_sec > 0) {
@@ -580,6 +579,43 @@ int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force
                 return vp_err(err, -ETIMEDOUT, "domain '%s' did not shut down within %d s (use --force)",
                               name, timeout_sec);
         return destroy(d, name, err);
+}
+
+int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        int r = lookup(conn, name, &d, err);
+        if (r < 0)
+                return r;
+        return stop_domain(d, name, domain_active(d, name, err), timeout_sec, force, err);
+}
+
+/* Whether the last libvirt error says the domain does not exist. */
+static bool no_domain(void)
+{
+        virErrorPtr e = virGetLastError();
+        return e && e->code == VIR_ERR_NO_DOMAIN;
+}
+
+int vp_hv_retire(virDomainPtr d, const char *name, int timeout_sec, bool *ret_ran, struct vp_error *err)
+{
+        *ret_ran = false;
+        int active = virDomainIsActive(d);
+        /* Gone since it was listed (undefined by hand): nothing left to end. */
+        if (active < 0 && no_domain())
+                return 0;
+        if (active < 0)
+                return domain_active(d, name, err);
+        *ret_ran = active == 1;
+        int r = stop_domain(d, name, active, timeout_sec, true, err);
+        if (r < 0)
+                return r;
+        if (virDomainUndefineFlags(d, UNDEFINE_FLAGS) < 0) {
+                if (no_domain())
+                        return 0;
+                return vp_err(err, -EIO, "cannot undefine domain '%s': %s", name, lv_msg());
+        }
+        return 0;
 }
 
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err)

@@ -87,6 +87,11 @@ bool vp_hv_image_lock_error(const char *msg);
 /* Graceful shutdown, waiting up to TIMEOUT_SEC; then destroy when FORCE,
  * else -ETIMEDOUT. Already shut off is 0. FORCE with timeout 0 destroys at once. */
 int vp_hv_stop(virConnectPtr conn, const char *name, int timeout_sec, bool force, struct vp_error *err);
+/* A source's end in a move, on D (a domain held since it was listed: no
+ * look-up): stopped as vp_hv_stop with FORCE would, then undefined, its
+ * NVRAM kept. *RET_RAN says whether it was running. One call to libvirt
+ * each for a domain that was shut off. */
+int vp_hv_retire(virDomainPtr d, const char *name, int timeout_sec, bool *ret_ran, struct vp_error *err);
 /* NAME's live state on CONN: VP_VM_UNDEFINED when absent, VP_VM_UNKNOWN
  * for a state model.h has no word for. *RET untouched on failure. */
 /* What a live move cut short leaves (its client killed before libvirt's

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fence.h"
+#include <semaphore.h>
 #include "history.h"
 #include "host.h"
 #include "lease.h"
@@ -50,6 +51,14 @@ struct step_rec {
         struct step_rec *next;
 };
 
+/* A source host's domains as listed when the run first needed one of them:
+ * held handles, sorted by name, so a VM's source takes no look-up. */
+struct host_domains {
+        bool tried, listed;
+        virDomainPtr *d;
+        size_t n;
+};
+
 struct run {
         struct vp_ctx *ctx;
         struct vp_migration mig;
@@ -73,6 +82,10 @@ struct run {
         size_t failures;
         bool aborting;
         bool schema_checked;           /* a target domain passed libvirt's schema check */
+        struct host_domains *doms;     /* per host: its domains, listed once (source_domain) */
+        sem_t hv_slots;                /* VMs at the hypervisors at once: --parallel (hv_take) */
+        bool slots_ready;
+        pthread_mutex_t doms_lock;
         pthread_mutex_t lock;          /* next, failures, the commit queue, events */
         pthread_mutex_t cat_lock;      /* the catalog connection */
         pthread_cond_t committed;
@@ -139,6 +152,15 @@ static void run_clear(struct run *r)
         vp_rows_free(&vp_table_env, r->envs, r->nenvs);
         vp_rows_free(&vp_table_profile, r->profs, r->nprofs);
         vp_rows_free(&vp_table_host, r->hosts, r->nhosts);
+        for (size_t i = 0; r->doms && i < r->nhosts; i++) {
+                for (size_t k = 0; k < r->doms[i].n; k++)
+                        virDomainFree(r->doms[i].d[k]);
+                free(r->doms[i].d);
+        }
+        free(r->doms);
+        pthread_mutex_destroy(&r->doms_lock);
+        if (r->slots_ready)
+                sem_destroy(&r->hv_slots);
         free(r->conns);
         free(r->fenced);
         free(r->given_back);
@@ -219,6 +241,7 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         r->aborting = aborting;
         pthread_mutex_init(&r->lock, NULL);
         pthread_mutex_init(&r->cat_lock, NULL);
+        pthread_mutex_init(&r->doms_lock, NULL);
         pthread_cond_init(&r->committed, NULL);
         r->ctx = ctx;
         void *rows;
@@ -245,6 +268,7 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         for (size_t j = 0; j < r->n && !aborting; j++)
                 r->given_back[j] = delta_given_back(r, &r->mvs[j]);
         r->conns = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(virConnectPtr));
+        r->doms = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(struct host_domains));
         r->fenced = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(bool));
         for (size_t i = 0; i < r->nhosts; i++) {
                 if (target_host(r, &r->hosts[i]))
@@ -253,6 +277,33 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
                         vp_ctx_conn_host_source(ctx, &r->hosts[i], &r->conns[i], NULL);
         }
         return 0;
+}
+
+/* ---- VMs at the hypervisors ------------------------------------------------ */
+
+/* --parallel bounds the VMs being worked on at the hypervisors at once
+ * (stopped, undefined, defined, started, moved live): each takes one of the
+ * run's slots for that work and gives it back before it waits on the disk
+ * (its journal commit, its manifest), so more VMs than slots are in flight
+ * and that wait overlaps the hypervisors' work. Whether this thread holds
+ * a slot is its own state: a worker works on one VM at a time. */
+static _Thread_local bool slot_held;
+
+static void hv_take(struct run *r)
+{
+        if (slot_held || !r->slots_ready)
+                return;
+        while (sem_wait(&r->hv_slots) < 0 && errno == EINTR)
+                ;
+        slot_held = true;
+}
+
+static void hv_give(struct run *r)
+{
+        if (!slot_held)
+                return;
+        sem_post(&r->hv_slots);
+        slot_held = false;
 }
 
 static void emit(struct run *r, const char *vm, const char *step, int64_t gen, const char *error)
@@ -303,20 +354,22 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
         return k;
 }
 
-/* Record that MV reached STEP (and rewrite VM's row when given), in one
- * transaction with its journal entry, before the next step begins; returns
- * once that transaction is on disk. Steps of several workers share a
- * transaction (a group commit): while one worker commits, the others queue
- * their steps, and the first of them to wake commits the queue as the next
- * batch. Each VM still waits for its own step to be durable. */
-static int record_step(struct run *r, struct vp_migvm *mv, enum vp_step step, int64_t gen,
-                       const char *detail, const struct vp_vm *vm, struct vp_error *err)
+/* Commit RECS (N steps, in order) in one transaction, before the next step
+ * begins; returns once that transaction is on disk. Steps of several
+ * workers share a transaction (a group commit): while one worker commits,
+ * the others queue their steps, and the first of them to wake commits the
+ * queue as the next batch. Each VM still waits for its own steps to be
+ * durable. */
+static int record_steps(struct run *r, struct step_rec *recs, size_t n, struct vp_error *err)
 {
-        struct step_rec me = { .mv = mv, .step = step, .gen = gen, .detail = detail, .vm = vm };
+        hv_give(r);
         pthread_mutex_lock(&r->lock);
-        me.next = r->queue;
-        r->queue = &me;
-        while (!me.done) {
+        for (size_t i = 0; i < n; i++) {
+                recs[i].next = r->queue;
+                r->queue = &recs[i];
+        }
+        struct step_rec *me = &recs[n - 1];
+        while (!me->done) {
                 if (r->committing) {
                         pthread_cond_wait(&r->committed, &r->lock);
                         continue;
@@ -351,9 +404,18 @@ static int record_step(struct run *r, struct vp_migvm *mv, enum vp_step step, in
                 pthread_cond_broadcast(&r->committed);
         }
         pthread_mutex_unlock(&r->lock);
-        if (me.result < 0 && err)
-                *err = me.err;
-        return me.result;
+        if (me->result < 0 && err)
+                *err = me->err;
+        return me->result;
+}
+
+/* Record that MV reached STEP (and rewrite VM's row when given), in one
+ * transaction with its journal entry (see record_steps). */
+static int record_step(struct run *r, struct vp_migvm *mv, enum vp_step step, int64_t gen,
+                       const char *detail, const struct vp_vm *vm, struct vp_error *err)
+{
+        struct step_rec me = { .mv = mv, .step = step, .gen = gen, .detail = detail, .vm = vm };
+        return record_steps(r, &me, 1, err);
 }
 
 static void record_error(struct run *r, struct vp_migvm *mv, const char *msg)
@@ -403,16 +465,6 @@ static int define_domain(struct run *r, virConnectPtr conn, const char *xml, str
                 pthread_mutex_unlock(&r->lock);
         }
         return k;
-}
-
-static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
-{
-        *ret = conn_of(r, h);
-        if (*ret)
-                return 0;
-        struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
-        _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h ? h->name : NULL);
-        return vp_err(err, -EHOSTUNREACH, "%s is unreachable", who);
 }
 
 /* ---- sources that do not answer: fenced or waited for ------------------- */
@@ -599,6 +651,7 @@ static int job_load(struct run *r, struct vp_migvm *mv, struct vm_job *j, struct
 
 static void job_clear(struct vm_job *j)
 {
+        hv_give(j->r);
         vp_closep(&j->dfd);
         vp_row_clear(&vp_table_vm, &j->vm);
 }
@@ -616,6 +669,8 @@ static void job_take_owner(struct vm_job *j, const struct vp_manifest *m)
         j->vm.generation = m->generation;
 }
 
+static const step_fn move_steps[VP_STEP_MAX];
+
 /* Run STEPS from the step the VM is at until one has no function: each
  * records its step before the next begins. A step that recorded nothing
  * ends the run rather than repeat. */
@@ -625,6 +680,10 @@ static int run_steps(struct vm_job *j, const step_fn steps[VP_STEP_MAX], struct 
                 enum vp_step s = job_step(j);
                 if (s < 0 || s >= VP_STEP_MAX || !steps[s])
                         return 0;
+                /* A move's steps take a slot where they reach a hypervisor;
+                 * the rarer returns take one for each step. */
+                if (steps != move_steps)
+                        hv_take(j->r);
                 int k = steps[s](j, err);
                 if (k < 0 || job_step(j) == s)
                         return k;
@@ -636,13 +695,66 @@ static int live_lock(struct vm_job *j, struct vp_error *err);
 static int live_move(struct vm_job *j, struct vp_error *err);
 static int live_unlock(struct vm_job *j, struct vp_error *err);
 
+static int cmp_domain_name(const void *a, const void *b)
+{
+        return strcmp(virDomainGetName(*(virDomainPtr const *)a), virDomainGetName(*(virDomainPtr const *)b));
+}
+
+/* J's domain on its source host, from that host's list, made on the first
+ * call (one call to libvirt for all its VMs): 1 with *RET the domain or
+ * NULL when the host had none of that name; 0 when the list could not be
+ * had (the caller looks the domain up itself). */
+static int source_domain(struct vm_job *j, virDomainPtr *ret)
+{
+        struct run *r = j->r;
+        virConnectPtr c = j->sh ? conn_of(r, j->sh) : NULL;
+        if (!c)
+                return 0;
+        struct host_domains *hd = &r->doms[host_index(r, j->sh)];
+        pthread_mutex_lock(&r->doms_lock);
+        if (!hd->tried) {
+                hd->tried = true;
+                virDomainPtr *list = NULL;
+                int n = virConnectListAllDomains(c, &list, 0);
+                if (n >= 0) {
+                        qsort(list, (size_t)n, sizeof(*list), cmp_domain_name);
+                        hd->d = list;
+                        hd->n = (size_t)n;
+                        hd->listed = true;
+                }
+        }
+        pthread_mutex_unlock(&r->doms_lock);
+        if (!hd->listed)
+                return 0;
+        *ret = NULL;
+        size_t lo = 0, hi = hd->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c2 = strcmp(virDomainGetName(hd->d[mid]), j->vm.name);
+                if (c2 == 0) {
+                        *ret = hd->d[mid];
+                        break;
+                }
+                if (c2 < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return 1;
+}
+
 /* pending → stopping. Whether the source runs is remembered before the
  * shutdown: the target starts only if the source ran; an unreachable
  * fenced source counts as running. */
 static int move_note_source(struct vm_job *j, struct vp_error *err)
 {
         bool running = j->fenced;
-        if (!j->fenced) {
+        virDomainPtr d = NULL;
+        hv_take(j->r);
+        if (!j->fenced && source_domain(j, &d) > 0) {
+                /* As listed: a domain that runs has an id. */
+                running = d && virDomainGetID(d) != (unsigned int)-1;
+        } else if (!j->fenced) {
                 enum vp_vm_state state;
                 int k = vp_hv_domain_state(j->sc, j->vm.name, &state, err);
                 if (k < 0)
@@ -655,6 +767,36 @@ static int move_note_source(struct vm_job *j, struct vp_error *err)
                                      : running ? "source running" : "source not running", NULL, err);
 }
 
+/* The source stops and loses its definition: through the domain listed
+ * when the run began where there is one, else looked up by name. A VM
+ * started behind vpool's back since it was noted as not running ran
+ * after all: its target starts. */
+static int end_source(struct vm_job *j, struct vp_error *err)
+{
+        virDomainPtr d = NULL;
+        int timeout = (int)j->r->mig.shutdown_timeout;
+        int k;
+        hv_take(j->r);
+        if (source_domain(j, &d) > 0 && d) {
+                bool ran = false;
+                if ((k = vp_hv_retire(d, j->vm.name, timeout, &ran, err)) < 0)
+                        return k;
+                if (ran)
+                        j->mv->source_running = true;
+                vp_fault_point("migrate.source-stopped");
+                vp_fault_point("migrate.source-undefined");
+                return 0;
+        }
+        k = vp_hv_stop(j->sc, j->vm.name, timeout, true, err);
+        if (k < 0 && k != -ENOENT)
+                return k;
+        vp_fault_point("migrate.source-stopped");
+        if ((k = vp_hv_undefine(j->sc, j->vm.name, true, err)) < 0)
+                return k;
+        vp_fault_point("migrate.source-undefined");
+        return 0;
+}
+
 /* stopping → locked. The source stops, loses its definition, and the
  * migration takes the delta over at a new generation. */
 static int move_lock(struct vm_job *j, struct vp_error *err)
@@ -662,15 +804,9 @@ static int move_lock(struct vm_job *j, struct vp_error *err)
         if (j->mv->live && !j->fenced)
                 return live_lock(j, err);
         int k;
-        if (!j->fenced) {
-                k = vp_hv_stop(j->sc, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err);
-                if (k < 0 && k != -ENOENT)
-                        return k;
-                vp_fault_point("migrate.source-stopped");
-                if ((k = vp_hv_undefine(j->sc, j->vm.name, true, err)) < 0)
-                        return k;
-                vp_fault_point("migrate.source-undefined");
-        }
+        if (!j->fenced && (k = end_source(j, err)) < 0)
+                return k;
+        hv_give(j->r);
         struct vp_manifest m;
         if ((k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->vm_owner, j->mig_owner, j->mv->generation, 1, &m,
                                     err)) < 0)
@@ -695,6 +831,7 @@ static int provision_cold(struct vm_job *j, const char *detail, struct vp_error 
         _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;
+        hv_take(r);
         if ((k = define_domain(r, j->dc, xml, err)) < 0)
                 return k;
         j->defined = true;
@@ -741,7 +878,15 @@ static int unlock(struct vm_job *j, bool leased_by_target, const char *detail, s
         j->vm.env_id = j->dst->id;
         j->vm.profile_id = j->dp->id;
         j->vm.host_id = j->dh ? j->dh->id : 0;
-        return record_step(r, j->mv, VP_STEP_HANDED_OVER, m.generation, detail, &j->vm, err);
+        struct step_rec recs[2] = {
+                { .mv = j->mv, .step = VP_STEP_HANDED_OVER, .gen = m.generation, .detail = detail, .vm = &j->vm },
+                { .mv = j->mv, .step = VP_STEP_DONE, .gen = m.generation },
+        };
+        /* A target that will not start (its source did not run) and that
+         * this run defined a step ago is done once handed over: nothing
+         * happens between the two steps, so one commit records both. */
+        bool idle = !j->mv->live && !j->mv->source_running && j->defined;
+        return record_steps(r, recs, idle ? 2 : 1, err);
 }
 
 /* provisioned → handed_over. */
@@ -797,6 +942,8 @@ static int move_start(struct vm_job *j, struct vp_error *err)
 {
         struct vp_migvm *mv = j->mv;
         enum vp_vm_state st = VP_VM_UNKNOWN;
+        if (mv->live || !j->defined || mv->source_running)
+                hv_take(j->r);
         /* Moved live, it runs on the target already. */
         if (mv->live && vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st))
                 return record_step(j->r, mv, VP_STEP_DONE, mv->generation, "running (moved live)", NULL, err);
@@ -884,6 +1031,7 @@ static bool live_landed(struct vm_job *j)
 static int live_move(struct vm_job *j, struct vp_error *err)
 {
         struct run *r = j->r;
+        hv_take(r);
         struct vp_manifest m;
         int k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err);
         if (k < 0)
@@ -936,6 +1084,7 @@ static int live_move(struct vm_job *j, struct vp_error *err)
  * migration's generation go, and the delta is the VM's again. */
 static int live_unlock(struct vm_job *j, struct vp_error *err)
 {
+        hv_take(j->r);
         if (live_landed(j))
                 return unlock(j, true, "live", err);
         /* Moved, then shut down (or killed) before this step: its
@@ -956,18 +1105,29 @@ static const step_fn move_steps[VP_STEP_MAX] = {
         [VP_STEP_HANDED_OVER] = move_start,
 };
 
+static int need_conn(struct vm_job *j, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
+{
+        struct run *r = j->r;
+        *ret = conn_of(r, h);
+        if (*ret)
+                return 0;
+        struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
+        _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h ? h->name : NULL);
+        return vp_err(err, -EHOSTUNREACH, "%s is unreachable", who);
+}
+
 /* A move always needs the target; the source only at a step before the
  * lock. A fenced source (powered off, by its agent or the operator's word)
  * is passed by. */
 static int move_connect(struct vm_job *j, struct vp_error *err)
 {
-        int k = need_conn(j->r, j->dh, &j->dc, err);
+        int k = need_conn(j, j->dh, &j->dc, err);
         if (k < 0)
                 return k;
         enum vp_step s = job_step(j);
         if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
                 return 0;
-        if ((k = need_conn(j->r, j->sh, &j->sc, err)) < 0) {
+        if ((k = need_conn(j, j->sh, &j->sc, err)) < 0) {
                 if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)]) {
                         _cleanup_free_ char *who = vp_host_label(j->src->name, j->sh ? j->sh->name : NULL);
                         return vp_err(err, k, "%s does not answer and is not fenced: vm '%s' may still run there; "
@@ -1153,7 +1313,7 @@ static int keep_connect(struct vm_job *j, struct vp_error *err)
 static int return_connect(struct vm_job *j, struct vp_error *err)
 {
         j->dc = conn_of(j->r, j->dh);
-        return need_conn(j->r, j->sh, &j->sc, err);
+        return need_conn(j, j->sh, &j->sc, err);
 }
 
 /* An abort: a VM not yet handed over returns to its source as it was; one
@@ -1180,24 +1340,33 @@ static void *worker(void *arg)
                 size_t i = r->next++;
                 pthread_mutex_unlock(&r->lock);
                 if (i >= r->n)
-                        return NULL;
+                        break;
                 struct vp_migvm *mv = &r->mvs[i];
                 struct vp_error err = { 0 };
                 int k = r->aborting ? return_vm(r, mv, &err) : move_vm(r, mv, &err);
                 if (k < 0)
                         record_error(r, mv, err.msg);
         }
+        return NULL;
 }
+
+/* VMs in flight for each hypervisor slot: a cold move spends about two
+ * thirds of each VM's time on its journal and manifest writes. */
+#define IN_FLIGHT_PER_SLOT 3
 
 static void run_workers(struct run *r)
 {
-        size_t nt = r->mig.parallel > 0 ? (size_t)r->mig.parallel : VP_DEFAULT_PARALLEL;
+        size_t slots = r->mig.parallel > 0 ? (size_t)r->mig.parallel : VP_DEFAULT_PARALLEL;
+        /* One slot moves one VM at a time, start to end, in order. */
+        size_t nt = slots > 1 ? slots * IN_FLIGHT_PER_SLOT : 1;
         if (nt > r->n)
                 nt = r->n;
         if (nt <= 1) {
                 worker(r);
                 return;
         }
+        r->slots_ready = sem_init(&r->hv_slots, 0, (unsigned)slots) == 0;
+
         pthread_t *t = vp_xcalloc(nt, sizeof(pthread_t));
         size_t started = 0;
         for (; started < nt; started++)
