@@ -27,7 +27,7 @@ static const struct cli_verb verbs[] = {
                   "ENV, the pool's env, is powered off (recorded with who said it; refused if ENV\n"
                   "answers). Either way no delta is handed over while any process still holds a lock on\n"
                   "its disks.\n"
-                  "--parallel (VMs at once) and --shutdown-timeout default to the configured values,\n"
+                  "--parallel (VMs at the hypervisors at once) and --shutdown-timeout default to the configured values,\n"
                   "8 and 120 s unless set (see 'vpool config show'). Each VM goes to the host of ENV that\n"
                   "placement picks (see 'pool create'; --placement spread, the default, or pack).",
           .changes = true, .subject = CLI_SUBJECT_POOL,
