@@ -722,20 +722,22 @@ static int64_t *int_field(const struct vp_col *col, void *row)
         return (int64_t *)((char *)row + col->offset);
 }
 
+static void bind_col(sqlite3_stmt *s, const struct vp_col *col, const void *row, int idx)
+{
+        if (col->type == VP_COL_TEXT) {
+                const char *v = *text_field(col, (void *)row);
+                sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+        } else if (col->type == VP_COL_REF && *int_field(col, (void *)row) == 0) {
+                sqlite3_bind_null(s, idx);
+        } else {
+                sqlite3_bind_int64(s, idx, *int_field(col, (void *)row));
+        }
+}
+
 static void bind_row(sqlite3_stmt *s, const struct vp_table *t, const void *row, int first)
 {
-        for (size_t i = 1; i < t->ncols; i++) {
-                const struct vp_col *col = &t->cols[i];
-                int idx = first + (int)i - 1;
-                if (col->type == VP_COL_TEXT) {
-                        const char *v = *text_field(col, (void *)row);
-                        sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
-                } else if (col->type == VP_COL_REF && *int_field(col, (void *)row) == 0) {
-                        sqlite3_bind_null(s, idx);
-                } else {
-                        sqlite3_bind_int64(s, idx, *int_field(col, (void *)row));
-                }
-        }
+        for (size_t i = 1; i < t->ncols; i++)
+                bind_col(s, &t->cols[i], row, first + (int)i - 1);
 }
 
 static void load_row(sqlite3_stmt *s, const struct vp_table *t, void *row)
@@ -1052,6 +1054,42 @@ int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *ro
         bind_row(s, t, row, 1);
         sqlite3_bind_int64(s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
         if (sqlite3_step(s) != SQLITE_DONE)
+                return write_failed(c, t, row, "update failed", err);
+        return 0;
+}
+
+static const struct vp_col *col_named(const struct vp_table *t, const char *name)
+{
+        for (size_t i = 1; i < t->ncols; i++)
+                if (streq(t->cols[i].name, name))
+                        return &t->cols[i];
+        return NULL;
+}
+
+int vp_row_update_cols(struct vp_catalog *c, const struct vp_table *t, const void *row, const char *const *cols,
+                       struct vp_error *err)
+{
+        size_t n = 0, len = 64 + strlen(t->name);
+        for (; cols[n]; n++) {
+                if (!col_named(t, cols[n]))
+                        return vp_err(err, -EINVAL, "no column '%s' in %s", cols[n], t->name);
+                len += strlen(cols[n]) + 16;
+        }
+        if (n == 0)
+                return 0;
+        _cleanup_free_ char *sql = vp_xcalloc(1, len);
+        int off = snprintf(sql, len, "UPDATE %s SET ", t->name);
+        for (size_t i = 0; i < n; i++)
+                off += snprintf(sql + off, len - (size_t)off, "%s%s = ?%zu", i ? ", " : "", cols[i], i + 1);
+        snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", n + 1);
+        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
+        int r = prepare_cached(c, sql, &cs.s, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                bind_col(cs.s, col_named(t, cols[i]), row, (int)i + 1);
+        sqlite3_bind_int64(cs.s, (int)n + 1, *int_field(&t->cols[0], (void *)row));
+        if (sqlite3_step(cs.s) != SQLITE_DONE)
                 return write_failed(c, t, row, "update failed", err);
         return 0;
 }

@@ -313,6 +313,11 @@ int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col
                  int64_t *ret, struct vp_error *err);
 /* Rewrite every column of the row with ROW's id. */
 int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err);
+/* Rewrite only COLS (a NULL-terminated list of column names) of the row
+ * with ROW's id: what a hot path changes, and no index or reference check
+ * for the rest. -EINVAL for a name the table does not have. */
+int vp_row_update_cols(struct vp_catalog *c, const struct vp_table *t, const void *row, const char *const *cols,
+                       struct vp_error *err);
 /* Rows matching an SQL condition over the table's own columns, with one
  * optional integer parameter ?1 (WHERE is vpool's own text, never user input). */
 int vp_row_query(struct vp_catalog *c, const struct vp_table *t, const char *where, int64_t param,

@@ -134,12 +134,22 @@ const char *vp_vm_state(struct vp_ctx *ctx, const struct vp_vm *vm);
  * its UEFI variable store, its console log, the kernel and initrd of IM. */
 int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
                       const char *delta, struct vp_error *err);
+/* IM's own files (its master, kernel, initrd) pass vp_storage_check_file:
+ * the part of vp_vm_check_files every VM of its pools shares. */
+int vp_image_check_files(struct vp_ctx *ctx, const struct vp_image *im, struct vp_error *err);
+/* vp_vm_check_files once vp_image_check_files passed for IM: the VM's own
+ * files only (and its master, if the manifest names another). */
+int vp_vm_check_own_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
+                          const char *delta, struct vp_error *err);
 /* The domain XML of the VM described by manifest M, in collection DELTA,
  * with profile P on ENV, once vp_vm_check_files passed: no symbolic link
  * under the storage root on the way to any file it names, a regular file
  * where one exists. NULL with *err on failure ("vm 'VM' not defined: ..."). */
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
                 const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
+/* vp_vm_xml once vp_image_check_files passed for IM (vp_vm_check_own_files). */
+char *vp_vm_xml_own(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
 /* The image declares drivers for P's disk bus and NIC and boots with its firmware. */
 int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err);
 

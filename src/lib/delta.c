@@ -313,6 +313,28 @@ static int check_nvram(int vfd, const char *dir, const char *name, struct vp_err
         return n;
 }
 
+/* vp_delta_check on the open collection VFD (at PATH), whose manifest M
+ * was just read. */
+static int check_open(int vfd, const char *path, const char *pool, const char *dir, const struct vp_manifest *m,
+                      const char *master, const char *master_format, struct vp_error *err)
+{
+        char vm[VP_NAME_MAX + 1], uuid[37];
+        int r;
+        if (vp_delta_dir_parse(dir, vm, uuid) < 0)
+                return vp_err(err, -EINVAL, "'%s' is not a user delta collection", path);
+        if (!streq(m->pool, pool) || !streq(m->vm, vm) || (uuid[0] && !streq(m->uuid, uuid)))
+                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s (UUID %s)", path, m->pool, m->vm, m->uuid);
+        if (!streq(m->master, master) || !streq(m->master_format, master_format))
+                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", path, m->master, master);
+        if ((r = check_disk(vfd, path, m->overlay, master, master_format, err)) < 0)
+                return r;
+        if (m->data_disk[0] && (r = check_disk(vfd, path, m->data_disk, NULL, NULL, err)) < 0)
+                return r;
+        if (m->nvram[0] && (r = check_nvram(vfd, path, m->nvram, err)) < 0)
+                return r;
+        return 0;
+}
+
 int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err)
 {
@@ -323,21 +345,18 @@ int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, cons
         if (vp_delta_dir_parse(dir, vm, uuid) < 0)
                 return vp_err(err, -EINVAL, "'%s' is not a user delta collection", path);
         int r = vp_delta_open(s, pool, dir, &vfd, err);
-        if (r < 0 || (r = vp_manifest_read(vfd, path, &m, err)) < 0)
-                return r;
-        if (!streq(m.pool, pool) || !streq(m.vm, vm) || (uuid[0] && !streq(m.uuid, uuid)))
-                return vp_err(err, -EBADMSG, "manifest '%s' names %s/%s (UUID %s)", path, m.pool, m.vm, m.uuid);
-        if (!streq(m.master, master) || !streq(m.master_format, master_format))
-                return vp_err(err, -EPERM, "delta '%s' names master '%s', its pool's is '%s'", path, m.master, master);
-        if ((r = check_disk(vfd, path, m.overlay, master, master_format, err)) < 0)
-                return r;
-        if (m.data_disk[0] && (r = check_disk(vfd, path, m.data_disk, NULL, NULL, err)) < 0)
-                return r;
-        if (m.nvram[0] && (r = check_nvram(vfd, path, m.nvram, err)) < 0)
+        if (r < 0 || (r = vp_manifest_read(vfd, path, &m, err)) < 0 ||
+            (r = check_open(vfd, path, pool, dir, &m, master, master_format, err)) < 0)
                 return r;
         if (ret_m)
                 *ret_m = m;
         return 0;
+}
+
+int vp_delta_check_settled(int dfd, const char *label, const char *pool, const struct vp_manifest *m,
+                           const char *master, const char *master_format, struct vp_error *err)
+{
+        return check_open(dfd, label, pool, vp_delta_dir_of(label), m, master, master_format, err);
 }
 
 /* ---- the hand-over --------------------------------------------------------- */
@@ -513,12 +532,14 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
 }
 
 /* vp_delta_hand_over, and, unless RENAME, the disks keep their names. */
-static int hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen, int64_t bump,
-                     bool rename, struct vp_manifest *ret_m, struct vp_error *err)
+static int hand_over(int dfd, const char *label, const struct vp_manifest *settled, const char *from, const char *to,
+                     int64_t after_gen, int64_t bump, bool rename, struct vp_manifest *ret_m, struct vp_error *err)
 {
         struct vp_manifest m;
-        int k = vp_delta_settle(dfd, label, &m, err);
-        if (k < 0)
+        int k = 0;
+        if (settled)
+                m = *settled;
+        else if ((k = vp_delta_settle(dfd, label, &m, err)) < 0)
                 return k;
         if (streq(m.owner, to) && m.generation > after_gen) {
                 *ret_m = m;
@@ -550,11 +571,18 @@ static int hand_over(int dfd, const char *label, const char *from, const char *t
 int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                        int64_t bump, struct vp_manifest *ret_m, struct vp_error *err)
 {
-        return hand_over(dfd, label, from, to, after_gen, bump, true, ret_m, err);
+        return hand_over(dfd, label, NULL, from, to, after_gen, bump, true, ret_m, err);
+}
+
+int vp_delta_hand_over_settled(int dfd, const char *label, const struct vp_manifest *settled, const char *from,
+                               const char *to, int64_t after_gen, int64_t bump, struct vp_manifest *ret_m,
+                               struct vp_error *err)
+{
+        return hand_over(dfd, label, settled, from, to, after_gen, bump, true, ret_m, err);
 }
 
 int vp_delta_take_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                        struct vp_manifest *ret_m, struct vp_error *err)
 {
-        return hand_over(dfd, label, from, to, after_gen, 1, false, ret_m, err);
+        return hand_over(dfd, label, NULL, from, to, after_gen, 1, false, ret_m, err);
 }

@@ -63,6 +63,10 @@ int vp_delta_open(struct vp_storage *s, const char *pool, const char *dir, int *
  * its kind beside it. Fills *ret_m when not NULL. */
 int vp_delta_check(struct vp_storage *s, const char *pool, const char *dir, const char *master,
                    const char *master_format, struct vp_manifest *ret_m, struct vp_error *err);
+/* vp_delta_check of the open collection DFD (at LABEL, its absolute path)
+ * of POOL whose manifest M vp_delta_settle just gave. */
+int vp_delta_check_settled(int dfd, const char *label, const char *pool, const struct vp_manifest *m,
+                           const char *master, const char *master_format, struct vp_error *err);
 
 /* ---- the hand-over --------------------------------------------------------- */
 
@@ -115,3 +119,8 @@ int vp_delta_settle(int dfd, const char *label, struct vp_manifest *ret_m, struc
  * manifest write. */
 int vp_delta_hand_over(int dfd, const char *label, const char *from, const char *to, int64_t after_gen,
                        int64_t bump, struct vp_manifest *ret_m, struct vp_error *err);
+/* vp_delta_hand_over of a collection the caller settled a moment ago
+ * (vp_delta_settle gave SETTLED, the pool lock held since): no second read. */
+int vp_delta_hand_over_settled(int dfd, const char *label, const struct vp_manifest *settled, const char *from,
+                               const char *to, int64_t after_gen, int64_t bump, struct vp_manifest *ret_m,
+                               struct vp_error *err);

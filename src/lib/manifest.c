@@ -188,7 +188,6 @@ void vp_manifest_sweep_temps(int dirfd)
 
 int vp_manifest_write(int dirfd, const struct vp_manifest *m, struct vp_error *err)
 {
-        vp_manifest_sweep_temps(dirfd);
         _cleanup_free_ char *text = vp_manifest_to_json(m);
         return vp_write_file_atomic(dirfd, VP_MANIFEST_NAME, text, strlen(text), 0644, err);
 }

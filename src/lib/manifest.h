@@ -37,8 +37,8 @@ int vp_manifest_parse(const char *text, const char *label, struct vp_manifest *r
                       struct vp_error *err);
 
 /* A writer killed between creating its temp file and renaming it leaves
- * the temp behind. The next writer of the manifest, or the next settle of
- * its collection (one at a time: the pool lock), removes every temp in the
+ * the temp behind. The next settle of its collection (one at a time: the
+ * pool lock), which every hand-over begins with, removes every temp in the
  * collection DIRFD, so no stray file outlives the crash it came from. */
 void vp_manifest_sweep_temps(int dirfd);
 

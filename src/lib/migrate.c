@@ -48,6 +48,7 @@ struct step_rec {
         bool done;
         int result;
         struct vp_error err;
+        pthread_cond_t *wake;          /* its caller's, on the last step of a call: done, or lead */
         struct step_rec *next;
 };
 
@@ -82,13 +83,13 @@ struct run {
         size_t failures;
         bool aborting;
         bool schema_checked;           /* a target domain passed libvirt's schema check */
+        bool image_checked;            /* vp_image_check_files passed for IM when the run began */
         struct host_domains *doms;     /* per host: its domains, listed once (source_domain) */
         sem_t hv_slots;                /* VMs at the hypervisors at once: --parallel (hv_take) */
         bool slots_ready;
         pthread_mutex_t doms_lock;
         pthread_mutex_t lock;          /* next, failures, the commit queue, events */
         pthread_mutex_t cat_lock;      /* the catalog connection */
-        pthread_cond_t committed;
         struct step_rec *queue;        /* steps waiting for the next commit */
         bool committing;               /* a worker is committing a batch */
         vp_migrate_event_fn ev;
@@ -168,7 +169,6 @@ static void run_clear(struct run *r)
         vp_rows_free(&vp_table_migvm, r->mvs, r->n);
         pthread_mutex_destroy(&r->lock);
         pthread_mutex_destroy(&r->cat_lock);
-        pthread_cond_destroy(&r->committed);
         memset(r, 0, sizeof(*r));
 }
 
@@ -242,7 +242,6 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         pthread_mutex_init(&r->lock, NULL);
         pthread_mutex_init(&r->cat_lock, NULL);
         pthread_mutex_init(&r->doms_lock, NULL);
-        pthread_cond_init(&r->committed, NULL);
         r->ctx = ctx;
         void *rows;
         if ((k = vp_row_get_id(ctx->cat, &vp_table_migration, id, &r->mig, err)) < 0 ||
@@ -269,6 +268,7 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
                 r->given_back[j] = delta_given_back(r, &r->mvs[j]);
         r->conns = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(virConnectPtr));
         r->doms = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(struct host_domains));
+        r->image_checked = vp_image_check_files(ctx, &r->im, NULL) >= 0;
         r->fenced = vp_xcalloc(r->nhosts ? r->nhosts : 1, sizeof(bool));
         for (size_t i = 0; i < r->nhosts; i++) {
                 if (target_host(r, &r->hosts[i]))
@@ -312,6 +312,11 @@ static void emit(struct run *r, const char *vm, const char *step, int64_t gen, c
                 r->ev(r->ud, r->mig.id, vm, step, gen, error);
 }
 
+/* What a step changes in its VM's migration row, and in the VM's row when
+ * it rewrites that (a hand-over: owner and generation, and where it is). */
+static const char *const step_cols[] = { "step", "source_running", "live", "generation", "error", "updated", NULL };
+static const char *const vm_step_cols[] = { "env_id", "profile_id", "host_id", "owner", "generation", NULL };
+
 /* Commit BATCH (a list of steps of different VMs) in one transaction: each
  * VM's row, its journal entry and, where given, its VM row. All or none. */
 static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *err)
@@ -331,9 +336,9 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
                         .migration_id = r->mig.id, .vm_name = q->mv->vm_name, .step = step,
                         .generation = q->gen, .detail = (char *)(q->detail ? q->detail : ""), .at = now,
                 };
-                if ((k = vp_row_update(c, &vp_table_migvm, &row, err)) >= 0 &&
+                if ((k = vp_row_update_cols(c, &vp_table_migvm, &row, step_cols, err)) >= 0 &&
                     (k = vp_row_insert(c, &vp_table_journal, &j, err)) >= 0 && q->vm)
-                        k = vp_row_update(c, &vp_table_vm, q->vm, err);
+                        k = vp_row_update_cols(c, &vp_table_vm, q->vm, vm_step_cols, err);
         }
         if (k >= 0)
                 k = vp_catalog_commit(c, err);
@@ -357,21 +362,26 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
 /* Commit RECS (N steps, in order) in one transaction, before the next step
  * begins; returns once that transaction is on disk. Steps of several
  * workers share a transaction (a group commit): while one worker commits,
- * the others queue their steps, and the first of them to wake commits the
- * queue as the next batch. Each VM still waits for its own steps to be
- * durable. */
+ * the others queue their steps, and one of them, woken when that commit
+ * ends, commits the queue as the next batch. Each VM still waits for its
+ * own steps to be durable. A waiter is woken only for its own steps or to
+ * lead: with dozens of VMs in flight, waking them all at each commit was
+ * most of the work. */
 static int record_steps(struct run *r, struct step_rec *recs, size_t n, struct vp_error *err)
 {
         hv_give(r);
+        pthread_cond_t wake;
+        pthread_cond_init(&wake, NULL);
+        struct step_rec *me = &recs[n - 1];
+        me->wake = &wake;
         pthread_mutex_lock(&r->lock);
         for (size_t i = 0; i < n; i++) {
                 recs[i].next = r->queue;
                 r->queue = &recs[i];
         }
-        struct step_rec *me = &recs[n - 1];
         while (!me->done) {
                 if (r->committing) {
-                        pthread_cond_wait(&r->committed, &r->lock);
+                        pthread_cond_wait(&wake, &r->lock);
                         continue;
                 }
                 /* Lead: take the whole queue, oldest first. */
@@ -400,10 +410,15 @@ static int record_steps(struct run *r, struct step_rec *recs, size_t n, struct v
                                 vp_fault_point(point);
                         }
                         q->done = true;
+                        if (q->wake && q != me)
+                                pthread_cond_signal(q->wake);
                 }
-                pthread_cond_broadcast(&r->committed);
+                /* The last call queued (its last step is on top) leads next. */
+                if (r->queue)
+                        pthread_cond_signal(r->queue->wake);
         }
         pthread_mutex_unlock(&r->lock);
+        pthread_cond_destroy(&wake);
         if (me->result < 0 && err)
                 *err = me->err;
         return me->result;
@@ -828,7 +843,9 @@ static int provision_cold(struct vm_job *j, const char *detail, struct vp_error 
                 return k;
         struct vp_manifest unlocked = m;
         vp_delta_handed_manifest(&unlocked, j->vm_owner, 1);
-        _cleanup_free_ char *xml = vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err);
+        _cleanup_free_ char *xml = r->image_checked
+                ? vp_vm_xml_own(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err)
+                : vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;
         hv_take(r);
@@ -868,11 +885,11 @@ static int unlock(struct vm_job *j, bool leased_by_target, const char *detail, s
         struct vp_manifest m;
         int k;
         if ((k = vp_delta_settle(j->dfd, j->vm.delta_path, &m, err)) < 0 ||
-            (k = vp_delta_check(&r->ctx->st, r->pool.name, vp_delta_dir_of(j->vm.delta_path), r->im.path,
-                                r->im.format, NULL, err)) < 0 ||
+            (k = vp_delta_check_settled(j->dfd, j->vm.delta_path, r->pool.name, &m, r->im.path, r->im.format,
+                                        err)) < 0 ||
             (!leased_by_target && (k = lease_check(j, &m, err)) < 0) ||
-            (k = vp_delta_hand_over(j->dfd, j->vm.delta_path, j->mig_owner, j->vm_owner, j->mv->generation, 1, &m,
-                                    err)) < 0)
+            (k = vp_delta_hand_over_settled(j->dfd, j->vm.delta_path, &m, j->mig_owner, j->vm_owner,
+                                            j->mv->generation, 1, &m, err)) < 0)
                 return k;
         job_take_owner(j, &m);
         j->vm.env_id = j->dst->id;
@@ -1615,6 +1632,7 @@ struct refs {
         struct vp_pool pool;
         struct vp_image im;
         bool restamped;                /* the master, found unchanged, has a new stamp to store */
+        bool image_checked;            /* vp_image_check_files passed for IM */
         struct vp_env from, to;
         struct vp_host from_host;      /* only the VMs on this host move (a host's drain); id 0: all */
         struct vp_profile sp, dp;      /* the source's profile, the target's */
@@ -1820,7 +1838,8 @@ static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct
         int k = vp_delta_check(&ctx->st, f->pool.name, vp_delta_dir_of(vm->delta_path), f->im.path, f->im.format,
                                &m, err);
         if (k >= 0)
-                k = vp_vm_check_files(ctx, &f->im, &m, vm->delta_path, err);
+                k = f->image_checked ? vp_vm_check_own_files(ctx, &f->im, &m, vm->delta_path, err)
+                                     : vp_vm_check_files(ctx, &f->im, &m, vm->delta_path, err);
         if (k >= 0 && (!streq(m.owner, owner) || m.generation != vm->generation))
                 k = vp_err(err, -EPERM, "delta of vm '%s' is owned by '%s' at generation %lld, the catalog "
                            "says '%s' at %lld; run 'vpool fsck'", vm->name, m.owner, (long long)m.generation,
@@ -1904,6 +1923,9 @@ static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
         plan->vms = vp_xcalloc(f->n ? f->n : 1, sizeof(*plan->vms));
         plan->nvms = f->n;
         int k = 0;
+        /* Checked once here, the image's files are not checked again for
+         * each VM; if they fail, each VM says so. */
+        f->image_checked = vp_image_check_files(ctx, &f->im, NULL) >= 0;
         for (size_t i = 0; i < f->n && k >= 0; i++)
                 k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
         domains_free(&d);

@@ -114,8 +114,21 @@ int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *
         return 0;
 }
 
-int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
-                      const char *delta, struct vp_error *err)
+int vp_image_check_files(struct vp_ctx *ctx, const struct vp_image *im, struct vp_error *err)
+{
+        const char *paths[] = { im->path, im->kernel, im->initrd };
+        int r = 0;
+        for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++)
+                if (paths[i] && paths[i][0])
+                        r = vp_storage_check_file(&ctx->st, paths[i], err);
+        return r;
+}
+
+/* vp_vm_check_files; with IMAGE_CHECKED, IM's own files (vp_image_check_files)
+ * passed already and only the VM's are checked, and its master when the
+ * manifest names another. */
+static int check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m, const char *delta,
+                       bool image_checked, struct vp_error *err)
 {
         const char *names[] = { m->overlay, m->data_disk, m->nvram };
         int r = 0;
@@ -124,18 +137,37 @@ int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struc
                         _cleanup_free_ char *path = vp_strdupf("%s/%s", delta, names[i]);
                         r = vp_storage_check_file(&ctx->st, path, err);
                 }
+        if (r >= 0 && m->master[0] && (!image_checked || !streq(m->master, im->path)))
+                r = vp_storage_check_file(&ctx->st, m->master, err);
         _cleanup_free_ char *log = vp_storage_log_path(&ctx->st, m->vm);
-        const char *paths[] = { m->master, log, im->kernel, im->initrd };
-        for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++)
-                if (paths[i] && paths[i][0])
-                        r = vp_storage_check_file(&ctx->st, paths[i], err);
+        if (r >= 0)
+                r = vp_storage_check_file(&ctx->st, log, err);
+        if (r >= 0 && !image_checked) {
+                const char *paths[] = { im->kernel, im->initrd };
+                for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++)
+                        if (paths[i] && paths[i][0])
+                                r = vp_storage_check_file(&ctx->st, paths[i], err);
+        }
         return r;
 }
 
-char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
+int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
+                      const char *delta, struct vp_error *err)
 {
-        if (vp_vm_check_files(ctx, im, m, delta, err) < 0) {
+        return check_files(ctx, im, m, delta, false, err);
+}
+
+int vp_vm_check_own_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
+                          const char *delta, struct vp_error *err)
+{
+        return check_files(ctx, im, m, delta, true, err);
+}
+
+static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool image_checked,
+                    struct vp_error *err)
+{
+        if (check_files(ctx, im, m, delta, image_checked, err) < 0) {
                 vp_err_prefix(err, "vm '%s' not defined", m->vm);
                 return NULL;
         }
@@ -153,6 +185,18 @@ char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_im
                 .hostname = m->hostname, .generation = m->generation,
         };
         return vp_domxml_build(&d, err);
+}
+
+char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
+{
+        return vm_xml(ctx, env, im, p, m, delta, false, err);
+}
+
+char *vp_vm_xml_own(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
+{
+        return vm_xml(ctx, env, im, p, m, delta, true, err);
 }
 
 /* The manifest of VM's new collection: its identity from the catalog row,
