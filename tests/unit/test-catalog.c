@@ -57,6 +57,27 @@ static void test_rows(void **state)
         /* Only known columns may be named. */
         assert_int_equal(vp_row_get(c, &vp_table_env, "name; DROP TABLE envs", "x", &got, &err), -EINVAL);
 
+        /* A partial update rewrites the columns it names and leaves the
+         * rest as stored, however the struct says otherwise; twice, so the
+         * second runs the statement the first left prepared. */
+        for (int round = 0; round < 2; round++) {
+                /* The second round puts back what the checks below expect. */
+                int64_t cpus = round ? 2 : 8, mem = round ? 1024 : 4096;
+                struct vp_env part = { .id = e.id, .name = (char *)"renamed", .uri = (char *)"ignored",
+                                       .cpus = cpus, .memory_kib = mem };
+                static const char *const cols[] = { "cpus", "memory_kib", NULL };
+                assert_int_equal(vp_row_update_cols(c, &vp_table_env, &part, cols, &err), 0);
+                assert_int_equal(vp_row_get_id(c, &vp_table_env, e.id, &got, &err), 0);
+                assert_string_equal(got.name, "hosta");
+                assert_string_equal(got.uri, "qemu+ssh://h/system");
+                assert_int_equal(got.cpus, cpus);
+                assert_int_equal(got.memory_kib, mem);
+                vp_row_clear(&vp_table_env, &got);
+        }
+        static const char *const bad[] = { "cpus", "cpus = 0; --", NULL };
+        assert_int_equal(vp_row_update_cols(c, &vp_table_env, &e, bad, &err), -EINVAL);
+        assert_string_equal(err.msg, "no column 'cpus = 0; --' in envs");
+
         /* Rollback leaves nothing. */
         assert_int_equal(vp_catalog_begin(c, &err), 0);
         struct vp_env e2 = { .name = "hostb", .uri = "u" };
