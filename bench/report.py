@@ -276,7 +276,9 @@ def cluster_tables(w, cl):
     fig = cl["sizes"]
     w("## A pool between two environments of 3 hosts\n")
     w("A pool of N VMs (defined, not started) created on an env of 3 hosts (pc, IDE, e1000), then moved "
-      "to another env of 3 hosts with other hardware (q35, virtio, virtio) by `vpool migrate --parallel %d`, "
+      "to another env of 3 hosts with other hardware (q35, virtio, virtio) by `vpool migrate --parallel %d` "
+      "(that many VMs at the hypervisors at once; up to three times as many in flight while their journal "
+      "commits and manifest writes reach the disk), "
       "alternating with the raw libvirt floor of the same move: %d workers, each with its own libvirt "
       "connection to every host, each taking the next VM: define the edited domain on the target host "
       "vpool's plan gives it, undefine it on its source host (bench/cluster.py). Each timed move is "

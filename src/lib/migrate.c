@@ -636,6 +636,8 @@ struct vm_job {
         virConnectPtr sc, dc;          /* NULL where not needed (or fenced, unreachable) */
         bool fenced;                   /* the source did not answer and was declared powered off */
         bool defined;                  /* this run defined the target's domain (no need to look for it) */
+        bool locked;                   /* this run locked the delta: LOCKED_M is its manifest since */
+        struct vp_manifest locked_m;
 };
 
 /* A step function takes the VM from the step it is at to the next and
@@ -827,6 +829,8 @@ static int move_lock(struct vm_job *j, struct vp_error *err)
                                     err)) < 0)
                 return k;
         job_take_owner(j, &m);
+        j->locked = true;
+        j->locked_m = m;
         return record_step(j->r, j->mv, VP_STEP_LOCKED, m.generation, NULL, &j->vm, err);
 }
 
@@ -838,8 +842,12 @@ static int provision_cold(struct vm_job *j, const char *detail, struct vp_error 
 {
         struct run *r = j->r;
         struct vp_manifest m;
-        int k = vp_manifest_read(j->dfd, j->vm.delta_path, &m, err);
-        if (k < 0)
+        /* Locked by this run a step ago, under the pool's lock: the manifest
+         * is the one it wrote. */
+        int k = 0;
+        if (j->locked)
+                m = j->locked_m;
+        else if ((k = vp_manifest_read(j->dfd, j->vm.delta_path, &m, err)) < 0)
                 return k;
         struct vp_manifest unlocked = m;
         vp_delta_handed_manifest(&unlocked, j->vm_owner, 1);
