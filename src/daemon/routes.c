@@ -182,7 +182,7 @@ static void get_index(struct vpd_request *r, struct vpd_reply *rep)
         json_object_object_add(o, "version", json_object_new_string(VP_VERSION));
         json_object_object_add(o, "you", json_object_new_string(r->actor));
         json_object_object_add(o, "role", json_object_new_string(vp_role_to_string(r->role)));
-        static const char *const res[] = { "envs", "images", "profiles", "pools", "vms", "migrations",
+        static const char *const res[] = { "estate", "envs", "images", "profiles", "pools", "vms", "migrations",
                                            "history", "jobs", "events", "openapi.json" };
         for (size_t i = 0; i < ELEMENTSOF(res); i++) {
                 char href[64];
@@ -299,6 +299,18 @@ static void get_history(struct vpd_request *r, struct vpd_reply *rep)
         list_reply(&q, a);
 }
 
+static void get_estate(struct vpd_request *r, struct vpd_reply *rep)
+{
+        struct vp_error err = { 0 };
+        struct vp_ctx *ctx = vpd_read_ctx(r->d, &err);
+        struct json_object *o = NULL;
+        if (!ctx || vp_estate(ctx, &o, &err) < 0) {
+                vpd_problem_err(rep, &err);
+                return;
+        }
+        vpd_reply_json(rep, 200, o);
+}
+
 static void get_openapi(struct vpd_request *r, struct vpd_reply *rep)
 {
         struct json_object *o = vpd_openapi();
@@ -317,6 +329,7 @@ static void get_openapi(struct vpd_request *r, struct vpd_reply *rep)
 const struct vpd_route vpd_routes[] = {
         { "GET", "/v1", VP_ROLE_VIEWER, get_index, NULL },
         { "GET", "/v1/openapi.json", VP_ROLE_VIEWER, get_openapi, NULL },
+        { "GET", "/v1/estate", VP_ROLE_VIEWER, get_estate, NULL },
         { "GET", "/v1/envs", VP_ROLE_VIEWER, get_envs, FILTERS("name", "domain_type") },
         { "GET", "/v1/envs/{env}", VP_ROLE_VIEWER, get_env, NULL },
         { "GET", "/v1/envs/{env}/hosts", VP_ROLE_VIEWER, get_env_hosts, FILTERS("name", "reachable", "maintenance") },
