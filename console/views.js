@@ -299,12 +299,15 @@ export async function history(app, main, query) {
   const form = h('form', { class: 'form', onsubmit: (ev) => {
     ev.preventDefault();
     const p = new URLSearchParams();
-    for (const k of ['pool', 'vm', 'since']) { const v = form.elements[k].value.trim(); if (v) p.set(k, v); }
+    for (const k of ['pool', 'vm', 'since', 'via']) { const v = form.elements[k].value.trim(); if (v) p.set(k, v); }
     location.hash = `#/history?${p}`;
   } }, field('h-pool', 'Pool', 'any'), field('h-vm', 'VM', 'any'), field('h-since', 'Since', '1h, 2d, or a date'),
+  h('label', { for: 'h-via' }, 'Through'),
+  h('select', { id: 'h-via', name: 'via' }, ['', 'cli', 'api', 'policy'].map((v) =>
+    h('option', { value: v, selected: (q.get('via') ?? '') === v }, v || 'anything'))),
   h('button', { type: 'submit' }, 'Show'));
   const api = new URLSearchParams();
-  for (const k of ['pool', 'vm', 'since']) if (q.get(k)) api.set(k, q.get(k));
+  for (const k of ['pool', 'vm', 'since', 'via']) if (q.get(k)) api.set(k, q.get(k));
   api.set('limit', '200');
   const page = await get(`/v1/history?${api}`);
   const rows = page.items.slice().reverse();

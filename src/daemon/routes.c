@@ -283,8 +283,15 @@ static void get_history(struct vpd_request *r, struct vpd_reply *rep)
                 vpd_problem(rep, 400, "since", "%s", err.msg);
                 return;
         }
+        const char *via = vpd_query(r, "via");
+        if (via && vp_via_from_string(via) < 0) {
+                _cleanup_free_ char *all = vp_via_list(", ");
+                char pb[64];
+                vpd_problem(rep, 400, "via", "unknown via '%s' (%s)", vp_printable(via, pb, sizeof(pb)), all);
+                return;
+        }
         struct vp_ctx *ctx = vpd_read_ctx(r->d, &err);
-        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL };
+        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL, .via = via };
         struct vp_history_log log;
         if (!ctx || vp_history_read(ctx->cat, &f, &log, &err) < 0) {
                 vpd_problem_err(rep, &err);
@@ -292,7 +299,7 @@ static void get_history(struct vpd_request *r, struct vpd_reply *rep)
         }
         struct json_object *a = vp_history_json(&log);
         vp_history_log_free(&log);
-        /* pool, vm and since were applied by the reader; the page is ours. */
+        /* pool, vm, since and via were applied by the reader; the page is ours. */
         struct vpd_route page_only = *q.rt;
         page_only.filters = NULL;
         q.rt = &page_only;
@@ -343,7 +350,7 @@ const struct vpd_route vpd_routes[] = {
         { "GET", "/v1/vms/{vm}", VP_ROLE_VIEWER, get_vm, NULL },
         { "GET", "/v1/migrations", VP_ROLE_VIEWER, get_migrations, FILTERS("pool", "state", "from_env", "to_env") },
         { "GET", "/v1/migrations/{id}", VP_ROLE_VIEWER, get_migration, NULL },
-        { "GET", "/v1/history", VP_ROLE_VIEWER, get_history, FILTERS("pool", "vm", "since") },
+        { "GET", "/v1/history", VP_ROLE_VIEWER, get_history, FILTERS("pool", "vm", "since", "via") },
         { "GET", "/v1/events", VP_ROLE_VIEWER, vpd_get_events, FILTERS("since") },
         VPD_JOB_ROUTES,
         { NULL, NULL, 0, NULL, NULL },

@@ -195,9 +195,9 @@ try {
   await shots('host');
 
   // --- history ---
-  await go(`#/history?pool=${POOL}`, 'History');
+  await go(`#/history?pool=${POOL}&via=api`, 'History');
   const hist = await text('main');
-  check('the history, filtered by pool, names the operator\'s move', /console-op \(api\)/.test(hist) && /migration/.test(hist), hist.slice(0, 500));
+  check('the history, filtered by pool and via, names the operator\'s move', /console-op \(api\)/.test(hist) && /migration/.test(hist), hist.slice(0, 500));
   await axe('the history');
   await shots('history');
 
