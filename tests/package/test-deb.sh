@@ -103,7 +103,7 @@ check "hardening: fortified functions" sh -c "readelf -sW --dyn-syms '$elf' | gr
 # deb.sh refuses a tree whose debian/changelog names another version than
 # meson.build, before building anything.
 mkdir "$work/skew"
-tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' -cf - . | tar -C "$work/skew" -xf -
+tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' --exclude=./tests/browser/node_modules -cf - . | tar -C "$work/skew" -xf -
 sed -i '1s/(\([^)]*\))/(\1.1)/' "$work/skew/debian/changelog"
 skew=$("$work/skew/scripts/deb.sh" "$work/skew/out" 2>&1)
 rc=$?
