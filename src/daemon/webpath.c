@@ -34,8 +34,9 @@ int vpd_web_path(const char *path, char *name, size_t n, const char **ret_type)
         const char *file = path[1] ? path + 1 : "index.html";
         size_t len = strlen(file);
         /* One segment of plain characters: no '/', so no folder and no
-         * traversal; no leading '.', so no "..", no hidden file. */
-        if (len == 0 || len > NAME_MAX_LEN || len >= n || file[0] == '.')
+         * traversal; no leading '.' and no "..", so no hidden file and
+         * nothing a later reader could take for a parent. */
+        if (len == 0 || len > NAME_MAX_LEN || len >= n || file[0] == '.' || strstr(file, ".."))
                 return -ENOENT;
         for (size_t i = 0; i < len; i++)
                 if (!name_char(file[i]))

@@ -11,7 +11,7 @@ bool vpd_web_is_api(const char *path);
 /* The file of the console folder PATH names, into NAME (N bytes), and its
  * Content-Type into *RET_TYPE (a static string): "/" is index.html; any
  * other path is one segment of letters, digits, '-', '_' and '.', not
- * beginning with '.', whose extension the console uses. Returns 0, or
+ * beginning with '.' nor holding "..", whose extension the console uses. Returns 0, or
  * -ENOENT when PATH names no console file (a folder, a traversal, a control
  * character, an unknown extension). */
 int vpd_web_path(const char *path, char *name, size_t n, const char **ret_type);
