@@ -6,15 +6,21 @@
 # `vpool --json pool list` run back to back, and the delay from a journal
 # commit to its Server-Sent Event at a client. Sets $adir (its figures in
 # $adir/api.json).
+# section_catalog CATALOG STORAGE: a catalog of a section's own, its env
+# "a" on the pair's first host, the test guest's image, the profile pc-ide.
+section_catalog() {
+    VPOOL_CATALOG=$1 $vpool init --storage "$2" >/dev/null
+    VPOOL_CATALOG=$1 $vpool env add a --uri "$src" --domain-type qemu >/dev/null
+    VPOOL_CATALOG=$1 $vpool image add guest --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
+        --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline)" >/dev/null
+    VPOOL_CATALOG=$1 $vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256 >/dev/null
+}
+
 api_section() {
     adir=$work/api
     mkdir -p "$adir"
     local cat=$adir/catalog.db port pid i token
-    VPOOL_CATALOG=$cat $vpool init --storage "$adir/storage" >/dev/null
-    VPOOL_CATALOG=$cat $vpool env add a --uri "$src" --domain-type qemu >/dev/null
-    VPOOL_CATALOG=$cat $vpool image add guest --file build/guest/master.qcow2 --kernel build/guest/vmlinuz \
-        --initrd build/guest/initrd.img --cmdline "$(cat build/guest/cmdline)" >/dev/null
-    VPOOL_CATALOG=$cat $vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256 >/dev/null
+    section_catalog "$cat" "$adir/storage"
     for i in $(seq 20); do
         VPOOL_CATALOG=$cat $vpool pool create "api$i" --image guest --env a --profile pc-ide --size 5 --quiet
     done

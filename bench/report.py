@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--cluster", help="the cluster section's folder (bench/cluster.sh)")
     ap.add_argument("--live", help="the live section's figures (bench/live.py's JSON)")
     ap.add_argument("--api", help="the api section's figures (bench/api.py's JSON)")
+    ap.add_argument("--console", help="the console section's figures (bench/console.mjs's JSON)")
     ap.add_argument("--command", required=True)
     ap.add_argument("--master-bytes", type=int, required=True)
     ap.add_argument("--vpool", required=True)
@@ -50,6 +51,7 @@ def main():
     cl = cluster_figures(a.cluster) if a.cluster else None
     lv = json.load(open(a.live)) if a.live else None
     api = json.load(open(a.api)) if a.api else None
+    web = json.load(open(a.console)) if a.console else None
 
     out = []
     w = out.append
@@ -78,6 +80,8 @@ def main():
         live_table(w, lv)
     if api:
         api_table(w, api)
+    if web:
+        console_table(w, web)
 
     w("## Targets\n")
     w("| target | measured | met |")
@@ -96,6 +100,9 @@ def main():
         live_targets(t, lv)
     if api:
         api_targets(t, api)
+    if web:
+        t("estate of %d VMs rendered <= 1 s from the request" % web["vms"], "%.0f ms" % web["median_ms"],
+          web["median_ms"] <= 1000)
     w("")
     print("\n".join(out))
 
@@ -134,6 +141,21 @@ def api_table(w, api):
     w("| latency p50 / p90 / p99 | %.2f / %.2f / %.2f ms |" % (k["p50_ms"], k["p90_ms"], k["p99_ms"]))
     w("| answers other than 2xx | %d |" % k["non_2xx"])
     w("| event delay p50 / p99 / max | %.1f / %.1f / %.1f ms |" % (e["p50_ms"], e["p99_ms"], e["max_ms"]))
+    w("")
+
+
+def console_table(w, web):
+    w("## The web console\n")
+    w("Debian's Chromium, headless (puppeteer-core), at 1366x768, signed in as a viewer, loads vpoold's console "
+      "from loopback HTTP: the time from the page's request to the estate's pool table rendered with the %d "
+      "defined VMs of one pool counted by state (the page, its modules and `GET /v1/estate`, which reads the "
+      "host's domains once), %d runs after one to warm up; and `GET /v1/estate` alone, from the page.\n"
+      % (web["vms"], web["runs"]))
+    w("| | figure |")
+    w("|---|---:|")
+    w("| request to rendered estate, median | %.0f ms |" % web["median_ms"])
+    w("| runs | %s ms |" % ", ".join("%.0f" % x for x in web["samples_ms"]))
+    w("| `GET /v1/estate`, median | %.0f ms |" % web["api_median_ms"])
     w("")
 
 

@@ -37,7 +37,7 @@
 # with --only, writes build/bench/report.md unless --out says otherwise.
 #
 #   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
-#                [--only SECTION,...] [--parallel P]   (sections: migrate,downtime,cluster,live,api)
+#                [--only SECTION,...] [--parallel P]   (sections: migrate,downtime,cluster,live,api,console)
 #
 # --sizes sets the pool sizes of the migrate and cluster sections (defaults
 # "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
@@ -57,13 +57,17 @@
 # with 64 connections against GET /v1/pools beside the CLI's reads of the
 # same list, and the delay from a journal commit to its Server-Sent Event.
 #
+# The console section: the web console in Debian's Chromium
+# (bench/console.sh, bench/console.mjs): from the page's request to the
+# estate's table rendered for a pool of 1000 defined VMs, median of RUNS.
+#
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 sizes=
 runs=5
 out=
-only=migrate,downtime,cluster,live,api
+only=migrate,downtime,cluster,live,api,console
 parallel=8
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -84,7 +88,7 @@ case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; 
 case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2; exit 2 ;; esac
 for s in ${only//,/ }; do
     case $s in
-        migrate|downtime|cluster|live|api) ;;
+        migrate|downtime|cluster|live|api|console) ;;
         *) echo "bench: unknown section '$s'" >&2; exit 2 ;;
     esac
 done
@@ -104,7 +108,7 @@ vpool=$top/build/src/cli/vpool
 # The pair of hosts serves the migrate and downtime sections, the six the
 # cluster section.
 pair=0
-{ has migrate || has downtime || has live || has api; } && pair=1
+{ has migrate || has downtime || has live || has api || has console; } && pair=1
 hosts=()
 [ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
@@ -168,6 +172,17 @@ if has api; then
     mkdir -p build/bench
     cp "$adir/api.json" build/bench/api.json
     api=(--api "$top/build/bench/api.json")
+fi
+
+# ---- the console: the estate of 1000 VMs in a browser ------------------------------
+web=()
+if has console; then
+    # shellcheck source=bench/console.sh
+    . "$top/bench/console.sh"
+    console_section
+    mkdir -p build/bench
+    cp "$webdir/console.json" build/bench/console.json
+    web=(--console "$top/build/bench/console.json")
 fi
 
 export VPOOL_CATALOG=$work/catalog.db
@@ -369,7 +384,7 @@ mkdir -p build/bench
 cp "$results" build/bench/
 [ "${#downtime[@]}" = 0 ] || cp "$work/downtime" build/bench/
 [ "${#cluster[@]}" = 0 ] || { rm -rf build/bench/cluster; cp -r "$cdir" build/bench/cluster; }
-/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" "${api[@]}" \
+/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" "${api[@]}" "${web[@]}" \
     --command "$cmdline" \
     --master-bytes "$master_bytes" --vpool "$vpool" >"$out"
 cat "$out"

@@ -37,8 +37,10 @@ flock 9
 src=$work/vpool
 rm -rf "$src" "$work"/vpool_* "$work"/vpool-dbgsym_*
 mkdir -p "$src"
-# The tree as it is, edits included, without the build trees or git's files.
-tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' -cf - . | tar -C "$src" -xf -
+# The tree as it is, edits included, without the build trees, git's files or
+# the browser suite's npm packages (scripts/deps.sh installs them).
+tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' --exclude=./tests/browser/node_modules \
+    -cf - . | tar -C "$src" -xf -
 
 # The source package, from the clean copy, is made only for lintian, which
 # checks debian/ there.

@@ -22,8 +22,11 @@ package_pkgs=(dpkg-dev debhelper lintian debootstrap)
 # gnutls-bin: hosts.sh makes the TLS hosts' certificates with certtool.
 # spin: the model suite checks model/handover.pml with SPIN's verifier.
 # curl: the daemon's suite is an API client; wrk: bench/ loads the API.
+# chromium, nodejs: the console's browser suite (tests/browser/) drives
+# Debian's Chromium with puppeteer-core, which downloads no browser (npm
+# below, unless the nodejs installed brings its own).
 test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin
-           curl wrk)
+           curl wrk chromium nodejs)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2
@@ -86,4 +89,17 @@ fi
 if ! getent passwd libvirt-qemu >/dev/null; then
     useradd --system --gid kvm --home-dir /var/lib/libvirt --no-create-home \
         --shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
+fi
+
+# The browser suite's npm packages, exactly as tests/browser/package-lock.json
+# pins them (puppeteer-core and axe-core); again only when the lock changed.
+browser=$top/tests/browser
+if ! command -v npm >/dev/null; then
+    [ "$updated" -eq 1 ] || apt-get update
+    apt_get install -y npm
+fi
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-lock.json" 2>/dev/null; then
+    echo "deps.sh: npm ci in tests/browser"
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.installed-lock.json)
 fi

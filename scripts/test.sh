@@ -97,6 +97,11 @@ cat "$slow_out"
 tally build integration
 tally build integration-slow
 
+step "the web console in Chromium (puppeteer-core, axe-core) on ${hosts[0]} ${hosts[1]}; screenshots in build/console-shots"
+VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
+    meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser || rc=1
+tally build browser
+
 step "stopping hosts"
 stop_hosts
 trap - EXIT

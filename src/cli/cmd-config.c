@@ -8,14 +8,14 @@ static const struct cli_verb verbs[] = {
         { .name = "show", .fn = config_show,
           .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]\n"
                    "       [--source-grace SEC] [--fence-timeout SEC] [--listen LISTENERS] [--tls-cert FILE]\n"
-                   "       [--tls-key FILE] [--rate-limit N]",
+                   "       [--tls-key FILE] [--rate-limit N] [--console DIR]",
           .help = "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
                   "command line. The options stand for those of init, migrate, pool create and vpoold.\n"
                   "The file is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".",
           .opts = CLI_OPTS(CLI_VALUE("catalog"), CLI_VALUE("storage"), CLI_VALUE("parallel"),
                            CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile"), CLI_VALUE("source-grace"),
                            CLI_VALUE("fence-timeout"), CLI_VALUE("listen"), CLI_VALUE("tls-cert"),
-                           CLI_VALUE("tls-key"), CLI_VALUE("rate-limit")) },
+                           CLI_VALUE("tls-key"), CLI_VALUE("rate-limit"), CLI_VALUE("console")) },
         { 0 },
 };
 
@@ -30,7 +30,7 @@ static const char *const key_options[VP_CONF_KEY_MAX] = {
         [VP_CONF_SHUTDOWN_TIMEOUT] = "shutdown-timeout", [VP_CONF_PROFILE] = "profile",
         [VP_CONF_SOURCE_GRACE] = "source-grace", [VP_CONF_FENCE_TIMEOUT] = "fence-timeout",
         [VP_CONF_LISTEN] = "listen", [VP_CONF_TLS_CERT] = "tls-cert", [VP_CONF_TLS_KEY] = "tls-key",
-        [VP_CONF_RATE_LIMIT] = "rate-limit",
+        [VP_CONF_RATE_LIMIT] = "rate-limit", [VP_CONF_CONSOLE] = "console",
 };
 
 static const char *const origins[] = {

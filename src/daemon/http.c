@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "console.h"
+#include "webpath.h"
 
 struct vpd_listener {
         struct vpd *d;
@@ -244,6 +246,10 @@ static void dispatch(struct vpd_request *r, const struct vp_listen *l, struct vp
 {
         if (r->body_too_large) {
                 vpd_problem(rep, 413, NULL, "the request body is larger than %d bytes", VPD_BODY_MAX);
+                return;
+        }
+        if (!vpd_web_is_api(r->path)) {
+                vpd_console_serve(r, rep);
                 return;
         }
         if (has_dot_segment(r->path)) {

@@ -182,7 +182,7 @@ static void get_index(struct vpd_request *r, struct vpd_reply *rep)
         json_object_object_add(o, "version", json_object_new_string(VP_VERSION));
         json_object_object_add(o, "you", json_object_new_string(r->actor));
         json_object_object_add(o, "role", json_object_new_string(vp_role_to_string(r->role)));
-        static const char *const res[] = { "envs", "images", "profiles", "pools", "vms", "migrations",
+        static const char *const res[] = { "estate", "envs", "images", "profiles", "pools", "vms", "migrations",
                                            "history", "jobs", "events", "openapi.json" };
         for (size_t i = 0; i < ELEMENTSOF(res); i++) {
                 char href[64];
@@ -283,8 +283,15 @@ static void get_history(struct vpd_request *r, struct vpd_reply *rep)
                 vpd_problem(rep, 400, "since", "%s", err.msg);
                 return;
         }
+        const char *via = vpd_query(r, "via");
+        if (via && vp_via_from_string(via) < 0) {
+                _cleanup_free_ char *all = vp_via_list(", ");
+                char pb[64];
+                vpd_problem(rep, 400, "via", "unknown via '%s' (%s)", vp_printable(via, pb, sizeof(pb)), all);
+                return;
+        }
         struct vp_ctx *ctx = vpd_read_ctx(r->d, &err);
-        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL };
+        struct vp_history_filter f = { .pool = pool, .vm = vm, .since = since ? when : NULL, .via = via };
         struct vp_history_log log;
         if (!ctx || vp_history_read(ctx->cat, &f, &log, &err) < 0) {
                 vpd_problem_err(rep, &err);
@@ -292,11 +299,23 @@ static void get_history(struct vpd_request *r, struct vpd_reply *rep)
         }
         struct json_object *a = vp_history_json(&log);
         vp_history_log_free(&log);
-        /* pool, vm and since were applied by the reader; the page is ours. */
+        /* pool, vm, since and via were applied by the reader; the page is ours. */
         struct vpd_route page_only = *q.rt;
         page_only.filters = NULL;
         q.rt = &page_only;
         list_reply(&q, a);
+}
+
+static void get_estate(struct vpd_request *r, struct vpd_reply *rep)
+{
+        struct vp_error err = { 0 };
+        struct vp_ctx *ctx = vpd_read_ctx(r->d, &err);
+        struct json_object *o = NULL;
+        if (!ctx || vp_estate(ctx, &o, &err) < 0) {
+                vpd_problem_err(rep, &err);
+                return;
+        }
+        vpd_reply_json(rep, 200, o);
 }
 
 static void get_openapi(struct vpd_request *r, struct vpd_reply *rep)
@@ -317,6 +336,7 @@ static void get_openapi(struct vpd_request *r, struct vpd_reply *rep)
 const struct vpd_route vpd_routes[] = {
         { "GET", "/v1", VP_ROLE_VIEWER, get_index, NULL },
         { "GET", "/v1/openapi.json", VP_ROLE_VIEWER, get_openapi, NULL },
+        { "GET", "/v1/estate", VP_ROLE_VIEWER, get_estate, NULL },
         { "GET", "/v1/envs", VP_ROLE_VIEWER, get_envs, FILTERS("name", "domain_type") },
         { "GET", "/v1/envs/{env}", VP_ROLE_VIEWER, get_env, NULL },
         { "GET", "/v1/envs/{env}/hosts", VP_ROLE_VIEWER, get_env_hosts, FILTERS("name", "reachable", "maintenance") },
@@ -330,7 +350,7 @@ const struct vpd_route vpd_routes[] = {
         { "GET", "/v1/vms/{vm}", VP_ROLE_VIEWER, get_vm, NULL },
         { "GET", "/v1/migrations", VP_ROLE_VIEWER, get_migrations, FILTERS("pool", "state", "from_env", "to_env") },
         { "GET", "/v1/migrations/{id}", VP_ROLE_VIEWER, get_migration, NULL },
-        { "GET", "/v1/history", VP_ROLE_VIEWER, get_history, FILTERS("pool", "vm", "since") },
+        { "GET", "/v1/history", VP_ROLE_VIEWER, get_history, FILTERS("pool", "vm", "since", "via") },
         { "GET", "/v1/events", VP_ROLE_VIEWER, vpd_get_events, FILTERS("since") },
         VPD_JOB_ROUTES,
         { NULL, NULL, 0, NULL, NULL },

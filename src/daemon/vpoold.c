@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "console.h"
 #include "events.h"
 #include "jobs.h"
 #include "vp-config.h"
@@ -75,7 +76,7 @@ struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
 
 static const char usage[] =
         "usage: vpoold [--config FILE] [--foreground] [--catalog FILE] [--listen LISTENERS]\n"
-        "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N]\n"
+        "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N] [--console DIR]\n"
         "       vpoold --routes | --help | --version\n";
 
 static const char help[] =
@@ -88,6 +89,7 @@ static const char help[] =
         "  --tls-cert FILE     the certificate chain of https:// listeners (PEM)\n"
         "  --tls-key FILE      its private key (PEM)\n"
         "  --rate-limit N      requests per second one client may send\n"
+        "  --console DIR       the web console's files, served at / (default " VP_CONSOLE_DIR ")\n"
         "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
@@ -113,6 +115,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 { "tls-cert", required_argument, NULL, O_KEY + VP_CONF_TLS_CERT },
                 { "tls-key", required_argument, NULL, O_KEY + VP_CONF_TLS_KEY },
                 { "rate-limit", required_argument, NULL, O_KEY + VP_CONF_RATE_LIMIT },
+                { "console", required_argument, NULL, O_KEY + VP_CONF_CONSOLE },
                 { 0 },
         };
         opterr = 0;
@@ -218,11 +221,13 @@ static int configure(struct vpd *d, const struct opts *o, struct vp_error *err)
                 d->have_group = true;
         }
         vpd_auth_set_rate(d->conf.rate_limit);
+        vpd_console_open(d);
         return 0;
 }
 
 static void vpd_free(struct vpd *d)
 {
+        vpd_console_close(d);
         free(d->listen);
         free(d->tls_cert_pem);
         free(d->tls_key_pem);
@@ -312,7 +317,7 @@ int main(int argc, char **argv)
         bool systemd = getenv("NOTIFY_SOCKET") != NULL;
         log_journal = getenv("JOURNAL_STREAM") != NULL;
         vp_catalog_threads_init();
-        struct vpd d = { 0 };
+        struct vpd d = { .console_fd = -1 };
         struct vp_error err = { 0 };
         if (configure(&d, &o, &err) < 0) {
                 vpd_log(LOG_ERR, "%s", err.msg);

@@ -44,6 +44,7 @@ struct vpd {
         bool have_group;
         struct vpd_jobs *jobs;
         struct vpd_events *events;
+        int console_fd;                   /* the console's folder, -1: none */
 };
 
 /* The ctx of the calling thread, opened on first use (each worker thread

@@ -7,6 +7,7 @@
 #include "listen.h"
 #include "name.h"
 #include "parse.h"
+#include "vp-config.h"
 
 static const struct {
         const char *key, *env, *option;
@@ -22,6 +23,7 @@ static const struct {
         [VP_CONF_TLS_CERT] = { "tls_cert", "VPOOL_TLS_CERT", "--tls-cert" },
         [VP_CONF_TLS_KEY] = { "tls_key", "VPOOL_TLS_KEY", "--tls-key" },
         [VP_CONF_RATE_LIMIT] = { "rate_limit", "VPOOL_RATE_LIMIT", "--rate-limit" },
+        [VP_CONF_CONSOLE] = { "console", "VPOOL_CONSOLE", "--console" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -44,6 +46,7 @@ void vp_config_init(struct vp_config *c)
         memset(c, 0, sizeof(*c));
         c->v[VP_CONF_CATALOG].text = vp_strdup(VP_DEFAULT_CATALOG);
         c->v[VP_CONF_LISTEN].text = vp_strdup(VP_DEFAULT_LISTEN);
+        c->v[VP_CONF_CONSOLE].text = vp_strdup(VP_CONSOLE_DIR);
         c->v[VP_CONF_PARALLEL].text = vp_strdupf("%d", VP_CONF_DEFAULT_PARALLEL);
         c->v[VP_CONF_SHUTDOWN_TIMEOUT].text = vp_strdupf("%d", VP_CONF_DEFAULT_SHUTDOWN_TIMEOUT);
         c->v[VP_CONF_SOURCE_GRACE].text = vp_strdupf("%d", VP_CONF_DEFAULT_SOURCE_GRACE);
@@ -134,6 +137,9 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 break;
         case VP_CONF_TLS_KEY:
                 r = check_path("TLS key", value, origin, err);
+                break;
+        case VP_CONF_CONSOLE:
+                r = check_path("console folder", value, origin, err);
                 break;
         default:
                 break;

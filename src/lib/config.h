@@ -23,6 +23,7 @@ enum vp_conf_key {
         VP_CONF_TLS_CERT,
         VP_CONF_TLS_KEY,
         VP_CONF_RATE_LIMIT,
+        VP_CONF_CONSOLE,
         VP_CONF_KEY_MAX,
 };
 

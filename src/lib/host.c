@@ -519,6 +519,14 @@ void vp_host_live(struct vp_ctx *ctx, const struct vp_host *h, struct vp_host_li
         int running = virConnectNumOfDomains(c), off = virConnectNumOfDefinedDomains(c);
         ret->running = running > 0 ? running : 0;
         ret->defined = ret->running + (off > 0 ? off : 0);
+        struct vp_hv_states st = { 0 };
+        ret->vcpus = -1;
+        if (vp_hv_states_stats(c, &st, NULL) < 0)
+                return;
+        ret->vcpus = 0;
+        for (size_t i = 0; i < st.n; i++)
+                ret->vcpus += st.v[i].active ? st.v[i].vcpus : 0;
+        vp_hv_states_free(&st);
 }
 
 int vp_env_host_drain_begin(struct vp_ctx *ctx, const char *env, const char *host, const char *const *to, size_t nto,

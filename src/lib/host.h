@@ -62,6 +62,7 @@ struct vp_host_live {
         int64_t free_kib;
         int64_t defined;               /* domains defined there, running or not */
         int64_t running;
+        int64_t vcpus;                 /* vCPUs of the domains running there, -1: not told */
 };
 void vp_host_live(struct vp_ctx *ctx, const struct vp_host *h, struct vp_host_live *ret);
 

@@ -618,6 +618,18 @@ int vp_hv_retire(virDomainPtr d, const char *name, int timeout_sec, bool *ret_ra
         return 0;
 }
 
+/* libvirt's state word as vpool's. */
+static enum vp_vm_state state_of(int state)
+{
+        static const enum vp_vm_state states[] = {
+                [VIR_DOMAIN_NOSTATE] = VP_VM_NOSTATE, [VIR_DOMAIN_RUNNING] = VP_VM_RUNNING,
+                [VIR_DOMAIN_BLOCKED] = VP_VM_BLOCKED, [VIR_DOMAIN_PAUSED] = VP_VM_PAUSED,
+                [VIR_DOMAIN_SHUTDOWN] = VP_VM_SHUTTING_DOWN, [VIR_DOMAIN_SHUTOFF] = VP_VM_SHUT_OFF,
+                [VIR_DOMAIN_CRASHED] = VP_VM_CRASHED, [VIR_DOMAIN_PMSUSPENDED] = VP_VM_SUSPENDED,
+        };
+        return state >= 0 && (size_t)state < ELEMENTSOF(states) ? states[state] : VP_VM_UNKNOWN;
+}
+
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;
@@ -631,13 +643,7 @@ int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *r
         int state, reason;
         if (virDomainGetState(d, &state, &reason, 0) < 0)
                 return vp_err(err, -EIO, "domain '%s': %s", name, lv_msg());
-        static const enum vp_vm_state states[] = {
-                [VIR_DOMAIN_NOSTATE] = VP_VM_NOSTATE, [VIR_DOMAIN_RUNNING] = VP_VM_RUNNING,
-                [VIR_DOMAIN_BLOCKED] = VP_VM_BLOCKED, [VIR_DOMAIN_PAUSED] = VP_VM_PAUSED,
-                [VIR_DOMAIN_SHUTDOWN] = VP_VM_SHUTTING_DOWN, [VIR_DOMAIN_SHUTOFF] = VP_VM_SHUT_OFF,
-                [VIR_DOMAIN_CRASHED] = VP_VM_CRASHED, [VIR_DOMAIN_PMSUSPENDED] = VP_VM_SUSPENDED,
-        };
-        *ret = state >= 0 && (size_t)state < ELEMENTSOF(states) ? states[state] : VP_VM_UNKNOWN;
+        *ret = state_of(state);
         return 0;
 }
 
@@ -741,6 +747,29 @@ int vp_hv_states_load(virConnectPtr conn, struct vp_hv_states *ret, struct vp_er
         free(active);
         free(all);
         free(act);
+        qsort(s.v, s.n, sizeof(*s.v), domstate_cmp);
+        *ret = s;
+        return 0;
+}
+
+int vp_hv_states_stats(virConnectPtr conn, struct vp_hv_states *ret, struct vp_error *err)
+{
+        virDomainStatsRecordPtr *recs = NULL;
+        int n = virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_VCPU, &recs, 0);
+        if (n < 0)
+                return vp_err(err, -EIO, "cannot read the domains' statistics: %s", lv_msg());
+        struct vp_hv_states s = { .v = vp_xcalloc((size_t)n + 1, sizeof(*s.v)), .n = (size_t)n };
+        for (int i = 0; i < n; i++) {
+                int state = VIR_DOMAIN_NOSTATE;
+                unsigned vcpus = 0;
+                virTypedParamsGetInt(recs[i]->params, recs[i]->nparams, "state.state", &state);
+                virTypedParamsGetUInt(recs[i]->params, recs[i]->nparams, "vcpu.current", &vcpus);
+                s.v[i].name = vp_strdup(virDomainGetName(recs[i]->dom));
+                s.v[i].state = state_of(state);
+                s.v[i].active = vp_vm_state_active(s.v[i].state) || s.v[i].state == VP_VM_SHUTTING_DOWN;
+                s.v[i].vcpus = (int)vcpus;
+        }
+        virDomainStatsRecordListFree(recs);
         qsort(s.v, s.n, sizeof(*s.v), domstate_cmp);
         *ret = s;
         return 0;

@@ -114,12 +114,17 @@ int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_B
 struct vp_hv_domstate {
         char *name;
         bool active;
+        enum vp_vm_state state;    /* vp_hv_states_stats alone */
+        int vcpus;                 /* vp_hv_states_stats alone: its vCPUs now */
 };
 struct vp_hv_states {
         struct vp_hv_domstate *v;  /* sorted by name */
         size_t n;
 };
 int vp_hv_states_load(virConnectPtr conn, struct vp_hv_states *ret, struct vp_error *err);
+/* The same with each domain's state and vCPUs, from one call of
+ * libvirt's domain statistics whatever their number. */
+int vp_hv_states_stats(virConnectPtr conn, struct vp_hv_states *ret, struct vp_error *err);
 /* NAME in S: NULL when CONN had no such domain. */
 const struct vp_hv_domstate *vp_hv_states_find(const struct vp_hv_states *s, const char *name);
 void vp_hv_states_free(struct vp_hv_states *s);

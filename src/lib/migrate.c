@@ -1579,6 +1579,7 @@ static int run_loaded(struct vp_ctx *ctx, int64_t id, bool aborting, const char 
 void vp_plan_free(struct vp_plan *plan)
 {
         free(plan->vms);
+        free(plan->hosts);
         memset(plan, 0, sizeof(*plan));
 }
 
@@ -1882,6 +1883,22 @@ static int preflight_vm(struct vp_ctx *ctx, const struct vp_migrate_args *a, con
         return k;
 }
 
+/* Each host of the target as placement left it, for the plan. */
+static void plan_hosts(const struct vp_placer *pl, struct vp_plan *plan)
+{
+        plan->hosts = vp_xcalloc(pl->n ? pl->n : 1, sizeof(*plan->hosts));
+        plan->nhosts = pl->n;
+        for (size_t h = 0; h < pl->n; h++) {
+                struct vp_plan_host *ph = &plan->hosts[h];
+                snprintf(ph->name, sizeof(ph->name), "%s", pl->h[h].host.name);
+                snprintf(ph->why, sizeof(ph->why), "%s", pl->h[h].eligible ? "" : pl->h[h].why);
+                ph->eligible = pl->h[h].eligible;
+                ph->memory_free_mib = pl->h[h].free_kib >> 10;
+                ph->memory_needed_mib = pl->h[h].running_kib >> 10;
+                ph->vms = (int64_t)pl->h[h].placed;
+        }
+}
+
 /* The host of the target each VM goes to, in the pool's order: it must
  * have no other domain of the VM's name (its own, on the host it stays on,
  * is replaced by the move). */
@@ -1920,6 +1937,7 @@ static int place_vms(struct refs *f, struct vp_plan *plan, struct vp_error *err)
                         vp_hv_states_free(&doms[h]);
         free(doms);
         free(loaded);
+        plan_hosts(&f->pl, plan);
         return k;
 }
 

@@ -30,6 +30,16 @@ struct vp_plan_vm {
         bool unreachable;          /* its env did not answer: fenced by the operator or to be by its agent */
 };
 
+/* A host of the target as placement saw it. */
+struct vp_plan_host {
+        char name[64];
+        bool eligible;
+        char why[1024];            /* why it takes no VM */
+        int64_t memory_free_mib;   /* free when placement began */
+        int64_t memory_needed_mib; /* by the VMs placed there that will run */
+        int64_t vms;               /* VMs placed there */
+};
+
 struct vp_plan {
         char pool[64];
         char from_env[64], to_env[64];
@@ -40,6 +50,8 @@ struct vp_plan {
         size_t nvms;
         int64_t memory_needed_mib;
         int64_t memory_free_mib;
+        struct vp_plan_host *hosts;
+        size_t nhosts;
 };
 
 /* Events a run reports while it works (may be called from worker threads,

@@ -253,6 +253,7 @@ static struct json_object *host_json(struct vp_ctx *ctx, const struct vp_host *h
         json_object_object_add(o, "memory_free_kib", l.reachable ? json_object_new_int64(l.free_kib) : NULL);
         json_object_object_add(o, "domains_defined", l.reachable ? json_object_new_int64(l.defined) : NULL);
         json_object_object_add(o, "domains_running", l.reachable ? json_object_new_int64(l.running) : NULL);
+        json_object_object_add(o, "vcpus_running", l.reachable ? count(l.vcpus) : NULL);
         return o;
 }
 
@@ -721,6 +722,19 @@ struct json_object *vp_plan_json(const struct vp_plan *pl)
                 json_object_array_add(a, v);
         }
         json_object_object_add(o, "vms", a);
+        struct json_object *hs = json_object_new_array();
+        for (size_t i = 0; i < pl->nhosts; i++) {
+                const struct vp_plan_host *ph = &pl->hosts[i];
+                struct json_object *h = json_object_new_object();
+                json_object_object_add(h, "host", json_object_new_string(ph->name));
+                json_object_object_add(h, "eligible", json_object_new_boolean(ph->eligible));
+                json_object_object_add(h, "why_not", ph->eligible ? NULL : text(ph->why));
+                json_object_object_add(h, "memory_free_mib", json_object_new_int64(ph->memory_free_mib));
+                json_object_object_add(h, "memory_needed_mib", json_object_new_int64(ph->memory_needed_mib));
+                json_object_object_add(h, "vm_count", json_object_new_int64(ph->vms));
+                json_object_array_add(hs, h);
+        }
+        json_object_object_add(o, "hosts", hs);
         return o;
 }
 
@@ -858,4 +872,164 @@ struct json_object *vp_event_json(const struct vp_event *e)
         json_object_object_add(o, "state", text(e->state));
         json_object_object_add(o, "detail", text(e->detail));
         return o;
+}
+
+/* ---- the estate ------------------------------------------------------------ */
+
+/* The domains of every host, each read once: a pool of a thousand VMs
+ * costs one call per host, not one per VM. */
+struct host_domains {
+        int64_t host_id;
+        bool reachable;
+        struct vp_hv_states s;
+};
+
+static void hosts_domains_load(struct vp_ctx *ctx, struct host_domains **ret, size_t *ret_n)
+{
+        struct vp_host *hs = NULL;
+        size_t n = 0;
+        void *rows = NULL;
+        if (vp_row_list(ctx->cat, &vp_table_host, NULL, NULL, &rows, &n, NULL) < 0)
+                n = 0;
+        hs = rows;
+        struct host_domains *hd = vp_xcalloc(n + 1, sizeof(*hd));
+        for (size_t i = 0; i < n; i++) {
+                virConnectPtr c;
+                hd[i].host_id = hs[i].id;
+                hd[i].reachable = vp_ctx_conn_host(ctx, &hs[i], &c, NULL) >= 0 &&
+                                  vp_hv_states_stats(c, &hd[i].s, NULL) >= 0;
+        }
+        vp_rows_free(&vp_table_host, hs, n);
+        *ret = hd;
+        *ret_n = n;
+}
+
+static void hosts_domains_free(struct host_domains *hd, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                vp_hv_states_free(&hd[i].s);
+        free(hd);
+}
+
+/* VM's state as its host's domains tell it; asked alone when the catalog
+ * records it on no host. */
+static enum vp_vm_state vm_state_in(struct vp_ctx *ctx, const struct vp_vm *vm, const struct host_domains *hd,
+                                    size_t nhd)
+{
+        for (size_t i = 0; vm->host_id && i < nhd; i++) {
+                if (hd[i].host_id != vm->host_id)
+                        continue;
+                if (!hd[i].reachable)
+                        return VP_VM_UNREACHABLE;
+                const struct vp_hv_domstate *ds = vp_hv_states_find(&hd[i].s, vm->name);
+                return ds ? ds->state : VP_VM_UNDEFINED;
+        }
+        return vp_vm_live_state(ctx, vm);
+}
+
+/* Each pool with its VMs counted by state: "vm_states", an array of
+ * {"state", "count"} in the order of the state words. */
+static int estate_pools(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        void *prows = NULL, *vrows = NULL;
+        size_t np = 0, nv = 0, nhd = 0;
+        int r = vp_row_list(ctx->cat, &vp_table_pool, NULL, NULL, &prows, &np, err);
+        if (r < 0 || (r = vp_row_list(ctx->cat, &vp_table_vm, NULL, NULL, &vrows, &nv, err)) < 0) {
+                vp_rows_free(&vp_table_pool, prows, np);
+                return r;
+        }
+        const struct vp_pool *pools = prows;
+        const struct vp_vm *vms = vrows;
+        struct host_domains *hd = NULL;
+        hosts_domains_load(ctx, &hd, &nhd);
+        int64_t (*counts)[VP_VM_STATE_MAX] = vp_xcalloc(np + 1, sizeof(*counts));
+        for (size_t v = 0; v < nv; v++)
+                for (size_t p = 0; p < np; p++)
+                        if (pools[p].id == vms[v].pool_id) {
+                                counts[p][vm_state_in(ctx, &vms[v], hd, nhd)]++;
+                                break;
+                        }
+        struct name_maps nm = { 0 };
+        lists_names = &nm;
+        struct json_object *a = json_object_new_array();
+        for (size_t p = 0; p < np; p++) {
+                struct json_object *o = pool_json(ctx, &pools[p], false), *states = json_object_new_array();
+                for (int s = 0; s < VP_VM_STATE_MAX; s++) {
+                        if (!counts[p][s])
+                                continue;
+                        struct json_object *c = json_object_new_object();
+                        json_object_object_add(c, "state", json_object_new_string(vp_vm_state_to_string(s)));
+                        json_object_object_add(c, "count", json_object_new_int64(counts[p][s]));
+                        json_object_array_add(states, c);
+                }
+                json_object_object_add(o, "vm_states", states);
+                json_object_array_add(a, o);
+        }
+        lists_names = NULL;
+        name_maps_free(&nm);
+        free(counts);
+        hosts_domains_free(hd, nhd);
+        vp_rows_free(&vp_table_pool, prows, np);
+        vp_rows_free(&vp_table_vm, vrows, nv);
+        *ret = a;
+        return 0;
+}
+
+/* Every env with its hosts asked live (env_detail). */
+static int estate_envs(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        struct json_object *envs = NULL;
+        int r = vp_env_list(ctx, &envs, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_object_array_length(envs); i++) {
+                struct json_object *e = json_object_array_get_idx(envs, i), *name, *hosts = NULL;
+                json_object_object_get_ex(e, "name", &name);
+                if (vp_env_hosts_describe(ctx, json_object_get_string(name), true, &hosts, NULL) < 0)
+                        hosts = json_object_new_array();
+                json_object_object_add(e, "hosts", hosts);
+        }
+        *ret = envs;
+        return 0;
+}
+
+/* The migrations not over: running, interrupted or partial. */
+static int estate_migrations(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        struct json_object *all = NULL;
+        int r = vp_migration_list(ctx, &all, err);
+        if (r < 0)
+                return r;
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(all); i++) {
+                struct json_object *m = json_object_array_get_idx(all, i), *st;
+                json_object_object_get_ex(m, "state", &st);
+                enum vp_migration_state s = vp_migration_state_from_string(json_object_get_string(st));
+                if (s != VP_MIGRATION_DONE && s != VP_MIGRATION_ABORTED)
+                        json_object_array_add(a, json_object_get(m));
+        }
+        json_object_put(all);
+        *ret = a;
+        return 0;
+}
+
+int vp_estate(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err)
+{
+        struct json_object *envs = NULL, *pools = NULL, *migs = NULL;
+        int r = estate_envs(ctx, &envs, err);
+        if (r >= 0)
+                r = estate_pools(ctx, &pools, err);
+        if (r >= 0)
+                r = estate_migrations(ctx, &migs, err);
+        if (r < 0) {
+                json_object_put(envs);
+                json_object_put(pools);
+                return r;
+        }
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "envs", envs);
+        json_object_object_add(o, "pools", pools);
+        json_object_object_add(o, "migrations", migs);
+        *ret = o;
+        return 0;
 }

@@ -75,6 +75,10 @@ int vp_migration_pool_name(struct vp_catalog *c, int64_t id, char **ret, struct 
 
 /* Every migration, ordered by id, without its VMs. */
 int vp_migration_list(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err);
+/* The estate at a glance, as the console's first view shows it: every env
+ * with its hosts asked live, every pool with its VMs counted by state (one
+ * call per host, whatever the VMs' number), the migrations not over. */
+int vp_estate(struct vp_ctx *ctx, struct json_object **ret, struct vp_error *err);
 /* Migration ID with its VMs and its effective state. */
 int vp_migration_status(struct vp_ctx *ctx, int64_t id, struct json_object **ret, struct vp_error *err);
 

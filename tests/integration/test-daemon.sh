@@ -255,6 +255,9 @@ check_eq "the filter keeps the pool's 2 VMs" 2 "$(treq "$viewer" GET '/v1/vms?po
 check_eq "the CLI sees the pool with 2 VMs" "active 2" "$(vpool pool show dp1 --json | jq -r '"\(.state) \(.vms | length)"')"
 answer "an operator starts it: 202" "POST /v1/pools/{pool}/start" 202 "$(treq "$operator" POST /v1/pools/dp1/start '')"
 check "both guests boot" wait_boot 300 1 dp1-001 dp1-002
+answer "GET /v1/estate with a running pool" "GET /v1/estate" 200 "$(treq "$viewer" GET /v1/estate)"
+check_eq "the estate counts the pool's VMs by state" '[{"state":"running","count":2}]' \
+    "$(treq "$viewer" GET /v1/estate | sed '$d' | jq -c '.pools[] | select(.name == "dp1") | .vm_states')"
 out=$(treq "$operator" POST /v1/pools/dp1/migrations '{"to": "'"$HOSTB"'", "profile": "q35-virtio", "dry_run": true}')
 answer "a dry run answers its plan at once: 200" "POST /v1/pools/{pool}/migrations" 200 "$out"
 check_eq "the plan names the pool, its 2 VMs and the target" "dp1 2 $HOSTB" \

@@ -67,7 +67,8 @@ for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.g
          "-rw-r--r-- ./usr/share/bash-completion/completions/vpool" "-rw-r--r-- ./etc/vpool/vpool.conf" \
          "-rw-r--r-- ./usr/lib/sysusers.d/vpool.conf" "-rw-r--r-- ./usr/share/doc/vpool/copyright" \
          "-rwxr-xr-x ./usr/sbin/vpoold" "-rw-r--r-- ./usr/share/man/man8/vpoold.8.gz" \
-         "-rw-r--r-- ./lib/systemd/system/vpoold.service"; do
+         "-rw-r--r-- ./lib/systemd/system/vpoold.service" "-rw-r--r-- ./usr/share/vpool/console/index.html" \
+         "-rw-r--r-- ./usr/share/vpool/console/app.js"; do
     mode=${f%% *} path=${f#* }
     if grep -qx -- "$mode root/root $path" "$work/contents"; then
         ok "contains $path ($mode root/root)"
@@ -75,7 +76,7 @@ for f in "-rwxr-xr-x ./usr/bin/vpool" "-rw-r--r-- ./usr/share/man/man1/vpool.1.g
         not_ok "contains $path ($mode root/root)" "$(grep -F -- "$path" "$work/contents")"
     fi
 done
-extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/sbin/vpoold|\./usr/share/man/man8/vpoold\.8\.gz|\./lib/systemd/system/vpoold\.service|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*')
+extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/sbin/vpoold|\./usr/share/man/man8/vpoold\.8\.gz|\./lib/systemd/system/vpoold\.service|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*|\./usr/share/vpool/console/[a-z]+\.(html|js|css|svg)')
 check_eq "nothing else in it (no headers, no test programs, no library)" "" "$extra"
 dpkg-deb -x "$deb" "$work/x"
 check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
@@ -102,7 +103,7 @@ check "hardening: fortified functions" sh -c "readelf -sW --dyn-syms '$elf' | gr
 # deb.sh refuses a tree whose debian/changelog names another version than
 # meson.build, before building anything.
 mkdir "$work/skew"
-tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' -cf - . | tar -C "$work/skew" -xf -
+tar -C "$top" --exclude=./.git --exclude='./build' --exclude='./build-*' --exclude=./tests/browser/node_modules -cf - . | tar -C "$work/skew" -xf -
 sed -i '1s/(\([^)]*\))/(\1.1)/' "$work/skew/debian/changelog"
 skew=$("$work/skew/scripts/deb.sh" "$work/skew/out" 2>&1)
 rc=$?
@@ -182,6 +183,10 @@ for i in $(seq 100); do [ -S "$root/run/vpool/vpoold.sock" ] && break; sleep 0.1
 answer=$(curl -s --unix-socket "$root/run/vpool/vpoold.sock" http://vpoold/v1)
 check_eq "vpoold from the package answers on /run/vpool/vpoold.sock" "vpoold $version root admin" \
     "$(jq -r '"\(.service) \(.version) \(.you) \(.role)"' <<<"$answer" 2>&1)"
+console=$(curl -s -D "$work/console.h" --unix-socket "$root/run/vpool/vpoold.sock" http://vpoold/)
+check "vpoold from the package serves its console at /" grep -q '<script type="module" src="app.js">' <<<"$console"
+check "the console's page has a Content-Security-Policy" grep -qi "^Content-Security-Policy: .*script-src 'self'" \
+    "$work/console.h"
 check_eq "the socket is group vpool, mode 0660" "vpool 660" "$(in_root stat -c '%G %a' /run/vpool/vpoold.sock)"
 kill "$vpoold_pid" 2>/dev/null
 wait "$vpoold_pid"
