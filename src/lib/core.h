@@ -147,9 +147,12 @@ int vp_vm_check_own_files(struct vp_ctx *ctx, const struct vp_image *im, const s
  * where one exists. NULL with *err on failure ("vm 'VM' not defined: ..."). */
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
                 const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
-/* vp_vm_xml once vp_image_check_files passed for IM (vp_vm_check_own_files). */
+/* vp_vm_xml once vp_image_check_files passed for IM (vp_vm_check_own_files),
+ * the VM's disks checked in DFD, its collection DELTA as vp_delta_open
+ * opened it. */
 char *vp_vm_xml_own(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err);
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, int dfd,
+                    struct vp_error *err);
 /* The image declares drivers for P's disk bus and NIC and boots with its firmware. */
 int vp_check_image_supports(const struct vp_image *im, const struct vp_profile *p, struct vp_error *err);
 

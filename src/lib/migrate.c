@@ -852,7 +852,7 @@ static int provision_cold(struct vm_job *j, const char *detail, struct vp_error 
         struct vp_manifest unlocked = m;
         vp_delta_handed_manifest(&unlocked, j->vm_owner, 1);
         _cleanup_free_ char *xml = r->image_checked
-                ? vp_vm_xml_own(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err)
+                ? vp_vm_xml_own(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, j->dfd, err)
                 : vp_vm_xml(r->ctx, j->dst, &r->im, j->dp, &unlocked, j->vm.delta_path, err);
         if (!xml)
                 return err ? err->code : -EINVAL;

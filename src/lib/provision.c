@@ -126,16 +126,18 @@ int vp_image_check_files(struct vp_ctx *ctx, const struct vp_image *im, struct v
 
 /* vp_vm_check_files; with IMAGE_CHECKED, IM's own files (vp_image_check_files)
  * passed already and only the VM's are checked, and its master when the
- * manifest names another. */
+ * manifest names another. DFD, when not -1, is DELTA opened by
+ * vp_delta_open: its disks are checked there. */
 static int check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m, const char *delta,
-                       bool image_checked, struct vp_error *err)
+                       int dfd, bool image_checked, struct vp_error *err)
 {
         const char *names[] = { m->overlay, m->data_disk, m->nvram };
         int r = 0;
         for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++)
                 if (names[i][0]) {
                         _cleanup_free_ char *path = vp_strdupf("%s/%s", delta, names[i]);
-                        r = vp_storage_check_file(&ctx->st, path, err);
+                        r = dfd >= 0 ? vp_storage_check_file_at(dfd, names[i], path, err)
+                                     : vp_storage_check_file(&ctx->st, path, err);
                 }
         if (r >= 0 && m->master[0] && (!image_checked || !streq(m->master, im->path)))
                 r = vp_storage_check_file(&ctx->st, m->master, err);
@@ -154,20 +156,20 @@ static int check_files(struct vp_ctx *ctx, const struct vp_image *im, const stru
 int vp_vm_check_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
                       const char *delta, struct vp_error *err)
 {
-        return check_files(ctx, im, m, delta, false, err);
+        return check_files(ctx, im, m, delta, -1, false, err);
 }
 
 int vp_vm_check_own_files(struct vp_ctx *ctx, const struct vp_image *im, const struct vp_manifest *m,
                           const char *delta, struct vp_error *err)
 {
-        return check_files(ctx, im, m, delta, true, err);
+        return check_files(ctx, im, m, delta, -1, true, err);
 }
 
 static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, bool image_checked,
-                    struct vp_error *err)
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, int dfd,
+                    bool image_checked, struct vp_error *err)
 {
-        if (check_files(ctx, im, m, delta, image_checked, err) < 0) {
+        if (check_files(ctx, im, m, delta, dfd, image_checked, err) < 0) {
                 vp_err_prefix(err, "vm '%s' not defined", m->vm);
                 return NULL;
         }
@@ -190,13 +192,14 @@ static char *vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct v
 char *vp_vm_xml(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
                 const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
 {
-        return vm_xml(ctx, env, im, p, m, delta, false, err);
+        return vm_xml(ctx, env, im, p, m, delta, -1, false, err);
 }
 
 char *vp_vm_xml_own(struct vp_ctx *ctx, const struct vp_env *env, const struct vp_image *im,
-                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, struct vp_error *err)
+                    const struct vp_profile *p, const struct vp_manifest *m, const char *delta, int dfd,
+                    struct vp_error *err)
 {
-        return vm_xml(ctx, env, im, p, m, delta, true, err);
+        return vm_xml(ctx, env, im, p, m, delta, dfd, true, err);
 }
 
 /* The manifest of VM's new collection: its identity from the catalog row,

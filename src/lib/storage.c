@@ -281,6 +281,12 @@ static int check_step(int dfd, const char *name, bool last, const char *path, st
         return 0;
 }
 
+int vp_storage_check_file_at(int dfd, const char *name, const char *path, struct vp_error *err)
+{
+        int r = check_step(dfd, name, true, path, err);
+        return r < 0 ? r : 0;
+}
+
 int vp_storage_check_file(struct vp_storage *s, const char *path, struct vp_error *err)
 {
         size_t rl = strlen(s->root);

@@ -57,6 +57,10 @@ int vp_storage_open_dir(int dirfd, const char *name, const char *label, struct v
  * not. Refusals name PATH: libvirt and QEMU follow links, vpool does not
  * hand them any. */
 int vp_storage_check_file(struct vp_storage *s, const char *path, struct vp_error *err);
+/* vp_storage_check_file of NAME in the folder DFD, reached by that check's
+ * walk already (a collection vp_delta_open opened); PATH names it in
+ * errors. */
+int vp_storage_check_file_at(int dfd, const char *name, const char *path, struct vp_error *err);
 
 /* Absolute path of the console log of VM (malloc'd). */
 char *vp_storage_log_path(struct vp_storage *s, const char *vm);
