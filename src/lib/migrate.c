@@ -1314,7 +1314,7 @@ static const step_fn return_steps[VP_STEP_MAX] = {
         [VP_STEP_PROVISIONED] = return_delta,
 };
 
-/* Handed over before the abort, the VM stays on the target: its
+/* Handed over (or done) before the abort, the VM stays on the target: its
  * definition there is made again if it was lost (as resume would), so
  * that 'vpool vm start' can start it once the migration is aborted. A
  * target that does not answer is left as it is. */
@@ -1325,6 +1325,7 @@ static int return_keep(struct vm_job *j, struct vp_error *err)
 
 static const step_fn keep_steps[VP_STEP_MAX] = {
         [VP_STEP_HANDED_OVER] = return_keep,
+        [VP_STEP_DONE] = return_keep,
 };
 
 static int keep_connect(struct vm_job *j, struct vp_error *err)
@@ -1348,7 +1349,7 @@ static int return_vm(struct run *r, struct vp_migvm *mv, struct vp_error *err)
         enum vp_step s = vp_step_from_string(mv->step);
         if (s == VP_STEP_PENDING)
                 return record_step(r, mv, VP_STEP_RETURNED, mv->generation, "nothing had changed", NULL, err);
-        if (s == VP_STEP_HANDED_OVER)
+        if (s == VP_STEP_HANDED_OVER || s == VP_STEP_DONE)
                 return run_job(r, mv, keep_connect, keep_steps, err);
         if (s < 0 || s >= VP_STEP_MAX || !return_steps[s])
                 return 0;
