@@ -22,6 +22,7 @@ static const struct {
         [VP_CONF_TLS_CERT] = { "tls_cert", "VPOOL_TLS_CERT", "--tls-cert" },
         [VP_CONF_TLS_KEY] = { "tls_key", "VPOOL_TLS_KEY", "--tls-key" },
         [VP_CONF_RATE_LIMIT] = { "rate_limit", "VPOOL_RATE_LIMIT", "--rate-limit" },
+        [VP_CONF_POLICY_INTERVAL] = { "policy_interval", "VPOOL_POLICY_INTERVAL", "--policy-interval" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -54,6 +55,8 @@ void vp_config_init(struct vp_config *c)
         c->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
         c->v[VP_CONF_RATE_LIMIT].text = vp_strdupf("%d", VP_CONF_DEFAULT_RATE_LIMIT);
         c->rate_limit = VP_CONF_DEFAULT_RATE_LIMIT;
+        c->v[VP_CONF_POLICY_INTERVAL].text = vp_strdupf("%d", VP_CONF_DEFAULT_POLICY_INTERVAL);
+        c->policy_interval = VP_CONF_DEFAULT_POLICY_INTERVAL;
 }
 
 void vp_config_free(struct vp_config *c)
@@ -129,6 +132,9 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
         case VP_CONF_RATE_LIMIT:
                 r = vp_parse_uint("rate limit", value, 1, 1000000, &n, err);
                 break;
+        case VP_CONF_POLICY_INTERVAL:
+                r = vp_parse_uint("policy interval", value, 1, 3600, &n, err);
+                break;
         case VP_CONF_TLS_CERT:
                 r = check_path("TLS certificate", value, origin, err);
                 break;
@@ -152,6 +158,8 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 c->fence_timeout = (int)n;
         else if (k == VP_CONF_RATE_LIMIT)
                 c->rate_limit = (int)n;
+        else if (k == VP_CONF_POLICY_INTERVAL)
+                c->policy_interval = (int)n;
         return 0;
 }
 
