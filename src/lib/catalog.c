@@ -197,10 +197,11 @@ TABLE(vp_table_retirement, "retirements", "retirement", vp_retirement, retiremen
 /* The policies came with schema 9: what vpoold does with a host in
  * maintenance (NULL: the default), and the retirements. A retirement goes
  * with its env; the env and the profile it moves pools to cannot be
- * removed while it is there. */
+ * removed while it is there. Its id is never handed out again
+ * (AUTOINCREMENT): a retirement asked again is a new one to the daemon. */
 #define POLICIES_SQL \
         "ALTER TABLE envs ADD COLUMN on_maintenance TEXT;" \
-        "CREATE TABLE retirements(id INTEGER PRIMARY KEY, env TEXT NOT NULL UNIQUE," \
+        "CREATE TABLE retirements(id INTEGER PRIMARY KEY AUTOINCREMENT, env TEXT NOT NULL UNIQUE," \
         " env_id INTEGER NOT NULL UNIQUE REFERENCES envs(id) ON DELETE CASCADE," \
         " to_env_id INTEGER NOT NULL REFERENCES envs(id), profile_id INTEGER REFERENCES profiles(id)," \
         " time_window TEXT NOT NULL DEFAULT '', wave INTEGER NOT NULL, report INTEGER NOT NULL DEFAULT 0," \

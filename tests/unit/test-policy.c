@@ -170,12 +170,17 @@ static void test_retire_refused(void **state)
         assert_int_equal(vp_env_retire(&ctx, &into, &err), -EINVAL);
         assert_non_null(strstr(err.msg, "env 'e1' is itself retiring"));
         assert_int_equal(retirements(&ctx), 1);
-        /* Asked again: the new settings, one row. */
+        /* Asked again: the new settings, one row, with an id of its own
+         * (the daemon starts it afresh). */
+        struct vp_retirement rt = { 0 };
+        assert_int_equal(vp_retirement_of(&ctx, 1, &rt, &err), 0);
+        int64_t first = rt.id;
+        vp_row_clear(&vp_table_retirement, &rt);
         ok = (struct vp_retire_args){ .env = "e1", .to = "e3", .wave = 2, .report = true };
         assert_int_equal(vp_env_retire(&ctx, &ok, &err), 0);
         assert_int_equal(retirements(&ctx), 1);
-        struct vp_retirement rt = { 0 };
         assert_int_equal(vp_retirement_of(&ctx, 1, &rt, &err), 0);
+        assert_true(rt.id > first);
         assert_int_equal(rt.to_env_id, 3);
         assert_int_equal(rt.profile_id, 0);
         assert_string_equal(rt.time_window, "");
