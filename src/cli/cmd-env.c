@@ -203,11 +203,39 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
-/* The settings env set was given, in one transaction: a bad one changes
- * nothing. DONE gets what was set, in words. */
-static int env_set_apply(struct vp_ctx *ctx, const char *env, const struct cli_args *a, char *done, size_t donesz,
+/* An env verb that changes settings: ACT (with UD) on env NAME through an
+ * open catalog, writing what it did into DONE; then the env's document with
+ * --json, or "env NAME: DONE". Returns the exit code. */
+typedef int (*env_act_fn)(struct vp_ctx *ctx, const char *name, const void *ud, char *done, size_t donesz,
+                          struct vp_error *err);
+
+static int env_change(struct vp_cli *cli, const char *name, env_act_fn act, const void *ud)
+{
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct json_object *o = NULL;
+        char done[256] = "";
+        int r = act(&ctx, name, ud, done, sizeof(done), &err);
+        if (r >= 0 && cli->json)
+                r = vp_env_describe(&ctx, name, &o, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json)
+                cli_print_json(o);
+        else if (!cli->quiet)
+                printf("env %s: %s\n", name, done);
+        return 0;
+}
+
+/* The settings env set was given (UD its arguments), in one transaction: a
+ * bad one changes nothing. */
+static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
                          struct vp_error *err)
 {
+        const struct cli_args *a = ud;
         const char *fence = cli_opt(a, "fence-cmd"), *maint = cli_opt(a, "on-maintenance");
         bool no_fence = cli_flag(a, "no-fence-cmd");
         int r = vp_catalog_begin(ctx->cat, err);
@@ -228,63 +256,44 @@ static int env_set_apply(struct vp_ctx *ctx, const char *env, const struct cli_a
 
 static int env_set(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *fence = cli_opt(a, "fence-cmd"), *maint = cli_opt(a, "on-maintenance");
-        bool none = cli_flag(a, "no-fence-cmd");
+        bool fence = cli_opt(a, "fence-cmd"), none = cli_flag(a, "no-fence-cmd");
         if (fence && none)
                 return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
-        if (!fence && !none && !maint)
+        if (!fence && !none && !cli_opt(a, "on-maintenance"))
                 return cli_usage_error(cli, "nothing to set: give --fence-cmd 'PROG ARG...', --no-fence-cmd or "
                                        "--on-maintenance drain|report|none"), EXIT_USAGE;
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        struct json_object *o = NULL;
-        char done[128] = "";
-        int r = env_set_apply(&ctx, a->pos[0], a, done, sizeof(done), &err);
-        if (r >= 0 && cli->json)
-                r = vp_env_describe(&ctx, a->pos[0], &o, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json)
-                cli_print_json(o);
-        else if (!cli->quiet)
-                printf("env %s: %s\n", a->pos[0], done);
-        return 0;
+        return env_change(cli, a->pos[0], env_set_apply, a);
 }
 
-/* env retire NAME --cancel: no other option goes with it. */
-static int env_unretire(struct vp_cli *cli, const struct cli_args *a)
+static int unretire(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
+                    struct vp_error *err)
 {
-        static const char *const others[] = { "to", "profile", "window", "wave" };
-        for (size_t i = 0; i < ELEMENTSOF(others); i++)
-                if (cli_opt(a, others[i]))
-                        return cli_usage_error(cli, "--cancel takes no --%s", others[i]), EXIT_USAGE;
-        if (cli_flag(a, "report"))
-                return cli_usage_error(cli, "--cancel takes no --report"), EXIT_USAGE;
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct vp_error err = { 0 };
-        struct json_object *o = NULL;
-        int r = vp_env_unretire(&ctx, a->pos[0], &err);
-        if (r >= 0 && cli->json)
-                r = vp_env_describe(&ctx, a->pos[0], &o, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json)
-                cli_print_json(o);
-        else if (!cli->quiet)
-                printf("env %s: retirement cancelled\n", a->pos[0]);
-        return 0;
+        snprintf(done, donesz, "retirement cancelled");
+        return vp_env_unretire(ctx, env, err);
+}
+
+static int retire(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
+                  struct vp_error *err)
+{
+        const struct vp_retire_args *ra = ud;
+        snprintf(done, donesz, "retiring to %s, waves of %lld pool%s, %s%s%s", ra->to, (long long)ra->wave,
+                 ra->wave == 1 ? "" : "s", ra->window ? "window " : "any time", ra->window ? ra->window : "",
+                 ra->report ? " (report only: vpoold moves nothing)" : "");
+        return vp_env_retire(ctx, ra, err);
 }
 
 static int env_retire(struct vp_cli *cli, const struct cli_args *a)
 {
-        if (cli_flag(a, "cancel"))
-                return env_unretire(cli, a);
+        static const char *const settings[] = { "to", "profile", "window", "wave" };
+        if (cli_flag(a, "cancel")) {
+                /* --cancel alone: nothing else goes with it. */
+                for (size_t i = 0; i < ELEMENTSOF(settings); i++)
+                        if (cli_opt(a, settings[i]))
+                                return cli_usage_error(cli, "--cancel takes no --%s", settings[i]), EXIT_USAGE;
+                if (cli_flag(a, "report"))
+                        return cli_usage_error(cli, "--cancel takes no --report"), EXIT_USAGE;
+                return env_change(cli, a->pos[0], unretire, NULL);
+        }
         struct vp_retire_args ra = { .env = a->pos[0], .to = cli_opt(a, "to"), .profile = cli_opt(a, "profile"),
                                      .window = cli_opt(a, "window"), .wave = 1, .report = cli_flag(a, "report") };
         if (!ra.to)
@@ -294,23 +303,7 @@ static int env_retire(struct vp_cli *cli, const struct cli_args *a)
         if (cli_opt(a, "wave") && vp_parse_uint("wave", cli_opt(a, "wave"), 1, VP_RETIRE_WAVE_MAX, &wave, &err) < 0)
                 return cli_fail(&err);
         ra.wave = (int64_t)wave;
-        struct vp_ctx ctx;
-        if (cli_open(cli, &ctx))
-                return 1;
-        struct json_object *o = NULL;
-        int r = vp_env_retire(&ctx, &ra, &err);
-        if (r >= 0 && cli->json)
-                r = vp_env_describe(&ctx, a->pos[0], &o, &err);
-        vp_ctx_close(&ctx);
-        if (r < 0)
-                return cli_fail(&err);
-        if (cli->json)
-                cli_print_json(o);
-        else if (!cli->quiet)
-                printf("env %s retiring to %s: waves of %lld pool%s, %s%s%s\n", a->pos[0], ra.to, (long long)ra.wave,
-                       ra.wave == 1 ? "" : "s", ra.window ? "window " : "any time", ra.window ? ra.window : "",
-                       ra.report ? " (report only: vpoold moves nothing)" : "");
-        return 0;
+        return env_change(cli, a->pos[0], retire, &ra);
 }
 
 /* A retirement in a few words, for the list: "to e2 (retiring)", "" when none. */

@@ -272,10 +272,10 @@ static void report_waves(struct vpd_policy *p, struct vp_ctx *ctx, const struct 
         size_t k = vp_wave_pick(wp, n, n, pick), wave = (size_t)rt->wave, waves = (k + wave - 1) / wave;
         for (size_t i = 0; i < k; i++) {
                 const char *pool = wp[pick[i]].name;
-                _cleanup_free_ char *why = vp_strdupf("%s, wave %zu of %zu; report mode: nothing moved", label,
-                                                      i / wave + 1, waves);
+                _cleanup_free_ char *in_wave = vp_strdupf("%s, wave %zu of %zu", label, i / wave + 1, waves);
+                _cleanup_free_ char *why = vp_strdupf("%s; report mode: nothing moved", in_wave);
                 _cleanup_free_ char *command = vp_strdupf("vpoold (report): would migrate pool %s to env %s", pool, to);
-                vpd_log(LOG_INFO, "policy retire: %s: would migrate pool %s, moves nothing", why, pool);
+                vpd_log(LOG_INFO, "policy retire: %s: would migrate pool %s; report mode, moves nothing", in_wave, pool);
                 record(ctx, VP_POLICY_RETIRE, "migration", "start", pool, pool, command, why);
                 mark_set(p, MARK_POOL, rt->id, pool, MARK_REPORTED, 0);
         }
@@ -377,30 +377,32 @@ static void look_retirements(struct vpd_policy *p, struct vp_ctx *ctx)
 
 /* ---- the thread ---- */
 
-/* One look at the catalog, through a ctx of its own (hosts are asked
- * nothing here: the moves' jobs connect to them). */
-static void look(struct vpd_policy *p)
+/* One look at the catalog through the thread's own ctx, opened at the first
+ * look that can (hosts are asked nothing here: the moves' jobs connect to
+ * them). */
+static void look(struct vpd_policy *p, struct vp_ctx *ctx, bool *open)
 {
-        struct vp_ctx ctx;
         struct vp_error err = { 0 };
-        if (vp_ctx_open(&ctx, p->d->conf.v[VP_CONF_CATALOG].text, &err) < 0) {
+        if (!*open && vp_ctx_open(ctx, p->d->conf.v[VP_CONF_CATALOG].text, &err) < 0) {
                 vpd_log(LOG_WARNING, "policies: cannot open the catalog: %s", err.msg);
                 return;
         }
+        *open = true;
         marks_follow(p);
-        look_maintenance(p, &ctx);
-        look_retirements(p, &ctx);
+        look_maintenance(p, ctx);
+        look_retirements(p, ctx);
         marks_sweep(p);
-        vp_ctx_close(&ctx);
 }
 
 static void *policy_thread(void *arg)
 {
         struct vpd_policy *p = arg;
+        struct vp_ctx ctx;
+        bool open = false;
         pthread_mutex_lock(&p->lock);
         while (!p->stopping) {
                 pthread_mutex_unlock(&p->lock);
-                look(p);
+                look(p, &ctx, &open);
                 pthread_mutex_lock(&p->lock);
                 struct timespec until;
                 clock_gettime(CLOCK_MONOTONIC, &until);
@@ -409,6 +411,8 @@ static void *policy_thread(void *arg)
                         ;
         }
         pthread_mutex_unlock(&p->lock);
+        if (open)
+                vp_ctx_close(&ctx);
         return NULL;
 }
 

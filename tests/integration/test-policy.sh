@@ -139,7 +139,7 @@ m0=$(migrations)
 # A window that does not hold now: nothing moves.
 window="$(hhmm 120)-$(hhmm 180)"
 out=$(vpool env retire old --to new --wave 2 --window "$window")
-check_eq "env retire says so" "env old retiring to new: waves of 2 pools, window $window" "$out"
+check_eq "env retire says so" "env old: retiring to new, waves of 2 pools, window $window" "$out"
 check_eq "env show: retiring, its settings" "new null $window 2 false retiring" \
     "$(vpool env show old --json | jq -r '.retirement | "\(.to) \(.profile) \(.window) \(.wave) \(.report) \(.state)"')"
 check "env list shows the retirement" bash -c "\"$VPOOL_BIN\" env list | grep -q '^old .*to new (retiring)'"
@@ -169,6 +169,10 @@ check_eq "after cancel: polr1 moved, nothing else started" "new 4 $((m0 + 1))" \
 check_eq "env show: not retiring" "null" "$(vpool env show old --json | jq -c .retirement)"
 
 # A window that holds now: waves of 2; vpoold killed while the first runs.
+# polz's image has no driver for the new profile's disk bus: its move is
+# refused, once, and not tried again.
+vpool image add ideonly --file "$GUEST_DIR/master.qcow2" --disk-buses ide >/dev/null || bail "image add ideonly"
+vpool pool create polz --image ideonly --env old --profile pc-ide --size 1 >/dev/null || bail "pool create polz"
 window="$(hhmm -60)-$(hhmm 120)"
 m1=$(migrations)
 vpool env retire old --to new --profile q35-sata --wave 2 --window "$window" >/dev/null || bail "retire --window"
@@ -185,6 +189,7 @@ if pr2_moving; then
     ok "vpoold SIGKILLed while the first wave runs"
 else
     not_ok "the first wave began (polr2 migrating)" "$(vpool migrate list)"
+    stop_daemon
 fi
 start_daemon || bail "vpoold did not start again: $(tail -5 "$WORK/vpoold.log")"
 if wait_for 300 '[ "$(still_old)" = 0 ]'; then ok "every pool of old moved to new"; else
@@ -197,13 +202,19 @@ check_eq "with the retirement's profile" "q35-sata q35-sata q35-sata q35-sata" \
     "$(for p in polr2 polr3 polr4 polr5; do vpool pool show $p --json | jq -r .profile; done | xargs)"
 check_eq "polr2 runs on new, its guests booted again" "running running 2 2" \
     "$(vm_state polr2-001) $(vm_state polr2-002) $(wait_boot 120 2 polr2-001 polr2-002; console_field polr2-001 boot) $(console_field polr2-002 boot)"
+sleep 3
+check_eq "polz: refused once, left where it is, not tried again" "old 1 failed" \
+    "$(env_of polz) $(policy_rows retire | jq -s -r '[.[] | select(.pool == "polz" and .verb == "start")] | "\(length) \(.[0].outcome | split(":")[0])"')"
+check "polz: the log says it is left to the operator" grep -q "not tried again until an operator acts" "$WORK/vpoold.log"
+check_eq "the retirement waits for polz" "retiring" "$(vpool env show old --json | jq -r .retirement.state)"
+vpool pool rm polz >/dev/null || bail "pool rm polz"
 wait_for 30 '[ "$(vpool env show old --json | jq -r .retirement.state)" = complete ]'
 check_eq "the retirement complete, shown" "complete true" \
     "$(vpool env show old --json | jq -r '.retirement | "\(.state) \(.completed != null)"')"
 check_eq "its completion in the history" "env retire old env old retiring to new, window $window: it holds no pool any more" \
     "$(policy_rows retire | jq -r 'select(.verb == "retire") | "\(.noun) \(.verb) \(.subject) \(.reason)"')"
 check_eq "the moves in the history through policy retire, with their waves" \
-    "polr2 wave 1 of 2|polr3 wave 1 of 2|polr4 wave 2 of 2|polr5 wave 2 of 2|" \
+    "polr2 wave 1 of 3|polr3 wave 1 of 3|polr4 wave 2 of 3|polr5 wave 2 of 3|" \
     "$(policy_rows retire | jq -r --argjson m "$m1" 'select(.verb == "start" and .migration > $m)
         | "\(.pool) \(.reason | capture("(?<w>wave [0-9]+ of [0-9]+)").w)"' | sort | tr '\n' '|')"
 
