@@ -29,19 +29,7 @@ vpool profile add q35-sata --machine q35 --disk-bus sata --nic e1000 --vcpus 1 -
 
 # --- the daemon: a look every second -----------------------------------------------------
 sock=$WORK/vpoold.sock
-daemon_pid=
-start_daemon() {
-    VPOOL_SHUTDOWN_TIMEOUT=5 "$VPOOLD_BIN" --foreground --listen "unix:$sock" --policy-interval 1 2>>"$WORK/vpoold.log" &
-    daemon_pid=$!
-    local i
-    for i in $(seq 100); do
-        curl -s --unix-socket "$sock" http://vpoold/v1 >/dev/null 2>&1 && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-stop_daemon() { [ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid"; }; daemon_pid=; }
+policy_daemon() { VPOOL_SHUTDOWN_TIMEOUT=5 start_daemon "$WORK/vpoold.log" --listen "unix:$sock" --policy-interval 1; }
 trap 'stop_daemon; cleanup_workdir' EXIT
 
 # wait_for SECONDS CONDITION: until the shell text CONDITION holds (evaluated
@@ -90,7 +78,7 @@ check_eq "env show: the defaults (drain, not retiring)" "drain null" \
     "$(vpool env show new --json | jq -c -r '"\(.on_maintenance) \(.retirement)"')"
 vpool pool rm polx >/dev/null || bail "pool rm polx"
 
-start_daemon || bail "vpoold did not start: $(cat "$WORK/vpoold.log")"
+policy_daemon || bail "vpoold did not start: $(cat "$WORK/vpoold.log")"
 ok "vpoold starts with its policies"
 
 # --- maintenance: set from the CLI, drained by the daemon ----------------------------------
@@ -191,7 +179,7 @@ else
     not_ok "the first wave began (polr2 migrating)" "$(vpool migrate list)"
     stop_daemon
 fi
-start_daemon || bail "vpoold did not start again: $(tail -5 "$WORK/vpoold.log")"
+policy_daemon || bail "vpoold did not start again: $(tail -5 "$WORK/vpoold.log")"
 if wait_for 300 '[ "$(still_old)" = 0 ]'; then ok "every pool of old moved to new"; else
     not_ok "every pool of old moved to new" "$(vpool pool list)" "$(tail -5 "$WORK/vpoold.log")"; fi
 check_eq "the interrupted migration resumed by vpoold" "true" \
