@@ -51,7 +51,7 @@ struct cli_opt {
 #define CLI_MAX_REPEAT 64
 
 /* The most options one verb has (the table's size is checked when parsing). */
-#define CLI_MAX_OPTS 12
+#define CLI_MAX_OPTS 16
 
 struct cli_verb;
 struct vp_ctx;

@@ -8,14 +8,16 @@ static const struct cli_verb verbs[] = {
         { .name = "show", .fn = config_show,
           .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]\n"
                    "       [--source-grace SEC] [--fence-timeout SEC] [--listen LISTENERS] [--tls-cert FILE]\n"
-                   "       [--tls-key FILE] [--rate-limit N] [--console DIR]",
+                   "       [--tls-key FILE] [--rate-limit N] [--console DIR]"
+                   " [--policy-interval SEC]",
           .help = "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
                   "command line. The options stand for those of init, migrate, pool create and vpoold.\n"
                   "The file is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".",
           .opts = CLI_OPTS(CLI_VALUE("catalog"), CLI_VALUE("storage"), CLI_VALUE("parallel"),
                            CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile"), CLI_VALUE("source-grace"),
                            CLI_VALUE("fence-timeout"), CLI_VALUE("listen"), CLI_VALUE("tls-cert"),
-                           CLI_VALUE("tls-key"), CLI_VALUE("rate-limit"), CLI_VALUE("console")) },
+                           CLI_VALUE("tls-key"), CLI_VALUE("rate-limit"), CLI_VALUE("console"),
+                           CLI_VALUE("policy-interval")) },
         { 0 },
 };
 
@@ -31,6 +33,7 @@ static const char *const key_options[VP_CONF_KEY_MAX] = {
         [VP_CONF_SOURCE_GRACE] = "source-grace", [VP_CONF_FENCE_TIMEOUT] = "fence-timeout",
         [VP_CONF_LISTEN] = "listen", [VP_CONF_TLS_CERT] = "tls-cert", [VP_CONF_TLS_KEY] = "tls-key",
         [VP_CONF_RATE_LIMIT] = "rate-limit", [VP_CONF_CONSOLE] = "console",
+        [VP_CONF_POLICY_INTERVAL] = "policy-interval",
 };
 
 static const char *const origins[] = {
@@ -54,6 +57,8 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
                 json_object_object_add(o, "value", json_object_new_int(c->fence_timeout));
         else if (k == VP_CONF_RATE_LIMIT)
                 json_object_object_add(o, "value", json_object_new_int(c->rate_limit));
+        else if (k == VP_CONF_POLICY_INTERVAL)
+                json_object_object_add(o, "value", json_object_new_int(c->policy_interval));
         else
                 json_object_object_add(o, "value", json_object_new_string(v->text));
         json_object_object_add(o, "source", json_object_new_string(origins[v->origin]));

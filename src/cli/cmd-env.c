@@ -6,17 +6,21 @@
 #include "host.h"
 #include "migrate.h"
 #include "name.h"
+#include "parse.h"
+#include "policy.h"
 
 static int env_add(struct vp_cli *cli, const struct cli_args *a);
 static int env_list(struct vp_cli *cli, const struct cli_args *a);
 static int env_show(struct vp_cli *cli, const struct cli_args *a);
 static int env_drain(struct vp_cli *cli, const struct cli_args *a);
 static int env_set(struct vp_cli *cli, const struct cli_args *a);
+static int env_retire(struct vp_cli *cli, const struct cli_args *a);
 static int host_add(struct vp_cli *cli, const struct cli_args *a);
 static int host_list(struct vp_cli *cli, const struct cli_args *a);
 static int host_rm(struct vp_cli *cli, const struct cli_args *a);
 static int host_resume(struct vp_cli *cli, const struct cli_args *a);
 static int host_drain(struct vp_cli *cli, const struct cli_args *a);
+static int host_maintenance(struct vp_cli *cli, const struct cli_args *a);
 
 static const struct cli_verb host_verbs[] = {
         { .name = "add", .fn = host_add, .usage = "ENV URI [--name NAME]",
@@ -44,6 +48,11 @@ static const struct cli_verb host_verbs[] = {
           .changes = true, .minpos = 2, .maxpos = 2,
           .opts = CLI_OPTS(CLI_VALUES("to"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"), CLI_VALUE("placement"),
                            CLI_FLAG("cold")) },
+        { .name = "maintenance", .fn = host_maintenance, .usage = "ENV HOST",
+          .help = "Put HOST in maintenance (no VM is placed there) and move nothing yourself: vpoold's\n"
+                  "policy for the env ('env set --on-maintenance') drains it, reports what it would do,\n"
+                  "or leaves its VMs where they are. 'env host resume' ends the maintenance.",
+          .changes = true, .minpos = 2, .maxpos = 2 },
         { .name = "resume", .fn = host_resume, .usage = "ENV HOST",
           .help = "End a host's maintenance: VMs are placed on it again.", .changes = true,
           .minpos = 2, .maxpos = 2 },
@@ -73,13 +82,32 @@ static const struct cli_verb verbs[] = {
           .changes = true,
           .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUES("host"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
           .minpos = 1, .maxpos = 1 },
-        { .name = "set", .fn = env_set, .usage = "NAME --fence-cmd 'PROG ARG...' | --no-fence-cmd",
-          .help = "Give the env a fence agent, or take it away. When the env does not answer (after\n"
-                  "source_grace seconds), a migration runs PROG with its ARGs (an argv: no shell; quote a\n"
-                  "word with blanks in '...' or \"...\"; PROG an absolute path) and VPOOL_FENCE_ENV,\n"
-                  "VPOOL_FENCE_URI and VPOOL_FENCE_HOST in its environment. Only exit status 0 counts\n"
-                  "as \"powered off\"; it may take fence_timeout seconds. Journaled with its output.",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd")),
+        { .name = "set", .fn = env_set,
+          .usage = "NAME [--fence-cmd 'PROG ARG...' | --no-fence-cmd] [--on-maintenance drain|report|none]",
+          .help = "Set the env's fence agent and policies. --fence-cmd gives it a fence agent,\n"
+                  "--no-fence-cmd takes it away: when the env does not answer (after source_grace\n"
+                  "seconds), a migration runs PROG with its ARGs (an argv: no shell; quote a word with\n"
+                  "blanks in '...' or \"...\"; PROG an absolute path) and VPOOL_FENCE_ENV, VPOOL_FENCE_URI\n"
+                  "and VPOOL_FENCE_HOST in its environment. Only exit status 0 counts as \"powered off\";\n"
+                  "it may take fence_timeout seconds. Journaled with its output.\n"
+                  "--on-maintenance: what vpoold does with a host of the env in maintenance that still\n"
+                  "holds VMs: drain it (the default), report what it would do, or none.",
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd"), CLI_VALUE("on-maintenance")),
+          .minpos = 1, .maxpos = 1 },
+        { .name = "retire", .fn = env_retire,
+          .usage = "NAME --to ENV [--profile PROF] [--window HH:MM-HH:MM] [--wave N] [--report]\n"
+                   "       | NAME --cancel",
+          .help = "Mark the env retiring: vpoold migrates its pools to ENV (with PROF, or each pool's own\n"
+                  "profile), at most N pools at once (a wave, default 1), the next wave once the one\n"
+                  "before has ended, and only inside the daily window (the controller's local time; it\n"
+                  "may cross midnight; default any time). A move that fails is not tried again until\n"
+                  "the env is retired again. Once the env holds no pool its retirement is complete.\n"
+                  "--report: vpoold only logs and records what it would do. Asking again replaces the\n"
+                  "settings; --cancel ends the retirement (a move under way finishes).",
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("window"), CLI_VALUE("wave"),
+                           CLI_FLAG("report"), CLI_FLAG("cancel")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
         { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
@@ -87,7 +115,7 @@ static const struct cli_verb verbs[] = {
           .help = "Forget an environment (refused while a pool or an unfinished migration uses it).\n"
                   "Finished migrations keep its name.", .changes = true,
           .minpos = 1, .maxpos = 1, .act = env_rm, .done = "removed" },
-        { .name = "host", .usage = "add|list|rm|resume ...", .help = "Manage the hosts of an environment.",
+        { .name = "host", .usage = "add|list|rm|drain|maintenance|resume ...", .help = "Manage the hosts of an environment.",
           .sub = &host_noun },
         { .name = "drain", .fn = env_drain,
           .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]\n"
@@ -175,28 +203,117 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
         return 0;
 }
 
-static int env_set(struct vp_cli *cli, const struct cli_args *a)
+/* An env verb that changes settings: ACT (with UD) on env NAME through an
+ * open catalog, writing what it did into DONE; then the env's document with
+ * --json, or "env NAME: DONE". Returns the exit code. */
+typedef int (*env_act_fn)(struct vp_ctx *ctx, const char *name, const void *ud, char *done, size_t donesz,
+                          struct vp_error *err);
+
+static int env_change(struct vp_cli *cli, const char *name, env_act_fn act, const void *ud)
 {
-        const char *fence = cli_opt(a, "fence-cmd");
-        bool none = cli_flag(a, "no-fence-cmd");
-        if (!fence == !none)
-                return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
         struct json_object *o = NULL;
-        int r = vp_env_set_fence(&ctx, a->pos[0], fence, &err);
+        char done[256] = "";
+        int r = act(&ctx, name, ud, done, sizeof(done), &err);
         if (r >= 0 && cli->json)
-                r = vp_env_describe(&ctx, a->pos[0], &o, &err);
+                r = vp_env_describe(&ctx, name, &o, &err);
         vp_ctx_close(&ctx);
         if (r < 0)
                 return cli_fail(&err);
         if (cli->json)
                 cli_print_json(o);
         else if (!cli->quiet)
-                printf("env %s: %s\n", a->pos[0], fence ? "fence agent set" : "no fence agent");
+                printf("env %s: %s\n", name, done);
         return 0;
+}
+
+/* The settings env set was given (UD its arguments), in one transaction: a
+ * bad one changes nothing. */
+static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
+                         struct vp_error *err)
+{
+        const struct cli_args *a = ud;
+        const char *fence = cli_opt(a, "fence-cmd"), *maint = cli_opt(a, "on-maintenance");
+        bool no_fence = cli_flag(a, "no-fence-cmd");
+        int r = vp_catalog_begin(ctx->cat, err);
+        if (r >= 0 && maint)
+                r = vp_env_set_on_maintenance(ctx, env, maint, err);
+        if (r >= 0 && (fence || no_fence))
+                r = vp_env_set_fence(ctx, env, fence, err);
+        if (r >= 0)
+                r = vp_catalog_commit(ctx->cat, err);
+        if (r < 0) {
+                vp_catalog_rollback(ctx->cat);
+                return r;
+        }
+        snprintf(done, donesz, "%s%s%s%s", fence ? "fence agent set" : no_fence ? "no fence agent" : "",
+                 maint && (fence || no_fence) ? ", " : "", maint ? "on maintenance " : "", maint ? maint : "");
+        return 0;
+}
+
+static int env_set(struct vp_cli *cli, const struct cli_args *a)
+{
+        bool fence = cli_opt(a, "fence-cmd"), none = cli_flag(a, "no-fence-cmd");
+        if (fence && none)
+                return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
+        if (!fence && !none && !cli_opt(a, "on-maintenance"))
+                return cli_usage_error(cli, "nothing to set: give --fence-cmd 'PROG ARG...', --no-fence-cmd or "
+                                       "--on-maintenance drain|report|none"), EXIT_USAGE;
+        return env_change(cli, a->pos[0], env_set_apply, a);
+}
+
+static int unretire(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
+                    struct vp_error *err)
+{
+        snprintf(done, donesz, "retirement cancelled");
+        return vp_env_unretire(ctx, env, err);
+}
+
+static int retire(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
+                  struct vp_error *err)
+{
+        const struct vp_retire_args *ra = ud;
+        snprintf(done, donesz, "retiring to %s, waves of %lld pool%s, %s%s%s", ra->to, (long long)ra->wave,
+                 ra->wave == 1 ? "" : "s", ra->window ? "window " : "any time", ra->window ? ra->window : "",
+                 ra->report ? " (report only: vpoold moves nothing)" : "");
+        return vp_env_retire(ctx, ra, err);
+}
+
+static int env_retire(struct vp_cli *cli, const struct cli_args *a)
+{
+        static const char *const settings[] = { "to", "profile", "window", "wave" };
+        if (cli_flag(a, "cancel")) {
+                /* --cancel alone: nothing else goes with it. */
+                for (size_t i = 0; i < ELEMENTSOF(settings); i++)
+                        if (cli_opt(a, settings[i]))
+                                return cli_usage_error(cli, "--cancel takes no --%s", settings[i]), EXIT_USAGE;
+                if (cli_flag(a, "report"))
+                        return cli_usage_error(cli, "--cancel takes no --report"), EXIT_USAGE;
+                return env_change(cli, a->pos[0], unretire, NULL);
+        }
+        struct vp_retire_args ra = { .env = a->pos[0], .to = cli_opt(a, "to"), .profile = cli_opt(a, "profile"),
+                                     .window = cli_opt(a, "window"), .wave = 1, .report = cli_flag(a, "report") };
+        if (!ra.to)
+                return cli_usage_error(cli, "missing --to ENV (or --cancel)"), EXIT_USAGE;
+        struct vp_error err = { 0 };
+        uint64_t wave = 1;
+        if (cli_opt(a, "wave") && vp_parse_uint("wave", cli_opt(a, "wave"), 1, VP_RETIRE_WAVE_MAX, &wave, &err) < 0)
+                return cli_fail(&err);
+        ra.wave = (int64_t)wave;
+        return env_change(cli, a->pos[0], retire, &ra);
+}
+
+/* A retirement in a few words, for the list: "to e2 (retiring)", "" when none. */
+static char *retirement_text(struct json_object *o)
+{
+        struct json_object *rt = NULL;
+        if (!json_object_object_get_ex(o, "retirement", &rt) || !rt)
+                return vp_strdup("");
+        return vp_strdupf("to %s (%s%s)", cli_name(rt, "to"), cli_str(rt, "state"),
+                          json_object_get_boolean(json_object_object_get(rt, "report")) ? ", report only" : "");
 }
 
 static int env_list(struct vp_cli *cli, const struct cli_args *a)
@@ -204,9 +321,30 @@ static int env_list(struct vp_cli *cli, const struct cli_args *a)
         static const struct cli_column cols[] = {
                 { "NAME", "name", CLI_PLAIN }, { "HOSTS", "host_count", CLI_PLAIN }, { "ARCH", "arch", CLI_PLAIN },
                 { "TYPES", "domain_types", CLI_PLAIN }, { "CPUS", "cpus", CLI_PLAIN },
-                { "MEMORY", "memory_kib", CLI_KIB },
+                { "MEMORY", "memory_kib", CLI_KIB }, { "RETIREMENT", "retiring", CLI_PLAIN },
         };
-        return cli_list(cli, vp_env_list, cols, ELEMENTSOF(cols));
+        struct vp_ctx ctx;
+        if (cli_open(cli, &ctx))
+                return 1;
+        struct vp_error err = { 0 };
+        struct json_object *envs = NULL;
+        int r = vp_env_list(&ctx, &envs, &err);
+        vp_ctx_close(&ctx);
+        if (r < 0)
+                return cli_fail(&err);
+        if (cli->json) {
+                cli_print_json(envs);
+                return 0;
+        }
+        /* The table's column in words, beside the document's object. */
+        for (size_t i = 0; i < json_object_array_length(envs); i++) {
+                struct json_object *e = json_object_array_get_idx(envs, i);
+                _cleanup_free_ char *t = retirement_text(e);
+                json_object_object_add(e, "retiring", *t ? json_object_new_string(t) : NULL);
+        }
+        cli_print_table(envs, cols, ELEMENTSOF(cols));
+        json_object_put(envs);
+        return 0;
 }
 
 /* The fence agent as the operator typed it, or "none". */
@@ -216,6 +354,22 @@ static void print_fence(const char *label, struct json_object *o)
         json_object_object_get_ex(o, "fence_cmd", &f);
         _cleanup_free_ char *shown = f ? vp_fence_cmd_show(json_object_to_json_string(f)) : NULL;
         print_field(label, "%s", shown ? shown : "none");
+}
+
+/* The retirement: where to, how, and since when; "none". */
+static void print_retirement(const char *label, struct json_object *o)
+{
+        struct json_object *rt = NULL;
+        if (!json_object_object_get_ex(o, "retirement", &rt) || !rt) {
+                print_field(label, "none");
+                return;
+        }
+        const char *profile = cli_str(rt, "profile"), *window = cli_str(rt, "window");
+        print_field(label, "to %s%s%s, waves of %lld, %s%s, %s since %s%s%s%s", cli_name(rt, "to"),
+                    *profile ? " with profile " : "", profile, (long long)cli_int(rt, "wave"),
+                    *window ? "window " : "any time", window, cli_str(rt, "state"), cli_str(rt, "since"),
+                    *cli_str(rt, "completed") ? ", complete since " : "", cli_str(rt, "completed"),
+                    json_object_get_boolean(json_object_object_get(rt, "report")) ? " (report only)" : "");
 }
 
 static void print_hosts(struct json_object *hosts)
@@ -241,13 +395,16 @@ static void env_text(struct json_object *o)
                 { "domain types:", "domain_types" },
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
                 { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
-                { "fence agent:", "fence_cmd" },
+                { "fence agent:", "fence_cmd" }, { "on maintenance:", "on_maintenance" },
+                { "retirement:", "retirement" },
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 if (streq(fields[i].key, "memory_kib"))
                         print_field(fields[i].label, "%lld MiB", (long long)(cli_int(o, fields[i].key) / 1024));
                 else if (streq(fields[i].key, "fence_cmd"))
                         print_fence(fields[i].label, o);
+                else if (streq(fields[i].key, "retirement"))
+                        print_retirement(fields[i].label, o);
                 else
                         print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
         }
@@ -381,6 +538,11 @@ static int host_rm(struct vp_cli *cli, const struct cli_args *a)
 static int host_resume(struct vp_cli *cli, const struct cli_args *a)
 {
         return host_act(cli, a, vp_env_host_set_maintenance, false, "out of maintenance");
+}
+
+static int host_maintenance(struct vp_cli *cli, const struct cli_args *a)
+{
+        return host_act(cli, a, vp_env_host_set_maintenance, true, "in maintenance");
 }
 
 static int host_drain(struct vp_cli *cli, const struct cli_args *a)

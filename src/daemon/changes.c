@@ -354,7 +354,9 @@ static int run_drain(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err
                 int64_t id = 0;
                 snprintf(c->pool, sizeof(c->pool), "%s", c->pools[i]);
                 mig_args(c, &a);
-                if (vp_migrate(ctx, &a, &plan, &id, NULL, NULL, &e) < 0 && rc == 0) {
+                /* Each migration named in the job's history row as it
+                 * begins: a daemon killed during it resumes it on restart. */
+                if (vp_migrate(ctx, &a, &plan, &id, mig_event, j, &e) < 0 && rc == 0) {
                         rc = e.code ? e.code : -EIO;
                         *err = e;
                 }
@@ -414,4 +416,40 @@ void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep)
         char subject[160];
         snprintf(subject, sizeof(subject), "%s/%s", c->to, c->from_host);
         vpd_job_submit(r, rep, "host.resume", subject, NULL, NULL, o, c, run_host_resume);
+}
+
+/* ---- the policies' moves ---- */
+
+/* A move with the configured parallelism and shutdown timeout. */
+static struct mig_change *policy_change(struct vpd *d)
+{
+        struct mig_change *c = vp_xcalloc(1, sizeof(*c));
+        c->parallel = d->conf.parallel;
+        c->timeout = d->conf.shutdown_timeout;
+        return c;
+}
+
+int64_t vpd_policy_drain(struct vpd *d, const char *env, const char *host, const struct vp_actor *actor,
+                         const char *reason)
+{
+        struct mig_change *c = policy_change(d);
+        snprintf(c->to, sizeof(c->to), "%s", env);
+        snprintf(c->from_host, sizeof(c->from_host), "%s", host);
+        char subject[160], command[256];
+        snprintf(subject, sizeof(subject), "%s/%s", env, host);
+        snprintf(command, sizeof(command), "vpoold: drain host %s of env %s", host, env);
+        return vpd_job_run(d, "host.drain", subject, NULL, actor, command, reason, c, run_drain);
+}
+
+int64_t vpd_policy_migrate(struct vpd *d, const char *pool, const char *to, const char *profile,
+                           const struct vp_actor *actor, const char *reason)
+{
+        struct mig_change *c = policy_change(d);
+        snprintf(c->pool, sizeof(c->pool), "%s", pool);
+        snprintf(c->to, sizeof(c->to), "%s", to);
+        snprintf(c->profile, sizeof(c->profile), "%s", profile ? profile : "");
+        char command[256];
+        snprintf(command, sizeof(command), "vpoold: migrate pool %s to env %s%s%s", pool, to,
+                 profile ? " with profile " : "", profile ? profile : "");
+        return vpd_job_run(d, "migration.start", pool, pool, actor, command, reason, c, run_migrate);
 }

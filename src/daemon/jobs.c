@@ -86,6 +86,7 @@ static void history_begin(struct vpd_job *j, struct vp_ctx *ctx)
         h.pool = vp_strdup(j->pool);
         h.vm = vp_strdup(j->vm);
         h.migration_id = j->migration_id;
+        h.reason = vp_strdup(j->reason);
         if (vp_history_begin(ctx->cat, &h, &err) < 0)
                 vpd_log(LOG_WARNING, "job %lld: cannot record it in the history: %s", (long long)j->id, err.msg);
         else
@@ -325,6 +326,36 @@ void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *ki
                 snprintf(rep->location, sizeof(rep->location), "/v1/migrations/%lld", (long long)mig);
         else
                 snprintf(rep->location, sizeof(rep->location), "/v1/jobs/%lld", (long long)id);
+}
+
+int64_t vpd_job_run(struct vpd *d, const char *kind, const char *subject, const char *pool,
+                    const struct vp_actor *actor, const char *command, const char *reason, void *data, vpd_job_fn fn)
+{
+        struct vpd_job *j = job_new(d, kind, subject, pool, NULL, actor->name, actor->via, NULL, data, fn);
+        snprintf(j->command, sizeof(j->command), "%s", command);
+        snprintf(j->reason, sizeof(j->reason), "%s", reason ? reason : "");
+        pthread_mutex_lock(&d->jobs->lock);
+        int64_t id = job_start(d->jobs, j) ? j->id : 0;
+        pthread_mutex_unlock(&d->jobs->lock);
+        return id;
+}
+
+bool vpd_job_outcome(struct vpd *d, int64_t id, struct vpd_job_outcome *ret)
+{
+        struct vpd_jobs *js = d->jobs;
+        bool found = false;
+        pthread_mutex_lock(&js->lock);
+        for (size_t i = 0; i < js->n && !found; i++) {
+                const struct vpd_job *j = js->all[i];
+                if (j->id != id)
+                        continue;
+                found = true;
+                *ret = (struct vpd_job_outcome){ .state = j->state, .error_code = j->error_code,
+                                                 .migration_id = j->migration_id };
+                snprintf(ret->error, sizeof(ret->error), "%s", j->error);
+        }
+        pthread_mutex_unlock(&js->lock);
+        return found;
 }
 
 /* ---- on start: what a killed daemon left ---- */

@@ -20,6 +20,7 @@ struct vpd_job {
         char actor[128];
         enum vp_via via;
         char command[512];                /* "POST /v1/pools/p1/start" and its body */
+        char reason[512];                 /* why a policy started it; "" for a client's */
         enum vp_job_state state;
         bool accepted;                    /* past its checks: the work has begun */
         int64_t migration_id;             /* 0: none (yet) */
@@ -46,6 +47,34 @@ void vpd_job_accept(struct vpd_job *j, int64_t migration_id);
  * document and its Location. */
 void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
                     const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn);
+
+/* Start a job the daemon decided by itself (a policy): no client waits for
+ * it. It is recorded in the history as done by ACTOR with REASON, its
+ * COMMAND what it does in words. Returns its id; 0 when the daemon stops
+ * (DATA freed then). */
+int64_t vpd_job_run(struct vpd *d, const char *kind, const char *subject, const char *pool,
+                    const struct vp_actor *actor, const char *command, const char *reason, void *data, vpd_job_fn fn);
+
+/* How job ID stands: its state, and once it failed, its error's errno and
+ * message; the migration it runs, 0 when none (yet). False when the job is
+ * not known (any more: only ended jobs are forgotten). */
+struct vpd_job_outcome {
+        enum vp_job_state state;
+        int error_code;
+        char error[1024];
+        int64_t migration_id;
+};
+bool vpd_job_outcome(struct vpd *d, int64_t id, struct vpd_job_outcome *ret);
+
+/* Policies' moves, as jobs of ACTOR with REASON (changes.c): the drain of
+ * HOST of ENV, as 'env host drain' does it; the migration of POOL to env
+ * TO (PROFILE NULL: its own), as 'migrate start' does it. Each with the
+ * configured parallelism and shutdown timeout. Their job's id; 0 when the
+ * daemon stops. */
+int64_t vpd_policy_drain(struct vpd *d, const char *env, const char *host, const struct vp_actor *actor,
+                         const char *reason);
+int64_t vpd_policy_migrate(struct vpd *d, const char *pool, const char *to, const char *profile,
+                           const struct vp_actor *actor, const char *reason);
 
 /* The routes of jobs and changes (routes.c puts them in its table). */
 void vpd_get_jobs(struct vpd_request *r, struct vpd_reply *rep);

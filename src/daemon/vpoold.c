@@ -20,6 +20,7 @@
 #include "console.h"
 #include "events.h"
 #include "jobs.h"
+#include "policy.h"
 #include "vp-config.h"
 
 /* ---- the log ---- */
@@ -77,6 +78,7 @@ struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
 static const char usage[] =
         "usage: vpoold [--config FILE] [--foreground] [--catalog FILE] [--listen LISTENERS]\n"
         "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N] [--console DIR]\n"
+        "              [--policy-interval SEC]\n"
         "       vpoold --routes | --help | --version\n";
 
 static const char help[] =
@@ -90,6 +92,7 @@ static const char help[] =
         "  --tls-key FILE      its private key (PEM)\n"
         "  --rate-limit N      requests per second one client may send\n"
         "  --console DIR       the web console's files, served at / (default " VP_CONSOLE_DIR ")\n"
+        "  --policy-interval SEC  seconds between two looks of the policies at the catalog\n"
         "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
@@ -116,6 +119,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 { "tls-key", required_argument, NULL, O_KEY + VP_CONF_TLS_KEY },
                 { "rate-limit", required_argument, NULL, O_KEY + VP_CONF_RATE_LIMIT },
                 { "console", required_argument, NULL, O_KEY + VP_CONF_CONSOLE },
+                { "policy-interval", required_argument, NULL, O_KEY + VP_CONF_POLICY_INTERVAL },
                 { 0 },
         };
         opterr = 0;
@@ -357,11 +361,15 @@ int main(int argc, char **argv)
                 return 1;
         }
         vpd_jobs_resume_left(&d);
+        /* After the resumed migrations: a policy finds their pools moving. */
+        if (vpd_policy_start(&d, &err) < 0)
+                vpd_log(LOG_ERR, "%s; no policy applies", err.msg);
         tell_parent(&ready_fd, "+");
         sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
         vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
+        vpd_policy_stop(&d);
         vpd_events_stop(&d);
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);

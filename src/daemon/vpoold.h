@@ -33,6 +33,7 @@ void vpd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 struct vpd_listener;
 struct vpd_jobs;
 struct vpd_events;
+struct vpd_policy;
 
 struct vpd {
         struct vp_config conf;
@@ -45,6 +46,7 @@ struct vpd {
         struct vpd_jobs *jobs;
         struct vpd_events *events;
         int console_fd;                   /* the console's folder, -1: none */
+        struct vpd_policy *policy;
 };
 
 /* The ctx of the calling thread, opened on first use (each worker thread

@@ -9,7 +9,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 8
+#define VP_SCHEMA_VERSION 9
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -41,7 +41,7 @@ static const struct vp_col env_cols[] = {
         I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
         T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
         T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
-        T(vp_env, created), T(vp_env, fence_cmd),
+        T(vp_env, created), T(vp_env, fence_cmd), T(vp_env, on_maintenance),
 };
 static const struct vp_col host_cols[] = {
         I(vp_host, id), I(vp_host, env_id), T(vp_host, name), T(vp_host, uri), T(vp_host, hostname),
@@ -112,6 +112,12 @@ static const struct vp_col token_cols[] = {
         T(vp_token, last_used),
 };
 
+static const struct vp_col retirement_cols[] = {
+        I(vp_retirement, id), T(vp_retirement, env), I(vp_retirement, env_id), I(vp_retirement, to_env_id),
+        R(vp_retirement, profile_id), T(vp_retirement, time_window), I(vp_retirement, wave),
+        I(vp_retirement, report), T(vp_retirement, state), T(vp_retirement, created), T(vp_retirement, completed),
+};
+
 #define TABLE(var, sqlname, kindname, st, cols) \
         const struct vp_table var = { sqlname, kindname, cols, ELEMENTSOF(cols), sizeof(struct st) }
 
@@ -128,6 +134,7 @@ TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
 TABLE(vp_table_event, "events", "event", vp_event, event_cols);
 TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
+TABLE(vp_table_retirement, "retirements", "retirement", vp_retirement, retirement_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -202,13 +209,25 @@ TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
 /* Why a change was made, when vpool itself decided it (a policy): came with
  * schema 8. A person's or a client's change has none. */
 #define HISTORY_REASON_SQL "ALTER TABLE history ADD COLUMN reason TEXT;"
+/* The policies came with schema 9: what vpoold does with a host in
+ * maintenance (NULL: the default), and the retirements. A retirement goes
+ * with its env; the env and the profile it moves pools to cannot be
+ * removed while it is there. Its id is never handed out again
+ * (AUTOINCREMENT): a retirement asked again is a new one to the daemon. */
+#define POLICIES_SQL \
+        "ALTER TABLE envs ADD COLUMN on_maintenance TEXT;" \
+        "CREATE TABLE retirements(id INTEGER PRIMARY KEY AUTOINCREMENT, env TEXT NOT NULL UNIQUE," \
+        " env_id INTEGER NOT NULL UNIQUE REFERENCES envs(id) ON DELETE CASCADE," \
+        " to_env_id INTEGER NOT NULL REFERENCES envs(id), profile_id INTEGER REFERENCES profiles(id)," \
+        " time_window TEXT NOT NULL DEFAULT '', wave INTEGER NOT NULL, report INTEGER NOT NULL DEFAULT 0," \
+        " state TEXT NOT NULL, created TEXT NOT NULL, completed TEXT NOT NULL DEFAULT '');"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
         &vp_table_event,
-        &vp_table_token,
+        &vp_table_token, &vp_table_retirement,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -301,6 +320,7 @@ static const char schema_tail_sql[] =
         TOKENS_SQL
         HISTORY_VIA_SQL
         HISTORY_REASON_SQL
+        POLICIES_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -448,6 +468,9 @@ static const char *const upgrades[] = {
         [6] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
         /* Schema 7 had no policies: no change had a reason of its own. */
         [7] = HISTORY_REASON_SQL,
+        /* Schema 8 had no policies: every host in maintenance gets the
+         * default, no env is retiring. */
+        [8] = POLICIES_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

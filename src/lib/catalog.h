@@ -42,6 +42,23 @@ struct vp_env {
         int64_t memory_kib;
         char *created;
         char *fence_cmd;       /* its fence agent: a JSON array of argv words; "" or NULL when none */
+        char *on_maintenance;  /* a vp_on_maintenance word; NULL or "" (before schema 9 or never set): the default */
+};
+
+/* An env being retired: vpoold migrates its pools to another env, a wave
+ * of at most WAVE pools at a time, inside its time window. One per env. */
+struct vp_retirement {
+        int64_t id;
+        char *env;             /* the retiring env's name */
+        int64_t env_id;
+        int64_t to_env_id;     /* where its pools go (an env retired to cannot be removed) */
+        int64_t profile_id;    /* their hardware there; 0: each pool keeps its own */
+        char *time_window;     /* "HH:MM-HH:MM" in the controller's local time; "": any time */
+        int64_t wave;          /* pools moved at once */
+        int64_t report;        /* 1: vpoold only says what it would do */
+        char *state;           /* vp_retire_state */
+        char *created;         /* when the operator asked (asking again starts it afresh) */
+        char *completed;       /* when its env was found holding no pool; "" before */
 };
 
 /* One hypervisor host of an env: a libvirt connection. The env's own
@@ -253,6 +270,7 @@ extern const struct vp_table vp_table_vm;
 extern const struct vp_table vp_table_history;
 extern const struct vp_table vp_table_fence;
 extern const struct vp_table vp_table_token;
+extern const struct vp_table vp_table_retirement;
 
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and

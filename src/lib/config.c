@@ -24,6 +24,7 @@ static const struct {
         [VP_CONF_TLS_KEY] = { "tls_key", "VPOOL_TLS_KEY", "--tls-key" },
         [VP_CONF_RATE_LIMIT] = { "rate_limit", "VPOOL_RATE_LIMIT", "--rate-limit" },
         [VP_CONF_CONSOLE] = { "console", "VPOOL_CONSOLE", "--console" },
+        [VP_CONF_POLICY_INTERVAL] = { "policy_interval", "VPOOL_POLICY_INTERVAL", "--policy-interval" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -57,6 +58,8 @@ void vp_config_init(struct vp_config *c)
         c->fence_timeout = VP_CONF_DEFAULT_FENCE_TIMEOUT;
         c->v[VP_CONF_RATE_LIMIT].text = vp_strdupf("%d", VP_CONF_DEFAULT_RATE_LIMIT);
         c->rate_limit = VP_CONF_DEFAULT_RATE_LIMIT;
+        c->v[VP_CONF_POLICY_INTERVAL].text = vp_strdupf("%d", VP_CONF_DEFAULT_POLICY_INTERVAL);
+        c->policy_interval = VP_CONF_DEFAULT_POLICY_INTERVAL;
 }
 
 void vp_config_free(struct vp_config *c)
@@ -132,6 +135,9 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
         case VP_CONF_RATE_LIMIT:
                 r = vp_parse_uint("rate limit", value, 1, 1000000, &n, err);
                 break;
+        case VP_CONF_POLICY_INTERVAL:
+                r = vp_parse_uint("policy interval", value, 1, 3600, &n, err);
+                break;
         case VP_CONF_TLS_CERT:
                 r = check_path("TLS certificate", value, origin, err);
                 break;
@@ -158,6 +164,8 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 c->fence_timeout = (int)n;
         else if (k == VP_CONF_RATE_LIMIT)
                 c->rate_limit = (int)n;
+        else if (k == VP_CONF_POLICY_INTERVAL)
+                c->policy_interval = (int)n;
         return 0;
 }
 

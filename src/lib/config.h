@@ -24,6 +24,7 @@ enum vp_conf_key {
         VP_CONF_TLS_KEY,
         VP_CONF_RATE_LIMIT,
         VP_CONF_CONSOLE,
+        VP_CONF_POLICY_INTERVAL,
         VP_CONF_KEY_MAX,
 };
 
@@ -49,6 +50,8 @@ enum vp_conf_origin {
 #define VP_CONF_DEFAULT_FENCE_TIMEOUT 60
 /* Requests per second one client of vpoold's API may send. */
 #define VP_CONF_DEFAULT_RATE_LIMIT 200
+/* Seconds between two looks of vpoold's policies at the catalog. */
+#define VP_CONF_DEFAULT_POLICY_INTERVAL 5
 
 /* The largest configuration file read, and its longest line. */
 #define VP_CONF_MAX_SIZE (64 * 1024)
@@ -70,6 +73,7 @@ struct vp_config {
         int source_grace;
         int fence_timeout;
         int rate_limit;
+        int policy_interval;
 };
 
 /* Fill C with the built-in defaults. Free with vp_config_free(). */

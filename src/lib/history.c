@@ -307,11 +307,19 @@ static bool vm_of_pool(const char *vm, const char *pool)
         return strspn(vm + pl + 1, "0123456789") == strlen(vm + pl + 1);
 }
 
+/* A drain moves several pools: "env drain", a host's from the command line
+ * ("env host drain") or from the daemon ("host drain"). */
+static bool is_drain(const struct vp_history *h)
+{
+        return streq(h->verb, "drain") && (streq(h->noun, "env") || streq(h->noun, "env host") || streq(h->noun, "host"));
+}
+
+/* The command line's migrate verbs, and the daemon's migration jobs. */
 static bool runs_migrations(const struct vp_history *h)
 {
-        return (streq(h->noun, "migrate") && (streq(h->verb, "start") || streq(h->verb, "resume") ||
-                                              streq(h->verb, "abort"))) ||
-               (streq(h->noun, "env") && streq(h->verb, "drain"));
+        return ((streq(h->noun, "migrate") || streq(h->noun, "migration")) &&
+                (streq(h->verb, "start") || streq(h->verb, "resume") || streq(h->verb, "abort"))) ||
+               is_drain(h);
 }
 
 static const char *migration_pool(const struct vp_history_log *log, int64_t id)
@@ -343,7 +351,7 @@ static const struct vp_history *step_command(const struct vp_history_log *log, c
                                 continue;
                         if (pass == 0 && h->migration_id == j->migration_id)
                                 return h;
-                        if (pass == 1 && (h->migration_id == 0 || streq(h->noun, "env")) &&
+                        if (pass == 1 && (h->migration_id == 0 || is_drain(h)) &&
                             (!*h->pool || streq(h->pool, pool)))
                                 return h;
                 }

@@ -546,11 +546,9 @@ int vp_env_host_drain_begin(struct vp_ctx *ctx, const char *env, const char *hos
                 vp_row_clear(&vp_table_host, &h);
                 return k;
         }
-        void *rows = NULL;
+        struct vp_pool *pools = NULL;
         size_t n = 0;
-        k = vp_row_query(ctx->cat, &vp_table_pool, "id IN (SELECT pool_id FROM vms WHERE host_id = ?1)",
-                         h.id, &rows, &n, err);
-        struct vp_pool *pools = rows;
+        k = vp_host_pools(ctx, h.id, &pools, &n, err);
         for (size_t i = 0; i < n && k >= 0; i++)
                 if (vp_pool_state_from_string(pools[i].state) == VP_POOL_MIGRATING)
                         k = vp_err(err, -EBUSY, "pool '%s', with VMs on host '%s', has an unfinished migration; resume "
@@ -565,7 +563,13 @@ int vp_env_host_drain_begin(struct vp_ctx *ctx, const char *env, const char *hos
                         (*ret_pools)[i] = vp_strdup(pools[i].name);
                 *ret_n = n;
         }
-        vp_rows_free(&vp_table_pool, rows, n);
+        vp_rows_free(&vp_table_pool, pools, n);
         vp_row_clear(&vp_table_host, &h);
         return k;
+}
+
+int vp_host_pools(struct vp_ctx *ctx, int64_t host_id, struct vp_pool **ret, size_t *ret_n, struct vp_error *err)
+{
+        return vp_row_query(ctx->cat, &vp_table_pool, "id IN (SELECT pool_id FROM vms WHERE host_id = ?1)", host_id,
+                            (void **)ret, ret_n, err);
 }

@@ -78,6 +78,9 @@ int vp_ctx_conn_host_source(struct vp_ctx *ctx, const struct vp_host *h, virConn
  * env that answers when the catalog does not know). */
 int vp_ctx_conn_vm(struct vp_ctx *ctx, const struct vp_vm *vm, virConnectPtr *ret, struct vp_error *err);
 
+/* The pools with a VM on host HOST_ID, by id (free with vp_rows_free). */
+int vp_host_pools(struct vp_ctx *ctx, int64_t host_id, struct vp_pool **ret, size_t *ret_n, struct vp_error *err);
+
 /* The start of HOST's drain: the host goes into maintenance (no VM is
  * placed there any more) and *RET_POOLS names every pool with a VM on it
  * (N of them, malloc'd strings in a malloc'd array), which the drain then

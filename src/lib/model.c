@@ -62,6 +62,9 @@ WORDS(vp_firmware, vp_firmware, [VP_FIRMWARE_BIOS] = "bios", [VP_FIRMWARE_UEFI] 
 
 WORDS(vp_role, vp_role, [VP_ROLE_VIEWER] = "viewer", [VP_ROLE_OPERATOR] = "operator", [VP_ROLE_ADMIN] = "admin")
 WORDS(vp_via, vp_via, [VP_VIA_CLI] = "cli", [VP_VIA_API] = "api", [VP_VIA_POLICY] = "policy")
+WORDS(vp_on_maintenance, vp_on_maintenance, [VP_ON_MAINTENANCE_DRAIN] = "drain",
+      [VP_ON_MAINTENANCE_REPORT] = "report", [VP_ON_MAINTENANCE_NONE] = "none")
+WORDS(vp_retire_state, vp_retire_state, [VP_RETIRE_RETIRING] = "retiring", [VP_RETIRE_COMPLETE] = "complete")
 
 bool vp_step_ended(enum vp_step s)
 {
@@ -220,6 +223,11 @@ char *vp_role_list(const char *sep)
 char *vp_via_list(const char *sep)
 {
         return join(vp_via_table, ELEMENTSOF(vp_via_table), -1, sep);
+}
+
+char *vp_on_maintenance_list(const char *sep)
+{
+        return join(vp_on_maintenance_table, ELEMENTSOF(vp_on_maintenance_table), -1, sep);
 }
 
 bool vp_known_machine(const char *s)

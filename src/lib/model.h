@@ -185,6 +185,37 @@ struct vp_actor {
         char name[VP_ACTOR_NAME_MAX];
 };
 
+/* ---- policies ------------------------------------------------------------ */
+
+/* What vpoold does with a host of an env once it is in maintenance: drain
+ * it (move its VMs to the env's other hosts, as 'env host drain' does),
+ * only report what it would do, or nothing. */
+enum vp_on_maintenance {
+        VP_ON_MAINTENANCE_DRAIN,
+        VP_ON_MAINTENANCE_REPORT,
+        VP_ON_MAINTENANCE_NONE,
+        VP_ON_MAINTENANCE_MAX,
+        VP_ON_MAINTENANCE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_on_maintenance);
+/* An env that says nothing: its hosts in maintenance are drained. */
+#define VP_ON_MAINTENANCE_DEFAULT VP_ON_MAINTENANCE_DRAIN
+char *vp_on_maintenance_list(const char *sep);
+
+/* A retirement: its env's pools are being moved (retiring), or the env
+ * holds no pool any more (complete). */
+enum vp_retire_state {
+        VP_RETIRE_RETIRING,
+        VP_RETIRE_COMPLETE,
+        VP_RETIRE_STATE_MAX,
+        VP_RETIRE_STATE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_retire_state);
+
+/* The names policies act under in the history (a vp_actor's name). */
+#define VP_POLICY_MAINTENANCE "maintenance"
+#define VP_POLICY_RETIRE "retire"
+
 /* ---- hardware words ------------------------------------------------------ */
 
 /* The machine families vpool builds for; a versioned machine type

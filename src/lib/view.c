@@ -6,6 +6,7 @@
 #include "host.h"
 #include "manifest.h"
 #include "name.h"
+#include "policy.h"
 
 /* A text field: null when absent or empty, as every absent value is. */
 static struct json_object *text(const char *s)
@@ -120,6 +121,27 @@ static int list_rows(struct vp_ctx *ctx, const struct vp_table *t, const char *c
 
 /* ---- envs, images, profiles -------------------------------------------- */
 
+/* The retirement of env E (null when it has none). */
+static struct json_object *retirement_json(struct vp_ctx *ctx, const struct vp_env *e)
+{
+        struct vp_retirement rt = { 0 };
+        if (vp_retirement_of(ctx, e->id, &rt, NULL) < 0)
+                return NULL;
+        struct json_object *o = json_object_new_object();
+        _cleanup_free_ char *to = name_of(ctx->cat, &vp_table_env, rt.to_env_id);
+        _cleanup_free_ char *profile = rt.profile_id ? name_of(ctx->cat, &vp_table_profile, rt.profile_id) : NULL;
+        json_object_object_add(o, "to", text(to));
+        json_object_object_add(o, "profile", text(profile));
+        json_object_object_add(o, "window", text(rt.time_window));
+        json_object_object_add(o, "wave", json_object_new_int64(rt.wave));
+        json_object_object_add(o, "report", json_object_new_boolean(rt.report != 0));
+        json_object_object_add(o, "state", json_object_new_string(rt.state));
+        json_object_object_add(o, "since", json_object_new_string(rt.created));
+        json_object_object_add(o, "completed", text(rt.completed));
+        vp_row_clear(&vp_table_retirement, &rt);
+        return o;
+}
+
 /* An env with the count of pools on it. */
 static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
 {
@@ -145,6 +167,9 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
         json_object_object_add(o, "host_count", count(nhosts));
         json_object_object_add(o, "created", json_object_new_string(e->created));
         json_object_object_add(o, "fence_cmd", e->fence_cmd && *e->fence_cmd ? json_tokener_parse(e->fence_cmd) : NULL);
+        json_object_object_add(o, "on_maintenance",
+                               json_object_new_string(vp_on_maintenance_to_string(vp_env_on_maintenance(e))));
+        json_object_object_add(o, "retirement", retirement_json(ctx, e));
         return o;
 }
 

@@ -27,7 +27,7 @@ check_eq "the page's version is the program's" "vpool $version" \
     "$(sed -n 's/^\.TH VPOOL 1 "[^"]*" "\([^"]*\)".*/\1/p' "$man_page")"
 
 # Plain text, wide and unhyphenated, so that a command's synopsis is one line.
-groff -man -Tascii -P-cbou -rLL=250n -rHY=0 "$man_page" 2>/dev/null >"$work/page.txt"
+groff -man -Tascii -P-cbou -rLL=320n -rHY=0 "$man_page" 2>/dev/null >"$work/page.txt"
 section() { awk -v s="$1" '/^[A-Z]/ { f = ($0 == s); next } f' "$work/page.txt"; }
 section OPTIONS >"$work/options.txt"
 section COMMANDS >"$work/commands.txt"

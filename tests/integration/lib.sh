@@ -191,6 +191,25 @@ add_desktop_image() {
         bail "image add desktop failed"
 }
 
+# start_daemon LOG ARGS...: $VPOOLD_BIN in the foreground, its stderr
+# appended to LOG, waiting until it answers on the unix socket $sock (one of
+# its ARGS' listeners); its pid in daemon_pid. stop_daemon: SIGTERM, waited for.
+daemon_pid=
+start_daemon() {
+    local log=$1
+    shift
+    "$VPOOLD_BIN" --foreground "$@" 2>>"$log" &
+    daemon_pid=$!
+    local i
+    for i in $(seq 100); do
+        curl -s --unix-socket "$sock" http://vpoold/v1 >/dev/null 2>&1 && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+stop_daemon() { [ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid"; }; daemon_pid=; }
+
 domains_on() { virsh_on "$1" list --all --name | grep "^$2-" | sort | xargs; }
 
 fsck_kinds() { vpool fsck --json | jq -r '.problems[].kind' | sort -u | xargs; }

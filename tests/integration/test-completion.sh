@@ -75,7 +75,7 @@ expect "vpool pool create tcompc --image guest --" \
 
 # A verb with verbs of its own: env host.
 hverbs=$(vpool env host --help | awk '/^Verbs:/ { f = 1; next } f && /^  [a-z]/ { print $1; next } f { exit }')
-check_eq "env host has its verbs" "add list rm drain resume" "$(xargs <<<"$hverbs")"
+check_eq "env host has its verbs" "add list rm drain maintenance resume" "$(xargs <<<"$hverbs")"
 expect "vpool env host " "$hverbs"
 expect "vpool env host r" "rm resume"
 for v in $hverbs; do
@@ -93,6 +93,8 @@ expect "vpool profile add p --nic " "e1000 rtl8139 virtio none"
 expect "vpool profile add p --firmware " "bios uefi"
 expect "vpool env add e --domain-type " "auto kvm qemu"
 expect "vpool pool create p --placement " "spread pack"
+expect "vpool env set x --on-maintenance " "drain report none"
+expect "vpool env retire x --to " "$(vpool env list --json | jq -r ".[].name")"
 expect "vpool env add e --host qemu+t" "qemu+tcp:// qemu+tls://"
 # --host is given once per host: offered again.
 expect "vpool env add e --host a=qemu:///system --" "--uri --host --domain-type --fence-cmd --json --quiet --help"

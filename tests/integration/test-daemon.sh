@@ -36,22 +36,6 @@ port=$(free_port)
 sock=$WORK/vpoold.sock
 base=https://127.0.0.1:$port
 
-# start_daemon LOG ARGS...: vpoold in the foreground, waiting until it answers.
-daemon_pid=
-start_daemon() {
-    local log=$1
-    shift
-    "$VPOOLD_BIN" --foreground "$@" 2>"$log" &
-    daemon_pid=$!
-    local i
-    for i in $(seq 100); do
-        curl -s --unix-socket "$sock" http://vpoold/v1 >/dev/null 2>&1 && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-stop_daemon() { [ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid"; }; daemon_pid=; }
 trap 'stop_daemon; cleanup_workdir' EXIT
 
 start_daemon "$WORK/vpoold.log" --listen "unix:$sock,$base" --tls-cert "$pki/cert.pem" --tls-key "$pki/key.pem" ||

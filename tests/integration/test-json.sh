@@ -80,7 +80,7 @@ vpool env add tjson-spare --uri "$urib" --domain-type qemu >/dev/null || bail "e
 # (before any pool: the two envs would each see the other's domains).
 json_cmd "env host add" env host add tjson-spare "$uria" --name tjson-h2
 check_eq "env host add: both hosts, by name" "tjson-h2 tjson-spare" "$(jq -r '.[].name' "$WORK/out" | xargs)"
-sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET maintenance = 1 WHERE name = 'tjson-h2'"
+json_cmd "env host maintenance" env host maintenance tjson-spare tjson-h2
 json_cmd "env host list" env host list tjson-spare
 check_eq "env host list: live, one in maintenance" "true true" \
     "$(jq -r '[all(.[]; .reachable), any(.[]; .maintenance)] | join(" ")' "$WORK/out")"
@@ -88,6 +88,15 @@ json_cmd "env host resume" env host resume tjson-spare tjson-h2
 json_cmd "env host rm" env host rm tjson-spare tjson-h2
 json_cmd "env show" env show tjson-spare
 check_eq "env show: one host left, counted" "1 1" "$(jq -r '"\(.host_count) \(.hosts | length)"' "$WORK/out")"
+# A retirement, shown by env show and env list (the table's shape), then cancelled.
+json_cmd "env retire" env retire tjson-spare --to "$HOSTA" --window 22:00-06:00 --wave 2 --report
+check_eq "env retire: its settings" "$HOSTA 22:00-06:00 2 true retiring" \
+    "$(jq -r '.retirement | "\(.to) \(.window) \(.wave) \(.report) \(.state)"' "$WORK/out")"
+json_cmd "env list" env list
+check_eq "env list: the retirement and the maintenance policy" "$HOSTA drain" \
+    "$(jq -r '.[] | select(.name == "tjson-spare") | "\(.retirement.to) \(.on_maintenance)"' "$WORK/out")"
+json_cmd "env retire" env retire tjson-spare --cancel
+check_eq "env retire --cancel: no retirement" "null" "$(jq -c .retirement "$WORK/out")"
 json_cmd "image add" image add blank --file "$WORK/blank.qcow2"
 vpool image add kblank --file "$WORK/blank.qcow2" --kernel "$WORK/vmlinuz" --initrd "$WORK/initrd" \
     --cmdline "console=ttyS0" >/dev/null || bail "image add kblank"

@@ -165,8 +165,10 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* What schema 9 added: the policies. */
+#define SCHEMA_8_SQL "DROP TABLE retirements; ALTER TABLE envs DROP COLUMN on_maintenance;"
 /* What schema 8 added: the history's reason. */
-#define SCHEMA_7_SQL "ALTER TABLE history DROP COLUMN reason;"
+#define SCHEMA_7_SQL SCHEMA_8_SQL "ALTER TABLE history DROP COLUMN reason;"
 /* What schema 7 added: the tokens and the history's via. */
 #define SCHEMA_6_SQL SCHEMA_7_SQL "DROP TABLE tokens; ALTER TABLE history DROP COLUMN via;"
 
@@ -243,7 +245,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "8");
+        assert_string_equal(v, "9");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -332,7 +334,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -473,7 +475,7 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
 }
 
 /* A catalog of schema 6 (no API) is upgraded: it gets the tokens, and its
@@ -505,7 +507,7 @@ static void test_upgrade_tokens(void **state)
         assert_int_equal(vp_row_insert(c, &vp_table_token, &dup, &err), -EEXIST);
         assert_string_equal(err.msg, "token 'ci' already exists");
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
         assert_sql_text(p2, "SELECT coalesce(via, 'NULL') FROM history WHERE id = 3", "NULL");
 }
 
@@ -540,7 +542,41 @@ static void test_upgrade_reason(void **state)
         vp_row_clear(&vp_table_history, &back);
         free(p.user), free(p.sudo_user), free(p.host), free(p.via), free(p.at), free(p.ended), free(p.outcome);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+}
+
+/* A catalog of schema 8 (no policies) is upgraded: its envs take the
+ * default for hosts in maintenance, none is retiring, and a retirement can
+ * be recorded, going with its env and holding back the env it retires to. */
+static void test_upgrade_policies(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v8.db", "1:2",
+                    SCHEMA_8_SQL
+                    "INSERT INTO envs(id, name, uri) VALUES(1, 'old', 'u'), (2, 'new', 'u');"
+                    "UPDATE meta SET value = '8' WHERE key = 'schema';",
+                    p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_env e = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_env, 1, &e, &err), 0);
+        assert_true(!e.on_maintenance || !*e.on_maintenance);
+        vp_row_clear(&vp_table_env, &e);
+        int64_t n = -1;
+        assert_int_equal(vp_row_count(c, &vp_table_retirement, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 0);
+        struct vp_retirement rt = { .env = (char *)"old", .env_id = 1, .to_env_id = 2, .time_window = (char *)"",
+                                    .wave = 2, .state = (char *)"retiring", .created = (char *)"2026-01-01T00:00:00Z",
+                                    .completed = (char *)"" };
+        assert_int_equal(vp_row_insert(c, &vp_table_retirement, &rt, &err), 0);
+        assert_int_equal(vp_row_delete(c, &vp_table_env, 2, &err), -EBUSY);
+        assert_string_equal(err.msg, "env 'new' is still used by 1 retirement");
+        assert_int_equal(vp_row_delete(c, &vp_table_env, 1, &err), 0);
+        assert_int_equal(vp_row_count(c, &vp_table_retirement, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 0);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -668,6 +704,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_events),
                 cmocka_unit_test(test_upgrade_tokens),
                 cmocka_unit_test(test_upgrade_reason),
+                cmocka_unit_test(test_upgrade_policies),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

@@ -93,7 +93,9 @@ static void test_parse_all_keys(void **state)
                       "tls_cert = /etc/vpool/cert.pem\n"
                       "tls_key = /etc/vpool/key.pem\n"
                       "rate_limit = 50\n"
-                      "console = /srv/vpool/console\n",
+                      "console = /srv/vpool/console\n"
+
+                      "policy_interval = 3\n",
                       &err);
         if (r < 0)
                 fail_msg("%s", err.msg);
@@ -115,6 +117,7 @@ static void test_parse_all_keys(void **state)
         assert_string_equal(c.v[VP_CONF_TLS_KEY].text, "/etc/vpool/key.pem");
         assert_int_equal(c.rate_limit, 50);
         assert_string_equal(c.v[VP_CONF_CONSOLE].text, "/srv/vpool/console");
+        assert_int_equal(c.policy_interval, 3);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         assert_string_equal(vp_config_origin_text(&c, VP_CONF_PARALLEL, b, sizeof(b)), F ":6");
@@ -347,6 +350,7 @@ static void test_shipped_file(void **state)
         assert_int_equal(c.fence_timeout, VP_CONF_DEFAULT_FENCE_TIMEOUT);
         assert_string_equal(c.v[VP_CONF_LISTEN].text, VP_DEFAULT_LISTEN);
         assert_int_equal(c.rate_limit, VP_CONF_DEFAULT_RATE_LIMIT);
+        assert_int_equal(c.policy_interval, VP_CONF_DEFAULT_POLICY_INTERVAL);
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         free(text);

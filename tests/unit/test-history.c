@@ -267,6 +267,66 @@ static void test_via(void **state)
         vp_catalog_close(c);
 }
 
+/* The steps of the daemon's moves go under the job that ran them: a
+ * migration (noun "migration"), a host's drain of several pools (noun
+ * "host", or "env host" from the command line), as the CLI's own do. */
+static void test_daemon_steps(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        assert_int_equal(vp_catalog_open(path, true, &c, &err), 0);
+        struct vp_env e = { .name = (char *)"a", .uri = (char *)"test:///default" };
+        struct vp_profile p = { .name = (char *)"pr", .machine = (char *)"pc", .disk_bus = (char *)"ide",
+                                .nic = (char *)"e1000" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_profile, &p, &err), 0);
+        struct vp_migration m[3];
+        static const char *const pools[] = { "p", "q", "r" };
+        for (size_t i = 0; i < 3; i++) {
+                m[i] = (struct vp_migration){ .pool_name = (char *)pools[i], .state = (char *)"done",
+                                              .created = (char *)"x", .updated = (char *)"x", .from_env_id = e.id,
+                                              .to_env_id = e.id, .from_profile_id = p.id, .to_profile_id = p.id };
+                assert_int_equal(vp_row_insert(c, &vp_table_migration, &m[i], &err), 0);
+        }
+        /* A job of the API or a policy migrating p. */
+        struct vp_history *job = command("migration", "start", "p", m[0].id);
+        assert_int_equal(vp_history_begin(c, job, &err), 0);
+        add_step(c, m[0].id, "p-001", "done", "2026-11-27T10:00:01Z");
+        assert_int_equal(vp_history_end(c, job, "ok", &err), 0);
+        /* A policy's drain of host h1, pools q then r: it names the last. */
+        struct vp_history *drain = command("host", "drain", "", 0);
+        assert_int_equal(vp_history_begin(c, drain, &err), 0);
+        add_step(c, m[1].id, "q-001", "done", "2026-11-27T10:00:02Z");
+        drain->migration_id = m[2].id;
+        assert_int_equal(vp_history_update(c, drain, &err), 0);
+        add_step(c, m[2].id, "r-001", "done", "2026-11-27T10:00:03Z");
+        assert_int_equal(vp_history_end(c, drain, "ok", &err), 0);
+        /* The command line's drain of a host, pool r again. */
+        struct vp_history *cli = command("env host", "drain", "", 0);
+        assert_int_equal(vp_history_begin(c, cli, &err), 0);
+        add_step(c, m[2].id, "r-001", "done", "2026-11-27T10:00:04Z");
+        assert_int_equal(vp_history_end(c, cli, "ok", &err), 0);
+
+        struct vp_history_log log;
+        struct vp_history_filter all = { 0 };
+        assert_int_equal(vp_history_read(c, &all, &log, &err), 0);
+        int64_t want[] = { job->id, drain->id, drain->id, cli->id };
+        size_t k = 0;
+        for (size_t i = 0; i < log.n; i++) {
+                if (!log.items[i].step)
+                        continue;
+                assert_true(k < ELEMENTSOF(want));
+                assert_non_null(log.items[i].cmd);
+                assert_int_equal(log.items[i].cmd->id, want[k++]);
+        }
+        assert_int_equal(k, ELEMENTSOF(want));
+        vp_history_log_free(&log);
+        drop(job);
+        drop(drain);
+        drop(cli);
+        vp_catalog_close(c);
+}
+
 /* A catalog made before the history table existed gets it on open. */
 static void test_old_catalog(void **state)
 {
@@ -293,6 +353,7 @@ int main(void)
                 cmocka_unit_test(test_since),
                 cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_via, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_daemon_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_old_catalog, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
