@@ -8,7 +8,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 7
+#define VP_SCHEMA_VERSION 8
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -91,6 +91,9 @@ static const struct vp_col history_cols[] = {
         T(vp_history, pool), T(vp_history, vm), I(vp_history, migration_id), I(vp_history, journal_from),
         I(vp_history, journal_to), T(vp_history, outcome), T(vp_history, via),
 };
+static const struct vp_col inspection_cols[] = {
+        I(vp_inspection, id), T(vp_inspection, sha256), T(vp_inspection, report), T(vp_inspection, created),
+};
 static const struct vp_col token_cols[] = {
         I(vp_token, id), T(vp_token, name), T(vp_token, role), T(vp_token, hash), T(vp_token, created),
         T(vp_token, last_used),
@@ -112,6 +115,7 @@ TABLE(vp_table_history, "history", "history entry", vp_history, history_cols);
 TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
 TABLE(vp_table_event, "events", "event", vp_event, event_cols);
 TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
+TABLE(vp_table_inspection, "inspections", "inspection", vp_inspection, inspection_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -183,13 +187,18 @@ TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
         "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL," \
         " hash TEXT NOT NULL UNIQUE, created TEXT NOT NULL, last_used TEXT NOT NULL DEFAULT '');"
 #define HISTORY_VIA_SQL "ALTER TABLE history ADD COLUMN via TEXT;"
+/* Keyed by digest, not by image: two images of one master share it, and a
+ * master added again after its image was removed is not inspected again. */
+#define INSPECTIONS_SQL \
+        "CREATE TABLE inspections(id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, report TEXT NOT NULL," \
+        " created TEXT NOT NULL);"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
         &vp_table_event,
-        &vp_table_token,
+        &vp_table_token, &vp_table_inspection,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -281,6 +290,7 @@ static const char schema_tail_sql[] =
         HOST_REFS_SQL
         TOKENS_SQL
         HISTORY_VIA_SQL
+        INSPECTIONS_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -421,6 +431,9 @@ static const char *const upgrades[] = {
          * command line. A catalog from before the history (which then
          * came on the first open) gets it here, so via has a table to go to. */
         [6] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
+        /* Schema 7 did not inspect images: none has a report, so each keeps
+         * its declaration alone until it is added again. */
+        [7] = INSPECTIONS_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

@@ -1,4 +1,5 @@
 #include "view.h"
+#include "inspect.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -182,9 +183,14 @@ struct json_object *vp_profile_json(const struct vp_profile *p)
         return o;
 }
 
+/* An image with what inspection found in its master (null: never inspected). */
 static struct json_object *image_row(struct vp_ctx *ctx, const void *row)
 {
-        return vp_image_json(row);
+        const struct vp_image *im = row;
+        struct json_object *o = vp_image_json(im), *report = NULL;
+        vp_inspection_get(ctx->cat, im->sha256, &report, NULL);
+        json_object_object_add(o, "inspection", report);
+        return o;
 }
 
 static struct json_object *profile_row(struct vp_ctx *ctx, const void *row)
