@@ -713,6 +713,7 @@ struct json_object *vp_plan_json(const struct vp_plan *pl)
         for (int i = 0; i < pl->ndiffs; i++)
                 json_object_array_add(d, json_object_new_string(pl->diffs[i]));
         json_object_object_add(o, "hardware_changes", d);
+        json_object_object_add(o, "nic_rename", text(pl->nic_rename));
         json_object_object_add(o, "memory_needed_mib", json_object_new_int64(pl->memory_needed_mib));
         json_object_object_add(o, "memory_free_mib", json_object_new_int64(pl->memory_free_mib));
         struct json_object *a = json_object_new_array();
