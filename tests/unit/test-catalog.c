@@ -144,8 +144,10 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* What schema 8 added: the inspections. */
+#define SCHEMA_7_SQL "DROP TABLE inspections;"
 /* What schema 7 added: the tokens and the history's via. */
-#define SCHEMA_6_SQL "DROP TABLE tokens; ALTER TABLE history DROP COLUMN via;"
+#define SCHEMA_6_SQL SCHEMA_7_SQL "DROP TABLE tokens; ALTER TABLE history DROP COLUMN via;"
 
 /* The tables as schema 4 had them: no hosts, no host columns. SQLite
  * cannot drop a column a foreign key names, so the two tables that refer
@@ -220,7 +222,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "7");
+        assert_string_equal(v, "8");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -309,7 +311,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -450,7 +452,7 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
 }
 
 /* A catalog of schema 6 (no API) is upgraded: it gets the tokens, and its
@@ -482,8 +484,32 @@ static void test_upgrade_tokens(void **state)
         assert_int_equal(vp_row_insert(c, &vp_table_token, &dup, &err), -EEXIST);
         assert_string_equal(err.msg, "token 'ci' already exists");
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "7");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
         assert_sql_text(p2, "SELECT coalesce(via, 'NULL') FROM history WHERE id = 3", "NULL");
+}
+
+/* A catalog of schema 7 (no inspection) is upgraded: its images keep their
+ * declarations, none has a report, and a report can be stored, once per
+ * digest. */
+static void test_upgrade_inspections(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v7.db", NULL, SCHEMA_7_SQL "UPDATE meta SET value = '7' WHERE key = 'schema';", p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_image im = { 0 };
+        assert_int_equal(vp_row_get(c, &vp_table_image, "name", "gold", &im, &err), 0);
+        int64_t n = -1;
+        assert_int_equal(vp_row_count(c, &vp_table_inspection, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 0);
+        struct vp_inspection row = { .sha256 = im.sha256, .report = (char *)"{\"status\":\"no-os\"}",
+                                     .created = (char *)"2026-01-02T00:00:00Z" };
+        assert_int_equal(vp_row_insert(c, &vp_table_inspection, &row, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_inspection, &row, &err), -EEXIST);
+        vp_row_clear(&vp_table_image, &im);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "8");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -610,6 +636,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_hosts),
                 cmocka_unit_test(test_upgrade_events),
                 cmocka_unit_test(test_upgrade_tokens),
+                cmocka_unit_test(test_upgrade_inspections),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };
