@@ -30,7 +30,7 @@ typedef void (*vp_cpio_fn)(void *ud, const char *name, uint32_t mode, const uint
  * zstd; decompressed to at most VP_INITRAMFS_MAX bytes). COMP gets the
  * compression of the last archive ("none", "gzip", "xz", "zstd"). 0, or
  * -EBADMSG / -EOPNOTSUPP / -EFBIG with *err. */
-#define VP_INITRAMFS_MAX ((size_t)1 << 30)
+#define VP_INITRAMFS_MAX ((size_t)512 << 20)
 int vp_initramfs_walk(const uint8_t *buf, size_t len, vp_cpio_fn fn, void *ud, char comp[8],
                       struct vp_error *err);
 /* The modules an initramfs holds (files under lib/modules/ named *.ko*),

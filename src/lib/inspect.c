@@ -1,5 +1,6 @@
 #include "inspect.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <guestfs.h>
 #include <poll.h>
@@ -528,6 +529,33 @@ static int parse_child(const char *out, int status, struct json_object **ret, st
         return 0;
 }
 
+/* Kill PID's own children, then PID's process group: libguestfs starts
+ * the appliance's QEMU in a process group of its own (so a terminal's ^C
+ * does not reach it), which a signal to the child's group would miss. */
+static void kill_inspector(pid_t pid)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                char path[300], buf[512];
+                snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+                if (n <= 0)
+                        continue;
+                buf[n] = '\0';
+                /* "pid (comm) state ppid ...": comm may hold anything but the last ')'. */
+                const char *p = strrchr(buf, ')');
+                int ppid = 0;
+                if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == pid)
+                        kill((pid_t)atoi(e->d_name), SIGKILL);
+        }
+        if (d)
+                closedir(d);
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+}
+
 int vp_inspect_image(const char *path, const char *fmt, unsigned timeout, vp_inspect_progress_fn progress,
                      void *ud, struct json_object **ret, struct vp_error *err)
 {
@@ -565,7 +593,7 @@ int vp_inspect_image(const char *path, const char *fmt, unsigned timeout, vp_ins
         int r = read_child(fds[0], start, timeout, progress, ud, &out, err);
         close(fds[0]);
         if (r < 0)
-                kill(-pid, SIGKILL), kill(pid, SIGKILL);
+                kill_inspector(pid);
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;

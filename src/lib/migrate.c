@@ -1510,8 +1510,8 @@ static int check_target(struct vp_ctx *ctx, const struct vp_migrate_args *a, str
         if (a->source_fenced && !streq(a->source_fenced, f->from.name))
                 return vp_err(err, -EINVAL, "--source-fenced names env '%s', but pool '%s' is on env '%s'",
                               a->source_fenced, a->pool, f->from.name);
-        if ((k = vp_check_image_supports(&f->im, &f->dp, err)) < 0 ||
-            (k = vp_inspect_check_profile(ctx->cat, &f->im, &f->dp, err)) < 0)
+        if ((k = vp_inspect_check_profile(ctx->cat, &f->im, &f->dp, err)) < 0 ||
+            (k = vp_check_image_supports(&f->im, &f->dp, err)) < 0)
                 return k;
         if ((k = vp_image_check_unchanged(ctx, &f->im, &f->restamped, err)) < 0) {
                 vp_err_prefix(err, "pool '%s'", a->pool);
