@@ -169,6 +169,25 @@ static int read_initramfs(guestfs_h *g, const char *kver, struct vp_modset *mods
         return 1;
 }
 
+/* Hardware WORD the guest can use goes to LIST (64 bytes, comma
+ * separated); one it cannot, lacking DRIVER (not NULL) looked for in PLACE,
+ * to MISSING. */
+static void note_driver(char *list, struct json_object *missing, bool nic, const char *word, const char *driver,
+                        const char *place)
+{
+        if (!driver) {
+                size_t u = strlen(list);
+                snprintf(list + u, 64 - u, "%s%s", u ? "," : "", word);
+                return;
+        }
+        struct json_object *x = json_object_new_object();
+        json_object_object_add(x, "hardware", json_object_new_string(word));
+        json_object_object_add(x, "kind", json_object_new_string(nic ? "nic" : "disk_bus"));
+        json_object_object_add(x, "driver", json_object_new_string(driver));
+        json_object_object_add(x, "place", json_object_new_string(place));
+        json_object_array_add(missing, x);
+}
+
 /* Which disk buses and NIC models a Linux guest drives at boot: a disk
  * driver must be built in or in the initramfs (the root is not mounted
  * yet); a NIC driver may also come from the root's modules, which udev
@@ -204,19 +223,8 @@ static int linux_drivers(guestfs_h *g, struct json_object *o, int out, struct vp
                 for (int i = 0; i < max; i++) {
                         const char *word = nic ? vp_nic_model_to_string(i) : vp_disk_bus_to_string(i);
                         const char *m = vp_linux_missing_driver(nic, word, nic ? &installed : &boot);
-                        char *list = nic ? nics : buses;
-                        if (!m) {
-                                size_t u = strlen(list);
-                                snprintf(list + u, 64 - u, "%s%s", u ? "," : "", word);
-                                continue;
-                        }
-                        struct json_object *x = json_object_new_object();
-                        json_object_object_add(x, "hardware", json_object_new_string(word));
-                        json_object_object_add(x, "kind", json_object_new_string(nic ? "nic" : "disk_bus"));
-                        json_object_object_add(x, "driver", json_object_new_string(m));
-                        json_object_object_add(x, "place", json_object_new_string(
-                                nic ? "kernel modules" : have_initramfs ? "initramfs" : "kernel (no initramfs)"));
-                        json_object_array_add(missing, x);
+                        note_driver(nic ? nics : buses, missing, nic, word, m,
+                                    nic ? "kernel modules" : have_initramfs ? "initramfs" : "kernel (no initramfs)");
                 }
         }
         vp_modset_free(&boot);
@@ -249,18 +257,7 @@ static void windows_drivers(guestfs_h *g, const char *root, struct json_object *
                                 _cleanup_free_ char *cp = guestfs_case_sensitive_path(g, p);
                                 ok = cp && guestfs_is_file(g, cp) > 0;
                         }
-                        char *list = nic ? nics : buses;
-                        if (ok) {
-                                size_t u = strlen(list);
-                                snprintf(list + u, 64 - u, "%s%s", u ? "," : "", word);
-                                continue;
-                        }
-                        struct json_object *x = json_object_new_object();
-                        json_object_object_add(x, "hardware", json_object_new_string(word));
-                        json_object_object_add(x, "kind", json_object_new_string(nic ? "nic" : "disk_bus"));
-                        json_object_object_add(x, "driver", json_object_new_string(drv));
-                        json_object_object_add(x, "place", json_object_new_string("System32/drivers"));
-                        json_object_array_add(missing, x);
+                        note_driver(nic ? nics : buses, missing, nic, word, ok ? NULL : drv, "System32/drivers");
                 }
         }
         json_object_object_add(o, "kernel", NULL);
