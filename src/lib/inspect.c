@@ -526,31 +526,58 @@ static int parse_child(const char *out, int status, struct json_object **ret, st
         return 0;
 }
 
-/* Kill PID's own children, then PID's process group: libguestfs starts
- * the appliance's QEMU in a process group of its own (so a terminal's ^C
- * does not reach it), which a signal to the child's group would miss. */
+/* The state letter of process PID ('Z' a zombie), or 0 when it is gone. */
+static char proc_state(pid_t pid, pid_t *ret_ppid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold anything but the last ')'. */
+        const char *p = strrchr(buf, ')');
+        char state = 0;
+        int ppid = 0;
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+                return 0;
+        if (ret_ppid)
+                *ret_ppid = ppid;
+        return state;
+}
+
+/* Kill PID's own children, then PID's process group, and wait (a few
+ * seconds at most) until the children are gone: libguestfs starts the
+ * appliance's QEMU in a process group of its own (so a terminal's ^C does
+ * not reach it), which a signal to the child's group would miss. */
 static void kill_inspector(pid_t pid)
 {
+        pid_t kids[32];
+        size_t n = 0;
         DIR *d = opendir("/proc");
         struct dirent *e;
         while (d && (e = readdir(d))) {
-                char path[300], buf[512];
-                snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-                ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-                if (n <= 0)
-                        continue;
-                buf[n] = '\0';
-                /* "pid (comm) state ppid ...": comm may hold anything but the last ')'. */
-                const char *p = strrchr(buf, ')');
-                int ppid = 0;
-                if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == pid)
-                        kill((pid_t)atoi(e->d_name), SIGKILL);
+                pid_t k = (pid_t)atoi(e->d_name), ppid = 0;
+                if (k > 0 && proc_state(k, &ppid) && ppid == pid && n < ELEMENTSOF(kids)) {
+                        kill(k, SIGKILL);
+                        kids[n++] = k;
+                }
         }
         if (d)
                 closedir(d);
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
+        for (int tries = 0; tries < 50; tries++) {
+                size_t alive = 0;
+                for (size_t i = 0; i < n; i++) {
+                        char st = proc_state(kids[i], NULL);
+                        alive += st && st != 'Z';
+                }
+                if (!alive)
+                        break;
+                usleep(100000);
+        }
 }
 
 int vp_inspect_image(const char *path, const char *fmt, unsigned timeout, vp_inspect_progress_fn progress,

@@ -14,6 +14,9 @@ DEBIAN_DIR=${VPOOL_DEBIAN_DIR:-$top/build/debian-guest}
 # under emulation unless the caller says otherwise.
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
+# About 20 s on an idle machine, but its appliance boots under TCG: minutes when
+# other guests load it.
+export VPOOL_INSPECT_TIMEOUT=${VPOOL_INSPECT_TIMEOUT:-1800}
 require_hosts "$HOSTA" "$HOSTB"
 for f in debian12.qcow2 debian12-novirtio.qcow2; do
     [ -r "$DEBIAN_DIR/$f" ] || bail "$DEBIAN_DIR/$f missing (scripts/build-debian-guest.sh $DEBIAN_DIR)"
@@ -61,6 +64,22 @@ for bad in shadow datafile; do
 done
 appliances() { cat "$WORK/hv.log" 2>/dev/null | grep -c -- '-kernel'; }
 check_eq "libguestfs's appliance never started for a hostile image" 0 "$(appliances)"
+
+# ---- an inspection is bounded in time ---------------------------------------------------
+# An appliance that never answers: its QEMU records its pid and sleeps.
+cat >"$WORK/hv-hang" <<EOF
+#!/bin/sh
+case "\$*" in *-kernel*) echo \$\$ >>"$WORK/hang.pids"; exec sleep 3600 ;; esac
+exec qemu-system-x86_64 "\$@"
+EOF
+chmod 755 "$WORK/hv-hang"
+qemu-img create -q -f qcow2 "$WORK/blank.qcow2" 64M
+VPOOL_INSPECT_TIMEOUT=120 LIBGUESTFS_HV=$WORK/hv-hang expect_fail "an inspection past its time is stopped" 1 \
+    "^vpool: image 'blank': inspection failed .*: inspection took longer than 120 s \(starting the appliance\); its appliance was killed$" \
+    vpool image add blank --file "$WORK/blank.qcow2"
+check "the hung appliance was started" test -s "$WORK/hang.pids"
+check_eq "and killed: no such process, or one only its parent has still to reap" "" \
+    "$(ps -o stat= -p "$(cat "$WORK/hang.pids")" | grep -v '^Z')"
 
 # ---- inspection of the Debian master --------------------------------------------------
 start=$SECONDS
