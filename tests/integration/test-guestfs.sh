@@ -120,6 +120,8 @@ check_eq "the declaration it agrees with is recorded" "virtio virtio" \
     "$(vpool --json image show debian2 | jq -r '[.disk_buses, .nic_models] | join(" ")')"
 
 # ---- the master whose initramfs lacks virtio --------------------------------------------
+# Refused at its first inspection: nothing is stored, the report neither
+# (the add after it inspects again).
 expect_fail "a declared virtio bus the initramfs cannot drive is refused" 1 \
     "image 'novirtio' declares disk bus 'virtio', but initramfs has no virtio_blk$" \
     vpool image add novirtio --file "$DEBIAN_DIR/debian12-novirtio.qcow2" --disk-buses ide,virtio
