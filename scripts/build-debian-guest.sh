@@ -2,8 +2,9 @@
 # Builds two Debian 12 master images with debootstrap, the way a desktop
 # installed from Debian's installer looks to vpool: systemd, Debian's kernel
 # (linux-image-amd64) and initramfs-tools, extlinux on an MBR disk, the
-# network configured by interface name in /etc/network/interfaces (ens3, the
-# name of an e1000 in slot 3 of a pc machine) and dbus + logind so the ACPI
+# network configured by interface name in /etc/network/interfaces (ens2, the
+# name of the e1000 in slot 2 of the pc machines vpool defines: they have no
+# video device) and dbus + logind so the ACPI
 # power button powers it off.
 #
 #   build-debian-guest.sh OUTDIR
@@ -78,8 +79,8 @@ source /etc/network/interfaces.d/*
 auto lo
 iface lo inet loopback
 
-allow-hotplug ens3
-iface ens3 inet static
+allow-hotplug ens2
+iface ens2 inet static
     address 192.0.2.10/24
 EOF
 : >"$root/etc/machine-id"

@@ -101,7 +101,7 @@ check_eq "its zstd initramfs drives every disk bus" "zstd ide,sata,virtio,scsi" 
     "$(ins '[.inspection.initramfs.compression, .inspection.disk_buses] | join(" ")')"
 check_eq "its kernel drives every NIC model, nothing missing" "e1000,rtl8139,virtio 0" \
     "$(ins '[.inspection.nic_models, (.inspection.missing | length)] | join(" ")')"
-check_eq "its network: ifupdown, by the interface name ens3" "ifupdown name ens3 true" \
+check_eq "its network: ifupdown, by the interface name ens2" "ifupdown name ens2 true" \
     "$(ins '[.inspection.network.tools, .inspection.network.match, .inspection.network.interfaces,
              .inspection.network.breaks_on_rename] | join(" ")')"
 check_eq "what the operator left out is what inspection found" "ide,sata,virtio,scsi e1000,rtl8139,virtio bios" \
@@ -145,17 +145,17 @@ check "pool deb1 created and started on $HOSTA (pc, IDE, e1000)" \
 check "$vm booted Debian from its IDE disk" wait_deb_boot "$boot_timeout" 1 "$vm"
 diag "first boot: $(deb_line "$vm")"
 uuid=$(vpool vm show "$vm" --json | jq -r .uuid)
-check_eq "on pc/IDE/e1000: disk sda, e1000 as ens3, its network up, its UUID" \
-    "sda e1000 ens3 up $uuid $uuid" \
+check_eq "on pc/IDE/e1000: disk sda, e1000 as ens2, its network up, its UUID" \
+    "sda e1000 ens2 up $uuid $uuid" \
     "$(for f in disk nic ifaces net uuid owner; do deb_field "$vm" "$f"; done | xargs)"
 
 vpool migrate start deb1 --to "$HOSTB" --profile q35-virtio --dry-run >"$WORK/plan" 2>&1
 check_eq "the dry run succeeds" 0 $?
-check "the dry run shows the NIC rename" grep -q "^network: .*configured by interface name ens3.*refused without --accept-nic-rename" "$WORK/plan"
+check "the dry run shows the NIC rename" grep -q "^network: .*configured by interface name ens2.*refused without --accept-nic-rename" "$WORK/plan"
 check_eq "the dry run's JSON names it" "true" \
-    "$(vpool --json migrate start deb1 --to "$HOSTB" --profile q35-virtio --dry-run | jq '.nic_rename | test("ens3")')"
+    "$(vpool --json migrate start deb1 --to "$HOSTB" --profile q35-virtio --dry-run | jq '.nic_rename | test("ens2")')"
 expect_fail "the move is refused without --accept-nic-rename" 1 \
-    "pool 'deb1': the guest's network \(ifupdown\) is configured by interface name ens3; .*--accept-nic-rename" \
+    "pool 'deb1': the guest's network \(ifupdown\) is configured by interface name ens2; .*--accept-nic-rename" \
     vpool migrate start deb1 --to "$HOSTB" --profile q35-virtio
 check_eq "$vm still runs on $HOSTA" "running" "$(virsh_on "$HOSTA" domstate "$vm")"
 
