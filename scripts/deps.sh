@@ -6,13 +6,20 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 # libmicrohttpd-dev, libgnutls28-dev, libsystemd-dev: vpoold (HTTP, TLS, sd_notify).
+# libguestfs-dev (with libguestfs0 and its appliance: supermin and the
+# kernel), zlib1g-dev, libzstd-dev, liblzma-dev: image inspection reads the
+# master and the initramfs inside it.
 build_pkgs=(gcc meson ninja-build pkg-config libvirt-dev libxml2-dev libsqlite3-dev
             libjson-c-dev libcmocka-dev clang libclang-rt-14-dev
-            libmicrohttpd-dev libgnutls28-dev libsystemd-dev)
+            libmicrohttpd-dev libgnutls28-dev libsystemd-dev
+            libguestfs-dev libguestfs0 supermin zlib1g-dev libzstd-dev liblzma-dev)
 runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
               ovmf sqlite3)
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
-guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod)
+# extlinux, syslinux-common, fdisk (and debootstrap, below): build-debian-guest.sh's
+# Debian 12 masters (an MBR disk booted by extlinux).
+guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod
+            extlinux syslinux-common fdisk)
 # dpkg-dev, debhelper, lintian: scripts/deb.sh (dpkg-buildpackage from
 # debian/); debootstrap: the package's test. The package's own Build-Depends
 # (debian/control) are checked after these are in.

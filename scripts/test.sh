@@ -58,6 +58,9 @@ if scripts/fuzz.sh 60; then passed=$((passed + 1)); else failed=$((failed + 1));
 step "building the test guest"
 scripts/build-guest.sh build/guest
 
+step "building the Debian 12 guests (debootstrap; kept in build/debian-guest once built)"
+scripts/build-debian-guest.sh build/debian-guest
+
 # Two lanes at once on hosts of their own: the slowest suites (crash, uefi,
 # live on hoste/hostf; clusters on its five TLS hosts) beside all the
 # others, which share hosta/hostb/hosti (and hostc/hostd).

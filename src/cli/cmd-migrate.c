@@ -18,7 +18,7 @@ static int mig_abort(struct vp_cli *cli, const struct cli_args *a);
 static const struct cli_verb verbs[] = {
         { .name = "start", .fn = mig_start,
           .usage = "POOL --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC] [--dry-run]\n"
-                   "       [--source-fenced ENV] [--placement spread|pack]",
+                   "       [--source-fenced ENV] [--placement spread|pack] [--accept-nic-rename]",
           .help = "Move POOL to ENV (and to PROF's hardware): lock each VM's user delta, provision the VM\n"
                   "on ENV with the same identity, hand the delta over to it, start it if it ran.\n"
                   "Prints the migration id first. 'vpool migrate POOL ...' means the same.\n"
@@ -29,10 +29,14 @@ static const struct cli_verb verbs[] = {
                   "its disks.\n"
                   "--parallel (VMs at the hypervisors at once) and --shutdown-timeout default to the configured values,\n"
                   "8 and 120 s unless set (see 'vpool config show'). Each VM goes to the host of ENV that\n"
-                  "placement picks (see 'pool create'; --placement spread, the default, or pack).",
+                  "placement picks (see 'pool create'; --placement spread, the default, or pack).\n"
+                  "A move that changes the NIC's model or PCI address (machine type) of a guest whose\n"
+                  "network is configured by interface name, as inspection found, is shown by --dry-run\n"
+                  "and refused unless --accept-nic-rename.",
           .changes = true, .subject = CLI_SUBJECT_POOL,
           .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
-                           CLI_FLAG("dry-run"), CLI_VALUE("source-fenced"), CLI_VALUE("placement")),
+                           CLI_FLAG("dry-run"), CLI_VALUE("source-fenced"), CLI_VALUE("placement"),
+                           CLI_FLAG("accept-nic-rename")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = mig_list, .usage = "",
           .help = "List migrations: id, pool, from, to, state, VMs done / total." },
@@ -180,6 +184,8 @@ static void print_plan(const struct vp_plan *pl)
                 printf("hardware: %s\n", pl->diffs[i]);
         printf("memory: %lld MiB needed on %s for running VMs, %lld MiB free\n", (long long)pl->memory_needed_mib,
                pl->to_env, (long long)pl->memory_free_mib);
+        if (*pl->nic_rename)
+                printf("network: %s (refused without --accept-nic-rename)\n", pl->nic_rename);
         struct cli_table t;
         table_init(&t, 4, "VM", "SOURCE ENV/HOST", "TARGET ENV/HOST", "STATE");
         for (size_t i = 0; i < pl->nvms; i++) {
@@ -277,7 +283,8 @@ static int mig_start(struct vp_cli *cli, const struct cli_args *a)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
         struct vp_migrate_args m = { .pool = a->pos[0], .to_env = to, .profile = profile, .dry_run = dry,
-                                     .source_fenced = cli_opt(a, "source-fenced") };
+                                     .source_fenced = cli_opt(a, "source-fenced"),
+                                     .accept_nic_rename = cli_flag(a, "accept-nic-rename") };
         if (vp_name_check("pool", m.pool, &err) < 0 || vp_name_check("env", to, &err) < 0 ||
             (m.source_fenced && vp_name_check("env", m.source_fenced, &err) < 0) ||
             (profile && vp_name_check("profile", profile, &err) < 0) ||

@@ -9,7 +9,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 9
+#define VP_SCHEMA_VERSION 10
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -107,6 +107,9 @@ static const struct vp_col history_cols[] = {
         I(vp_history, journal_to), T(vp_history, outcome), T(vp_history, via),
         T(vp_history, reason),
 };
+static const struct vp_col inspection_cols[] = {
+        I(vp_inspection, id), T(vp_inspection, sha256), T(vp_inspection, report), T(vp_inspection, created),
+};
 static const struct vp_col token_cols[] = {
         I(vp_token, id), T(vp_token, name), T(vp_token, role), T(vp_token, hash), T(vp_token, created),
         T(vp_token, last_used),
@@ -135,6 +138,7 @@ TABLE(vp_table_fence, "fences", "fence", vp_fence, fence_cols);
 TABLE(vp_table_event, "events", "event", vp_event, event_cols);
 TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
 TABLE(vp_table_retirement, "retirements", "retirement", vp_retirement, retirement_cols);
+TABLE(vp_table_inspection, "inspections", "inspection", vp_inspection, inspection_cols);
 
 /* Fence records came with schema 4, as did the envs' fence agents. */
 #define FENCES_SQL \
@@ -221,13 +225,18 @@ TABLE(vp_table_retirement, "retirements", "retirement", vp_retirement, retiremen
         " to_env_id INTEGER NOT NULL REFERENCES envs(id), profile_id INTEGER REFERENCES profiles(id)," \
         " time_window TEXT NOT NULL DEFAULT '', wave INTEGER NOT NULL, report INTEGER NOT NULL DEFAULT 0," \
         " state TEXT NOT NULL, created TEXT NOT NULL, completed TEXT NOT NULL DEFAULT '');"
+/* The inspections came with schema 10. Keyed by digest, not by image: two images of one master share it, and a
+ * master added again after its image was removed is not inspected again. */
+#define INSPECTIONS_SQL \
+        "CREATE TABLE inspections(id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, report TEXT NOT NULL," \
+        " created TEXT NOT NULL);"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
         &vp_table_env, &vp_table_host, &vp_table_image, &vp_table_profile, &vp_table_pool, &vp_table_vm,
         &vp_table_migration, &vp_table_migvm, &vp_table_journal, &vp_table_history, &vp_table_fence,
         &vp_table_event,
-        &vp_table_token, &vp_table_retirement,
+        &vp_table_token, &vp_table_retirement, &vp_table_inspection,
 };
 
 static const char *kind_of(const char *sqlname)
@@ -321,6 +330,7 @@ static const char schema_tail_sql[] =
         HISTORY_VIA_SQL
         HISTORY_REASON_SQL
         POLICIES_SQL
+        INSPECTIONS_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -471,6 +481,9 @@ static const char *const upgrades[] = {
         /* Schema 8 had no policies: every host in maintenance gets the
          * default, no env is retiring. */
         [8] = POLICIES_SQL,
+        /* Schema 9 did not inspect images: none has a report, so each keeps
+         * its declaration alone until it is added again. */
+        [9] = INSPECTIONS_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

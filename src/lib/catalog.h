@@ -244,6 +244,15 @@ struct vp_token {
         char *last_used;       /* when a request last presented it (within a minute); "" never */
 };
 
+/* What libguestfs found in a master image, by its digest (inspect.h): the
+ * report is a JSON document (docs/json.md, inspection). */
+struct vp_inspection {
+        int64_t id;
+        char *sha256;
+        char *report;
+        char *created;
+};
+
 /* Something a watcher of the catalog sees happen (docs/json.md, event). */
 struct vp_event {
         int64_t id;
@@ -271,6 +280,7 @@ extern const struct vp_table vp_table_history;
 extern const struct vp_table vp_table_fence;
 extern const struct vp_table vp_table_token;
 extern const struct vp_table vp_table_retirement;
+extern const struct vp_table vp_table_inspection;
 
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and

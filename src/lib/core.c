@@ -447,6 +447,65 @@ static char *file_stamp(int fd, struct vp_error *err)
                           st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 }
 
+/* The hardware image add records for the master at PATH (format FMT,
+ * digest SHA, its header checked): from its inspection, stored once per
+ * digest, and A's declaration; the declaration or its defaults (every bus
+ * and NIC model, BIOS) alone when it is not inspected. *RET_REPORT: a
+ * report made now, for the caller to store with the image (a refused add
+ * stores nothing, so the next add inspects again); NULL otherwise. */
+static int image_hardware(struct vp_ctx *ctx, const struct vp_image_args *a, const char *path, const char *fmt,
+                          const char *sha, char **ret_buses, char **ret_nics, char **ret_fws,
+                          struct json_object **ret_report, struct vp_error *err)
+{
+        *ret_report = NULL;
+        if (a->no_inspect || a->kernel) {
+                *ret_buses = a->disk_buses ? vp_strdup(a->disk_buses) : vp_disk_bus_list(",");
+                *ret_nics = a->nic_models ? vp_strdup(a->nic_models) : vp_nic_model_list(",", false);
+                *ret_fws = vp_strdup(a->firmwares ? a->firmwares : vp_firmware_to_string(VP_FIRMWARE_BIOS));
+                return 0;
+        }
+        struct json_object *report = NULL;
+        int r = 0;
+        if (vp_inspection_get(ctx->cat, sha, &report, NULL) < 0) {
+                r = vp_inspect_image(path, fmt, vp_inspect_timeout(), a->progress, a->progress_ud, &report, err);
+                if (r < 0) {
+                        vp_err_prefix(err, "image '%s': inspection failed (--no-inspect adds it on its declaration "
+                                      "alone)", a->name);
+                        return r;
+                }
+                *ret_report = json_object_get(report);
+        }
+        _cleanup_free_ char *warning = NULL;
+        r = vp_inspect_reconcile(a->name, report, a->disk_buses, a->nic_models, a->firmwares, ret_buses, ret_nics,
+                                 ret_fws, &warning, err);
+        json_object_put(report);
+        if (r < 0) {
+                json_object_put(*ret_report);
+                *ret_report = NULL;
+        } else if (warning && a->ret_warning) {
+                *a->ret_warning = TAKE_PTR(warning);
+        }
+        return r;
+}
+
+/* The image row and, when one was made now, its master's inspection: both
+ * or neither. */
+static int insert_image(struct vp_ctx *ctx, struct vp_image *im, struct json_object *report, struct vp_error *err)
+{
+        int r = vp_catalog_begin(ctx->cat, err);
+        if (r < 0)
+                return r;
+        if (report)
+                r = vp_inspection_put(ctx->cat, im->sha256, report, err);
+        if (r >= 0)
+                r = vp_row_insert(ctx->cat, &vp_table_image, im, err);
+        if (r >= 0)
+                r = vp_catalog_commit(ctx->cat, err);
+        if (r < 0)
+                vp_catalog_rollback(ctx->cat);
+        return r;
+}
+
 int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
                  struct vp_error *err)
 {
@@ -458,14 +517,9 @@ int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_im
         enum vp_image_format f = vp_format_from_string(fmt);
         if (f == VP_FORMAT_UNKNOWN)
                 return vp_err(err, -EINVAL, "unknown image format '%s' (qcow2 or raw)", vp_printable(fmt, pb, sizeof(pb)));
-        /* Undeclared: every bus and NIC model, BIOS. */
-        _cleanup_free_ char *all_buses = vp_disk_bus_list(","), *all_nics = vp_nic_model_list(",", false);
-        const char *buses = a->disk_buses ? a->disk_buses : all_buses;
-        const char *nics = a->nic_models ? a->nic_models : all_nics;
-        const char *fws = a->firmwares ? a->firmwares : vp_firmware_to_string(VP_FIRMWARE_BIOS);
-        if ((r = vp_check_list("disk bus", buses, vp_known_bus, err)) < 0 ||
-            (r = vp_check_list("NIC model", nics, vp_known_nic, err)) < 0 ||
-            (r = vp_check_list("firmware", fws, vp_known_firmware, err)) < 0)
+        if ((a->disk_buses && (r = vp_check_list("disk bus", a->disk_buses, vp_known_bus, err)) < 0) ||
+            (a->nic_models && (r = vp_check_list("NIC model", a->nic_models, vp_known_nic, err)) < 0) ||
+            (a->firmwares && (r = vp_check_list("firmware", a->firmwares, vp_known_firmware, err)) < 0))
                 return r;
         if (!a->file || !*a->file)
                 return vp_err(err, -EINVAL, "image '%s' needs --file", a->name);
@@ -502,6 +556,10 @@ int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_im
         if (r >= 0 && a->initrd)
                 r = vp_storage_import(&ctx->st, idest, a->initrd, VP_FORMAT_UNKNOWN, NULL, NULL, &ipath, err);
 
+        _cleanup_free_ char *buses = NULL, *nics = NULL, *fws = NULL;
+        struct json_object *report = NULL;
+        if (r >= 0)
+                r = image_hardware(ctx, a, path, fmt, sha, &buses, &nics, &fws, &report, err);
         _cleanup_free_ char *stamp = NULL;
         if (r >= 0) {
                 _cleanup_close_ int fd = openat(ctx->st.images_fd, dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -518,7 +576,8 @@ int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_im
                 .cmdline = vp_strdup(a->cmdline), .created = vp_now_iso(), .stamp = vp_strdup(stamp),
         };
         if (r >= 0)
-                r = vp_row_insert(ctx->cat, &vp_table_image, &im, err);
+                r = insert_image(ctx, &im, report, err);
+        json_object_put(report);
         if (r < 0) {
                 struct vp_error ignore;
                 vp_storage_remove_image(&ctx->st, dest, &ignore);

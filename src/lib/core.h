@@ -8,6 +8,7 @@
 #include "model.h"
 #include "storage.h"
 #include "delta.h"
+#include "inspect.h"
 
 /* One host's connection: NULL when it did not answer; CLOSED set by
  * libvirt when the connection closed under vpool (hv.h, vp_hv_watch). */
@@ -76,7 +77,17 @@ struct vp_image_args {
         const char *nic_models;
         const char *firmwares;
         const char *kernel, *initrd, *cmdline;
+        /* Skip libguestfs's inspection (inspect.h): the declaration, or its
+         * defaults, is taken on trust. An image with KERNEL is never
+         * inspected: its boot drivers are in the operator's initrd. */
+        bool no_inspect;
+        vp_inspect_progress_fn progress;   /* may be NULL */
+        void *progress_ud;
+        char **ret_warning;                /* may be NULL: what the caller should tell the operator */
 };
+/* The master is imported (its header checked) before it is inspected, so
+ * libguestfs never opens what the checks refuse; the stored report decides
+ * the hardware recorded (vp_inspect_reconcile). */
 int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
                  struct vp_error *err);
 /* Re-hash the stored image; *ret_ok false when it no longer matches. */

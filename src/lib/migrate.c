@@ -1707,7 +1707,8 @@ static int check_target(struct vp_ctx *ctx, const struct vp_migrate_args *a, str
         if (a->source_fenced && !streq(a->source_fenced, f->from.name))
                 return vp_err(err, -EINVAL, "--source-fenced names env '%s', but pool '%s' is on env '%s'",
                               a->source_fenced, a->pool, f->from.name);
-        if ((k = vp_check_image_supports(&f->im, &f->dp, err)) < 0)
+        if ((k = vp_inspect_check_profile(ctx->cat, &f->im, &f->dp, err)) < 0 ||
+            (k = vp_check_image_supports(&f->im, &f->dp, err)) < 0)
                 return k;
         if ((k = vp_image_check_unchanged(ctx, &f->im, &f->restamped, err)) < 0) {
                 vp_err_prefix(err, "pool '%s'", a->pool);
@@ -1764,6 +1765,21 @@ static void plan_describe(struct vp_plan *plan, const struct refs *f)
         snprintf(b1, sizeof(b1), "%lld MiB", (long long)dp->memory_mib);
         diff(plan, "memory", a1, b1);
         diff(plan, "CPU mode", *sp->cpu_mode ? sp->cpu_mode : "default", *dp->cpu_mode ? dp->cpu_mode : "default");
+}
+
+/* A guest whose network is configured by interface name loses it when the
+ * move renames its NIC: the plan says so, and only the operator's
+ * --accept-nic-rename lets a real run go on. */
+static int check_nic_rename(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
+                            struct vp_plan *plan, struct vp_error *err)
+{
+        _cleanup_free_ char *note = vp_inspect_nic_rename(ctx->cat, &f->im, &f->sp, &f->dp);
+        if (!note)
+                return 0;
+        snprintf(plan->nic_rename, sizeof(plan->nic_rename), "%s", note);
+        if (a->dry_run || a->accept_nic_rename)
+                return 0;
+        return vp_err(err, -EOPNOTSUPP, "pool '%s': %s; --accept-nic-rename moves it anyway", f->pool.name, note);
 }
 
 /* The domains of each source host: read once, not once per VM. */
@@ -2035,6 +2051,8 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
             (k = load_vms(ctx, &f, err)) < 0)
                 goto out;
         plan_describe(plan, &f);
+        if ((k = check_nic_rename(ctx, a, &f, plan, err)) < 0)
+                goto out;
         if ((k = plan_vms(ctx, a, &f, plan, err)) < 0 || a->dry_run)
                 goto out;
         if ((k = allocate(ctx, a, &f, plan, ret_id, err)) < 0)

@@ -17,6 +17,7 @@ struct vp_migrate_args {
         const char *const *to_hosts;  /* only these hosts of the target take VMs (none: any) */
         size_t nto_hosts;
         bool live;                 /* a running VM whose env and hardware stay moves live */
+        bool accept_nic_rename;    /* move a guest whose network names its NIC, which the move renames */
 };
 
 /* One line of the plan: a VM and what changes for it. */
@@ -52,6 +53,7 @@ struct vp_plan {
         int64_t memory_free_mib;
         struct vp_plan_host *hosts;
         size_t nhosts;
+        char nic_rename[512];      /* what the guest's network loses by the move (vp_inspect_nic_rename); "" none */
 };
 
 /* Events a run reports while it works (may be called from worker threads,

@@ -455,6 +455,7 @@ static int load_create_refs(struct vp_ctx *ctx, const struct vp_pool_args *a, st
         if ((r = vp_row_get(ctx->cat, &vp_table_image, "name", a->image, &refs->im, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_env, "name", a->env, &refs->env, err)) < 0 ||
             (r = vp_row_get(ctx->cat, &vp_table_profile, "name", a->profile, &refs->prof, err)) < 0 ||
+            (r = vp_inspect_check_profile(ctx->cat, &refs->im, &refs->prof, err)) < 0 ||
             (r = vp_check_image_supports(&refs->im, &refs->prof, err)) < 0)
                 return r;
         if (resuming && (refs->pool.image_id != refs->im.id || refs->pool.env_id != refs->env.id ||

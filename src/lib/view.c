@@ -1,4 +1,5 @@
 #include "view.h"
+#include "inspect.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -207,9 +208,14 @@ struct json_object *vp_profile_json(const struct vp_profile *p)
         return o;
 }
 
+/* An image with what inspection found in its master (null: never inspected). */
 static struct json_object *image_row(struct vp_ctx *ctx, const void *row)
 {
-        return vp_image_json(row);
+        const struct vp_image *im = row;
+        struct json_object *o = vp_image_json(im), *report = NULL;
+        vp_inspection_get(ctx->cat, im->sha256, &report, NULL);
+        json_object_object_add(o, "inspection", report);
+        return o;
 }
 
 static struct json_object *profile_row(struct vp_ctx *ctx, const void *row)
@@ -733,6 +739,7 @@ struct json_object *vp_plan_json(const struct vp_plan *pl)
         for (int i = 0; i < pl->ndiffs; i++)
                 json_object_array_add(d, json_object_new_string(pl->diffs[i]));
         json_object_object_add(o, "hardware_changes", d);
+        json_object_object_add(o, "nic_rename", text(pl->nic_rename));
         json_object_object_add(o, "memory_needed_mib", json_object_new_int64(pl->memory_needed_mib));
         json_object_object_add(o, "memory_free_mib", json_object_new_int64(pl->memory_free_mib));
         struct json_object *a = json_object_new_array();

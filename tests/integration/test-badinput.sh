@@ -79,7 +79,7 @@ vpool env rm hostc >/dev/null
 vpool profile add oldq35 --machine pc-q35-1.0 --disk-bus virtio --nic virtio --vcpus 1 --memory 128 >/dev/null
 expect_fail "machine type the env does not offer" 1 "env '$HOSTA' does not offer machine type 'pc-q35-1.0'" \
     vpool pool create p3 --image guest --env "$HOSTA" --profile oldq35 --size 1
-vpool image add ideonly --file "$img" --disk-buses ide --nic-models e1000 >/dev/null || bail "image add ideonly"
+vpool image add ideonly --file "$img" --disk-buses ide --nic-models e1000 --no-inspect >/dev/null || bail "image add ideonly"
 expect_fail "disk bus the image has no driver for" 1 "image 'ideonly' declares no driver for disk bus 'virtio'" \
     vpool pool create p4 --image ideonly --env "$HOSTA" --profile q35-virtio --size 1
 vpool profile add pc-virtionic --machine pc --disk-bus ide --nic virtio --vcpus 1 --memory 128 >/dev/null

@@ -86,7 +86,7 @@ check "init is idempotent with the configured root" vpool init
 
 vpool env add "$HOSTA" --uri "$(uri_of "$HOSTA")" --domain-type qemu >/dev/null || bail "env add $HOSTA failed"
 vpool env add "$HOSTB" --uri "$(uri_of "$HOSTB")" --domain-type qemu >/dev/null || bail "env add $HOSTB failed"
-vpool image add guest --file "$GUEST_DIR/master.qcow2" >/dev/null || bail "image add failed"
+vpool image add guest --file "$GUEST_DIR/master.qcow2" --no-inspect >/dev/null || bail "image add failed"
 vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256M >/dev/null ||
     bail "profile add failed"
 check_eq "env list reads the configured catalog" "$HOSTA $HOSTB" "$(vpool env list --json | jq -r '.[].name' | sort | xargs)"

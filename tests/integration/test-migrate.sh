@@ -88,7 +88,7 @@ check_eq "dry run --json lists the hardware changes" "5" \
 vpool profile add oldq35 --machine pc-q35-1.0 --disk-bus virtio --nic virtio --vcpus 1 --memory 128 >/dev/null
 expect_fail "target without the machine type" 1 "env '$HOSTB' does not offer machine type 'pc-q35-1.0'" \
     vpool migrate m2 --to "$HOSTB" --profile oldq35
-vpool image add ideonly --file "$GUEST_DIR/master.qcow2" --disk-buses ide --nic-models e1000,virtio >/dev/null
+vpool image add ideonly --file "$GUEST_DIR/master.qcow2" --disk-buses ide --nic-models e1000,virtio --no-inspect >/dev/null
 vpool pool create m3 --image ideonly --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m3"
 expect_fail "image without a driver for the target bus" 1 "image 'ideonly' declares no driver for disk bus 'virtio'" \
     vpool migrate m3 --to "$HOSTB" --profile q35-virtio
@@ -103,7 +103,7 @@ vpool env add hostc --uri "$(uri_of hostc)" --domain-type qemu >/dev/null || bai
 expect_fail "target env unreachable" 1 "env 'hostc': cannot connect" vpool migrate m2 --to hostc
 vpool env rm hostc >/dev/null
 cp "$GUEST_DIR/master.qcow2" "$WORK/victim.qcow2"
-vpool image add victim --file "$WORK/victim.qcow2" >/dev/null
+vpool image add victim --file "$WORK/victim.qcow2" --no-inspect >/dev/null
 vpool pool create m4 --image victim --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m4"
 chmod u+w "$STORAGE/images/victim.qcow2"
 printf 'X' | dd of="$STORAGE/images/victim.qcow2" bs=1 seek=1048576 conv=notrunc status=none
@@ -114,7 +114,7 @@ vpool pool rm m4 >/dev/null
 # The preflight trusts the recorded digest only while the file's inode, size
 # and times are the recorded ones; a touch alone costs a re-hash, not a refusal.
 cp "$GUEST_DIR/master.qcow2" "$WORK/victim2.qcow2"
-vpool image add victim2 --file "$WORK/victim2.qcow2" >/dev/null
+vpool image add victim2 --file "$WORK/victim2.qcow2" --no-inspect >/dev/null
 vpool pool create m4 --image victim2 --env "$HOSTA" --profile pc-ide --size 1 >/dev/null || bail "create m4"
 v2=$STORAGE/images/victim2.qcow2
 touch "$v2"

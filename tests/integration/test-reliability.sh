@@ -92,7 +92,7 @@ export VPOOL_CATALOG=$WORK/small-catalog.db
 vpool init --storage "$small/storage" >/dev/null
 vpool env add "$HOSTA" --uri "$(uri_of "$HOSTA")" --domain-type qemu >/dev/null
 vpool env add "$HOSTB" --uri "$(uri_of "$HOSTB")" --domain-type qemu >/dev/null
-vpool image add guest --file "$GUEST_DIR/master.qcow2" >/dev/null || bail "image add on small storage"
+vpool image add guest --file "$GUEST_DIR/master.qcow2" --no-inspect >/dev/null || bail "image add on small storage"
 vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 128 >/dev/null
 vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpus 1 --memory 128 >/dev/null
 vpool pool create rf --image guest --env "$HOSTA" --profile pc-ide --size 2 >/dev/null || bail "create rf"

@@ -165,8 +165,10 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* What schema 10 added: the inspections. */
+#define SCHEMA_9_SQL "DROP TABLE inspections;"
 /* What schema 9 added: the policies. */
-#define SCHEMA_8_SQL "DROP TABLE retirements; ALTER TABLE envs DROP COLUMN on_maintenance;"
+#define SCHEMA_8_SQL SCHEMA_9_SQL "DROP TABLE retirements; ALTER TABLE envs DROP COLUMN on_maintenance;"
 /* What schema 8 added: the history's reason. */
 #define SCHEMA_7_SQL SCHEMA_8_SQL "ALTER TABLE history DROP COLUMN reason;"
 /* What schema 7 added: the tokens and the history's via. */
@@ -245,7 +247,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "9");
+        assert_string_equal(v, "10");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -334,7 +336,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -475,7 +477,7 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
 }
 
 /* A catalog of schema 6 (no API) is upgraded: it gets the tokens, and its
@@ -507,7 +509,7 @@ static void test_upgrade_tokens(void **state)
         assert_int_equal(vp_row_insert(c, &vp_table_token, &dup, &err), -EEXIST);
         assert_string_equal(err.msg, "token 'ci' already exists");
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
         assert_sql_text(p2, "SELECT coalesce(via, 'NULL') FROM history WHERE id = 3", "NULL");
 }
 
@@ -542,7 +544,7 @@ static void test_upgrade_reason(void **state)
         vp_row_clear(&vp_table_history, &back);
         free(p.user), free(p.sudo_user), free(p.host), free(p.via), free(p.at), free(p.ended), free(p.outcome);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
 }
 
 /* A catalog of schema 8 (no policies) is upgraded: its envs take the
@@ -576,7 +578,31 @@ static void test_upgrade_policies(void **state)
         assert_int_equal(vp_row_count(c, &vp_table_retirement, NULL, NULL, &n, &err), 0);
         assert_int_equal(n, 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "9");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+}
+
+/* A catalog of schema 9 (no inspection) is upgraded: its images keep their
+ * declarations, none has a report, and a report can be stored, once per
+ * digest. */
+static void test_upgrade_inspections(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v9.db", NULL, SCHEMA_9_SQL "UPDATE meta SET value = '9' WHERE key = 'schema';", p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_image im = { 0 };
+        assert_int_equal(vp_row_get(c, &vp_table_image, "name", "gold", &im, &err), 0);
+        int64_t n = -1;
+        assert_int_equal(vp_row_count(c, &vp_table_inspection, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 0);
+        struct vp_inspection row = { .sha256 = im.sha256, .report = (char *)"{\"status\":\"no-os\"}",
+                                     .created = (char *)"2026-01-02T00:00:00Z" };
+        assert_int_equal(vp_row_insert(c, &vp_table_inspection, &row, &err), 0);
+        assert_int_equal(vp_row_insert(c, &vp_table_inspection, &row, &err), -EEXIST);
+        vp_row_clear(&vp_table_image, &im);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -705,6 +731,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_tokens),
                 cmocka_unit_test(test_upgrade_reason),
                 cmocka_unit_test(test_upgrade_policies),
+                cmocka_unit_test(test_upgrade_inspections),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

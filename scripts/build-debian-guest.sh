@@ -1,0 +1,194 @@
+#!/bin/bash
+# Builds two Debian 12 master images with debootstrap, the way a desktop
+# installed from Debian's installer looks to vpool: systemd, Debian's kernel
+# (linux-image-amd64) and initramfs-tools, extlinux on an MBR disk, the
+# network configured by interface name in /etc/network/interfaces (ens2, the
+# name of the e1000 in slot 2 of the pc machines vpool defines: they have no
+# video device) and dbus + logind so the ACPI
+# power button powers it off.
+#
+#   build-debian-guest.sh OUTDIR
+#
+# OUTDIR/debian12.qcow2         initramfs of MODULES=most (IDE, SATA, virtio)
+# OUTDIR/debian12-novirtio.qcow2 initramfs of MODULES=list naming only the
+#                               IDE and SATA drivers: it cannot boot from virtio
+# Skipped while both exist and are newer than this script: a rebuild takes
+# minutes (the packages come from Debian's mirror) and would invalidate every
+# overlay made on the old masters.
+#
+# Each boot prints one line on ttyS0 (docs/test-guest.md, "Debian guest"):
+#   VPOOL-DEBIAN uuid=U boot=N disk=D owner=O nic=DRIVER ifaces=NAMES net=up|down master=M
+# and a clean shutdown, from systemd, prints VPOOL-DEBIAN shutdown uuid=U.
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+outdir=$1
+self=$(readlink -f "${BASH_SOURCE[0]}")
+mirror=${VPOOL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+master_version="vpool-debian-master 1"
+size=2G
+export PATH="$PATH:/sbin:/usr/sbin"
+
+up_to_date=1
+for f in debian12.qcow2 debian12-novirtio.qcow2; do
+    if [ ! -s "$outdir/$f" ] || [ ! "$outdir/$f" -nt "$self" ]; then up_to_date=0; fi
+done
+if [ "$up_to_date" -eq 1 ]; then
+    echo "build-debian-guest.sh: $outdir is up to date"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "build-debian-guest.sh: must run as root (debootstrap, mount)" >&2
+    exit 1
+fi
+for tool in debootstrap extlinux sfdisk losetup mkfs.ext4 qemu-img; do
+    command -v "$tool" >/dev/null || { echo "build-debian-guest.sh: '$tool' missing; run scripts/deps.sh" >&2; exit 1; }
+done
+mbr=/usr/lib/syslinux/mbr/mbr.bin
+[ -r "$mbr" ] || { echo "build-debian-guest.sh: $mbr missing (syslinux-common)" >&2; exit 1; }
+
+mkdir -p "$outdir"
+chmod 755 "$outdir"
+work=$(mktemp -d "$outdir/.debian.XXXXXX")
+root=$work/root
+mnt=$work/mnt
+loop=
+cleanup() {
+    for m in "$root/proc" "$root/sys" "$root/dev" "$mnt"; do
+        mountpoint -q "$m" 2>/dev/null && umount -l "$m"
+    done
+    [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "build-debian-guest.sh: debootstrap bookworm from $mirror"
+debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,zstd,ifupdown,iproute2,kmod,e2fsprogs \
+    bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+
+fsuuid=$(cat /proc/sys/kernel/random/uuid)
+echo debian-desktop >"$root/etc/hostname"
+printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$fsuuid" >"$root/etc/fstab"
+echo "$master_version" >"$root/master-version"
+# As Debian's installer writes it: the interface by the name udev gave it.
+cat >"$root/etc/network/interfaces" <<'EOF'
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+allow-hotplug ens2
+iface ens2 inet static
+    address 192.0.2.10/24
+EOF
+: >"$root/etc/machine-id"
+
+cat >"$root/usr/local/sbin/vpool-report" <<'EOF'
+#!/bin/sh
+# One line on the serial console per boot (and one at shutdown): what vpool's
+# tests read to know this guest booted, from which disk, as whom.
+state=/var/lib/vpool
+mkdir -p $state
+uuid=$(tr 'A-F' 'a-f' </sys/class/dmi/id/product_uuid)
+if [ "$1" = stop ]; then
+    echo "VPOOL-DEBIAN shutdown uuid=$uuid" >/dev/ttyS0
+    exit 0
+fi
+count=$(( $(cat $state/bootcount 2>/dev/null || echo 0) + 1 ))
+echo $count >$state/bootcount
+[ -s $state/owner ] || echo "$uuid" >$state/owner
+src=$(findmnt -no SOURCE /)
+disk=$(basename "$(readlink -f /sys/class/block/$(basename "$src")/..)")
+nic=none ifaces=
+for d in /sys/class/net/*; do
+    n=$(basename "$d")
+    [ "$n" = lo ] && continue
+    ifaces=${ifaces:+$ifaces,}$n
+    [ -e "$d/device/driver" ] && nic=$(basename "$(readlink -f "$d/device/driver")")
+done
+net=down
+ip -o -4 addr show 2>/dev/null | grep -q '192\.0\.2\.10/' && net=up
+echo "boot=$count uuid=$uuid disk=$disk nic=$nic ifaces=$ifaces net=$net" >>$state/bootlog
+sync
+echo "VPOOL-DEBIAN uuid=$uuid boot=$count disk=$disk owner=$(cat $state/owner) nic=$nic ifaces=${ifaces:-none}" \
+     "net=$net master=$(tr ' ' _ </master-version)" >/dev/ttyS0
+EOF
+chmod 755 "$root/usr/local/sbin/vpool-report"
+cat >"$root/etc/systemd/system/vpool-report.service" <<'EOF'
+[Unit]
+Description=vpool test report on the serial console
+After=local-fs.target networking.service network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/vpool-report start
+ExecStop=/usr/local/sbin/vpool-report stop
+
+[Install]
+WantedBy=multi-user.target
+EOF
+ln -sf /etc/systemd/system/vpool-report.service "$root/etc/systemd/system/multi-user.target.wants/vpool-report.service"
+# No login prompt on the console the tests read.
+ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+# Fewer seconds under TCG: the network may come up later than boot.
+mkdir -p "$root/etc/systemd/system/networking.service.d"
+printf '[Service]\nTimeoutStartSec=20\n' >"$root/etc/systemd/system/networking.service.d/timeout.conf"
+
+chroot_run() {
+    mount --bind /proc "$root/proc"
+    mount --bind /sys "$root/sys"
+    mount --bind /dev "$root/dev"
+    local rc=0
+    chroot "$root" "$@" || rc=$?
+    umount "$root/proc" "$root/sys" "$root/dev"
+    return $rc
+}
+
+kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n 1)")
+
+# make_disk OUT: the root tree on an MBR disk with extlinux, as qcow2.
+make_disk() {
+    local out=$1 raw=$work/disk.raw
+    rm -f "$raw"
+    truncate -s "$size" "$raw"
+    echo 'start=2048, type=83, bootable' | sfdisk -q "$raw"
+    loop=$(losetup -f --show -o $((2048 * 512)) "$raw")
+    mkfs.ext4 -q -F -U "$fsuuid" -L root -O ^64bit "$loop"
+    mkdir -p "$mnt"
+    mount "$loop" "$mnt"
+    cp -a "$root/." "$mnt/"
+    mkdir -p "$mnt/boot/extlinux"
+    cat >"$mnt/boot/extlinux/extlinux.conf" <<EOF
+DEFAULT debian
+TIMEOUT 1
+LABEL debian
+    LINUX /boot/vmlinuz-$kver
+    INITRD /boot/initrd.img-$kver
+    APPEND root=UUID=$fsuuid ro console=ttyS0 quiet no_timer_check
+EOF
+    extlinux --install "$mnt/boot/extlinux" >/dev/null 2>&1
+    umount "$mnt"
+    losetup -d "$loop"
+    loop=
+    dd if="$mbr" of="$raw" bs=440 count=1 conv=notrunc status=none
+    qemu-img convert -f raw -O qcow2 "$raw" "$work/out.qcow2"
+    rm -f "$raw"
+    chmod 644 "$work/out.qcow2"
+    mv "$work/out.qcow2" "$outdir/$out"
+}
+
+echo "build-debian-guest.sh: $outdir/debian12.qcow2 (kernel $kver)"
+make_disk debian12.qcow2
+
+echo "build-debian-guest.sh: $outdir/debian12-novirtio.qcow2 (initramfs without virtio)"
+sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
+printf '%s\n' ata_piix ata_generic ahci libahci libata sd_mod scsi_mod ext4 crc32c_generic \
+    >"$root/etc/initramfs-tools/modules"
+chroot_run update-initramfs -u -k "$kver" >"$work/initramfs.log" 2>&1 ||
+    { tail -n 20 "$work/initramfs.log" >&2; exit 1; }
+make_disk debian12-novirtio.qcow2
+echo "build-debian-guest.sh: done"
