@@ -4,6 +4,7 @@
 
 #include "fence.h"
 #include "host.h"
+#include "hostfail.h"
 #include "migrate.h"
 #include "name.h"
 
@@ -73,13 +74,25 @@ static const struct cli_verb verbs[] = {
           .changes = true,
           .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUES("host"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
           .minpos = 1, .maxpos = 1 },
-        { .name = "set", .fn = env_set, .usage = "NAME --fence-cmd 'PROG ARG...' | --no-fence-cmd",
-          .help = "Give the env a fence agent, or take it away. When the env does not answer (after\n"
-                  "source_grace seconds), a migration runs PROG with its ARGs (an argv: no shell; quote a\n"
-                  "word with blanks in '...' or \"...\"; PROG an absolute path) and VPOOL_FENCE_ENV,\n"
-                  "VPOOL_FENCE_URI and VPOOL_FENCE_HOST in its environment. Only exit status 0 counts\n"
-                  "as \"powered off\"; it may take fence_timeout seconds. Journaled with its output.",
-          .changes = true, .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd")),
+        { .name = "set", .fn = env_set,
+          .usage = "NAME [--fence-cmd 'PROG ARG...' | --no-fence-cmd]\n"
+                   "       [--on-host-failure none|report|evacuate|evacuate:ENV] [--grace SEC]",
+          .help = "Change an env's settings (at least one; all are checked before any is changed).\n"
+                  "--fence-cmd: the env's fence agent (--no-fence-cmd takes it away). When a host does\n"
+                  "not answer (after source_grace seconds), a migration runs PROG with its ARGs (an argv:\n"
+                  "no shell; quote a word with blanks in '...' or \"...\"; PROG an absolute path) and\n"
+                  "VPOOL_FENCE_ENV, VPOOL_FENCE_URI and VPOOL_FENCE_HOST in its environment. Only exit\n"
+                  "status 0 counts as \"powered off\"; it may take fence_timeout seconds. Journaled with\n"
+                  "its output.\n"
+                  "--on-host-failure: what vpoold does with a host that does not answer for longer than\n"
+                  "--grace SEC (default 60): none (the default), report (log and record in the history\n"
+                  "what it would do), evacuate (run the fence agent, and once it powered the host off,\n"
+                  "move the host's VMs cold to the env's other hosts, started there if they ran; the host\n"
+                  "stays in maintenance) or evacuate:ENV (to env ENV, with the same profile). Without a\n"
+                  "fence agent nothing is moved.",
+          .changes = true,
+          .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd"), CLI_VALUE("on-host-failure"),
+                           CLI_VALUE("grace")),
           .minpos = 1, .maxpos = 1 },
         { .name = "list", .fn = env_list, .usage = "", .help = "List environments." },
         { .name = "show", .fn = env_show, .usage = "NAME", .help = "Show one environment.", .minpos = 1, .maxpos = 1 },
@@ -177,16 +190,21 @@ static int env_add(struct vp_cli *cli, const struct cli_args *a)
 
 static int env_set(struct vp_cli *cli, const struct cli_args *a)
 {
-        const char *fence = cli_opt(a, "fence-cmd");
-        bool none = cli_flag(a, "no-fence-cmd");
-        if (!fence == !none)
+        struct vp_env_settings set = {
+                .fence_cmd = cli_opt(a, "fence-cmd"), .no_fence_cmd = cli_flag(a, "no-fence-cmd"),
+                .on_host_failure = cli_opt(a, "on-host-failure"), .grace = cli_opt(a, "grace"),
+        };
+        if (set.fence_cmd && set.no_fence_cmd)
                 return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
+        if (!set.fence_cmd && !set.no_fence_cmd && !set.on_host_failure && !set.grace)
+                return cli_usage_error(cli, "nothing to set: give --fence-cmd, --no-fence-cmd, --on-host-failure or "
+                                       "--grace"), EXIT_USAGE;
         struct vp_ctx ctx;
         if (cli_open(cli, &ctx))
                 return 1;
         struct vp_error err = { 0 };
         struct json_object *o = NULL;
-        int r = vp_env_set_fence(&ctx, a->pos[0], fence, &err);
+        int r = vp_env_set(&ctx, a->pos[0], &set, &err);
         if (r >= 0 && cli->json)
                 r = vp_env_describe(&ctx, a->pos[0], &o, &err);
         vp_ctx_close(&ctx);
@@ -194,8 +212,12 @@ static int env_set(struct vp_cli *cli, const struct cli_args *a)
                 return cli_fail(&err);
         if (cli->json)
                 cli_print_json(o);
-        else if (!cli->quiet)
-                printf("env %s: %s\n", a->pos[0], fence ? "fence agent set" : "no fence agent");
+        else if (!cli->quiet) {
+                if (set.fence_cmd || set.no_fence_cmd)
+                        printf("env %s: %s\n", a->pos[0], set.fence_cmd ? "fence agent set" : "no fence agent");
+                if (set.on_host_failure || set.grace)
+                        printf("env %s: host failure policy set\n", a->pos[0]);
+        }
         return 0;
 }
 
@@ -216,6 +238,15 @@ static void print_fence(const char *label, struct json_object *o)
         json_object_object_get_ex(o, "fence_cmd", &f);
         _cleanup_free_ char *shown = f ? vp_fence_cmd_show(json_object_to_json_string(f)) : NULL;
         print_field(label, "%s", shown ? shown : "none");
+}
+
+/* The policy as typed, and after how long it acts. */
+static void print_host_failure(const char *label, struct json_object *o)
+{
+        struct json_object *to = NULL;
+        json_object_object_get_ex(o, "evacuate_to", &to);
+        print_field(label, "%s%s%s (after %lld s)", cli_str(o, "on_host_failure"), to ? ":" : "",
+                    to ? json_object_get_string(to) : "", (long long)cli_int(o, "grace"));
 }
 
 static void print_hosts(struct json_object *hosts)
@@ -241,13 +272,15 @@ static void env_text(struct json_object *o)
                 { "domain types:", "domain_types" },
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
                 { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
-                { "fence agent:", "fence_cmd" },
+                { "fence agent:", "fence_cmd" }, { "on host failure:", "on_host_failure" },
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 if (streq(fields[i].key, "memory_kib"))
                         print_field(fields[i].label, "%lld MiB", (long long)(cli_int(o, fields[i].key) / 1024));
                 else if (streq(fields[i].key, "fence_cmd"))
                         print_fence(fields[i].label, o);
+                else if (streq(fields[i].key, "on_host_failure"))
+                        print_host_failure(fields[i].label, o);
                 else
                         print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
         }

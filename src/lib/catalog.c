@@ -1,4 +1,5 @@
 #include "catalog.h"
+#include "model.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -8,7 +9,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 8
+#define VP_SCHEMA_VERSION 9
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -26,7 +27,8 @@ static const struct vp_col env_cols[] = {
         I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
         T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
         T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
-        T(vp_env, created), T(vp_env, fence_cmd),
+        T(vp_env, created), T(vp_env, fence_cmd), T(vp_env, on_host_failure), T(vp_env, evacuate_to),
+        I(vp_env, grace),
 };
 static const struct vp_col host_cols[] = {
         I(vp_host, id), I(vp_host, env_id), T(vp_host, name), T(vp_host, uri), T(vp_host, hostname),
@@ -187,6 +189,12 @@ TABLE(vp_table_token, "tokens", "token", vp_token, token_cols);
 /* Why a change was made, when vpool itself decided it (a policy): came with
  * schema 8. A person's or a client's change has none. */
 #define HISTORY_REASON_SQL "ALTER TABLE history ADD COLUMN reason TEXT;"
+/* What an env does with a host that stops answering came with schema 9:
+ * an env before it does nothing, after the default grace period. */
+#define ENV_HOST_FAILURE_SQL \
+        "ALTER TABLE envs ADD COLUMN on_host_failure TEXT NOT NULL DEFAULT 'none';" \
+        "ALTER TABLE envs ADD COLUMN evacuate_to TEXT NOT NULL DEFAULT '';" \
+        "ALTER TABLE envs ADD COLUMN grace INTEGER NOT NULL DEFAULT " STRINGIFY(VP_HOST_FAILURE_GRACE) ";"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
@@ -286,6 +294,7 @@ static const char schema_tail_sql[] =
         TOKENS_SQL
         HISTORY_VIA_SQL
         HISTORY_REASON_SQL
+        ENV_HOST_FAILURE_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -428,6 +437,8 @@ static const char *const upgrades[] = {
         [6] = TOKENS_SQL HISTORY_SQL HISTORY_VIA_SQL,
         /* Schema 7 had no policies: no change had a reason of its own. */
         [7] = HISTORY_REASON_SQL,
+        /* Schema 8 had no host-failure policy: every env does nothing. */
+        [8] = ENV_HOST_FAILURE_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

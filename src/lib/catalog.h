@@ -42,6 +42,9 @@ struct vp_env {
         int64_t memory_kib;
         char *created;
         char *fence_cmd;       /* its fence agent: a JSON array of argv words; "" or NULL when none */
+        char *on_host_failure; /* none | report | evacuate (model.h); NULL in rows before schema 9: none */
+        char *evacuate_to;     /* the env an evacuation goes to; "" or NULL: the env's other hosts */
+        int64_t grace;         /* seconds a host may not answer before on_host_failure acts */
 };
 
 /* One hypervisor host of an env: a libvirt connection. The env's own

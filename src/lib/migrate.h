@@ -17,6 +17,10 @@ struct vp_migrate_args {
         const char *const *to_hosts;  /* only these hosts of the target take VMs (none: any) */
         size_t nto_hosts;
         bool live;                 /* a running VM whose env and hardware stay moves live */
+        /* A fence of the unreachable from_host its caller already ran (a
+         * policy's evacuation, which fences before it moves anything):
+         * recorded as this migration's, the agent not run again. */
+        const struct vp_fence *fenced;
 };
 
 /* One line of the plan: a VM and what changes for it. */

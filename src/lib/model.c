@@ -63,6 +63,15 @@ WORDS(vp_firmware, vp_firmware, [VP_FIRMWARE_BIOS] = "bios", [VP_FIRMWARE_UEFI] 
 WORDS(vp_role, vp_role, [VP_ROLE_VIEWER] = "viewer", [VP_ROLE_OPERATOR] = "operator", [VP_ROLE_ADMIN] = "admin")
 WORDS(vp_via, vp_via, [VP_VIA_CLI] = "cli", [VP_VIA_API] = "api", [VP_VIA_POLICY] = "policy")
 
+WORDS(vp_host_failure, vp_host_failure, [VP_HOST_FAILURE_NONE] = "none", [VP_HOST_FAILURE_REPORT] = "report",
+      [VP_HOST_FAILURE_EVACUATE] = "evacuate")
+
+WORDS(vp_lifecycle, vp_lifecycle,
+      [VP_LIFECYCLE_DEFINED] = "defined", [VP_LIFECYCLE_UNDEFINED] = "undefined", [VP_LIFECYCLE_STARTED] = "started",
+      [VP_LIFECYCLE_SUSPENDED] = "suspended", [VP_LIFECYCLE_RESUMED] = "resumed", [VP_LIFECYCLE_STOPPED] = "stopped",
+      [VP_LIFECYCLE_SHUTDOWN] = "shutdown", [VP_LIFECYCLE_PMSUSPENDED] = "pmsuspended",
+      [VP_LIFECYCLE_CRASHED] = "crashed")
+
 bool vp_step_ended(enum vp_step s)
 {
         return s == VP_STEP_DONE || s == VP_STEP_RETURNED;
@@ -220,6 +229,11 @@ char *vp_role_list(const char *sep)
 char *vp_via_list(const char *sep)
 {
         return join(vp_via_table, ELEMENTSOF(vp_via_table), -1, sep);
+}
+
+char *vp_host_failure_list(const char *sep)
+{
+        return join(vp_host_failure_table, ELEMENTSOF(vp_host_failure_table), -1, sep);
 }
 
 bool vp_known_machine(const char *s)

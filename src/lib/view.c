@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "hostfail.h"
 #include "manifest.h"
 #include "name.h"
 
@@ -145,6 +146,12 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
         json_object_object_add(o, "host_count", count(nhosts));
         json_object_object_add(o, "created", json_object_new_string(e->created));
         json_object_object_add(o, "fence_cmd", e->fence_cmd && *e->fence_cmd ? json_tokener_parse(e->fence_cmd) : NULL);
+        struct vp_host_failure_policy pol;
+        int64_t grace;
+        vp_env_host_failure(e, &pol, &grace);
+        json_object_object_add(o, "on_host_failure", json_object_new_string(vp_host_failure_to_string(pol.action)));
+        json_object_object_add(o, "evacuate_to", pol.to_env[0] ? json_object_new_string(pol.to_env) : NULL);
+        json_object_object_add(o, "grace", json_object_new_int64(grace));
         return o;
 }
 
