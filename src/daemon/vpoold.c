@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "evacuate.h"
 #include "events.h"
 #include "jobs.h"
+#include "watch.h"
 #include "vp-config.h"
 
 /* ---- the log ---- */
@@ -352,14 +354,21 @@ int main(int argc, char **argv)
                 return 1;
         }
         vpd_jobs_resume_left(&d);
+        /* The policies start once what a killed daemon left is resumed:
+         * a pool its migration holds is that migration's. */
+        vpd_evacuate_init(&d);
+        if (vpd_watch_start(&d, &err) < 0)
+                vpd_log(LOG_ERR, "hosts are not watched: %s", err.msg);
         tell_parent(&ready_fd, "+");
         sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
         vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
+        vpd_watch_stop(&d);
         vpd_events_stop(&d);
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);
+        vpd_evacuate_free(&d);
         vpd_events_free(&d);
         vpd_free(&d);
         vpd_log(LOG_INFO, "stopped");

@@ -33,6 +33,8 @@ void vpd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 struct vpd_listener;
 struct vpd_jobs;
 struct vpd_events;
+struct vpd_watch;
+struct vpd_evac;
 
 struct vpd {
         struct vp_config conf;
@@ -44,6 +46,8 @@ struct vpd {
         bool have_group;
         struct vpd_jobs *jobs;
         struct vpd_events *events;
+        struct vpd_watch *watch;
+        struct vpd_evac *evac;
 };
 
 /* The ctx of the calling thread, opened on first use (each worker thread
