@@ -93,7 +93,9 @@ static const char help[] =
         "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
-        "Settings: option over environment over file over default, as for vpool(1).\n";
+        "Settings: option over environment over file over default, as for vpool(1).\n"
+        "It watches every host of every env and applies each env's host-failure policy\n"
+        "('vpool env set ENV --on-host-failure ... --grace SEC'); see vpoold(8).\n";
 
 struct opts {
         const char *config;

@@ -196,10 +196,15 @@ static void read_memory(struct whost *h, double now)
 static void host_up(struct vpd_watch *w, struct whost *h, virConnectPtr conn, double now)
 {
         h->conn = conn;
-        if (vp_hv_watch(conn, &h->closed) < 0 && w->events_ok) {
+        int k = vp_hv_watch(conn, &h->closed);
+        if (k == -ENOTSUP && w->events_ok) {
                 w->events_ok = false;
                 vpd_log(LOG_WARNING, "watch: no keepalive or close callback (libvirt's event loop does not run): a "
                         "lost host is found by the free memory probe only");
+        } else if (k < 0 && k != -ENOTSUP) {
+                _cleanup_free_ char *who = label(h);
+                vpd_log(LOG_WARNING, "watch: %s: no keepalive on its connection: a lost host is found by the free "
+                        "memory probe only", who);
         }
         struct lc_ud *ud = vp_xcalloc(1, sizeof(*ud));
         *ud = (struct lc_ud){ .w = w, .host_id = h->id };

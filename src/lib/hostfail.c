@@ -289,9 +289,13 @@ int vp_evac_fence(struct vp_ctx *ctx, const struct vp_evac_plan *p, struct vp_fe
                 virConnectClose(c);
                 vp_host_note_reachable(ctx, &h, true);
                 k = vp_err(err, -EAGAIN, "%s answers again: nothing to evacuate", who);
-        } else if ((k = vp_fence_run(&e, h.name, h.uri, ctx->fence_timeout, ret, err)) >= 0 && !ret->fenced) {
+        } else if ((k = vp_fence_run(&e, h.name, h.uri, ctx->fence_timeout, ret, err)) >= 0) {
+                /* Whom it fenced: what each migration records it as. */
+                ret->env_name = vp_strdup(e.name);
+                ret->host_name = vp_strdup(h.name);
                 _cleanup_free_ char *how = vp_evac_fence_outcome(ret);
-                k = vp_err(err, -EHOSTDOWN, "%s: %s: its VMs are not moved", who, how);
+                if (!ret->fenced)
+                        k = vp_err(err, -EHOSTDOWN, "%s: %s: its VMs are not moved", who, how);
         }
         vp_row_clear(&vp_table_env, &e);
         vp_row_clear(&vp_table_host, &h);

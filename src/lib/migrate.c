@@ -497,7 +497,8 @@ static int fence_host(struct run *r, const struct vp_host *h, struct vp_error *e
         int k = 0;
         if (r->asserted && streq(r->asserted, e->name)) {
                 operator_fence(e, &f);
-        } else if (pre && streq(pre->env_name, e->name) && streq(pre->host_name, h->name)) {
+        } else if (pre && pre->env_name && pre->host_name && streq(pre->env_name, e->name) &&
+                   streq(pre->host_name, h->name)) {
                 f.method = vp_strdup(pre->method);
                 f.command = vp_strdup(pre->command);
                 f.exit_status = pre->exit_status;
