@@ -95,7 +95,7 @@ static const char help[] =
         "\n"
         "Settings: option over environment over file over default, as for vpool(1).\n"
         "It watches every host of every env and applies each env's host-failure policy\n"
-        "('vpool env set ENV --on-host-failure ... --grace SEC'); see vpoold(8).\n";
+        "(set by 'vpool env set'); see vpoold(8).\n";
 
 struct opts {
         const char *config;
