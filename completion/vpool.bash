@@ -85,6 +85,11 @@ _vpool_option_values() {
         --profile) _vpool_catalog_names "$bin" "$catalog" profile; return ;;
         --pool) _vpool_catalog_names "$bin" "$catalog" pool; return ;;
         --vm) _vpool_catalog_names "$bin" "$catalog" vm; return ;;
+        --on-host-failure)
+            printf '%s\n' none report evacuate
+            local env
+            while IFS= read -r env; do printf 'evacuate:%s\n' "$env"; done < <(_vpool_catalog_names "$bin" "$catalog" env)
+            return ;;
         --uri | --host) printf '%s\n' qemu:///system qemu:///session qemu+ssh:// qemu+tcp:// qemu+tls:// 'qemu+unix:///system?socket='; return ;;
     esac
     if [[ $spec == *'|'* ]]; then

@@ -62,9 +62,10 @@ step "building the Debian 12 guests (debootstrap; kept in build/debian-guest onc
 scripts/build-debian-guest.sh build/debian-guest
 
 # Two lanes at once on hosts of their own: the slowest suites (crash, uefi,
-# live on hoste/hostf; clusters on its five TLS hosts) beside all the
-# others, which share hosta/hostb/hosti (and hostc/hostd).
-slow_hosts=(hoste hostf)
+# live, evacuate on hoste/hostf, and hostj for evacuate's third host;
+# clusters on its five TLS hosts) beside all the others, which share
+# hosta/hostb/hosti (and hostc/hostd).
+slow_hosts=(hoste hostf hostj)
 # The TLS suite's own hosts, reached as qemu+tls://, and two whose
 # certificates it must refuse (another CA's, another address's).
 tls_hosts=(hostg hosth)
@@ -89,7 +90,7 @@ scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
 step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)"
 slow_out=build/meson-logs/integration-slow.out
-VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} \
+VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
     meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
     --logbase integration-slow >"$slow_out" 2>&1 &
 slow_pid=$!

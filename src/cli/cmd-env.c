@@ -4,6 +4,7 @@
 
 #include "fence.h"
 #include "host.h"
+#include "hostfail.h"
 #include "migrate.h"
 #include "name.h"
 #include "parse.h"
@@ -83,17 +84,26 @@ static const struct cli_verb verbs[] = {
           .opts = CLI_OPTS(CLI_VALUE("uri"), CLI_VALUES("host"), CLI_VALUE("domain-type"), CLI_VALUE("fence-cmd")),
           .minpos = 1, .maxpos = 1 },
         { .name = "set", .fn = env_set,
-          .usage = "NAME [--fence-cmd 'PROG ARG...' | --no-fence-cmd] [--on-maintenance drain|report|none]",
-          .help = "Set the env's fence agent and policies. --fence-cmd gives it a fence agent,\n"
-                  "--no-fence-cmd takes it away: when the env does not answer (after source_grace\n"
-                  "seconds), a migration runs PROG with its ARGs (an argv: no shell; quote a word with\n"
-                  "blanks in '...' or \"...\"; PROG an absolute path) and VPOOL_FENCE_ENV, VPOOL_FENCE_URI\n"
-                  "and VPOOL_FENCE_HOST in its environment. Only exit status 0 counts as \"powered off\";\n"
-                  "it may take fence_timeout seconds. Journaled with its output.\n"
+          .usage = "NAME [--fence-cmd 'PROG ARG...' | --no-fence-cmd] [--on-maintenance drain|report|none]\n"
+                   "       [--on-host-failure none|report|evacuate|evacuate:ENV] [--grace SEC]",
+          .help = "Change an env's settings (at least one; all are checked before any is changed).\n"
+                  "--fence-cmd: the env's fence agent (--no-fence-cmd takes it away). When a host does\n"
+                  "not answer (after source_grace seconds), a migration runs PROG with its ARGs (an argv:\n"
+                  "no shell; quote a word with blanks in '...' or \"...\"; PROG an absolute path) and\n"
+                  "VPOOL_FENCE_ENV, VPOOL_FENCE_URI and VPOOL_FENCE_HOST in its environment. Only exit\n"
+                  "status 0 counts as \"powered off\"; it may take fence_timeout seconds. Journaled with\n"
+                  "its output.\n"
                   "--on-maintenance: what vpoold does with a host of the env in maintenance that still\n"
-                  "holds VMs: drain it (the default), report what it would do, or none.",
+                  "holds VMs: drain it (the default), report what it would do, or none.\n"
+                  "--on-host-failure: what vpoold does with a host that does not answer for longer than\n"
+                  "--grace SEC (default 60): none (the default), report (log and record in the history\n"
+                  "what it would do), evacuate (run the fence agent, and once it powered the host off,\n"
+                  "move the host's VMs cold to the env's other hosts, started there if they ran; the host\n"
+                  "stays in maintenance) or evacuate:ENV (to env ENV, with the same profile). Without a\n"
+                  "fence agent nothing is moved.",
           .changes = true,
-          .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd"), CLI_VALUE("on-maintenance")),
+          .opts = CLI_OPTS(CLI_VALUE("fence-cmd"), CLI_FLAG("no-fence-cmd"), CLI_VALUE("on-maintenance"),
+                           CLI_VALUE("on-host-failure"), CLI_VALUE("grace")),
           .minpos = 1, .maxpos = 1 },
         { .name = "retire", .fn = env_retire,
           .usage = "NAME --to ENV [--profile PROF] [--window HH:MM-HH:MM] [--wave N] [--report]\n"
@@ -236,21 +246,33 @@ static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, ch
                          struct vp_error *err)
 {
         const struct cli_args *a = ud;
-        const char *fence = cli_opt(a, "fence-cmd"), *maint = cli_opt(a, "on-maintenance");
-        bool no_fence = cli_flag(a, "no-fence-cmd");
+        const char *maint = cli_opt(a, "on-maintenance");
+        struct vp_env_settings set = {
+                .fence_cmd = cli_opt(a, "fence-cmd"), .no_fence_cmd = cli_flag(a, "no-fence-cmd"),
+                .on_host_failure = cli_opt(a, "on-host-failure"), .grace = cli_opt(a, "grace"),
+        };
+        bool rest = set.fence_cmd || set.no_fence_cmd || set.on_host_failure || set.grace;
         int r = vp_catalog_begin(ctx->cat, err);
         if (r >= 0 && maint)
                 r = vp_env_set_on_maintenance(ctx, env, maint, err);
-        if (r >= 0 && (fence || no_fence))
-                r = vp_env_set_fence(ctx, env, fence, err);
+        if (r >= 0 && rest)
+                r = vp_env_set(ctx, env, &set, err);
         if (r >= 0)
                 r = vp_catalog_commit(ctx->cat, err);
         if (r < 0) {
                 vp_catalog_rollback(ctx->cat);
                 return r;
         }
-        snprintf(done, donesz, "%s%s%s%s", fence ? "fence agent set" : no_fence ? "no fence agent" : "",
-                 maint && (fence || no_fence) ? ", " : "", maint ? "on maintenance " : "", maint ? maint : "");
+        size_t n = 0, off = 0;
+        const char *parts[3] = { 0 };
+        if (set.fence_cmd || set.no_fence_cmd)
+                parts[n++] = set.fence_cmd ? "fence agent set" : "no fence agent";
+        if (maint)
+                parts[n++] = "maintenance policy set";
+        if (set.on_host_failure || set.grace)
+                parts[n++] = "host failure policy set";
+        for (size_t i = 0; i < n && off < donesz; i++)
+                off += (size_t)snprintf(done + off, donesz - off, "%s%s", i ? ", " : "", parts[i]);
         return 0;
 }
 
@@ -259,9 +281,9 @@ static int env_set(struct vp_cli *cli, const struct cli_args *a)
         bool fence = cli_opt(a, "fence-cmd"), none = cli_flag(a, "no-fence-cmd");
         if (fence && none)
                 return cli_usage_error(cli, "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd"), EXIT_USAGE;
-        if (!fence && !none && !cli_opt(a, "on-maintenance"))
-                return cli_usage_error(cli, "nothing to set: give --fence-cmd 'PROG ARG...', --no-fence-cmd or "
-                                       "--on-maintenance drain|report|none"), EXIT_USAGE;
+        if (!fence && !none && !cli_opt(a, "on-maintenance") && !cli_opt(a, "on-host-failure") && !cli_opt(a, "grace"))
+                return cli_usage_error(cli, "nothing to set: give --fence-cmd, --no-fence-cmd, --on-maintenance, "
+                                       "--on-host-failure or --grace"), EXIT_USAGE;
         return env_change(cli, a->pos[0], env_set_apply, a);
 }
 
@@ -372,6 +394,15 @@ static void print_retirement(const char *label, struct json_object *o)
                     json_object_get_boolean(json_object_object_get(rt, "report")) ? " (report only)" : "");
 }
 
+/* The policy as typed, and after how long it acts. */
+static void print_host_failure(const char *label, struct json_object *o)
+{
+        struct json_object *to = NULL;
+        json_object_object_get_ex(o, "evacuate_to", &to);
+        print_field(label, "%s%s%s (after %lld s)", cli_str(o, "on_host_failure"), to ? ":" : "",
+                    to ? json_object_get_string(to) : "", (long long)cli_int(o, "grace"));
+}
+
 static void print_hosts(struct json_object *hosts)
 {
         static const struct cli_column cols[] = {
@@ -396,7 +427,7 @@ static void env_text(struct json_object *o)
                 { "disk buses:", "disk_buses" }, { "nic models:", "nic_models" }, { "firmwares:", "firmwares" },
                 { "machines:", "machines" }, { "pools:", "pool_count" }, { "created:", "created" },
                 { "fence agent:", "fence_cmd" }, { "on maintenance:", "on_maintenance" },
-                { "retirement:", "retirement" },
+                { "on host failure:", "on_host_failure" }, { "retirement:", "retirement" },
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 if (streq(fields[i].key, "memory_kib"))
@@ -405,6 +436,8 @@ static void env_text(struct json_object *o)
                         print_fence(fields[i].label, o);
                 else if (streq(fields[i].key, "retirement"))
                         print_retirement(fields[i].label, o);
+                else if (streq(fields[i].key, "on_host_failure"))
+                        print_host_failure(fields[i].label, o);
                 else
                         print_field(fields[i].label, "%s", cli_str(o, fields[i].key));
         }

@@ -1,5 +1,6 @@
 #include "jobs.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -69,47 +70,108 @@ void vpd_jobs_shutdown(struct vpd *d)
         d->jobs = NULL;
 }
 
-/* ---- the history row of a job ---- */
+/* ---- the history rows of a job ---- */
 
-static void history_begin(struct vpd_job *j, struct vp_ctx *ctx)
+/* A row as J's, of KIND ("noun.verb") on SUBJECT, begun on catalog C. */
+static int64_t history_row(struct vpd_job *j, struct vp_catalog *c, const char *kind, const char *subject,
+                           const char *pool, const char *vm, int64_t migration_id, const char *command)
 {
         struct vp_history h = { 0 };
         struct vp_error err = { 0 };
         struct vp_actor actor = { .via = j->via };
         snprintf(actor.name, sizeof(actor.name), "%s", j->actor);
         vp_history_who(&h, &actor);
-        h.command = vp_strdup(j->command);
-        const char *dot = strchr(j->kind, '.');
-        h.noun = vp_strdupf("%.*s", dot ? (int)(dot - j->kind) : (int)strlen(j->kind), j->kind);
+        h.command = vp_strdup(command);
+        const char *dot = strchr(kind, '.');
+        h.noun = vp_strdupf("%.*s", dot ? (int)(dot - kind) : (int)strlen(kind), kind);
         h.verb = vp_strdup(dot ? dot + 1 : "");
-        h.subject = vp_strdup(j->subject);
-        h.pool = vp_strdup(j->pool);
-        h.vm = vp_strdup(j->vm);
-        h.migration_id = j->migration_id;
+        h.subject = vp_strdup(subject);
+        h.pool = vp_strdup(pool ? pool : "");
+        h.vm = vp_strdup(vm ? vm : "");
+        h.migration_id = migration_id;
         h.reason = vp_strdup(j->reason);
-        if (vp_history_begin(ctx->cat, &h, &err) < 0)
+        int64_t id = 0;
+        if (vp_history_begin(c, &h, &err) < 0)
                 vpd_log(LOG_WARNING, "job %lld: cannot record it in the history: %s", (long long)j->id, err.msg);
         else
-                j->history_id = h.id;
+                id = h.id;
+        vp_row_clear(&vp_table_history, &h);
+        return id;
+}
+
+static void history_begin(struct vpd_job *j, struct vp_ctx *ctx)
+{
+        j->history_id = history_row(j, ctx->cat, j->kind, j->subject, j->pool, j->vm, j->migration_id, j->command);
+}
+
+/* End row ID on C with R's outcome; MIGRATION_ID, when not 0, recorded too. */
+static void history_close(struct vpd_job *j, struct vp_catalog *c, int64_t id, int64_t migration_id, int r,
+                          const char *error)
+{
+        struct vp_history h = { 0 };
+        struct vp_error err = { 0 };
+        if (!id || vp_row_get_id(c, &vp_table_history, id, &h, &err) < 0)
+                return;
+        if (migration_id && h.migration_id != migration_id) {
+                h.migration_id = migration_id;
+                vp_history_update(c, &h, NULL);
+        }
+        _cleanup_free_ char *outcome = r < 0 ? vp_strdupf("failed: %s", error) : vp_strdup("ok");
+        if (vp_history_end(c, &h, outcome, &err) < 0)
+                vpd_log(LOG_WARNING, "job %lld: cannot record its end: %s", (long long)j->id, err.msg);
         vp_row_clear(&vp_table_history, &h);
 }
 
 static void history_end(struct vpd_job *j, struct vp_ctx *ctx, int r)
 {
-        if (!j->history_id)
-                return;
+        history_close(j, ctx->cat, j->history_id, j->migration_id, r, j->error);
+}
+
+int64_t vpd_job_history_add(struct vpd_job *j, const char *kind, const char *subject, const char *pool,
+                            int64_t migration_id, const char *command)
+{
+        if (!j->hist)
+                return 0;
+        int64_t id = history_row(j, j->hist, kind, subject, pool, NULL, migration_id, command);
+        pthread_mutex_lock(&j->d->jobs->lock);
+        if (id && j->nchildren < ELEMENTSOF(j->children))
+                j->children[j->nchildren++] = id;
+        pthread_mutex_unlock(&j->d->jobs->lock);
+        return id;
+}
+
+void vpd_job_history_done(struct vpd_job *j, int64_t id, int r, const char *error)
+{
+        if (j->hist)
+                history_close(j, j->hist, id, 0, r, error);
+}
+
+/* Set the reason of row ID on C to J's. */
+static void history_reason(struct vpd_job *j, struct vp_catalog *c, int64_t id)
+{
         struct vp_history h = { 0 };
-        struct vp_error err = { 0 };
-        if (vp_row_get_id(ctx->cat, &vp_table_history, j->history_id, &h, &err) < 0)
-                return;
-        if (j->migration_id && h.migration_id != j->migration_id) {
-                h.migration_id = j->migration_id;
-                vp_history_update(ctx->cat, &h, NULL);
+        if (id && vp_row_get_id(c, &vp_table_history, id, &h, NULL) >= 0) {
+                free(h.reason);
+                h.reason = vp_strdup(j->reason);
+                vp_history_update(c, &h, NULL);
         }
-        _cleanup_free_ char *outcome = r < 0 ? vp_strdupf("failed: %s", j->error) : vp_strdup("ok");
-        if (vp_history_end(ctx->cat, &h, outcome, &err) < 0)
-                vpd_log(LOG_WARNING, "job %lld: cannot record its end: %s", (long long)j->id, err.msg);
         vp_row_clear(&vp_table_history, &h);
+}
+
+void vpd_job_set_reason(struct vpd_job *j, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        pthread_mutex_lock(&j->d->jobs->lock);
+        vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+        size_t n = j->nchildren;
+        pthread_mutex_unlock(&j->d->jobs->lock);
+        va_end(ap);
+        if (!j->hist)
+                return;
+        history_reason(j, j->hist, j->history_id);
+        for (size_t i = 0; i < n; i++)
+                history_reason(j, j->hist, j->children[i]);
 }
 
 /* ---- running ---- */
@@ -293,6 +355,18 @@ static bool job_start(struct vpd_jobs *js, struct vpd_job *j)
         return true;
 }
 
+bool vpd_job_run_policy(struct vpd *d, const char *kind, const char *subject, const char *pool, const char *actor,
+                        const char *command, const char *reason, void *data, vpd_job_fn fn)
+{
+        struct vpd_job *j = job_new(d, kind, subject, pool, NULL, actor, VP_VIA_POLICY, NULL, data, fn);
+        snprintf(j->command, sizeof(j->command), "%s", command);
+        snprintf(j->reason, sizeof(j->reason), "%s", reason ? reason : "");
+        pthread_mutex_lock(&d->jobs->lock);
+        bool started = job_start(d->jobs, j);
+        pthread_mutex_unlock(&d->jobs->lock);
+        return started;
+}
+
 void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *kind, const char *subject,
                     const char *pool, const char *vm, struct json_object *args, void *data, vpd_job_fn fn)
 {
@@ -402,17 +476,15 @@ void vpd_jobs_resume_left(struct vpd *d)
                         continue;
                 int64_t *id = vp_xcalloc(1, sizeof(*id));
                 *id = ms[i].id;
-                char subject[32];
+                char subject[32], command[128];
                 snprintf(subject, sizeof(subject), "%lld", (long long)*id);
-                struct vpd_job *j = job_new(d, "migration.resume", subject, ms[i].pool_name, NULL, "vpoold",
-                                            VP_VIA_POLICY, NULL, id, run_resume_left);
-                snprintf(j->command, sizeof(j->command), "vpoold: resume migration %s, interrupted when vpoold "
-                         "stopped", subject);
+                snprintf(command, sizeof(command), "vpoold: resume migration %s, interrupted when vpoold stopped",
+                         subject);
                 vpd_log(LOG_INFO, "resuming migration %s of pool %s, interrupted when vpoold stopped", subject,
                         ms[i].pool_name);
-                pthread_mutex_lock(&d->jobs->lock);
-                job_start(d->jobs, j);
-                pthread_mutex_unlock(&d->jobs->lock);
+                vpd_job_run_policy(d, "migration.resume", subject, ms[i].pool_name, "vpoold", command,
+                                   "interrupted when vpoold stopped", id,
+                                   run_resume_left);
         }
         vp_rows_free(&vp_table_migration, ms, n);
         vp_ctx_close(&ctx);

@@ -35,11 +35,31 @@ struct vpd_job {
          * connection that writes it while the job runs. */
         int64_t history_id;
         struct vp_catalog *hist;
+        int64_t children[64];             /* the rows vpd_job_history_add gave it */
+        size_t nchildren;
 };
 
 /* Mark J accepted (and, when ID is not 0, the migration it runs): the
  * client asking is answered 202 from here on. */
 void vpd_job_accept(struct vpd_job *j, int64_t migration_id);
+
+/* Start a job a policy of the daemon decided: KIND on SUBJECT (of POOL,
+ * may be NULL) by the policy ACTOR, recorded with COMMAND and REASON, FN
+ * running with DATA (taken, free()d). False (DATA freed) when the daemon
+ * stops. */
+bool vpd_job_run_policy(struct vpd *d, const char *kind, const char *subject, const char *pool, const char *actor,
+                        const char *command, const char *reason, void *data, vpd_job_fn fn);
+/* J's reason, now that more is known (printf): the job and its history
+ * row, and every row vpd_job_history_add gave it, say it from here on. */
+void vpd_job_set_reason(struct vpd_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A history row of its own, as J's (actor, via, reason), for one of the
+ * migrations J runs (a job that runs several: each is found its own by a
+ * daemon killed half-way, vpd_jobs_resume_left): KIND "noun.verb" on
+ * SUBJECT of POOL, migration MIGRATION_ID. Its id, 0 when not recorded. */
+int64_t vpd_job_history_add(struct vpd_job *j, const char *kind, const char *subject, const char *pool,
+                            int64_t migration_id, const char *command);
+/* How that row ended: R and, when R < 0, ERROR. */
+void vpd_job_history_done(struct vpd_job *j, int64_t id, int r, const char *error);
 
 /* Run a job of KIND on SUBJECT for R with FN and ARGS (taken), then answer:
  * a job refused before it began (a bad field, an unknown name, a busy pool)

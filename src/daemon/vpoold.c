@@ -18,9 +18,11 @@
 
 #include "auth.h"
 #include "console.h"
+#include "evacuate.h"
 #include "events.h"
 #include "jobs.h"
 #include "policy.h"
+#include "watch.h"
 #include "vp-config.h"
 
 /* ---- the log ---- */
@@ -96,7 +98,9 @@ static const char help[] =
         "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
-        "Settings: option over environment over file over default, as for vpool(1).\n";
+        "Settings: option over environment over file over default, as for vpool(1).\n"
+        "It watches every host of every env and applies each env's host-failure policy\n"
+        "(set by 'vpool env set'); see vpoold(8).\n";
 
 struct opts {
         const char *config;
@@ -361,6 +365,11 @@ int main(int argc, char **argv)
                 return 1;
         }
         vpd_jobs_resume_left(&d);
+        /* The policies start once what a killed daemon left is resumed:
+         * a pool its migration holds is that migration's. */
+        vpd_evacuate_init(&d);
+        if (vpd_watch_start(&d, &err) < 0)
+                vpd_log(LOG_ERR, "hosts are not watched: %s", err.msg);
         /* After the resumed migrations: a policy finds their pools moving. */
         if (vpd_policy_start(&d, &err) < 0)
                 vpd_log(LOG_ERR, "%s; no policy applies", err.msg);
@@ -370,9 +379,11 @@ int main(int argc, char **argv)
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
         vpd_policy_stop(&d);
+        vpd_watch_stop(&d);
         vpd_events_stop(&d);
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);
+        vpd_evacuate_free(&d);
         vpd_events_free(&d);
         vpd_free(&d);
         vpd_log(LOG_INFO, "stopped");

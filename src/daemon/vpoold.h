@@ -34,6 +34,8 @@ struct vpd_listener;
 struct vpd_jobs;
 struct vpd_events;
 struct vpd_policy;
+struct vpd_watch;
+struct vpd_evac;
 
 struct vpd {
         struct vp_config conf;
@@ -47,6 +49,8 @@ struct vpd {
         struct vpd_events *events;
         int console_fd;                   /* the console's folder, -1: none */
         struct vpd_policy *policy;
+        struct vpd_watch *watch;
+        struct vpd_evac *evac;
 };
 
 /* The ctx of the calling thread, opened on first use (each worker thread

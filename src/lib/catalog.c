@@ -1,4 +1,5 @@
 #include "catalog.h"
+#include "model.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -9,7 +10,7 @@
 
 /* The schema this vpool writes. An older catalog is brought to it on open
  * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 10
+#define VP_SCHEMA_VERSION 11
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -41,7 +42,8 @@ static const struct vp_col env_cols[] = {
         I(vp_env, id), T(vp_env, name), T(vp_env, uri), T(vp_env, hostname), T(vp_env, arch),
         T(vp_env, domain_types), T(vp_env, machines), T(vp_env, disk_buses),
         T(vp_env, nic_models), T(vp_env, firmwares), I(vp_env, cpus), I(vp_env, memory_kib),
-        T(vp_env, created), T(vp_env, fence_cmd), T(vp_env, on_maintenance),
+        T(vp_env, created), T(vp_env, fence_cmd), T(vp_env, on_maintenance), T(vp_env, on_host_failure),
+        T(vp_env, evacuate_to), I(vp_env, grace),
 };
 static const struct vp_col host_cols[] = {
         I(vp_host, id), I(vp_host, env_id), T(vp_host, name), T(vp_host, uri), T(vp_host, hostname),
@@ -230,6 +232,12 @@ TABLE(vp_table_inspection, "inspections", "inspection", vp_inspection, inspectio
 #define INSPECTIONS_SQL \
         "CREATE TABLE inspections(id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, report TEXT NOT NULL," \
         " created TEXT NOT NULL);"
+/* What an env does with a host that stops answering came with schema 11:
+ * an env before it does nothing, after the default grace period. */
+#define ENV_HOST_FAILURE_SQL \
+        "ALTER TABLE envs ADD COLUMN on_host_failure TEXT NOT NULL DEFAULT 'none';" \
+        "ALTER TABLE envs ADD COLUMN evacuate_to TEXT NOT NULL DEFAULT '';" \
+        "ALTER TABLE envs ADD COLUMN grace INTEGER NOT NULL DEFAULT " STRINGIFY(VP_HOST_FAILURE_GRACE) ";"
 
 /* Every table, to find which refer to which (constraint messages). */
 static const struct vp_table *const all_tables[] = {
@@ -331,6 +339,7 @@ static const char schema_tail_sql[] =
         HISTORY_REASON_SQL
         POLICIES_SQL
         INSPECTIONS_SQL
+        ENV_HOST_FAILURE_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
 /* And the event stream, the longest part. */
 static const char schema_events_sql[] = EVENTS_SQL;
@@ -484,6 +493,8 @@ static const char *const upgrades[] = {
         /* Schema 9 did not inspect images: none has a report, so each keeps
          * its declaration alone until it is added again. */
         [9] = INSPECTIONS_SQL,
+        /* Schema 10 had no host-failure policy: every env does nothing. */
+        [10] = ENV_HOST_FAILURE_SQL,
 };
 _Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 

@@ -43,6 +43,9 @@ struct vp_env {
         char *created;
         char *fence_cmd;       /* its fence agent: a JSON array of argv words; "" or NULL when none */
         char *on_maintenance;  /* a vp_on_maintenance word; NULL or "" (before schema 9 or never set): the default */
+        char *on_host_failure; /* none | report | evacuate (model.h); NULL in rows before schema 9: none */
+        char *evacuate_to;     /* the env an evacuation goes to; "" or NULL: the env's other hosts */
+        int64_t grace;         /* seconds a host may not answer before on_host_failure acts */
 };
 
 /* An env being retired: vpoold migrates its pools to another env, a wave

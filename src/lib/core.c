@@ -326,6 +326,8 @@ int vp_env_add(struct vp_ctx *ctx, const char *name, const struct vp_host_spec *
                         .nic_models = vp_strdup(info.nic_models), .firmwares = vp_strdup(info.firmwares),
                         .cpus = info.cpus, .memory_kib = info.memory_kib, .created = vp_now_iso(),
                         .fence_cmd = TAKE_PTR(fence),
+                        .on_host_failure = vp_strdup(vp_host_failure_to_string(VP_HOST_FAILURE_NONE)),
+                        .evacuate_to = vp_strdup(""), .grace = VP_HOST_FAILURE_GRACE,
                 };
                 r = insert_env(ctx, &e, hs, nhosts, err);
         }

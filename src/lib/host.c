@@ -169,10 +169,7 @@ static void cache_conn(struct vp_ctx *ctx, const struct vp_host *h, virConnectPt
                 vp_hv_watch(c, &e->closed);
 }
 
-/* Note in H's row whether it answered: since when it does not, or that it
- * does again. Best effort: a ctx that only reads, or is inside a
- * transaction, leaves the row as it is. */
-static void note_reachable(struct vp_ctx *ctx, const struct vp_host *h, bool ok)
+void vp_host_note_reachable(struct vp_ctx *ctx, const struct vp_host *h, bool ok)
 {
         if (ctx->readonly || vp_catalog_in_transaction(ctx->cat))
                 return;
@@ -195,7 +192,7 @@ static int connect_host(struct vp_ctx *ctx, const struct vp_host *h, virConnectP
                 _cleanup_free_ char *label = label_of(ctx, h);
                 vp_err_prefix(err, "%s", label);
         }
-        note_reachable(ctx, h, k >= 0);
+        vp_host_note_reachable(ctx, h, k >= 0);
         return k;
 }
 
@@ -234,7 +231,7 @@ int vp_ctx_conn_host_source(struct vp_ctx *ctx, const struct vp_host *h, virConn
                                 _cleanup_free_ char *label = label_of(ctx, h);
                                 vp_err_prefix(err, "%s (tried for %.0f s)", label, waited);
                         }
-                        note_reachable(ctx, h, k >= 0);
+                        vp_host_note_reachable(ctx, h, k >= 0);
                         cache_conn(ctx, h, k < 0 ? NULL : c);
                         *ret = k < 0 ? NULL : c;
                         return k;

@@ -66,6 +66,11 @@ struct vp_host_live {
 };
 void vp_host_live(struct vp_ctx *ctx, const struct vp_host *h, struct vp_host_live *ret);
 
+/* Note in H's row whether it answered: since when it does not (the first
+ * time it was found so is kept), or that it does again. Best effort: a ctx
+ * that only reads, or is inside a transaction, leaves the row as it is. */
+void vp_host_note_reachable(struct vp_ctx *ctx, const struct vp_host *h, bool ok);
+
 /* A cached connection to host H. A connection libvirt closed under vpool
  * (keepalive, the daemon gone) is opened again; a host that does not answer
  * is not asked again through the same ctx. Whether it answered is noted in

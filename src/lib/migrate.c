@@ -77,6 +77,7 @@ struct run {
         struct vp_fence *fences;       /* the migration's fence records so far */
         size_t nfences;
         const char *asserted;          /* the env the operator says is powered off, or NULL */
+        const struct vp_fence *prefence; /* a fence the caller ran before the migration, or NULL */
         struct vp_migvm *mvs;
         size_t n;
         size_t next;
@@ -559,9 +560,17 @@ static int fence_host(struct run *r, const struct vp_host *h, struct vp_error *e
                 return 0;
         }
         struct vp_fence f = { .env_name = vp_strdup(e->name), .host_name = vp_strdup(h->name) };
+        const struct vp_fence *pre = r->prefence;
         int k = 0;
         if (r->asserted && streq(r->asserted, e->name)) {
                 operator_fence(e, &f);
+        } else if (pre && pre->env_name && pre->host_name && streq(pre->env_name, e->name) &&
+                   streq(pre->host_name, h->name)) {
+                f.method = vp_strdup(pre->method);
+                f.command = vp_strdup(pre->command);
+                f.exit_status = pre->exit_status;
+                f.output = vp_strdup(pre->output);
+                f.fenced = pre->fenced;
         } else if (e->fence_cmd && *e->fence_cmd) {
                 struct vp_error ferr = { 0 };
                 /* An agent that cannot even run fenced nothing: that is
@@ -1560,8 +1569,8 @@ static int abort_run(struct run *r, struct vp_error *err)
 /* Load migration ID from the catalog and run FN over it: an abort when
  * ABORTING, ASSERTED the env the operator says is powered off (or NULL). */
 static int run_loaded(struct vp_ctx *ctx, int64_t id, bool aborting, const char *asserted,
-                      int (*fn)(struct run *r, struct vp_error *err), vp_migrate_event_fn ev, void *ud,
-                      struct vp_error *err)
+                      const struct vp_fence *prefence, int (*fn)(struct run *r, struct vp_error *err),
+                      vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
         struct run r;
         int k = run_load(ctx, id, aborting, &r, err);
@@ -1569,6 +1578,7 @@ static int run_loaded(struct vp_ctx *ctx, int64_t id, bool aborting, const char 
                 r.ev = ev;
                 r.ud = ud;
                 r.asserted = asserted;
+                r.prefence = prefence;
                 k = fn(&r, err);
         }
         run_clear(&r);
@@ -2059,7 +2069,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 goto out;
         if (ev)
                 ev(ud, *ret_id, NULL, VP_JOURNAL_ALLOCATED, 0, NULL);
-        k = run_loaded(ctx, *ret_id, false, a->source_fenced, run_migration, ev, ud, err);
+        k = run_loaded(ctx, *ret_id, false, a->source_fenced, a->fenced, run_migration, ev, ud, err);
 out:
         refs_clear(&f);
         return k;
@@ -2086,12 +2096,12 @@ int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, const char *source_fenced,
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, false, source_fenced, resume_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, false, source_fenced, NULL, resume_run, ev, ud, err);
 }
 
 int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, true, NULL, abort_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, true, NULL, NULL, abort_run, ev, ud, err);
 }

@@ -18,6 +18,10 @@ struct vp_migrate_args {
         size_t nto_hosts;
         bool live;                 /* a running VM whose env and hardware stay moves live */
         bool accept_nic_rename;    /* move a guest whose network names its NIC, which the move renames */
+        /* A fence of the unreachable from_host its caller already ran (a
+         * policy's evacuation, which fences before it moves anything):
+         * recorded as this migration's, the agent not run again. */
+        const struct vp_fence *fenced;
 };
 
 /* One line of the plan: a VM and what changes for it. */

@@ -66,6 +66,15 @@ WORDS(vp_on_maintenance, vp_on_maintenance, [VP_ON_MAINTENANCE_DRAIN] = "drain",
       [VP_ON_MAINTENANCE_REPORT] = "report", [VP_ON_MAINTENANCE_NONE] = "none")
 WORDS(vp_retire_state, vp_retire_state, [VP_RETIRE_RETIRING] = "retiring", [VP_RETIRE_COMPLETE] = "complete")
 
+WORDS(vp_host_failure, vp_host_failure, [VP_HOST_FAILURE_NONE] = "none", [VP_HOST_FAILURE_REPORT] = "report",
+      [VP_HOST_FAILURE_EVACUATE] = "evacuate")
+
+WORDS(vp_lifecycle, vp_lifecycle,
+      [VP_LIFECYCLE_DEFINED] = "defined", [VP_LIFECYCLE_UNDEFINED] = "undefined", [VP_LIFECYCLE_STARTED] = "started",
+      [VP_LIFECYCLE_SUSPENDED] = "suspended", [VP_LIFECYCLE_RESUMED] = "resumed", [VP_LIFECYCLE_STOPPED] = "stopped",
+      [VP_LIFECYCLE_SHUTDOWN] = "shutdown", [VP_LIFECYCLE_PMSUSPENDED] = "pmsuspended",
+      [VP_LIFECYCLE_CRASHED] = "crashed")
+
 bool vp_step_ended(enum vp_step s)
 {
         return s == VP_STEP_DONE || s == VP_STEP_RETURNED;
@@ -228,6 +237,11 @@ char *vp_via_list(const char *sep)
 char *vp_on_maintenance_list(const char *sep)
 {
         return join(vp_on_maintenance_table, ELEMENTSOF(vp_on_maintenance_table), -1, sep);
+}
+
+char *vp_host_failure_list(const char *sep)
+{
+        return join(vp_host_failure_table, ELEMENTSOF(vp_host_failure_table), -1, sep);
 }
 
 bool vp_known_machine(const char *s)

@@ -274,6 +274,48 @@ bool vp_known_bus(const char *s);
 bool vp_known_nic(const char *s);
 bool vp_known_firmware(const char *s);
 
+/* ---- what the daemon watches and decides --------------------------------- */
+
+/* What an env does when one of its hosts stops answering for longer than
+ * its grace period: nothing, only say what it would do (report), or move
+ * the host's VMs elsewhere once its fence agent powered it off
+ * (evacuate: to the env's other hosts, or to another env). */
+enum vp_host_failure {
+        VP_HOST_FAILURE_NONE,
+        VP_HOST_FAILURE_REPORT,
+        VP_HOST_FAILURE_EVACUATE,
+        VP_HOST_FAILURE_MAX,
+        VP_HOST_FAILURE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_host_failure);
+char *vp_host_failure_list(const char *sep);
+/* Seconds a host may not answer before its env's policy acts: the
+ * default, and the most an env may set. */
+#define VP_HOST_FAILURE_GRACE 60
+#define VP_HOST_FAILURE_GRACE_MAX 86400
+
+/* The event kind of a VM's domain changing state on its host (libvirt's
+ * lifecycle events), beside the kinds the catalog's triggers write (step,
+ * migration, pool, host) and the daemon's jobs (job). */
+#define VP_EVENT_VM "vm"
+
+/* A domain's lifecycle event, as libvirt's VIR_DOMAIN_EVENT_* (the enum's
+ * order is libvirt's, DEFINED to CRASHED). */
+enum vp_lifecycle {
+        VP_LIFECYCLE_DEFINED,
+        VP_LIFECYCLE_UNDEFINED,
+        VP_LIFECYCLE_STARTED,
+        VP_LIFECYCLE_SUSPENDED,
+        VP_LIFECYCLE_RESUMED,
+        VP_LIFECYCLE_STOPPED,
+        VP_LIFECYCLE_SHUTDOWN,
+        VP_LIFECYCLE_PMSUSPENDED,
+        VP_LIFECYCLE_CRASHED,
+        VP_LIFECYCLE_MAX,
+        VP_LIFECYCLE_INVALID = -EINVAL,
+};
+VP_WORDS(vp_lifecycle);
+
 /* ---- the daemon's jobs -------------------------------------------------- */
 
 /* A job of vpoold: queued, then running, then done or failed. */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "hostfail.h"
 #include "manifest.h"
 #include "name.h"
 #include "policy.h"
@@ -171,6 +172,12 @@ static struct json_object *env_json(struct vp_ctx *ctx, const void *row)
         json_object_object_add(o, "on_maintenance",
                                json_object_new_string(vp_on_maintenance_to_string(vp_env_on_maintenance(e))));
         json_object_object_add(o, "retirement", retirement_json(ctx, e));
+        struct vp_host_failure_policy pol;
+        int64_t grace;
+        vp_env_host_failure(e, &pol, &grace);
+        json_object_object_add(o, "on_host_failure", json_object_new_string(vp_host_failure_to_string(pol.action)));
+        json_object_object_add(o, "evacuate_to", pol.to_env[0] ? json_object_new_string(pol.to_env) : NULL);
+        json_object_object_add(o, "grace", json_object_new_int64(grace));
         return o;
 }
 

@@ -106,6 +106,7 @@ expect "vpool init --storage $WORK/dirs/a" "$WORK/dirs/alpha"
 # Names from the catalog.
 expect "vpool env show " "$HOSTA $HOSTB"
 expect "vpool env drain $HOSTA --to " "$HOSTA $HOSTB"
+expect "vpool env set $HOSTA --on-host-failure " "none report evacuate evacuate:$HOSTA evacuate:$HOSTB"
 expect "vpool image show " "guest"
 expect "vpool image verify g" "guest"
 expect "vpool profile rm " "pc-ide q35-virtio"

@@ -165,8 +165,12 @@ static void old_catalog(const char *name, const char *stamp, const char *sql, ch
         sqlite3_close(db);
 }
 
+/* What schema 11 added: the envs' host-failure policy. */
+#define SCHEMA_10_SQL \
+        "ALTER TABLE envs DROP COLUMN on_host_failure; ALTER TABLE envs DROP COLUMN evacuate_to;" \
+        "ALTER TABLE envs DROP COLUMN grace;"
 /* What schema 10 added: the inspections. */
-#define SCHEMA_9_SQL "DROP TABLE inspections;"
+#define SCHEMA_9_SQL SCHEMA_10_SQL "DROP TABLE inspections;"
 /* What schema 9 added: the policies. */
 #define SCHEMA_8_SQL SCHEMA_9_SQL "DROP TABLE retirements; ALTER TABLE envs DROP COLUMN on_maintenance;"
 /* What schema 8 added: the history's reason. */
@@ -247,7 +251,7 @@ static void test_upgrade(void **state)
         vp_row_clear(&vp_table_image, &got);
         char *v = NULL;
         assert_int_equal(vp_catalog_get_meta(c, "schema", &v, &err), 0);
-        assert_string_equal(v, "10");
+        assert_string_equal(v, "11");
         free(v);
         struct vp_env e = { .name = (char *)"dc1", .uri = (char *)"test:///default",
                             .fence_cmd = (char *)"[\"/usr/sbin/fence_ipmilan\"]" };
@@ -336,7 +340,7 @@ static void test_upgrade_migration_names(void **state)
         assert_string_equal(mv.src_env, "old");
         vp_row_clear(&vp_table_migvm, &mv);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* The id of the one host of env ENV_ID, which must have exactly one. */
@@ -477,7 +481,7 @@ static void test_upgrade_hosts(void **state)
                                  .unreachable = (char *)"" };
         assert_int_equal(vp_row_insert(c, &vp_table_host, &extra, &err), 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* A catalog of schema 6 (no API) is upgraded: it gets the tokens, and its
@@ -509,8 +513,37 @@ static void test_upgrade_tokens(void **state)
         assert_int_equal(vp_row_insert(c, &vp_table_token, &dup, &err), -EEXIST);
         assert_string_equal(err.msg, "token 'ci' already exists");
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
         assert_sql_text(p2, "SELECT coalesce(via, 'NULL') FROM history WHERE id = 3", "NULL");
+}
+
+/* A catalog of schema 10: its envs do nothing when a host fails, after the
+ * default grace period, until told otherwise. */
+static void test_upgrade_host_failure(void **state)
+{
+        struct vp_catalog *c = NULL;
+        struct vp_error err = { 0 };
+        char p2[160];
+        old_catalog("v10.db", "1:2",
+                    SCHEMA_10_SQL
+                    "INSERT INTO envs(id, name, uri, created) VALUES(4, 'dc1', 'qemu:///system', '2026-01-01T00:00:00Z');"
+                    "UPDATE meta SET value = '10' WHERE key = 'schema';",
+                    p2);
+        assert_int_equal(vp_catalog_open(p2, false, &c, &err), 0);
+        struct vp_env e = { 0 };
+        assert_int_equal(vp_row_get_id(c, &vp_table_env, 4, &e, &err), 0);
+        assert_string_equal(e.on_host_failure, "none");
+        assert_string_equal(e.evacuate_to, "");
+        assert_int_equal(e.grace, VP_HOST_FAILURE_GRACE);
+        free(e.on_host_failure);
+        e.on_host_failure = strdup("evacuate");
+        assert_int_equal(vp_row_update(c, &vp_table_env, &e, &err), 0);
+        vp_row_clear(&vp_table_env, &e);
+        assert_int_equal(vp_row_get_id(c, &vp_table_env, 4, &e, &err), 0);
+        assert_string_equal(e.on_host_failure, "evacuate");
+        vp_row_clear(&vp_table_env, &e);
+        vp_catalog_close(c);
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* A catalog of schema 7 (no policies) is upgraded: its rows keep no
@@ -544,7 +577,7 @@ static void test_upgrade_reason(void **state)
         vp_row_clear(&vp_table_history, &back);
         free(p.user), free(p.sudo_user), free(p.host), free(p.via), free(p.at), free(p.ended), free(p.outcome);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* A catalog of schema 8 (no policies) is upgraded: its envs take the
@@ -578,7 +611,7 @@ static void test_upgrade_policies(void **state)
         assert_int_equal(vp_row_count(c, &vp_table_retirement, NULL, NULL, &n, &err), 0);
         assert_int_equal(n, 0);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* A catalog of schema 9 (no inspection) is upgraded: its images keep their
@@ -602,7 +635,7 @@ static void test_upgrade_inspections(void **state)
         assert_int_equal(vp_row_insert(c, &vp_table_inspection, &row, &err), -EEXIST);
         vp_row_clear(&vp_table_image, &im);
         vp_catalog_close(c);
-        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "10");
+        assert_sql_text(p2, "SELECT value FROM meta WHERE key = 'schema'", "11");
 }
 
 /* What a migration refers to: two envs, a profile, an image, and a pool
@@ -732,6 +765,7 @@ int main(void)
                 cmocka_unit_test(test_upgrade_reason),
                 cmocka_unit_test(test_upgrade_policies),
                 cmocka_unit_test(test_upgrade_inspections),
+                cmocka_unit_test(test_upgrade_host_failure),
                 cmocka_unit_test(test_env_rm_keeps_history),
                 cmocka_unit_test(test_constraint_messages),
         };

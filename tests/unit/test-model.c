@@ -41,6 +41,8 @@ static void test_round_trip(void **state)
         ROUND_TRIP(vp_firmware, VP_FIRMWARE_MAX);
         ROUND_TRIP(vp_role, VP_ROLE_MAX);
         ROUND_TRIP(vp_via, VP_VIA_MAX);
+        ROUND_TRIP(vp_host_failure, VP_HOST_FAILURE_MAX);
+        ROUND_TRIP(vp_lifecycle, VP_LIFECYCLE_MAX);
 }
 
 /* The words the catalogs and manifests already hold must not change. */
