@@ -177,7 +177,7 @@ struct mig_change {
         const char *to_host_ptrs[TO_HOSTS_MAX];
         size_t nto_hosts;
         int64_t parallel, timeout, id;
-        bool dry_run, cold;
+        bool dry_run, cold, accept_nic_rename;
         enum vp_placement placement;
         char **pools;                     /* a drain's, from its begin */
         size_t npools;
@@ -196,6 +196,7 @@ static void mig_args(struct mig_change *c, struct vp_migrate_args *a)
                 .source_fenced = c->source_fenced[0] ? c->source_fenced : NULL, .placement = c->placement,
                 .from_host = c->from_host[0] ? c->from_host : NULL, .to_hosts = c->to_host_ptrs,
                 .nto_hosts = c->nto_hosts, .live = c->from_host[0] && !c->cold,
+                .accept_nic_rename = c->accept_nic_rename,
         };
 }
 
@@ -243,7 +244,7 @@ static void dry_run(struct vpd_request *r, struct vpd_reply *rep, struct mig_cha
 void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep)
 {
         static const char *const allowed[] = { "to", "profile", "dry_run", "parallel", "shutdown_timeout",
-                                               "placement", "source_fenced", NULL };
+                                               "placement", "source_fenced", "accept_nic_rename", NULL };
         if (!vpd_param_name(r, rep, 0, "pool"))
                 return;
         struct json_object *o = body_read(r, rep, allowed);
@@ -256,6 +257,7 @@ void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep)
                                     vpd_field_name(o, "profile", "profile", false, c->profile, sizeof(c->profile), &e) &&
                                     vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
                                                    sizeof(c->source_fenced), &e) &&
+                                    vpd_field_bool(o, "accept_nic_rename", &c->accept_nic_rename, &e) &&
                                     mig_fields(r, o, c, &e),
                             rep, &e);
         if (ok && c->dry_run)

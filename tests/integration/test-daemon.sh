@@ -190,6 +190,9 @@ api_fail "an unknown field: 400" 400 "unknown field 'colour'" ureq POST /v1/pool
 api_fail "a missing field: 400" 400 "missing field 'image'" ureq POST /v1/pools '{"name": "dx"}'
 api_fail "a field of the wrong type: 400" 400 "'size' must be an integer" \
     ureq POST /v1/pools '{"name": "dx", "image": "guest", "env": "'"$HOSTA"'", "profile": "pc-ide", "size": "two"}'
+api_fail "a migration's accept_nic_rename that is not a boolean: 400" 400 \
+    "the field 'accept_nic_rename' must be true or false" \
+    ureq POST /v1/pools/nope/migrations '{"to": "'"$HOSTB"'", "accept_nic_rename": "yes"}'
 api_fail "a pool name with traversal in the body: 400" 400 "invalid pool name" \
     ureq POST /v1/pools '{"name": "../dx", "image": "guest", "env": "'"$HOSTA"'", "profile": "pc-ide", "size": 1}'
 api_fail "an unknown image: 404, nothing made" 404 "unknown image 'nope'" \
