@@ -151,7 +151,7 @@ expect_fail "extra argument" 2 "expected: vpool env show NAME" vpool env show a 
 expect_fail "unknown noun" 2 "unknown noun 'pools'" vpool pools list
 expect_fail "unknown verb" 2 "unknown verb 'destroy'" vpool pool destroy bad
 expect_fail "option without its value" 2 "needs a value" vpool pool create p8 --image
-expect_fail "env set with nothing to set" 2 "give either --fence-cmd 'PROG ARG...' or --no-fence-cmd" vpool env set "$HOSTA"
+expect_fail "env set with nothing to set" 2 "nothing to set: give --fence-cmd, --no-fence-cmd, --on-maintenance, --on-host-failure or --grace" vpool env set "$HOSTA"
 expect_fail "env set with both" 2 "give either --fence-cmd" vpool env set "$HOSTA" --fence-cmd /bin/true --no-fence-cmd
 expect_fail "env drain fenced on another env" 2 "--source-fenced must name the env drained" \
     vpool env drain "$HOSTA" --to "$HOSTB" --source-fenced "$HOSTB"

@@ -141,7 +141,7 @@ expect_fail "a bad grace changes nothing else given with it" 1 "--grace" \
 expect_fail "an unknown env" 1 "^vpool: unknown env 'nosuch'$" vpool env set nosuch --on-host-failure report
 vpool env set ev >/dev/null 2>"$WORK/err"
 check_eq "env set with nothing to set: usage error, exit 2" "2" "$?"
-check "it says what to give" grep -q "nothing to set: give --fence-cmd, --no-fence-cmd, --on-host-failure or --grace" "$WORK/err"
+check "it says what to give" grep -q "nothing to set: give --fence-cmd, --no-fence-cmd, --on-maintenance, --on-host-failure or --grace" "$WORK/err"
 check "env set --on-host-failure evacuate:ev2 --grace 30" vpool env set ev --on-host-failure evacuate:ev2 --grace 30
 check_eq "env show says so" "evacuate:ev2 (after 30 s)" "$(vpool env show ev | sed -n 's/^on host failure: *//p')"
 check_eq "env set --json shows it" "evacuate ev2 30" \
