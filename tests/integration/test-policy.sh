@@ -159,7 +159,7 @@ check_eq "env show: not retiring" "null" "$(vpool env show old --json | jq -c .r
 # A window that holds now: waves of 2; vpoold killed while the first runs.
 # polz's image has no driver for the new profile's disk bus: its move is
 # refused, once, and not tried again.
-vpool image add ideonly --file "$GUEST_DIR/master.qcow2" --disk-buses ide >/dev/null || bail "image add ideonly"
+vpool image add ideonly --file "$GUEST_DIR/master.qcow2" --disk-buses ide --no-inspect >/dev/null || bail "image add ideonly"
 vpool pool create polz --image ideonly --env old --profile pc-ide --size 1 >/dev/null || bail "pool create polz"
 window="$(hhmm -60)-$(hhmm 120)"
 m1=$(migrations)
