@@ -263,12 +263,13 @@ static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, ch
                 vp_catalog_rollback(ctx->cat);
                 return r;
         }
+        _cleanup_free_ char *on_maint = maint ? vp_strdupf("on maintenance %s", maint) : NULL;
         size_t n = 0, off = 0;
         const char *parts[3] = { 0 };
         if (set.fence_cmd || set.no_fence_cmd)
                 parts[n++] = set.fence_cmd ? "fence agent set" : "no fence agent";
         if (maint)
-                parts[n++] = "maintenance policy set";
+                parts[n++] = on_maint;
         if (set.on_host_failure || set.grace)
                 parts[n++] = "host failure policy set";
         for (size_t i = 0; i < n && off < donesz; i++)
