@@ -201,7 +201,7 @@ start_daemon() {
     "$VPOOLD_BIN" --foreground "$@" 2>>"$log" &
     daemon_pid=$!
     local i
-    for i in $(seq 100); do
+    for i in $(seq 200); do
         curl -s --unix-socket "$sock" http://vpoold/v1 >/dev/null 2>&1 && return 0
         kill -0 "$daemon_pid" 2>/dev/null || return 1
         sleep 0.1

@@ -26,19 +26,8 @@ t_suite=$SECONDS
 # A source found dead is not waited for long by a resumed migration.
 echo "source_grace = 2" >"$WORK/vpool.conf"
 sock=$WORK/vpoold.sock
-daemon_pid=
-start_daemon() {
-    "$VPOOLD_BIN" --foreground --listen "unix:$sock" 2>>"$WORK/vpoold.log" &
-    daemon_pid=$!
-    local i
-    for i in $(seq 200); do
-        curl -s --unix-socket "$sock" http://vpoold/v1 >/dev/null 2>&1 && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-stop_daemon() { [ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }; daemon_pid=; }
+# vpoold on the suite's socket, its log in the work folder (lib.sh's start_daemon).
+evac_daemon() { start_daemon "$WORK/vpoold.log" --listen "unix:$sock"; }
 trap 'stop_daemon; cleanup_workdir; "$HOSTS_SH" down "${TEST_HOSTS[@]}" >/dev/null 2>&1' EXIT
 
 # GET PATH, retried while the answer is no list (a 429 when the test polls
@@ -167,7 +156,7 @@ on_b=$(on_host "$HOSTB")
 check_eq "two guests on $HOSTB" "2" "$(wc -w <<<"$on_b")"
 diag "on $HOSTB: $on_b"
 
-start_daemon || bail "vpoold did not start: $(cat "$WORK/vpoold.log")"
+evac_daemon || bail "vpoold did not start: $(cat "$WORK/vpoold.log")"
 check "vpoold watches every host" wait_until 60 \
     grep -q "watch: host '$HOSTC' of env 'ev' answers" "$WORK/vpoold.log"
 
@@ -309,7 +298,7 @@ daemon_pid=
 check "vpoold SIGKILLed at an evacuation's first hand-over step" test -n "$mid"
 mig=$(jq -r .migration <<<"$mid")
 check_eq "its migration is interrupted" "interrupted" "$(vpool migrate status "$mig" --json | jq -r .state)"
-start_daemon || bail "vpoold did not start again: $(tail -5 "$WORK/vpoold.log")"
+evac_daemon || bail "vpoold did not start again: $(tail -5 "$WORK/vpoold.log")"
 check "started again: vpoold resumes it" wait_until 60 grep -q "resuming migration $mig of pool" "$WORK/vpoold.log"
 check "every guest leaves $HOSTB" wait_until 400 eval '[ -z "$(on_host "$HOSTB")" ]'
 check "migration $mig done" wait_until 120 eval '[ "$(vpool migrate status "$mig" --json | jq -r .state)" = done ]'
