@@ -79,7 +79,11 @@ done
 extra=$(awk '$1 !~ /^d/ { print $3 }' "$work/contents" | grep -vxE '\./usr/bin/vpool|\./usr/sbin/vpoold|\./usr/share/man/man8/vpoold\.8\.gz|\./lib/systemd/system/vpoold\.service|\./usr/share/man/man1/vpool\.1\.gz|\./usr/share/bash-completion/completions/vpool|\./etc/vpool/vpool\.conf|\./usr/lib/sysusers\.d/vpool\.conf|\./usr/share/doc/vpool/.*|\./usr/share/vpool/console/[a-z]+\.(html|js|css|svg)')
 check_eq "nothing else in it (no headers, no test programs, no library)" "" "$extra"
 dpkg-deb -x "$deb" "$work/x"
-check_eq "the packaged man page is the built one" "$(cat "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
+# The page names the console's folder under the build's prefix; the package's
+# is /usr.
+built_console=$("$VPOOL_BIN" --json config show | jq -r .console.value)
+check_eq "the packaged man page is the built one (the console's folder under /usr)" \
+    "$(sed "s#$built_console#/usr/share/vpool/console#g" "${VPOOL_MANPAGE:-$top/build/docs/vpool.1}")" \
     "$(zcat "$work/x/usr/share/man/man1/vpool.1.gz")"
 check_eq "the packaged completion is the tree's" "$(cat "$top/completion/vpool.bash")" \
     "$(cat "$work/x/usr/share/bash-completion/completions/vpool")"
