@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 {
         setlocale(LC_ALL, "C");
         /* The command line as typed, for the history: option parsing reorders argv. */
-        char **typed = vp_xcalloc((size_t)argc + 1, sizeof(char *));
+        _cleanup_free_ char **typed = vp_xcalloc((size_t)argc + 1, sizeof(char *));
         memcpy(typed, argv, (size_t)argc * sizeof(char *));
         struct vp_cli cli = { .argc = argc, .argv = typed };
         const char *catalog = NULL, *config = NULL;
@@ -129,6 +129,5 @@ int main(int argc, char **argv)
         if (!found)
                 cli_usage_error(&cli, "unknown noun '%s'", argv[i]);
         vp_config_free(&conf);
-        free(typed);
         return r;
 }
