@@ -1139,9 +1139,8 @@ static const step_fn move_steps[VP_STEP_MAX] = {
         [VP_STEP_HANDED_OVER] = move_start,
 };
 
-static int need_conn(struct vm_job *j, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
+static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
 {
-        struct run *r = j->r;
         *ret = conn_of(r, h);
         if (*ret)
                 return 0;
@@ -1155,13 +1154,13 @@ static int need_conn(struct vm_job *j, const struct vp_host *h, virConnectPtr *r
  * is passed by. */
 static int move_connect(struct vm_job *j, struct vp_error *err)
 {
-        int k = need_conn(j, j->dh, &j->dc, err);
+        int k = need_conn(j->r, j->dh, &j->dc, err);
         if (k < 0)
                 return k;
         enum vp_step s = job_step(j);
         if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
                 return 0;
-        if ((k = need_conn(j, j->sh, &j->sc, err)) < 0) {
+        if ((k = need_conn(j->r, j->sh, &j->sc, err)) < 0) {
                 if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)]) {
                         _cleanup_free_ char *who = vp_host_label(j->src->name, j->sh ? j->sh->name : NULL);
                         return vp_err(err, k, "%s does not answer and is not fenced: vm '%s' may still run there; "
@@ -1348,7 +1347,7 @@ static int keep_connect(struct vm_job *j, struct vp_error *err)
 static int return_connect(struct vm_job *j, struct vp_error *err)
 {
         j->dc = conn_of(j->r, j->dh);
-        return need_conn(j, j->sh, &j->sc, err);
+        return need_conn(j->r, j->sh, &j->sc, err);
 }
 
 /* An abort: a VM not yet handed over returns to its source as it was; one
