@@ -483,6 +483,16 @@ static int define_domain(struct run *r, virConnectPtr conn, const char *xml, str
         return k;
 }
 
+static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
+{
+        *ret = conn_of(r, h);
+        if (*ret)
+                return 0;
+        struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
+        _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h ? h->name : NULL);
+        return vp_err(err, -EHOSTUNREACH, "%s is unreachable", who);
+}
+
 /* ---- sources that do not answer: fenced or waited for ------------------- */
 
 /* A fence of host H of env E this migration already recorded as
@@ -1138,16 +1148,6 @@ static const step_fn move_steps[VP_STEP_MAX] = {
         [VP_STEP_PROVISIONED] = move_unlock,
         [VP_STEP_HANDED_OVER] = move_start,
 };
-
-static int need_conn(struct run *r, const struct vp_host *h, virConnectPtr *ret, struct vp_error *err)
-{
-        *ret = conn_of(r, h);
-        if (*ret)
-                return 0;
-        struct vp_env *e = h ? env_by_id(r, h->env_id) : NULL;
-        _cleanup_free_ char *who = vp_host_label(e ? e->name : "?", h ? h->name : NULL);
-        return vp_err(err, -EHOSTUNREACH, "%s is unreachable", who);
-}
 
 /* A move always needs the target; the source only at a step before the
  * lock. A fenced source (powered off, by its agent or the operator's word)
