@@ -46,7 +46,9 @@ void vp_hv_init(void)
         /* libvirt prints its warnings on stderr, ahead of the one line vpool
          * prints for a failure (a refused TLS certificate gives three).
          * LIBVIRT_DEBUG=warning, or any log setting of the operator's own,
-         * brings them back. */
+         * brings them back. libvirt reads these once, when it initialises:
+         * that must not happen before this (inspect.c loads libguestfs,
+         * which initialises libvirt as it loads, only when it inspects). */
         if (!getenv("LIBVIRT_DEBUG") && !getenv("LIBVIRT_LOG_OUTPUTS") && !getenv("LIBVIRT_LOG_FILTERS"))
                 setenv("LIBVIRT_DEBUG", "error", 0);
         virSetErrorFunc(NULL, silent);

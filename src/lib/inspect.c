@@ -1,9 +1,11 @@
 #include "inspect.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <guestfs.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +15,7 @@
 
 #include "guestcfg.h"
 #include "model.h"
+#include "vp-config.h"
 
 /* The largest initramfs and configuration file read from a guest. */
 #define MAX_INITRAMFS ((int64_t)512 << 20)
@@ -21,12 +24,90 @@
 static const char *const esp_guid = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 static const char *const bios_boot_guid = "21686148-6449-6E6F-744E-656564454649";
 
+/* ---- libguestfs, loaded when an image is first inspected ----------------- */
+
+/* libguestfs is opened with dlopen, not linked: its constructor initialises
+ * libvirt as the program loads, before vpool can quiet libvirt's logging
+ * (hv.c), and a program that never inspects an image need not load it and
+ * the libraries it brings. The functions vpool calls: */
+#define GFS_FUNCS(X) \
+        X(add_drive_opts) \
+        X(case_sensitive_path) \
+        X(close) \
+        X(create) \
+        X(download) \
+        X(exists) \
+        X(filesize) \
+        X(inspect_get_arch) \
+        X(inspect_get_distro) \
+        X(inspect_get_major_version) \
+        X(inspect_get_minor_version) \
+        X(inspect_get_mountpoints) \
+        X(inspect_get_product_name) \
+        X(inspect_get_type) \
+        X(inspect_get_windows_systemroot) \
+        X(inspect_os) \
+        X(is_dir) \
+        X(is_file) \
+        X(last_error) \
+        X(launch) \
+        X(list_filesystems) \
+        X(list_partitions) \
+        X(ls) \
+        X(mount_ro) \
+        X(part_get_gpt_type) \
+        X(part_get_mbr_id) \
+        X(part_get_parttype) \
+        X(part_to_dev) \
+        X(part_to_partnum) \
+        X(read_file) \
+        X(set_error_handler) \
+        X(shutdown)
+
+static struct {
+#define GFS_POINTER(name) __typeof__(guestfs_##name) *name;
+        GFS_FUNCS(GFS_POINTER)
+#undef GFS_POINTER
+} gfs;
+
+static pthread_once_t gfs_once = PTHREAD_ONCE_INIT;
+static char gfs_error[256];
+
+static void gfs_load(void)
+{
+        void *h = dlopen(VP_GUESTFS_SONAME, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                const char *e = dlerror();
+                snprintf(gfs_error, sizeof(gfs_error), "%s", e ? e : "not found");
+                return;
+        }
+#define GFS_RESOLVE(name)                                                                      \
+        if (!(*(void **)&gfs.name = dlsym(h, "guestfs_" #name))) {                             \
+                snprintf(gfs_error, sizeof(gfs_error), "%s lacks guestfs_" #name, VP_GUESTFS_SONAME); \
+                return;                                                                        \
+        }
+        GFS_FUNCS(GFS_RESOLVE)
+#undef GFS_RESOLVE
+}
+
+/* libguestfs's functions in GFS, or an error naming what is missing. */
+static int gfs_open(struct vp_error *err)
+{
+        pthread_once(&gfs_once, gfs_load);
+        if (gfs_error[0])
+                return vp_err(err, -ENOENT,
+                              "cannot inspect images: cannot load libguestfs (%s); install libguestfs0, "
+                              "or declare the hardware and pass --no-inspect",
+                              gfs_error);
+        return 0;
+}
+
 /* ---- the child: libguestfs's side ---------------------------------------- */
 
 static void gfs_freep(guestfs_h **g)
 {
         if (*g)
-                guestfs_close(*g);
+                gfs.close(*g);
 }
 
 static void strv_free(char **v)
@@ -46,7 +127,7 @@ static void stage(int out, const char *what)
 
 static int gerr(guestfs_h *g, struct vp_error *err, const char *what)
 {
-        const char *m = guestfs_last_error(g);
+        const char *m = gfs.last_error(g);
         return vp_err(err, -EIO, "%s: %s", what, m ? m : "libguestfs failed");
 }
 
@@ -54,12 +135,12 @@ static int gerr(guestfs_h *g, struct vp_error *err, const char *what)
  * bytes; NULL otherwise, without an error: a guest lacks what it lacks. */
 static char *read_small(guestfs_h *g, const char *file, int64_t max, size_t *ret_len)
 {
-        if (guestfs_is_file(g, file) <= 0)
+        if (gfs.is_file(g, file) <= 0)
                 return NULL;
-        int64_t size = guestfs_filesize(g, file);
+        int64_t size = gfs.filesize(g, file);
         if (size < 0 || size > max)
                 return NULL;
-        return guestfs_read_file(g, file, ret_len);
+        return gfs.read_file(g, file, ret_len);
 }
 
 static void add_str(struct json_object *o, const char *key, const char *v)
@@ -71,9 +152,9 @@ static void add_str(struct json_object *o, const char *key, const char *v)
 static void read_dir(guestfs_h *g, const char *dir, const char *suffix, struct vp_netcfg *cfg,
                      void (*fn)(struct vp_netcfg *, const char *, size_t))
 {
-        if (guestfs_is_dir(g, dir) <= 0)
+        if (gfs.is_dir(g, dir) <= 0)
                 return;
-        _cleanup_strv_ char **names = guestfs_ls(g, dir);
+        _cleanup_strv_ char **names = gfs.ls(g, dir);
         for (size_t i = 0; names && names[i]; i++) {
                 size_t n = strlen(names[i]), k = strlen(suffix);
                 if (n < k || strcmp(names[i] + n - k, suffix) != 0)
@@ -109,13 +190,13 @@ static struct json_object *inspect_network(guestfs_h *g)
  * boot loaders Debian and Fedora install default to it. */
 static char *newest_kernel(guestfs_h *g)
 {
-        if (guestfs_is_dir(g, "/lib/modules") <= 0)
+        if (gfs.is_dir(g, "/lib/modules") <= 0)
                 return NULL;
-        _cleanup_strv_ char **names = guestfs_ls(g, "/lib/modules");
+        _cleanup_strv_ char **names = gfs.ls(g, "/lib/modules");
         const char *best = NULL;
         for (size_t i = 0; names && names[i]; i++) {
                 _cleanup_free_ char *dep = vp_strdupf("/lib/modules/%s/modules.dep", names[i]);
-                if (guestfs_is_file(g, dep) > 0 && (!best || strverscmp(names[i], best) > 0))
+                if (gfs.is_file(g, dep) > 0 && (!best || strverscmp(names[i], best) > 0))
                         best = names[i];
         }
         return best ? vp_strdup(best) : NULL;
@@ -131,12 +212,12 @@ static int read_initramfs(guestfs_h *g, const char *kver, struct vp_modset *mods
         _cleanup_free_ char *path = NULL;
         for (size_t i = 0; i < ELEMENTSOF(forms) && !path; i++) {
                 _cleanup_free_ char *p = vp_strdupf("%s%s%s", forms[i][0], kver, forms[i][1]);
-                if (guestfs_is_file(g, p) > 0)
+                if (gfs.is_file(g, p) > 0)
                         path = TAKE_PTR(p);
         }
         if (!path)
                 return 0;
-        int64_t size = guestfs_filesize(g, path);
+        int64_t size = gfs.filesize(g, path);
         if (size <= 0 || size > MAX_INITRAMFS)
                 return vp_err(err, -EFBIG, "initramfs '%s' of %lld bytes", path, (long long)size);
         char tmpl[] = "/tmp/vpool-initramfs.XXXXXX";
@@ -144,7 +225,7 @@ static int read_initramfs(guestfs_h *g, const char *kver, struct vp_modset *mods
         if (fd < 0)
                 return vp_err(err, -errno, "cannot make a temporary file: %s", strerror(errno));
         _cleanup_free_ char *dest = vp_strdupf("/proc/self/fd/%d", fd);
-        int r = guestfs_download(g, path, dest) < 0 ? gerr(g, err, "cannot read the initramfs") : 0;
+        int r = gfs.download(g, path, dest) < 0 ? gerr(g, err, "cannot read the initramfs") : 0;
         unlink(tmpl);
         uint8_t *buf = NULL;
         struct stat st;
@@ -243,7 +324,7 @@ static int linux_drivers(guestfs_h *g, struct json_object *o, int out, struct vp
  * paravirtual devices need the virtio-win drivers installed. */
 static void windows_drivers(guestfs_h *g, const char *root, struct json_object *o)
 {
-        _cleanup_free_ char *sysroot = guestfs_inspect_get_windows_systemroot(g, root);
+        _cleanup_free_ char *sysroot = gfs.inspect_get_windows_systemroot(g, root);
         struct json_object *missing = json_object_new_array();
         char buses[64] = "", nics[64] = "";
         for (int nic = 0; nic < 2; nic++) {
@@ -254,8 +335,8 @@ static void windows_drivers(guestfs_h *g, const char *root, struct json_object *
                         bool ok = !drv;
                         if (drv && sysroot) {
                                 _cleanup_free_ char *p = vp_strdupf("%s/System32/drivers/%s.sys", sysroot, drv);
-                                _cleanup_free_ char *cp = guestfs_case_sensitive_path(g, p);
-                                ok = cp && guestfs_is_file(g, cp) > 0;
+                                _cleanup_free_ char *cp = gfs.case_sensitive_path(g, p);
+                                ok = cp && gfs.is_file(g, cp) > 0;
                         }
                         note_driver(nic ? nics : buses, missing, nic, word, ok ? NULL : drv, "System32/drivers");
                 }
@@ -272,19 +353,19 @@ static void windows_drivers(guestfs_h *g, const char *root, struct json_object *
 static void inspect_boot(guestfs_h *g, bool windows, struct json_object *o)
 {
         bool esp = false, bios_part = false;
-        _cleanup_strv_ char **parts = guestfs_list_partitions(g);
+        _cleanup_strv_ char **parts = gfs.list_partitions(g);
         for (size_t i = 0; parts && parts[i]; i++) {
-                _cleanup_free_ char *dev = guestfs_part_to_dev(g, parts[i]);
-                int num = guestfs_part_to_partnum(g, parts[i]);
-                _cleanup_free_ char *type = dev ? guestfs_part_get_parttype(g, dev) : NULL;
+                _cleanup_free_ char *dev = gfs.part_to_dev(g, parts[i]);
+                int num = gfs.part_to_partnum(g, parts[i]);
+                _cleanup_free_ char *type = dev ? gfs.part_get_parttype(g, dev) : NULL;
                 if (!type || num < 0)
                         continue;
                 if (streq(type, "gpt")) {
-                        _cleanup_free_ char *guid = guestfs_part_get_gpt_type(g, dev, num);
+                        _cleanup_free_ char *guid = gfs.part_get_gpt_type(g, dev, num);
                         esp |= guid && strcasecmp(guid, esp_guid) == 0;
                         bios_part |= guid && strcasecmp(guid, bios_boot_guid) == 0;
                 } else if (streq(type, "msdos")) {
-                        esp |= guestfs_part_get_mbr_id(g, dev, num) == 0xef;
+                        esp |= gfs.part_get_mbr_id(g, dev, num) == 0xef;
                 }
         }
         static const struct { const char *path; const char *loader; bool uefi; } marks[] = {
@@ -296,7 +377,7 @@ static void inspect_boot(guestfs_h *g, bool windows, struct json_object *o)
         const char *loader = NULL;
         bool bios = bios_part, uefi = false;
         for (size_t i = 0; i < ELEMENTSOF(marks) && !windows; i++)
-                if (guestfs_exists(g, marks[i].path) > 0) {
+                if (gfs.exists(g, marks[i].path) > 0) {
                         if (!loader)
                                 loader = marks[i].loader;
                         if (marks[i].uefi)
@@ -320,7 +401,7 @@ static void inspect_boot(guestfs_h *g, bool windows, struct json_object *o)
 
 static int mount_root(guestfs_h *g, const char *root, struct vp_error *err)
 {
-        _cleanup_strv_ char **mp = guestfs_inspect_get_mountpoints(g, root);
+        _cleanup_strv_ char **mp = gfs.inspect_get_mountpoints(g, root);
         if (!mp)
                 return gerr(g, err, "cannot read the guest's mount points");
         /* Pairs of mount point and device, mounted shortest path first. */
@@ -330,20 +411,20 @@ static int mount_root(guestfs_h *g, const char *root, struct vp_error *err)
         for (size_t len = 1; len < 4096; len++)
                 for (size_t i = 0; i < n; i += 2)
                         if (strlen(mp[i]) == len)
-                                guestfs_mount_ro(g, mp[i + 1], mp[i]);
+                                gfs.mount_ro(g, mp[i + 1], mp[i]);
         return 0;
 }
 
 static struct json_object *os_json(guestfs_h *g, const char *root)
 {
         struct json_object *os = json_object_new_object();
-        _cleanup_free_ char *type = guestfs_inspect_get_type(g, root);
-        _cleanup_free_ char *distro = guestfs_inspect_get_distro(g, root);
-        _cleanup_free_ char *product = guestfs_inspect_get_product_name(g, root);
-        _cleanup_free_ char *arch = guestfs_inspect_get_arch(g, root);
+        _cleanup_free_ char *type = gfs.inspect_get_type(g, root);
+        _cleanup_free_ char *distro = gfs.inspect_get_distro(g, root);
+        _cleanup_free_ char *product = gfs.inspect_get_product_name(g, root);
+        _cleanup_free_ char *arch = gfs.inspect_get_arch(g, root);
         char version[32];
-        snprintf(version, sizeof(version), "%d.%d", guestfs_inspect_get_major_version(g, root),
-                 guestfs_inspect_get_minor_version(g, root));
+        snprintf(version, sizeof(version), "%d.%d", gfs.inspect_get_major_version(g, root),
+                 gfs.inspect_get_minor_version(g, root));
         add_str(os, "type", type);
         add_str(os, "distribution", distro);
         add_str(os, "version", version);
@@ -355,7 +436,7 @@ static struct json_object *os_json(guestfs_h *g, const char *root)
 /* Why no OS was found: a LUKS volume says the disk is encrypted. */
 static const char *no_os_status(guestfs_h *g)
 {
-        _cleanup_strv_ char **fs = guestfs_list_filesystems(g);
+        _cleanup_strv_ char **fs = gfs.list_filesystems(g);
         for (size_t i = 0; fs && fs[i] && fs[i + 1]; i += 2)
                 if (streq(fs[i + 1], "crypto_LUKS"))
                         return "encrypted";
@@ -370,7 +451,7 @@ static int inspect_guest(guestfs_h *g, struct json_object *o, int out, struct vp
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 json_object_object_add(o, keys[i], NULL);
         stage(out, "looking for an operating system");
-        _cleanup_strv_ char **roots = guestfs_inspect_os(g);
+        _cleanup_strv_ char **roots = gfs.inspect_os(g);
         if (!roots)
                 return gerr(g, err, "inspection failed");
         if (!roots[0]) {
@@ -383,7 +464,7 @@ static int inspect_guest(guestfs_h *g, struct json_object *o, int out, struct vp
         int r = mount_root(g, root, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *type = guestfs_inspect_get_type(g, root);
+        _cleanup_free_ char *type = gfs.inspect_get_type(g, root);
         bool windows = type && streq(type, "windows");
         stage(out, "reading the boot loader");
         inspect_boot(g, windows, o);
@@ -400,23 +481,23 @@ static int inspect_guest(guestfs_h *g, struct json_object *o, int out, struct vp
 /* The child's whole job: the report, or an error, written to OUT. */
 static int child_inspect(const char *path, const char *fmt, int out, struct vp_error *err)
 {
-        _cleanup_(gfs_freep) guestfs_h *g = guestfs_create();
+        _cleanup_(gfs_freep) guestfs_h *g = gfs.create();
         if (!g)
                 return vp_err(err, -ENOMEM, "cannot create a libguestfs handle");
         /* libguestfs prints its errors unless told not to; the parent reports them. */
-        guestfs_set_error_handler(g, NULL, NULL);
-        if (guestfs_add_drive_opts(g, path, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, GUESTFS_ADD_DRIVE_OPTS_FORMAT, fmt,
+        gfs.set_error_handler(g, NULL, NULL);
+        if (gfs.add_drive_opts(g, path, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, GUESTFS_ADD_DRIVE_OPTS_FORMAT, fmt,
                                    -1) < 0)
                 return gerr(g, err, "cannot add the image");
         stage(out, "starting the appliance");
-        if (guestfs_launch(g) < 0)
+        if (gfs.launch(g) < 0)
                 return gerr(g, err, "cannot start libguestfs's appliance");
         struct json_object *o = json_object_new_object();
         int r = inspect_guest(g, o, out, err);
         if (r >= 0)
                 dprintf(out, "report %s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
-        guestfs_shutdown(g);
+        gfs.shutdown(g);
         return r;
 }
 
@@ -583,6 +664,9 @@ static void kill_inspector(pid_t pid)
 int vp_inspect_image(const char *path, const char *fmt, unsigned timeout, vp_inspect_progress_fn progress,
                      void *ud, struct json_object **ret, struct vp_error *err)
 {
+        int r = gfs_open(err);
+        if (r < 0)
+                return r;
         int fds[2];
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return vp_err(err, -errno, "cannot make a pipe: %s", strerror(errno));
@@ -607,14 +691,14 @@ int vp_inspect_image(const char *path, const char *fmt, unsigned timeout, vp_ins
                         dup2(devnull, STDERR_FILENO);
                 }
                 struct vp_error cerr = { 0 };
-                int r = child_inspect(path, fmt, fds[1], &cerr);
-                if (r < 0)
+                int cr = child_inspect(path, fmt, fds[1], &cerr);
+                if (cr < 0)
                         dprintf(fds[1], "error %s\n", cerr.msg);
-                _exit(r < 0 ? 1 : 0);
+                _exit(cr < 0 ? 1 : 0);
         }
         close(fds[1]);
         _cleanup_free_ char *out = NULL;
-        int r = read_child(fds[0], start, timeout, progress, ud, &out, err);
+        r = read_child(fds[0], start, timeout, progress, ud, &out, err);
         close(fds[0]);
         if (r < 0)
                 kill_inspector(pid);

@@ -51,7 +51,7 @@ check_eq "debian/changelog's version is meson.build's" "$version" "$(dpkg-parsec
 check_eq "Version is the program's" "$version" "$(field Version)"
 check_eq "Architecture" "$arch" "$(field Architecture)"
 depends=$(field Depends)
-for d in libvirt0 libsqlite3-0 libjson-c5 libxml2 libc6 qemu-utils; do
+for d in libvirt0 libsqlite3-0 libjson-c5 libxml2 libc6 qemu-utils libguestfs0; do
     if [[ ", $depends," == *", $d "* || ", $depends," == *", $d,"* ]]; then
         ok "Depends on $d"
     else
