@@ -129,12 +129,13 @@ static const struct cli_verb verbs[] = {
           .sub = &host_noun },
         { .name = "drain", .fn = env_drain,
           .usage = "NAME --to ENV [--profile PROF] [--parallel N] [--shutdown-timeout SEC]\n"
-                   "       [--source-fenced NAME]",
+                   "       [--source-fenced NAME] [--placement spread|pack] [--accept-nic-rename]",
           .help = "Maintenance: migrate every pool on NAME to ENV, one migration each.\n"
                   "--source-fenced NAME: the operator's word that NAME, which does not answer, is\n"
-                  "powered off (see 'migrate start').", .changes = true,
+                  "powered off (see 'migrate start'). --placement and --accept-nic-rename: as\n"
+                  "for 'migrate start', for every pool.", .changes = true,
           .opts = CLI_OPTS(CLI_VALUE("to"), CLI_VALUE("profile"), CLI_VALUE("parallel"), CLI_VALUE("shutdown-timeout"),
-                           CLI_VALUE("source-fenced")),
+                           CLI_VALUE("source-fenced"), CLI_VALUE("placement"), CLI_FLAG("accept-nic-rename")),
           .minpos = 1, .maxpos = 1 },
         { 0 },
 };
@@ -460,7 +461,8 @@ static int env_drain(struct vp_cli *cli, const struct cli_args *a)
         if (!to)
                 return cli_usage_error(cli, "missing --to ENV"), EXIT_USAGE;
         struct vp_error err = { 0 };
-        struct vp_migrate_args m = { .to_env = to, .profile = profile, .source_fenced = cli_opt(a, "source-fenced") };
+        struct vp_migrate_args m = { .to_env = to, .profile = profile, .source_fenced = cli_opt(a, "source-fenced"),
+                                     .accept_nic_rename = cli_flag(a, "accept-nic-rename") };
         if (m.source_fenced && !streq(m.source_fenced, a->pos[0]))
                 return cli_usage_error(cli, "--source-fenced must name the env drained"), EXIT_USAGE;
         if (vp_name_check("env", a->pos[0], &err) < 0 || vp_name_check("env", to, &err) < 0 ||

@@ -52,6 +52,12 @@ wait_event() {
         [ -n "$e" ] && { echo "$e"; return 0; }
         sleep 0.3
     done
+    # Printed only when the check fails: what the jobs and the policy did.
+    {
+        echo "no event matching: $filter; the jobs' events since $since, and vpoold's log of the policy:"
+        events_after "$since" | jq -c 'select(.kind == "job")' | tail -20
+        grep -E 'host-failure|job|migrat' "$WORK/vpoold.log" | tail -40
+    } >&2
     return 1
 }
 # wait_until TIMEOUT COMMAND...: COMMAND succeeds within TIMEOUT seconds.

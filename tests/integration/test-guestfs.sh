@@ -157,11 +157,16 @@ check_eq "the dry run's JSON names it" "true" \
 expect_fail "the move is refused without --accept-nic-rename" 1 \
     "pool 'deb1': the guest's network \(ifupdown\) is configured by interface name ens2; .*--accept-nic-rename" \
     vpool migrate start deb1 --to "$HOSTB" --profile q35-virtio
+expect_fail "env drain refuses it too without --accept-nic-rename" 1 \
+    "pool 'deb1': the guest's network \(ifupdown\) is configured by interface name ens2; .*--accept-nic-rename" \
+    vpool env drain "$HOSTA" --to "$HOSTB" --profile q35-virtio
 check_eq "$vm still runs on $HOSTA" "running" "$(virsh_on "$HOSTA" domstate "$vm")"
 
 start=$SECONDS
-check "the move with --accept-nic-rename" \
-    vpool migrate start deb1 --to "$HOSTB" --profile q35-virtio --accept-nic-rename --shutdown-timeout 600
+# The move itself by env drain: its --accept-nic-rename reaches the migration
+# as migrate start's does.
+check "the move with --accept-nic-rename (env drain)" \
+    vpool env drain "$HOSTA" --to "$HOSTB" --profile q35-virtio --accept-nic-rename --shutdown-timeout 600
 diag "migrate (ACPI shutdown by systemd included): $((SECONDS - start)) s"
 check_eq "systemd shut it down on ACPI (its shutdown line, before the move)" 1 "$(deb_shutdowns "$vm")"
 check "$vm booted again on $HOSTB" wait_deb_boot "$boot_timeout" 2 "$vm"

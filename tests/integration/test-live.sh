@@ -114,8 +114,9 @@ check "host b out of maintenance" vpool env host resume duo b
 check "both livepair guests booted" wait_boot 120 1 livepair-001 livepair-002
 check_eq "both on host a" "a a" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
 # Killed right after the first VM's live move, before its step was recorded.
-VPOOL_FAULT=migrate.moved-live vpool env host drain duo a >/dev/null 2>&1
-check_eq "the drain was killed at migrate.moved-live" 137 "$?"
+VPOOL_FAULT=migrate.moved-live vpool env host drain duo a >/dev/null 2>"$WORK/drain.err"
+rc=$?
+check_eq "the drain was killed at migrate.moved-live" "137" "$rc$([ "$rc" = 137 ] || sed 's/^/ /' "$WORK/drain.err")"
 check_eq "host a is in maintenance" true "$(vpool env host list duo --json | jq '.[] | select(.name == "a") | .maintenance')"
 id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
 check "resume finishes the drain" vpool migrate resume "$id"
@@ -137,8 +138,9 @@ done
 # source, shut down and started again there; the names linked for the
 # target are gone.
 check "host a out of maintenance" vpool env host resume duo a
-VPOOL_FAULT=migrate.locked vpool env host drain duo b --to a >/dev/null 2>&1
-check_eq "the drain was killed after a live lock" 137 "$?"
+VPOOL_FAULT=migrate.locked vpool env host drain duo b --to a >/dev/null 2>"$WORK/drain.err"
+rc=$?
+check_eq "the drain was killed after a live lock" "137" "$rc$([ "$rc" = 137 ] || sed 's/^/ /' "$WORK/drain.err")"
 id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
 check "abort returns the VM" vpool migrate abort "$id"
 check_eq "the migration is aborted" aborted "$(vpool migrate status "$id" --json | jq -r .state)"
