@@ -174,12 +174,14 @@ static void run_clear(struct run *r)
 }
 
 /* Whether a VM at step S still needs its source: a move until the source
- * has let go of the delta, an abort to give it back. */
-static bool step_needs_source(enum vp_step s, bool aborting)
+ * has let go of the delta (a LIVE move's VM runs there through its lock,
+ * and a move a killed run began is judged by what the source still runs),
+ * an abort to give it back. */
+static bool step_needs_source(enum vp_step s, bool aborting, bool live)
 {
         if (aborting)
                 return s == VP_STEP_STOPPING || s == VP_STEP_LOCKED || s == VP_STEP_PROVISIONED;
-        return s == VP_STEP_PENDING || s == VP_STEP_STOPPING;
+        return s == VP_STEP_PENDING || s == VP_STEP_STOPPING || (live && s == VP_STEP_LOCKED);
 }
 
 /* Whether an abort handed MV's delta back to its VM already without
@@ -212,7 +214,7 @@ static bool source_needed_by(const struct run *r, const struct vp_host *h, bool 
         for (size_t j = 0; j < r->n; j++) {
                 bool giving = r->aborting || r->given_back[j];
                 if (src_host(r, &r->mvs[j]) == h && (!taking || !giving) &&
-                    step_needs_source(vp_step_from_string(r->mvs[j].step), giving))
+                    step_needs_source(vp_step_from_string(r->mvs[j].step), giving, r->mvs[j].live))
                         return true;
         }
         return false;
@@ -1149,16 +1151,15 @@ static const step_fn move_steps[VP_STEP_MAX] = {
         [VP_STEP_HANDED_OVER] = move_start,
 };
 
-/* A move always needs the target; the source only at a step before the
- * lock. A fenced source (powered off, by its agent or the operator's word)
- * is passed by. */
+/* A move always needs the target, and its source while the step needs it
+ * (step_needs_source). A fenced source (powered off, by its agent or the
+ * operator's word) is passed by. */
 static int move_connect(struct vm_job *j, struct vp_error *err)
 {
         int k = need_conn(j->r, j->dh, &j->dc, err);
         if (k < 0)
                 return k;
-        enum vp_step s = job_step(j);
-        if (s != VP_STEP_PENDING && s != VP_STEP_STOPPING)
+        if (!step_needs_source(job_step(j), false, j->mv->live))
                 return 0;
         if ((k = need_conn(j->r, j->sh, &j->sc, err)) < 0) {
                 if (!j->sh || !j->r->fenced[host_index(j->r, j->sh)]) {

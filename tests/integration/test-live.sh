@@ -134,20 +134,36 @@ for v in livepair-001 livepair-002; do
     g=$(vpool vm show "$v" --json | jq -r .generation)
     check_eq "$v's delta holds its generation's names only" "manifest.json overlay.g$g.qcow2" "$(ls "$(delta_of "$v")" | xargs)"
 done
+# A resume of a live move caught after its lock: the VM still runs on its
+# source (the lock changed no name it runs under) and moves live from there.
+check "host a out of maintenance" vpool env host resume duo a
+VPOOL_FAULT=migrate.locked vpool env host drain duo b --to a --parallel 1 >/dev/null 2>"$WORK/drain.err"
+rc=$?
+check_eq "a drain one VM at a time, killed after its first live lock" "137" \
+    "$rc$([ "$rc" = 137 ] || sed 's/^/ /' "$WORK/drain.err")"
+id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
+check "resume moves the locked VM on from its source" vpool migrate resume "$id"
+check_eq "that migration is done" done "$(vpool migrate status "$id" --json | jq -r .state)"
+check_eq "both livepair VMs on host a" "a a" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
+check_eq "the journal says both moved live again" 2 "$(vpool history --json | jq -r --arg id "$id" \
+    '.[] | select((.migration|tostring) == $id and .step == "done") | .detail' | grep -c 'moved live')"
+check_eq "both run on host A, none on host B" "running running|" \
+    "$(virsh_on "$HOSTA" domstate livepair-001) $(virsh_on "$HOSTA" domstate livepair-002)|$(domains_on "$HOSTB" livepair)"
+check "host b out of maintenance" vpool env host resume duo b
+
 # An abort of a live move caught after its lock: the VM comes back to its
 # source, shut down and started again there; the names linked for the
 # target are gone.
-check "host a out of maintenance" vpool env host resume duo a
-VPOOL_FAULT=migrate.locked vpool env host drain duo b --to a >/dev/null 2>"$WORK/drain.err"
+VPOOL_FAULT=migrate.locked vpool env host drain duo a --to b >/dev/null 2>"$WORK/drain.err"
 rc=$?
 check_eq "the drain was killed after a live lock" "137" "$rc$([ "$rc" = 137 ] || sed 's/^/ /' "$WORK/drain.err")"
 id=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "livepair")] | last | .id')
 check "abort returns the VM" vpool migrate abort "$id"
 check_eq "the migration is aborted" aborted "$(vpool migrate status "$id" --json | jq -r .state)"
-check_eq "both livepair VMs on host b again" "b b" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
-check "every livepair guest runs again on host B" wait_boot 120 2 livepair-001
+check_eq "both livepair VMs on host a again" "a a" "$(vpool vm list --pool livepair --json | jq -r '.[].host' | xargs)"
+check "every livepair guest runs again on host A" wait_boot 120 2 livepair-001
 check_eq "the returned VM's delta holds its own names only" \
     "manifest.json overlay.g$(vpool vm show livepair-001 --json | jq -r .generation).qcow2" "$(ls "$(delta_of livepair-001)" | xargs)"
-check_eq "host A holds no livepair domain" "" "$(domains_on "$HOSTA" livepair)"
+check_eq "host B holds no livepair domain" "" "$(domains_on "$HOSTB" livepair)"
 
 finish

@@ -11,16 +11,21 @@ not_ok() {
     tap_failed=$((tap_failed + 1))
     # The reasons go to stderr as well: a test runner that parses stdout
     # as TAP shows a failing test's stderr, so a failure explains itself.
-    {
+    # (Written twice, not through tee /dev/stderr: reopening stderr
+    # truncates it when it is a file.)
+    local text
+    text=$(
         echo "not ok $tap_n - $1"
         shift
         local line
         for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-    } | tee /dev/stderr
+    )
+    printf '%s\n' "$text"
+    printf '%s\n' "$text" >&2
 }
 # diag TEXT...: a TAP comment, every line of TEXT prefixed.
 diag() { printf '%s\n' "$*" | sed 's/^/# /'; }
-bail() { echo "Bail out! $*" | tee /dev/stderr; exit 1; }
+bail() { echo "Bail out! $*"; echo "Bail out! $*" >&2; exit 1; }
 
 finish() {
     echo "1..$tap_n"
