@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1000,6 +1001,34 @@ static void live_stats(virConnectPtr dst, const char *name, struct vp_hv_live_st
         virTypedParamsFree(p, n);
 }
 
+/* The owners of the moved disks, as the source's QEMU runs them. */
+static void owners_before(const struct vp_hv_live *how, struct stat *st)
+{
+        for (size_t i = 0; i < how->nmoves; i++)
+                if (stat(how->moves[i].from, &st[i]) < 0)
+                        st[i].st_nlink = 0;
+}
+
+/* Each libvirtd remembers a disk's owner before it gives it to its QEMU,
+ * and gives it back when its QEMU lets go: by the count kept on the inode
+ * the source's and the destination's share, the source's gives nothing
+ * back while the destination holds it. Two daemons update that count
+ * unlocked (no metadata lock manager), and under load the source's can
+ * read it before the destination's counted: it then gives the disk back
+ * to its first owner under the running destination. A disk found given
+ * back to root, which the source's QEMU did not run as, gets the owner it
+ * ran under again (a destination that gave it another owner of its own
+ * is left as it is). */
+static void owners_keep(const struct vp_hv_live *how, const struct stat *before)
+{
+        for (size_t i = 0; i < how->nmoves; i++) {
+                struct stat now;
+                if (before[i].st_nlink && before[i].st_uid != 0 && stat(how->moves[i].to, &now) == 0 &&
+                    now.st_ino == before[i].st_ino && now.st_uid == 0)
+                        (void)!chown(how->moves[i].to, before[i].st_uid, before[i].st_gid);
+        }
+}
+
 int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, const struct vp_hv_live *how,
                        struct vp_hv_live_stats *ret_stats, struct vp_error *err)
 {
@@ -1022,6 +1051,8 @@ int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, c
             (how->stream_uri && virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI,
                                                         how->stream_uri) < 0))
                 abort();
+        _cleanup_free_ struct stat *owners = vp_xcalloc(how->nmoves ? how->nmoves : 1, sizeof(*owners));
+        owners_before(how, owners);
         struct live_job j = { .dom = d, .dst_uri = how->dst_uri, .params = params, .nparams = nparams,
                               .flags = live_flags };
         bool aborted = live_wait(&j, how->timeout_sec);
@@ -1037,6 +1068,7 @@ int vp_hv_migrate_live(virConnectPtr src, virConnectPtr dst, const char *name, c
         if (s_dst != VP_VM_RUNNING || s_src != VP_VM_UNDEFINED)
                 return vp_err(err, -EIO, "live move of domain '%s' ended with it %s on the source and %s on the destination",
                               name, vp_vm_state_to_string(s_src), vp_vm_state_to_string(s_dst));
+        owners_keep(how, owners);
         if (ret_stats)
                 live_stats(dst, name, ret_stats);
         return 0;
