@@ -101,6 +101,10 @@ char *vp_catalog_label(const char *name)
                 memcpy(out, name, head);
                 o = head;
                 p = colon ? at : auth;
+                size_t path = strcspn(p, "?");
+                memcpy(out + o, p, path);
+                o += path;
+                p += path;
                 /* The rest, parameter by parameter, password= left out. */
                 while (*p) {
                         size_t l = strcspn(p + 1, "&") + 1;
