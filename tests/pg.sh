@@ -6,6 +6,7 @@
 #                                catalog's conninfo (database "vpool")
 #   tests/pg.sh stop DIR         stop it and remove DIR
 #   tests/pg.sh createdb DIR NAME  a new empty database; prints its conninfo
+#   tests/pg.sh restart DIR      stop and start it again (every connection ends)
 #   tests/pg.sh run CMD [ARG..]  start one in a temporary directory, run CMD
 #                                with VPOOL_TEST_PG=its conninfo, stop it
 #
@@ -64,6 +65,8 @@ stop() {
 case "${1:-}" in
     start) start "$2" ;;
     stop) stop "$2" ;;
+    restart)
+        as_owner "$(bindir)/pg_ctl" -D "$2/data" -m fast -w -s restart >&2 ;;
     createdb)
         as_owner "$(bindir)/createdb" -h "$2/run" -p "$(cat "$2/port")" -U postgres "$3"
         conninfo "$2" "$3" ;;
@@ -74,5 +77,5 @@ case "${1:-}" in
         VPOOL_TEST_PG=$(start "$dir")
         export VPOOL_TEST_PG VPOOL_TEST_PG_DIR=$dir
         "$@" ;;
-    *) echo "usage: tests/pg.sh start DIR | stop DIR | createdb DIR NAME | run CMD [ARG...]" >&2; exit 2 ;;
+    *) echo "usage: tests/pg.sh start DIR | stop DIR | restart DIR | createdb DIR NAME | run CMD [ARG...]" >&2; exit 2 ;;
 esac

@@ -46,6 +46,7 @@ struct pg {
         pthread_mutex_t cache_lock;
         struct pg_slot cache[PG_CACHE];
         unsigned evict, serial;
+        unsigned generation;    /* connections made again: a statement prepared before is gone */
         bool readonly, listening;
         int64_t notified;       /* notifications of new events seen */
         char state[6];          /* SQLSTATE of the last failure, "" when none was given */
@@ -53,7 +54,9 @@ struct pg {
 };
 
 struct cat_stmt {
-        const char *name;       /* the prepared statement */
+        char *sql;              /* as vpool wrote it */
+        char name[16];          /* the prepared statement */
+        unsigned generation;    /* of the connection it was prepared on */
         bool write;             /* INSERT, UPDATE or DELETE */
         int nparams;
         const char *values[PG_PARAMS];
@@ -245,9 +248,11 @@ static void forget_prepared(struct pg *g)
         g->listening = false;
 }
 
-/* A connection lost outside a transaction (the server restarted) is made
- * again before the next statement: nothing was in flight. Inside one, the
- * transaction is lost and the statement fails; its caller rolls back. */
+/* A connection lost (the server restarted) is made again before the next
+ * statement. Inside a transaction, that transaction is lost and its next
+ * statement or commit fails (its caller rolls back); outside one, a read or
+ * the beginning of a transaction that failed because the connection was
+ * lost is tried once more (lost_idle): nothing had changed. */
 static void reconnect_if_lost(struct vp_catalog *c)
 {
         if (PQstatus(CONN(c)) != CONNECTION_BAD)
@@ -257,8 +262,24 @@ static void reconnect_if_lost(struct vp_catalog *c)
                 return;
         pthread_mutex_lock(&PGP(c)->cache_lock);
         forget_prepared(PGP(c));
+        PGP(c)->generation++;
         pthread_mutex_unlock(&PGP(c)->cache_lock);
         session_setup(c);
+}
+
+/* Whether a statement that failed, run while no transaction was open (IDLE),
+ * failed because the connection was lost, and it is back. */
+static bool lost_idle(struct vp_catalog *c, bool idle)
+{
+        if (!idle || PQstatus(CONN(c)) != CONNECTION_BAD)
+                return false;
+        reconnect_if_lost(c);
+        return PQstatus(CONN(c)) == CONNECTION_OK;
+}
+
+static bool idle(struct vp_catalog *c)
+{
+        return PQtransactionStatus(CONN(c)) == PQTRANS_IDLE;
 }
 
 static int connect_error(struct vp_catalog *c, PGconn *conn, struct vp_error *err)
@@ -348,21 +369,30 @@ static bool pg_in_transaction(struct vp_catalog *c)
         return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
+/* Run the undo SQL after a failure, keeping that failure as the one to
+ * report (not the undo's own). */
+static void undo_keeping_failure(struct vp_catalog *c, const char *sql)
+{
+        struct pg *g = PGP(c);
+        char state[6];
+        memcpy(state, g->state, sizeof(state));
+        char *m = TAKE_PTR(g->message);
+        PQclear(PQexec(CONN(c), sql));
+        memcpy(g->state, state, sizeof(state));
+        free(g->message);
+        g->message = m;
+}
+
 static int pg_begin(struct vp_catalog *c)
 {
         reconnect_if_lost(c);
         char sql[96];
         snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(%lld);", (long long)lock_key(CATALOG_LOCK));
-        if (run(c, sql) == 0)
+        bool was_idle = idle(c);
+        if (run(c, sql) == 0 || (lost_idle(c, was_idle) && run(c, sql) == 0))
                 return 0;
-        /* Kept across the rollback: the lock timeout is what to say. */
-        char state[6];
-        memcpy(state, PGP(c)->state, sizeof(state));
-        char *m = TAKE_PTR(PGP(c)->message);
-        run(c, "ROLLBACK;");
-        memcpy(PGP(c)->state, state, sizeof(state));
-        free(PGP(c)->message);
-        PGP(c)->message = m;
+        /* The lock timeout is what to say. */
+        undo_keeping_failure(c, "ROLLBACK;");
         return -1;
 }
 
@@ -440,13 +470,19 @@ static int prepared_name(struct vp_catalog *c, const char *sql, char name[16], i
 static int pg_prepare(struct vp_catalog *c, const char *sql, struct cat_stmt **ret)
 {
         reconnect_if_lost(c);
-        struct cat_stmt *s = vp_xcalloc(1, sizeof(*s) + 16);
-        char *name = (char *)(s + 1);
-        if (prepared_name(c, sql, name, &s->nparams) < 0 || s->nparams > PG_PARAMS) {
+        struct cat_stmt *s = vp_xcalloc(1, sizeof(*s));
+        bool was_idle = idle(c);
+        s->generation = PGP(c)->generation;
+        int r = prepared_name(c, sql, s->name, &s->nparams);
+        if (r < 0 && lost_idle(c, was_idle)) {
+                s->generation = PGP(c)->generation;
+                r = prepared_name(c, sql, s->name, &s->nparams);
+        }
+        if (r < 0 || s->nparams > PG_PARAMS) {
                 free(s);
                 return -1;
         }
-        s->name = name;
+        s->sql = vp_strdup(sql);
         s->write = is_write(sql);
         s->row = -1;
         *ret = s;
@@ -456,6 +492,7 @@ static int pg_prepare(struct vp_catalog *c, const char *sql, struct cat_stmt **r
 static void pg_finish(struct vp_catalog *c, struct cat_stmt *s)
 {
         PQclear(s->res);
+        free(s->sql);
         free(s);
 }
 
@@ -481,6 +518,13 @@ static void pg_bind_null(struct cat_stmt *s, int idx)
 
 static PGresult *execute(struct vp_catalog *c, struct cat_stmt *s)
 {
+        /* Prepared on a connection since made again: prepared anew. */
+        if (s->generation != PGP(c)->generation) {
+                int n;
+                s->generation = PGP(c)->generation;
+                if (prepared_name(c, s->sql, s->name, &n) < 0)
+                        return NULL;
+        }
         return PQexecPrepared(CONN(c), s->name, s->nparams, s->values, NULL, NULL, 0);
 }
 
@@ -496,15 +540,8 @@ static PGresult *execute_write(struct vp_catalog *c, struct cat_stmt *s)
         ExecStatusType st = PQresultStatus(res);
         bool ok = res && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
         if (!ok) {
-                /* The statement's own failure is what to say, not the undo's. */
                 set_failure(c, res);
-                char state[6];
-                memcpy(state, PGP(c)->state, sizeof(state));
-                char *m = TAKE_PTR(PGP(c)->message);
-                PQclear(PQexec(CONN(c), own ? "ROLLBACK;" : "ROLLBACK TO SAVEPOINT vp_write; RELEASE SAVEPOINT vp_write;"));
-                memcpy(PGP(c)->state, state, sizeof(state));
-                free(PGP(c)->message);
-                PGP(c)->message = m;
+                undo_keeping_failure(c, own ? "ROLLBACK;" : "ROLLBACK TO SAVEPOINT vp_write; RELEASE SAVEPOINT vp_write;");
                 PQclear(res);
                 return NULL;
         }
@@ -518,9 +555,17 @@ static PGresult *execute_write(struct vp_catalog *c, struct cat_stmt *s)
 static int pg_step(struct vp_catalog *c, struct cat_stmt *s)
 {
         if (!s->res) {
-                PGresult *res = s->write ? execute_write(c, s) : execute(c, s);
-                if (!s->write && !result_ok(c, res))
-                        return -1;
+                PGresult *res;
+                if (s->write) {
+                        res = execute_write(c, s);
+                } else {
+                        bool was_idle = idle(c);
+                        res = execute(c, s);
+                        if (!result_ok(c, res))
+                                res = lost_idle(c, was_idle) ? execute(c, s) : NULL;
+                        if (res && !result_ok(c, res))
+                                res = NULL;
+                }
                 if (!res)
                         return -1;
                 s->res = res;

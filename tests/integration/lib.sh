@@ -117,11 +117,12 @@ standard_setup() {
 # and without when a host was last found unreachable or a token last used:
 # what vpool saw of a host is noted by whatever command tried it, a failed
 # one too, and a token's use by any request that showed it.
-# On PostgreSQL, the sequences too: a failed insert uses an id up.
+# On PostgreSQL, the sequences too (a failed insert uses an id up), and
+# pg_dump's \restrict lines (a new random key each run).
 catalog_dump() {
     if catalog_is_pg; then
         pg_dump --inserts --no-owner "$VPOOL_CATALOG" |
-            grep -Ev '^INSERT INTO public\.(history|events) VALUES|^SELECT pg_catalog\.setval' |
+            grep -Ev '^INSERT INTO public\.(history|events) VALUES|^SELECT pg_catalog\.setval|^\\(un)?restrict ' |
             sed -E -e "s/^(INSERT INTO public\\.hosts VALUES \\(([^,]*,){8}) '[^']*'/\\1 ''/" \
                 -e "s/^(INSERT INTO public\\.tokens VALUES \\(.*,) '[^']*'\\);\$/\\1 '');/"
         return

@@ -429,6 +429,34 @@ static void test_locks(void **state)
         vp_catalog_close(c);
 }
 
+/* The server restarted between two commands of a long-lived process
+ * (vpoold): the next statement connects again and works; a transaction
+ * that was open is lost, and says so. */
+static void test_reconnect(void **state)
+{
+        struct vp_catalog *c = open_new();
+        struct vp_error err = { 0 };
+        struct refs f;
+        add_refs(c, &f);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "%s/tests/pg.sh restart '%s'", getenv("VP_SOURCE_ROOT"),
+                 getenv("VPOOL_TEST_PG_DIR"));
+        assert_int_equal(system(cmd), 0);
+        int64_t n = 0;
+        assert_int_equal(vp_row_count(c, &vp_table_pool, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(vp_catalog_begin(c, &err), 0);
+        struct vp_env e = { .name = (char *)"dc2", .uri = (char *)"u" };
+        assert_int_equal(vp_row_insert(c, &vp_table_env, &e, &err), 0);
+        assert_int_equal(system(cmd), 0);
+        assert_true(vp_catalog_commit(c, &err) < 0);
+        assert_non_null(strstr(err.msg, "catalog '"));
+        vp_catalog_rollback(c);
+        assert_int_equal(vp_row_count(c, &vp_table_env, NULL, NULL, &n, &err), 0);
+        assert_int_equal(n, 1);
+        vp_catalog_close(c);
+}
+
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
                  cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -438,6 +466,7 @@ int main(void)
                 BOTH(test_rows), BOTH(test_transactions), BOTH(test_writers_serialize), BOTH(test_events),
                 BOTH(test_meta), BOTH(test_refusals), BOTH(test_locks),
                 cmocka_unit_test(test_labels),
+                cmocka_unit_test_setup_teardown(test_reconnect, setup_pg, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
