@@ -516,16 +516,71 @@ static void pg_bind_null(struct cat_stmt *s, int idx)
                 s->values[idx - 1] = NULL;
 }
 
+/* Prepared on a connection since made again: prepared anew. */
+static int prepared_here(struct vp_catalog *c, struct cat_stmt *s)
+{
+        int n;
+        if (s->generation == PGP(c)->generation)
+                return 0;
+        s->generation = PGP(c)->generation;
+        return prepared_name(c, s->sql, s->name, &n);
+}
+
 static PGresult *execute(struct vp_catalog *c, struct cat_stmt *s)
 {
-        /* Prepared on a connection since made again: prepared anew. */
-        if (s->generation != PGP(c)->generation) {
-                int n;
-                s->generation = PGP(c)->generation;
-                if (prepared_name(c, s->sql, s->name, &n) < 0)
-                        return NULL;
-        }
+        if (prepared_here(c, s) < 0)
+                return NULL;
         return PQexecPrepared(CONN(c), s->name, s->nparams, s->values, NULL, NULL, 0);
+}
+
+static bool status_ok(const PGresult *res)
+{
+        ExecStatusType st = PQresultStatus(res);
+        return res && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+}
+
+/* SAVEPOINT, S, RELEASE in one round trip (libpq's pipeline mode): the
+ * writes of a migration's steps are the hot path. S's result, or NULL with
+ * the first failure kept (the savepoint then still to be rolled back to). */
+static PGresult *savepoint_pipelined(struct vp_catalog *c, struct cat_stmt *s)
+{
+        PGconn *conn = CONN(c);
+        if (prepared_here(c, s) < 0 || !PQenterPipelineMode(conn)) {
+                set_failure(c, NULL);
+                return NULL;
+        }
+        bool sent = PQsendQueryParams(conn, "SAVEPOINT vp_write", 0, NULL, NULL, NULL, NULL, 0) &&
+                    PQsendQueryPrepared(conn, s->name, s->nparams, s->values, NULL, NULL, 0) &&
+                    PQsendQueryParams(conn, "RELEASE SAVEPOINT vp_write", 0, NULL, NULL, NULL, NULL, 0) &&
+                    PQpipelineSync(conn);
+        PGresult *mine = NULL, *failed = NULL;
+        /* Each query's results end with a NULL; the sync's closes the lot. */
+        for (int q = 0; sent;) {
+                PGresult *r = PQgetResult(conn);
+                if (!r) {
+                        if (++q > 3)
+                                break;
+                        continue;
+                }
+                ExecStatusType st = PQresultStatus(r);
+                if (st == PGRES_PIPELINE_SYNC) {
+                        PQclear(r);
+                        break;
+                }
+                if (!failed && st != PGRES_PIPELINE_ABORTED && !status_ok(r))
+                        failed = r;
+                else if (q == 1 && !mine)
+                        mine = r;
+                else
+                        PQclear(r);
+        }
+        PQexitPipelineMode(conn);
+        if (sent && !failed)
+                return mine;
+        set_failure(c, failed);
+        PQclear(failed);
+        PQclear(mine);
+        return NULL;
 }
 
 /* Run the write S inside a transaction under a savepoint: a failure undoes
@@ -534,18 +589,22 @@ static PGresult *execute(struct vp_catalog *c, struct cat_stmt *s)
 static PGresult *execute_write(struct vp_catalog *c, struct cat_stmt *s)
 {
         bool own = !pg_in_transaction(c);
-        if (own ? pg_begin(c) < 0 : run(c, "SAVEPOINT vp_write;") < 0)
+        if (!own) {
+                PGresult *res = savepoint_pipelined(c, s);
+                if (!res)
+                        undo_keeping_failure(c, "ROLLBACK TO SAVEPOINT vp_write; RELEASE SAVEPOINT vp_write;");
+                return res;
+        }
+        if (pg_begin(c) < 0)
                 return NULL;
         PGresult *res = execute(c, s);
-        ExecStatusType st = PQresultStatus(res);
-        bool ok = res && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
-        if (!ok) {
+        if (!status_ok(res)) {
                 set_failure(c, res);
-                undo_keeping_failure(c, own ? "ROLLBACK;" : "ROLLBACK TO SAVEPOINT vp_write; RELEASE SAVEPOINT vp_write;");
+                undo_keeping_failure(c, "ROLLBACK;");
                 PQclear(res);
                 return NULL;
         }
-        if (run(c, own ? "COMMIT;" : "RELEASE SAVEPOINT vp_write;") < 0) {
+        if (run(c, "COMMIT;") < 0) {
                 PQclear(res);
                 return NULL;
         }
