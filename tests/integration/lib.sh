@@ -118,13 +118,14 @@ standard_setup() {
 # what vpool saw of a host is noted by whatever command tried it, a failed
 # one too, and a token's use by any request that showed it.
 # On PostgreSQL, the sequences too (a failed insert uses an id up), and
-# pg_dump's \restrict lines (a new random key each run).
+# pg_dump's \restrict lines (a new random key each run); sorted, as
+# pg_dump writes rows in the order they lie on disk, which an update changes.
 catalog_dump() {
     if catalog_is_pg; then
         pg_dump --inserts --no-owner "$VPOOL_CATALOG" |
             grep -Ev '^INSERT INTO public\.(history|events) VALUES|^SELECT pg_catalog\.setval|^\\(un)?restrict ' |
             sed -E -e "s/^(INSERT INTO public\\.hosts VALUES \\(([^,]*,){8}) '[^']*'/\\1 ''/" \
-                -e "s/^(INSERT INTO public\\.tokens VALUES \\(.*,) '[^']*'\\);\$/\\1 '');/"
+                -e "s/^(INSERT INTO public\\.tokens VALUES \\(.*,) '[^']*'\\);\$/\\1 '');/" | sort
         return
     fi
     sqlite3 "$VPOOL_CATALOG" .dump | grep -Ev '^INSERT INTO (history|events) VALUES|^INSERT INTO sqlite_sequence' |

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "core.h"
 
 static char dir[64];
 static char name[512];          /* the catalog of the test being run */
@@ -457,6 +458,30 @@ static void test_reconnect(void **state)
         vp_catalog_close(c);
 }
 
+/* vpool init makes the catalog and the storage root, and nothing else:
+ * a connection string is no path to make directories for. */
+static void test_init(void **state)
+{
+        char storage[128], cwd[512];
+        snprintf(storage, sizeof(storage), "%s/storage", dir);
+        assert_non_null(getcwd(cwd, sizeof(cwd)));
+        assert_int_equal(chdir(dir), 0);
+        struct vp_error err = { 0 };
+        int r = vp_init(name, storage, &err);
+        assert_int_equal(chdir(cwd), 0);
+        assert_int_equal(r, 0);
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "test -d '%s/storage' && test \"$(ls '%s' | grep -c =)\" = 0", dir, dir);
+        assert_int_equal(system(cmd), 0);
+        struct vp_catalog *c = NULL;
+        assert_int_equal(vp_catalog_open(name, false, &c, &err), 0);
+        char *root = NULL;
+        assert_int_equal(vp_catalog_get_meta(c, "storage_root", &root, &err), 0);
+        assert_string_equal(root, storage);
+        free(root);
+        vp_catalog_close(c);
+}
+
 #define BOTH(fn) cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
                  cmocka_unit_test_setup_teardown(fn, setup_pg, teardown)
 
@@ -464,7 +489,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 BOTH(test_rows), BOTH(test_transactions), BOTH(test_writers_serialize), BOTH(test_events),
-                BOTH(test_meta), BOTH(test_refusals), BOTH(test_locks),
+                BOTH(test_meta), BOTH(test_refusals), BOTH(test_locks), BOTH(test_init),
                 cmocka_unit_test(test_labels),
                 cmocka_unit_test_setup_teardown(test_reconnect, setup_pg, teardown),
         };
