@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # kernel), zlib1g-dev, libzstd-dev, liblzma-dev: image inspection reads the
 # master and the initramfs inside it.
 build_pkgs=(gcc meson ninja-build pkg-config libvirt-dev libxml2-dev libsqlite3-dev
-            libjson-c-dev libcmocka-dev clang libclang-rt-14-dev
+            libjson-c-dev libpq-dev libcmocka-dev clang libclang-rt-14-dev
             libmicrohttpd-dev libgnutls28-dev libsystemd-dev
             libguestfs-dev libguestfs0 supermin zlib1g-dev libzstd-dev liblzma-dev)
 runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
@@ -27,13 +27,15 @@ package_pkgs=(dpkg-dev debhelper lintian debootstrap)
 # groff-base, man-db: the man page test renders it as man(1) does.
 # openssl, python3, python3-libvirt: bench/ makes the master's data and times downtime.
 # gnutls-bin: hosts.sh makes the TLS hosts' certificates with certtool.
+# postgresql: tests/pg.sh starts a private server for the catalog's tests on
+# PostgreSQL (its initdb and pg_ctl; the packaged cluster may stay stopped).
 # spin: the model suite checks model/handover.pml with SPIN's verifier.
 # curl: the daemon's suite is an API client; wrk: bench/ loads the API.
 # chromium, nodejs: the console's browser suite (tests/browser/) drives
 # Debian's Chromium with puppeteer-core, which downloads no browser (npm
 # below, unless the nodejs installed brings its own).
 test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin
-           curl wrk chromium nodejs)
+           curl wrk chromium nodejs postgresql)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps.sh: must run as root (apt-get install)" >&2

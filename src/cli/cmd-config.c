@@ -59,7 +59,10 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
                 json_object_object_add(o, "value", json_object_new_int(c->rate_limit));
         else if (k == VP_CONF_POLICY_INTERVAL)
                 json_object_object_add(o, "value", json_object_new_int(c->policy_interval));
-        else
+        else if (k == VP_CONF_CATALOG) {
+                _cleanup_free_ char *label = vp_catalog_label(v->text);
+                json_object_object_add(o, "value", json_object_new_string(label));
+        } else
                 json_object_object_add(o, "value", json_object_new_string(v->text));
         json_object_object_add(o, "source", json_object_new_string(origins[v->origin]));
         bool file = v->origin == VP_CONF_FILE, env = v->origin == VP_CONF_ENV;
@@ -101,7 +104,10 @@ static int config_show(struct vp_cli *cli, const struct cli_args *a)
         table_init(&t, 3, "KEY", "VALUE", "SOURCE");
         for (int k = 0; k < VP_CONF_KEY_MAX; k++) {
                 char where[1200];
-                table_add(&t, vp_config_key_name(k), c->v[k].text, vp_config_origin_text(c, k, where, sizeof(where)));
+                /* A PostgreSQL catalog's password is never shown. */
+                _cleanup_free_ char *label = k == VP_CONF_CATALOG && c->v[k].text ? vp_catalog_label(c->v[k].text) : NULL;
+                table_add(&t, vp_config_key_name(k), label ? label : c->v[k].text,
+                          vp_config_origin_text(c, k, where, sizeof(where)));
         }
         table_print(&t);
         return 0;

@@ -25,13 +25,14 @@ static int init_run(struct vp_cli *cli, const struct cli_args *a)
         /* Recorded once it worked: before, there may be no catalog to record in. */
         if (cli_history_start(cli) != 0)
                 return 1;
+        _cleanup_free_ char *label = vp_catalog_label(cli->catalog);
         if (cli->json) {
                 struct json_object *o = json_object_new_object();
-                json_object_object_add(o, "catalog", json_object_new_string(cli->catalog));
+                json_object_object_add(o, "catalog", json_object_new_string(label));
                 json_object_object_add(o, "storage", json_object_new_string(storage));
                 cli_print_json(o);
         } else if (!cli->quiet) {
-                printf("catalog %s ready, storage root %s\n", cli->catalog, storage);
+                printf("catalog %s ready, storage root %s\n", label, storage);
         }
         return 0;
 }

@@ -23,8 +23,9 @@ static void usage(FILE *out)
         fprintf(out,
                 "\nGlobal options:\n"
                 "  --config FILE   configuration file (default: $VPOOL_CONFIG or " VP_CONFIG_FILE ")\n"
-                "  --catalog FILE  catalog to use (default: $VPOOL_CATALOG, then the configuration file,\n"
-                "                  then " VP_DEFAULT_CATALOG ")\n"
+                "  --catalog FILE  catalog to use: an SQLite file or a PostgreSQL URI (postgresql://...)\n"
+                "                  or keyword string (default: $VPOOL_CATALOG, then the configuration\n"
+                "                  file, then " VP_DEFAULT_CATALOG ")\n"
                 "  --json          print one JSON document\n"
                 "  --quiet         print only the result\n"
                 "  --version       print the version\n"

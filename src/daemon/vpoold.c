@@ -375,7 +375,8 @@ int main(int argc, char **argv)
                 vpd_log(LOG_ERR, "%s; no policy applies", err.msg);
         tell_parent(&ready_fd, "+");
         sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
-        vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, d.conf.v[VP_CONF_CATALOG].text);
+        _cleanup_free_ char *label = vp_catalog_label(d.conf.v[VP_CONF_CATALOG].text);
+        vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, label);
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
         vpd_policy_stop(&d);

@@ -1,37 +1,15 @@
-#include "catalog.h"
 #include "model.h"
 
+#include "catalog-engine.h"
+
 #include <fcntl.h>
-#include <pthread.h>
-#include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-/* The schema this vpool writes. An older catalog is brought to it on open
- * by the steps of upgrades[] below. */
-#define VP_SCHEMA_VERSION 11
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
-
-/* A statement kept prepared for the next query of the same text: the row
- * functions build the same few texts again and again (a migration's steps
- * are three statements each), and compiling them cost more than running
- * them. One in use by a thread is busy; another thread compiles its own. */
-struct stmt_slot {
-        char *sql;
-        sqlite3_stmt *s;
-        bool busy;
-};
-#define STMT_CACHE 24
-
-struct vp_catalog {
-        sqlite3 *db;
-        char *path;
-        pthread_mutex_t cache_lock;
-        struct stmt_slot cache[STMT_CACHE];
-        unsigned evict;                /* the slot the next new statement may take */
-};
 
 #define COL(st, f, ty) { #f, ty, offsetof(struct st, f) }
 #define T(st, f) COL(st, f, VP_COL_TEXT)
@@ -173,9 +151,11 @@ TABLE(vp_table_inspection, "inspections", "inspection", vp_inspection, inspectio
  * journal steps and states, a pool's creation, states and removal, a
  * host's maintenance and reachability. The daemon adds its jobs'. */
 #define EVENT_AT "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-#define EVENTS_SQL \
+#define EVENTS_TABLE_SQL \
         "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL," \
-        " subject TEXT, pool TEXT, migration_id INTEGER, vm TEXT, state TEXT, detail TEXT);" \
+        " subject TEXT, pool TEXT, migration_id INTEGER, vm TEXT, state TEXT, detail TEXT);"
+/* SQLite's triggers; catalog-pg.c has the same in PL/pgSQL. */
+#define EVENTS_TRIGGERS_SQL \
         "CREATE TRIGGER events_step AFTER INSERT ON journal BEGIN" \
         " INSERT INTO events(at, kind, subject, pool, migration_id, vm, state, detail) VALUES(" EVENT_AT "," \
         " 'step', NEW.vm_name, (SELECT pool_name FROM migrations WHERE id = NEW.migration_id)," \
@@ -205,6 +185,7 @@ TABLE(vp_table_inspection, "inspections", "inspection", vp_inspection, inspectio
         " INSERT INTO events(at, kind, subject, state) VALUES(" EVENT_AT ", 'host'," \
         " (SELECT name FROM envs WHERE id = NEW.env_id) || '/' || NEW.name," \
         " CASE NEW.unreachable WHEN '' THEN 'reachable' ELSE 'unreachable' END); END;"
+#define EVENTS_SQL EVENTS_TABLE_SQL EVENTS_TRIGGERS_SQL
 /* Tokens and the history's via came with schema 7, with the API. A token
  * is found by the hash of its secret. An older row's via stays NULL: it
  * came through the command line, the only way there was. */
@@ -260,7 +241,7 @@ static const char *kind_of(const char *sqlname)
  * made by an older vpool gets it on its first open by this one. */
 #define HISTORY_SQL \
         "CREATE TABLE IF NOT EXISTS history(id INTEGER PRIMARY KEY, at TEXT NOT NULL, ended TEXT," \
-        " user TEXT, sudo_user TEXT, host TEXT, pid INTEGER, pid_start INTEGER, command TEXT NOT NULL," \
+        " \"user\" TEXT, sudo_user TEXT, host TEXT, pid INTEGER, pid_start INTEGER, command TEXT NOT NULL," \
         " noun TEXT, verb TEXT, subject TEXT, pool TEXT, vm TEXT, migration_id INTEGER," \
         " journal_from INTEGER, journal_to INTEGER, outcome TEXT NOT NULL);" \
         "CREATE INDEX IF NOT EXISTS history_at ON history(at);"
@@ -323,7 +304,6 @@ static const char schema_sql[] =
         MIGRATIONS_SQL("migrations")
         "CREATE INDEX migrations_pool ON migrations(pool_id);"
         MIGRATION_VMS_SQL("migration_vms")
-        MIGRATION_NAMES_SQL
         "CREATE TABLE journal(id INTEGER PRIMARY KEY, vm_name TEXT, migration_id INTEGER NOT NULL,"
         " step TEXT NOT NULL, generation INTEGER, detail TEXT, at TEXT NOT NULL);"
         "CREATE INDEX journal_migration ON journal(migration_id);"
@@ -340,88 +320,84 @@ static const char schema_tail_sql[] =
         POLICIES_SQL
         INSPECTIONS_SQL
         ENV_HOST_FAILURE_SQL
+        EVENTS_TABLE_SQL
         "INSERT INTO meta(key, value) VALUES('schema', '" STRINGIFY(VP_SCHEMA_VERSION) "');";
-/* And the event stream, the longest part. */
-static const char schema_events_sql[] = EVENTS_SQL;
 
-static int db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
+/* The tables of a new catalog, in SQLite's words; the PostgreSQL engine
+ * translates the types of their columns (catalog-pg.c). Their triggers
+ * are each engine's. */
+char *vp_cat_tables_sql(void)
 {
-        int rc = sqlite3_errcode(c->db);
-        int code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
-                 : rc == SQLITE_FULL ? -ENOSPC
-                 : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? -EBADMSG
-                 : -EIO;
-        return vp_err(err, code, "catalog '%s': %s: %s", c->path, what, sqlite3_errmsg(c->db));
+        return vp_strdupf("%s%s", schema_sql, schema_tail_sql);
 }
 
-static void stmt_finalizep(sqlite3_stmt **s) { if (*s) sqlite3_finalize(*s); }
-#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
+const char vp_cat_sqlite_triggers_sql[] = MIGRATION_NAMES_SQL EVENTS_TRIGGERS_SQL;
 
-static int exec(struct vp_catalog *c, const char *sql, struct vp_error *err)
+int vp_cat_db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
 {
-        if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        enum cat_fail f = c->e->fail(c);
+        int code = f == CAT_FAIL_BUSY ? -EBUSY : f == CAT_FAIL_FULL ? -ENOSPC : f == CAT_FAIL_DAMAGED ? -EBADMSG : -EIO;
+        return vp_err(err, code, "catalog '%s': %s: %s", c->path, what, c->e->message(c));
+}
+#define db_err vp_cat_db_err
+
+int vp_cat_exec(struct vp_catalog *c, const char *sql, struct vp_error *err)
+{
+        if (c->e->exec(c, sql) < 0)
                 return db_err(c, err, "query failed");
         return 0;
 }
 
-void vp_catalog_threads_init(void)
+/* A statement in use, given back to its engine when it goes out of scope. */
+struct stmt_ref {
+        struct vp_catalog *c;
+        struct cat_stmt *s;
+};
+static void stmt_donep(struct stmt_ref *r)
 {
-        /* SQLite counts every allocation under one global mutex unless told
-         * not to: with several threads reading at once, that mutex is what
-         * they would wait on. */
-        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        if (r->s)
+                r->c->e->finish(r->c, r->s);
+}
+#define _cleanup_stmt_ _cleanup_(stmt_donep)
+
+static int prepare(struct vp_catalog *c, const char *sql, struct stmt_ref *ret, struct vp_error *err)
+{
+        ret->c = c;
+        if (c->e->prepare(c, sql, &ret->s) < 0) {
+                ret->s = NULL;
+                /* A query on a table that is not there means a foreign or damaged catalog. */
+                if (c->e->fail(c) == CAT_FAIL_DAMAGED || c->e->fail(c) == CAT_FAIL_OTHER)
+                        return vp_err(err, -EBADMSG, "catalog '%s' is damaged or not a vpool catalog: %s",
+                                      c->path, c->e->message(c));
+                return db_err(c, err, "cannot prepare");
+        }
+        return 0;
 }
 
 void vp_catalog_close(struct vp_catalog *c)
 {
         if (!c)
                 return;
-        for (size_t i = 0; i < STMT_CACHE; i++) {
-                sqlite3_finalize(c->cache[i].s);
-                free(c->cache[i].sql);
-        }
-        pthread_mutex_destroy(&c->cache_lock);
-        sqlite3_close_v2(c->db);
+        c->e->close(c);
         free(c->path);
+        free(c->target);
         free(c);
-}
-
-/* Whether PATH is a catalog to open: a regular file that is not empty, or,
- * with CREATE, absent (*ret_fresh then). */
-static int check_catalog_file(const char *path, bool create, bool *ret_fresh, struct vp_error *err)
-{
-        struct stat st;
-        *ret_fresh = false;
-        if (stat(path, &st) < 0) {
-                if (errno != ENOENT)
-                        return vp_err(err, -errno, "catalog '%s': %s", path, strerror(errno));
-                if (!create)
-                        return vp_err(err, -ENOENT,
-                                      "catalog '%s' does not exist; run 'vpool init --storage DIR' first",
-                                      path);
-                *ret_fresh = true;
-        } else if (!S_ISREG(st.st_mode)) {
-                return vp_err(err, -EINVAL, "catalog '%s' is not a regular file", path);
-        } else if (st.st_size == 0) {
-                /* An empty file is not an empty catalog: something truncated it. */
-                return vp_err(err, -EBADMSG, "catalog '%s' is empty (damaged?); refusing to use it", path);
-        }
-        return 0;
 }
 
 /* Run SQL in one transaction of its own; rolled back when it fails. */
 static int exec_transaction(struct vp_catalog *c, const char *sql, struct vp_error *err)
 {
-        int r = exec(c, "BEGIN IMMEDIATE;", err);
-        if (r >= 0 && (r = exec(c, sql, err)) >= 0)
-                r = exec(c, "COMMIT;", err);
+        int r = vp_catalog_begin(c, err);
+        if (r >= 0 && (r = vp_cat_exec(c, sql, err)) >= 0)
+                r = vp_cat_exec(c, "COMMIT;", err);
         vp_catalog_rollback(c);
         return r;
 }
 
 /* The schema version a catalog records, 1 to VP_SCHEMA_VERSION, or 0 when
- * it records none of these (written exactly as this vpool writes them). */
-static int schema_version(struct vp_catalog *c, struct vp_error *err)
+ * it records none of these (written exactly as this vpool writes them);
+ * -ESTALE (with the message) for a newer one. */
+int vp_cat_schema_version(struct vp_catalog *c, struct vp_error *err)
 {
         _cleanup_free_ char *schema = NULL;
         int r = vp_catalog_get_meta(c, "schema", &schema, err);
@@ -437,11 +413,12 @@ static int schema_version(struct vp_catalog *c, struct vp_error *err)
         }
         return 0;
 }
+#define schema_version vp_cat_schema_version
 
 /* upgrades[V] takes a catalog of schema V to V + 1; the next schema adds
  * one entry. Each runs in one transaction with the new version number, so
  * a catalog is always at one schema or the next, never between. */
-static const char *const upgrades[] = {
+const char *const vp_cat_sqlite_upgrades[] = {
         /* Schema 1 lacked the images' stamp: the column comes empty, so the
          * next check of each master hashes it. */
         [1] = "ALTER TABLE images ADD COLUMN stamp TEXT;",
@@ -496,39 +473,7 @@ static const char *const upgrades[] = {
         /* Schema 10 had no host-failure policy: every env does nothing. */
         [10] = ENV_HOST_FAILURE_SQL,
 };
-_Static_assert(ELEMENTSOF(upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
-
-/* Whether every reference in C holds (what foreign keys would refuse). */
-static int check_references(struct vp_catalog *c, struct vp_error *err)
-{
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
-                return db_err(c, err, "cannot check references");
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-                return vp_err(err, -EBADMSG, "catalog '%s': a row of '%s' refers to a missing row of '%s'", c->path,
-                              (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 2));
-        return rc == SQLITE_DONE ? 0 : db_err(c, err, "cannot check references");
-}
-
-/* Bring C, of schema FROM, to VP_SCHEMA_VERSION, a step at a time. A step
- * may rebuild a table others refer to, which SQLite allows only with
- * foreign keys off (outside any transaction); each step checks every
- * reference before it commits instead. */
-static int catalog_upgrade(struct vp_catalog *c, int from, struct vp_error *err)
-{
-        int r = exec(c, "PRAGMA foreign_keys=OFF;", err);
-        for (int v = from; r >= 0 && v < VP_SCHEMA_VERSION; v++) {
-                _cleanup_free_ char *sql = vp_strdupf("%sUPDATE meta SET value = '%d' WHERE key = 'schema';",
-                                                      upgrades[v], v + 1);
-                if ((r = exec(c, "BEGIN IMMEDIATE;", err)) >= 0 && (r = exec(c, sql, err)) >= 0 &&
-                    (r = check_references(c, err)) >= 0)
-                        r = exec(c, "COMMIT;", err);
-                vp_catalog_rollback(c);
-        }
-        int k = exec(c, "PRAGMA foreign_keys=ON;", r < 0 ? NULL : err);
-        return r < 0 ? r : k;
-}
+_Static_assert(ELEMENTSOF(vp_cat_sqlite_upgrades) == VP_SCHEMA_VERSION, "one upgrade for each schema before this one");
 
 /* A catalog of this schema, or of an older one that is upgraded now
  * (unless READONLY: reading changes nothing); anything else is refused
@@ -541,13 +486,18 @@ static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *er
                               "command that changes something, as a user who may write the catalog", c->path, v,
                               VP_SCHEMA_VERSION);
         if (v > 0 && v < VP_SCHEMA_VERSION) {
-                int r = catalog_upgrade(c, v, err);
+                int r = c->e->upgrade(c, v, err);
                 if (r < 0)
                         return r;
                 v = schema_version(c, err);
         }
         if (v < 0)
                 return v;
+        _cleanup_free_ char *word = NULL;
+        if (v == 0 && vp_catalog_get_meta(c, "schema", &word, NULL) >= 0 && strspn(word, "0123456789") == strlen(word) &&
+            strlen(word) < 10 && atoi(word) > VP_SCHEMA_VERSION)
+                return vp_err(err, -EBADMSG, "catalog '%s' is of schema %s, newer than this vpool's (%d): "
+                              "use a newer vpool", c->path, word, VP_SCHEMA_VERSION);
         if (v != VP_SCHEMA_VERSION)
                 return vp_err(err, -EBADMSG, "catalog '%s' is not a vpool catalog of schema %d", c->path,
                               VP_SCHEMA_VERSION);
@@ -562,45 +512,20 @@ static void add_history(struct vp_catalog *c)
                 exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL HISTORY_REASON_SQL, NULL);
 }
 
-/* Open PATH (CREATE: create it when absent). READONLY: for a command that
- * changes nothing, which then works for a user who may only read the
- * file: no upgrade, no pragma that writes. */
-static int catalog_open(const char *path, bool create, bool readonly, struct vp_catalog **ret,
+/* Open the catalog NAME (CREATE: create it when absent). READONLY: for a
+ * command that changes nothing, which then works for a user who may only
+ * read it: no upgrade, nothing written. */
+static int catalog_open(const char *name, bool create, bool readonly, struct vp_catalog **ret,
                         struct vp_error *err)
 {
-        bool fresh;
-        int r = check_catalog_file(path, create && !readonly, &fresh, err);
-        if (r < 0)
-                return r;
-
         struct vp_catalog *c = vp_xcalloc(1, sizeof(*c));
-        c->path = vp_strdup(path);
-        pthread_mutex_init(&c->cache_lock, NULL);
-        int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
-                    (fresh ? SQLITE_OPEN_CREATE : 0);
-        if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-                r = db_err(c, err, "cannot open");
-                vp_catalog_close(c);
-                return r;
-        }
-        /* SQLite opens a file it may not write read-only without a word. */
-        if (!readonly && sqlite3_db_readonly(c->db, "main") == 1) {
-                r = vp_err(err, -EROFS, "catalog '%s' is read-only for this user: only commands that change "
-                           "nothing can run", path);
-                vp_catalog_close(c);
-                return r;
-        }
-        sqlite3_busy_timeout(c->db, 30000);
-        sqlite3_extended_result_codes(c->db, 0);
-        /* A WAL catalog can be read without write access only while its
-         * -wal and -shm files exist: writers leave them in place. */
-        int persist = 1;
-        if (!readonly)
-                sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-
-        r = exec(c, readonly ? "PRAGMA foreign_keys=ON;" : "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", err);
-        if (r >= 0 && fresh && (r = exec(c, "PRAGMA journal_mode=WAL;", err)) >= 0) {
-                _cleanup_free_ char *sql = vp_strdupf("%s%s%s", schema_sql, schema_tail_sql, schema_events_sql);
+        c->e = vp_catalog_is_pg(name) ? &vp_cat_pg : &vp_cat_sqlite;
+        c->path = vp_catalog_label(name);
+        c->target = vp_strdup(name);
+        bool fresh = false;
+        int r = c->e->open(c, create, readonly, &fresh, err);
+        if (r >= 0 && fresh) {
+                _cleanup_free_ char *sql = c->e->schema();
                 r = exec_transaction(c, sql, err);
         }
         if (r >= 0)
@@ -608,9 +533,10 @@ static int catalog_open(const char *path, bool create, bool readonly, struct vp_
         if (r >= 0 && !fresh && !readonly)
                 add_history(c);
         if (r < 0) {
+                bool file = c->e == &vp_cat_sqlite && c->db;
                 vp_catalog_close(c);
-                if (fresh)
-                        unlink(path);
+                if (fresh && file)
+                        unlink(name);
                 return r;
         }
         *ret = c;
@@ -629,132 +555,62 @@ int vp_catalog_open_read(const char *path, struct vp_catalog **ret, struct vp_er
 
 bool vp_catalog_has_table(struct vp_catalog *c, const char *name)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &s,
-                               NULL) != SQLITE_OK)
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        if (prepare(c, c->e->has_table_sql, &s, NULL) < 0)
                 return false;
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        return sqlite3_step(s) == SQLITE_ROW;
+        c->e->bind_text(s.s, 1, name);
+        return c->e->step(c, s.s) == 1;
 }
 
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err)
 {
-        return exec(c, "BEGIN IMMEDIATE;", err);
+        if (c->e->begin(c) < 0)
+                return db_err(c, err, "cannot begin a transaction");
+        return 0;
 }
 
 bool vp_catalog_in_transaction(struct vp_catalog *c)
 {
-        return !sqlite3_get_autocommit(c->db);
+        return c->e->in_transaction(c);
 }
 
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err)
 {
-        return exec(c, "COMMIT;", err);
+        return vp_cat_exec(c, "COMMIT;", err);
 }
 
 void vp_catalog_rollback(struct vp_catalog *c)
 {
-        if (!sqlite3_get_autocommit(c->db))
-                sqlite3_exec(c->db, "ROLLBACK;", NULL, NULL, NULL);
+        if (c->e->in_transaction(c))
+                c->e->exec(c, "ROLLBACK;");
 }
-
-static int prepare(struct vp_catalog *c, const char *sql, sqlite3_stmt **ret, struct vp_error *err)
-{
-        if (sqlite3_prepare_v2(c->db, sql, -1, ret, NULL) != SQLITE_OK) {
-                /* A query on a table that is not there means a foreign or damaged file. */
-                if (sqlite3_errcode(c->db) == SQLITE_ERROR)
-                        return vp_err(err, -EBADMSG, "catalog '%s' is damaged or not a vpool catalog: %s",
-                                      c->path, sqlite3_errmsg(c->db));
-                return db_err(c, err, "cannot prepare");
-        }
-        return 0;
-}
-
-/* SQL's statement, from the cache or compiled (and kept when a slot is
- * free or idle); give it back with stmt_put. */
-static int prepare_cached(struct vp_catalog *c, const char *sql, sqlite3_stmt **ret, struct vp_error *err)
-{
-        pthread_mutex_lock(&c->cache_lock);
-        for (size_t i = 0; i < STMT_CACHE; i++) {
-                struct stmt_slot *e = &c->cache[i];
-                if (e->s && !e->busy && streq(e->sql, sql)) {
-                        e->busy = true;
-                        *ret = e->s;
-                        pthread_mutex_unlock(&c->cache_lock);
-                        return 0;
-                }
-        }
-        pthread_mutex_unlock(&c->cache_lock);
-        int r = prepare(c, sql, ret, err);
-        if (r < 0)
-                return r;
-        pthread_mutex_lock(&c->cache_lock);
-        for (size_t n = 0; n < STMT_CACHE; n++) {
-                struct stmt_slot *e = &c->cache[c->evict];
-                c->evict = (c->evict + 1) % STMT_CACHE;
-                if (e->busy)
-                        continue;
-                sqlite3_finalize(e->s);
-                free(e->sql);
-                *e = (struct stmt_slot){ .sql = vp_strdup(sql), .s = *ret, .busy = true };
-                break;
-        }
-        pthread_mutex_unlock(&c->cache_lock);
-        return 0;
-}
-
-/* S back to the cache, ready for its next use; one the cache did not keep
- * is finalized. */
-static void stmt_put(struct vp_catalog *c, sqlite3_stmt *s)
-{
-        if (!s)
-                return;
-        pthread_mutex_lock(&c->cache_lock);
-        for (size_t i = 0; i < STMT_CACHE; i++)
-                if (c->cache[i].s == s) {
-                        sqlite3_reset(s);
-                        sqlite3_clear_bindings(s);
-                        c->cache[i].busy = false;
-                        pthread_mutex_unlock(&c->cache_lock);
-                        return;
-                }
-        pthread_mutex_unlock(&c->cache_lock);
-        sqlite3_finalize(s);
-}
-
-struct cached_stmt {
-        struct vp_catalog *c;
-        sqlite3_stmt *s;
-};
-static void cached_putp(struct cached_stmt *cs) { stmt_put(cs->c, cs->s); }
-#define _cleanup_cached_ _cleanup_(cached_putp)
 
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, "SELECT value FROM meta WHERE key = ?1", &s, err);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-        r = sqlite3_step(s);
-        if (r == SQLITE_DONE)
+        c->e->bind_text(s.s, 1, key);
+        r = c->e->step(c, s.s);
+        if (r == 0)
                 return vp_err(err, -ENOENT, "catalog has no '%s'", key);
-        if (r != SQLITE_ROW)
+        if (r < 0)
                 return db_err(c, err, "read failed");
-        *ret = vp_strdup((const char *)sqlite3_column_text(s, 0));
+        *ret = vp_strdup(c->e->text(s.s, 0));
         return 0;
 }
 
 int vp_catalog_set_meta(struct vp_catalog *c, const char *key, const char *value, struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &s, err);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        c->e->bind_text(s.s, 1, key);
+        c->e->bind_text(s.s, 2, value);
+        if (c->e->step(c, s.s) < 0)
                 return db_err(c, err, "write failed");
         return 0;
 }
@@ -769,35 +625,35 @@ static int64_t *int_field(const struct vp_col *col, void *row)
         return (int64_t *)((char *)row + col->offset);
 }
 
-static void bind_col(sqlite3_stmt *s, const struct vp_col *col, const void *row, int idx)
+static void bind_col(struct stmt_ref *s, const struct vp_col *col, const void *row, int idx)
 {
+        const struct cat_engine *e = s->c->e;
         if (col->type == VP_COL_TEXT) {
                 const char *v = *text_field(col, (void *)row);
-                sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+                e->bind_text(s->s, idx, v ? v : "");
         } else if (col->type == VP_COL_REF && *int_field(col, (void *)row) == 0) {
-                sqlite3_bind_null(s, idx);
+                e->bind_null(s->s, idx);
         } else {
-                sqlite3_bind_int64(s, idx, *int_field(col, (void *)row));
+                e->bind_int(s->s, idx, *int_field(col, (void *)row));
         }
 }
 
-static void bind_row(sqlite3_stmt *s, const struct vp_table *t, const void *row, int first)
+static void bind_row(struct stmt_ref *s, const struct vp_table *t, const void *row, int first)
 {
         for (size_t i = 1; i < t->ncols; i++)
                 bind_col(s, &t->cols[i], row, first + (int)i - 1);
 }
 
-static void load_row(sqlite3_stmt *s, const struct vp_table *t, void *row)
+static void load_row(struct stmt_ref *s, const struct vp_table *t, void *row)
 {
+        const struct cat_engine *e = s->c->e;
         memset(row, 0, t->size);
         for (size_t i = 0; i < t->ncols; i++) {
                 const struct vp_col *col = &t->cols[i];
-                if (col->type == VP_COL_TEXT) {
-                        const unsigned char *v = sqlite3_column_text(s, (int)i);
-                        *text_field(col, row) = vp_strdup((const char *)v);
-                } else {
-                        *int_field(col, row) = sqlite3_column_int64(s, (int)i);
-                }
+                if (col->type == VP_COL_TEXT)
+                        *text_field(col, row) = vp_strdup(e->text(s->s, (int)i));
+                else
+                        *int_field(col, row) = e->integer(s->s, (int)i);
         }
 }
 
@@ -805,12 +661,14 @@ static char *column_list(const struct vp_table *t, size_t from)
 {
         size_t len = 1;
         for (size_t i = from; i < t->ncols; i++)
-                len += strlen(t->cols[i].name) + 2;
+                len += strlen(t->cols[i].name) + 4;
         char *out = vp_xcalloc(1, len);
         for (size_t i = from; i < t->ncols; i++) {
                 if (i > from)
                         strcat(out, ", ");
+                strcat(out, "\"");
                 strcat(out, t->cols[i].name);
+                strcat(out, "\"");
         }
         return out;
 }
@@ -830,11 +688,11 @@ static bool valid_column(const struct vp_table *t, const char *col)
 static int64_t count_refs(struct vp_catalog *c, const char *table, const char *col, int64_t id)
 {
         _cleanup_free_ char *sql = vp_strdupf("SELECT count(*) FROM \"%s\" WHERE \"%s\" = ?1", table, col);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        if (prepare(c, sql, &s, NULL) < 0)
                 return 0;
-        sqlite3_bind_int64(s, 1, id);
-        return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        c->e->bind_int(s.s, 1, id);
+        return c->e->step(c, s.s) == 1 ? c->e->integer(s.s, 0) : 0;
 }
 
 /* Each foreign key of TABLE: FN(ud, parent table, column, ON DELETE action);
@@ -842,14 +700,14 @@ static int64_t count_refs(struct vp_catalog *c, const char *table, const char *c
 static void foreign_keys(struct vp_catalog *c, const char *table,
                          bool (*fn)(void *ud, const char *parent, const char *col, const char *on_delete), void *ud)
 {
-        _cleanup_free_ char *sql = vp_strdupf("PRAGMA foreign_key_list(\"%s\")", table);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        if (prepare(c, c->e->foreign_keys_sql, &s, NULL) < 0)
                 return;
-        while (sqlite3_step(s) == SQLITE_ROW) {
-                const char *parent = (const char *)sqlite3_column_text(s, 2);
-                const char *col = (const char *)sqlite3_column_text(s, 3);
-                const char *on_delete = (const char *)sqlite3_column_text(s, 6);
+        c->e->bind_text(s.s, 1, table);
+        while (c->e->step(c, s.s) == 1) {
+                const char *parent = c->e->text(s.s, 0);
+                const char *col = c->e->text(s.s, 1);
+                const char *on_delete = c->e->text(s.s, 2);
                 if (parent && col && fn(ud, parent, col, on_delete ? on_delete : ""))
                         return;
         }
@@ -912,12 +770,12 @@ static void row_label(struct vp_catalog *c, const struct vp_table *t, int64_t id
         if (!valid_column(t, "name"))
                 return;
         _cleanup_free_ char *sql = vp_strdupf("SELECT name FROM %s WHERE id = ?1", t->name);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        if (prepare(c, sql, &s, NULL) < 0)
                 return;
-        sqlite3_bind_int64(s, 1, id);
-        if (sqlite3_step(s) == SQLITE_ROW)
-                snprintf(out, outsz, "%s '%s'", t->kind, (const char *)sqlite3_column_text(s, 0));
+        c->e->bind_int(s.s, 1, id);
+        if (c->e->step(c, s.s) == 1)
+                snprintf(out, outsz, "%s '%s'", t->kind, c->e->text(s.s, 0));
 }
 
 /* The error of an insert or update of ROW in T that SQLite refused: a
@@ -926,11 +784,11 @@ static void row_label(struct vp_catalog *c, const struct vp_table *t, int64_t id
 static int write_failed(struct vp_catalog *c, const struct vp_table *t, const void *row, const char *what,
                         struct vp_error *err)
 {
-        int ext = sqlite3_extended_errcode(c->db);
+        enum cat_fail f = c->e->fail(c);
         const char *name = *text_field(&t->cols[1], (void *)row);
-        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+        if (f == CAT_FAIL_UNIQUE)
                 return vp_err(err, -EEXIST, "%s '%s' already exists", t->kind, name ? name : "");
-        if (ext != SQLITE_CONSTRAINT_FOREIGNKEY)
+        if (f != CAT_FAIL_FOREIGN_KEY)
                 return db_err(c, err, what);
         char ref[128] = "";
         struct ref_walk w = { .c = c, .t = t, .row = row, .out = ref, .outsz = sizeof(ref) };
@@ -946,16 +804,16 @@ int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, str
         _cleanup_free_ char *marks = vp_xcalloc(n, 3);
         for (size_t i = 0; i < n; i++)
                 strcat(marks, i ? ",?" : "?");
-        _cleanup_free_ char *sql = vp_strdupf("INSERT INTO %s(%s) VALUES(%s)", t->name, cols, marks);
-        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
-        int r = prepare_cached(c, sql, &cs.s, err);
+        /* RETURNING: both engines say the id the row got (SQLite since 3.35). */
+        _cleanup_free_ char *sql = vp_strdupf("INSERT INTO %s(%s) VALUES(%s) RETURNING id", t->name, cols, marks);
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
-        sqlite3_stmt *s = cs.s;
-        bind_row(s, t, row, 1);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        bind_row(&s, t, row, 1);
+        if (c->e->step(c, s.s) != 1)
                 return write_failed(c, t, row, "insert failed", err);
-        *int_field(&t->cols[0], row) = sqlite3_last_insert_rowid(c->db);
+        *int_field(&t->cols[0], row) = c->e->integer(s.s, 0);
         return 0;
 }
 
@@ -988,24 +846,23 @@ static int run_select(struct vp_catalog *c, const struct vp_table *t, const char
                       const char *value, bool by_int, int64_t ival, void **ret, size_t *ret_n,
                       struct vp_error *err)
 {
-        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
-        int r = prepare_cached(c, sql, &cs.s, err);
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
-        sqlite3_stmt *s = cs.s;
         if (bind) {
                 if (by_int)
-                        sqlite3_bind_int64(s, 1, ival);
+                        c->e->bind_int(s.s, 1, ival);
                 else
-                        sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
+                        c->e->bind_text(s.s, 1, value);
         }
         size_t n = 0, cap = 0;
         char *rows = NULL;
         for (;;) {
-                r = sqlite3_step(s);
-                if (r == SQLITE_DONE)
+                r = c->e->step(c, s.s);
+                if (r == 0)
                         break;
-                if (r != SQLITE_ROW) {
+                if (r < 0) {
                         vp_rows_free(t, rows, n);
                         return db_err(c, err, "read failed");
                 }
@@ -1016,7 +873,7 @@ static int run_select(struct vp_catalog *c, const struct vp_table *t, const char
                                 abort();
                         rows = nr;
                 }
-                load_row(s, t, rows + n * t->size);
+                load_row(&s, t, rows + n * t->size);
                 n++;
         }
         *ret = rows;
@@ -1070,15 +927,15 @@ int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col
                 return vp_err(err, -EINVAL, "no column '%s' in %s", col, t->name);
         _cleanup_free_ char *sql = col ? vp_strdupf("SELECT count(*) FROM %s WHERE %s = ?1", t->name, col)
                                        : vp_strdupf("SELECT count(*) FROM %s", t->name);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
         if (col)
-                sqlite3_bind_text(s, 1, value, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) != SQLITE_ROW)
+                c->e->bind_text(s.s, 1, value);
+        if (c->e->step(c, s.s) != 1)
                 return db_err(c, err, "count failed");
-        *ret = sqlite3_column_int64(s, 0);
+        *ret = c->e->integer(s.s, 0);
         return 0;
 }
 
@@ -1090,17 +947,16 @@ int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *ro
         _cleanup_free_ char *sql = vp_xcalloc(1, len);
         int off = snprintf(sql, len, "UPDATE %s SET ", t->name);
         for (size_t i = 1; i < t->ncols; i++)
-                off += snprintf(sql + off, len - (size_t)off, "%s%s = ?%zu", i > 1 ? ", " : "",
+                off += snprintf(sql + off, len - (size_t)off, "%s\"%s\" = ?%zu", i > 1 ? ", " : "",
                                 t->cols[i].name, i);
         snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", t->ncols);
-        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
-        int r = prepare_cached(c, sql, &cs.s, err);
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
-        sqlite3_stmt *s = cs.s;
-        bind_row(s, t, row, 1);
-        sqlite3_bind_int64(s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
-        if (sqlite3_step(s) != SQLITE_DONE)
+        bind_row(&s, t, row, 1);
+        c->e->bind_int(s.s, (int)t->ncols, *int_field(&t->cols[0], (void *)row));
+        if (c->e->step(c, s.s) < 0)
                 return write_failed(c, t, row, "update failed", err);
         return 0;
 }
@@ -1127,16 +983,16 @@ int vp_row_update_cols(struct vp_catalog *c, const struct vp_table *t, const voi
         _cleanup_free_ char *sql = vp_xcalloc(1, len);
         int off = snprintf(sql, len, "UPDATE %s SET ", t->name);
         for (size_t i = 0; i < n; i++)
-                off += snprintf(sql + off, len - (size_t)off, "%s%s = ?%zu", i ? ", " : "", cols[i], i + 1);
+                off += snprintf(sql + off, len - (size_t)off, "%s\"%s\" = ?%zu", i ? ", " : "", cols[i], i + 1);
         snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", n + 1);
-        _cleanup_cached_ struct cached_stmt cs = { c, NULL };
-        int r = prepare_cached(c, sql, &cs.s, err);
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
+        int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                bind_col(cs.s, col_named(t, cols[i]), row, (int)i + 1);
-        sqlite3_bind_int64(cs.s, (int)n + 1, *int_field(&t->cols[0], (void *)row));
-        if (sqlite3_step(cs.s) != SQLITE_DONE)
+                bind_col(&s, col_named(t, cols[i]), row, (int)i + 1);
+        c->e->bind_int(s.s, (int)n + 1, *int_field(&t->cols[0], (void *)row));
+        if (c->e->step(c, s.s) < 0)
                 return write_failed(c, t, row, "update failed", err);
         return 0;
 }
@@ -1144,13 +1000,13 @@ int vp_row_update_cols(struct vp_catalog *c, const struct vp_table *t, const voi
 int vp_row_delete(struct vp_catalog *c, const struct vp_table *t, int64_t id, struct vp_error *err)
 {
         _cleanup_free_ char *sql = vp_strdupf("DELETE FROM %s WHERE id = ?1", t->name);
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, sql, &s, err);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(s, 1, id);
-        if (sqlite3_step(s) != SQLITE_DONE) {
-                if (sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+        c->e->bind_int(s.s, 1, id);
+        if (c->e->step(c, s.s) < 0) {
+                if (c->e->fail(c) != CAT_FAIL_FOREIGN_KEY)
                         return db_err(c, err, "delete failed");
                 char who[128], what[160];
                 referrers(c, t, id, who, sizeof(who));
@@ -1243,25 +1099,20 @@ char *vp_now_iso(void)
 
 int vp_catalog_data_version(struct vp_catalog *c, int64_t *ret, struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int r = prepare(c, "PRAGMA data_version", &s, err);
-        if (r < 0)
-                return r;
-        if (sqlite3_step(s) != SQLITE_ROW)
+        if (c->e->data_version(c, ret) < 0)
                 return db_err(c, err, "read failed");
-        *ret = sqlite3_column_int64(s, 0);
         return 0;
 }
 
 int vp_event_last_id(struct vp_catalog *c, int64_t *ret, struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, "SELECT coalesce(max(id), 0) FROM events", &s, err);
         if (r < 0)
                 return r;
-        if (sqlite3_step(s) != SQLITE_ROW)
+        if (c->e->step(c, s.s) != 1)
                 return db_err(c, err, "read failed");
-        *ret = sqlite3_column_int64(s, 0);
+        *ret = c->e->integer(s.s, 0);
         return 0;
 }
 
@@ -1295,12 +1146,12 @@ int vp_event_add(struct vp_catalog *c, struct vp_event *e, struct vp_error *err)
 
 int vp_event_prune(struct vp_catalog *c, int64_t keep, struct vp_error *err)
 {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1", &s, err);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(s, 1, keep);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        c->e->bind_int(s.s, 1, keep);
+        if (c->e->step(c, s.s) < 0)
                 return db_err(c, err, "prune failed");
         return 0;
 }

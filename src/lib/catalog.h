@@ -1,4 +1,5 @@
-/* The catalog: vpool's own inventory in one SQLite file on local disk.
+/* The catalog: vpool's own inventory in one SQLite file on local disk, or
+ * in a PostgreSQL database that several controllers share.
  *
  * Rows are plain structs described by column tables, so one set of generic
  * functions reads, writes and prints every kind of row. TEXT columns are
@@ -285,6 +286,14 @@ extern const struct vp_table vp_table_token;
 extern const struct vp_table vp_table_retirement;
 extern const struct vp_table vp_table_inspection;
 
+/* Whether NAME names a PostgreSQL catalog: a postgresql:// (postgres://)
+ * URI or a libpq keyword string ("host=... dbname=..."); anything else
+ * is the path of an SQLite file. */
+bool vp_catalog_is_pg(const char *name);
+/* NAME as messages and logs show it: a PostgreSQL connection string
+ * without its password (malloc'd). */
+char *vp_catalog_label(const char *name);
+
 /* Open (CREATE: and create if missing, with its schema) the catalog at
  * PATH. A file that is not a vpool catalog, or is damaged, is refused and
  * never rewritten. Returns 0 and *ret (owned by the caller). */
@@ -299,7 +308,9 @@ static inline void vp_catalog_closep(struct vp_catalog **c) { if (*c) vp_catalog
 /* Whether the catalog has table NAME. */
 bool vp_catalog_has_table(struct vp_catalog *c, const char *name);
 
-/* Transactions: BEGIN IMMEDIATE, so two writers serialize up front. */
+/* Transactions that take the catalog's write lock up front (SQLite's BEGIN
+ * IMMEDIATE; on PostgreSQL an advisory lock of the whole catalog), so two
+ * writers serialize before either reads. */
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err);
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err);
 void vp_catalog_rollback(struct vp_catalog *c);
@@ -309,12 +320,23 @@ bool vp_catalog_in_transaction(struct vp_catalog *c);
 /* meta key/value (storage_root, schema). *ret malloc'd; -ENOENT if absent. */
 int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struct vp_error *err);
 
+/* A lock named NAME that one session at a time holds, across every
+ * controller sharing a PostgreSQL catalog: an advisory lock held by a
+ * connection of its own, whose socket is *RET_FD (the caller's: closing it,
+ * or the process's death, releases the lock). -EBUSY when another session
+ * holds it; -EOPNOTSUPP for an SQLite catalog (whose locks are files). */
+int vp_catalog_lock(struct vp_catalog *c, const char *name, int *ret_fd, struct vp_error *err);
+/* Whether some session holds NAME's lock: 1 or 0, negative errno when that
+ * cannot be told; -EOPNOTSUPP for an SQLite catalog. Takes nothing. */
+int vp_catalog_lock_held(struct vp_catalog *c, const char *name);
+
 /* For a process whose threads use the catalog side by side (vpoold):
  * called first, before any catalog is opened. */
 void vp_catalog_threads_init(void);
 
-/* SQLite's data_version of this connection: it changes when another
- * connection (another process) commits, so a watcher polls it cheaply. */
+/* A number that changes when another connection (another process) commits
+ * (SQLite's data_version; on PostgreSQL, the notifications of new events
+ * this connection has seen), so a watcher polls it cheaply. */
 int vp_catalog_data_version(struct vp_catalog *c, int64_t *ret, struct vp_error *err);
 /* The newest event's id, 0 when there is none. */
 int vp_event_last_id(struct vp_catalog *c, int64_t *ret, struct vp_error *err);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
 #include "listen.h"
 #include "name.h"
 #include "parse.h"
@@ -105,7 +106,8 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 return vp_err(err, -EINVAL, "empty value for '%s'", keys[k].key);
         switch (k) {
         case VP_CONF_CATALOG:
-                r = check_path("catalog path", value, origin, err);
+                /* A PostgreSQL connection string is no path. */
+                r = vp_catalog_is_pg(value) ? 0 : check_path("catalog path", value, origin, err);
                 break;
         case VP_CONF_STORAGE:
                 r = check_path("storage root", value, origin, err);

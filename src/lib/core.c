@@ -64,9 +64,11 @@ static int ctx_open(struct vp_ctx *ctx, const char *catalog_path, bool readonly,
                 return r;
         _cleanup_free_ char *root = NULL;
         r = vp_catalog_get_meta(ctx->cat, "storage_root", &root, err);
-        if (r < 0)
+        if (r < 0) {
+                _cleanup_free_ char *label = vp_catalog_label(catalog_path);
                 return vp_err(err, -EBADMSG, "catalog '%s' records no storage root; run 'vpool init --storage DIR'",
-                              catalog_path);
+                              label);
+        }
         r = vp_storage_open(root, &ctx->st, err);
         if (r < 0)
                 return r;
@@ -140,8 +142,10 @@ int vp_init(const char *catalog_path, const char *storage_root, struct vp_error 
                 root[l - 1] = 0;
 
         _cleanup_(vp_catalog_closep) struct vp_catalog *c = NULL;
+        /* A file's directory is made; a PostgreSQL catalog is no path. */
+        bool file = !vp_catalog_is_pg(catalog_path);
         struct stat st;
-        bool existed = stat(catalog_path, &st) == 0;
+        bool existed = !file || stat(catalog_path, &st) == 0;
         if (!existed && (r = mkdir_parents(catalog_path, err)) < 0)
                 return r;
         r = vp_catalog_open(catalog_path, true, &c, err);
@@ -149,8 +153,10 @@ int vp_init(const char *catalog_path, const char *storage_root, struct vp_error 
                 return r;
         _cleanup_free_ char *old = NULL;
         r = vp_catalog_get_meta(c, "storage_root", &old, NULL);
-        if (r >= 0 && !streq(old, root))
-                return vp_err(err, -EEXIST, "catalog '%s' already uses storage root '%s'", catalog_path, old);
+        if (r >= 0 && !streq(old, root)) {
+                _cleanup_free_ char *label = vp_catalog_label(catalog_path);
+                return vp_err(err, -EEXIST, "catalog '%s' already uses storage root '%s'", label, old);
+        }
         r = vp_storage_init(root, err);
         if (r < 0) {
                 if (!existed) {

@@ -17,11 +17,26 @@ static char *lock_path(struct vp_ctx *ctx, const char *pool)
         return vp_strdupf("%s.pool-%s.lock", ctx->catalog_path, pool);
 }
 
+/* The name of POOL's lock in a PostgreSQL catalog. */
+static char *lock_name(const char *pool)
+{
+        return vp_strdupf("vpool pool %s", pool);
+}
+
 int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err)
 {
         int r = vp_name_check("pool", pool, err);
         if (r < 0)
                 return r;
+        /* A PostgreSQL catalog is shared by controllers on several machines:
+         * the lock is the server's, not a file's. */
+        if (vp_catalog_is_pg(ctx->catalog_path)) {
+                _cleanup_free_ char *name = lock_name(pool);
+                r = vp_catalog_lock(ctx->cat, name, ret_fd, err);
+                if (r == -EBUSY)
+                        return vp_err(err, -EBUSY, "pool '%s' is busy: another vpool process is working on it", pool);
+                return r;
+        }
         _cleanup_free_ char *path = lock_path(ctx, pool);
         /* Readable by all: a reader who may not write the catalog still
          * probes whether the pool is being worked on (vp_pool_lock_held). */
@@ -47,6 +62,10 @@ int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool)
 {
         if (vp_name_check("pool", pool, NULL) < 0)
                 return -EINVAL;
+        if (vp_catalog_is_pg(ctx->catalog_path)) {
+                _cleanup_free_ char *name = lock_name(pool);
+                return vp_catalog_lock_held(ctx->cat, name);
+        }
         _cleanup_free_ char *path = lock_path(ctx, pool);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)

@@ -4,8 +4,9 @@
 #pragma once
 #include "core.h"
 
-/* Take the lock of POOL: a lock on a file next to the catalog, released
- * when the process dies. Returns 0 and *RET_FD (the caller's: closing it
+/* Take the lock of POOL: a lock on a file next to the catalog, or the
+ * server's advisory lock of a PostgreSQL catalog, released when the process
+ * dies. Returns 0 and *RET_FD (the caller's: closing it
  * releases the lock); -EBUSY when another process holds it. */
 int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_error *err);
 

@@ -31,6 +31,18 @@ setup_workdir() {
     WORK=$(mktemp -d /var/tmp/vpool-it.XXXXXX)
     chmod 755 "$WORK"
     export VPOOL_CATALOG=$WORK/catalog.db
+    # VPOOL_TEST_CATALOG=pg: the catalog is a PostgreSQL database, a fresh
+    # one on the server tests/pg.sh started in VPOOL_TEST_PG_DIR, or on one
+    # of the suite's own.
+    if [ "${VPOOL_TEST_CATALOG:-sqlite}" = pg ]; then
+        if [ -n "${VPOOL_TEST_PG_DIR:-}" ]; then
+            VPOOL_CATALOG=$("$top/tests/pg.sh" createdb "$VPOOL_TEST_PG_DIR" "vpit_$$_$RANDOM") ||
+                bail "cannot create a PostgreSQL database"
+        else
+            PG_OWN_DIR=$(mktemp -d /tmp/vpool-it-pg.XXXXXX)
+            VPOOL_CATALOG=$("$top/tests/pg.sh" start "$PG_OWN_DIR") || bail "cannot start PostgreSQL"
+        fi
+    fi
     # The machine's own vpool.conf and settings must not steer a test.
     : >"$WORK/vpool.conf"
     export VPOOL_CONFIG=$WORK/vpool.conf
@@ -52,6 +64,28 @@ cleanup_workdir() {
         done
     done
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+    [ -z "${PG_OWN_DIR:-}" ] || "$top/tests/pg.sh" stop "$PG_OWN_DIR"
+}
+
+catalog_is_pg() { [ "${VPOOL_TEST_CATALOG:-sqlite}" = pg ]; }
+
+# catalog_sql SQL: run SQL on the test's catalog, whichever engine; rows
+# as lines, columns separated by '|'.
+catalog_sql() {
+    if catalog_is_pg; then
+        psql -X -q -A -t -v ON_ERROR_STOP=1 "$VPOOL_CATALOG" -c "$1"
+    else
+        sqlite3 "$VPOOL_CATALOG" "$1"
+    fi
+}
+
+# Whether the test's catalog was made (vpool init).
+catalog_exists() {
+    if catalog_is_pg; then
+        [ "$(catalog_sql "SELECT to_regclass('meta') IS NOT NULL" 2>/dev/null)" = t ]
+    else
+        [ -e "$VPOOL_CATALOG" ]
+    fi
 }
 
 vpool() { "$VPOOL_BIN" "$@"; }
@@ -83,14 +117,24 @@ standard_setup() {
 # and without when a host was last found unreachable or a token last used:
 # what vpool saw of a host is noted by whatever command tried it, a failed
 # one too, and a token's use by any request that showed it.
+# On PostgreSQL, the sequences too (a failed insert uses an id up), and
+# pg_dump's \restrict lines (a new random key each run); sorted, as
+# pg_dump writes rows in the order they lie on disk, which an update changes.
 catalog_dump() {
+    if catalog_is_pg; then
+        pg_dump --inserts --no-owner "$VPOOL_CATALOG" |
+            grep -Ev '^INSERT INTO public\.(history|events) VALUES|^SELECT pg_catalog\.setval|^\\(un)?restrict ' |
+            sed -E -e "s/^(INSERT INTO public\\.hosts VALUES \\(([^,]*,){8}) '[^']*'/\\1 ''/" \
+                -e "s/^(INSERT INTO public\\.tokens VALUES \\(.*,) '[^']*'\\);\$/\\1 '');/" | sort
+        return
+    fi
     sqlite3 "$VPOOL_CATALOG" .dump | grep -Ev '^INSERT INTO (history|events) VALUES|^INSERT INTO sqlite_sequence' |
         sed -E -e "s/^(INSERT INTO hosts VALUES\\(([^,]*,){8})'[^']*'/\\1''/" \
             -e "s/^(INSERT INTO tokens VALUES\\(.*,)'[^']*'\\);\$/\\1'');/"
 }
 
 history_max() {
-    [ -e "$VPOOL_CATALOG" ] && sqlite3 "$VPOOL_CATALOG" 'SELECT coalesce(max(id), 0) FROM history' 2>/dev/null
+    catalog_exists && catalog_sql 'SELECT coalesce(max(id), 0) FROM history' 2>/dev/null
 }
 
 # Everything a failed command must leave as it was: catalog rows, files on
@@ -99,7 +143,7 @@ snapshot() {
     local h
     {
         echo "== catalog"
-        [ -e "$VPOOL_CATALOG" ] && catalog_dump
+        catalog_exists && catalog_dump
         echo "== storage"
         # Running guests grow their overlays (overlay.gN.qcow2 once handed
         # over) and console logs: those count by name, inode and mode; every
@@ -133,7 +177,7 @@ expect_fail() {
             msg=${outcome#failed: }
             [ "$msg" != "$outcome" ] && [ "${err#"vpool: $msg"}" != "$err" ] ||
                 problems+=("history outcome '$outcome' is not the failure printed")
-        done < <(sqlite3 "$VPOOL_CATALOG" "SELECT outcome FROM history WHERE id > $hmax")
+        done < <(catalog_sql "SELECT outcome FROM history WHERE id > $hmax")
     fi
     [ "$rc" = "$code" ] || problems+=("exit code $rc, expected $code")
     [ "$(printf '%s' "$err" | grep -c '')" = 1 ] || problems+=("stderr is not one line: $err")

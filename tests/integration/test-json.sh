@@ -113,7 +113,7 @@ report=$(jq -c . <<'EOF'
  "network": {"tools": "networkd", "match": "mac", "interfaces": null, "breaks_on_rename": false}, "seconds": 21.5}
 EOF
 )
-sqlite3 "$VPOOL_CATALOG" "INSERT INTO inspections(sha256, report, created)
+catalog_sql "INSERT INTO inspections(sha256, report, created)
     VALUES('$blank_sha', '$report', '2026-11-30T00:00:00Z')" || bail "inspection of blank"
 vpool image add kblank --file "$WORK/blank.qcow2" --kernel "$WORK/vmlinuz" --initrd "$WORK/initrd" \
     --cmdline "console=ttyS0" >/dev/null || bail "image add kblank"
@@ -154,14 +154,14 @@ json_cmd "env set" env set tjson-gone --fence-cmd "/bin/echo powered off"
 vpool pool create tjsonf --image blank --env tjson-gone --profile p1 --size 1 >/dev/null || bail "pool create tjsonf"
 # Its host is gone: the catalog is pointed at a socket nobody serves.
 gone_host="env_id = (SELECT id FROM envs WHERE name = 'tjson-gone')"
-sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET uri = 'qemu+unix:///system?socket=$WORK/gone.sock' WHERE $gone_host"
+catalog_sql "UPDATE hosts SET uri = 'qemu+unix:///system?socket=$WORK/gone.sock' WHERE $gone_host"
 VPOOL_SOURCE_GRACE=0 vpool migrate tjsonf --to "$HOSTA" >/dev/null 2>&1 || bail "migrate tjsonf"
 idf=$(vpool migrate list --json | jq -r '.[] | select(.pool == "tjsonf") | .id')
 json_cmd "migrate status" migrate status "$idf"
 check_eq "the fence: its agent's argv, exit status and output" '["/bin/echo","powered","off"] 0 powered off true' \
     "$(jq -r '.fences[0] | "\(.command | tojson) \(.exit_status) \(.output) \(.fenced)"' "$WORK/out")"
 # The host is back: its stale definition goes, so later checks see a clean estate.
-sqlite3 "$VPOOL_CATALOG" "UPDATE hosts SET uri = '$urib' WHERE $gone_host"
+catalog_sql "UPDATE hosts SET uri = '$urib' WHERE $gone_host"
 virsh_on "$HOSTB" undefine tjsonf-001 >/dev/null || bail "undefine tjsonf-001"
 json_cmd "migrate status" migrate status "$id1"
 json_cmd "migrate status --watch" migrate status "$id1" --watch
@@ -228,7 +228,7 @@ json_cmd "env rm" env rm tjson-spare
 # ---- tokens: one used (last_used a string), one never (null) ----------------------------
 json_cmd "token add" token add tjson-ci --role viewer
 vpool --quiet token add tjson-ops --role admin >/dev/null || bail "token add tjson-ops"
-sqlite3 "$VPOOL_CATALOG" "UPDATE tokens SET last_used = '2026-11-27T10:00:00Z' WHERE name = 'tjson-ci'"
+catalog_sql "UPDATE tokens SET last_used = '2026-11-27T10:00:00Z' WHERE name = 'tjson-ci'"
 json_cmd "token list" token list
 check_eq "token list: one used, one never" "2026-11-27T10:00:00Z null" \
     "$(jq -r 'map(.last_used | tostring) | join(" ")' "$WORK/out")"
