@@ -90,6 +90,8 @@ cluster_rogue=${cluster_hosts[0]}-rogue
 step "starting hosts ${hosts[*]} ${slow_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]}" \
     "${cluster_hosts[*]} $cluster_rogue on TLS"
 stop_hosts() {
+    # The PostgreSQL server too, when the run ends before it stopped it.
+    if [ -n "${pg_dir:-}" ] && [ -d "$pg_dir" ]; then tests/pg.sh stop "$pg_dir" >/dev/null 2>&1 || true; fi
     scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" \
         "${cluster_hosts[@]}" "$cluster_rogue" hostc hostd >/dev/null 2>&1 || true
 }
@@ -107,6 +109,21 @@ VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_H
 slow_pid=$!
 meson test -C build --suite integration --no-suite slow --print-errorlogs --num-processes 1 --no-rebuild \
     --logbase integration || rc=1
+# Then, on the same lane's hosts, the catalog-touching suites again with the
+# catalog in PostgreSQL: one private server (tests/pg.sh), a database each.
+pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
+step "the catalog's suites on PostgreSQL (tests/pg.sh server in $pg_dir), beside the slow suites"
+if tests/pg.sh start "$pg_dir" >/dev/null; then
+    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir \
+        meson test -C build pool json recovery migrate daemon --print-errorlogs --num-processes 1 --no-rebuild \
+        --logbase integration-pg || rc=1
+    tests/pg.sh stop "$pg_dir" || rc=1
+    tally build integration-pg
+else
+    echo "tests/pg.sh could not start PostgreSQL" >&2
+    failed=$((failed + 1))
+    rc=1
+fi
 wait "$slow_pid" || rc=1
 cat "$slow_out"
 tally build integration
