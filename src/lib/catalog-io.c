@@ -11,6 +11,8 @@
 
 #include <sys/stat.h>
 
+#include "name.h"
+
 #define EXPORT_FORMAT "vpool-catalog"
 #define EXPORT_VERSION 1
 
@@ -215,9 +217,11 @@ static int check_export(struct json_object *doc, struct vp_error *err)
                               s ? json_object_get_string(s) : "(none)", VP_SCHEMA_VERSION);
         if (!meta || !tables)
                 return vp_err(err, -EINVAL, "the export needs its \"meta\" and \"tables\" objects");
-        json_object_object_foreach(meta, key, val) {
-                if (!json_object_is_type(val, json_type_string))
-                        return vp_err(err, -EINVAL, "meta '%s' must be a string", key);
+        struct json_object_iter it;
+        json_object_object_foreachC(meta, it) {
+                char pb[64];
+                if (!json_object_is_type(it.val, json_type_string))
+                        return vp_err(err, -EINVAL, "meta '%s' must be a string", vp_printable(it.key, pb, sizeof(pb)));
         }
         size_t known = 0;
         for (size_t i = 0; i < ELEMENTSOF(io_tables); i++) {
@@ -337,11 +341,12 @@ static int import_table(struct vp_catalog *c, const struct vp_table *t, struct j
 
 static int import_meta(struct vp_catalog *c, struct json_object *meta, struct vp_error *err)
 {
-        json_object_object_foreach(meta, key, val) {
+        struct json_object_iter it;
+        json_object_object_foreachC(meta, it) {
                 /* The schema is this vpool's (checked equal). */
-                if (streq(key, "schema"))
+                if (streq(it.key, "schema"))
                         continue;
-                int r = vp_catalog_set_meta(c, key, json_object_get_string(val), err);
+                int r = vp_catalog_set_meta(c, it.key, json_object_get_string(it.val), err);
                 if (r < 0)
                         return r;
         }
