@@ -15,7 +15,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-targets=(qcow2 manifest names fence deltadir body webpath guestcfg)
+targets=(qcow2 manifest names fence deltadir body webpath guestcfg catalogexport)
 seconds=${1:-60}
 builddir=build-fuzz
 

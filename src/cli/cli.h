@@ -195,7 +195,8 @@ char *format_bytes(int64_t b);
 
 /* The nouns, each in its cmd-NOUN.c. */
 extern const struct cli_noun cli_noun_init, cli_noun_env, cli_noun_image, cli_noun_profile, cli_noun_pool,
-        cli_noun_vm, cli_noun_migrate, cli_noun_fsck, cli_noun_config, cli_noun_history, cli_noun_token;
+        cli_noun_vm, cli_noun_migrate, cli_noun_fsck, cli_noun_config, cli_noun_history, cli_noun_token,
+        cli_noun_catalog;
 
 struct vp_migrate_args;
 /* Run one migration with progress and print its outcome; the exit code. */

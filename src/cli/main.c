@@ -8,7 +8,7 @@
 
 static const struct cli_noun *const nouns[] = {
         &cli_noun_init, &cli_noun_env, &cli_noun_image, &cli_noun_profile, &cli_noun_pool,
-        &cli_noun_vm, &cli_noun_migrate, &cli_noun_fsck, &cli_noun_config, &cli_noun_history, &cli_noun_token,
+        &cli_noun_vm, &cli_noun_migrate, &cli_noun_fsck, &cli_noun_config, &cli_noun_history, &cli_noun_token, &cli_noun_catalog,
 };
 
 static void usage(FILE *out)

@@ -65,6 +65,15 @@ struct cat_engine {
          * DELETE action in SQL's words), and whether table ?1 exists. */
         const char *foreign_keys_sql;
         const char *has_table_sql;
+        /* A transaction that reads one state of the whole catalog and
+         * writes nothing (an export). */
+        const char *read_snapshot_sql;
+        /* After rows with ids of their own went into TABLE: the next id
+         * handed out follows them. NULL: the engine does it by itself. */
+        int (*ids_reset)(struct vp_catalog *c, const char *table, struct vp_error *err);
+        /* A consistent copy of C in FILE (made empty by the caller), in
+         * the engine's own format. */
+        int (*backup)(struct vp_catalog *c, const char *file, struct vp_error *err);
 };
 
 struct vp_catalog {

@@ -32,6 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runcmd.h"
+
 /* Catalogs of schema 11 and later can live on PostgreSQL. */
 #define PG_FIRST_SCHEMA 11
 #define PG_CACHE 64
@@ -780,6 +782,30 @@ static int pg_upgrade(struct vp_catalog *c, int from, struct vp_error *err)
         return r;
 }
 
+/* pg_dump's custom format (pg_restore reads it), of the catalog's database
+ * as one snapshot. The connection string is pg_dump's argument: a
+ * password written in it shows in the process list while it runs (a
+ * ~/.pgpass, or PGPASSWORD, keeps it out). */
+static int pg_backup(struct vp_catalog *c, const char *file, struct vp_error *err)
+{
+        const char *argv[] = { "pg_dump", "--format=custom", "--no-password", "--file", file, "--dbname", c->target,
+                               NULL };
+        int r = vp_spawn(argv, err);
+        if (r < 0)
+                vp_err_prefix(err, "catalog '%s': backup to '%s'", c->path, file);
+        return r;
+}
+
+/* An identity column hands out ids from its sequence, which rows written
+ * with their own ids do not move. */
+static int pg_ids_reset(struct vp_catalog *c, const char *table, struct vp_error *err)
+{
+        _cleanup_free_ char *sql = vp_strdupf("SELECT setval(pg_get_serial_sequence('%s', 'id'),"
+                                              " COALESCE((SELECT MAX(id) FROM %s), 0) + 1, false);",
+                                              table, table);
+        return vp_cat_exec(c, sql, err);
+}
+
 const struct cat_engine vp_cat_pg = {
         .name = "postgresql",
         .open = pg_open,
@@ -807,6 +833,9 @@ const struct cat_engine vp_cat_pg = {
                 " JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]"
                 " WHERE k.contype = 'f' AND k.conrelid = to_regclass(?1) ORDER BY k.oid",
         .has_table_sql = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?1",
+        .read_snapshot_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",
+        .ids_reset = pg_ids_reset,
+        .backup = pg_backup,
 };
 
 /* ---- locks across controllers -------------------------------------------- */

@@ -293,6 +293,26 @@ void vp_catalog_threads_init(void)
         sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* SQLite's online backup: a page-for-page copy of one state of the
+ * catalog, itself a catalog any vpool opens. */
+static int lite_backup(struct vp_catalog *c, const char *file, struct vp_error *err)
+{
+        sqlite3 *dst = NULL;
+        int rc = sqlite3_open_v2(file, &dst, SQLITE_OPEN_READWRITE, NULL);
+        sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", DB(c), "main") : NULL;
+        if (b) {
+                while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                        sqlite3_sleep(50);
+                sqlite3_backup_finish(b);
+        }
+        int r = 0;
+        if (!b || rc != SQLITE_DONE)
+                r = vp_err(err, -EIO, "catalog '%s': backup to '%s' failed: %s", c->path, file,
+                           dst ? sqlite3_errmsg(dst) : "out of memory");
+        sqlite3_close(dst);
+        return r;
+}
+
 const struct cat_engine vp_cat_sqlite = {
         .name = "sqlite",
         .open = lite_open,
@@ -315,4 +335,6 @@ const struct cat_engine vp_cat_sqlite = {
         .upgrade = lite_upgrade,
         .foreign_keys_sql = "SELECT \"table\", \"from\", on_delete FROM pragma_foreign_key_list(?1)",
         .has_table_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        .read_snapshot_sql = "BEGIN;",
+        .backup = lite_backup,
 };

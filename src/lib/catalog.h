@@ -326,6 +326,28 @@ int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struc
  * or the process's death, releases the lock). -EBUSY when another session
  * holds it; -EOPNOTSUPP for an SQLite catalog (whose locks are files). */
 int vp_catalog_lock(struct vp_catalog *c, const char *name, int *ret_fd, struct vp_error *err);
+
+/* The whole catalog as one JSON document, the same from either engine
+ * (docs/json.md, "catalog export"): its meta and every table's rows, ids
+ * kept, read in one snapshot. *RET is the caller's. */
+int vp_catalog_export(struct vp_catalog *c, struct json_object **ret, struct vp_error *err);
+/* DOC, an export of this schema, into C: a catalog just made by vpool init
+ * (no row but its own history, which the export's replaces). Checked
+ * whole before anything is written, written in one transaction, ids kept. */
+int vp_catalog_import(struct vp_catalog *c, struct json_object *doc, struct vp_error *err);
+/* The largest export read. */
+#define VP_CATALOG_EXPORT_MAX ((size_t)1 << 30)
+/* TEXT (LEN bytes, from LABEL) as an export this vpool can import: strict
+ * JSON, its format, version and schema this vpool's, every table's columns
+ * and values of their types. */
+int vp_catalog_export_parse(const char *text, size_t len, const char *label, struct json_object **ret,
+                            struct vp_error *err);
+/* The export in file PATH (at most VP_CATALOG_EXPORT_MAX bytes) into C, as
+ * vp_catalog_import. */
+int vp_catalog_import_file(struct vp_catalog *c, const char *path, struct vp_error *err);
+/* A consistent copy of C in FILE, which must not exist: SQLite's online
+ * backup (a catalog file), or pg_dump's custom format (for pg_restore). */
+int vp_catalog_backup(struct vp_catalog *c, const char *file, struct vp_error *err);
 /* Whether some session holds NAME's lock: 1 or 0, negative errno when that
  * cannot be told; -EOPNOTSUPP for an SQLite catalog. Takes nothing. */
 int vp_catalog_lock_held(struct vp_catalog *c, const char *name);

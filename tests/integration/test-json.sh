@@ -234,6 +234,13 @@ check_eq "token list: one used, one never" "2026-11-27T10:00:00Z null" \
     "$(jq -r 'map(.last_used | tostring) | join(" ")' "$WORK/out")"
 json_cmd "token rm" token rm tjson-ops
 
+# ---- the catalog as a whole: exported, backed up, imported into a new one ------------------
+json_cmd "catalog export" catalog export -
+cp "$WORK/out" "$WORK/export.json"
+json_cmd "catalog backup" catalog backup "$WORK/backup.db"
+vpool --catalog "$WORK/imported.db" init --storage "$STORAGE" >/dev/null || bail "init of the import's catalog"
+json_cmd "catalog import" --catalog "$WORK/imported.db" catalog import "$WORK/export.json"
+
 json_cmd history history
 check_eq "the history holds commands and steps" "command step" \
     "$(vpool history --json | jq -r 'map(.type) | unique | join(" ")')"
