@@ -218,7 +218,7 @@ static void *leader_thread(void *arg)
 
 /* ---- the daemon's side ---- */
 
-int vpd_leader_start(struct vpd *d, struct vp_error *err)
+void vpd_leader_init(struct vpd *d)
 {
         struct vpd_leader *l = vp_xcalloc(1, sizeof(*l));
         l->d = d;
@@ -233,6 +233,11 @@ int vpd_leader_start(struct vpd *d, struct vp_error *err)
         pthread_cond_init(&l->wake, &ca);
         pthread_condattr_destroy(&ca);
         d->leader = l;
+}
+
+int vpd_leader_start(struct vpd *d, struct vp_error *err)
+{
+        struct vpd_leader *l = d->leader;
         if (!l->pg) {
                 atomic_store(&l->leading, true);
                 policies_start(d, "interrupted when vpoold stopped");

@@ -18,6 +18,8 @@
 /* The meta key where the leader writes its advertised address. */
 #define VPD_LEADER_META "leader"
 
+/* The state, following, before the listeners start (their threads read it). */
+void vpd_leader_init(struct vpd *d);
 /* Lead at once (SQLite), or start following and trying (PostgreSQL). */
 int vpd_leader_start(struct vpd *d, struct vp_error *err);
 /* Stop trying and stop the policies: no job starts from here on (the ones

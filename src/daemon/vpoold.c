@@ -355,6 +355,7 @@ int main(int argc, char **argv)
         pthread_key_create(&ctx_key, ctx_free);
         vp_hv_init();
         vpd_jobs_init(&d);
+        vpd_leader_init(&d);
         if (vpd_events_start(&d, &err) < 0 || vpd_http_start(&d, &err) < 0) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "-%s", err.msg);
@@ -363,6 +364,7 @@ int main(int argc, char **argv)
                 sd_notifyf(0, "STATUS=%s", err.msg);
                 vpd_events_stop(&d);
                 vpd_jobs_shutdown(&d);
+                vpd_leader_free(&d);
                 vpd_events_free(&d);
                 vpd_free(&d);
                 return 1;

@@ -25,25 +25,22 @@ vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpu
     bail "profile add failed"
 
 interval=2
-declare -A pid sock
+declare -A pid socks
 for n in a b; do
-    sock[$n]=$WORK/vpoold-$n.sock
+    socks[$n]=$WORK/vpoold-$n.sock
     # Each its own configuration, as on two machines.
-    printf 'listen = unix:%s\nadvertise = unix:%s\nleader_interval = %s\n' "${sock[$n]}" "${sock[$n]}" "$interval" \
+    printf 'listen = unix:%s\nadvertise = unix:%s\nleader_interval = %s\n' "${socks[$n]}" "${socks[$n]}" "$interval" \
         >"$WORK/$n.conf"
 done
 # start_one N: vpoold N in the foreground, its stderr into vpoold-N.log,
-# waited for until it answers.
+# waited for until it answers (lib.sh's start_daemon on its socket).
 start_one() {
-    local n=$1 i
-    "$VPOOLD_BIN" --foreground --config "$WORK/$n.conf" 2>>"$WORK/vpoold-$n.log" &
-    pid[$n]=$!
-    for i in $(seq 200); do
-        curl -s --unix-socket "${sock[$n]}" http://vpoold/v1 >/dev/null 2>&1 && return 0
-        kill -0 "${pid[$n]}" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
+    local n=$1 sock=${socks[$1]} r
+    start_daemon "$WORK/vpoold-$n.log" --config "$WORK/$n.conf"
+    r=$?
+    pid[$n]=$daemon_pid
+    daemon_pid=
+    return $r
 }
 stop_all() {
     local n
@@ -60,7 +57,7 @@ trap 'stop_all; cleanup_workdir' EXIT
 # api N METHOD PATH [BODY]: the body, then the status on a line of its own.
 api() {
     local n=$1 m=$2 p=$3 body=${4:-}
-    curl -s --unix-socket "${sock[$n]}" -X "$m" ${body:+-H 'Content-Type: application/json' --data-binary "$body"} \
+    curl -s --unix-socket "${socks[$n]}" -X "$m" ${body:+-H 'Content-Type: application/json' --data-binary "$body"} \
         -w '\n%{http_code}' "http://vpoold$p"
 }
 get() { api "$1" GET "$2" | sed '$d'; }
@@ -72,14 +69,6 @@ wait_role() {
     until [ "$(role_of "$1")" = "$2" ]; do
         [ $SECONDS -lt $deadline ] || return 1
         sleep 0.05
-    done
-}
-wait_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.5
     done
 }
 # wait_step N MIGRATION STEP TIMEOUT: the first event of MIGRATION reaching
@@ -124,12 +113,12 @@ done
 start_one a || bail "vpoold a did not start: $(cat "$WORK/vpoold-a.log")"
 check "vpoold a leads" wait_role a leader 10
 start_one b || bail "vpoold b did not start: $(cat "$WORK/vpoold-b.log")"
-check_eq "GET /v1 of a: its role, its address, the catalog" "leader unix:${sock[a]} postgresql" \
+check_eq "GET /v1 of a: its role, its address, the catalog" "leader unix:${socks[a]} postgresql" \
     "$(get a /v1 | jq -r '.controller | "\(.role) \(.leader) \(.catalog)"')"
 sed '$d' <<<"$(api b GET /v1)" >"$WORK/index.json"
 check_eq "GET /v1 is an api_index, its controller an api_controller (docs/api.md)" "" \
     "$(validate api_index "$WORK/index.json")"
-check_eq "GET /v1 of b: a follower, naming the leader" "follower unix:${sock[a]} postgresql" \
+check_eq "GET /v1 of b: a follower, naming the leader" "follower unix:${socks[a]} postgresql" \
     "$(get b /v1 | jq -r '.controller | "\(.role) \(.leader) \(.catalog)"')"
 check_eq "the follower serves reads: the same pools as the leader's" "$(get a /v1/pools | jq -c .)" \
     "$(get b /v1/pools | jq -c .)"
@@ -139,12 +128,12 @@ sampler=$!
 
 # --- the follower refuses a change ----------------------------------------------------------------
 before=$(snapshot)
-out=$(curl -s --unix-socket "${sock[b]}" -X POST -H 'Content-Type: application/json' -D "$WORK/h-refused" \
+out=$(curl -s --unix-socket "${socks[b]}" -X POST -H 'Content-Type: application/json' -D "$WORK/h-refused" \
     --data-binary '{"to": "'"$HOSTB"'"}' -w '\n%{http_code}' http://vpoold/v1/pools/fo2/migrations)
 check_eq "a POST to the follower: 503" 503 "$(tail -n1 <<<"$out")"
-check_eq "a problem document naming the leader" "503 unix:${sock[a]}" \
+check_eq "a problem document naming the leader" "503 unix:${socks[a]}" \
     "$(sed '$d' <<<"$out" | jq -r '"\(.status) \(.leader)"')"
-check_eq "its detail says where changes go" "this vpoold follows: changes go to the leading vpoold, at unix:${sock[a]}" \
+check_eq "its detail says where changes go" "this vpoold follows: changes go to the leading vpoold, at unix:${socks[a]}" \
     "$(sed '$d' <<<"$out" | jq -r .detail)"
 check "Content-Type application/problem+json" grep -qi '^content-type: application/problem+json' "$WORK/h-refused"
 check "Retry-After: the leader interval" grep -qi "^retry-after: $interval" "$WORK/h-refused"
@@ -177,7 +166,7 @@ check "history: the resume is vpoold's, done" eval \
 check "history: its reason is the leader's loss" eval \
     'vpool history --via policy --json | jq -e --argjson m "$mig" ".[] | select(.verb == \"resume\" and .migration == \$m and .reason == \"interrupted when the leading vpoold stopped\")" >/dev/null'
 start_one a || bail "vpoold a did not start again: $(tail -5 "$WORK/vpoold-a.log")"
-check_eq "a, started again, follows b" "follower unix:${sock[b]}" \
+check_eq "a, started again, follows b" "follower unix:${socks[b]}" \
     "$(get a /v1 | jq -r '.controller | "\(.role) \(.leader)"')"
 
 # --- the PostgreSQL server restarted in the middle of a migration --------------------------------
