@@ -66,7 +66,8 @@ case "${1:-}" in
     start) start "$2" ;;
     stop) stop "$2" ;;
     restart)
-        as_owner "$(bindir)/pg_ctl" -D "$2/data" -m fast -w -s restart >&2 ;;
+        # Its log where start put it (without -l the server writes to our stderr).
+        as_owner "$(bindir)/pg_ctl" -D "$2/data" -l "$2/server.log" -m fast -w -s restart >&2 ;;
     createdb)
         as_owner "$(bindir)/createdb" -h "$2/run" -p "$(cat "$2/port")" -U postgres "$3"
         conninfo "$2" "$3" ;;

@@ -9,7 +9,8 @@ static const struct cli_verb verbs[] = {
           .usage = "[--catalog FILE] [--storage DIR] [--parallel N] [--shutdown-timeout SEC] [--profile PROF]\n"
                    "       [--source-grace SEC] [--fence-timeout SEC] [--listen LISTENERS] [--tls-cert FILE]\n"
                    "       [--tls-key FILE] [--rate-limit N] [--console DIR]"
-                   " [--policy-interval SEC]",
+                   " [--policy-interval SEC]\n"
+                   "       [--leader-interval SEC] [--advertise ADDRESS]",
           .help = "Print each setting in effect and its source: default, FILE:LINE, environment VAR or\n"
                   "command line. The options stand for those of init, migrate, pool create and vpoold.\n"
                   "The file is --config FILE, $VPOOL_CONFIG or " VP_CONFIG_FILE ".",
@@ -17,7 +18,7 @@ static const struct cli_verb verbs[] = {
                            CLI_VALUE("shutdown-timeout"), CLI_VALUE("profile"), CLI_VALUE("source-grace"),
                            CLI_VALUE("fence-timeout"), CLI_VALUE("listen"), CLI_VALUE("tls-cert"),
                            CLI_VALUE("tls-key"), CLI_VALUE("rate-limit"), CLI_VALUE("console"),
-                           CLI_VALUE("policy-interval")) },
+                           CLI_VALUE("policy-interval"), CLI_VALUE("leader-interval"), CLI_VALUE("advertise")) },
         { 0 },
 };
 
@@ -33,7 +34,8 @@ static const char *const key_options[VP_CONF_KEY_MAX] = {
         [VP_CONF_SOURCE_GRACE] = "source-grace", [VP_CONF_FENCE_TIMEOUT] = "fence-timeout",
         [VP_CONF_LISTEN] = "listen", [VP_CONF_TLS_CERT] = "tls-cert", [VP_CONF_TLS_KEY] = "tls-key",
         [VP_CONF_RATE_LIMIT] = "rate-limit", [VP_CONF_CONSOLE] = "console",
-        [VP_CONF_POLICY_INTERVAL] = "policy-interval",
+        [VP_CONF_POLICY_INTERVAL] = "policy-interval", [VP_CONF_LEADER_INTERVAL] = "leader-interval",
+        [VP_CONF_ADVERTISE] = "advertise",
 };
 
 static const char *const origins[] = {
@@ -59,6 +61,8 @@ static struct json_object *value_json(const struct vp_config *c, enum vp_conf_ke
                 json_object_object_add(o, "value", json_object_new_int(c->rate_limit));
         else if (k == VP_CONF_POLICY_INTERVAL)
                 json_object_object_add(o, "value", json_object_new_int(c->policy_interval));
+        else if (k == VP_CONF_LEADER_INTERVAL)
+                json_object_object_add(o, "value", json_object_new_int(c->leader_interval));
         else if (k == VP_CONF_CATALOG) {
                 _cleanup_free_ char *label = vp_catalog_label(v->text);
                 json_object_object_add(o, "value", json_object_new_string(label));

@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "console.h"
+#include "leader.h"
 #include "webpath.h"
 
 struct vpd_listener {
@@ -118,6 +119,11 @@ static enum MHD_Result send_reply(struct vpd_request *r, struct vpd_reply *rep)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
         if (rep->status == 401)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vpool\"");
+        if (rep->retry_after) {
+                char secs[16];
+                snprintf(secs, sizeof(secs), "%u", rep->retry_after);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+        }
         enum MHD_Result ret = MHD_queue_response(r->conn, rep->status, resp);
         MHD_destroy_response(resp);
         return ret;
@@ -281,6 +287,14 @@ static void dispatch(struct vpd_request *r, const struct vp_listen *l, struct vp
         if (r->body_len && !is_json_type(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                                       MHD_HTTP_HEADER_CONTENT_TYPE))) {
                 vpd_problem(rep, 415, NULL, "a request body must be application/json");
+                return;
+        }
+        /* Every route but GET changes something: the leader's alone. A
+         * follower does not forward: the leader could not tell who asked
+         * (a unix peer's credentials do not cross machines) nor check the
+         * client's token the way its own listener does. */
+        if (!streq(r->method, "GET") && !vpd_leader_acting(r->d)) {
+                vpd_leader_refuse(r->d, rep);
                 return;
         }
         rt->fn(r, rep);

@@ -8,6 +8,7 @@
 
 #include "events.h"
 #include "history.h"
+#include "leader.h"
 #include "migrate.h"
 #include "view.h"
 
@@ -337,7 +338,9 @@ static struct vpd_job *job_new(struct vpd *d, const char *kind, const char *subj
  * False (J freed) when the daemon stops. */
 static bool job_start(struct vpd_jobs *js, struct vpd_job *j)
 {
-        if (js->stopping) {
+        /* Under the registry's lock: a leader that lost its lock flips its
+         * role first, then counts the jobs here (leader.c). */
+        if (js->stopping || !vpd_leader_acting(j->d)) {
                 job_free(j);
                 return false;
         }
@@ -374,9 +377,13 @@ void vpd_job_submit(struct vpd_request *r, struct vpd_reply *rep, const char *ki
         struct vpd_job *j = job_new(r->d, kind, subject, pool, vm, r->actor, r->via, args, data, fn);
         job_command(j, r);
         pthread_mutex_lock(&js->lock);
+        bool stopping = js->stopping;
         if (!job_start(js, j)) {
                 pthread_mutex_unlock(&js->lock);
-                vpd_problem(rep, 503, NULL, "vpoold is stopping; ask again once it is back");
+                if (stopping)
+                        vpd_problem(rep, 503, NULL, "vpoold is stopping; ask again once it is back");
+                else
+                        vpd_leader_refuse(r->d, rep);
                 return;
         }
         struct timespec until;
@@ -458,7 +465,15 @@ static bool begun_by_daemon(struct vp_ctx *ctx, int64_t id)
         return ours;
 }
 
-void vpd_jobs_resume_left(struct vpd *d)
+size_t vpd_jobs_running(struct vpd *d)
+{
+        pthread_mutex_lock(&d->jobs->lock);
+        size_t n = d->jobs->running;
+        pthread_mutex_unlock(&d->jobs->lock);
+        return n;
+}
+
+void vpd_jobs_resume_left(struct vpd *d, const char *why)
 {
         struct vp_ctx ctx;
         struct vp_error err = { 0 };
@@ -478,12 +493,9 @@ void vpd_jobs_resume_left(struct vpd *d)
                 *id = ms[i].id;
                 char subject[32], command[128];
                 snprintf(subject, sizeof(subject), "%lld", (long long)*id);
-                snprintf(command, sizeof(command), "vpoold: resume migration %s, interrupted when vpoold stopped",
-                         subject);
-                vpd_log(LOG_INFO, "resuming migration %s of pool %s, interrupted when vpoold stopped", subject,
-                        ms[i].pool_name);
-                vpd_job_run_policy(d, "migration.resume", subject, ms[i].pool_name, "vpoold", command,
-                                   "interrupted when vpoold stopped", id,
+                snprintf(command, sizeof(command), "vpoold: resume migration %s, %s", subject, why);
+                vpd_log(LOG_INFO, "resuming migration %s of pool %s, %s", subject, ms[i].pool_name, why);
+                vpd_job_run_policy(d, "migration.resume", subject, ms[i].pool_name, "vpoold", command, why, id,
                                    run_resume_left);
         }
         vp_rows_free(&vp_table_migration, ms, n);

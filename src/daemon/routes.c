@@ -10,6 +10,7 @@
 #include "history.h"
 #include "events.h"
 #include "jobs.h"
+#include "leader.h"
 #include "name.h"
 #include "parse.h"
 #include "view.h"
@@ -182,6 +183,7 @@ static void get_index(struct vpd_request *r, struct vpd_reply *rep)
         json_object_object_add(o, "version", json_object_new_string(VP_VERSION));
         json_object_object_add(o, "you", json_object_new_string(r->actor));
         json_object_object_add(o, "role", json_object_new_string(vp_role_to_string(r->role)));
+        json_object_object_add(o, "controller", vpd_leader_json(r->d));
         static const char *const res[] = { "estate", "envs", "images", "profiles", "pools", "vms", "migrations",
                                            "history", "jobs", "events", "openapi.json" };
         for (size_t i = 0; i < ELEMENTSOF(res); i++) {

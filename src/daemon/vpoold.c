@@ -18,11 +18,9 @@
 
 #include "auth.h"
 #include "console.h"
-#include "evacuate.h"
 #include "events.h"
 #include "jobs.h"
-#include "policy.h"
-#include "watch.h"
+#include "leader.h"
 #include "vp-config.h"
 
 /* ---- the log ---- */
@@ -80,7 +78,7 @@ struct vp_ctx *vpd_read_ctx(struct vpd *d, struct vp_error *err)
 static const char usage[] =
         "usage: vpoold [--config FILE] [--foreground] [--catalog FILE] [--listen LISTENERS]\n"
         "              [--tls-cert FILE] [--tls-key FILE] [--rate-limit N] [--console DIR]\n"
-        "              [--policy-interval SEC]\n"
+        "              [--policy-interval SEC] [--leader-interval SEC] [--advertise ADDRESS]\n"
         "       vpoold --routes | --help | --version\n";
 
 static const char help[] =
@@ -95,12 +93,15 @@ static const char help[] =
         "  --rate-limit N      requests per second one client may send\n"
         "  --console DIR       the web console's files, served at / (default " VP_CONSOLE_DIR ")\n"
         "  --policy-interval SEC  seconds between two looks of the policies at the catalog\n"
+        "  --leader-interval SEC  seconds between two tries of a follower to lead (PostgreSQL catalog)\n"
+        "  --advertise ADDRESS    the address a follower names to clients while this vpoold leads\n"
         "  --routes            print the routes served (METHOD PATH ROLE) and exit\n"
         "  --help, --version\n"
         "\n"
         "Settings: option over environment over file over default, as for vpool(1).\n"
         "It watches every host of every env and applies each env's host-failure policy\n"
-        "(set by 'vpool env set'); see vpoold(8).\n";
+        "(set by 'vpool env set'). Two vpoold may share a PostgreSQL catalog: one leads (runs\n"
+        "the jobs and the policies), the other serves reads and takes over; see vpoold(8).\n";
 
 struct opts {
         const char *config;
@@ -124,6 +125,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 { "rate-limit", required_argument, NULL, O_KEY + VP_CONF_RATE_LIMIT },
                 { "console", required_argument, NULL, O_KEY + VP_CONF_CONSOLE },
                 { "policy-interval", required_argument, NULL, O_KEY + VP_CONF_POLICY_INTERVAL },
+                { "leader-interval", required_argument, NULL, O_KEY + VP_CONF_LEADER_INTERVAL },
+                { "advertise", required_argument, NULL, O_KEY + VP_CONF_ADVERTISE },
                 { 0 },
         };
         opterr = 0;
@@ -352,6 +355,7 @@ int main(int argc, char **argv)
         pthread_key_create(&ctx_key, ctx_free);
         vp_hv_init();
         vpd_jobs_init(&d);
+        vpd_leader_init(&d);
         if (vpd_events_start(&d, &err) < 0 || vpd_http_start(&d, &err) < 0) {
                 char msg[1100];
                 snprintf(msg, sizeof(msg), "-%s", err.msg);
@@ -360,31 +364,27 @@ int main(int argc, char **argv)
                 sd_notifyf(0, "STATUS=%s", err.msg);
                 vpd_events_stop(&d);
                 vpd_jobs_shutdown(&d);
+                vpd_leader_free(&d);
                 vpd_events_free(&d);
                 vpd_free(&d);
                 return 1;
         }
-        vpd_jobs_resume_left(&d);
-        /* The policies start once what a killed daemon left is resumed:
-         * a pool its migration holds is that migration's. */
-        vpd_evacuate_init(&d);
-        if (vpd_watch_start(&d, &err) < 0)
-                vpd_log(LOG_ERR, "hosts are not watched: %s", err.msg);
-        /* After the resumed migrations: a policy finds their pools moving. */
-        if (vpd_policy_start(&d, &err) < 0)
-                vpd_log(LOG_ERR, "%s; no policy applies", err.msg);
+        /* Leading, the daemon resumes what a killed one left, then starts
+         * the policies (leader.c); following, it tries to lead. */
+        if (vpd_leader_start(&d, &err) < 0)
+                vpd_log(LOG_ERR, "%s; this vpoold will not lead", err.msg);
         tell_parent(&ready_fd, "+");
         sd_notifyf(0, "READY=1\nSTATUS=serving the API on %zu listener%s", d.nlisten, d.nlisten == 1 ? "" : "s");
         _cleanup_free_ char *label = vp_catalog_label(d.conf.v[VP_CONF_CATALOG].text);
         vpd_log(LOG_INFO, "vpoold %s ready, catalog %s", VP_VERSION, label);
         serve();
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: new requests refused, jobs finishing");
-        vpd_policy_stop(&d);
-        vpd_watch_stop(&d);
+        vpd_leader_stop(&d);
         vpd_events_stop(&d);
         vpd_http_stop(&d);
         vpd_jobs_shutdown(&d);
-        vpd_evacuate_free(&d);
+        /* The lock goes last: the next leader finds no job of ours running. */
+        vpd_leader_free(&d);
         vpd_events_free(&d);
         vpd_free(&d);
         vpd_log(LOG_INFO, "stopped");

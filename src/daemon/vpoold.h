@@ -36,6 +36,7 @@ struct vpd_events;
 struct vpd_policy;
 struct vpd_watch;
 struct vpd_evac;
+struct vpd_leader;
 
 struct vpd {
         struct vp_config conf;
@@ -51,6 +52,7 @@ struct vpd {
         struct vpd_policy *policy;
         struct vpd_watch *watch;
         struct vpd_evac *evac;
+        struct vpd_leader *leader;
 };
 
 /* The ctx of the calling thread, opened on first use (each worker thread
@@ -83,6 +85,7 @@ struct vpd_reply {
         bool problem;
         char location[256];               /* a Location header when not empty */
         bool sent;                        /* the handler queued its own response (a stream) */
+        unsigned retry_after;             /* a Retry-After header (seconds) when not 0 */
 };
 
 /* An RFC 9457 problem: STATUS, its title, DETAIL (printf), and FIELD when a
@@ -120,6 +123,9 @@ const struct vpd_route *vpd_route_find(struct vpd_request *r, const char *method
 /* ---- jobs (jobs.c) ---- */
 int vpd_jobs_init(struct vpd *d);
 /* Resume, as jobs of the daemon, the migrations the API or a policy began
- * that a daemon killed half-way left interrupted. */
-void vpd_jobs_resume_left(struct vpd *d);
+ * that a daemon killed half-way left interrupted; WHY is their reason in
+ * the history. */
+void vpd_jobs_resume_left(struct vpd *d, const char *why);
+/* How many jobs are under way. */
+size_t vpd_jobs_running(struct vpd *d);
 void vpd_jobs_shutdown(struct vpd *d);

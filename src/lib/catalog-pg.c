@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -897,4 +898,18 @@ int vp_catalog_lock_held(struct vp_catalog *c, const char *name)
         int held = strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0;
         PQclear(res);
         return held;
+}
+
+bool vp_catalog_lock_lost(int fd, int timeout_ms)
+{
+        /* libpq left the session idle after its answer to the lock: a
+         * server going away says so (ErrorResponse "terminating connection
+         * due to administrator command") and closes; nothing else comes
+         * unasked (the session listens to no channel). Writing to it is not
+         * an option: over TLS the stream is libpq's, gone with its state. */
+        struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+        int k;
+        while ((k = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+                ;
+        return k != 0;
 }

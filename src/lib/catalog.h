@@ -351,6 +351,13 @@ int vp_catalog_backup(struct vp_catalog *c, const char *file, struct vp_error *e
 /* Whether some session holds NAME's lock: 1 or 0, negative errno when that
  * cannot be told; -EOPNOTSUPP for an SQLite catalog. Takes nothing. */
 int vp_catalog_lock_held(struct vp_catalog *c, const char *name);
+/* Wait at most TIMEOUT_MS for a sign that the session behind FD, a lock
+ * vp_catalog_lock gave, ended (the server restarted, dropped it, or the
+ * socket's keepalive gave up): true as soon as there is one, false when
+ * the time passed without. An idle session's server sends nothing, so
+ * anything it sends counts as its end: a false alarm, never a miss.
+ * FD stays the caller's. */
+bool vp_catalog_lock_lost(int fd, int timeout_ms);
 
 /* For a process whose threads use the catalog side by side (vpoold):
  * called first, before any catalog is opened. */

@@ -26,6 +26,8 @@ static const struct {
         [VP_CONF_RATE_LIMIT] = { "rate_limit", "VPOOL_RATE_LIMIT", "--rate-limit" },
         [VP_CONF_CONSOLE] = { "console", "VPOOL_CONSOLE", "--console" },
         [VP_CONF_POLICY_INTERVAL] = { "policy_interval", "VPOOL_POLICY_INTERVAL", "--policy-interval" },
+        [VP_CONF_LEADER_INTERVAL] = { "leader_interval", "VPOOL_LEADER_INTERVAL", "--leader-interval" },
+        [VP_CONF_ADVERTISE] = { "advertise", "VPOOL_ADVERTISE", "--advertise" },
 };
 
 const char *vp_config_key_name(enum vp_conf_key k)
@@ -61,6 +63,8 @@ void vp_config_init(struct vp_config *c)
         c->rate_limit = VP_CONF_DEFAULT_RATE_LIMIT;
         c->v[VP_CONF_POLICY_INTERVAL].text = vp_strdupf("%d", VP_CONF_DEFAULT_POLICY_INTERVAL);
         c->policy_interval = VP_CONF_DEFAULT_POLICY_INTERVAL;
+        c->v[VP_CONF_LEADER_INTERVAL].text = vp_strdupf("%d", VP_CONF_DEFAULT_LEADER_INTERVAL);
+        c->leader_interval = VP_CONF_DEFAULT_LEADER_INTERVAL;
 }
 
 void vp_config_free(struct vp_config *c)
@@ -92,6 +96,19 @@ static int check_path(const char *what, const char *s, enum vp_conf_origin origi
          * would mean something different for every caller. */
         if (origin == VP_CONF_FILE && s[0] != '/')
                 return vp_err(err, -EINVAL, "%s '%s' must be an absolute path", what, vp_printable(s, pb, sizeof(pb)));
+        return 0;
+}
+
+/* The address a leading vpoold names to clients: shown in the API and
+ * written to the catalog, so printable, one word, and short. */
+static int check_advertise(const char *value, struct vp_error *err)
+{
+        size_t len = strlen(value);
+        if (len > 255)
+                return vp_err(err, -ENAMETOOLONG, "the advertised address is longer than 255 characters");
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)value[i] <= ' ' || (unsigned char)value[i] >= 0x7f)
+                        return vp_err(err, -EINVAL, "the advertised address must be one word of printable ASCII");
         return 0;
 }
 
@@ -140,6 +157,12 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
         case VP_CONF_POLICY_INTERVAL:
                 r = vp_parse_uint("policy interval", value, 1, 3600, &n, err);
                 break;
+        case VP_CONF_LEADER_INTERVAL:
+                r = vp_parse_uint("leader interval", value, 1, 3600, &n, err);
+                break;
+        case VP_CONF_ADVERTISE:
+                r = check_advertise(value, err);
+                break;
         case VP_CONF_TLS_CERT:
                 r = check_path("TLS certificate", value, origin, err);
                 break;
@@ -168,6 +191,8 @@ int vp_config_set(struct vp_config *c, enum vp_conf_key k, const char *value, en
                 c->rate_limit = (int)n;
         else if (k == VP_CONF_POLICY_INTERVAL)
                 c->policy_interval = (int)n;
+        else if (k == VP_CONF_LEADER_INTERVAL)
+                c->leader_interval = (int)n;
         return 0;
 }
 

@@ -25,6 +25,10 @@ enum vp_conf_key {
         VP_CONF_RATE_LIMIT,
         VP_CONF_CONSOLE,
         VP_CONF_POLICY_INTERVAL,
+        /* Two vpoold on one PostgreSQL catalog: how often the follower tries
+         * to lead, and the address it names to clients once it leads. */
+        VP_CONF_LEADER_INTERVAL,
+        VP_CONF_ADVERTISE,
         VP_CONF_KEY_MAX,
 };
 
@@ -52,6 +56,9 @@ enum vp_conf_origin {
 #define VP_CONF_DEFAULT_RATE_LIMIT 200
 /* Seconds between two looks of vpoold's policies at the catalog. */
 #define VP_CONF_DEFAULT_POLICY_INTERVAL 5
+/* Seconds between two tries of a follower vpoold to become the leader, and
+ * between two checks of the leader that it still is. */
+#define VP_CONF_DEFAULT_LEADER_INTERVAL 2
 
 /* The largest configuration file read, and its longest line. */
 #define VP_CONF_MAX_SIZE (64 * 1024)
@@ -74,6 +81,7 @@ struct vp_config {
         int fence_timeout;
         int rate_limit;
         int policy_interval;
+        int leader_interval;
 };
 
 /* Fill C with the built-in defaults. Free with vp_config_free(). */

@@ -36,7 +36,7 @@ for o in $options; do
         not_ok "option $o in OPTIONS"
     fi
 done
-for key in listen tls_cert tls_key rate_limit console policy_interval; do
+for key in listen tls_cert tls_key rate_limit console policy_interval leader_interval advertise; do
     if grep -qE -- "^       ($key|.*, $key|$key, .*)\b" "$work/conf.txt"; then
         ok "setting $key in CONFIGURATION"
     else

@@ -252,6 +252,15 @@ start_daemon() {
     done
     return 1
 }
+# wait_until TIMEOUT COMMAND...: COMMAND succeeds within TIMEOUT seconds.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.5
+    done
+}
 stop_daemon() { [ -z "$daemon_pid" ] || { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid"; }; daemon_pid=; }
 
 domains_on() { virsh_on "$1" list --all --name | grep "^$2-" | sort | xargs; }

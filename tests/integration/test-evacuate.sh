@@ -60,15 +60,6 @@ wait_event() {
     } >&2
     return 1
 }
-# wait_until TIMEOUT COMMAND...: COMMAND succeeds within TIMEOUT seconds.
-wait_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.5
-    done
-}
 policy_rows() { vpool history --via policy --json | jq -c '.[] | select(.type == "command")'; }
 # The newest of the policy's rows matching the jq FILTER, waited for (TIMEOUT s).
 policy_row() {

@@ -95,7 +95,9 @@ static void test_parse_all_keys(void **state)
                       "rate_limit = 50\n"
                       "console = /srv/vpool/console\n"
 
-                      "policy_interval = 3\n",
+                      "policy_interval = 3\n"
+                      "leader_interval = 7\n"
+                      "advertise = https://ctl1.example.org:8443\n",
                       &err);
         if (r < 0)
                 fail_msg("%s", err.msg);
@@ -118,6 +120,8 @@ static void test_parse_all_keys(void **state)
         assert_int_equal(c.rate_limit, 50);
         assert_string_equal(c.v[VP_CONF_CONSOLE].text, "/srv/vpool/console");
         assert_int_equal(c.policy_interval, 3);
+        assert_int_equal(c.leader_interval, 7);
+        assert_string_equal(c.v[VP_CONF_ADVERTISE].text, "https://ctl1.example.org:8443");
         for (int k = 0; k < VP_CONF_KEY_MAX; k++)
                 assert_int_equal(c.v[k].origin, VP_CONF_FILE);
         assert_string_equal(vp_config_origin_text(&c, VP_CONF_PARALLEL, b, sizeof(b)), F ":6");
@@ -166,6 +170,8 @@ static void test_parse_refused(void **state)
         refused("catalog = catalog.db\n", F ":1: catalog path 'catalog.db' must be an absolute path");
         refused("storage = srv/vpool\n", F ":1: storage root 'srv/vpool' must be an absolute path");
         refused("PARALLEL = 4\n", F ":1: unknown key 'PARALLEL'");
+        refused("leader_interval = 0\n", F ":1: leader interval '0' is out of range: must be between 1 and 3600");
+        refused("advertise = https://a b\n", F ":1: the advertised address must be one word of printable ASCII");
         refused("[vpool]\n", F ":1: expected 'key = value', got '[vpool]'");
         /* All or nothing: a good line before a bad one is not applied. */
         refused("parallel = 4\ncatalog = /x.db\nbogus\n", F ":3: expected 'key = value', got 'bogus'");
