@@ -77,3 +77,8 @@ int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool)
                 return -errno;
         return fl.l_type != F_UNLCK;
 }
+
+bool vp_pool_lock_lost(struct vp_ctx *ctx, int fd)
+{
+        return fd >= 0 && vp_catalog_is_pg(ctx->catalog_path) && vp_catalog_lock_lost(fd, 0);
+}

@@ -14,3 +14,9 @@ int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_er
  * that cannot be told (the lock file unreadable). Takes no lock, so it
  * never makes a vp_pool_lock fail: what read-only verbs use. */
 int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool);
+
+/* Whether the lock FD (from vp_pool_lock) is no longer held: the session
+ * of a PostgreSQL catalog that held it ended (its server restarted or
+ * dropped it), so another process may take the pool now. A file's lock
+ * lasts until FD is closed: never lost. Waits for nothing. */
+bool vp_pool_lock_lost(struct vp_ctx *ctx, int fd);

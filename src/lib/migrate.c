@@ -83,6 +83,7 @@ struct run {
         size_t next;
         size_t failures;
         bool aborting;
+        int lockfd;                    /* the pool's lock (vp_pool_lock), checked before each step */
         bool schema_checked;           /* a target domain passed libvirt's schema check */
         bool image_checked;            /* vp_image_check_files passed for IM when the run began */
         struct host_domains *doms;     /* per host: its domains, listed once (source_domain) */
@@ -242,6 +243,7 @@ static int run_load(struct vp_ctx *ctx, int64_t id, bool aborting, struct run *r
         int k;
         memset(r, 0, sizeof(*r));
         r->aborting = aborting;
+        r->lockfd = -1;
         pthread_mutex_init(&r->lock, NULL);
         pthread_mutex_init(&r->cat_lock, NULL);
         pthread_mutex_init(&r->doms_lock, NULL);
@@ -718,6 +720,13 @@ static int run_steps(struct vm_job *j, const step_fn steps[VP_STEP_MAX], struct 
                 enum vp_step s = job_step(j);
                 if (s < 0 || s >= VP_STEP_MAX || !steps[s])
                         return 0;
+                /* No step without the pool's lock: lost, another process
+                 * may be working on the pool now. */
+                if (vp_pool_lock_lost(j->r->ctx, j->r->lockfd))
+                        return vp_err(err, -ENOLCK, "the pool's lock was lost (the catalog's server ended the "
+                                      "session that held it): stopped at step %s so that no other process works "
+                                      "on the pool alongside; 'vpool migrate %s %lld' goes on", vp_step_to_string(s),
+                                      j->r->aborting ? "abort" : "resume", (long long)j->r->mig.id);
                 /* A move's steps take a slot where they reach a hypervisor;
                  * the rarer returns take one for each step. */
                 if (steps != move_steps)
@@ -1568,13 +1577,14 @@ static int abort_run(struct run *r, struct vp_error *err)
 
 /* Load migration ID from the catalog and run FN over it: an abort when
  * ABORTING, ASSERTED the env the operator says is powered off (or NULL). */
-static int run_loaded(struct vp_ctx *ctx, int64_t id, bool aborting, const char *asserted,
+static int run_loaded(struct vp_ctx *ctx, int64_t id, int lockfd, bool aborting, const char *asserted,
                       const struct vp_fence *prefence, int (*fn)(struct run *r, struct vp_error *err),
                       vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
         struct run r;
         int k = run_load(ctx, id, aborting, &r, err);
         if (k >= 0) {
+                r.lockfd = lockfd;
                 r.ev = ev;
                 r.ud = ud;
                 r.asserted = asserted;
@@ -2069,7 +2079,7 @@ int vp_migrate(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct vp_pl
                 goto out;
         if (ev)
                 ev(ud, *ret_id, NULL, VP_JOURNAL_ALLOCATED, 0, NULL);
-        k = run_loaded(ctx, *ret_id, false, a->source_fenced, a->fenced, run_migration, ev, ud, err);
+        k = run_loaded(ctx, *ret_id, lockfd, false, a->source_fenced, a->fenced, run_migration, ev, ud, err);
 out:
         refs_clear(&f);
         return k;
@@ -2096,12 +2106,12 @@ int vp_migrate_resume(struct vp_ctx *ctx, int64_t id, const char *source_fenced,
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, false, source_fenced, NULL, resume_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, lockfd, false, source_fenced, NULL, resume_run, ev, ud, err);
 }
 
 int vp_migrate_abort(struct vp_ctx *ctx, int64_t id, vp_migrate_event_fn ev, void *ud, struct vp_error *err)
 {
         _cleanup_close_ int lockfd = -1;
         int k = lock_migration(ctx, id, &lockfd, err);
-        return k < 0 ? k : run_loaded(ctx, id, true, NULL, NULL, abort_run, ev, ud, err);
+        return k < 0 ? k : run_loaded(ctx, id, lockfd, true, NULL, NULL, abort_run, ev, ud, err);
 }

@@ -211,5 +211,25 @@ check "migrate pool fo2 through the leader, done" eval \
 check_eq "fsck: clean" "" "$(fsck_kinds)"
 stop_all
 check "both stop cleanly" eval 'grep -q "stopped" "$WORK/vpoold-a.log" && grep -q "stopped" "$WORK/vpoold-b.log"'
+
+# --- the command line's migration whose server restarts: the pool's lock is gone with its session, so
+# it stops before its next step (another controller may take the pool), and a resume finishes it -------
+for vm in fo1-001 fo1-002 fo1-003; do boots[$vm]=$(console_field "$vm" boot); done
+vpool --json migrate fo1 --to "$HOSTB" --parallel 1 >"$WORK/cli.jsonl" 2>"$WORK/cli.err" &
+cli=$!
+check "vpool migrate: its first VM locked" wait_until 300 grep -q '"locked"' "$WORK/cli.jsonl"
+"$top/tests/pg.sh" restart "$PG_OWN_DIR" || bail "cannot restart PostgreSQL"
+wait "$cli"
+rc=$?
+check_eq "it stops, failing" 1 "$rc"
+check "and says the pool's lock was lost, before a step" \
+    grep -q "the pool's lock was lost (the catalog's server ended the session that held it): stopped at step" \
+    "$WORK/cli.err"
+m3=$(vpool migrate list --json | jq -r '[.[] | select(.pool == "fo1")] | last | .id')
+check_eq "its migration is not done" "" "$([ "$(mig_state "$m3")" = done ] && echo done)"
+check "vpool migrate resume finishes it" vpool migrate resume "$m3"
+check_eq "migration $m3 done" done "$(mig_state "$m3")"
+check "each guest boots on $HOSTB with its own disk" wait_until 300 booted_again fo1
+check_eq "fsck: clean after it" "" "$(fsck_kinds)"
 diag "suite: $((SECONDS - t_suite)) s"
 finish
