@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--live", help="the live section's figures (bench/live.py's JSON)")
     ap.add_argument("--api", help="the api section's figures (bench/api.py's JSON)")
     ap.add_argument("--console", help="the console section's figures (bench/console.mjs's JSON)")
+    ap.add_argument("--catalog", help="the catalog section's figures (bench/catalog.sh's JSON)")
     ap.add_argument("--command", required=True)
     ap.add_argument("--master-bytes", type=int, required=True)
     ap.add_argument("--vpool", required=True)
@@ -52,6 +53,7 @@ def main():
     lv = json.load(open(a.live)) if a.live else None
     api = json.load(open(a.api)) if a.api else None
     web = json.load(open(a.console)) if a.console else None
+    cat = json.load(open(a.catalog)) if a.catalog else None
 
     out = []
     w = out.append
@@ -82,6 +84,8 @@ def main():
         api_table(w, api)
     if web:
         console_table(w, web)
+    if cat:
+        catalog_table(w, cat)
 
     w("## Targets\n")
     w("| target | measured | met |")
@@ -103,8 +107,26 @@ def main():
     if web:
         t("estate of %d VMs rendered <= 1 s from the request" % web["vms"], "%.0f ms" % web["median_ms"],
           web["median_ms"] <= 1000)
+    if cat:
+        t("migrate N = %d with the catalog in PostgreSQL <= 1.5x SQLite per VM" % cat["n"],
+          "%.2f" % cat["ratio"], cat["ratio"] <= 1.5)
     w("")
     print("\n".join(out))
+
+
+def catalog_table(w, cat):
+    n = cat["n"]
+    w("## The catalog: SQLite and PostgreSQL\n")
+    w("`vpool migrate` of a pool of %d defined VMs to the other host and hardware (--parallel %d), the "
+      "catalog in SQLite and in PostgreSQL (a private server on the same disk), %d runs alternating, each "
+      "followed by an untimed move back (bench/catalog.sh).\n" % (n, cat["parallel"], cat["runs"]))
+    w("| catalog | median | per VM | runs |")
+    w("|---|---|---|---|")
+    for key, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        med = cat[key + "_median"]
+        w("| %s | %.2f s | %.2f ms | %s |" % (name, med, med * 1000 / n, ", ".join("%.2f" % x for x in cat[key])))
+    w("")
+    w("PostgreSQL / SQLite: **%.2f**.\n" % cat["ratio"])
 
 
 def live_table(w, lv):

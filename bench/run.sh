@@ -37,7 +37,8 @@
 # with --only, writes build/bench/report.md unless --out says otherwise.
 #
 #   bench/run.sh [--sizes "10 100 1000"] [--runs R] [--out FILE]
-#                [--only SECTION,...] [--parallel P]   (sections: migrate,downtime,cluster,live,api,console)
+#                [--only SECTION,...] [--parallel P]
+#                (sections: migrate,downtime,cluster,live,api,console,catalog)
 #
 # --sizes sets the pool sizes of the migrate and cluster sections (defaults
 # "10 100 1000" and "1000"); --parallel is vpool's --parallel in the cluster
@@ -61,13 +62,18 @@
 # (bench/console.sh, bench/console.mjs): from the page's request to the
 # estate's table rendered for a pool of 1000 defined VMs, median of RUNS.
 #
+# The catalog section: the same migration of a pool of N defined VMs (the
+# largest of --sizes, default 1000) between the pair of hosts with the
+# catalog in SQLite and in PostgreSQL (a private server started by
+# tests/pg.sh, on the same disk), runs alternating (bench/catalog.sh).
+#
 # Needs about 70 GiB free under /var/tmp for N = 1000 (64 MiB per VM).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 sizes=
 runs=5
 out=
-only=migrate,downtime,cluster,live,api,console
+only=migrate,downtime,cluster,live,api,console,catalog
 parallel=8
 cmdline="bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -88,7 +94,7 @@ case $runs in ''|*[!0-9]*|0) echo "bench: bad run count '$runs'" >&2; exit 2 ;; 
 case $parallel in ''|*[!0-9]*|0) echo "bench: bad worker count '$parallel'" >&2; exit 2 ;; esac
 for s in ${only//,/ }; do
     case $s in
-        migrate|downtime|cluster|live|api|console) ;;
+        migrate|downtime|cluster|live|api|console|catalog) ;;
         *) echo "bench: unknown section '$s'" >&2; exit 2 ;;
     esac
 done
@@ -108,7 +114,7 @@ vpool=$top/build/src/cli/vpool
 # The pair of hosts serves the migrate and downtime sections, the six the
 # cluster section.
 pair=0
-{ has migrate || has downtime || has live || has api || has console; } && pair=1
+{ has migrate || has downtime || has live || has api || has console || has catalog; } && pair=1
 hosts=()
 [ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
@@ -183,6 +189,18 @@ if has console; then
     mkdir -p build/bench
     cp "$webdir/console.json" build/bench/console.json
     web=(--console "$top/build/bench/console.json")
+fi
+
+# ---- the catalog: SQLite against PostgreSQL ----------------------------------------
+catalog=()
+if has catalog; then
+    # shellcheck source=bench/catalog.sh
+    . "$top/bench/catalog.sh"
+    catalog_size=$(printf '%s\n' ${sizes:-1000} | sort -n | tail -1)
+    catalog_section
+    mkdir -p build/bench
+    cp "$catdir/catalog.json" build/bench/catalog.json
+    catalog=(--catalog "$top/build/bench/catalog.json")
 fi
 
 export VPOOL_CATALOG=$work/catalog.db
@@ -384,7 +402,7 @@ mkdir -p build/bench
 cp "$results" build/bench/
 [ "${#downtime[@]}" = 0 ] || cp "$work/downtime" build/bench/
 [ "${#cluster[@]}" = 0 ] || { rm -rf build/bench/cluster; cp -r "$cdir" build/bench/cluster; }
-/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" "${api[@]}" "${web[@]}" \
+/usr/bin/python3 "$top/bench/report.py" --results "$results" "${downtime[@]}" "${cluster[@]}" "${live[@]}" "${api[@]}" "${web[@]}" "${catalog[@]}" \
     --command "$cmdline" \
     --master-bytes "$master_bytes" --vpool "$vpool" >"$out"
 cat "$out"
