@@ -90,6 +90,11 @@ extern const struct cat_engine vp_cat_pg;
 /* Shared by the engines (catalog.c). */
 int vp_cat_db_err(struct vp_catalog *c, struct vp_error *err, const char *what);
 int vp_cat_exec(struct vp_catalog *c, const char *sql, struct vp_error *err);
+/* T's columns from FROM on, quoted, comma-separated. */
+char *vp_cat_column_list(const struct vp_table *t, size_t from);
+/* The update of every column of a row of T by its id: column I (I >= 1)
+ * is placeholder I, the id the last, T->ncols. */
+char *vp_cat_update_sql(const struct vp_table *t);
 /* The schema version C records (see catalog.c). */
 int vp_cat_schema_version(struct vp_catalog *c, struct vp_error *err);
 /* Schema text shared by both engines: the tables and their columns, in

@@ -56,20 +56,6 @@ static int io_prepare(struct vp_catalog *c, const char *sql, struct io_stmt *s, 
         return 0;
 }
 
-static char *column_list(const struct vp_table *t)
-{
-        size_t n = 0;
-        for (size_t i = 0; i < t->ncols; i++)
-                n += strlen(t->cols[i].name) + 3;
-        char *s = vp_xcalloc(n + 1, 1);
-        for (size_t i = 0; i < t->ncols; i++) {
-                strcat(s, i ? ",\"" : "\"");
-                strcat(s, t->cols[i].name);
-                strcat(s, "\"");
-        }
-        return s;
-}
-
 /* ---- export ----------------------------------------------------------------- */
 
 static struct json_object *column_value(struct vp_catalog *c, struct cat_stmt *s, const struct vp_col *col, int i)
@@ -85,7 +71,7 @@ static struct json_object *column_value(struct vp_catalog *c, struct cat_stmt *s
 static int export_table(struct vp_catalog *c, const struct vp_table *t, struct json_object *tables,
                         struct vp_error *err)
 {
-        _cleanup_free_ char *cols = column_list(t);
+        _cleanup_free_ char *cols = vp_cat_column_list(t, 0);
         _cleanup_free_ char *sql = vp_strdupf("SELECT %s FROM %s ORDER BY 1", cols, t->name);
         _cleanup_io_stmt_ struct io_stmt s = { 0 };
         int r = io_prepare(c, sql, &s, err);
@@ -287,17 +273,10 @@ static char *placeholders(size_t from, size_t n)
         return s;
 }
 
-static char *assignments(const struct vp_table *t)
-{
-        char *s = vp_xcalloc(t->ncols * 48 + 1, 1);
-        for (size_t i = 1; i < t->ncols; i++)
-                sprintf(s + strlen(s), "%s\"%s\" = ?%zu", i > 1 ? ", " : "", t->cols[i].name, i + 1);
-        return s;
-}
-
-/* SQL run once per row of T (placeholder I+1 is column I). */
+/* SQL run once per row of T: placeholder I+1 is column I, or with ID_LAST
+ * (vp_cat_update_sql's) column I is placeholder I and the id the last. */
 static int write_rows(struct vp_catalog *c, const struct vp_table *t, struct json_object *rows, const char *sql,
-                      struct vp_error *err)
+                      bool id_last, struct vp_error *err)
 {
         for (size_t r = 0; r < json_object_array_length(rows); r++) {
                 struct json_object *row = json_object_array_get_idx(rows, r);
@@ -306,7 +285,8 @@ static int write_rows(struct vp_catalog *c, const struct vp_table *t, struct jso
                 if (k < 0)
                         return k;
                 for (size_t i = 0; i < t->ncols; i++)
-                        bind_value(c, s.s, (int)i + 1, json_object_array_get_idx(row, i));
+                        bind_value(c, s.s, id_last ? (int)(i ? i : t->ncols) : (int)i + 1,
+                                   json_object_array_get_idx(row, i));
                 if (c->e->step(c, s.s) < 0) {
                         _cleanup_free_ char *what = vp_strdupf("table '%s', row %zu cannot be written", t->name, r + 1);
                         return vp_cat_db_err(c, err, what);
@@ -319,7 +299,7 @@ static int import_table(struct vp_catalog *c, const struct vp_table *t, struct j
                         struct vp_error *err)
 {
         struct json_object *rows = member(member(tables, t->name, json_type_object), "rows", json_type_array);
-        _cleanup_free_ char *cols = column_list(t), *ph = placeholders(1, t->ncols);
+        _cleanup_free_ char *cols = vp_cat_column_list(t, 0), *ph = placeholders(1, t->ncols);
         _cleanup_free_ char *insert = vp_strdupf("INSERT INTO %s(%s) VALUES(%s)", t->name, cols, ph);
         int r = 0;
         if (t == &vp_table_event || t == &vp_table_history) {
@@ -327,12 +307,10 @@ static int import_table(struct vp_catalog *c, const struct vp_table *t, struct j
                 r = vp_cat_exec(c, del, err);
         }
         if (r >= 0)
-                r = write_rows(c, t, rows, insert, err);
+                r = write_rows(c, t, rows, insert, false, err);
         if (r >= 0 && rewritten_on_insert(t)) {
-                _cleanup_free_ char *set = assignments(t);
-                _cleanup_free_ char *update = vp_strdupf("UPDATE %s SET %s WHERE \"%s\" = ?1", t->name, set,
-                                                         t->cols[0].name);
-                r = write_rows(c, t, rows, update, err);
+                _cleanup_free_ char *update = vp_cat_update_sql(t);
+                r = write_rows(c, t, rows, update, true, err);
         }
         if (r >= 0 && c->e->ids_reset && streq(t->cols[0].name, "id"))
                 r = c->e->ids_reset(c, t->name, err);

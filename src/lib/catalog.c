@@ -657,7 +657,7 @@ static void load_row(struct stmt_ref *s, const struct vp_table *t, void *row)
         }
 }
 
-static char *column_list(const struct vp_table *t, size_t from)
+char *vp_cat_column_list(const struct vp_table *t, size_t from)
 {
         size_t len = 1;
         for (size_t i = from; i < t->ncols; i++)
@@ -799,7 +799,7 @@ static int write_failed(struct vp_catalog *c, const struct vp_table *t, const vo
 
 int vp_row_insert(struct vp_catalog *c, const struct vp_table *t, void *row, struct vp_error *err)
 {
-        _cleanup_free_ char *cols = column_list(t, 1);
+        _cleanup_free_ char *cols = vp_cat_column_list(t, 1);
         size_t n = t->ncols - 1;
         _cleanup_free_ char *marks = vp_xcalloc(n, 3);
         for (size_t i = 0; i < n; i++)
@@ -827,7 +827,7 @@ static int select_rows(struct vp_catalog *c, const struct vp_table *t, const cha
 {
         if (col && !valid_column(t, col))
                 return vp_err(err, -EINVAL, "no column '%s' in %s", col, t->name);
-        _cleanup_free_ char *cols = column_list(t, 0);
+        _cleanup_free_ char *cols = vp_cat_column_list(t, 0);
         _cleanup_free_ char *sql = col
                 ? vp_strdupf("SELECT %s FROM %s WHERE %s = ?1 ORDER BY id", cols, t->name, col)
                 : vp_strdupf("SELECT %s FROM %s ORDER BY id", cols, t->name);
@@ -837,7 +837,7 @@ static int select_rows(struct vp_catalog *c, const struct vp_table *t, const cha
 int vp_row_query(struct vp_catalog *c, const struct vp_table *t, const char *where, int64_t param,
                  void **ret, size_t *ret_n, struct vp_error *err)
 {
-        _cleanup_free_ char *cols = column_list(t, 0);
+        _cleanup_free_ char *cols = vp_cat_column_list(t, 0);
         _cleanup_free_ char *sql = vp_strdupf("SELECT %s FROM %s WHERE %s ORDER BY id", cols, t->name, where);
         return run_select(c, t, sql, strstr(where, "?1") != NULL, NULL, true, param, ret, ret_n, err);
 }
@@ -939,17 +939,23 @@ int vp_row_count(struct vp_catalog *c, const struct vp_table *t, const char *col
         return 0;
 }
 
-int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err)
+char *vp_cat_update_sql(const struct vp_table *t)
 {
         size_t len = 64 + strlen(t->name);
         for (size_t i = 1; i < t->ncols; i++)
                 len += strlen(t->cols[i].name) + 8;
-        _cleanup_free_ char *sql = vp_xcalloc(1, len);
+        char *sql = vp_xcalloc(1, len);
         int off = snprintf(sql, len, "UPDATE %s SET ", t->name);
         for (size_t i = 1; i < t->ncols; i++)
                 off += snprintf(sql + off, len - (size_t)off, "%s\"%s\" = ?%zu", i > 1 ? ", " : "",
                                 t->cols[i].name, i);
         snprintf(sql + off, len - (size_t)off, " WHERE id = ?%zu", t->ncols);
+        return sql;
+}
+
+int vp_row_update(struct vp_catalog *c, const struct vp_table *t, const void *row, struct vp_error *err)
+{
+        _cleanup_free_ char *sql = vp_cat_update_sql(t);
         _cleanup_stmt_ struct stmt_ref s = { c, NULL };
         int r = prepare(c, sql, &s, err);
         if (r < 0)
