@@ -177,7 +177,7 @@ static void look_host(struct vpd_policy *p, struct vp_ctx *ctx, const struct vp_
             nvms == 0)
                 return;
         struct mark *m = mark_find(p, MARK_HOST, h->id, "");
-        if ((m && m->state == MARK_PENDING) || vp_drain_running(ctx, e->name, h->name) ||
+        if ((m && m->state == MARK_PENDING) || vp_host_moving_off(ctx, e->name, h->name) ||
             host_pools_busy(ctx, h->id))
                 return;
         char reason[256], command[256];

@@ -235,7 +235,7 @@ char *vp_retirement_label(struct vp_ctx *ctx, const struct vp_retirement *rt)
 
 /* ---- what the policies read ---- */
 
-bool vp_drain_running(struct vp_ctx *ctx, const char *env, const char *host)
+bool vp_host_moving_off(struct vp_ctx *ctx, const char *env, const char *host)
 {
         struct vp_history *hs = NULL;
         size_t n = 0;
@@ -244,9 +244,10 @@ bool vp_drain_running(struct vp_ctx *ctx, const char *env, const char *host)
                 return false;
         _cleanup_free_ char *both = vp_strdupf("%s/%s", env, host);
         /* The CLI's drains name the env (the host is in the command); the
-         * API's and the policies' name "ENV/HOST". */
+         * API's and the policies' name "ENV/HOST", as an evacuation does. */
         for (size_t i = 0; i < n && !found; i++)
-                found = streq(hs[i].verb, "drain") && (streq(hs[i].subject, env) || streq(hs[i].subject, both)) &&
+                found = ((streq(hs[i].verb, "drain") && (streq(hs[i].subject, env) || streq(hs[i].subject, both))) ||
+                         (streq(hs[i].verb, "evacuate") && streq(hs[i].subject, both))) &&
                         streq(vp_history_outcome(&hs[i]), "running");
         vp_rows_free(&vp_table_history, hs, n);
         return found;

@@ -80,9 +80,11 @@ char *vp_retirement_label(struct vp_ctx *ctx, const struct vp_retirement *rt);
 
 /* ---- what the policies read ---- */
 
-/* Whether a process (the CLI, the API, a policy) is draining env ENV or
- * its host HOST now, as the history's running rows say. */
-bool vp_drain_running(struct vp_ctx *ctx, const char *env, const char *host);
+/* Whether a process (the CLI, the API, a policy) is moving VMs off host
+ * HOST of env ENV now, as the history's running rows say: a drain of the
+ * env or the host, or the host-failure policy's evacuation of the host
+ * (which puts it in maintenance before its first pool moves). */
+bool vp_host_moving_off(struct vp_ctx *ctx, const char *env, const char *host);
 /* Whether pool P is being moved (a migration of it is running, or was
  * interrupted and waits to be resumed: *RET_MOVING) or waits for an
  * operator (partial: *RET_PARTIAL). */

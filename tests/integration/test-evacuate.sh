@@ -234,6 +234,10 @@ check "the evacuation job is done" wait_event "$since" 300 \
 t_fence=$(awk '{print $1}' "$WORK/fence.log" | head -1)
 check_eq "the agent ran once, told which host" "env=ev host=$HOSTB args=$HOSTB" \
     "$(cut -d' ' -f2- "$WORK/fence.log")"
+# The evacuation puts the host in maintenance before its first pool moves:
+# the maintenance policy leaves that host to it, between pools too.
+check_eq "the maintenance policy started no drain of $HOSTB beside it" "" \
+    "$(policy_rows | jq -r --arg s "ev/$HOSTB" 'select(.verb == "drain" and .subject == $s) | .command')"
 check "every moved guest boots on its new host with its own disk" wait_boot 300 2 $on_b
 t_boot=$(ms)
 for vm in $on_b; do
