@@ -696,6 +696,27 @@ bool vp_hv_job_wait(virConnectPtr conn, const char *name, int timeout_sec)
         }
 }
 
+bool vp_hv_incoming_wait(virConnectPtr conn, const char *name, int timeout_sec)
+{
+        _cleanup_dom_ virDomainPtr d = NULL;
+        if (lookup(conn, name, &d, NULL) < 0) {
+                virResetLastError();
+                return true;
+        }
+        int64_t deadline = now_ms() + (int64_t)timeout_sec * 1000;
+        for (;;) {
+                int state, reason;
+                if (virDomainGetState(d, &state, &reason, 0) < 0 || state != VIR_DOMAIN_PAUSED ||
+                    (reason != VIR_DOMAIN_PAUSED_MIGRATION && reason != VIR_DOMAIN_PAUSED_STARTING_UP)) {
+                        virResetLastError();
+                        return true;
+                }
+                if (now_ms() >= deadline)
+                        return false;
+                sleep_ms(200);
+        }
+}
+
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err)
 {
         _cleanup_dom_ virDomainPtr d = NULL;

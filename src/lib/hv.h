@@ -106,6 +106,11 @@ int vp_hv_clear_incoming(virConnectPtr src, virConnectPtr dst, const char *name,
  * died started goes on in libvirtd), at most TIMEOUT_SEC: true when none
  * runs (or the domain is gone), false when one still does. */
 bool vp_hv_job_wait(virConnectPtr conn, const char *name, int timeout_sec);
+/* Wait until domain NAME on CONN, the target of a move, is no longer
+ * paused for its incoming migration (libvirt's source daemon may still be
+ * finishing it there), at most TIMEOUT_SEC: true once it is not (or is
+ * gone), false when it still is. */
+bool vp_hv_incoming_wait(virConnectPtr conn, const char *name, int timeout_sec);
 int vp_hv_domain_state(virConnectPtr conn, const char *name, enum vp_vm_state *ret, struct vp_error *err);
 /* The UUID of domain NAME on CONN; -ENOENT when CONN has no such domain. */
 int vp_hv_uuid(virConnectPtr conn, const char *name, char uuid[VIR_UUID_STRING_BUFLEN], struct vp_error *err);

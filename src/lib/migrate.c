@@ -1046,6 +1046,15 @@ static int live_lock(struct vm_job *j, struct vp_error *err)
 static int live_fallback(struct vm_job *j, const struct vp_manifest *m, const char *why, struct vp_error *err)
 {
         int k;
+        /* Never under a target that runs it: the names it opened are the
+         * ones a cold move would take away. */
+        enum vp_vm_state st = VP_VM_UNDEFINED;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (vp_hv_domain_state(j->dc, j->vm.name, &st, NULL) >= 0 && vp_vm_state_active(st) &&
+            vp_hv_uuid(j->dc, j->vm.name, uuid, NULL) >= 0 && streq(uuid, j->vm.uuid))
+                return vp_err(err, -EBUSY, "vm '%s' runs on host '%s' (%s) while its live move is unfinished: "
+                              "'vpool migrate resume %lld' once libvirt's move there has ended", j->vm.name,
+                              j->dh ? j->dh->name : "?", vp_vm_state_to_string(st), (long long)j->r->mig.id);
         if (j->sc) {
                 k = vp_hv_stop(j->sc, j->vm.name, (int)j->r->mig.shutdown_timeout, true, err);
                 if ((k < 0 && k != -ENOENT) || (k = vp_hv_undefine(j->sc, j->vm.name, true, err)) < 0)
@@ -1060,14 +1069,15 @@ static int live_fallback(struct vm_job *j, const struct vp_manifest *m, const ch
 
 /* Whether the target runs the VM already: a move that completed before
  * its step was recorded. A move a killed run started may still be under
- * way in libvirtd (peer to peer, the source's daemon drives it): it ends
- * first. Landed means running on the target (an incoming migration's
- * domain is there paused) and gone from the source. */
+ * way in libvirtd (peer to peer, the source's daemon drives it, and the
+ * target's domain waits paused until it ends): both end first. Landed means
+ * running on the target (an incoming migration's domain is there paused)
+ * and gone from the source. */
 static bool live_landed(struct vm_job *j)
 {
         int timeout = j->r->mig.shutdown_timeout > VP_LIVE_MIN_TIMEOUT ? (int)j->r->mig.shutdown_timeout
                                                                        : VP_LIVE_MIN_TIMEOUT;
-        if (j->sc && !vp_hv_job_wait(j->sc, j->vm.name, timeout))
+        if ((j->sc && !vp_hv_job_wait(j->sc, j->vm.name, timeout)) || !vp_hv_incoming_wait(j->dc, j->vm.name, timeout))
                 return false;
         enum vp_vm_state st = VP_VM_UNKNOWN, src = VP_VM_UNDEFINED;
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1895,26 +1905,47 @@ static int check_vm_delta(struct vp_ctx *ctx, const struct refs *f, const struct
 
 /* VM's line of the plan *PV, once its host answered (or is fenced) and
  * its delta is its own. */
-static int preflight_vm(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
-                        const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv, struct vp_error *err)
+/* The envs and hosts of the catalog, read once for the preflight of every
+ * VM (a round trip each per VM otherwise, on a catalog server). */
+struct known {
+        struct vp_env *envs;
+        struct vp_host *hosts;
+        size_t nenvs, nhosts;
+};
+
+static int known_load(struct vp_ctx *ctx, struct known *kn, struct vp_error *err)
 {
-        struct vp_env ve = { 0 };
-        struct vp_host vh = { 0 };
+        int k = vp_row_list(ctx->cat, &vp_table_env, NULL, NULL, (void **)&kn->envs, &kn->nenvs, err);
+        return k < 0 ? k : vp_row_list(ctx->cat, &vp_table_host, NULL, NULL, (void **)&kn->hosts, &kn->nhosts, err);
+}
+
+static void known_free(struct known *kn)
+{
+        vp_rows_free(&vp_table_env, kn->envs, kn->nenvs);
+        vp_rows_free(&vp_table_host, kn->hosts, kn->nhosts);
+}
+
+static int preflight_vm(struct vp_ctx *ctx, const struct vp_migrate_args *a, const struct refs *f,
+                        const struct known *kn, const struct vp_vm *vm, struct domains *d, struct vp_plan_vm *pv,
+                        struct vp_error *err)
+{
+        static const struct vp_host no_host = { 0 };
         enum vp_vm_state state = VP_VM_UNKNOWN;
-        int k = vp_row_get_id(ctx->cat, &vp_table_env, vm->env_id, &ve, err);
-        if (k < 0)
-                return k;
-        if (vm->host_id)
-                vp_row_get_id(ctx->cat, &vp_table_host, vm->host_id, &vh, NULL);
-        k = source_state(ctx, a, &ve, &vh, vm, d, pv, &state, err);
+        const struct vp_env *ve = vp_rows_find_id(&vp_table_env, kn->envs, kn->nenvs, vm->env_id);
+        if (!ve)
+                return vp_err(err, -ENOENT, "vm '%s': its env (id %lld) is not in the catalog", vm->name,
+                              (long long)vm->env_id);
+        const struct vp_host *vh = vm->host_id ? vp_rows_find_id(&vp_table_host, kn->hosts, kn->nhosts, vm->host_id)
+                                               : NULL;
+        if (!vh)
+                vh = &no_host;
+        int k = source_state(ctx, a, ve, vh, vm, d, pv, &state, err);
         if (k >= 0)
                 k = check_vm_delta(ctx, f, vm, err);
         snprintf(pv->vm, sizeof(pv->vm), "%s", vm->name);
-        snprintf(pv->from_env, sizeof(pv->from_env), "%s", ve.name);
-        snprintf(pv->from_host, sizeof(pv->from_host), "%s", vh.name ? vh.name : "");
+        snprintf(pv->from_env, sizeof(pv->from_env), "%s", ve->name);
+        snprintf(pv->from_host, sizeof(pv->from_host), "%s", vh->name ? vh->name : "");
         snprintf(pv->to_env, sizeof(pv->to_env), "%s", f->to.name);
-        vp_row_clear(&vp_table_env, &ve);
-        vp_row_clear(&vp_table_host, &vh);
         if (k >= 0)
                 pv->running = state == VP_VM_RUNNING || pv->unreachable;
         return k;
@@ -1989,8 +2020,11 @@ static int plan_vms(struct vp_ctx *ctx, const struct vp_migrate_args *a, struct 
         /* Checked once here, the image's files are not checked again for
          * each VM; if they fail, each VM says so. */
         f->image_checked = vp_image_check_files(ctx, &f->im, NULL) >= 0;
+        struct known kn = { 0 };
+        k = known_load(ctx, &kn, err);
         for (size_t i = 0; i < f->n && k >= 0; i++)
-                k = preflight_vm(ctx, a, f, &f->vms[i], &d, &plan->vms[i], err);
+                k = preflight_vm(ctx, a, f, &kn, &f->vms[i], &d, &plan->vms[i], err);
+        known_free(&kn);
         domains_free(&d);
         if (k >= 0)
                 k = place_vms(f, plan, err);
