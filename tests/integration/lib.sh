@@ -69,13 +69,85 @@ cleanup_workdir() {
 
 catalog_is_pg() { [ "${VPOOL_TEST_CATALOG:-sqlite}" = pg ]; }
 
-# catalog_sql SQL: run SQL on the test's catalog, whichever engine; rows
-# as lines, columns separated by '|'.
+# catalog_sql SQL [CATALOG]: run SQL on the test's catalog (or CATALOG, of
+# the same engine); rows as lines, columns separated by '|'.
 catalog_sql() {
     if catalog_is_pg; then
-        psql -X -q -A -t -v ON_ERROR_STOP=1 "$VPOOL_CATALOG" -c "$1"
+        psql -X -q -A -t -v ON_ERROR_STOP=1 "${2:-$VPOOL_CATALOG}" -c "$1"
     else
-        sqlite3 "$VPOOL_CATALOG" "$1"
+        sqlite3 "${2:-$VPOOL_CATALOG}" "$1"
+    fi
+}
+
+# catalog_copy NAME: a copy of the test's catalog, of the same engine (a
+# file next to it, or a new database on the same server); prints what
+# --catalog takes to open it.
+catalog_copy() {
+    if catalog_is_pg; then
+        local to
+        to=$("$top/tests/pg.sh" createdb "${VPOOL_TEST_PG_DIR:-$PG_OWN_DIR}" "vpit_${1}_$$_$RANDOM") || return 1
+        pg_dump --no-owner "$VPOOL_CATALOG" | psql -X -q -v ON_ERROR_STOP=1 "$to" >/dev/null || return 1
+        echo "$to"
+    else
+        sqlite3 "$VPOOL_CATALOG" ".backup '$WORK/$1.db'" && echo "$WORK/$1.db"
+    fi
+}
+
+# pool_lock_hold POOL...: hold each POOL's lock as a vpool process working
+# on it would (its lock file, or its advisory lock on the PostgreSQL
+# server, from one session of its own) until pool_lock_release.
+HELD_LOCK_FDS=()
+pool_lock_hold() {
+    local p fd _
+    if catalog_is_pg; then
+        local take=()
+        for p in "$@"; do
+            take+=("pg_advisory_lock($(python3 -c 'import sys
+h = 0xcbf29ce484222325
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+print(h - 2**64 if h >= 2**63 else h)' "vpool pool $p"))")
+        done
+        psql -X -q "$VPOOL_CATALOG" -c "SELECT $(IFS=,; echo "${take[*]}")" -c "SELECT pg_sleep(3600) /* held */" \
+            >/dev/null 2>&1 &
+        HELD_LOCK_PID=$!
+        for _ in $(seq 100); do
+            [ "$(catalog_sql "SELECT count(*) FROM pg_stat_activity
+                WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(3600) /* held */%'")" = 1 ] && return 0
+            sleep 0.1
+        done
+        return 1
+    fi
+    for p in "$@"; do
+        exec {fd}>>"$VPOOL_CATALOG.pool-$p.lock"
+        HELD_LOCK_FDS+=("$fd")
+        flock -n "$fd" || return 1
+    done
+}
+
+pool_lock_release() {
+    local fd
+    if catalog_is_pg; then
+        catalog_sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE query LIKE 'SELECT pg_sleep(3600) /* held */%'" >/dev/null
+        wait "$HELD_LOCK_PID" 2>/dev/null
+        return 0
+    fi
+    for fd in "${HELD_LOCK_FDS[@]}"; do exec {fd}>&-; done
+    HELD_LOCK_FDS=()
+}
+
+# catalog_integrity: "ok" when the engine's own check finds the catalog
+# sound: SQLite's integrity_check; on PostgreSQL, amcheck over every
+# B-tree index of the catalog's tables, against their heaps.
+catalog_integrity() {
+    if catalog_is_pg; then
+        catalog_sql "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null &&
+            catalog_sql "SELECT CASE WHEN bool_and(bt_index_check(i.indexrelid, true)) IS NOT FALSE THEN 'ok' END
+                FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+                WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace"
+    else
+        catalog_sql 'PRAGMA integrity_check'
     fi
 }
 

@@ -141,7 +141,7 @@ check "no catalog created by completing" test ! -e "$WORK/none.db"
 # Through a terminal: tmux types the keys, the screen shows the result.
 sock=$WORK/tmux.sock
 tmux -S "$sock" new-session -d -x 200 -y 20 \
-    "env PATH=$(dirname "$VPOOL_BIN"):\$PATH VPOOL_CATALOG=$VPOOL_CATALOG PS1='$ ' bash --norc --noprofile"
+    "env PATH=$(dirname "$VPOOL_BIN"):\$PATH VPOOL_CATALOG=$(printf %q "$VPOOL_CATALOG") PS1='$ ' bash --norc --noprofile"
 tmux -S "$sock" send-keys ". '$completion'" Enter
 tmux -S "$sock" send-keys "vpool pool sh" Tab "tcompb" Tab
 wait_screen() {

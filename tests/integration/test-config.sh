@@ -80,7 +80,7 @@ check_eq "--config: keys it does not set are defaults" "120 default" \
 out=$(vpool init --json)
 check_eq "init without --storage uses the file's catalog and storage root" "$CATALOG $STORAGE" \
     "$(field '"\(.catalog) \(.storage)"' <<<"$out")"
-check "the catalog is where the file says" test -f "$CATALOG"
+check "the catalog is where the file says" catalog_exists
 check "the storage root is laid out" test -d "$STORAGE/images" -a -d "$STORAGE/deltas"
 check "init is idempotent with the configured root" vpool init
 

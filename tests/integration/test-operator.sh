@@ -152,11 +152,11 @@ check_eq "run through sudo: both users" "$me alice" "$(vpool history --json | jq
 check "run through sudo: the text names both" grep -q "alice as $me .*vpool profile add via-sudo" <<<"$(vpool history)"
 
 # A catalog from before the history table: opened as before, and it gets one.
-sqlite3 "$VPOOL_CATALOG" ".backup '$WORK/old.db'"
-sqlite3 "$WORK/old.db" 'DROP INDEX history_at; DROP TABLE history'
-check "a catalog without a history table still opens" vpool --catalog "$WORK/old.db" pool list
-vpool --catalog "$WORK/old.db" profile add late --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 128 >/dev/null
-check_eq "and records the next change" "profile|add|ok" "$(sqlite3 "$WORK/old.db" 'SELECT noun, verb, outcome FROM history')"
+old=$(catalog_copy old) || bail "cannot copy the catalog"
+catalog_sql 'DROP INDEX history_at; DROP TABLE history' "$old" || bail "cannot drop the history table"
+check "a catalog without a history table still opens" vpool --catalog "$old" pool list
+vpool --catalog "$old" profile add late --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 128 >/dev/null
+check_eq "and records the next change" "profile|add|ok" "$(catalog_sql 'SELECT noun, verb, outcome FROM history' "$old")"
 
 # --- 3. a pipe and --quiet: only the result ---------------------------------------
 vpool migrate op1 --to "$HOSTA" --profile pc-ide 2>&1 | cat >"$WORK/out"

@@ -149,15 +149,13 @@ check_eq "report: nothing moved" "5 $m0" "$(still_old) $(migrations)"
 # are held busy (their pool locks, as another vpool would hold them) until
 # the cancel is in, so a first wave quicker than the cancel cannot let a
 # second one start before it.
-exec 5>"$VPOOL_CATALOG.pool-polr2.lock" 6>"$VPOOL_CATALOG.pool-polr3.lock" \
-    7>"$VPOOL_CATALOG.pool-polr4.lock" 8>"$VPOOL_CATALOG.pool-polr5.lock"
-for fd in 5 6 7 8; do flock -n "$fd" || bail "cannot hold a pool's lock"; done
+pool_lock_hold polr2 polr3 polr4 polr5 || bail "cannot hold a pool's lock"
 vpool env retire old --to new --wave 1 >/dev/null || bail "retire --wave 1"
 wait_for 30 '[ "$(migrations)" -gt "$m0" ]' || not_ok "a first wave started"
 out=$(vpool env retire old --cancel)
 check_eq "env retire --cancel says so" "env old: retirement cancelled" "$out"
 wait_for 60 '[ "$(env_of polr1)" = new ]'
-exec 5>&- 6>&- 7>&- 8>&-
+pool_lock_release
 sleep 4
 check_eq "after cancel: polr1 moved, nothing else started" "new 4 $((m0 + 1))" \
     "$(env_of polr1) $(still_old) $(migrations)"

@@ -45,7 +45,7 @@ check_eq "of two creates of one name exactly one succeeds" "1" "$(( (r1 == 0) + 
 check "the other says why" grep -Eq "pool 'rsame' (is busy|already exists)" "$WORK/s1" "$WORK/s2"
 check_eq "catalog intact: 9 new pools, 26 VMs" "9 26" \
     "$(vpool pool list --json | jq '[.[] | select(.name | startswith("rc") or . == "rsame")] | length') $(vpool vm list --json | jq '[.[] | select(.pool | startswith("rc") or . == "rsame")] | length')"
-check_eq "catalog integrity check" "ok" "$(sqlite3 "$VPOOL_CATALOG" 'PRAGMA integrity_check')"
+check_eq "catalog integrity check" "ok" "$(catalog_integrity)"
 check_eq "fsck clean after the concurrent creates" "" "$(fsck_kinds)"
 for i in $(seq 8); do vpool pool rm "rc$i" >/dev/null; done
 vpool pool rm rsame >/dev/null

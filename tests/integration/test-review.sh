@@ -47,12 +47,20 @@ vpool pool create rlk --image guest --env "$HOSTA" --profile pc-ide --size 1 >/d
 VPOOL_FAULT=migrate.locked:1 vpool migrate rlk --to "$HOSTB" >"$WORK/out" 2>&1
 check_eq "migration of rlk killed once rlk-001 was locked" "137" "$?"
 idl=$(migration_of "$WORK/out")
+# On PostgreSQL the lock is the server's: what the reads send it is traced.
 for verb in "migrate list" "migrate status $idl" "migrate status $idl --watch"; do
-    # shellcheck disable=SC2086
-    timeout 60 strace -f -qq -y -e trace=flock,fcntl -o "$WORK/trace" "$VPOOL_BIN" $verb >"$WORK/out" 2>&1
-    check "$verb: looked at the pool's lock" grep -q "pool-rlk.lock" "$WORK/trace"
-    check_eq "$verb: took no lock on it" "" \
-        "$(grep 'pool-rlk.lock' "$WORK/trace" | grep -E 'LOCK_EX|LOCK_SH|F_(OFD_)?SETLKW?,')"
+    if catalog_is_pg; then
+        # shellcheck disable=SC2086
+        timeout 60 strace -f -qq -s 4096 -e trace=sendto,write -o "$WORK/trace" "$VPOOL_BIN" $verb >"$WORK/out" 2>&1
+        check "$verb: looked at the pool's lock" grep -q "FROM pg_locks WHERE locktype = 'advisory'" "$WORK/trace"
+        check_eq "$verb: took no lock on it" "" "$(grep -oE 'pg_(try_)?advisory_lock\([^)]*\)' "$WORK/trace")"
+    else
+        # shellcheck disable=SC2086
+        timeout 60 strace -f -qq -y -e trace=flock,fcntl -o "$WORK/trace" "$VPOOL_BIN" $verb >"$WORK/out" 2>&1
+        check "$verb: looked at the pool's lock" grep -q "pool-rlk.lock" "$WORK/trace"
+        check_eq "$verb: took no lock on it" "" \
+            "$(grep 'pool-rlk.lock' "$WORK/trace" | grep -E 'LOCK_EX|LOCK_SH|F_(OFD_)?SETLKW?,')"
+    fi
     check "$verb: says the migration is interrupted" grep -q "interrupted" "$WORK/out"
 done
 check "resume finishes rlk" vpool migrate resume "$idl"
@@ -72,13 +80,12 @@ check "a fresh fsck is clean" vpool fsck
 virsh_on "$HOSTA" dumpxml --inactive rf1-001 |
     sed -e 's|<name>rf1-001</name>|<name>rf1-009</name>|' -e '/<uuid>/d' -e '/<mac address/d' >"$WORK/stale.xml"
 virsh_on "$HOSTA" define "$WORK/stale.xml" >/dev/null || bail "define rf1-009"
-exec 8>>"$VPOOL_CATALOG.pool-rf1.lock"
-flock -n 8 || bail "cannot hold rf1's lock"
+pool_lock_hold rf1 || bail "cannot hold rf1's lock"
 vpool fsck --repair >"$WORK/fsck" 2>&1
 check_eq "fsck --repair with rf1 busy: problems left" "1" "$?"
 check "it says why the stale domain stays" grep -q "^stale-domain: $HOSTA/rf1-009: .*not repaired: pool 'rf1' is busy" "$WORK/fsck"
 check_eq "the stale domain is still there" "rf1-001 rf1-009" "$(domains_on "$HOSTA" rf1)"
-exec 8>&-
+pool_lock_release
 vpool fsck --repair >"$WORK/fsck" 2>&1
 check "with rf1 free, fsck --repair removes it" grep -q "^stale-domain: $HOSTA/rf1-009: .*(repaired: domain removed)" "$WORK/fsck"
 check_eq "only the stale domain went" "rf1-001" "$(domains_on "$HOSTA" rf1)"

@@ -62,10 +62,19 @@ check "three tokens, three different secrets" test "$(printf '%s\n' "$ci" "$quie
 
 check_eq "the catalog keeps the SHA-256 of each secret's bytes" \
     "ci $(secret_sha256 "$ci") ops $(secret_sha256 "$ops")" \
-    "$(sqlite3 "$VPOOL_CATALOG" "SELECT name, hash FROM tokens WHERE name IN ('ci', 'ops') ORDER BY name" | tr '|\n' '  ' | sed 's/ $//')"
+    "$(catalog_sql "SELECT name, hash FROM tokens WHERE name IN ('ci', 'ops') ORDER BY name" | tr '|\n' '  ' | sed 's/ $//')"
+# The catalog's bytes: SQLite's file and its log, or a dump of the
+# PostgreSQL database.
+if catalog_is_pg; then
+    pg_dump "$VPOOL_CATALOG" >"$WORK/catalog.dump" || bail "cannot dump the catalog"
+    catalog_files=("$WORK/catalog.dump")
+else
+    catalog_files=("$VPOOL_CATALOG" "$VPOOL_CATALOG-wal")
+fi
+check "the catalog's bytes are there to search" test -s "${catalog_files[0]}"
 leaks=()
 for s in "$ci" "$quiet" "$ops"; do
-    holds "${s#vpt_}" "$VPOOL_CATALOG" "$VPOOL_CATALOG-wal" && leaks+=("$s")
+    holds "${s#vpt_}" "${catalog_files[@]}" && leaks+=("$s")
 done
 check_eq "no secret is in the catalog file or its log" "" "${leaks[*]}"
 
@@ -127,7 +136,7 @@ out=$(vpool token rm quiet-1 2>&1)
 check_eq "token rm: says so" "token quiet-1 removed" "$out"
 check_eq "token rm: the others stay" "ci ops" "$(vpool token list --json | jq -r 'map(.name) | join(" ")')"
 check_eq "token rm: its row is gone from the catalog" "0" \
-    "$(sqlite3 "$VPOOL_CATALOG" "SELECT count(*) FROM tokens WHERE name = 'quiet-1'")"
+    "$(catalog_sql "SELECT count(*) FROM tokens WHERE name = 'quiet-1'")"
 out=$(vpool token add quiet-1 --role viewer)
 if [[ $out =~ $secret_re && $out != "$quiet" ]]; then ok "a removed name can be taken again, with a new secret"; else
     not_ok "a removed name can be taken again, with a new secret" "got: $out"; fi
@@ -147,7 +156,7 @@ check_eq "history: no secret in it" "" "${leaks[*]}"
 
 # What the daemon writes: a change through the API under its token's name,
 # one a policy decided; and a row from before schema 6, without via.
-sqlite3 "$VPOOL_CATALOG" "INSERT INTO history(at, ended, user, sudo_user, host, pid, pid_start, command, noun, verb,
+catalog_sql "INSERT INTO history(at, ended, user, sudo_user, host, pid, pid_start, command, noun, verb,
     subject, pool, vm, migration_id, journal_from, journal_to, outcome, via) VALUES
     ('2026-11-27T10:00:00Z', '2026-11-27T10:00:01Z', 'ci-bot', '', 'h', 1, 1, 'POST /v1/pools/p/start', 'pool',
      'start', 'p', 'p', '', 0, 0, 0, 'ok', 'api'),
