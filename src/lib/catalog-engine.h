@@ -82,6 +82,7 @@ struct vp_catalog {
         char *target;           /* what the engine opens: a file, or a libpq connection string */
         void *db;               /* sqlite3 *, PGconn * */
         void *priv;             /* the engine's own state */
+        bool whole;             /* this transaction's writes stand or fall together (vp_catalog_begin_whole) */
 };
 
 extern const struct cat_engine vp_cat_sqlite;

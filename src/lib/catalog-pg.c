@@ -592,6 +592,16 @@ static PGresult *savepoint_pipelined(struct vp_catalog *c, struct cat_stmt *s)
 static PGresult *execute_write(struct vp_catalog *c, struct cat_stmt *s)
 {
         bool own = !pg_in_transaction(c);
+        if (!own && c->whole) {
+                /* No savepoint: a failure fails the transaction, which the
+                 * caller rolls back whole. */
+                PGresult *res = execute(c, s);
+                if (status_ok(res))
+                        return res;
+                set_failure(c, res);
+                PQclear(res);
+                return NULL;
+        }
         if (!own) {
                 PGresult *res = savepoint_pipelined(c, s);
                 if (!res)

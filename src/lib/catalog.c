@@ -569,6 +569,14 @@ int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err)
         return 0;
 }
 
+int vp_catalog_begin_whole(struct vp_catalog *c, struct vp_error *err)
+{
+        int k = vp_catalog_begin(c, err);
+        if (k >= 0)
+                c->whole = true;
+        return k;
+}
+
 bool vp_catalog_in_transaction(struct vp_catalog *c)
 {
         return c->e->in_transaction(c);
@@ -576,11 +584,13 @@ bool vp_catalog_in_transaction(struct vp_catalog *c)
 
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err)
 {
+        c->whole = false;
         return vp_cat_exec(c, "COMMIT;", err);
 }
 
 void vp_catalog_rollback(struct vp_catalog *c)
 {
+        c->whole = false;
         if (c->e->in_transaction(c))
                 c->e->exec(c, "ROLLBACK;");
 }

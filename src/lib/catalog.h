@@ -312,6 +312,11 @@ bool vp_catalog_has_table(struct vp_catalog *c, const char *name);
  * IMMEDIATE; on PostgreSQL an advisory lock of the whole catalog), so two
  * writers serialize before either reads. */
 int vp_catalog_begin(struct vp_catalog *c, struct vp_error *err);
+/* The same, for a transaction whose writes stand or fall together: the
+ * caller rolls back on any failure, so no write is undone alone (on
+ * PostgreSQL: no savepoint around each, which costs the server a
+ * subtransaction per write). */
+int vp_catalog_begin_whole(struct vp_catalog *c, struct vp_error *err);
 int vp_catalog_commit(struct vp_catalog *c, struct vp_error *err);
 void vp_catalog_rollback(struct vp_catalog *c);
 /* Whether a transaction is open on C. */

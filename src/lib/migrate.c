@@ -329,7 +329,7 @@ static int commit_batch(struct run *r, struct step_rec *batch, struct vp_error *
         struct vp_catalog *c = r->ctx->cat;
         char *now = vp_now_iso();
         pthread_mutex_lock(&r->cat_lock);
-        int k = vp_catalog_begin(c, err);
+        int k = vp_catalog_begin_whole(c, err);
         for (struct step_rec *q = batch; q && k >= 0; q = q->next) {
                 char *step = (char *)vp_step_to_string(q->step);
                 struct vp_migvm row = *q->mv;
