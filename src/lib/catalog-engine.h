@@ -61,6 +61,8 @@ struct cat_engine {
         char *(*schema)(void);
         /* Bring C from schema FROM to VP_SCHEMA_VERSION, a step at a time. */
         int (*upgrade)(struct vp_catalog *c, int from, struct vp_error *err);
+        /* Tables' text in SQLite's spelling (catalog.c's) as this engine's. */
+        char *(*ddl)(const char *sql);
         /* Each foreign key of table ?1 as rows (parent table, column, ON
          * DELETE action in SQL's words), and whether table ?1 exists. */
         const char *foreign_keys_sql;

@@ -837,6 +837,7 @@ const struct cat_engine vp_cat_pg = {
         .data_version = pg_data_version,
         .schema = pg_schema,
         .upgrade = pg_upgrade,
+        .ddl = translate,
         .foreign_keys_sql =
                 "SELECT p.relname, a.attname, CASE k.confdeltype WHEN 'n' THEN 'SET NULL' WHEN 'c' THEN 'CASCADE'"
                 " WHEN 'r' THEN 'RESTRICT' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END"

@@ -333,6 +333,7 @@ const struct cat_engine vp_cat_sqlite = {
         .data_version = lite_data_version,
         .schema = lite_schema,
         .upgrade = lite_upgrade,
+        .ddl = vp_strdup,
         .foreign_keys_sql = "SELECT \"table\", \"from\", on_delete FROM pragma_foreign_key_list(?1)",
         .has_table_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
         .read_snapshot_sql = "BEGIN;",

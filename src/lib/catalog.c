@@ -508,8 +508,10 @@ static int check_schema(struct vp_catalog *c, bool readonly, struct vp_error *er
  * effort: a change would fail on its own write anyway. */
 static void add_history(struct vp_catalog *c)
 {
-        if (!vp_catalog_has_table(c, "history"))
-                exec_transaction(c, HISTORY_SQL HISTORY_VIA_SQL HISTORY_REASON_SQL, NULL);
+        if (!vp_catalog_has_table(c, "history")) {
+                _cleanup_free_ char *sql = c->e->ddl(HISTORY_SQL HISTORY_VIA_SQL HISTORY_REASON_SQL);
+                exec_transaction(c, sql, NULL);
+        }
 }
 
 /* Open the catalog NAME (CREATE: create it when absent). READONLY: for a
