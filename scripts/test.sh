@@ -101,33 +101,55 @@ scripts/hosts.sh up --fresh --tls "${tls_hosts[@]}" "${cluster_hosts[@]}"
 scripts/hosts.sh up --fresh --tls --cert rogue "${bad_tls_hosts[0]}" "$cluster_rogue"
 scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
-step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)"
+# The catalog-touching suites run twice: with the catalog in SQLite, then
+# in PostgreSQL (one private server, tests/pg.sh, a database per test), on
+# the same lane's hosts right after. Each lane reruns its share: the main
+# lane the suites that use hostc/hostd and the TLS hosts, the slow lane the
+# others.
+main_pg=(pool json recovery migrate daemon badinput fencing tls)
+slow_pg=(hostile operator policy config reliability completion review cluster token)
+pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
+step "a PostgreSQL server for the catalog's suites (tests/pg.sh, in $pg_dir)"
+pg_ok=1
+tests/pg.sh start "$pg_dir" >/dev/null || { echo "tests/pg.sh could not start PostgreSQL" >&2; pg_ok=0; rc=1; }
+# on_pg LOGBASE SUITE...: the suites again with the catalog in PostgreSQL.
+on_pg() {
+    local logbase=$1
+    shift
+    [ "$pg_ok" = 1 ] || return 1
+    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir \
+        meson test -C build "$@" --print-errorlogs --num-processes 1 --no-rebuild --logbase "$logbase"
+}
+# The slow lane: its suites, then (its hosts up again: evacuate, the last,
+# takes them down) its share of the PostgreSQL reruns.
+slow_lane() {
+    local r=0
+    VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
+        meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
+        --logbase integration-slow || r=1
+    scripts/hosts.sh up --fresh "${slow_hosts[@]}" >/dev/null || r=1
+    VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
+        on_pg integration-slow-pg "${slow_pg[@]}" || r=1
+    return $r
+}
+
+step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)," \
+    "then the catalog's suites on PostgreSQL"
 slow_out=build/meson-logs/integration-slow.out
-VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
-    meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
-    --logbase integration-slow >"$slow_out" 2>&1 &
+slow_lane >"$slow_out" 2>&1 &
 slow_pid=$!
 meson test -C build --suite integration --no-suite slow --print-errorlogs --num-processes 1 --no-rebuild \
     --logbase integration || rc=1
-# Then, on the same lane's hosts, the catalog-touching suites again with the
-# catalog in PostgreSQL: one private server (tests/pg.sh), a database each.
-pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
-step "the catalog's suites on PostgreSQL (tests/pg.sh server in $pg_dir), beside the slow suites"
-if tests/pg.sh start "$pg_dir" >/dev/null; then
-    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir \
-        meson test -C build pool json recovery migrate daemon --print-errorlogs --num-processes 1 --no-rebuild \
-        --logbase integration-pg || rc=1
-    tests/pg.sh stop "$pg_dir" || rc=1
-    tally build integration-pg
-else
-    echo "tests/pg.sh could not start PostgreSQL" >&2
-    failed=$((failed + 1))
-    rc=1
-fi
+step "the main lane's share of the catalog's suites on PostgreSQL: ${main_pg[*]}"
+on_pg integration-pg "${main_pg[@]}" || rc=1
 wait "$slow_pid" || rc=1
 cat "$slow_out"
+[ "$pg_ok" = 1 ] && { tests/pg.sh stop "$pg_dir" || rc=1; }
 tally build integration
 tally build integration-slow
+for log in integration-pg integration-slow-pg; do
+    if [ -e "build/meson-logs/$log.json" ]; then tally build "$log"; else failed=$((failed + 1)); fi
+done
 
 step "the web console in Chromium (puppeteer-core, axe-core) on ${hosts[0]} ${hosts[1]}; screenshots in build/console-shots"
 VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \

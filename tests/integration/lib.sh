@@ -139,13 +139,14 @@ pool_lock_release() {
 
 # catalog_integrity: "ok" when the engine's own check finds the catalog
 # sound: SQLite's integrity_check; on PostgreSQL, amcheck over every
-# B-tree index of the catalog's tables, against their heaps.
+# B-tree index of the catalog's tables, against their heaps (an error, or
+# no index checked, is no "ok").
 catalog_integrity() {
     if catalog_is_pg; then
         catalog_sql "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null &&
-            catalog_sql "SELECT CASE WHEN bool_and(bt_index_check(i.indexrelid, true)) IS NOT FALSE THEN 'ok' END
+            catalog_sql "SELECT CASE WHEN count(*) > 0 THEN 'ok' END FROM (SELECT bt_index_check(i.indexrelid, true)
                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
-                WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace"
+                WHERE a.amname = 'btree' AND c.relnamespace = current_schema()::regnamespace) AS checked"
     else
         catalog_sql 'PRAGMA integrity_check'
     fi

@@ -171,7 +171,7 @@ m1=$(migrations)
 vpool env retire old --to new --profile q35-sata --wave 2 --window "$window" >/dev/null || bail "retire --window"
 # polr2 runs: its guests are shut down first, which takes a while.
 pr2_moving() {
-    [ "$(sqlite3 "$VPOOL_CATALOG" "SELECT count(*) FROM migrations WHERE pool_name = 'polr2' AND state = 'running'")" = 1 ]
+    [ "$(catalog_sql "SELECT count(*) FROM migrations WHERE pool_name = 'polr2' AND state = 'running'")" = 1 ]
 }
 until=$((SECONDS + 60))
 while ! pr2_moving && [ $SECONDS -lt $until ]; do sleep 0.1; done
@@ -213,8 +213,8 @@ check_eq "the moves in the history through policy retire, with their waves" \
 
 # Waves: at most 2 migrations at once, the second wave after the first ended
 # (from the events: each migration's first and last state).
-spans=$(sqlite3 "$VPOOL_CATALOG" "SELECT pool, min(at), max(at) FROM events WHERE kind = 'migration'
-    AND migration_id > $m1 GROUP BY migration_id ORDER BY min(at)")
+spans=$(catalog_sql "SELECT pool, min(at), max(at) FROM events WHERE kind = 'migration'
+    AND migration_id > $m1 GROUP BY migration_id, pool ORDER BY min(at)")
 overlap=$(awk -F'|' '{ s[NR] = $2; e[NR] = $3 } END {
     m = 0; for (i = 1; i <= NR; i++) { n = 0; for (k = 1; k <= NR; k++) if (s[k] <= s[i] && s[i] < e[k]) n++; if (n > m) m = n }
     print m }' <<<"$spans")

@@ -68,10 +68,18 @@ cp "$WORK/manifest.good" "$m"
 check_eq "fsck clean once restored" "" "$(fsck_kinds)"
 
 # --- a damaged catalog is refused, never overwritten ------------------------------------
-cp "$VPOOL_CATALOG" "$WORK/cat.copy"
+# A SQLite file's damage: on PostgreSQL, a small SQLite catalog of its own.
+lite=$VPOOL_CATALOG
+if catalog_is_pg; then
+    lite=$WORK/lite.db
+    VPOOL_CATALOG=$lite vpool init --storage "$WORK/lite-storage" >/dev/null || bail "cannot make a SQLite catalog"
+    VPOOL_CATALOG=$lite vpool env add "$HOSTA" --uri "$(uri_of "$HOSTA")" --domain-type qemu >/dev/null ||
+        bail "cannot fill the SQLite catalog"
+fi
+cp "$lite" "$WORK/cat.copy"
 rm -f "$WORK/cat.copy-wal" "$WORK/cat.copy-shm"
-sqlite3 "$VPOOL_CATALOG" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
-cp "$VPOOL_CATALOG" "$WORK/broken.db"
+sqlite3 "$lite" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+cp "$lite" "$WORK/broken.db"
 size=$(stat -c %s "$WORK/broken.db")
 truncate -s $((size / 2)) "$WORK/broken.db"
 before=$(sha256sum "$WORK/broken.db")

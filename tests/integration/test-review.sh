@@ -111,6 +111,13 @@ check_eq "migrate status names the env and the profile removed" "$HOSTA q35-virt
 check "history names the removed env" grep -q "env rm $HOSTA" <(vpool history)
 
 # --- read verbs for a user who may only read the catalog ----------------------------
+# A file's mode says who may only read a SQLite catalog; on PostgreSQL that
+# is a role's grants, which this section does not set up.
+if catalog_is_pg; then
+    diag "the read-only user's section is SQLite's (a file's mode): not run on PostgreSQL"
+    finish
+    exit
+fi
 cp "$VPOOL_BIN" "$WORK/vpool-bin"
 chmod 0644 "$VPOOL_CATALOG"
 check_eq "the catalog: root's, mode 0644" "root 644" "$(stat -c '%U %a' "$VPOOL_CATALOG")"

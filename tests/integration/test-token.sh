@@ -156,7 +156,7 @@ check_eq "history: no secret in it" "" "${leaks[*]}"
 
 # What the daemon writes: a change through the API under its token's name,
 # one a policy decided; and a row from before schema 6, without via.
-catalog_sql "INSERT INTO history(at, ended, user, sudo_user, host, pid, pid_start, command, noun, verb,
+catalog_sql "INSERT INTO history(at, ended, \"user\", sudo_user, host, pid, pid_start, command, noun, verb,
     subject, pool, vm, migration_id, journal_from, journal_to, outcome, via) VALUES
     ('2026-11-27T10:00:00Z', '2026-11-27T10:00:01Z', 'ci-bot', '', 'h', 1, 1, 'POST /v1/pools/p/start', 'pool',
      'start', 'p', 'p', '', 0, 0, 0, 'ok', 'api'),
