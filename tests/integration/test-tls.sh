@@ -11,6 +11,9 @@ TEST_PREFIX=tls
 # Hosts of this suite's own, so it can run beside the others.
 HOSTA=${VPOOL_TEST_TLS_HOSTA:-hostg}
 HOSTB=${VPOOL_TEST_TLS_HOSTB:-hosth}
+# Its domains are removed from these hosts at the end, pass or fail: the
+# suite runs again on them (with the catalog in PostgreSQL).
+TEST_HOSTS=("$HOSTA" "$HOSTB")
 ROGUE=$HOSTA-rogue
 WRONG=$HOSTA-wrongname
 # No-ops when scripts/test.sh started them already.
