@@ -118,19 +118,20 @@ on_pg() {
     local logbase=$1
     shift
     [ "$pg_ok" = 1 ] || return 1
-    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir \
-        meson test -C build "$@" --print-errorlogs --num-processes 1 --no-rebuild --logbase "$logbase"
+    # (--suite: a unit test of the same name is not run again.)
+    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir meson test -C build --suite integration "$@" \
+        --print-errorlogs --num-processes 1 --no-rebuild --logbase "$logbase"
 }
-# The slow lane: its suites, then (its hosts up again: evacuate, the last,
-# takes them down) its share of the PostgreSQL reruns.
+# The slow lane, on its own hosts: its suites, then (its hosts up again:
+# evacuate, the last, takes them down) its share of the PostgreSQL reruns.
+# Run in the background, a subshell: its hosts are its own.
 slow_lane() {
     local r=0
-    VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
-        meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
+    export VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]}
+    meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
         --logbase integration-slow || r=1
     scripts/hosts.sh up --fresh "${slow_hosts[@]}" >/dev/null || r=1
-    VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]} \
-        on_pg integration-slow-pg "${slow_pg[@]}" || r=1
+    on_pg integration-slow-pg "${slow_pg[@]}" || r=1
     return $r
 }
 
