@@ -269,6 +269,7 @@ static int ensure_delta(struct vp_ctx *ctx, const struct pool_refs *refs, const 
 struct build {
         struct vp_ctx *ctx;
         struct pool_refs *refs;
+        int lockfd;                    /* the pool's lock */
         virConnectPtr *conns;          /* each VM's host's */
         struct vp_vm *vms;
         size_t n, next, done;
@@ -279,13 +280,27 @@ struct build {
         pthread_mutex_t lock;
 };
 
+/* No write without the pool's lock: lost (the catalog's server ended the
+ * session that held it), another process may be working on the pool. The
+ * pool stays creating, for the same create to finish. */
+static int check_lock(struct vp_ctx *ctx, const char *pool, int lockfd, struct vp_error *err)
+{
+        if (!vp_pool_lock_lost(ctx, lockfd))
+                return 0;
+        return vp_err(err, -ENOLCK, "the pool's lock was lost (the catalog's server ended the session that held it): "
+                      "pool '%s' stopped creating so that no other process works on it alongside; the same "
+                      "'vpool pool create' finishes it", pool);
+}
+
 /* VM I's collection and domain. */
 static int build_vm(struct build *b, size_t i, struct vp_error *err)
 {
         struct pool_refs *refs = b->refs;
         struct vp_vm *vm = &b->vms[i];
         struct vp_manifest m;
-        int r = ensure_delta(b->ctx, refs, vm, &m, err);
+        int r = check_lock(b->ctx, refs->pool.name, b->lockfd, err);
+        if (r >= 0)
+                r = ensure_delta(b->ctx, refs, vm, &m, err);
         if (r < 0)
                 return r;
         /* A domain of this name must be ours (same UUID) or absent. */
@@ -338,10 +353,10 @@ static void *build_worker(void *arg)
  * collection and domain made, then the pool marked active. The first VM is
  * built alone (it makes the pool's folder and passes the schema check),
  * the others by a few workers; the first failure stops them all. */
-static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, vp_progress_fn progress, void *ud,
+static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, int lockfd, vp_progress_fn progress, void *ud,
                       struct vp_error *err)
 {
-        struct build b = { .ctx = ctx, .refs = refs, .progress = progress, .ud = ud };
+        struct build b = { .ctx = ctx, .refs = refs, .lockfd = lockfd, .progress = progress, .ud = ud };
         pthread_mutex_init(&b.lock, NULL);
         int r = load_vms(ctx, refs->pool.id, &b.vms, &b.n, err);
         /* The workers share the ctx's connections, opened here first. */
@@ -373,7 +388,7 @@ static int build_pool(struct vp_ctx *ctx, struct pool_refs *refs, vp_progress_fn
         pthread_mutex_destroy(&b.lock);
         vp_rows_free(&vp_table_vm, b.vms, b.n);
         free(b.conns);
-        if (r < 0)
+        if (r < 0 || (r = check_lock(ctx, refs->pool.name, lockfd, err)) < 0)
                 return r;
         free(refs->pool.state);
         refs->pool.state = vp_strdup(vp_pool_state_to_string(VP_POOL_ACTIVE));
@@ -616,14 +631,18 @@ int vp_pool_create(struct vp_ctx *ctx, const struct vp_pool_args *a, vp_progress
                 goto out;
         if (!resuming) {
                 if ((r = check_names_free(ctx, &refs.pl, a, &refs.env, err)) < 0 ||
+                    (r = check_lock(ctx, a->name, lockfd, err)) < 0 ||
                     (r = allocate_pool(ctx, a, &refs, err)) < 0)
                         goto out;
                 vp_fault_point("create.allocated");
         }
-        r = build_pool(ctx, &refs, progress, ud, err);
+        r = build_pool(ctx, &refs, lockfd, progress, ud, err);
         if (r < 0) {
-                /* A failure (not a crash) undoes the whole pool: all or nothing. */
-                unbuild_pool(ctx, &refs);
+                /* A failure (not a crash) undoes the whole pool: all or
+                 * nothing; but without the lock the pool may be another
+                 * process's now, and is left as a crash leaves it. */
+                if (r != -ENOLCK)
+                        unbuild_pool(ctx, &refs);
                 goto out;
         }
         if (a->start)

@@ -238,5 +238,30 @@ check "vpool migrate resume finishes it" vpool migrate resume "$m3"
 check_eq "migration $m3 done" done "$(mig_state "$m3")"
 check "each guest boots on $HOSTB with its own disk" wait_until 300 booted_again fo1
 check_eq "fsck: clean after it" "" "$(fsck_kinds)"
+
+# --- the command line's pool create whose lock's session ends: it stops before its next VM, the pool
+# left creating (another controller may hold it now, so nothing is undone), and the same create
+# finishes it -------------------------------------------------------------------------------------------
+create=(vpool pool create fo9 --image guest --env "$HOSTB" --profile pc-ide --size 300)
+"${create[@]}" >"$WORK/create.out" 2>"$WORK/create.err" &
+cli=$!
+made() { find "$STORAGE/deltas/fo9" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+check "pool create fo9: its first VMs made" wait_until 120 eval '[ "$(made)" -ge 5 ]'
+catalog_sql "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND pid <> pg_backend_pid()" >/dev/null
+wait "$cli"
+check_eq "it stops, failing" 1 "$?"
+check "saying the pool's lock was lost, and how to finish" grep -q \
+    "^vpool: the pool's lock was lost (the catalog's server ended the session that held it): pool 'fo9' stopped creating so that no other process works on it alongside; the same 'vpool pool create' finishes it$" \
+    "$WORK/create.err"
+check_eq "the pool is left creating, not undone" creating \
+    "$(vpool --json pool list | jq -r '.[] | select(.name == "fo9") | .state')"
+left=$(made)
+check "and not every VM was made ($left of 300)" test "$left" -lt 300
+check "the same create finishes it" "${create[@]}" --quiet
+check_eq "fo9 active, 300 VMs defined on $HOSTB" "active 300" \
+    "$(vpool --json pool list | jq -r '.[] | select(.name == "fo9") | .state') $(virsh_on "$HOSTB" list --all --name | grep -c '^fo9-')"
+check_eq "fsck: clean" "" "$(fsck_kinds)"
+check "pool rm fo9" vpool pool rm fo9 --quiet
 diag "suite: $((SECONDS - t_suite)) s"
 finish
