@@ -61,7 +61,9 @@ int cli_history_start(struct vp_cli *cli)
                 k = vp_history_begin(cli->hist, h, &err);
         }
         if (k < 0) {
-                vp_err_prefix(&err, "cannot record the command in the history: ");
+                /* A user who may only read the catalog is told so plainly. */
+                if (k != -EROFS)
+                        vp_err_prefix(&err, "cannot record the command in the history: ");
                 if (cli->hist)
                         vp_catalog_close(cli->hist);
                 cli->hist = NULL;

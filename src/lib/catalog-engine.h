@@ -22,6 +22,7 @@ enum cat_fail {
         CAT_FAIL_BUSY,          /* another writer held the catalog past the timeout */
         CAT_FAIL_FULL,          /* no space left */
         CAT_FAIL_DAMAGED,       /* not a catalog, or a table or column missing */
+        CAT_FAIL_DENIED,        /* this user may read the catalog, not write it */
 };
 
 /* One statement being run: the engine's own. */
@@ -91,6 +92,8 @@ extern const struct cat_engine vp_cat_sqlite;
 extern const struct cat_engine vp_cat_pg;
 
 /* Shared by the engines (catalog.c). */
+/* The refusal of a user who may only read the catalog (-EROFS). */
+int vp_cat_denied(struct vp_catalog *c, struct vp_error *err);
 int vp_cat_db_err(struct vp_catalog *c, struct vp_error *err, const char *what);
 int vp_cat_exec(struct vp_catalog *c, const char *sql, struct vp_error *err);
 /* T's columns from FROM on, quoted, comma-separated. */

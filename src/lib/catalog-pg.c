@@ -221,6 +221,9 @@ static enum cat_fail pg_fail(struct vp_catalog *c)
                 return CAT_FAIL_FULL;
         if (streq(s, "42P01") || streq(s, "42703"))
                 return CAT_FAIL_DAMAGED;
+        /* insufficient_privilege: a role granted SELECT alone */
+        if (streq(s, "42501"))
+                return CAT_FAIL_DENIED;
         return CAT_FAIL_OTHER;
 }
 

@@ -87,8 +87,7 @@ static int lite_open(struct vp_catalog *c, bool create, bool readonly, bool *ret
                 return vp_cat_db_err(c, err, "cannot open");
         /* SQLite opens a file it may not write read-only without a word. */
         if (!readonly && sqlite3_db_readonly(db, "main") == 1)
-                return vp_err(err, -EROFS, "catalog '%s' is read-only for this user: only commands that change "
-                              "nothing can run", c->path);
+                return vp_cat_denied(c, err);
         sqlite3_busy_timeout(db, 30000);
         sqlite3_extended_result_codes(db, 0);
         /* A WAL catalog can be read without write access only while its

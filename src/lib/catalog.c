@@ -333,9 +333,17 @@ char *vp_cat_tables_sql(void)
 
 const char vp_cat_sqlite_triggers_sql[] = MIGRATION_NAMES_SQL EVENTS_TRIGGERS_SQL;
 
+int vp_cat_denied(struct vp_catalog *c, struct vp_error *err)
+{
+        return vp_err(err, -EROFS, "catalog '%s' is read-only for this user: only commands that change nothing can run",
+                      c->path);
+}
+
 int vp_cat_db_err(struct vp_catalog *c, struct vp_error *err, const char *what)
 {
         enum cat_fail f = c->e->fail(c);
+        if (f == CAT_FAIL_DENIED)
+                return vp_cat_denied(c, err);
         int code = f == CAT_FAIL_BUSY ? -EBUSY : f == CAT_FAIL_FULL ? -ENOSPC : f == CAT_FAIL_DAMAGED ? -EBADMSG : -EIO;
         return vp_err(err, code, "catalog '%s': %s: %s", c->path, what, c->e->message(c));
 }
