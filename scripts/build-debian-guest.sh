@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds two Debian 12 master images with debootstrap, the way a desktop
 # installed from Debian's installer looks to vpool: systemd, Debian's kernel
-# (linux-image-amd64) and initramfs-tools, extlinux on an MBR disk, the
+# (linux-image-amd64) and initramfs-tools, extlinux on an MBR disk (or
+# Debian's signed shim and GRUB on a GPT disk's EFI system partition), the
 # network configured by interface name in /etc/network/interfaces (ens2, the
 # name of the e1000 in slot 2 of the pc machines vpool defines: they have no
 # video device) and dbus + logind so the ACPI
@@ -12,6 +13,11 @@
 # OUTDIR/debian12.qcow2         initramfs of MODULES=most (IDE, SATA, virtio)
 # OUTDIR/debian12-novirtio.qcow2 initramfs of MODULES=list naming only the
 #                               IDE and SATA drivers: it cannot boot from virtio
+# OUTDIR/debian12-uefi.qcow2    the first one's tree on a GPT disk that boots
+#                               with UEFI alone, Secure Boot too: Debian's
+#                               signed shim and GRUB on an EFI system
+#                               partition mounted at /boot/efi; no BIOS boot
+#                               code
 # Skipped while both exist and are newer than this script: a rebuild takes
 # minutes (the packages come from Debian's mirror) and would invalidate every
 # overlay made on the old masters.
@@ -30,7 +36,7 @@ size=2G
 export PATH="$PATH:/sbin:/usr/sbin"
 
 up_to_date=1
-for f in debian12.qcow2 debian12-novirtio.qcow2; do
+for f in debian12.qcow2 debian12-novirtio.qcow2 debian12-uefi.qcow2; do
     if [ ! -s "$outdir/$f" ] || [ ! "$outdir/$f" -nt "$self" ]; then up_to_date=0; fi
 done
 if [ "$up_to_date" -eq 1 ]; then
@@ -41,7 +47,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "build-debian-guest.sh: must run as root (debootstrap, mount)" >&2
     exit 1
 fi
-for tool in debootstrap extlinux sfdisk losetup mkfs.ext4 qemu-img; do
+for tool in debootstrap extlinux sfdisk losetup mkfs.ext4 mkfs.vfat mmd mcopy dpkg-deb qemu-img; do
     command -v "$tool" >/dev/null || { echo "build-debian-guest.sh: '$tool' missing; run scripts/deps.sh" >&2; exit 1; }
 done
 mbr=/usr/lib/syslinux/mbr/mbr.bin
@@ -49,7 +55,7 @@ mbr=/usr/lib/syslinux/mbr/mbr.bin
 
 mkdir -p "$outdir"
 chmod 755 "$outdir"
-work=$(mktemp -d "$outdir/.debian.XXXXXX")
+work=$(readlink -f "$(mktemp -d "$outdir/.debian.XXXXXX")")
 root=$work/root
 mnt=$work/mnt
 loop=
@@ -108,6 +114,15 @@ for d in /sys/class/net/*; do
     ifaces=${ifaces:+$ifaces,}$n
     [ -e "$d/device/driver" ] && nic=$(basename "$(readlink -f "$d/device/driver")")
 done
+# allow-hotplug: udev brings ens2 up (ifup@ens2) beside this service, so
+# where ens2 exists its address is waited for, up to 30 s.
+if [ -e /sys/class/net/ens2 ]; then
+    i=0
+    while [ $i -lt 60 ] && ! ip -o -4 addr show 2>/dev/null | grep -q '192\.0\.2\.10/'; do
+        sleep 0.5
+        i=$((i + 1))
+    done
+fi
 net=down
 ip -o -4 addr show 2>/dev/null | grep -q '192\.0\.2\.10/' && net=up
 echo "boot=$count uuid=$uuid disk=$disk nic=$nic ifaces=$ifaces net=$net" >>$state/bootlog
@@ -181,8 +196,71 @@ EOF
     mv "$work/out.qcow2" "$outdir/$out"
 }
 
+# make_uefi_disk OUT: the root tree on a GPT disk that boots the way
+# Debian's installer sets up UEFI with Secure Boot: Debian's signed shim and
+# GRUB (from the shim-signed and grub-efi-amd64-signed packages) on the EFI
+# system partition, as EFI/debian/ and as the removable-media default
+# loader EFI/BOOT/BOOTX64.EFI (the firmware needs no boot entry), GRUB's
+# configuration on the root, which the root's fstab mounts the partition
+# over at /boot/efi. GRUB checks Debian's signed kernel through shim.
+# Nothing on the disk boots with a BIOS.
+make_uefi_disk() {
+    local out=$1 raw=$work/disk.raw esp_sectors=$((128 * 2048)) volid root_start root_sectors
+    local debs=$work/debs efi
+    mkdir -p "$debs"
+    (cd "$debs" && apt-get download shim-signed grub-efi-amd64-signed >"$work/download.log" 2>&1) ||
+        { tail -n 5 "$work/download.log" >&2; exit 1; }
+    for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$debs/x"; done
+    efi=$debs/x/usr/lib
+    rm -f "$raw"
+    truncate -s "$size" "$raw"
+    # The root partition ends 1 MiB before the disk does: GPT keeps its
+    # backup table in the last sectors, which the filesystem must not cover.
+    root_start=$((2048 + esp_sectors))
+    root_sectors=$(($(stat -c %s "$raw") / 512 - root_start - 2048))
+    printf '%s\n' 'label: gpt' \
+        "start=2048, size=$esp_sectors, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp" \
+        "start=$root_start, size=$root_sectors, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root" |
+        sfdisk -q "$raw"
+    volid=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ' | tr 'a-f' 'A-F')
+    # FAT written with mtools (mkfs.vfat, mmd, mcopy) at the partition's
+    # offset in the raw disk: no vfat mount needed.
+    local fat=$raw@@$((2048 * 512)) tmp=$work/esp-files
+    mkfs.vfat -F 32 -s 1 -i "$volid" -n ESP --offset 2048 "$raw" $((esp_sectors / 2)) >/dev/null 2>&1
+    mkdir -p "$tmp"
+    # GRUB's image looks for its configuration in EFI/debian, where it
+    # hands over to the one on the root.
+    printf '%s\n' "search.fs_uuid $fsuuid root" "set prefix=(\$root)'/boot/grub'" 'configfile $prefix/grub.cfg' \
+        >"$tmp/grub.cfg"
+    mmd -i "$fat" ::/EFI ::/EFI/BOOT ::/EFI/debian
+    mcopy -i "$fat" "$efi/shim/shimx64.efi.signed" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i "$fat" "$efi/grub/x86_64-efi-signed/grubx64.efi.signed" ::/EFI/BOOT/grubx64.efi
+    mcopy -i "$fat" "$efi/shim/shimx64.efi.signed" ::/EFI/debian/shimx64.efi
+    mcopy -i "$fat" "$efi/grub/x86_64-efi-signed/grubx64.efi.signed" ::/EFI/debian/grubx64.efi
+    mcopy -i "$fat" "$tmp/grub.cfg" ::/EFI/debian/grub.cfg
+    loop=$(losetup -f --show -o $((root_start * 512)) --sizelimit $((root_sectors * 512)) "$raw")
+    mkfs.ext4 -q -F -U "$fsuuid" -L root -O ^64bit "$loop"
+    mkdir -p "$mnt"
+    mount "$loop" "$mnt"
+    cp -a "$root/." "$mnt/"
+    mkdir -p "$mnt/boot/efi" "$mnt/boot/grub"
+    printf 'UUID=%s-%s /boot/efi vfat umask=0077,nofail 0 2\n' "${volid:0:4}" "${volid:4:4}" >>"$mnt/etc/fstab"
+    printf '%s\n' 'set timeout=0' "menuentry 'Debian GNU/Linux 12' {" "    search.fs_uuid $fsuuid root" \
+        "    linux /boot/vmlinuz-$kver root=UUID=$fsuuid ro console=ttyS0 quiet no_timer_check" \
+        "    initrd /boot/initrd.img-$kver" '}' >"$mnt/boot/grub/grub.cfg"
+    umount "$mnt"
+    losetup -d "$loop"
+    loop=
+    qemu-img convert -f raw -O qcow2 "$raw" "$work/out.qcow2"
+    rm -f "$raw"
+    chmod 644 "$work/out.qcow2"
+    mv "$work/out.qcow2" "$outdir/$out"
+}
+
 echo "build-debian-guest.sh: $outdir/debian12.qcow2 (kernel $kver)"
 make_disk debian12.qcow2
+echo "build-debian-guest.sh: $outdir/debian12-uefi.qcow2 (GPT, signed shim and GRUB on its EFI system partition)"
+make_uefi_disk debian12-uefi.qcow2
 
 echo "build-debian-guest.sh: $outdir/debian12-novirtio.qcow2 (initramfs without virtio)"
 sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"

@@ -18,8 +18,11 @@ runtime_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
 # kmod: build-guest.sh resolves module dependencies with the host's modprobe/depmod.
 # extlinux, syslinux-common, fdisk (and debootstrap, below): build-debian-guest.sh's
 # Debian 12 masters (an MBR disk booted by extlinux).
+# dosfstools, mtools: the UEFI master's EFI system partition, written
+# without mounting it. ntfs-3g, libhivex-bin: build-windows-shape.sh's NTFS
+# partition and registry hives.
 guest_pkgs=(busybox-static linux-image-amd64 e2fsprogs cpio xz-utils gzip kmod
-            extlinux syslinux-common fdisk)
+            extlinux syslinux-common fdisk dosfstools mtools ntfs-3g libhivex-bin)
 # dpkg-dev, debhelper, lintian: scripts/deb.sh (dpkg-buildpackage from
 # debian/); debootstrap: the package's test. The package's own Build-Depends
 # (debian/control) are checked after these are in.

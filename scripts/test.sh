@@ -63,8 +63,9 @@ tally build
 step "fuzzing the parsers of outside input: files on shared storage, API bodies, settings (30 s per target, ASan + UBSan)"
 if scripts/fuzz.sh 30; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
 
-step "building the test guest"
+step "building the test guest, and the disk shaped like Windows"
 scripts/build-guest.sh build/guest
+scripts/build-windows-shape.sh build/windows-shape
 
 step "the Debian 12 guests (debootstrap, begun after the build; kept in build/debian-guest once built)"
 debian_rc=0

@@ -1,15 +1,21 @@
 #!/bin/bash
-# A real distribution: two Debian 12 masters built by
+# A real distribution: three Debian 12 masters built by
 # scripts/build-debian-guest.sh, inspected by image add with libguestfs.
 # The one with a full initramfs runs on pc/IDE/e1000, is shut down by
 # systemd on ACPI and moved to q35/virtio, where it boots from /dev/vda with
 # its own files and UUID; its network, configured by interface name, is a
 # move refused without --accept-nic-rename. The one whose initramfs lacks
-# virtio is refused for the virtio profile by inspection alone.
+# virtio is refused for the virtio profile by inspection alone. The one on
+# a GPT disk with Debian's signed shim and GRUB on its EFI system partition is found to boot
+# with UEFI only, refused for a BIOS profile and booted with UEFI and Secure Boot. A disk
+# shaped like Windows 10 (scripts/build-windows-shape.sh: its registry,
+# viostor.sys, no netkvm.sys) is inspected as Windows, and a virtio NIC is
+# refused for it.
 . "$(dirname "$0")/lib.sh"
 
 TEST_PREFIX=deb
 DEBIAN_DIR=${VPOOL_DEBIAN_DIR:-$top/build/debian-guest}
+WINDOWS_DIR=${VPOOL_WINDOWS_DIR:-$top/build/windows-shape}
 # KVM does not work on the machines the suite runs on: the appliance runs
 # under emulation unless the caller says otherwise.
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
@@ -18,9 +24,11 @@ export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
 # other guests load it.
 export VPOOL_INSPECT_TIMEOUT=${VPOOL_INSPECT_TIMEOUT:-1800}
 require_hosts "$HOSTA" "$HOSTB"
-for f in debian12.qcow2 debian12-novirtio.qcow2; do
+for f in debian12.qcow2 debian12-novirtio.qcow2 debian12-uefi.qcow2; do
     [ -r "$DEBIAN_DIR/$f" ] || bail "$DEBIAN_DIR/$f missing (scripts/build-debian-guest.sh $DEBIAN_DIR)"
 done
+[ -r "$WINDOWS_DIR/windows10.qcow2" ] ||
+    bail "$WINDOWS_DIR/windows10.qcow2 missing (scripts/build-windows-shape.sh $WINDOWS_DIR)"
 setup_workdir
 # Debian under TCG on a busy machine: minutes to boot, not seconds.
 boot_timeout=900
@@ -34,6 +42,8 @@ vpool profile add q35-virtio --machine q35 --disk-bus virtio --nic virtio --vcpu
     bail "profile add q35-virtio failed"
 vpool profile add q35-uefi --machine q35 --disk-bus sata --nic e1000 --vcpus 1 --memory 512M --firmware uefi \
     >/dev/null || bail "profile add q35-uefi failed"
+vpool profile add q35-vblk --machine q35 --disk-bus virtio --nic e1000 --vcpus 1 --memory 512M >/dev/null ||
+    bail "profile add q35-vblk failed"
 
 # The Debian guest's last boot line on its console (docs/test-guest.md).
 deb_line() { grep -a 'VPOOL-DEBIAN uuid=' "$STORAGE/logs/$1.log" 2>/dev/null | tail -1 | tr -d '\r'; }
@@ -138,6 +148,40 @@ expect_fail "pool create of a BIOS-only guest with UEFI is refused" 1 \
     "image 'debian': the guest boots with bios only .*: the VMs would not boot with uefi" \
     vpool pool create debuefi --image debian --env "$HOSTB" --profile q35-uefi --size 1
 
+# ---- a disk shaped like Windows 10 --------------------------------------------------------
+expect_fail "a declared virtio NIC without netkvm is refused, nothing stored" 1 \
+    "^vpool: image 'windows' declares NIC model 'virtio', but Windows has no netkvm driver$" \
+    vpool image add windows --file "$WINDOWS_DIR/windows10.qcow2" --nic-models e1000,virtio
+start=$SECONDS
+check "image add windows (inspected)" vpool image add windows --file "$WINDOWS_DIR/windows10.qcow2"
+diag "inspection of windows10.qcow2 with image add: $((SECONDS - start)) s"
+vpool --json image show windows >"$WORK/windows.json" || bail "image show windows"
+wins() { jq -r "$1" "$WORK/windows.json"; }
+check_eq "inspection found Windows 10 Pro, 10.0, x86_64, from its registry and cmd.exe" \
+    "ok windows windows 10.0 Windows 10 Pro x86_64" \
+    "$(wins '[.inspection.status, .inspection.os.type, .inspection.os.distribution, .inspection.os.version,
+             .inspection.os.product, .inspection.os.arch] | join(" ")')"
+check_eq "booted by Windows' own loader with BIOS (an MBR disk)" "windows bios false" \
+    "$(wins '[.inspection.boot.bootloader, .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
+check_eq "viostor.sys makes virtio a disk bus it can use; no kernel or initramfs is read" "ide,sata,virtio null null" \
+    "$(wins '[.inspection.disk_buses, (.inspection.kernel | tojson), (.inspection.initramfs | tojson)] | join(" ")')"
+check_eq "vioscsi and netkvm are missing from System32/drivers" \
+    "scsi:vioscsi virtio:netkvm System32/drivers" \
+    "$(wins '[(.inspection.missing | map("\(.hardware):\(.driver)") | join(" ")),
+             (.inspection.missing | map(.place) | unique | join(","))] | join(" ")')"
+check_eq "what the operator left out is what inspection found" "ide,sata,virtio e1000,rtl8139 bios" \
+    "$(wins '[.disk_buses, .nic_models, .firmwares] | join(" ")')"
+diag "inspection: $(wins '.inspection | {os, boot, disk_buses, nic_models, missing, seconds} | tojson')"
+expect_fail "pool create of windows on q35/virtio is refused: no netkvm, nothing created" 1 \
+    "^vpool: image 'windows': Windows has no netkvm driver: the VMs would have no network on NIC model virtio \(profile 'q35-virtio'\)$" \
+    vpool pool create win --image windows --env "$HOSTB" --profile q35-virtio --size 1
+check_eq "no domain of that pool was defined" "" "$(virsh_on "$HOSTB" list --all --name | grep '^win-' || true)"
+check "pool create of windows on a virtio disk with an e1000 NIC (viostor present)" \
+    vpool pool create win --image windows --env "$HOSTB" --profile q35-vblk --size 1
+check_eq "its VM's disk is on the virtio bus" "virtio" \
+    "$(virsh_on "$HOSTB" dumpxml win-001 | grep -o "<target dev='vda' bus='[a-z]*'" | sed "s/.*bus='//; s/'//")"
+check "pool rm win" vpool pool rm win --quiet
+
 # ---- the Debian desktop moved from pc/IDE/e1000 to q35/virtio -----------------------------
 vm=deb1-001
 check "pool deb1 created and started on $HOSTA (pc, IDE, e1000)" \
@@ -180,5 +224,35 @@ check "vm stop: ACPI shutdown by systemd" vpool vm stop "$vm" --timeout 600
 check_eq "its second shutdown line" 2 "$(deb_shutdowns "$vm")"
 check "fsck is clean" vpool fsck
 check "the master is unchanged" vpool image verify debian
+
+# ---- the Debian master that boots with UEFI alone ------------------------------------------
+start=$SECONDS
+check "image add debian-efi (inspected)" vpool image add debian-efi --file "$DEBIAN_DIR/debian12-uefi.qcow2"
+diag "inspection of debian12-uefi.qcow2 with image add: $((SECONDS - start)) s"
+vpool --json image show debian-efi >"$WORK/efi.json" || bail "image show debian-efi"
+efi() { jq -r "$1" "$WORK/efi.json"; }
+check_eq "inspection found Debian 12, booted by GRUB from its EFI system partition, UEFI only" \
+    "ok debian grub uefi true" \
+    "$(efi '[.inspection.status, .inspection.os.distribution, .inspection.boot.bootloader,
+            .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
+check_eq "the firmware left out is what inspection found" "uefi" "$(efi .firmwares)"
+diag "inspection: $(efi '.inspection | {os, boot, disk_buses, nic_models, seconds} | tojson')"
+expect_fail "a declared BIOS is refused for it" 1 \
+    "^vpool: image 'debian-efi2' declares firmware 'bios', but the guest boots with uefi only" \
+    vpool image add debian-efi2 --file "$DEBIAN_DIR/debian12-uefi.qcow2" --firmware bios
+expect_fail "pool create of it with BIOS (pc/IDE) is refused, nothing created" 1 \
+    "^vpool: image 'debian-efi': the guest boots with uefi only .*: the VMs would not boot with bios" \
+    vpool pool create debefi --image debian-efi --env "$HOSTA" --profile pc-ide --size 1
+check_eq "no domain of that pool was defined" "" "$(virsh_on "$HOSTA" list --all --name | grep '^debefi-' || true)"
+vm=debefi-001
+check "pool create of it with UEFI (q35, SATA) and start" \
+    vpool pool create debefi --image debian-efi --env "$HOSTA" --profile q35-uefi --size 1 --start
+check "$vm booted Debian with Secure Boot: the firmware, shim, GRUB, the signed kernel" wait_deb_boot "$boot_timeout" 1 "$vm"
+diag "UEFI boot: $(deb_line "$vm")"
+check_eq "from its SATA disk, with its own UUID" "sda $(vpool vm show "$vm" --json | jq -r .uuid)" \
+    "$(for f in disk uuid; do deb_field "$vm" "$f"; done | xargs)"
+check "vm stop: ACPI shutdown by systemd" vpool vm stop "$vm" --timeout 600
+check_eq "its shutdown line" 1 "$(deb_shutdowns "$vm")"
+check "fsck is clean" vpool fsck
 
 finish
