@@ -33,11 +33,12 @@ package_pkgs=(dpkg-dev debhelper lintian debootstrap)
 # postgresql: tests/pg.sh starts a private server for the catalog's tests on
 # PostgreSQL (its initdb and pg_ctl; the packaged cluster may stay stopped).
 # spin: the model suite checks model/handover.pml with SPIN's verifier.
+# cryptsetup-bin: the guestfs suite's encrypted disk.
 # curl: the daemon's suite is an API client; wrk: bench/ loads the API.
 # chromium, nodejs: the console's browser suite (tests/browser/) drives
 # Debian's Chromium with puppeteer-core, which downloads no browser (npm
 # below, unless the nodejs installed brings its own).
-test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin gnutls-bin
+test_pkgs=(tmux jq bc procps time groff-base man-db openssl python3 python3-libvirt spin cryptsetup-bin gnutls-bin
            curl wrk chromium nodejs postgresql)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -51,7 +51,7 @@ static const char *const bios_boot_guid = "21686148-6449-6E6F-744E-656564454649"
         X(is_file) \
         X(last_error) \
         X(launch) \
-        X(list_filesystems) \
+        X(list_devices) \
         X(list_partitions) \
         X(ls) \
         X(mount_ro) \
@@ -62,7 +62,8 @@ static const char *const bios_boot_guid = "21686148-6449-6E6F-744E-656564454649"
         X(part_to_partnum) \
         X(read_file) \
         X(set_error_handler) \
-        X(shutdown)
+        X(shutdown) \
+        X(vfs_type)
 
 static struct {
 #define GFS_POINTER(name) __typeof__(guestfs_##name) *name;
@@ -433,13 +434,20 @@ static struct json_object *os_json(guestfs_h *g, const char *root)
         return os;
 }
 
-/* Why no OS was found: a LUKS volume says the disk is encrypted. */
+/* Why no OS was found: a LUKS volume, on a partition or on the whole
+ * disk, says the disk is encrypted (libguestfs lists no filesystem for
+ * it: what the device holds is asked of each). */
 static const char *no_os_status(guestfs_h *g)
 {
-        _cleanup_strv_ char **fs = gfs.list_filesystems(g);
-        for (size_t i = 0; fs && fs[i] && fs[i + 1]; i += 2)
-                if (streq(fs[i + 1], "crypto_LUKS"))
-                        return "encrypted";
+        _cleanup_strv_ char **parts = gfs.list_partitions(g);
+        _cleanup_strv_ char **devs = gfs.list_devices(g);
+        char **const lists[] = { parts, devs };
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+                        _cleanup_free_ char *type = gfs.vfs_type(g, lists[l][i]);
+                        if (type && streq(type, "crypto_LUKS"))
+                                return "encrypted";
+                }
         return "no-os";
 }
 

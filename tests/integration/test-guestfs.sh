@@ -10,7 +10,8 @@
 # with UEFI only, refused for a BIOS profile and booted with UEFI and Secure Boot. A disk
 # shaped like Windows 10 (scripts/build-windows-shape.sh: its registry,
 # viostor.sys, no netkvm.sys) is inspected as Windows, and a virtio NIC is
-# refused for it.
+# refused for it. A disk with no operating system, and an encrypted one, need
+# the operator's declaration, and get a warning.
 . "$(dirname "$0")/lib.sh"
 
 TEST_PREFIX=deb
@@ -90,6 +91,23 @@ VPOOL_INSPECT_TIMEOUT=120 LIBGUESTFS_HV=$WORK/hv-hang expect_fail "an inspection
 check "the hung appliance was started" test -s "$WORK/hang.pids"
 check_eq "and killed: no such process, or one only its parent has still to reap" "" \
     "$(ps -o stat= -p "$(cat "$WORK/hang.pids")" | grep -v '^Z')"
+
+# ---- disks inspection cannot read: the operator's declaration, with a warning ------------
+expect_fail "a disk with no operating system is refused without a declaration" 1 \
+    "^vpool: image 'blank' cannot be inspected \(it found no operating system\): declare its hardware with --disk-buses, --nic-models and --firmware$" \
+    vpool image add blank --file "$WORK/blank.qcow2"
+# A LUKS volume (cryptsetup, a throw-away passphrase) on the whole disk.
+truncate -s 64M "$WORK/luks.raw"
+printf 'not-a-secret' | cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    "$WORK/luks.raw" - || bail "cryptsetup luksFormat failed"
+qemu-img convert -f raw -O qcow2 "$WORK/luks.raw" "$WORK/luks.qcow2"
+vpool image add luks --file "$WORK/luks.qcow2" --disk-buses virtio --nic-models virtio --firmware uefi \
+    >"$WORK/out" 2>"$WORK/err"
+check_eq "an encrypted disk, declared, is added with a warning" \
+    "0 vpool: warning: image 'luks' cannot be inspected (its disk is encrypted): its declared hardware is taken on trust" \
+    "$? $(cat "$WORK/err")"
+check_eq "its declaration is recorded, and what inspection found" "virtio virtio uefi encrypted" \
+    "$(vpool --json image show luks | jq -r '[.disk_buses, .nic_models, .firmwares, .inspection.status] | join(" ")')"
 
 # ---- inspection of the Debian master --------------------------------------------------
 start=$SECONDS
