@@ -105,11 +105,12 @@ scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 # The catalog-touching suites run twice: with the catalog in SQLite, then
 # in PostgreSQL (one private server, tests/pg.sh, a database per test), on
 # the same lane's hosts right after. Each lane reruns its share: the main
-# lane the suites that use hostc/hostd and the TLS hosts, the slow lane the
-# others; hostile (hostile files on storage and names, 5 minutes) runs on
+# lane the suites that use hostc/hostd and the TLS hosts, and two of the
+# slow suites (uefi, live) on its own hosts; the slow lane the others and
+# hostile. The other slow suites (crash, clusters, guestfs, evacuate) run on
 # SQLite alone, to keep the whole run well inside CI's time.
-main_pg=(pool json recovery migrate daemon badinput fencing tls)
-slow_pg=(operator policy config reliability completion review cluster token)
+main_pg=(pool json recovery migrate daemon badinput fencing tls uefi live)
+slow_pg=(operator policy config reliability completion review cluster token hostile)
 pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
 step "a PostgreSQL server for the catalog's suites (tests/pg.sh, in $pg_dir)"
 pg_ok=1
