@@ -118,7 +118,9 @@ pair=0
 hosts=()
 [ "$pair" = 1 ] && hosts+=("${phosts[@]}")
 has cluster && hosts+=("${chosts[@]}")
-scripts/hosts.sh up "${hosts[@]}" >/dev/null
+# Its hosts are its own: started with no state, so no domain an earlier
+# run left behind (one stopped half-way) clashes with this one's names.
+scripts/hosts.sh up --fresh "${hosts[@]}" >/dev/null
 src=$(scripts/hosts.sh uri "${phosts[0]}")
 dst=$(scripts/hosts.sh uri "${phosts[1]}")
 uris=()
