@@ -1,6 +1,8 @@
 #include "lock.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 
@@ -78,7 +80,15 @@ int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool)
         return fl.l_type != F_UNLCK;
 }
 
-bool vp_pool_lock_lost(struct vp_ctx *ctx, int fd)
+int vp_pool_lock_check(struct vp_ctx *ctx, int fd, struct vp_error *err, const char *fmt, ...)
 {
-        return fd >= 0 && vp_catalog_is_pg(ctx->catalog_path) && vp_catalog_lock_lost(fd, 0);
+        if (fd < 0 || !vp_catalog_is_pg(ctx->catalog_path) || !vp_catalog_lock_lost(fd, 0))
+                return 0;
+        char then[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(then, sizeof(then), fmt, ap);
+        va_end(ap);
+        return vp_err(err, -ENOLCK, "the pool's lock was lost (the catalog's server ended the session that held it): %s",
+                      then);
 }

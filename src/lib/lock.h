@@ -15,8 +15,10 @@ int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_er
  * never makes a vp_pool_lock fail: what read-only verbs use. */
 int vp_pool_lock_held(struct vp_ctx *ctx, const char *pool);
 
-/* Whether the lock FD (from vp_pool_lock) is no longer held: the session
- * of a PostgreSQL catalog that held it ended (its server restarted or
- * dropped it), so another process may take the pool now. A file's lock
- * lasts until FD is closed: never lost. Waits for nothing. */
-bool vp_pool_lock_lost(struct vp_ctx *ctx, int fd);
+/* 0 while the lock FD (from vp_pool_lock) is held; -ENOLCK once it is
+ * not: the session of a PostgreSQL catalog that held it ended (its server
+ * restarted or dropped it), so another process may take the pool now. The
+ * error says so, then what the caller stopped and how to go on (FMT). A
+ * file's lock lasts until FD is closed: never lost. Waits for nothing. */
+int vp_pool_lock_check(struct vp_ctx *ctx, int fd, struct vp_error *err, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));

@@ -722,16 +722,17 @@ static int run_steps(struct vm_job *j, const step_fn steps[VP_STEP_MAX], struct 
                         return 0;
                 /* No step without the pool's lock: lost, another process
                  * may be working on the pool now. */
-                if (vp_pool_lock_lost(j->r->ctx, j->r->lockfd))
-                        return vp_err(err, -ENOLCK, "the pool's lock was lost (the catalog's server ended the "
-                                      "session that held it): stopped at step %s so that no other process works "
-                                      "on the pool alongside; 'vpool migrate %s %lld' goes on", vp_step_to_string(s),
-                                      j->r->aborting ? "abort" : "resume", (long long)j->r->mig.id);
+                int k = vp_pool_lock_check(j->r->ctx, j->r->lockfd, err,
+                                           "stopped at step %s so that no other process works on the pool "
+                                           "alongside; 'vpool migrate %s %lld' goes on", vp_step_to_string(s),
+                                           j->r->aborting ? "abort" : "resume", (long long)j->r->mig.id);
+                if (k < 0)
+                        return k;
                 /* A move's steps take a slot where they reach a hypervisor;
                  * the rarer returns take one for each step. */
                 if (steps != move_steps)
                         hv_take(j->r);
-                int k = steps[s](j, err);
+                k = steps[s](j, err);
                 if (k < 0 || job_step(j) == s)
                         return k;
         }

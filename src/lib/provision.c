@@ -285,11 +285,8 @@ struct build {
  * pool stays creating, for the same create to finish. */
 static int check_lock(struct vp_ctx *ctx, const char *pool, int lockfd, struct vp_error *err)
 {
-        if (!vp_pool_lock_lost(ctx, lockfd))
-                return 0;
-        return vp_err(err, -ENOLCK, "the pool's lock was lost (the catalog's server ended the session that held it): "
-                      "pool '%s' stopped creating so that no other process works on it alongside; the same "
-                      "'vpool pool create' finishes it", pool);
+        return vp_pool_lock_check(ctx, lockfd, err, "pool '%s' stopped creating so that no other process works on "
+                                  "it alongside; the same 'vpool pool create' finishes it", pool);
 }
 
 /* VM I's collection and domain. */
