@@ -165,17 +165,40 @@ chroot_run() {
 
 kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n 1)")
 
+# root_mount RAW START [SECTORS]: the root filesystem (ext4, the tree's
+# UUID) made on RAW's partition at sector START (to the disk's end, or
+# SECTORS long), the tree copied in, left mounted at $mnt.
+root_mount() {
+    local raw=$1 start=$2 sectors=${3:-}
+    loop=$(losetup -f --show -o $((start * 512)) ${sectors:+--sizelimit $((sectors * 512))} "$raw")
+    mkfs.ext4 -q -F -U "$fsuuid" -L root -O ^64bit "$loop"
+    mkdir -p "$mnt"
+    mount "$loop" "$mnt"
+    cp -a "$root/." "$mnt/"
+}
+
+# root_umount: root_mount's mount and loop device undone.
+root_umount() {
+    umount "$mnt"
+    losetup -d "$loop"
+    loop=
+}
+
+# publish RAW OUT: RAW converted to OUTDIR/OUT, a qcow2 all may read; RAW removed.
+publish() {
+    qemu-img convert -f raw -O qcow2 "$1" "$work/out.qcow2"
+    rm -f "$1"
+    chmod 644 "$work/out.qcow2"
+    mv "$work/out.qcow2" "$outdir/$2"
+}
+
 # make_disk OUT: the root tree on an MBR disk with extlinux, as qcow2.
 make_disk() {
     local out=$1 raw=$work/disk.raw
     rm -f "$raw"
     truncate -s "$size" "$raw"
     echo 'start=2048, type=83, bootable' | sfdisk -q "$raw"
-    loop=$(losetup -f --show -o $((2048 * 512)) "$raw")
-    mkfs.ext4 -q -F -U "$fsuuid" -L root -O ^64bit "$loop"
-    mkdir -p "$mnt"
-    mount "$loop" "$mnt"
-    cp -a "$root/." "$mnt/"
+    root_mount "$raw" 2048
     mkdir -p "$mnt/boot/extlinux"
     cat >"$mnt/boot/extlinux/extlinux.conf" <<EOF
 DEFAULT debian
@@ -186,14 +209,9 @@ LABEL debian
     APPEND root=UUID=$fsuuid ro console=ttyS0 quiet no_timer_check
 EOF
     extlinux --install "$mnt/boot/extlinux" >/dev/null 2>&1
-    umount "$mnt"
-    losetup -d "$loop"
-    loop=
+    root_umount
     dd if="$mbr" of="$raw" bs=440 count=1 conv=notrunc status=none
-    qemu-img convert -f raw -O qcow2 "$raw" "$work/out.qcow2"
-    rm -f "$raw"
-    chmod 644 "$work/out.qcow2"
-    mv "$work/out.qcow2" "$outdir/$out"
+    publish "$raw" "$out"
 }
 
 # make_uefi_disk OUT: the root tree on a GPT disk that boots the way
@@ -238,23 +256,14 @@ make_uefi_disk() {
     mcopy -i "$fat" "$efi/shim/shimx64.efi.signed" ::/EFI/debian/shimx64.efi
     mcopy -i "$fat" "$efi/grub/x86_64-efi-signed/grubx64.efi.signed" ::/EFI/debian/grubx64.efi
     mcopy -i "$fat" "$tmp/grub.cfg" ::/EFI/debian/grub.cfg
-    loop=$(losetup -f --show -o $((root_start * 512)) --sizelimit $((root_sectors * 512)) "$raw")
-    mkfs.ext4 -q -F -U "$fsuuid" -L root -O ^64bit "$loop"
-    mkdir -p "$mnt"
-    mount "$loop" "$mnt"
-    cp -a "$root/." "$mnt/"
+    root_mount "$raw" "$root_start" "$root_sectors"
     mkdir -p "$mnt/boot/efi" "$mnt/boot/grub"
     printf 'UUID=%s-%s /boot/efi vfat umask=0077,nofail 0 2\n' "${volid:0:4}" "${volid:4:4}" >>"$mnt/etc/fstab"
     printf '%s\n' 'set timeout=0' "menuentry 'Debian GNU/Linux 12' {" "    search.fs_uuid $fsuuid root" \
         "    linux /boot/vmlinuz-$kver root=UUID=$fsuuid ro console=ttyS0 quiet no_timer_check" \
         "    initrd /boot/initrd.img-$kver" '}' >"$mnt/boot/grub/grub.cfg"
-    umount "$mnt"
-    losetup -d "$loop"
-    loop=
-    qemu-img convert -f raw -O qcow2 "$raw" "$work/out.qcow2"
-    rm -f "$raw"
-    chmod 644 "$work/out.qcow2"
-    mv "$work/out.qcow2" "$outdir/$out"
+    root_umount
+    publish "$raw" "$out"
 }
 
 echo "build-debian-guest.sh: $outdir/debian12.qcow2 (kernel $kver)"

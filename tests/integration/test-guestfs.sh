@@ -119,22 +119,23 @@ check_eq "the appliance ran once" 1 "$(appliances)"
 check "the appliance's QEMU was not given the master itself (a throw-away overlay of it)" \
     bash -c "grep -q -- '-drive' '$WORK/hv.log' && ! grep -q -- '$master' '$WORK/hv.log'"
 vpool --json image show debian >"$WORK/debian.json" || bail "image show debian"
-ins() { jq -r "$1" "$WORK/debian.json"; }
+# shown NAME EXPR: jq's EXPR of $WORK/NAME.json (what image show --json said).
+shown() { jq -r "$2" "$WORK/$1.json"; }
 check_eq "inspection found Debian 12 (linux)" "ok linux debian 12" \
-    "$(ins '[.inspection.status, .inspection.os.type, .inspection.os.distribution,
+    "$(shown debian '[.inspection.status, .inspection.os.type, .inspection.os.distribution,
              (.inspection.os.version | split(".")[0])] | join(" ")')"
 check_eq "inspection found extlinux booting it with BIOS, no EFI system partition" "extlinux bios false" \
-    "$(ins '[.inspection.boot.bootloader, .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
+    "$(shown debian '[.inspection.boot.bootloader, .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
 check_eq "its zstd initramfs drives every disk bus" "zstd ide,sata,virtio,scsi" \
-    "$(ins '[.inspection.initramfs.compression, .inspection.disk_buses] | join(" ")')"
+    "$(shown debian '[.inspection.initramfs.compression, .inspection.disk_buses] | join(" ")')"
 check_eq "its kernel drives every NIC model, nothing missing" "e1000,rtl8139,virtio 0" \
-    "$(ins '[.inspection.nic_models, (.inspection.missing | length)] | join(" ")')"
+    "$(shown debian '[.inspection.nic_models, (.inspection.missing | length)] | join(" ")')"
 check_eq "its network: ifupdown, by the interface name ens2" "ifupdown name ens2 true" \
-    "$(ins '[.inspection.network.tools, .inspection.network.match, .inspection.network.interfaces,
+    "$(shown debian '[.inspection.network.tools, .inspection.network.match, .inspection.network.interfaces,
              .inspection.network.breaks_on_rename] | join(" ")')"
 check_eq "what the operator left out is what inspection found" "ide,sata,virtio,scsi e1000,rtl8139,virtio bios" \
-    "$(ins '[.disk_buses, .nic_models, .firmwares] | join(" ")')"
-diag "inspection: $(ins '.inspection | {os, boot, kernel, initramfs, disk_buses, nic_models, network, seconds} | tojson')"
+    "$(shown debian '[.disk_buses, .nic_models, .firmwares] | join(" ")')"
+diag "inspection: $(shown debian '.inspection | {os, boot, kernel, initramfs, disk_buses, nic_models, network, seconds} | tojson')"
 check "image show prints the inspection" grep -q "^inspection: *debian 12" <<<"$(vpool image show debian)"
 check "the master is unchanged by its inspection" vpool image verify debian
 
@@ -174,22 +175,21 @@ start=$SECONDS
 check "image add windows (inspected)" vpool image add windows --file "$WINDOWS_DIR/windows10.qcow2"
 diag "inspection of windows10.qcow2 with image add: $((SECONDS - start)) s"
 vpool --json image show windows >"$WORK/windows.json" || bail "image show windows"
-wins() { jq -r "$1" "$WORK/windows.json"; }
 check_eq "inspection found Windows 10 Pro, 10.0, x86_64, from its registry and cmd.exe" \
     "ok windows windows 10.0 Windows 10 Pro x86_64" \
-    "$(wins '[.inspection.status, .inspection.os.type, .inspection.os.distribution, .inspection.os.version,
+    "$(shown windows '[.inspection.status, .inspection.os.type, .inspection.os.distribution, .inspection.os.version,
              .inspection.os.product, .inspection.os.arch] | join(" ")')"
 check_eq "booted by Windows' own loader with BIOS (an MBR disk)" "windows bios false" \
-    "$(wins '[.inspection.boot.bootloader, .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
+    "$(shown windows '[.inspection.boot.bootloader, .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
 check_eq "viostor.sys makes virtio a disk bus it can use; no kernel or initramfs is read" "ide,sata,virtio null null" \
-    "$(wins '[.inspection.disk_buses, (.inspection.kernel | tojson), (.inspection.initramfs | tojson)] | join(" ")')"
+    "$(shown windows '[.inspection.disk_buses, (.inspection.kernel | tojson), (.inspection.initramfs | tojson)] | join(" ")')"
 check_eq "vioscsi and netkvm are missing from System32/drivers" \
     "scsi:vioscsi virtio:netkvm System32/drivers" \
-    "$(wins '[(.inspection.missing | map("\(.hardware):\(.driver)") | join(" ")),
+    "$(shown windows '[(.inspection.missing | map("\(.hardware):\(.driver)") | join(" ")),
              (.inspection.missing | map(.place) | unique | join(","))] | join(" ")')"
 check_eq "what the operator left out is what inspection found" "ide,sata,virtio e1000,rtl8139 bios" \
-    "$(wins '[.disk_buses, .nic_models, .firmwares] | join(" ")')"
-diag "inspection: $(wins '.inspection | {os, boot, disk_buses, nic_models, missing, seconds} | tojson')"
+    "$(shown windows '[.disk_buses, .nic_models, .firmwares] | join(" ")')"
+diag "inspection: $(shown windows '.inspection | {os, boot, disk_buses, nic_models, missing, seconds} | tojson')"
 expect_fail "pool create of windows on q35/virtio is refused: no netkvm, nothing created" 1 \
     "^vpool: image 'windows': Windows has no netkvm driver: the VMs would have no network on NIC model virtio \(profile 'q35-virtio'\)$" \
     vpool pool create win --image windows --env "$HOSTB" --profile q35-virtio --size 1
@@ -248,13 +248,12 @@ start=$SECONDS
 check "image add debian-efi (inspected)" vpool image add debian-efi --file "$DEBIAN_DIR/debian12-uefi.qcow2"
 diag "inspection of debian12-uefi.qcow2 with image add: $((SECONDS - start)) s"
 vpool --json image show debian-efi >"$WORK/efi.json" || bail "image show debian-efi"
-efi() { jq -r "$1" "$WORK/efi.json"; }
 check_eq "inspection found Debian 12, booted by GRUB from its EFI system partition, UEFI only" \
     "ok debian grub uefi true" \
-    "$(efi '[.inspection.status, .inspection.os.distribution, .inspection.boot.bootloader,
+    "$(shown efi '[.inspection.status, .inspection.os.distribution, .inspection.boot.bootloader,
             .inspection.boot.firmwares, .inspection.boot.efi_system_partition] | join(" ")')"
-check_eq "the firmware left out is what inspection found" "uefi" "$(efi .firmwares)"
-diag "inspection: $(efi '.inspection | {os, boot, disk_buses, nic_models, seconds} | tojson')"
+check_eq "the firmware left out is what inspection found" "uefi" "$(shown efi .firmwares)"
+diag "inspection: $(shown efi '.inspection | {os, boot, disk_buses, nic_models, seconds} | tojson')"
 expect_fail "a declared BIOS is refused for it" 1 \
     "^vpool: image 'debian-efi2' declares firmware 'bios', but the guest boots with uefi only" \
     vpool image add debian-efi2 --file "$DEBIAN_DIR/debian12-uefi.qcow2" --firmware bios
