@@ -104,13 +104,13 @@ scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
 # The catalog-touching suites run twice: with the catalog in SQLite, then
 # in PostgreSQL (one private server, tests/pg.sh, a database per test), on
-# the same lane's hosts right after. Each lane reruns its share: the main
-# lane the suites that use hostc/hostd and the TLS hosts, and two of the
-# slow suites (uefi, live) on its own hosts; the slow lane the others and
-# hostile. The other slow suites (crash, clusters, guestfs, evacuate) run on
-# SQLite alone, to keep the whole run well inside CI's time.
-main_pg=(pool json recovery migrate daemon badinput fencing tls uefi live)
-slow_pg=(operator policy config reliability completion review cluster token hostile)
+# the same lane's hosts right after. Each lane reruns its share, so both
+# end at about the same time: the main lane the suites that use hostc/hostd
+# and the TLS hosts, and the slow suites uefi, live, crash and evacuate
+# (the last of them, as it powers its hosts off) on its own hosts; the slow
+# lane the others, hostile, and the slow suites clusters and guestfs.
+main_pg=(pool json recovery migrate daemon badinput fencing tls uefi live crash evacuate)
+slow_pg=(operator policy config reliability completion review cluster token hostile clusters guestfs)
 pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
 step "a PostgreSQL server for the catalog's suites (tests/pg.sh, in $pg_dir)"
 pg_ok=1
@@ -124,8 +124,10 @@ on_pg() {
     VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir meson test -C build --suite integration "$@" \
         --print-errorlogs --num-processes 1 --no-rebuild --logbase "$logbase"
 }
-# The slow lane, on its own hosts: its suites, then (its hosts up again:
-# evacuate, the last, takes them down) its share of the PostgreSQL reruns.
+# The slow lane, on its own hosts: its suites, then (its hosts and the
+# clusters suite's up again with no state: evacuate, the last, powers its
+# hosts off, and clusters kills one of its own) its share of the PostgreSQL
+# reruns.
 # Run in the background, a subshell: its hosts are its own.
 slow_lane() {
     local r=0
@@ -133,6 +135,8 @@ slow_lane() {
     meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
         --logbase integration-slow || r=1
     scripts/hosts.sh up --fresh "${slow_hosts[@]}" >/dev/null || r=1
+    scripts/hosts.sh up --fresh --tls "${cluster_hosts[@]}" >/dev/null || r=1
+    scripts/hosts.sh up --fresh --tls --cert rogue "$cluster_rogue" >/dev/null || r=1
     on_pg integration-slow-pg "${slow_pg[@]}" || r=1
     return $r
 }
@@ -155,6 +159,8 @@ for log in integration-pg integration-slow-pg; do
     if [ -e "build/meson-logs/$log.json" ]; then tally build "$log"; else failed=$((failed + 1)); fi
 done
 
+# The main lane's evacuate rerun powered its hosts off: up again, with no state.
+scripts/hosts.sh up --fresh "${hosts[@]}" >/dev/null || rc=1
 step "the web console in Chromium (puppeteer-core, axe-core) on ${hosts[0]} ${hosts[1]}; screenshots in build/console-shots"
 VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
     meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser || rc=1
