@@ -303,7 +303,10 @@ export async function migration(app, main, id, aborting) {
   const refresh = debounce(() => draw().catch((e) => say(e.message, 'error')), 150);
   await draw();
   if (confirming) main.querySelector('#abort-confirm')?.focus();
-  return (ev) => { if (String(ev.migration) === String(id)) refresh(); };
+  // Its steps, and the end of a job this page asked for: a resume that
+  // failed before any step leaves the migration as it was, its button to
+  // be offered again.
+  return (ev) => { if (String(ev.migration) === String(id) || (ev.kind === 'job' && app.jobs.has(ev.subject))) refresh(); };
 }
 
 export async function move(app, main, name) {
