@@ -14,6 +14,8 @@ const BASE = env('VPOOL_BASE'), POOL = env('VPOOL_POOL'), FROM = env('VPOOL_FROM
 const SHOTS = env('VPOOL_SHOTS'), PROFILE = env('VPOOL_PROFILE');
 // Migrations the command line left interrupted (to resume) and partial (to abort).
 const RESUME = env('VPOOL_RESUME_ID'), ABORT = env('VPOOL_ABORT_ID');
+// The process that holds the disk of the partial migration's failed VM.
+const LOCKER = Number(env('VPOOL_LOCKER'));
 const SIZES = { desktop: { width: 1366, height: 768 }, phone: { width: 390, height: 844 } };
 
 let failed = 0;
@@ -179,8 +181,10 @@ async function resumeFromPage() {
 }
 
 // The migration the command line left partial: its error shown as text
-// (markup in it too), the abort's confirmation saying which VMs go back,
-// reached from the estate's link, then confirmed.
+// (markup in it too); a resume while the disk is still held fails with the
+// API's words and leaves it partial; then, the holder gone, the abort's
+// confirmation saying which VMs go back, reached from the estate's link,
+// confirmed.
 async function abortFromPage() {
   await go(`#/migration/${ABORT}`, `Migration ${ABORT}`);
   const said = await text('#migration-summary');
@@ -196,6 +200,24 @@ async function abortFromPage() {
   check('no element came of that markup, nothing of it ran', injected.imgs === 0 && injected.xss === null, JSON.stringify(injected));
   await axe('the partial migration');
   await shots('migration-partial');
+
+  await page.click('#migration-resume');
+  await waitText('#message', new RegExp(`resume migration ${ABORT}: job \\d+ failed`));
+  const failedResume = await text('#message');
+  check('a resume while the disk is held fails, the page saying so with the API\'s words',
+        new RegExp(`failed: migration ${ABORT} partial: 1 of 2 VMs moved`).test(failedResume) &&
+        (await page.$eval('#message', (el) => el.getAttribute('role'))) === 'alert', failedResume);
+  await page.waitForFunction(() => {
+    const b = document.getElementById('migration-resume');
+    return b && b.getAttribute('aria-disabled') !== 'true';
+  }, { timeout: 30000 });
+  check('the migration stays partial and Resume is offered again', /^Ended partial: 1 of 2/.test(await text('#migration-summary')),
+        await text('#migration-summary'));
+  const again = await page.$$eval('main td[data-label="Error"]', (tds) => tds.map((td) => td.textContent));
+  check('its Error column names the holder again, as text', again.some((e) => /guest <img src=x onerror=/.test(e)) &&
+        (await page.$$('main img')).length === 0, again.join(' | '));
+  process.kill(LOCKER);
+  ok('the process holding the disk ends');
 
   await page.click('#migration-abort');
   await page.waitForSelector('#abort-confirm');

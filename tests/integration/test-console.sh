@@ -45,12 +45,11 @@ check_eq "it is left interrupted, no VM moved, w2-002 still running" "interrupte
     "$(vpool --json migrate status "$resume_id" | jq -r '"\(.state) \(.done)/\(.total)"') $(vm_state w2-002)"
 # w3's: its second VM's overlay held by a process whose command line names
 # a guest in markup, so the VM is not handed over and the run ends partial
-# with an error that carries it.
+# with an error that carries it. The holder stays until the page has tried
+# a resume (refused for it), then the page ends it and aborts.
 lock_disk "$(overlay_of w3-002)" -name 'guest=<img src=x onerror="window.__xss=1">,debug-threads=on'
 vpool migrate w3 --to "$HOSTB" --profile q35-virtio --parallel 1 --shutdown-timeout 2 >/dev/null 2>&1
 check_eq "a CLI migration of w3 whose second VM's disk is held exits 1" 1 "$?"
-kill "$LOCKER"
-wait "$LOCKER" 2>/dev/null
 abort_id=$(vpool --json migrate list | jq -r '.[] | select(.pool == "w3") | .id')
 check_eq "it ends partial, one VM moved, the other's error naming the holder" "partial 1/2 true" \
     "$(vpool --json migrate status "$abort_id" |
@@ -64,7 +63,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 base=http://127.0.0.1:$port
 "$VPOOLD_BIN" --foreground --listen "http://127.0.0.1:$port" --console "$top/console" 2>"$WORK/vpoold.log" &
 daemon_pid=$!
-trap 'kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; cleanup_workdir' EXIT
+trap 'kill "$daemon_pid" "$LOCKER" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; cleanup_workdir' EXIT
 for i in $(seq 100); do curl -sf "$base/" >/dev/null && break; sleep 0.1; done
 curl -sf "$base/" >/dev/null || bail "vpoold did not start: $(cat "$WORK/vpoold.log")"
 
@@ -93,7 +92,7 @@ check_eq "/v1 stays the API's (401 without a token)" 401 "$(curl -s -o /dev/null
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 VPOOL_BASE=$base VPOOL_OP_TOKEN=$op VPOOL_VIEWER_TOKEN=$viewer VPOOL_POOL=w1 VPOOL_FROM=$HOSTA VPOOL_TO=$HOSTB VPOOL_PROFILE=q35-virtio \
-    VPOOL_RESUME_ID=$resume_id VPOOL_ABORT_ID=$abort_id VPOOL_CHROMIUM=$CHROMIUM VPOOL_SHOTS=$SHOTS \
+    VPOOL_RESUME_ID=$resume_id VPOOL_ABORT_ID=$abort_id VPOOL_LOCKER=$LOCKER VPOOL_CHROMIUM=$CHROMIUM VPOOL_SHOTS=$SHOTS \
     node "$top/tests/browser/console.mjs" >"$WORK/browser.out" 2>"$WORK/browser.err"
 rc=$?
 # Its lines: "ok DESC" or "not ok DESC" then "# detail" lines.
@@ -105,6 +104,8 @@ while IFS= read -r line; do
     esac
 done <"$WORK/browser.out"
 check_eq "the browser script ran to its end" 0 "$rc"
+kill "$LOCKER" 2>/dev/null
+wait "$LOCKER" 2>/dev/null
 [ "$rc" = 0 ] || diag "$(tail -20 "$WORK/browser.err")"
 
 # --- what the CLI sees after the wizard's move -----------------------------------------------
