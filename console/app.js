@@ -43,7 +43,7 @@ function signOut() {
 }
 
 // The view the fragment names: #/, #/pool/P, #/move/P, #/host/ENV/HOST,
-// #/migration/ID, #/history?pool=P.
+// #/migration/ID (#/migration/ID/abort: its abort to confirm), #/history?pool=P.
 async function route() {
   const main = document.getElementById('main');
   if (!main || !app.role) return;
@@ -57,7 +57,7 @@ async function route() {
       case 'pool': fn = await views.pool(app, main, parts[1]); break;
       case 'move': fn = await views.move(app, main, parts[1]); break;
       case 'host': fn = await views.host(app, main, parts[1], parts[2]); break;
-      case 'migration': fn = await views.migration(app, main, parts[1]); break;
+      case 'migration': fn = await views.migration(app, main, parts[1], parts[2] === 'abort'); break;
       case 'history': fn = await views.history(app, main, query ?? ''); break;
       default: fn = await views.estate(app, main);
     }

@@ -49,11 +49,33 @@ function statesCell(p) {
   return h('ul', { class: 'states' }, p.vm_states.map((s) => h('li', {}, badge(s.state), ` ${s.count}`)));
 }
 
+// An action of a button, sent once: the button says it is busy (and keeps
+// the focus, as a disabled one would not) until the API has answered; it
+// is offered again only when the change was refused.
+function once(fn) {
+  return async (ev) => {
+    const b = ev.currentTarget;
+    if (b.getAttribute('aria-disabled') === 'true') return;
+    b.setAttribute('aria-disabled', 'true');
+    const job = await fn();
+    if (!job) b.removeAttribute('aria-disabled');
+  };
+}
+
+const stuck = (m) => m.state === 'partial' || m.state === 'interrupted';
+
+function resume(app, m, refresh) {
+  return once(() => change(app, `/v1/migrations/${m.id}/resume`, {}, `resume migration ${m.id}`)
+    .then((job) => { refresh(); return job; }));
+}
+
+// A migration's actions in a list of them: Resume at once, Abort through
+// the migration's own page, where it says which VMs go back.
 function migrationActions(app, m, refresh) {
-  if (!can(app, 'operator') || (m.state !== 'partial' && m.state !== 'interrupted')) return '';
+  if (!can(app, 'operator') || !stuck(m)) return '';
   return h('span', { class: 'actions' },
-    button('Resume', () => change(app, `/v1/migrations/${m.id}/resume`, {}, `resume migration ${m.id}`).then(refresh)),
-    button('Abort', () => change(app, `/v1/migrations/${m.id}/abort`, {}, `abort migration ${m.id}`).then(refresh)));
+    button('Resume', resume(app, m, refresh), { 'aria-label': `Resume migration ${m.id}` }),
+    h('a', { href: `#/migration/${m.id}/abort`, 'aria-label': `Abort migration ${m.id}…` }, 'Abort…'));
 }
 
 function progress(m) {
@@ -73,6 +95,15 @@ function migrationsTable(app, migs, refresh) {
   ], migs, 'No migration is running.');
 }
 
+// A pool's action in the estate: its move, or while a migration of it is
+// not over (the API would refuse another), that migration, for anyone to
+// follow and an operator to resume or abort.
+function poolAction(app, p, migs) {
+  const m = migs.find((x) => x.pool === p.name);
+  if (m) return link(`#/migration/${m.id}`, `Migration ${m.id} (${m.state})`);
+  return can(app, 'operator') ? link(`#/move/${enc(p.name)}`, `Move ${p.name}…`) : '';
+}
+
 export async function estate(app, main) {
   const draw = async () => {
     const est = await get('/v1/estate');
@@ -89,7 +120,7 @@ export async function estate(app, main) {
         { title: 'State', cell: (p) => badge(p.state) },
         { title: 'VMs', cell: (p) => String(p.size) },
         { title: 'VMs by state', cell: statesCell },
-        { title: 'Actions', cell: (p) => (can(app, 'operator') ? link(`#/move/${enc(p.name)}`, `Move ${p.name}…`) : '') },
+        { title: 'Actions', cell: (p) => poolAction(app, p, est.migrations) },
       ], est.pools, 'No pool.'));
     pools.querySelector('table')?.setAttribute('id', 'estate-pools');
     const migs = h('section', { 'aria-labelledby': 'migs-h', id: 'migrations' }, h('h2', { id: 'migs-h' }, 'Migrations'),
@@ -179,14 +210,84 @@ function planView(plan) {
     ], plan.vms));
 }
 
-export async function migration(app, main, id) {
+// N VMs, in words.
+const nvms = (n) => `${n} VM${n === 1 ? '' : 's'}`;
+
+// What a migration's state means for its VMs, in words (the badge's colour
+// and icon only add to them), and what resuming or aborting it would do.
+function migrationSummary(app, m) {
+  const from = m.from ?? 'its source env', to = m.to ?? 'its target env';
+  const moved = `${m.done} of ${nvms(m.total)} moved to ${to}`;
+  const failed = m.vms.filter((v) => v.error).length;
+  const choice = (resume) => (can(app, 'operator')
+    ? ` ${resume}; Abort gives every VM not yet handed over back to ${from}` +
+      (m.done ? ` and leaves the ${nvms(m.done)} on ${to} there.` : '.')
+    : ' An operator may resume it or abort it.');
+  switch (m.state) {
+    case 'running': return `Running: ${moved} so far.`;
+    case 'done': return `Done: ${moved}.`;
+    case 'interrupted':
+      return `Interrupted: the process that ran it stopped before the end and none works on it now; ${moved}.` +
+        choice('Resume goes on from its journal');
+    case 'partial':
+      return `Ended partial: ${moved}; ${failed} failed, the Error column says why.` +
+        choice(`Resume retries ${failed === 1 ? 'it' : 'them'} once the cause is gone`);
+    case 'aborted': {
+      const back = m.vms.filter((v) => v.step === 'returned').length;
+      return `Aborted: ${back} of ${nvms(m.total)} given back to ${from}` +
+        (m.done ? `; ${nvms(m.done)} handed over before the abort ${m.done === 1 ? 'stays' : 'stay'} on ${to}.` : '.');
+    }
+    default: return `State: ${m.state}.`;
+  }
+}
+
+// The abort's confirmation: which VMs go back to the source, which stay.
+function abortPlan(app, m, done, cancel) {
+  const stay = m.vms.filter((v) => v.step === 'done'), back = m.vms.filter((v) => v.step !== 'done');
+  return h('section', { id: 'abort-plan', 'aria-labelledby': 'abort-h' },
+    h('h2', { id: 'abort-h' }, `Abort migration ${m.id}: what happens`),
+    h('p', {}, `${nvms(back.length)} ${back.length === 1 ? 'goes' : 'go'} back to ${m.from ?? 'the source env'}; ` +
+      `${nvms(stay.length)} handed over ${stay.length === 1 ? 'stays' : 'stay'} on ${m.to ?? 'the target env'}.`),
+    table('VMs and where they end', [
+      { title: 'VM', cell: (v) => v.vm },
+      { title: 'Step reached', cell: (v) => badge(v.step) },
+      { title: 'Ends on', cell: (v) => (v.step === 'done' ? `${v.target ?? '?'} (stays)` : `${v.source ?? '?'} (goes back)`) },
+    ], m.vms),
+    h('p', { class: 'actions' },
+      button(`Confirm: abort migration ${m.id}`, once(() => change(app, `/v1/migrations/${m.id}/abort`, {},
+        `abort migration ${m.id}`).then((job) => { done(job); return job; })), { id: 'abort-confirm' }),
+      button('Cancel', cancel, { id: 'abort-cancel' })));
+}
+
+export async function migration(app, main, id, aborting) {
+  let confirming = Boolean(aborting), drawn = false;
   const draw = async () => {
     const m = await get(`/v1/migrations/${id}`);
+    const op = can(app, 'operator') && stuck(m);
+    confirming = confirming && op;
+    const focused = drawn && main.contains(document.activeElement) ? document.activeElement.id : '';
+    drawn = true;
+    const summary = h('p', { id: 'migration-summary', tabindex: '-1' }, migrationSummary(app, m));
+    // The abort's confirmation opened or closed; the address names it only
+    // while it is open.
+    const confirm = (on) => {
+      confirming = on;
+      if (!on && location.hash.endsWith('/abort')) window.history.replaceState(null, '', `#/migration/${id}`);
+    };
+    const after = (job) => { confirm(false); refresh(); return job; };
+    const toggle = (on) => () => {
+      confirm(on);
+      draw().then(() => main.querySelector(on ? '#abort-confirm' : '#migration-abort')?.focus());
+    };
     main.replaceChildren(
       h('h1', {}, `Migration ${m.id}: pool ${m.pool}`),
       h('p', { id: 'migration-state' }, badge(m.state), ' ', progress(m), ' ',
         `${m.from ?? '?'} → ${m.to ?? '?'}, profile ${m.from_profile ?? '?'} → ${m.to_profile ?? '?'}`),
-      h('p', {}, migrationActions(app, m, refresh)),
+      summary,
+      op ? h('p', { class: 'actions' },
+        button('Resume', resume(app, m, refresh), { id: 'migration-resume' }),
+        button('Abort…', toggle(true), { id: 'migration-abort', 'aria-expanded': String(confirming) })) : '',
+      confirming ? abortPlan(app, m, after, toggle(false)) : '',
       table('Each VM\'s step', [
         { title: 'VM', cell: (v) => v.vm },
         { title: 'Step', cell: (v) => badge(v.step) },
@@ -195,10 +296,17 @@ export async function migration(app, main, id) {
         { title: 'Generation', cell: (v) => String(v.generation) },
         { title: 'Error', cell: (v) => v.error ?? '' },
       ], m.vms));
+    // A redraw keeps the keyboard's place; when the element that had it is
+    // gone (the button of an action now under way), the summary takes it.
+    if (focused) (document.getElementById(focused) ?? summary).focus();
   };
   const refresh = debounce(() => draw().catch((e) => say(e.message, 'error')), 150);
   await draw();
-  return (ev) => { if (String(ev.migration) === String(id)) refresh(); };
+  if (confirming) main.querySelector('#abort-confirm')?.focus();
+  // Its steps, and the end of a job this page asked for: a resume that
+  // failed before any step leaves the migration as it was, its button to
+  // be offered again.
+  return (ev) => { if (String(ev.migration) === String(id) || (ev.kind === 'job' && app.jobs.has(ev.subject))) refresh(); };
 }
 
 export async function move(app, main, name) {

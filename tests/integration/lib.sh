@@ -352,9 +352,10 @@ overlay_of() {
     echo "$d/$(jq -r .overlay "$d/manifest.json")"
 }
 
-# lock_disk FILE: a process of the test (a backup agent, a QEMU started by
-# hand) locks FILE as QEMU does, a read lock on byte 100, until it is
-# killed; its pid is in LOCKER once it holds the lock.
+# lock_disk FILE [ARG...]: a process of the test (a backup agent, a QEMU
+# started by hand) locks FILE as QEMU does, a read lock on byte 100, until
+# it is killed; its pid is in LOCKER once it holds the lock. ARGs end its
+# command line (what vpool reads of a holder: "-name guest=NAME").
 lock_disk() {
     : >"$WORK/locker.out"
     python3 -c '
@@ -362,7 +363,7 @@ import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
 print("locked", flush=True)
-time.sleep(900)' "$1" >"$WORK/locker.out" &
+time.sleep(900)' "$@" >"$WORK/locker.out" &
     LOCKER=$!
     while [ ! -s "$WORK/locker.out" ]; do sleep 0.1; done
 }
