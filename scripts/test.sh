@@ -152,7 +152,6 @@ step "the main lane's share of the catalog's suites on PostgreSQL: ${main_pg[*]}
 on_pg integration-pg "${main_pg[@]}" || rc=1
 wait "$slow_pid" || rc=1
 cat "$slow_out"
-[ "$pg_ok" = 1 ] && { tests/pg.sh stop "$pg_dir" || rc=1; }
 tally build integration
 tally build integration-slow
 for log in integration-pg integration-slow-pg; do
@@ -165,6 +164,16 @@ step "the web console in Chromium (puppeteer-core, axe-core) on ${hosts[0]} ${ho
 VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
     meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser || rc=1
 tally build browser
+step "the web console again, with the catalog in PostgreSQL"
+if [ "$pg_ok" = 1 ]; then
+    scripts/hosts.sh up --fresh "${hosts[@]}" >/dev/null || rc=1
+    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
+        meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser-pg || rc=1
+    tally build browser-pg
+    tests/pg.sh stop "$pg_dir" || rc=1
+else
+    failed=$((failed + 1))
+fi
 
 step "stopping hosts"
 stop_hosts
