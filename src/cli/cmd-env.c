@@ -241,8 +241,8 @@ static int env_change(struct vp_cli *cli, const char *name, env_act_fn act, cons
         return 0;
 }
 
-/* The settings env set was given (UD its arguments), in one transaction: a
- * bad one changes nothing. */
+/* The settings env set was given (UD its arguments): the library checks
+ * them all before it writes any. */
 static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, char *done, size_t donesz,
                          struct vp_error *err)
 {
@@ -250,20 +250,11 @@ static int env_set_apply(struct vp_ctx *ctx, const char *env, const void *ud, ch
         const char *maint = cli_opt(a, "on-maintenance");
         struct vp_env_settings set = {
                 .fence_cmd = cli_opt(a, "fence-cmd"), .no_fence_cmd = cli_flag(a, "no-fence-cmd"),
-                .on_host_failure = cli_opt(a, "on-host-failure"), .grace = cli_opt(a, "grace"),
+                .on_maintenance = maint, .on_host_failure = cli_opt(a, "on-host-failure"), .grace = cli_opt(a, "grace"),
         };
-        bool rest = set.fence_cmd || set.no_fence_cmd || set.on_host_failure || set.grace;
-        int r = vp_catalog_begin(ctx->cat, err);
-        if (r >= 0 && maint)
-                r = vp_env_set_on_maintenance(ctx, env, maint, err);
-        if (r >= 0 && rest)
-                r = vp_env_set(ctx, env, &set, err);
-        if (r >= 0)
-                r = vp_catalog_commit(ctx->cat, err);
-        if (r < 0) {
-                vp_catalog_rollback(ctx->cat);
+        int r = vp_env_set(ctx, env, &set, err);
+        if (r < 0)
                 return r;
-        }
         _cleanup_free_ char *on_maint = maint ? vp_strdupf("on maintenance %s", maint) : NULL;
         size_t n = 0, off = 0;
         const char *parts[3] = { 0 };

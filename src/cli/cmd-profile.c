@@ -38,7 +38,7 @@ static int profile_add(struct vp_cli *cli, const struct cli_args *a)
 {
         const char *machine = cli_opt(a, "machine"), *bus = cli_opt(a, "disk-bus"), *nic = cli_opt(a, "nic");
         const char *vcpus = cli_opt(a, "vcpus"), *memory = cli_opt(a, "memory");
-        const char *firmware = cli_opt_or(a, "firmware", "bios"), *cpu = cli_opt_or(a, "cpu", "");
+        const char *firmware = cli_opt(a, "firmware"), *cpu = cli_opt(a, "cpu");
         const char *missing = !machine ? "--machine" : !bus ? "--disk-bus" : !nic ? "--nic"
                             : !vcpus ? "--vcpus" : !memory ? "--memory" : NULL;
         if (missing)
@@ -46,8 +46,8 @@ static int profile_add(struct vp_cli *cli, const struct cli_args *a)
         struct vp_error err = { 0 };
         uint64_t nv, mem;
         if (vp_name_check("profile", a->pos[0], &err) < 0 ||
-            vp_parse_uint("vCPU count", vcpus, 1, 255, &nv, &err) < 0 ||
-            vp_parse_size("memory", memory, 1024 * 1024, 4ULL << 40, &mem, &err) < 0)
+            vp_parse_uint("vCPU count", vcpus, 1, VP_PROFILE_VCPUS_MAX, &nv, &err) < 0 ||
+            vp_parse_size("memory", memory, 1024 * 1024, (uint64_t)VP_PROFILE_MEMORY_MIB_MAX << 20, &mem, &err) < 0)
                 return cli_fail(&err);
         if (mem % (1024 * 1024))
                 return vp_err(&err, -EINVAL, "memory '%s' is not a whole number of MiB", memory), cli_fail(&err);

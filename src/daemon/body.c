@@ -153,3 +153,55 @@ bool vpd_field_names(struct json_object *o, const char *key, const char *what, s
         *n = len;
         return true;
 }
+
+bool vpd_field_is_null(struct json_object *o, const char *key)
+{
+        struct json_object *v = NULL;
+        return json_object_object_get_ex(o, key, &v) && !v;
+}
+
+/* V as a line of text of at most OUTSZ - 1 bytes, into OUT. */
+static bool text_value(struct json_object *v, const char *key, char *out, size_t outsz, struct vpd_body_error *e)
+{
+        if (!json_object_is_type(v, json_type_string))
+                return refuse(e, key, "the field '%s' must be a string", key);
+        const char *s = json_object_get_string(v);
+        size_t len = (size_t)json_object_get_string_len(v);
+        if (strlen(s) != len)
+                return refuse(e, key, "a NUL byte in the field '%s'", key);
+        if (len == 0)
+                return refuse(e, key, "the field '%s' is empty", key);
+        if (len >= outsz)
+                return refuse(e, key, "the field '%s' is longer than %zu bytes", key, outsz - 1);
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        return refuse(e, key, "a control character in the field '%s'", key);
+        memcpy(out, s, len + 1);
+        return true;
+}
+
+bool vpd_field_text(struct json_object *o, const char *key, bool required, char *out, size_t outsz,
+                    struct vpd_body_error *e)
+{
+        struct json_object *v = field(o, key);
+        if (!v)
+                return required ? refuse(e, key, "missing field '%s'", key) : true;
+        return text_value(v, key, out, outsz, e);
+}
+
+bool vpd_field_texts(struct json_object *o, const char *key, size_t max, char *out, size_t textsz, size_t *n,
+                     struct vpd_body_error *e)
+{
+        struct json_object *v = field(o, key);
+        if (!v)
+                return true;
+        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > max ||
+            json_object_array_length(v) == 0)
+                return refuse(e, key, "the field '%s' must be an array of 1 to %zu strings", key, max);
+        size_t len = json_object_array_length(v);
+        for (size_t i = 0; i < len; i++)
+                if (!text_value(json_object_array_get_idx(v, i), key, out + i * textsz, textsz, e))
+                        return false;
+        *n = len;
+        return true;
+}

@@ -33,3 +33,13 @@ bool vpd_field_placement(struct json_object *o, enum vp_placement *out, struct v
 /* An array of at most MAX names of WHAT into OUT (each NAMESZ bytes). */
 bool vpd_field_names(struct json_object *o, const char *key, const char *what, size_t max, char *out, size_t namesz,
                      size_t *n, struct vpd_body_error *e);
+/* A line of text of at most OUTSZ - 1 bytes: a string, not empty, with no
+ * NUL or control character. */
+bool vpd_field_text(struct json_object *o, const char *key, bool required, char *out, size_t outsz,
+                    struct vpd_body_error *e);
+/* An array of 1 to MAX such lines into OUT (each TEXTSZ bytes). */
+bool vpd_field_texts(struct json_object *o, const char *key, size_t max, char *out, size_t textsz, size_t *n,
+                     struct vpd_body_error *e);
+/* Whether O holds KEY as a JSON null (the readers above take it as absent;
+ * a PATCH takes it as "none"). */
+bool vpd_field_is_null(struct json_object *o, const char *key);

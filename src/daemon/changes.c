@@ -14,8 +14,7 @@
 
 /* ---- the body ---- */
 
-/* The body of R as an object of ALLOWED fields; NULL with a 400 in REP. */
-static struct json_object *body_read(struct vpd_request *r, struct vpd_reply *rep, const char *const *allowed)
+struct json_object *vpd_body_read(struct vpd_request *r, struct vpd_reply *rep, const char *const *allowed)
 {
         struct vpd_body_error e = { 0 };
         struct json_object *o = vpd_body_parse(r->body, r->body_len, allowed, &e);
@@ -24,8 +23,7 @@ static struct json_object *body_read(struct vpd_request *r, struct vpd_reply *re
         return o;
 }
 
-/* OK, or the 400 of E. */
-static bool fields_ok(bool ok, struct vpd_reply *rep, const struct vpd_body_error *e)
+bool vpd_fields_ok(bool ok, struct vpd_reply *rep, const struct vpd_body_error *e)
 {
         if (!ok)
                 vpd_problem(rep, 400, e->field[0] ? e->field : NULL, "%s", e->detail);
@@ -60,7 +58,7 @@ void vpd_post_pools(struct vpd_request *r, struct vpd_reply *rep)
 {
         static const char *const allowed[] = { "name", "image", "env", "profile", "size", "data_disk_mib", "start",
                                                "placement", NULL };
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         if (!o)
                 return;
         struct pool_change *c = vp_xcalloc(1, sizeof(*c));
@@ -75,7 +73,7 @@ void vpd_post_pools(struct vpd_request *r, struct vpd_reply *rep)
                   vpd_field_uint(o, "size", 1, 9999, true, &c->size, &e) &&
                   vpd_field_uint(o, "data_disk_mib", 1, INT64_C(16) << 20, false, &dd, &e) &&
                   vpd_field_bool(o, "start", &c->start, &e) && vpd_field_placement(o, &c->placement, &e);
-        if (!fields_ok(ok, rep, &e)) {
+        if (!vpd_fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
@@ -119,7 +117,7 @@ static void pool_act(struct vpd_request *r, struct vpd_reply *rep, const char *w
 {
         if (!vpd_param_name(r, rep, 0, what))
                 return;
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         if (!o)
                 return;
         struct pool_change *c = vp_xcalloc(1, sizeof(*c));
@@ -128,7 +126,7 @@ static void pool_act(struct vpd_request *r, struct vpd_reply *rep, const char *w
         struct vpd_body_error e = { 0 };
         bool ok = vpd_field_bool(o, "force", &c->force, &e) && vpd_field_bool(o, "keep_deltas", &c->keep_deltas, &e) &&
                   vpd_field_uint(o, "timeout", 0, 86400, false, &c->timeout, &e);
-        if (!fields_ok(ok, rep, &e)) {
+        if (!vpd_fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
@@ -247,13 +245,13 @@ void vpd_post_migrations(struct vpd_request *r, struct vpd_reply *rep)
                                                "placement", "source_fenced", "accept_nic_rename", NULL };
         if (!vpd_param_name(r, rep, 0, "pool"))
                 return;
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         if (!o)
                 return;
         struct mig_change *c = vp_xcalloc(1, sizeof(*c));
         snprintf(c->pool, sizeof(c->pool), "%s", r->params[0]);
         struct vpd_body_error e = { 0 };
-        bool ok = fields_ok(vpd_field_name(o, "to", "env", true, c->to, sizeof(c->to), &e) &&
+        bool ok = vpd_fields_ok(vpd_field_name(o, "to", "env", true, c->to, sizeof(c->to), &e) &&
                                     vpd_field_name(o, "profile", "profile", false, c->profile, sizeof(c->profile), &e) &&
                                     vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
                                                    sizeof(c->source_fenced), &e) &&
@@ -294,12 +292,12 @@ static void mig_act(struct vpd_request *r, struct vpd_reply *rep, const char *ki
                 free(c);
                 return;
         }
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         struct vp_error err = { 0 };
         struct vp_ctx *ctx = o ? vpd_read_ctx(r->d, &err) : NULL;
         struct vp_migration m = { 0 };
         struct vpd_body_error e = { 0 };
-        bool ok = o && fields_ok(vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
+        bool ok = o && vpd_fields_ok(vpd_field_name(o, "source_fenced", "env", false, c->source_fenced,
                                                 sizeof(c->source_fenced), &e),
                                  rep, &e);
         if (ok && (!ctx || vp_migration_get(ctx, c->id, &m, &err) < 0)) {
@@ -376,7 +374,7 @@ void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep)
                                                NULL };
         if (!vpd_param_name(r, rep, 0, "env") || !vpd_param_name(r, rep, 1, "host"))
                 return;
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         if (!o)
                 return;
         struct mig_change *c = vp_xcalloc(1, sizeof(*c));
@@ -388,7 +386,7 @@ void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep)
                   vpd_field_bool(o, "cold", &c->cold, &e) && mig_fields(r, o, c, &e);
         for (size_t i = 0; i < c->nto_hosts; i++)
                 c->to_host_ptrs[i] = c->to_hosts[i];
-        if (!fields_ok(ok, rep, &e)) {
+        if (!vpd_fields_ok(ok, rep, &e)) {
                 free(c);
                 json_object_put(o);
                 return;
@@ -409,7 +407,7 @@ void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep)
         static const char *const allowed[] = { NULL };
         if (!vpd_param_name(r, rep, 0, "env") || !vpd_param_name(r, rep, 1, "host"))
                 return;
-        struct json_object *o = body_read(r, rep, allowed);
+        struct json_object *o = vpd_body_read(r, rep, allowed);
         if (!o)
                 return;
         struct mig_change *c = vp_xcalloc(1, sizeof(*c));

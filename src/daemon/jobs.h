@@ -4,6 +4,7 @@
  * at /v1/migrations/{id}). A client going away changes nothing. */
 #pragma once
 #include "vpoold.h"
+#include "body.h"
 
 struct vpd_job;
 
@@ -96,6 +97,12 @@ int64_t vpd_policy_drain(struct vpd *d, const char *env, const char *host, const
 int64_t vpd_policy_migrate(struct vpd *d, const char *pool, const char *to, const char *profile,
                            const struct vp_actor *actor, const char *reason);
 
+/* The body of R as an object of ALLOWED fields (NULL-terminated); NULL
+ * with a 400 in REP. */
+struct json_object *vpd_body_read(struct vpd_request *r, struct vpd_reply *rep, const char *const *allowed);
+/* OK, or false with the 400 of E in REP. */
+bool vpd_fields_ok(bool ok, struct vpd_reply *rep, const struct vpd_body_error *e);
+
 /* The routes of jobs and changes (routes.c puts them in its table). */
 void vpd_get_jobs(struct vpd_request *r, struct vpd_reply *rep);
 void vpd_get_job(struct vpd_request *r, struct vpd_reply *rep);
@@ -110,6 +117,19 @@ void vpd_post_migration_resume(struct vpd_request *r, struct vpd_reply *rep);
 void vpd_post_migration_abort(struct vpd_request *r, struct vpd_reply *rep);
 void vpd_post_host_drain(struct vpd_request *r, struct vpd_reply *rep);
 void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep);
+/* The admin's changes of envs, hosts, images and profiles (admin.c). */
+void vpd_post_envs(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_patch_env(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_env(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_env_retire(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_env_retire(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_hosts(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_host(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_host_maintenance(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_images(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_image(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_post_profiles(struct vpd_request *r, struct vpd_reply *rep);
+void vpd_delete_profile(struct vpd_request *r, struct vpd_reply *rep);
 
 #define VPD_JOB_ROUTES                                                                                          \
         { "GET", "/v1/jobs", VP_ROLE_VIEWER, vpd_get_jobs, FILTERS("kind", "state", "pool", "actor") },        \
@@ -124,7 +144,19 @@ void vpd_post_host_resume(struct vpd_request *r, struct vpd_reply *rep);
         { "POST", "/v1/migrations/{id}/resume", VP_ROLE_OPERATOR, vpd_post_migration_resume, NULL },            \
         { "POST", "/v1/migrations/{id}/abort", VP_ROLE_OPERATOR, vpd_post_migration_abort, NULL },              \
         { "POST", "/v1/envs/{env}/hosts/{host}/drain", VP_ROLE_OPERATOR, vpd_post_host_drain, NULL },           \
-        { "POST", "/v1/envs/{env}/hosts/{host}/resume", VP_ROLE_OPERATOR, vpd_post_host_resume, NULL }
+        { "POST", "/v1/envs/{env}/hosts/{host}/resume", VP_ROLE_OPERATOR, vpd_post_host_resume, NULL },        \
+        { "POST", "/v1/envs/{env}/hosts/{host}/maintenance", VP_ROLE_OPERATOR, vpd_post_host_maintenance, NULL }, \
+        { "POST", "/v1/envs", VP_ROLE_ADMIN, vpd_post_envs, NULL },                                             \
+        { "PATCH", "/v1/envs/{env}", VP_ROLE_ADMIN, vpd_patch_env, NULL },                                      \
+        { "DELETE", "/v1/envs/{env}", VP_ROLE_ADMIN, vpd_delete_env, NULL },                                    \
+        { "POST", "/v1/envs/{env}/retire", VP_ROLE_ADMIN, vpd_post_env_retire, NULL },                          \
+        { "DELETE", "/v1/envs/{env}/retire", VP_ROLE_ADMIN, vpd_delete_env_retire, NULL },                      \
+        { "POST", "/v1/envs/{env}/hosts", VP_ROLE_ADMIN, vpd_post_hosts, NULL },                                \
+        { "DELETE", "/v1/envs/{env}/hosts/{host}", VP_ROLE_ADMIN, vpd_delete_host, NULL },                      \
+        { "POST", "/v1/images", VP_ROLE_ADMIN, vpd_post_images, NULL },                                         \
+        { "DELETE", "/v1/images/{image}", VP_ROLE_ADMIN, vpd_delete_image, NULL },                              \
+        { "POST", "/v1/profiles", VP_ROLE_ADMIN, vpd_post_profiles, NULL },                                     \
+        { "DELETE", "/v1/profiles/{profile}", VP_ROLE_ADMIN, vpd_delete_profile, NULL }
 
 /* The OpenAPI document served at /v1/openapi.json (openapi.c). */
 struct json_object *vpd_openapi(void);

@@ -229,19 +229,26 @@ static int pick_domain_type(struct vp_ctx *ctx, const char *name, virConnectPtr 
         return 0;
 }
 
+int vp_domain_type_check(const char *domain_type, struct vp_error *err)
+{
+        char pb[64];
+        if (domain_type && (streq(domain_type, "auto") || streq(domain_type, "kvm") || streq(domain_type, "qemu")))
+                return 0;
+        return vp_err(err, -EINVAL, "unknown domain type '%s' (auto, kvm, qemu)",
+                      vp_printable(domain_type ? domain_type : "", pb, sizeof(pb)));
+}
+
 static int check_env_args(struct vp_ctx *ctx, const char *name, size_t nhosts, const char *domain_type,
                           const char *fence_cmd, char **ret_fence, struct vp_error *err)
 {
-        char pb[64];
         int r;
         if ((r = vp_name_check("env", name, err)) < 0 ||
             (fence_cmd && (r = vp_fence_cmd_parse(fence_cmd, ret_fence, err)) < 0))
                 return r;
         if (nhosts == 0)
                 return vp_err(err, -EINVAL, "env '%s' needs at least one host", name);
-        if (!streq(domain_type, "auto") && !streq(domain_type, "kvm") && !streq(domain_type, "qemu"))
-                return vp_err(err, -EINVAL, "unknown domain type '%s' (auto, kvm, qemu)",
-                              vp_printable(domain_type, pb, sizeof(pb)));
+        if ((r = vp_domain_type_check(domain_type, err)) < 0)
+                return r;
         struct vp_env existing = { 0 };
         if (vp_row_get(ctx->cat, &vp_table_env, "name", name, &existing, NULL) >= 0) {
                 vp_row_clear(&vp_table_env, &existing);
@@ -514,32 +521,45 @@ static int insert_image(struct vp_ctx *ctx, struct vp_image *im, struct json_obj
         return r;
 }
 
+int vp_image_args_check(const struct vp_image_args *a, const char **ret_field, struct vp_error *err)
+{
+        int r = 0;
+        char pb[64];
+        const char *field = NULL;
+        const char *fmt = a->format ? a->format : "qcow2";
+        if (vp_format_from_string(fmt) == VP_FORMAT_UNKNOWN)
+                field = "format", r = vp_err(err, -EINVAL, "unknown image format '%s' (qcow2 or raw)",
+                                             vp_printable(fmt, pb, sizeof(pb)));
+        else if (a->disk_buses && (r = vp_check_list("disk bus", a->disk_buses, vp_known_bus, err)) < 0)
+                field = "disk_buses";
+        else if (a->nic_models && (r = vp_check_list("NIC model", a->nic_models, vp_known_nic, err)) < 0)
+                field = "nic_models";
+        else if (a->firmwares && (r = vp_check_list("firmware", a->firmwares, vp_known_firmware, err)) < 0)
+                field = "firmwares";
+        else if (!a->file || !*a->file)
+                field = "file", r = vp_err(err, -EINVAL, "image '%s' needs --file", a->name);
+        else if ((a->initrd || a->cmdline) && !a->kernel)
+                field = a->initrd ? "initrd" : "cmdline", r = vp_err(err, -EINVAL, "--initrd and --cmdline need --kernel");
+        else if (a->cmdline && strlen(a->cmdline) > 1024)
+                field = "cmdline", r = vp_err(err, -EINVAL, "kernel command line is too long");
+        for (const char *p = a->cmdline; r >= 0 && p && *p; p++)
+                if (!isprint((unsigned char)*p))
+                        field = "cmdline", r = vp_err(err, -EINVAL, "kernel command line contains control characters");
+        if (r < 0 && ret_field)
+                *ret_field = field;
+        return r;
+}
+
 int vp_image_add(struct vp_ctx *ctx, const struct vp_image_args *a, struct vp_image *ret,
                  struct vp_error *err)
 {
         int r;
-        char pb[64];
         if ((r = vp_name_check("image", a->name, err)) < 0)
+                return r;
+        if ((r = vp_image_args_check(a, NULL, err)) < 0)
                 return r;
         const char *fmt = a->format ? a->format : "qcow2";
         enum vp_image_format f = vp_format_from_string(fmt);
-        if (f == VP_FORMAT_UNKNOWN)
-                return vp_err(err, -EINVAL, "unknown image format '%s' (qcow2 or raw)", vp_printable(fmt, pb, sizeof(pb)));
-        if ((a->disk_buses && (r = vp_check_list("disk bus", a->disk_buses, vp_known_bus, err)) < 0) ||
-            (a->nic_models && (r = vp_check_list("NIC model", a->nic_models, vp_known_nic, err)) < 0) ||
-            (a->firmwares && (r = vp_check_list("firmware", a->firmwares, vp_known_firmware, err)) < 0))
-                return r;
-        if (!a->file || !*a->file)
-                return vp_err(err, -EINVAL, "image '%s' needs --file", a->name);
-        if ((a->initrd || a->cmdline) && !a->kernel)
-                return vp_err(err, -EINVAL, "--initrd and --cmdline need --kernel");
-        if (a->cmdline) {
-                if (strlen(a->cmdline) > 1024)
-                        return vp_err(err, -EINVAL, "kernel command line is too long");
-                for (const char *p = a->cmdline; *p; p++)
-                        if (!isprint((unsigned char)*p))
-                                return vp_err(err, -EINVAL, "kernel command line contains control characters");
-        }
         if (a->kernel && (r = check_boot_file("kernel", a->kernel, err)) < 0)
                 return r;
         if (a->initrd && (r = check_boot_file("initrd", a->initrd, err)) < 0)
@@ -678,43 +698,60 @@ int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err)
 
 /* ---- profile ------------------------------------------------------------ */
 
-int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *err)
+int vp_profile_check(const struct vp_profile *p, const char **ret_field, struct vp_error *err)
 {
-        int r;
         char pb[64];
-        if ((r = vp_name_check("profile", p->name, err)) < 0)
-                return r;
-        if (!p->machine || !vp_known_machine(p->machine))
-                return vp_err(err, -EINVAL, "unknown machine type '%s' (pc, q35, pc-i440fx-X.Y, pc-q35-X.Y)",
-                              vp_printable(p->machine, pb, sizeof(pb)));
+        const char *field = NULL;
+        int r = 0;
         _cleanup_free_ char *buses = vp_disk_bus_list(", "), *nics = vp_nic_model_list(", ", true),
                             *fws = vp_firmware_list(", ");
-        if (!p->disk_bus || !vp_known_bus(p->disk_bus))
-                return vp_err(err, -EINVAL, "unknown disk bus '%s' (%s)", vp_printable(p->disk_bus, pb, sizeof(pb)),
-                              buses);
-        if (!p->nic || !vp_known_nic(p->nic))
-                return vp_err(err, -EINVAL, "unknown NIC model '%s' (%s)", vp_printable(p->nic, pb, sizeof(pb)), nics);
-        if (!p->firmware || !vp_known_firmware(p->firmware))
-                return vp_err(err, -EINVAL, "unknown firmware '%s' (%s)", vp_printable(p->firmware, pb, sizeof(pb)),
-                              fws);
-        if (!p->cpu_mode || !known_cpu_mode(p->cpu_mode))
-                return vp_err(err, -EINVAL, "unknown CPU mode '%s' (host-passthrough, host-model, maximum)",
-                              vp_printable(p->cpu_mode, pb, sizeof(pb)));
+        const char *fw = p->firmware ? p->firmware : vp_firmware_to_string(VP_FIRMWARE_BIOS);
+        enum vp_machine family = p->machine ? vp_machine_from_string(p->machine) : VP_MACHINE_INVALID;
+        enum vp_disk_bus bus = p->disk_bus ? vp_disk_bus_from_string(p->disk_bus) : VP_BUS_INVALID;
+        if ((r = vp_name_check("profile", p->name, err)) < 0)
+                field = "name";
+        else if (!p->machine || !vp_known_machine(p->machine))
+                field = "machine", r = vp_err(err, -EINVAL, "unknown machine type '%s' (pc, q35, pc-i440fx-X.Y, pc-q35-X.Y)",
+                                              vp_printable(p->machine, pb, sizeof(pb)));
+        else if (!p->disk_bus || !vp_known_bus(p->disk_bus))
+                field = "disk_bus", r = vp_err(err, -EINVAL, "unknown disk bus '%s' (%s)",
+                                               vp_printable(p->disk_bus, pb, sizeof(pb)), buses);
+        else if (!p->nic || !vp_known_nic(p->nic))
+                field = "nic", r = vp_err(err, -EINVAL, "unknown NIC model '%s' (%s)",
+                                          vp_printable(p->nic, pb, sizeof(pb)), nics);
+        else if (!vp_known_firmware(fw))
+                field = "firmware", r = vp_err(err, -EINVAL, "unknown firmware '%s' (%s)",
+                                               vp_printable(fw, pb, sizeof(pb)), fws);
+        else if (p->cpu_mode && !known_cpu_mode(p->cpu_mode))
+                field = "cpu_mode", r = vp_err(err, -EINVAL, "unknown CPU mode '%s' (host-passthrough, host-model, maximum)",
+                                               vp_printable(p->cpu_mode, pb, sizeof(pb)));
         /* Hardware that cannot exist, refused here rather than by the hypervisor later. */
-        enum vp_machine family = vp_machine_from_string(p->machine);
-        enum vp_disk_bus bus = vp_disk_bus_from_string(p->disk_bus);
-        if (family == VP_MACHINE_Q35 && bus == VP_BUS_IDE)
-                return vp_err(err, -EINVAL, "machine type '%s' has no IDE controller; use sata, virtio or scsi",
-                              p->machine);
-        if (family == VP_MACHINE_PC && bus == VP_BUS_SATA)
-                return vp_err(err, -EINVAL, "machine type '%s' has no SATA controller; use ide, virtio or scsi",
-                              p->machine);
-        if (vp_firmware_from_string(p->firmware) == VP_FIRMWARE_UEFI && family == VP_MACHINE_PC)
-                return vp_err(err, -EINVAL, "UEFI firmware needs machine type q35");
-        if (p->vcpus < 1 || p->vcpus > 255)
-                return vp_err(err, -EINVAL, "vCPUs must be between 1 and 255");
-        if (p->memory_mib < 16 || p->memory_mib > 4 * 1024 * 1024)
-                return vp_err(err, -EINVAL, "memory must be between 16 MiB and 4 TiB");
+        else if (family == VP_MACHINE_Q35 && bus == VP_BUS_IDE)
+                field = "disk_bus", r = vp_err(err, -EINVAL, "machine type '%s' has no IDE controller; use sata, virtio "
+                                               "or scsi", p->machine);
+        else if (family == VP_MACHINE_PC && bus == VP_BUS_SATA)
+                field = "disk_bus", r = vp_err(err, -EINVAL, "machine type '%s' has no SATA controller; use ide, virtio "
+                                               "or scsi", p->machine);
+        else if (vp_firmware_from_string(fw) == VP_FIRMWARE_UEFI && family == VP_MACHINE_PC)
+                field = "firmware", r = vp_err(err, -EINVAL, "UEFI firmware needs machine type q35");
+        else if (p->vcpus < 1 || p->vcpus > VP_PROFILE_VCPUS_MAX)
+                field = "vcpus", r = vp_err(err, -EINVAL, "vCPUs must be between 1 and %d", VP_PROFILE_VCPUS_MAX);
+        else if (p->memory_mib < VP_PROFILE_MEMORY_MIB_MIN || p->memory_mib > VP_PROFILE_MEMORY_MIB_MAX)
+                field = "memory_mib", r = vp_err(err, -EINVAL, "memory must be between 16 MiB and 4 TiB");
+        if (r < 0 && ret_field)
+                *ret_field = field;
+        return r;
+}
+
+int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *err)
+{
+        int r = vp_profile_check(p, NULL, err);
+        if (r < 0)
+                return r;
+        if (!p->firmware)
+                p->firmware = (char *)vp_firmware_to_string(VP_FIRMWARE_BIOS);
+        if (!p->cpu_mode)
+                p->cpu_mode = (char *)"";
         p->created = vp_now_iso();
         return vp_row_insert(ctx->cat, &vp_table_profile, p, err);
 }

@@ -65,6 +65,8 @@ struct vp_host_spec;
 int vp_env_add(struct vp_ctx *ctx, const char *name, const struct vp_host_spec *hosts, size_t nhosts,
                const char *domain_type, const char *fence_cmd, struct vp_env *ret, const char **ret_kvm_note,
                struct vp_error *err);
+/* DOMAIN_TYPE is one env add takes: auto, kvm or qemu; -EINVAL otherwise. */
+int vp_domain_type_check(const char *domain_type, struct vp_error *err);
 /* Give env NAME the fence agent FENCE_CMD, or none when NULL. */
 int vp_env_set_fence(struct vp_ctx *ctx, const char *name, const char *fence_cmd, struct vp_error *err);
 int vp_env_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
@@ -85,6 +87,11 @@ struct vp_image_args {
         void *progress_ud;
         char **ret_warning;                /* may be NULL: what the caller should tell the operator */
 };
+/* A's fields checked as image add checks them before it reads any file
+ * (format, the hardware lists, file, kernel, initrd, cmdline): 0, or
+ * -EINVAL with *RET_FIELD (may be NULL) the field at fault, named as the
+ * image's document and the API name it ("disk_buses", "cmdline"). */
+int vp_image_args_check(const struct vp_image_args *a, const char **ret_field, struct vp_error *err);
 /* The master is imported (its header checked) before it is inspected, so
  * libguestfs never opens what the checks refuse; the stored report decides
  * the hardware recorded (vp_inspect_reconcile). */
@@ -101,7 +108,17 @@ int vp_image_verify(struct vp_ctx *ctx, const char *name, bool *ret_ok, char sha
                     struct vp_error *err);
 int vp_image_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 
-/* P's text fields are checked (machine, bus, nic, firmware, cpu mode). */
+#define VP_PROFILE_VCPUS_MAX 255
+#define VP_PROFILE_MEMORY_MIB_MIN 16
+#define VP_PROFILE_MEMORY_MIB_MAX (4 * 1024 * 1024)
+/* P checked as profile add checks it: its name, machine, disk bus, NIC,
+ * firmware (NULL: bios) and CPU mode (NULL: the hypervisor's) known and
+ * possible together, vCPUs and memory in range. 0, or -EINVAL with
+ * *RET_FIELD (may be NULL) the field at fault as the profile's document
+ * names it ("disk_bus", "memory_mib"). */
+int vp_profile_check(const struct vp_profile *p, const char **ret_field, struct vp_error *err);
+/* Add P once vp_profile_check passes; a NULL firmware or CPU mode becomes
+ * the default's static string ("bios", ""). P->created is set (malloc'd). */
 int vp_profile_add(struct vp_ctx *ctx, struct vp_profile *p, struct vp_error *err);
 int vp_profile_rm(struct vp_ctx *ctx, const char *name, struct vp_error *err);
 

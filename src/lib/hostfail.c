@@ -8,6 +8,7 @@
 #include "migrate.h"
 #include "name.h"
 #include "parse.h"
+#include "policy.h"
 
 /* ---- the policy as typed ---------------------------------------------------- */
 
@@ -104,7 +105,13 @@ static int check_settings(struct vp_ctx *ctx, const struct vp_env *e, const stru
                           struct vp_host_failure_policy *pol, int64_t *grace, struct vp_error *err)
 {
         int k;
+        if (!s->fence_cmd && !s->no_fence_cmd && !s->on_maintenance && !s->on_host_failure && !s->grace)
+                return vp_err(err, -EINVAL, "nothing to set for env '%s'", e->name);
+        if (s->fence_cmd && s->no_fence_cmd)
+                return vp_err(err, -EINVAL, "give either a fence agent or none, not both");
         if (s->fence_cmd && (k = vp_fence_cmd_parse(s->fence_cmd, fence, err)) < 0)
+                return k;
+        if (s->on_maintenance && (k = vp_on_maintenance_parse(s->on_maintenance, err)) < 0)
                 return k;
         if (s->grace && (k = vp_grace_parse(s->grace, grace, err)) < 0)
                 return k;
@@ -139,6 +146,10 @@ int vp_env_set(struct vp_ctx *ctx, const char *name, const struct vp_env_setting
                 if (s->fence_cmd || s->no_fence_cmd) {
                         free(e.fence_cmd);
                         e.fence_cmd = TAKE_PTR(fence);
+                }
+                if (s->on_maintenance) {
+                        free(e.on_maintenance);
+                        e.on_maintenance = vp_strdup(s->on_maintenance);
                 }
                 if (s->on_host_failure) {
                         free(e.on_host_failure);

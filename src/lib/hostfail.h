@@ -43,11 +43,13 @@ int64_t vp_evacuate_retry_after(unsigned attempt, int64_t grace);
 struct vp_env_settings {
         const char *fence_cmd;         /* the agent as typed (fence.h) */
         bool no_fence_cmd;             /* take the agent away */
+        const char *on_maintenance;    /* drain | report | none (policy.h) */
         const char *on_host_failure;   /* none | report | evacuate | evacuate:ENV */
         const char *grace;             /* seconds */
 };
-/* Change env NAME's settings S, every one checked before any is written.
- * evacuate:ENV names another env that exists. */
+/* Change env NAME's settings S, every one checked before any is written
+ * (one row update: a bad one changes nothing). evacuate:ENV names another
+ * env that exists; S setting nothing is -EINVAL. */
 int vp_env_set(struct vp_ctx *ctx, const char *name, const struct vp_env_settings *s, struct vp_error *err);
 
 /* What the policy of host HOST's env would do now. */

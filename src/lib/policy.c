@@ -85,23 +85,14 @@ enum vp_on_maintenance vp_env_on_maintenance(const struct vp_env *e)
         return m < 0 ? VP_ON_MAINTENANCE_DEFAULT : m;
 }
 
-int vp_env_set_on_maintenance(struct vp_ctx *ctx, const char *env, const char *word, struct vp_error *err)
+int vp_on_maintenance_parse(const char *word, struct vp_error *err)
 {
-        if (vp_on_maintenance_from_string(word) < 0) {
-                _cleanup_free_ char *words = vp_on_maintenance_list(", ");
-                char pb[64];
-                return vp_err(err, -EINVAL, "invalid --on-maintenance '%s': expected one of %s",
-                              vp_printable(word ? word : "", pb, sizeof(pb)), words);
-        }
-        struct vp_env e = { 0 };
-        int r = vp_name_check("env", env, err);
-        if (r < 0 || (r = vp_row_get(ctx->cat, &vp_table_env, "name", env, &e, err)) < 0)
-                return r;
-        free(e.on_maintenance);
-        e.on_maintenance = vp_strdup(word);
-        r = vp_row_update(ctx->cat, &vp_table_env, &e, err);
-        vp_row_clear(&vp_table_env, &e);
-        return r;
+        if (vp_on_maintenance_from_string(word) >= 0)
+                return 0;
+        _cleanup_free_ char *words = vp_on_maintenance_list(", ");
+        char pb[64];
+        return vp_err(err, -EINVAL, "invalid --on-maintenance '%s': expected one of %s",
+                      vp_printable(word ? word : "", pb, sizeof(pb)), words);
 }
 
 int vp_retirement_of(struct vp_ctx *ctx, int64_t env_id, struct vp_retirement *ret, struct vp_error *err)

@@ -47,8 +47,9 @@ size_t vp_wave_pick(const struct vp_wave_pool *pools, size_t n, size_t wave, siz
 /* What vpoold does with env E's hosts in maintenance (its default when E
  * says nothing). */
 enum vp_on_maintenance vp_env_on_maintenance(const struct vp_env *e);
-/* Set it for env ENV: WORD a vp_on_maintenance word. */
-int vp_env_set_on_maintenance(struct vp_ctx *ctx, const char *env, const char *word, struct vp_error *err);
+/* WORD checked as a vp_on_maintenance word (--on-maintenance): 0, or
+ * -EINVAL naming the words allowed. vp_env_set (hostfail.h) sets it. */
+int vp_on_maintenance_parse(const char *word, struct vp_error *err);
 
 /* The most pools a wave moves at once. */
 #define VP_RETIRE_WAVE_MAX 256

@@ -5,7 +5,8 @@
  * A body either parses to an object whose every key is allowed or is
  * refused with a message; each field reader either fills its output with a
  * value inside its bounds (a name that vp_name_check accepts) or refuses
- * naming the field. A listen value either parses to 1..VP_LISTEN_MAX
+ * naming the field; a text reader gives a non-empty line within its buffer
+ * with no control character. A listen value either parses to 1..VP_LISTEN_MAX
  * listeners, each well formed, or is refused. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,8 +21,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const allowed[] = {
         "name", "image", "env", "profile", "size", "data_disk_mib", "start", "placement", "force", "keep_deltas",
-        "timeout", "to", "dry_run", "parallel", "shutdown_timeout", "source_fenced", "to_hosts", "cold", NULL,
+        "timeout", "to", "dry_run", "parallel", "shutdown_timeout", "source_fenced", "to_hosts", "cold", "uri",
+        "hosts", "fence_cmd", "window", "file", "cmdline", "machine", "disk_bus", NULL,
 };
+
+/* A line of text: within its buffer, not empty, no NUL or control character. */
+static void check_text_out(bool ok, const char *out, size_t outsz, const struct vpd_body_error *e)
+{
+        if (!ok) {
+                require(e->detail[0] && e->field[0]);
+                return;
+        }
+        require(strlen(out) < outsz);
+        for (const char *p = out; *p; p++)
+                require((unsigned char)*p >= 0x20 && *p != 0x7f);
+}
+
+/* The readers of the admin's routes: texts, arrays of texts, and a null
+ * told from an absent field. */
+static void text_fields(struct json_object *o)
+{
+        struct vpd_body_error e = { 0 };
+        char text[64] = "", texts[16][32];
+        size_t n = 0;
+        check_text_out(vpd_field_text(o, "fence_cmd", false, text, sizeof(text), &e), text, sizeof(text), &e);
+        text[0] = 0;
+        if (vpd_field_text(o, "cmdline", true, text, sizeof(text), &e))
+                require(text[0]);
+        check_text_out(true, text, sizeof(text), &e);
+        if (vpd_field_texts(o, "hosts", 16, texts[0], sizeof(texts[0]), &n, &e)) {
+                require(n <= 16);
+                for (size_t i = 0; i < n; i++)
+                        check_text_out(true, texts[i], sizeof(texts[i]), &e);
+        } else {
+                require(e.detail[0] && streq(e.field, "hosts"));
+        }
+        struct json_object *v = NULL;
+        if (vpd_field_is_null(o, "fence_cmd"))
+                require(json_object_object_get_ex(o, "fence_cmd", &v) && !v);
+}
 
 static void check_name_out(bool ok, const char *out, const struct vpd_body_error *e)
 {
@@ -90,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         require(known);
                 }
                 fields(o);
+                text_fields(o);
                 json_object_put(o);
         } else {
                 require(e.detail[0]);

@@ -4,12 +4,15 @@
 # each role allowed and refused, every error status with its problem
 # document, bad bodies and names, a pool created, started and migrated
 # through the API with its events streamed (and resumed with
-# Last-Event-ID), the history naming who asked, systemd's notifications.
+# Last-Event-ID), envs, hosts, images and profiles added, changed and removed
+# by the admin, the history naming who asked, systemd's notifications.
 . "$(dirname "$0")/lib.sh"
 
 TEST_PREFIX=d
 VPOOLD_BIN=${VPOOLD_BIN:-$top/build/src/daemon/vpoold}
-require_hosts "$HOSTA" "$HOSTB"
+# Host C is free: envs and hosts are added and removed on it through the API.
+TEST_HOSTS=("$HOSTA" "$HOSTB" "$HOSTC")
+require_hosts "$HOSTA" "$HOSTB" "$HOSTC"
 for c in curl certtool python3; do command -v "$c" >/dev/null || bail "$c is missing (scripts/deps.sh installs it)"; done
 setup_workdir
 standard_setup
@@ -223,6 +226,220 @@ api_fail "an operator may not create a pool: 403" 403 "needs the role admin" \
 check "TLS with an untrusted CA is refused by the client" \
     bash -c '! curl -s --cacert /etc/ssl/certs/ca-certificates.crt "$1/v1" >/dev/null' - "$base"
 
+# --- the admin's routes: envs, their hosts and settings, images, profiles ---------------
+# bad_field DESC FIELD REGEX REQ-COMMAND...: a 400 whose problem names FIELD; nothing changed.
+bad_field() {
+    local desc=$1 field=$2
+    shift 2
+    api_fail "$desc: 400" 400 "$@"
+    check_eq "$desc: the problem names '$field'" "$field" "$(jq -r .field "$WORK/problem.json" 2>/dev/null)"
+}
+# admin_done DESC ROUTE OUT: a 202 with the route's job, which ends done.
+admin_done() {
+    answer "$1: 202" "$2" 202 "$3"
+    check_eq "$1: its job ends done" done "$(wait_job "$(body_of "$3" | jq -r .id)")"
+}
+uric=$(uri_of "$HOSTC")
+# Each route is the admin's (the maintenance an operator's): refused to the
+# roles below, before its body is read.
+while IFS='|' read -r rmethod rpath rbody; do
+    for who in viewer operator; do
+        api_fail "$rmethod $rpath by a $who: 403" 403 "needs the role admin" treq "${!who}" "$rmethod" "$rpath" "$rbody"
+    done
+done <<ROUTES
+POST|/v1/envs|{"name": "dx", "uri": "$uric", "domain_type": "qemu"}
+PATCH|/v1/envs/$HOSTA|{"grace": 30}
+DELETE|/v1/envs/$HOSTB|
+POST|/v1/envs/$HOSTA/retire|{"to": "$HOSTB"}
+DELETE|/v1/envs/$HOSTA/retire|
+POST|/v1/envs/$HOSTA/hosts|{"uri": "$uric", "name": "dx"}
+DELETE|/v1/envs/$HOSTA/hosts/$HOSTA|
+POST|/v1/images|{"name": "dx", "file": "$GUEST_DIR/master.qcow2", "no_inspect": true}
+DELETE|/v1/images/guest|
+POST|/v1/profiles|{"name": "dx", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 256}
+DELETE|/v1/profiles/pc-ide|
+ROUTES
+api_fail "a viewer may not put a host in maintenance: 403" 403 "needs the role operator" \
+    treq "$viewer" POST "/v1/envs/$HOSTA/hosts/$HOSTA/maintenance" ''
+
+# Profiles.
+prof='{"name": "dprof", "machine": "q35", "disk_bus": "virtio", "nic": "virtio", "vcpus": 2, "memory_mib": 512, "firmware": "uefi"}'
+admin_done "POST /v1/profiles by the admin" "POST /v1/profiles" "$(treq "$admin" POST /v1/profiles "$prof")"
+check_eq "the CLI shows the profile as asked" "q35 virtio virtio 2 512 uefi" \
+    "$(vpool profile show dprof --json | jq -r '"\(.machine) \(.disk_bus) \(.nic) \(.vcpus) \(.memory_mib) \(.firmware)"')"
+check_eq "GET /v1/profiles/{profile} is profile show --json" "$(vpool profile show dprof --json | jq -c .)" \
+    "$(ureq GET /v1/profiles/dprof | sed '$d' | jq -c .)"
+check "vpool profile list shows it" grep -q '^dprof ' <<<"$(vpool profile list)"
+api_fail "the same profile again: 409" 409 "profile 'dprof' already exists" treq "$admin" POST /v1/profiles "$prof"
+bad_field "a profile without its NIC" nic "missing field 'nic'" treq "$admin" POST /v1/profiles \
+    '{"name": "dp2", "machine": "pc", "disk_bus": "ide", "vcpus": 1, "memory_mib": 256}'
+bad_field "vcpus as a string" vcpus "must be an integer from 1 to 255" treq "$admin" POST /v1/profiles \
+    '{"name": "dp2", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": "1", "memory_mib": 256}'
+bad_field "memory below 16 MiB" memory_mib "from 16 to" treq "$admin" POST /v1/profiles \
+    '{"name": "dp2", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 8}'
+bad_field "q35 with an IDE disk, in the CLI's words" disk_bus "machine type 'q35' has no IDE controller" \
+    treq "$admin" POST /v1/profiles '{"name": "dp2", "machine": "q35", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 256}'
+bad_field "an unknown CPU mode" cpu_mode "unknown CPU mode 'fast'" treq "$admin" POST /v1/profiles \
+    '{"name": "dp2", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 256, "cpu_mode": "fast"}'
+bad_field "a profile name with a traversal" name "invalid profile name" treq "$admin" POST /v1/profiles \
+    '{"name": "../etc", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 256}'
+bad_field "a profile name with a control character" name "invalid profile name" treq "$admin" POST /v1/profiles \
+    '{"name": "p\u0007x", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory_mib": 256}'
+bad_field "an unknown field of a profile" memory "unknown field 'memory'" treq "$admin" POST /v1/profiles \
+    '{"name": "dp2", "machine": "pc", "disk_bus": "ide", "nic": "e1000", "vcpus": 1, "memory": "256M"}'
+api_fail "DELETE of an unknown profile: 404" 404 "unknown profile 'nosuch'" treq "$admin" DELETE /v1/profiles/nosuch ''
+bad_field "a profile path with a control character" profile "invalid profile name" \
+    treq "$admin" DELETE /v1/profiles/a%01b ''
+admin_done "DELETE /v1/profiles/{profile} by the admin" "DELETE /v1/profiles/{profile}" \
+    "$(treq "$admin" DELETE /v1/profiles/dprof '')"
+check_eq "the profile is gone for the CLI" "" "$(vpool profile list --json | jq -r '.[].name | select(. == "dprof")')"
+
+# Envs: one on host C, its settings, its retirement, its removal.
+admin_done "POST /v1/envs by the admin" "POST /v1/envs" \
+    "$(treq "$admin" POST /v1/envs '{"name": "denv", "uri": "'"$uric"'", "domain_type": "qemu"}')"
+check_eq "the CLI shows the env with its host" "denv 1 qemu" \
+    "$(vpool env show denv --json | jq -r '"\(.name) \(.hosts | length) \(.domain_types)"' | cut -d, -f1)"
+check "vpool env list shows it" grep -q '^denv ' <<<"$(vpool env list)"
+answer "GET /v1/envs/{env} of the env added" "GET /v1/envs/{env}" 200 "$(ureq GET /v1/envs/denv)"
+api_fail "the same env again: 409" 409 "env 'denv' already exists" \
+    treq "$admin" POST /v1/envs '{"name": "denv", "uri": "'"$uric"'", "domain_type": "qemu"}'
+bad_field "an env without a name" name "missing field 'name'" treq "$admin" POST /v1/envs '{"uri": "'"$uric"'"}'
+bad_field "an env without a host" uri "missing field 'uri' or 'hosts'" treq "$admin" POST /v1/envs '{"name": "dx"}'
+bad_field "an env with uri and hosts" hosts "not both" \
+    treq "$admin" POST /v1/envs '{"name": "dx", "uri": "'"$uric"'", "hosts": ["'"$uric"'"]}'
+bad_field "hosts not an array" hosts "must be an array" treq "$admin" POST /v1/envs '{"name": "dx", "hosts": "'"$uric"'"}'
+bad_field "an unknown domain type" domain_type "unknown domain type 'xen'" \
+    treq "$admin" POST /v1/envs '{"name": "dx", "uri": "'"$uric"'", "domain_type": "xen"}'
+bad_field "a fence agent that is not an absolute path" fence_cmd "must be an absolute path" \
+    treq "$admin" POST /v1/envs '{"name": "dx", "uri": "'"$uric"'", "fence_cmd": "fence_ipmilan -a x"}'
+bad_field "an env name with a traversal" name "invalid env name" \
+    treq "$admin" POST /v1/envs '{"name": "../../etc", "uri": "'"$uric"'"}'
+bad_field "a URI with a control character" uri "control character" \
+    treq "$admin" POST /v1/envs '{"name": "dx", "uri": "qemu:///system\nx"}'
+out=$(treq "$admin" PATCH /v1/envs/denv \
+    '{"on_maintenance": "report", "on_host_failure": "evacuate:'"$HOSTA"'", "grace": 45, "fence_cmd": "/bin/true --host x"}')
+admin_done "PATCH /v1/envs/{env} by the admin" "PATCH /v1/envs/{env}" "$out"
+check_eq "the CLI shows the settings" "report evacuate $HOSTA 45 true" \
+    "$(vpool env show denv --json | jq -r '"\(.on_maintenance) \(.on_host_failure) \(.evacuate_to) \(.grace) \(.fence_cmd != null)"')"
+admin_done "PATCH with a null fence agent" "PATCH /v1/envs/{env}" "$(treq "$admin" PATCH /v1/envs/denv '{"fence_cmd": null}')"
+check_eq "takes the agent away, the rest unchanged" "null report" \
+    "$(vpool env show denv --json | jq -r '"\(.fence_cmd) \(.on_maintenance)"')"
+bad_field "a PATCH of an unknown policy word, in the CLI's words" on_maintenance "invalid --on-maintenance 'always'" \
+    treq "$admin" PATCH /v1/envs/denv '{"on_maintenance": "always"}'
+bad_field "a grace of 0" grace "from 1 to 86400" treq "$admin" PATCH /v1/envs/denv '{"grace": 0}'
+bad_field "on_host_failure of a bad word" on_host_failure "unknown host-failure policy 'migrate'" \
+    treq "$admin" PATCH /v1/envs/denv '{"on_host_failure": "migrate"}'
+api_fail "a PATCH setting nothing: 400" 400 "nothing to set" treq "$admin" PATCH /v1/envs/denv '{}'
+api_fail "evacuate:ENV naming the env itself: 400" 400 "names env 'denv' itself" \
+    treq "$admin" PATCH /v1/envs/denv '{"on_host_failure": "evacuate:denv"}'
+api_fail "a PATCH of an unknown env: 404" 404 "unknown env 'nosuch'" treq "$admin" PATCH /v1/envs/nosuch '{"grace": 30}'
+# Refusals first: once retiring, the policy may find the env empty and mark
+# its retirement complete at any moment.
+bad_field "a retirement without a target" to "missing field 'to'" treq "$admin" POST /v1/envs/denv/retire '{}'
+bad_field "a window past midnight's 24:00" window "invalid window" \
+    treq "$admin" POST /v1/envs/denv/retire '{"to": "'"$HOSTA"'", "window": "25:00-06:00"}'
+bad_field "a wave of 0" wave "from 1 to 256" treq "$admin" POST /v1/envs/denv/retire '{"to": "'"$HOSTA"'", "wave": 0}'
+api_fail "retiring an env to itself: 400" 400 "cannot retire env 'denv' to itself" \
+    treq "$admin" POST /v1/envs/denv/retire '{"to": "denv"}'
+out=$(treq "$admin" POST /v1/envs/denv/retire '{"to": "'"$HOSTA"'", "window": "22:00-06:00", "wave": 2, "report": true}')
+admin_done "POST /v1/envs/{env}/retire by the admin" "POST /v1/envs/{env}/retire" "$out"
+check_eq "the CLI shows the retirement" "$HOSTA 22:00-06:00 2 true" \
+    "$(vpool env show denv --json | jq -r '.retirement | "\(.to) \(.window) \(.wave) \(.report)"')"
+admin_done "DELETE /v1/envs/{env}/retire by the admin" "DELETE /v1/envs/{env}/retire" \
+    "$(treq "$admin" DELETE /v1/envs/denv/retire '')"
+check_eq "the retirement is cancelled" null "$(vpool env show denv --json | jq -c .retirement)"
+api_fail "cancelling it again: 404" 404 "env 'denv' is not retiring" treq "$admin" DELETE /v1/envs/denv/retire ''
+api_fail "the env's last host may not go: 409" 409 "last host of env 'denv'" \
+    treq "$admin" DELETE /v1/envs/denv/hosts/denv ''
+admin_done "DELETE /v1/envs/{env} by the admin" "DELETE /v1/envs/{env}" "$(treq "$admin" DELETE /v1/envs/denv '')"
+check_eq "the env is gone for the CLI" "" "$(vpool env list --json | jq -r '.[].name | select(. == "denv")')"
+api_fail "DELETE of an unknown env: 404" 404 "unknown env 'nosuch'" treq "$admin" DELETE /v1/envs/nosuch ''
+api_fail "an env path with a traversal: 400" 400 "." treq "$admin" DELETE /v1/envs/..%2F..%2Fetc ''
+
+# Host C added to env A, put in maintenance by an operator, removed.
+out=$(treq "$admin" POST "/v1/envs/$HOSTA/hosts" '{"uri": "'"$uric"'", "name": "dhc"}')
+admin_done "POST /v1/envs/{env}/hosts by the admin" "POST /v1/envs/{env}/hosts" "$out"
+check_eq "the CLI lists the host in env A" "dhc false" \
+    "$(vpool env host list "$HOSTA" --json | jq -r '.[] | select(.name == "dhc") | "\(.name) \(.maintenance)"')"
+api_fail "the same host again: 409" 409 "dhc" treq "$admin" POST "/v1/envs/$HOSTA/hosts" '{"uri": "'"$uric"'", "name": "dhc"}'
+bad_field "a host name with a traversal" name "invalid host name" \
+    treq "$admin" POST "/v1/envs/$HOSTA/hosts" '{"uri": "'"$uric"'", "name": "../dhc"}'
+bad_field "a URI naming no host and no name" uri "names no host" \
+    treq "$admin" POST "/v1/envs/$HOSTA/hosts" '{"uri": "qemu:///system"}'
+bad_field "a host without a URI" uri "missing field 'uri'" treq "$admin" POST "/v1/envs/$HOSTA/hosts" '{"name": "dx"}'
+api_fail "a host of an unknown env: 404" 404 "unknown env 'nosuch'" \
+    treq "$admin" POST /v1/envs/nosuch/hosts '{"uri": "'"$uric"'", "name": "dx"}'
+out=$(treq "$operator" POST "/v1/envs/$HOSTA/hosts/dhc/maintenance" '')
+admin_done "POST /v1/envs/{env}/hosts/{host}/maintenance by an operator" \
+    "POST /v1/envs/{env}/hosts/{host}/maintenance" "$out"
+check_eq "the host is in maintenance" true \
+    "$(vpool env host list "$HOSTA" --json | jq -r '.[] | select(.name == "dhc") | .maintenance')"
+api_fail "maintenance of an unknown host: 404" 404 "no host 'nosuch'" \
+    treq "$operator" POST "/v1/envs/$HOSTA/hosts/nosuch/maintenance" ''
+bad_field "a force that is not a boolean" force "true or false" \
+    treq "$admin" DELETE "/v1/envs/$HOSTA/hosts/dhc" '{"force": "yes"}'
+admin_done "DELETE /v1/envs/{env}/hosts/{host} by the admin" "DELETE /v1/envs/{env}/hosts/{host}" \
+    "$(treq "$admin" DELETE "/v1/envs/$HOSTA/hosts/dhc" '')"
+check_eq "env A has its one host again" "$HOSTA" "$(vpool env host list "$HOSTA" --json | jq -r '[.[].name] | join(" ")')"
+api_fail "removing it again: 404" 404 "no host 'dhc'" treq "$admin" DELETE "/v1/envs/$HOSTA/hosts/dhc" ''
+
+# Images: one on its declaration alone, one inspected (answered once the
+# inspection began), both removed.
+out=$(treq "$admin" POST /v1/images '{"name": "dimg", "file": "'"$GUEST_DIR/master.qcow2"'", "no_inspect": true}')
+admin_done "POST /v1/images by the admin" "POST /v1/images" "$out"
+check_eq "the CLI shows the image with the guest's digest and the defaults" \
+    "$(vpool image show guest --json | jq -r .sha256) bios" "$(vpool image show dimg --json | jq -r '"\(.sha256) \(.firmwares)"')"
+check_eq "GET /v1/images/{image} is image show --json" "$(vpool image show dimg --json | jq -c .)" \
+    "$(ureq GET /v1/images/dimg | sed '$d' | jq -c .)"
+check "vpool image list shows it" grep -q '^dimg ' <<<"$(vpool image list)"
+api_fail "the same image again: 409" 409 "image 'dimg' already exists" \
+    treq "$admin" POST /v1/images '{"name": "dimg", "file": "'"$GUEST_DIR/master.qcow2"'", "no_inspect": true}'
+bad_field "an image without a file" file "missing field 'file'" treq "$admin" POST /v1/images '{"name": "dx"}'
+bad_field "a relative file" file "absolute path" treq "$admin" POST /v1/images '{"name": "dx", "file": "master.qcow2"}'
+bad_field "a file with a control character" file "control character" \
+    treq "$admin" POST /v1/images '{"name": "dx", "file": "/tmp/a\u001b[2Jb"}'
+bad_field "an unknown disk bus, in the CLI's words" disk_buses "unknown disk bus 'floppy'" \
+    treq "$admin" POST /v1/images '{"name": "dx", "file": "'"$GUEST_DIR/master.qcow2"'", "disk_buses": "ide,floppy"}'
+bad_field "an initrd without a kernel" initrd "need --kernel" \
+    treq "$admin" POST /v1/images '{"name": "dx", "file": "'"$GUEST_DIR/master.qcow2"'", "initrd": "'"$GUEST_DIR/initrd.img"'"}'
+bad_field "no_inspect as a string" no_inspect "true or false" \
+    treq "$admin" POST /v1/images '{"name": "dx", "file": "'"$GUEST_DIR/master.qcow2"'", "no_inspect": "yes"}'
+bad_field "an image name with a traversal" name "invalid image name" \
+    treq "$admin" POST /v1/images '{"name": "../../images/x", "file": "'"$GUEST_DIR/master.qcow2"'"}'
+api_fail "a file that does not exist: 404" 404 "cannot open" \
+    treq "$admin" POST /v1/images '{"name": "dx", "file": "/nonexistent/master.qcow2", "no_inspect": true}'
+out=$(treq "$admin" POST /v1/images '{"name": "dimg2", "file": "'"$GUEST_DIR/master.qcow2"'", "disk_buses": "virtio",
+    "nic_models": "virtio", "firmwares": "bios"}' -D "$WORK/h-img")
+answer "an inspected image add: 202 while it inspects" "POST /v1/images" 202 "$out"
+job=$(body_of "$out" | jq -r .id)
+check_eq "answered while the job runs" running "$(body_of "$out" | jq -r .state)"
+check "with a Location to the job" grep -qi "^location: /v1/jobs/$job" "$WORK/h-img"
+check_eq "the inspection's job ends done" done "$(wait_job "$job")"
+check_eq "the image has its inspection and its declaration" "true virtio" \
+    "$(vpool image show dimg2 --json | jq -r '"\(.inspection != null) \(.disk_buses)"')"
+api_fail "DELETE of an unknown image: 404" 404 "unknown image 'nosuch'" treq "$admin" DELETE /v1/images/nosuch ''
+for im in dimg dimg2; do
+    admin_done "DELETE /v1/images/{image} ($im) by the admin" "DELETE /v1/images/{image}" \
+        "$(treq "$admin" DELETE "/v1/images/$im" '')"
+done
+check_eq "both images are gone for the CLI" "" "$(vpool image list --json | jq -r '.[].name | select(startswith("dimg"))')"
+
+# The history names the token behind each change, through the API.
+hist=$(vpool history --via api --json)
+check_eq "the admin's changes are the admin token's" "dadmin" \
+    "$(jq -r '[.[] | select(.type == "command" and .outcome == "ok" and (.noun == "env" or .noun == "image" or
+        .noun == "profile" or (.noun == "host" and .verb != "maintenance"))) | .user] | unique | join(" ")' <<<"$hist")"
+check_eq "the maintenance the operator token's" "dop" \
+    "$(jq -r '[.[] | select(.type == "command" and .noun == "host" and .verb == "maintenance" and .outcome == "ok") |
+        .user] | unique | join(" ")' <<<"$hist")"
+check_eq "each add recorded ok, with what it added" \
+    "$(printf '%s\n' "$HOSTA/dhc" denv dimg dimg2 dprof | LC_ALL=C sort | xargs)" \
+    "$(jq -r '.[] | select(.type == "command" and .verb == "add" and .outcome == "ok") | .subject' <<<"$hist" |
+        LC_ALL=C sort | xargs)"
+check_eq "a refused change recorded as failed, in the library's words" "failed: profile 'dprof' already exists" \
+    "$(jq -r '[.[] | select(.type == "command" and .noun == "profile" and .verb == "add" and .user == "dadmin" and
+        .outcome != "ok")][0].outcome' <<<"$hist")"
+
 # --- a pool created, started, migrated through the API, its events streamed ------------
 last=$(ureq GET '/v1/events?limit=1' | sed '$d' | jq -r .last_id)
 (curl -sN --cacert "$pki/ca.pem" -H "Authorization: Bearer $viewer" -H 'Accept: text/event-stream' \
@@ -293,6 +510,16 @@ check_eq "and the migration as by the operator token" "dop" \
     "$(jq -r '[.[] | select(.type == "command" and (.command | startswith("POST /v1/pools/dp1/migrations")))][-1].user' <<<"$hist")"
 check_eq "the jobs list shows both, with their actors" "dadmin dop dop" \
     "$(ureq GET '/v1/jobs?pool=dp1' | sed '$d' | jq -r '[.items[] | select(.state == "done") | .actor] | sort | join(" ")')"
+
+# What a pool uses is refused to the admin, as the CLI refuses it.
+api_fail "DELETE of the env a pool is on: 409" 409 "env '$HOSTB' is used by pool 'dp1'" \
+    treq "$admin" DELETE "/v1/envs/$HOSTB" ''
+api_fail "DELETE of the image a pool uses: 409" 409 "image 'desktop' is used by pool 'dp1'" \
+    treq "$admin" DELETE /v1/images/desktop ''
+api_fail "DELETE of the profile a pool uses: 409" 409 "profile 'q35-virtio' is used by pool 'dp1'" \
+    treq "$admin" DELETE /v1/profiles/q35-virtio ''
+api_fail "removing the host the pool's VMs are on: 409" 409 "host '$HOSTB' is the last host of env '$HOSTB'" \
+    treq "$admin" DELETE "/v1/envs/$HOSTB/hosts/$HOSTB" ''
 
 # --- VMs, pools, migrations and hosts acted on -------------------------------------------
 out=$(treq "$operator" POST /v1/vms/dp1-001/stop '{"timeout": 60}')

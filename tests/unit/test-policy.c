@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "catalog.h"
+#include "hostfail.h"
 #include "policy.h"
 #include "tmp-catalog.h"
 
@@ -207,10 +208,17 @@ static void test_on_maintenance(void **state)
         assert_int_equal(vp_row_get_id(ctx.cat, &vp_table_env, 1, &e, &err), 0);
         assert_int_equal(vp_env_on_maintenance(&e), VP_ON_MAINTENANCE_DRAIN);
         vp_row_clear(&vp_table_env, &e);
-        assert_int_equal(vp_env_set_on_maintenance(&ctx, "e1", "report", &err), 0);
-        assert_int_equal(vp_env_set_on_maintenance(&ctx, "e1", "evacuate", &err), -EINVAL);
+        assert_int_equal(vp_env_set(&ctx, "e1", &(struct vp_env_settings){ .on_maintenance = "report" }, &err), 0);
+        assert_int_equal(vp_env_set(&ctx, "e1", &(struct vp_env_settings){ .on_maintenance = "evacuate" }, &err),
+                         -EINVAL);
         assert_string_equal(err.msg, "invalid --on-maintenance 'evacuate': expected one of drain, report, none");
-        assert_int_equal(vp_env_set_on_maintenance(&ctx, "nope", "none", &err), -ENOENT);
+        /* Checked with the others before any is written. */
+        assert_int_equal(vp_env_set(&ctx, "e1", &(struct vp_env_settings){ .on_maintenance = "none", .grace = "0" },
+                                    &err), -ERANGE);
+        assert_int_equal(vp_env_set(&ctx, "e1", &(struct vp_env_settings){ 0 }, &err), -EINVAL);
+        assert_string_equal(err.msg, "nothing to set for env 'e1'");
+        assert_int_equal(vp_env_set(&ctx, "nope", &(struct vp_env_settings){ .on_maintenance = "none" }, &err),
+                         -ENOENT);
         assert_int_equal(vp_row_get_id(ctx.cat, &vp_table_env, 1, &e, &err), 0);
         assert_int_equal(vp_env_on_maintenance(&e), VP_ON_MAINTENANCE_REPORT);
         vp_row_clear(&vp_table_env, &e);
