@@ -26,6 +26,19 @@ static bool field_refused(struct vpd_reply *rep, const char *field, const struct
         return false;
 }
 
+/* The change as a job when its body passed every check; otherwise the
+ * problem is already answered and the change's memory goes. */
+static void submit_checked(bool ok, struct vpd_request *r, struct vpd_reply *rep, const char *kind,
+                           const char *subject, struct json_object *o, void *c, vpd_job_fn fn)
+{
+        if (!ok) {
+                free(c);
+                json_object_put(o);
+                return;
+        }
+        vpd_job_submit(r, rep, kind, subject, NULL, NULL, o, c, fn);
+}
+
 /* An optional fence agent as typed: checked by the library, kept as typed. */
 static bool fence_field(struct json_object *o, struct vpd_reply *rep, char *out, size_t outsz,
                         struct vpd_body_error *e)
@@ -119,12 +132,7 @@ void vpd_post_envs(struct vpd_request *r, struct vpd_reply *rep)
         if (ok && vp_domain_type_check(c->domain_type, &err) < 0)
                 ok = field_refused(rep, "domain_type", &err);
         ok = ok && env_hosts(o, rep, c, &e) && fence_field(o, rep, c->fence_cmd, sizeof(c->fence_cmd), &e);
-        if (!ok) {
-                free(c);
-                json_object_put(o);
-                return;
-        }
-        vpd_job_submit(r, rep, "env.add", c->env, NULL, NULL, o, c, run_env_add);
+        submit_checked(ok, r, rep, "env.add", c->env, o, c, run_env_add);
 }
 
 /* The settings of a PATCH, each checked by the library: a fence agent
@@ -186,12 +194,7 @@ void vpd_patch_env(struct vpd_request *r, struct vpd_reply *rep)
         struct env_change *c = vp_xcalloc(1, sizeof(*c));
         snprintf(c->env, sizeof(c->env), "%s", r->params[0]);
         struct vpd_body_error e = { 0 };
-        if (!env_settings(o, rep, c, &e)) {
-                free(c);
-                json_object_put(o);
-                return;
-        }
-        vpd_job_submit(r, rep, "env.set", c->env, NULL, NULL, o, c, run_env_set);
+        submit_checked(env_settings(o, rep, c, &e), r, rep, "env.set", c->env, o, c, run_env_set);
 }
 
 static int run_env_retire(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
@@ -226,12 +229,7 @@ void vpd_post_env_retire(struct vpd_request *r, struct vpd_reply *rep)
                                 rep, &e);
         if (ok && c->window[0] && vp_window_parse(c->window, &w, &err) < 0)
                 ok = field_refused(rep, "window", &err);
-        if (!ok) {
-                free(c);
-                json_object_put(o);
-                return;
-        }
-        vpd_job_submit(r, rep, "env.retire", c->env, NULL, NULL, o, c, run_env_retire);
+        submit_checked(ok, r, rep, "env.retire", c->env, o, c, run_env_retire);
 }
 
 static int run_env_unretire(struct vpd_job *j, struct vp_ctx *ctx, struct vp_error *err)
@@ -441,12 +439,7 @@ void vpd_post_images(struct vpd_request *r, struct vpd_reply *rep)
         image_args(c, &a);
         if (ok && vp_image_args_check(&a, &field, &err) < 0)
                 ok = field_refused(rep, field, &err);
-        if (!ok) {
-                free(c);
-                json_object_put(o);
-                return;
-        }
-        vpd_job_submit(r, rep, "image.add", c->name, NULL, NULL, o, c, run_image_add);
+        submit_checked(ok, r, rep, "image.add", c->name, o, c, run_image_add);
 }
 
 /* ---- profiles ---- */
@@ -499,12 +492,7 @@ void vpd_post_profiles(struct vpd_request *r, struct vpd_reply *rep)
         profile_row(c, &p);
         if (ok && vp_profile_check(&p, &field, &err) < 0)
                 ok = field_refused(rep, field, &err);
-        if (!ok) {
-                free(c);
-                json_object_put(o);
-                return;
-        }
-        vpd_job_submit(r, rep, "profile.add", c->name, NULL, NULL, o, c, run_profile_add);
+        submit_checked(ok, r, rep, "profile.add", c->name, o, c, run_profile_add);
 }
 
 /* ---- removals of one named thing ---- */
