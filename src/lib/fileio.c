@@ -226,3 +226,100 @@ int vp_read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t 
                 *ret_len = len;
         return 0;
 }
+
+/* The spare of vp_write_file_recycle, opened for rewriting: an existing
+ * regular file with no other name (a hard link planted there must not have
+ * its other name's content rewritten), or a new one. -ENOTUNIQ for one that
+ * is not fit: the caller falls back to a fresh temp file. */
+static int open_spare(int dirfd, const char *spare, mode_t mode, struct stat *ret_st)
+{
+        int fd = openat(dirfd, spare, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && errno == ENOENT) {
+                fd = openat(dirfd, spare, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+                if (fd >= 0 && fchmod(fd, mode) < 0) {
+                        int r = -errno;
+                        close(fd);
+                        unlinkat(dirfd, spare, 0);
+                        return r;
+                }
+        }
+        if (fd < 0)
+                return -ENOTUNIQ;
+        if (fstat(fd, ret_st) < 0 || !S_ISREG(ret_st->st_mode) || ret_st->st_nlink != 1 ||
+            (ret_st->st_mode & 07777) != mode) {
+                close(fd);
+                return -ENOTUNIQ;
+        }
+        return fd;
+}
+
+int vp_write_file_recycle(int dirfd, const char *name, const char *spare, const void *data, size_t len,
+                          mode_t mode, struct vp_error *err)
+{
+        _cleanup_close_ int fd = -1;
+        char shown[128];
+        struct stat st;
+        const char *step;
+        int r;
+
+        if ((r = check_plain_name(name, err)) < 0 || (r = check_plain_name(spare, err)) < 0)
+                return r;
+        vp_printable(name, shown, sizeof(shown));
+        if (len > 0 && !data)
+                return vp_err(err, -EINVAL, "cannot write '%s': no data", shown);
+        fd = open_spare(dirfd, spare, mode, &st);
+        if (fd == -ENOTUNIQ)
+                return vp_write_file_atomic(dirfd, name, data, len, mode, err);
+        if (fd < 0) {
+                r = fd;
+                fd = -1;
+                return vp_err(err, r, "cannot create a temporary file for '%s': %s", shown, strerror(-r));
+        }
+
+        /* Rewritten from its start and cut to size: the blocks it has are
+         * reused. Nothing reads the spare, so a crash halfway harms
+         * nothing; the next write starts it again. */
+        step = "write";
+        const uint8_t *p = data;
+        for (size_t off = 0; off < len;) {
+                ssize_t n = pwrite(fd, p + off, len - off, (off_t)off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : -EIO;
+                        goto fail;
+                }
+                off += (size_t)n;
+        }
+        if ((uint64_t)st.st_size != len && ftruncate(fd, (off_t)len) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        /* The content and its size, all a reader needs; the times may
+         * lag. */
+        step = "sync";
+        if (fdatasync(fd) < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        /* NAME takes the new inode, the spare the old one for the next
+         * write. A filesystem without exchange (NFS) or a first write (no
+         * NAME yet) renames, as vp_write_file_atomic does. */
+        step = "replace";
+        if (renameat2(dirfd, spare, dirfd, name, RENAME_EXCHANGE) < 0) {
+                if ((errno != ENOENT && errno != EINVAL && errno != ENOSYS) || renameat(dirfd, spare, dirfd, name) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+        if (fsync(dirfd) < 0) {
+                r = -errno;
+                return vp_err(err, r, "cannot sync the directory of '%s': %s", shown, strerror(-r));
+        }
+        return 0;
+
+fail:
+        unlinkat(dirfd, spare, 0);
+        return vp_err(err, r, "cannot %s '%s': %s", step, shown, strerror(-r));
+}

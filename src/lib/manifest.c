@@ -189,7 +189,7 @@ void vp_manifest_sweep_temps(int dirfd)
 int vp_manifest_write(int dirfd, const struct vp_manifest *m, struct vp_error *err)
 {
         _cleanup_free_ char *text = vp_manifest_to_json(m);
-        return vp_write_file_atomic(dirfd, VP_MANIFEST_NAME, text, strlen(text), 0644, err);
+        return vp_write_file_recycle(dirfd, VP_MANIFEST_NAME, VP_MANIFEST_SPARE, text, strlen(text), 0644, err);
 }
 
 int vp_manifest_read(int dirfd, const char *label, struct vp_manifest *ret, struct vp_error *err)

@@ -7,6 +7,9 @@
 #include <limits.h>
 
 #define VP_MANIFEST_NAME "manifest.json"
+/* The manifest's former inode, the next write's buffer (see
+ * vp_write_file_recycle); never read. */
+#define VP_MANIFEST_SPARE ".manifest.spare"
 #define VP_MANIFEST_VERSION 1
 #define VP_MAX_MACS 4
 

@@ -232,6 +232,66 @@ static void test_write_bad_dirfd_and_names(void **state)
         assert_int_equal(count_temp_files(d->fd), 0);
 }
 
+/* The recycled write: the new content under NAME, the old one kept as the
+ * spare, whose inode the next write takes: no inode made after the first
+ * two writes. */
+static void test_recycle_swaps_inodes(void **state)
+{
+        struct dir *d = *state;
+        struct vp_error err = { 0 };
+        struct stat a, b, c;
+
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "one\n", 4, 0644, &err), 0);
+        assert_content(d->fd, "m", "one\n");
+        assert_int_equal(fstatat(d->fd, "m", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(a.st_mode & 07777, 0644);
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "a longer two\n", 13, 0644, &err), 0);
+        assert_content(d->fd, "m", "a longer two\n");
+        assert_content(d->fd, ".spare", "one\n");
+        assert_int_equal(fstatat(d->fd, ".spare", &b, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(a.st_ino == b.st_ino);
+        assert_int_equal(fstatat(d->fd, "m", &b, AT_SYMLINK_NOFOLLOW), 0);
+        /* The spare is rewritten from its start and cut to the new size. */
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "3\n", 2, 0644, &err), 0);
+        assert_content(d->fd, "m", "3\n");
+        assert_int_equal(fstatat(d->fd, "m", &c, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(c.st_ino == a.st_ino);
+        assert_int_equal(fstatat(d->fd, ".spare", &c, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(c.st_ino == b.st_ino);
+        assert_int_equal(count_temp_files(d->fd), 0);
+}
+
+/* A spare that is a hard link of another file, a symbolic link or not a
+ * file is never written through: a fresh temp file takes its place in the
+ * write, and what the odd spare names keeps its content. */
+static void test_recycle_refuses_odd_spare(void **state)
+{
+        struct dir *d = *state;
+        struct vp_error err = { 0 };
+
+        put(d->fd, "disk", "precious\n");
+        assert_int_equal(linkat(d->fd, "disk", d->fd, ".spare", 0), 0);
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "x\n", 2, 0644, &err), 0);
+        assert_content(d->fd, "m", "x\n");
+        assert_content(d->fd, "disk", "precious\n");
+        assert_content(d->fd, ".spare", "precious\n");
+        assert_int_equal(unlinkat(d->fd, ".spare", 0), 0);
+
+        assert_int_equal(symlinkat("disk", d->fd, ".spare"), 0);
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "y\n", 2, 0644, &err), 0);
+        assert_content(d->fd, "m", "y\n");
+        assert_content(d->fd, "disk", "precious\n");
+        assert_int_equal(unlinkat(d->fd, ".spare", 0), 0);
+
+        assert_int_equal(mkfifoat(d->fd, ".spare", 0644), 0);
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", ".spare", "z\n", 2, 0644, &err), 0);
+        assert_content(d->fd, "m", "z\n");
+        assert_int_equal(count_temp_files(d->fd), 0);
+
+        assert_int_equal(vp_write_file_recycle(d->fd, "m", "a/b", "z\n", 2, 0644, &err), -EINVAL);
+        assert_int_equal(vp_write_file_recycle(d->fd, "..", ".spare", "z\n", 2, 0644, &err), -EINVAL);
+}
+
 /* Returns 0 when a write into the read-only directory RO fails cleanly. */
 static int write_into_read_only(int ro)
 {
@@ -394,6 +454,8 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_write_bad_dirfd_and_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_read_only_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_recycle_swaps_inodes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_recycle_refuses_odd_spare, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_read_basic, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_read_larger_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_read_refuses_symlink, setup, teardown),
