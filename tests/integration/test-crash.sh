@@ -62,6 +62,10 @@ for size in 1 3; do
             audit "create size $size at $pt"
             continue
         fi
+        # Every commit before the kill stands: the pool's rows, allocated
+        # before any disk or domain was made.
+        check_eq "create size $size killed at $pt: the catalog holds the pool creating, its $size VMs" \
+            "creating $size" "$(vpool pool show "$p" --json | jq -r '"\(.state) \(.vms | length)"')"
         check_eq "create size $size killed at $pt: fsck names the unfinished pool" "pool-unfinished" "$(fsck_kinds)"
         if [ $((round % 2)) = 0 ]; then
             check "create size $size killed at $pt: the same create finishes it" \
@@ -84,6 +88,17 @@ done
 # --- migrate -----------------------------------------------------------------
 mpoints=(stopping source-stopped source-undefined renamed manifest-to-migration locked provisioned manifest-to-vm
          handed_over done)
+# The journal's step each point comes after: every step is committed
+# before the work of the next begins, so a kill there finds it recorded.
+declare -A after_step=([stopping]=stopping [source-stopped]=stopping [source-undefined]=stopping
+    [renamed]=stopping [manifest-to-migration]=stopping [locked]=locked [provisioned]=provisioned
+    [manifest-to-vm]=provisioned [handed_over]=handed_over [done]=done)
+# reached ID STEP: how many of migration ID's VMs the journal has at STEP
+# or past it.
+reached() {
+    vpool migrate status "$1" --json | jq --arg s "$2" '["pending", "stopping", "locked", "provisioned",
+        "handed_over", "done"] as $o | [.vms[] | .step as $t | select(($o | index($t)) >= ($o | index($s)))] | length'
+}
 for size in 1 3; do
     occ=$(( size == 1 ? 1 : 2 ))
     for point in "${mpoints[@]}"; do
@@ -98,6 +113,12 @@ for size in 1 3; do
         runs=$((runs + 1))
         id=$(awk '/^migration [0-9]+$/ {print $2; exit}' "$WORK/out")
         check_eq "migrate size $size killed at $pt" "137" "$rc"
+        # The point's OCCth passage: OCC VMs got that far (a disk is renamed
+        # at both hand-overs, so its second passage may be the first VM's).
+        want=$([ "$point" = renamed ] && echo 1 || echo "$occ")
+        got=$(reached "$id" "${after_step[$point]}")
+        check "migrate size $size killed at $pt: the journal has $want VM(s) at ${after_step[$point]} or past" \
+            test "${got:-0}" -ge "$want"
         check_eq "migrate size $size killed at $pt: fsck names the unfinished migration" "migration-unfinished" \
             "$(fsck_kinds)"
         if [ $((round % 2)) = 0 ]; then
