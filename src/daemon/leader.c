@@ -132,7 +132,7 @@ static bool try_lead(struct vpd_leader *l, struct vp_catalog *cat)
 {
         struct vp_error err = { 0 };
         int fd = -1;
-        int r = vp_catalog_lock(cat, VPD_LEADER_LOCK, &fd, &err);
+        int r = vp_catalog_lock(cat, VPD_LEADER_LOCK, 0, &fd, &err);
         if (r == -EBUSY)
                 return false;
         if (r < 0) {

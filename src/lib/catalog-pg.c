@@ -855,7 +855,7 @@ const struct cat_engine vp_cat_pg = {
 
 /* ---- locks across controllers -------------------------------------------- */
 
-int vp_catalog_lock(struct vp_catalog *c, const char *name, int *ret_fd, struct vp_error *err)
+int vp_catalog_lock(struct vp_catalog *c, const char *name, int wait_ms, int *ret_fd, struct vp_error *err)
 {
         if (c->e != &vp_cat_pg)
                 return -EOPNOTSUPP;
@@ -865,14 +865,20 @@ int vp_catalog_lock(struct vp_catalog *c, const char *name, int *ret_fd, struct 
                 PQfinish(conn);
                 return vp_err(err, -ECONNREFUSED, "catalog '%s': cannot connect to take a lock: %s", c->path, m);
         }
-        char sql[96];
-        snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", (long long)lock_key(name));
+        char sql[160];
+        if (wait_ms > 0)
+                snprintf(sql, sizeof(sql), "SET lock_timeout = %d; SELECT pg_advisory_lock(%lld)", wait_ms,
+                         (long long)lock_key(name));
+        else
+                snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", (long long)lock_key(name));
         PGresult *res = PQexec(conn, sql);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         int r = 0;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 _cleanup_free_ char *m = first_line(PQerrorMessage(conn));
-                r = vp_err(err, -EIO, "catalog '%s': cannot take a lock: %s", c->path, m);
-        } else if (PQgetvalue(res, 0, 0)[0] != 't') {
+                r = state && streq(state, "55P03") ? -EBUSY
+                                                   : vp_err(err, -EIO, "catalog '%s': cannot take a lock: %s", c->path, m);
+        } else if (PQgetvalue(res, 0, 0)[0] == 'f') {
                 r = -EBUSY;
         }
         PQclear(res);

@@ -329,8 +329,9 @@ int vp_catalog_get_meta(struct vp_catalog *c, const char *key, char **ret, struc
  * controller sharing a PostgreSQL catalog: an advisory lock held by a
  * connection of its own, whose socket is *RET_FD (the caller's: closing it,
  * or the process's death, releases the lock). -EBUSY when another session
- * holds it; -EOPNOTSUPP for an SQLite catalog (whose locks are files). */
-int vp_catalog_lock(struct vp_catalog *c, const char *name, int *ret_fd, struct vp_error *err);
+ * holds it after WAIT_MS milliseconds (0: asked once); -EOPNOTSUPP for an
+ * SQLite catalog (whose locks are files). */
+int vp_catalog_lock(struct vp_catalog *c, const char *name, int wait_ms, int *ret_fd, struct vp_error *err);
 
 /* The whole catalog as one JSON document, the same from either engine
  * (docs/json.md, "catalog export"): its meta and every table's rows, ids

@@ -19,6 +19,10 @@ static char *lock_path(struct vp_ctx *ctx, const char *pool)
         return vp_strdupf("%s.pool-%s.lock", ctx->catalog_path, pool);
 }
 
+/* How long a PostgreSQL catalog's pool lock is waited for while another
+ * session holds it: enough for the server to end a killed process's. */
+#define POOL_LOCK_HOLDER_GONE_MS 1000
+
 /* The name of POOL's lock in a PostgreSQL catalog. */
 static char *lock_name(const char *pool)
 {
@@ -34,7 +38,11 @@ int vp_pool_lock(struct vp_ctx *ctx, const char *pool, int *ret_fd, struct vp_er
          * the lock is the server's, not a file's. */
         if (vp_catalog_is_pg(ctx->catalog_path)) {
                 _cleanup_free_ char *name = lock_name(pool);
-                r = vp_catalog_lock(ctx->cat, name, ret_fd, err);
+                /* A holder killed a moment ago keeps the lock until the
+                 * server sees its socket closed, where a file lock goes
+                 * with the process: waited for that long, no longer, so a
+                 * resume right after a crash finds the pool free. */
+                r = vp_catalog_lock(ctx->cat, name, POOL_LOCK_HOLDER_GONE_MS, ret_fd, err);
                 if (r == -EBUSY)
                         return vp_err(err, -EBUSY, "pool '%s' is busy: another vpool process is working on it", pool);
                 return r;

@@ -404,19 +404,30 @@ static void test_locks(void **state)
         struct vp_error err = { 0 };
         int fd = -1, fd2 = -1;
         if (!pg) {
-                assert_int_equal(vp_catalog_lock(c, "vpool pool desk", &fd, &err), -EOPNOTSUPP);
+                assert_int_equal(vp_catalog_lock(c, "vpool pool desk", 0, &fd, &err), -EOPNOTSUPP);
                 assert_int_equal(vp_catalog_lock_held(c, "vpool pool desk"), -EOPNOTSUPP);
                 vp_catalog_close(c);
                 return;
         }
         assert_int_equal(vp_catalog_open(name, false, &other, &err), 0);
         assert_int_equal(vp_catalog_lock_held(other, "vpool pool desk"), 0);
-        assert_int_equal(vp_catalog_lock(c, "vpool pool desk", &fd, &err), 0);
+        assert_int_equal(vp_catalog_lock(c, "vpool pool desk", 0, &fd, &err), 0);
         assert_int_equal(vp_catalog_lock_held(other, "vpool pool desk"), 1);
         assert_int_equal(vp_catalog_lock_held(other, "vpool pool other"), 0);
-        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", &fd2, &err), -EBUSY);
-        assert_int_equal(vp_catalog_lock(other, "vpool pool other", &fd2, &err), 0);
+        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", 0, &fd2, &err), -EBUSY);
+        assert_int_equal(vp_catalog_lock(other, "vpool pool other", 0, &fd2, &err), 0);
         close(fd2);
+        /* Waited for: still held after the wait, then released by its
+         * session's end while the other waits, and taken at once. */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", 200, &fd2, &err), -EBUSY);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 190);
+        close(fd);
+        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", 5000, &fd2, &err), 0);
+        close(fd2);
+        assert_int_equal(vp_catalog_lock(c, "vpool pool desk", 5000, &fd, &err), 0);
         close(fd);
         int held = 1;
         for (int i = 0; i < 200 && held; i++) {
@@ -424,7 +435,7 @@ static void test_locks(void **state)
                 usleep(10000);
         }
         assert_int_equal(held, 0);
-        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", &fd2, &err), 0);
+        assert_int_equal(vp_catalog_lock(other, "vpool pool desk", 0, &fd2, &err), 0);
         close(fd2);
         vp_catalog_close(other);
         vp_catalog_close(c);
