@@ -276,21 +276,12 @@ int vp_write_file_recycle(int dirfd, const char *name, const char *spare, const 
                 return vp_err(err, r, "cannot create a temporary file for '%s': %s", shown, strerror(-r));
         }
 
-        /* Rewritten from its start and cut to size: the blocks it has are
-         * reused. Nothing reads the spare, so a crash halfway harms
-         * nothing; the next write starts it again. */
+        /* Rewritten from its start (just opened: offset 0) and cut to
+         * size: the blocks it has are reused. Nothing reads the spare, so
+         * a crash halfway harms nothing; the next write starts it again. */
         step = "write";
-        const uint8_t *p = data;
-        for (size_t off = 0; off < len;) {
-                ssize_t n = pwrite(fd, p + off, len - off, (off_t)off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : -EIO;
-                        goto fail;
-                }
-                off += (size_t)n;
-        }
+        if ((r = write_all(fd, data, len)) < 0)
+                goto fail;
         if ((uint64_t)st.st_size != len && ftruncate(fd, (off_t)len) < 0) {
                 r = -errno;
                 goto fail;
