@@ -1,18 +1,21 @@
 #!/bin/bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
 # needs, builds with warnings as errors, runs the unit tests plain and under
-# ASan + UBSan, checks the protocol model with SPIN, builds the test guest,
-# starts two simulated hosts, runs the integration tests against them and
-# stops every daemon it started.
+# ASan + UBSan, checks the protocol model with SPIN, builds and installs the
+# Debian package, fuzzes, builds the test guests, starts the simulated hosts
+# and a PostgreSQL server, runs the integration suites on both catalog
+# engines in two lanes and the web console in Chromium, and stops every
+# daemon it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-# The main lane's hosts: A and B, and C for the suites that need a third
+# The first lane's hosts: A and B, and C for the suites that need a third
 # (an env of three hosts).
 hosts=(hosta hostb hosti)
 export VPOOL_TEST_HOSTC=${hosts[2]}
-step() { printf '\n=== %s\n' "$*"; }
+# Each step with the minutes and seconds since the run began.
+step() { printf '\n=== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "installing dependencies"
 scripts/deps.sh
@@ -27,6 +30,12 @@ mkdir -p build/meson-logs
 debian_log=build/meson-logs/debian-guest.log
 scripts/build-debian-guest.sh build/debian-guest >"$debian_log" 2>&1 &
 debian_pid=$!
+
+# The Debian package is built twice and installed into a debootstrap root,
+# a job of its own on the other core, beside the unit tests and fuzzers.
+package_log=build/meson-logs/package.out
+meson test -C build --suite package --print-errorlogs --no-rebuild --logbase package >"$package_log" 2>&1 &
+package_pid=$!
 
 passed=0
 failed=0
@@ -56,12 +65,14 @@ step "the protocol model: SPIN over model/handover.pml, and its steps against th
 meson test -C build --suite model --print-errorlogs || rc=1
 tally build
 
-step "the Debian package: scripts/deb.sh, then installed into a clean debootstrap root"
-meson test -C build --suite package --print-errorlogs || rc=1
-tally build
 
 step "fuzzing the parsers of outside input: files on shared storage, API bodies, settings (30 s per target, ASan + UBSan)"
 if scripts/fuzz.sh 30; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
+
+step "the Debian package: scripts/deb.sh, then installed into a clean debootstrap root (begun after the build)"
+wait "$package_pid" || rc=1
+cat "$package_log"
+tally build package
 
 step "building the test guest, and the disk shaped like Windows"
 scripts/build-guest.sh build/guest
@@ -73,11 +84,9 @@ wait "$debian_pid" || debian_rc=$?
 cat "$debian_log"
 [ "$debian_rc" -eq 0 ] || { echo "scripts/build-debian-guest.sh failed ($debian_rc)" >&2; exit 1; }
 
-# Two lanes at once on hosts of their own: the slowest suites (crash, uefi,
-# live, evacuate on hoste/hostf, and hostj for evacuate's third host;
-# clusters on its five TLS hosts) beside all the others, which share
-# hosta/hostb/hosti (and hostc/hostd).
-slow_hosts=(hoste hostf hostj)
+# Two lanes at once, each on three hosts of its own (tests/lanes.sh): A, B,
+# and C for the suites that need a third (an env of three hosts).
+lane2_hosts=(hoste hostf hostj)
 # The TLS suite's own hosts, reached as qemu+tls://, and two whose
 # certificates it must refuse (another CA's, another address's).
 tls_hosts=(hostg hosth)
@@ -87,93 +96,67 @@ bad_tls_hosts=("${tls_hosts[0]}-rogue" "${tls_hosts[0]}-wrongname")
 # whose certificate another CA signed.
 cluster_hosts=(hostw1 hostw2 hostw3 hostz1 hostz2)
 export VPOOL_TEST_CLUSTER_HOSTS="${cluster_hosts[*]}"
-cluster_rogue=${cluster_hosts[0]}-rogue
-step "starting hosts ${hosts[*]} ${slow_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]}" \
-    "${cluster_hosts[*]} $cluster_rogue on TLS"
+export VPOOL_TEST_CLUSTER_ROGUE=${cluster_hosts[0]}-rogue
+step "starting hosts ${hosts[*]} ${lane2_hosts[*]}, and ${tls_hosts[*]} ${bad_tls_hosts[*]}" \
+    "${cluster_hosts[*]} $VPOOL_TEST_CLUSTER_ROGUE on TLS"
 stop_hosts() {
     # The PostgreSQL server too, when the run ends before it stopped it.
     if [ -n "${pg_dir:-}" ] && [ -d "$pg_dir" ]; then tests/pg.sh stop "$pg_dir" >/dev/null 2>&1 || true; fi
-    scripts/hosts.sh down "${hosts[@]}" "${slow_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" \
-        "${cluster_hosts[@]}" "$cluster_rogue" hostc hostd >/dev/null 2>&1 || true
+    scripts/hosts.sh down "${hosts[@]}" "${lane2_hosts[@]}" "${tls_hosts[@]}" "${bad_tls_hosts[@]}" \
+        "${cluster_hosts[@]}" "$VPOOL_TEST_CLUSTER_ROGUE" hostc hostd >/dev/null 2>&1 || true
 }
 trap stop_hosts EXIT
-scripts/hosts.sh up --fresh "${hosts[@]}" "${slow_hosts[@]}"
+scripts/hosts.sh up --fresh "${hosts[@]}" "${lane2_hosts[@]}"
 scripts/hosts.sh up --fresh --tls "${tls_hosts[@]}" "${cluster_hosts[@]}"
-scripts/hosts.sh up --fresh --tls --cert rogue "${bad_tls_hosts[0]}" "$cluster_rogue"
+scripts/hosts.sh up --fresh --tls --cert rogue "${bad_tls_hosts[0]}" "$VPOOL_TEST_CLUSTER_ROGUE"
 scripts/hosts.sh up --fresh --tls --cert wrong-name "${bad_tls_hosts[1]}"
 
-# The catalog-touching suites run twice: with the catalog in SQLite, then
-# in PostgreSQL (one private server, tests/pg.sh, a database per test), on
-# the same lane's hosts right after. Each lane reruns its share, so both
-# end at about the same time: the main lane the suites that use hostc/hostd
-# and the TLS hosts, and the slow suites uefi, live, crash and evacuate
-# (the last of them, as it powers its hosts off) on its own hosts; the slow
-# lane the others, hostile, and the slow suites clusters and guestfs.
-main_pg=(pool json recovery migrate daemon badinput fencing tls uefi live crash evacuate)
-slow_pg=(operator policy config reliability completion review cluster token hostile clusters guestfs)
 pg_dir=$(mktemp -d /var/tmp/vpool-pg.XXXXXX)
 step "a PostgreSQL server for the catalog's suites (tests/pg.sh, in $pg_dir)"
 pg_ok=1
 tests/pg.sh start "$pg_dir" >/dev/null || { echo "tests/pg.sh could not start PostgreSQL" >&2; pg_ok=0; rc=1; }
-# on_pg LOGBASE SUITE...: the suites again with the catalog in PostgreSQL.
-on_pg() {
-    local logbase=$1
-    shift
-    [ "$pg_ok" = 1 ] || return 1
-    # (--suite: a unit test of the same name is not run again.)
-    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir meson test -C build --suite integration "$@" \
-        --print-errorlogs --num-processes 1 --no-rebuild --logbase "$logbase"
-}
-# The slow lane, on its own hosts: its suites, then (its hosts and the
-# clusters suite's up again with no state: evacuate, the last, powers its
-# hosts off, and clusters kills one of its own) its share of the PostgreSQL
-# reruns.
-# Run in the background, a subshell: its hosts are its own.
-slow_lane() {
-    local r=0
-    export VPOOL_TEST_HOSTA=${slow_hosts[0]} VPOOL_TEST_HOSTB=${slow_hosts[1]} VPOOL_TEST_HOSTC=${slow_hosts[2]}
-    meson test -C build --suite slow --print-errorlogs --num-processes 1 --no-rebuild \
-        --logbase integration-slow || r=1
-    scripts/hosts.sh up --fresh "${slow_hosts[@]}" >/dev/null || r=1
-    scripts/hosts.sh up --fresh --tls "${cluster_hosts[@]}" >/dev/null || r=1
-    scripts/hosts.sh up --fresh --tls --cert rogue "$cluster_rogue" >/dev/null || r=1
-    on_pg integration-slow-pg "${slow_pg[@]}" || r=1
-    return $r
-}
+export VPOOL_LANES_PG_DIR=$pg_dir
 
-step "integration tests (the slow suites on ${slow_hosts[*]} alongside; their log follows)," \
-    "then the catalog's suites on PostgreSQL"
-slow_out=build/meson-logs/integration-slow.out
-slow_lane >"$slow_out" 2>&1 &
-slow_pid=$!
-meson test -C build --suite integration --no-suite slow --print-errorlogs --num-processes 1 --no-rebuild \
-    --logbase integration || rc=1
-step "the main lane's share of the catalog's suites on PostgreSQL: ${main_pg[*]}"
-on_pg integration-pg "${main_pg[@]}" || rc=1
-wait "$slow_pid" || rc=1
-cat "$slow_out"
-tally build integration
-tally build integration-slow
-for log in integration-pg integration-slow-pg; do
-    if [ -e "build/meson-logs/$log.json" ]; then tally build "$log"; else failed=$((failed + 1)); fi
+# Every suite that touches the catalog runs twice, with the catalog in
+# SQLite and in PostgreSQL (one private server, a database per test);
+# catalog and failover run on both engines by themselves; the web console
+# in Chromium (puppeteer-core, axe-core; screenshots in build/console-shots)
+# on both too. Longest first (about, on two cores), so that the lanes end
+# together.
+both=(guestfs crash hostile daemon clusters evacuate badinput migrate completion operator fencing console
+    policy live pool recovery uefi json tls cluster config review reliability token)
+once=(failover catalog)
+queue=build/meson-logs/lanes.queue
+: >"$queue"
+for suite in "${both[@]}"; do
+    echo "sqlite $suite" >>"$queue"
+    if [ "$pg_ok" = 1 ]; then echo "pg $suite" >>"$queue"; else failed=$((failed + 1)); fi
 done
-
-# The main lane's evacuate rerun powered its hosts off: up again, with no state.
-scripts/hosts.sh up --fresh "${hosts[@]}" >/dev/null || rc=1
-step "the web console in Chromium (puppeteer-core, axe-core) on ${hosts[0]} ${hosts[1]}; screenshots in build/console-shots"
-VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
-    meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser || rc=1
-tally build browser
-step "the web console again, with the catalog in PostgreSQL"
-if [ "$pg_ok" = 1 ]; then
-    scripts/hosts.sh up --fresh "${hosts[@]}" >/dev/null || rc=1
-    VPOOL_TEST_CATALOG=pg VPOOL_TEST_PG_DIR=$pg_dir VPOOL_TEST_HOSTA=${hosts[0]} VPOOL_TEST_HOSTB=${hosts[1]} \
-        meson test -C build --suite browser --print-errorlogs --num-processes 1 --no-rebuild --logbase browser-pg || rc=1
-    tally build browser-pg
-    tests/pg.sh stop "$pg_dir" || rc=1
-else
-    failed=$((failed + 1))
-fi
+for suite in "${once[@]}"; do echo "sqlite $suite" >>"$queue"; done
+jobs_run=$(wc -l <"$queue")
+# Whatever the suites, every test of meson's integration and browser suites
+# is in the queue.
+for suite in $(meson test -C build --list --no-rebuild --suite integration --suite browser 2>/dev/null |
+    sed 's/.* \/ //'); do
+    grep -q " $suite\$" "$queue" || { echo "scripts/test.sh: suite $suite is in no lane" >&2; failed=$((failed + 1)); rc=1; }
+done
+step "integration tests and the web console: $jobs_run runs on two lanes (${hosts[*]}; ${lane2_hosts[*]})"
+rm -f build/meson-logs/it-*.json
+tests/lanes.sh "$queue" 1 "${hosts[@]}" &
+lane1=$!
+tests/lanes.sh "$queue" 2 "${lane2_hosts[@]}" &
+lane2=$!
+wait "$lane1" || rc=1
+wait "$lane2" || rc=1
+if [ "$pg_ok" = 1 ]; then tests/pg.sh stop "$pg_dir" || rc=1; fi
+ran=0
+for log in build/meson-logs/it-*.json; do
+    [ -e "$log" ] || continue
+    tally build "$(basename "$log" .json)"
+    ran=$((ran + 1))
+done
+# A run begun that left no log (its meson stopped first) counts as failed.
+[ "$ran" = "$jobs_run" ] || { failed=$((failed + jobs_run - ran)); rc=1; }
 
 step "stopping hosts"
 stop_hosts

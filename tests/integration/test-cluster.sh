@@ -16,7 +16,7 @@ setup_workdir
 declare -A LV=([a]=$HOSTA [b]=$HOSTB [c]=$HOSTC)
 
 vpool init --storage "$STORAGE" >/dev/null || bail "init failed"
-vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
+vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_KERNEL" \
     --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline")" >/dev/null || bail "image add failed"
 vpool profile add big --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 1G >/dev/null ||
     bail "profile add big failed"

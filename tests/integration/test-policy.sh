@@ -19,7 +19,7 @@ vpool init --storage "$STORAGE" >/dev/null || bail "init failed"
 vpool env add old --uri "$(uri_of "$HOSTA")" --domain-type qemu >/dev/null || bail "env add old"
 vpool env add new --host "$HOSTB=$(uri_of "$HOSTB")" --host "$HOSTC=$(uri_of "$HOSTC")" --domain-type qemu \
     >/dev/null || bail "env add new"
-vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_DIR/vmlinuz" \
+vpool image add guest --file "$GUEST_DIR/master.qcow2" --kernel "$GUEST_KERNEL" \
     --initrd "$GUEST_DIR/initrd.img" --cmdline "$(cat "$GUEST_DIR/cmdline")" >/dev/null || bail "image add"
 add_desktop_image
 vpool profile add pc-ide --machine pc --disk-bus ide --nic e1000 --vcpus 1 --memory 256M >/dev/null ||
