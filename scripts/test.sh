@@ -118,21 +118,22 @@ tests/pg.sh start "$pg_dir" >/dev/null || { echo "tests/pg.sh could not start Po
 export VPOOL_LANES_PG_DIR=$pg_dir
 
 # Every suite that touches the catalog runs twice, with the catalog in
-# SQLite and in PostgreSQL (one private server, a database per test);
-# catalog and failover run on both engines by themselves; the web console
-# in Chromium (puppeteer-core, axe-core; screenshots in build/console-shots)
-# on both too. Longest first (about, on two cores), so that the lanes end
-# together.
-both=(guestfs crash hostile daemon clusters evacuate badinput migrate completion operator fencing console
-    policy live pool recovery uefi json tls cluster config review reliability token)
-once=(failover catalog)
+# SQLite and in PostgreSQL (one private server, a database per test), the
+# web console in Chromium (puppeteer-core, axe-core; screenshots in
+# build/console-shots) too; catalog and failover run on both engines by
+# themselves. Longest first (as measured on two cores with both lanes
+# busy), so that the lanes end together.
+suites=(crash guestfs hostile daemon clusters evacuate console badinput migrate completion operator fencing failover
+    policy live recovery pool uefi json config tls cluster token review reliability catalog)
+once=" failover catalog "
 queue=build/meson-logs/lanes.queue
 : >"$queue"
-for suite in "${both[@]}"; do
+: >"$queue.done"
+for suite in "${suites[@]}"; do
     echo "sqlite $suite" >>"$queue"
+    [ "${once/ $suite /}" = "$once" ] || continue
     if [ "$pg_ok" = 1 ]; then echo "pg $suite" >>"$queue"; else failed=$((failed + 1)); fi
 done
-for suite in "${once[@]}"; do echo "sqlite $suite" >>"$queue"; done
 jobs_run=$(wc -l <"$queue")
 # Whatever the suites, every test of meson's integration and browser suites
 # is in the queue.
@@ -149,6 +150,8 @@ lane2=$!
 wait "$lane1" || rc=1
 wait "$lane2" || rc=1
 if [ "$pg_ok" = 1 ]; then tests/pg.sh stop "$pg_dir" || rc=1; fi
+echo "each run's time, longest first:"
+sort -rn "$queue.done"
 ran=0
 for log in build/meson-logs/it-*.json; do
     [ -e "$log" ] || continue

@@ -14,7 +14,8 @@
 # clusters suite's. Environment: VPOOL_LANES_PG_DIR, the directory of the
 # PostgreSQL server (tests/pg.sh) for the pg jobs,
 # VPOOL_TEST_CLUSTER_HOSTS, VPOOL_TEST_CLUSTER_ROGUE.
-# Prints one line per job begun and ended, with the time it took.
+# Prints one line per job begun and ended, with the time it took; the
+# latter also to QUEUE.done.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -100,8 +101,9 @@ while take; do
     r=${PIPESTATUS[0]}
     [ "$r" = 0 ] || rc=1
     release
-    printf '[lane %s] %s on %s: %s in %d s\n' "$lane" "$suite" "$engine" \
-        "$([ "$r" = 0 ] && echo passed || echo FAILED)" $((SECONDS - begun))
+    outcome=$([ "$r" = 0 ] && echo passed || echo FAILED)
+    printf '[lane %s] %s on %s: %s in %d s\n' "$lane" "$suite" "$engine" "$outcome" $((SECONDS - begun))
+    printf '%5d s  %-12s %-7s %s (lane %s)\n' $((SECONDS - begun)) "$suite" "$engine" "$outcome" "$lane" >>"$queue.done"
     if [ "$suite" = evacuate ]; then
         # It powers its hosts off: up again, with no state.
         scripts/hosts.sh up --fresh "${own_hosts[@]}" >/dev/null ||
