@@ -9,9 +9,9 @@
 # pg, SUITE a meson test's name), longest first. A lane takes the first job
 # whose shared hosts no other lane holds, runs it with meson (its log
 # build/meson-logs/it-ENGINE-SUITE.*), and goes on until the queue is empty.
-# Shared hosts, held by one lane at a time (a lock file each, next to the
-# queue): hostc/hostd (badinput, migrate, fencing), the TLS suite's and the
-# clusters suite's. Environment: VPOOL_LANES_PG_DIR, the directory of the
+# Shared hosts, held by one lane at a time (a directory each, next to the
+# queue, made by the lane that holds them): hostc/hostd (badinput,
+# migrate, fencing), the TLS suite's and the clusters suite's. Environment: VPOOL_LANES_PG_DIR, the directory of the
 # PostgreSQL server (tests/pg.sh) for the pg jobs,
 # VPOOL_TEST_CLUSTER_HOSTS, VPOOL_TEST_CLUSTER_ROGUE.
 # Prints one line per job begun and ended, with the time it took; the
@@ -35,11 +35,13 @@ shared_of() {
 }
 
 # take: the next job this lane may run, removed from the queue, in $job;
-# the lock of its shared hosts held on $held_fd. Fails when none is left;
-# waits while every job left needs hosts another lane holds.
-held_fd=
+# its shared hosts held (a directory made, $held; not a lock on an open
+# file, which every process the job starts would inherit: a libvirtd a
+# suite starts would hold it for good). Fails when no job is left; waits
+# while every job left needs hosts another lane holds.
+held=
 take() {
-    local qfd line res fd rest
+    local qfd line res rest
     while :; do
         exec {qfd}<>"$queue.lock"
         flock "$qfd"
@@ -52,12 +54,10 @@ take() {
                     job=$line
                     continue
                 fi
-                exec {fd}>"$queue.$res.lock"
-                if flock -n "$fd"; then
-                    job=$line held_fd=$fd
+                if mkdir "$queue.$res.held" 2>/dev/null; then
+                    job=$line held=$queue.$res.held
                     continue
                 fi
-                exec {fd}>&-
             fi
             rest+=("$line")
         done <"$queue"
@@ -70,9 +70,9 @@ take() {
 }
 
 release() {
-    if [ -n "$held_fd" ]; then
-        exec {held_fd}>&-
-        held_fd=
+    if [ -n "$held" ]; then
+        rmdir "$held"
+        held=
     fi
 }
 
