@@ -5,9 +5,10 @@
 #   build-guest.sh OUTDIR
 #
 # Produces OUTDIR/vmlinuz, OUTDIR/vmlinux (the same kernel uncompressed),
-# OUTDIR/initrd.img, OUTDIR/master.qcow2 and OUTDIR/cmdline. Skips the work when all four exist and are newer than this
-# script and the installed kernel, because rebuilding master.qcow2 would
-# silently invalidate every overlay already created on top of it.
+# OUTDIR/initrd.img, OUTDIR/master.qcow2 and OUTDIR/cmdline. Skips the work
+# when all five exist and are newer than this script and the installed
+# kernel, because rebuilding master.qcow2 would silently invalidate every
+# overlay already created on top of it.
 set -euo pipefail
 
 usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }

@@ -65,7 +65,6 @@ step "the protocol model: SPIN over model/handover.pml, and its steps against th
 meson test -C build --suite model --print-errorlogs || rc=1
 tally build
 
-
 step "fuzzing the parsers of outside input: files on shared storage, API bodies, settings (30 s per target, ASan + UBSan)"
 if scripts/fuzz.sh 30; then passed=$((passed + 1)); else failed=$((failed + 1)); rc=1; fi
 

@@ -11,9 +11,10 @@
 # build/meson-logs/it-ENGINE-SUITE.*), and goes on until the queue is empty.
 # Shared hosts, held by one lane at a time (a directory each, next to the
 # queue, made by the lane that holds them): hostc/hostd (badinput,
-# migrate, fencing), the TLS suite's and the clusters suite's. Environment: VPOOL_LANES_PG_DIR, the directory of the
-# PostgreSQL server (tests/pg.sh) for the pg jobs,
-# VPOOL_TEST_CLUSTER_HOSTS, VPOOL_TEST_CLUSTER_ROGUE.
+# migrate, fencing), the TLS suite's and the clusters suite's.
+# Environment: VPOOL_LANES_PG_DIR, the directory of the PostgreSQL server
+# (tests/pg.sh) for the pg jobs; VPOOL_TEST_CLUSTER_HOSTS and
+# VPOOL_TEST_CLUSTER_ROGUE for the clusters suite.
 # Prints one line per job begun and ended, with the time it took; the
 # latter also to QUEUE.done.
 set -uo pipefail
