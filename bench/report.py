@@ -327,8 +327,8 @@ def cluster_tables(w, cl):
       "connection to every host, each taking the next VM: define the edited domain on the target host "
       "vpool's plan gives it, undefine it on its source host (bench/cluster.py). Each timed move is "
       "followed by an untimed one back. vpool's time is its whole command; the floor's starts when its "
-      "workers open their connections. The machine's 2 cores serve the 6 hosts, vpool and the floor, and "
-      "other work ran beside the benchmark: the figures are noisy.\n" % (cl["parallel"], cl["parallel"]))
+      "workers open their connections. The machine's 2 cores serve the 6 hosts, vpool and the floor: the "
+      "figures are noisy.\n" % (cl["parallel"], cl["parallel"]))
     w("| N | pool create | per VM | runs (s) |")
     w("|---:|---:|---:|---|")
     for n in sorted(fig):
