@@ -10,7 +10,8 @@
 #   results           "N create median_s runs...", "N host NAME VMs" (after
 #                     pool create), "N target NAME VMs" (after vpool's
 #                     move), "N unplanned VMs" (not where the dry run said),
-#                     "N vpool|floor median_s runs..."
+#                     "N vpool|noflush|floor median_s runs..." (noflush:
+#                     vpool with bench/noflush.c preloaded, no flush waited for)
 #   moves-N           "VM SOURCE-HOST TARGET-HOST": vpool's, the floor's too
 #   vpool-N-R.jsonl   vpool's event stream of run R
 #   floor-N-R.json    the floor's run R (cluster.py run)
@@ -33,6 +34,7 @@ cluster_setup() {
         chost_args+=(--host "$spec")
         if [ "$i" -lt 3 ]; then csrc_args+=(--host "$spec"); else cdst_args+=(--host "$spec"); fi
     done
+    cc -Wall -Werror -shared -fPIC -O2 -o "$work/noflush.so" bench/noflush.c
     $vpool env add csrc "${csrc_args[@]}" --domain-type qemu >/dev/null
     $vpool env add cdst "${cdst_args[@]}" --domain-type qemu >/dev/null
     # Defined, never started: the test guest's small master does.
@@ -91,9 +93,10 @@ cluster_placed() {
     [ "$off" = 0 ] || log "cluster N=$n: vpool put $off VMs on another host than its dry run's plan said"
 }
 
-# R alternating runs of vpool and the floor moving POOL to cdst.
+# R alternating runs of vpool, vpool with no flush waited for (analysis)
+# and the floor moving POOL to cdst.
 cluster_moves() {
-    local n=$1 pool=$2 nruns=$3 r t0 t1 v=() f=() fl vm_ fm
+    local n=$1 pool=$2 nruns=$3 r t0 t1 v=() u=() f=() fl vm_ um fm
     cluster_hosts_of "$pool" >"$cdir/sources-$n"
     $vpool --json migrate "$pool" --to cdst --profile q35-virtio --parallel "$parallel" --dry-run >"$cdir/plan-$n.json"
     for r in $(seq "$nruns"); do
@@ -103,20 +106,29 @@ cluster_moves() {
         v+=("$(calc "$t1 - $t0")")
         [ "$r" != 1 ] || cluster_placed "$n" "$pool" "$cdir/sources-$n"
         $vpool migrate "$pool" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null
+        t0=$(now)
+        LD_PRELOAD=$work/noflush.so $vpool migrate "$pool" --to cdst --profile q35-virtio --parallel "$parallel" \
+            --quiet >/dev/null
+        t1=$(now)
+        u+=("$(calc "$t1 - $t0")")
+        $vpool migrate "$pool" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null
         # The floor's source definitions are the pool's, back on csrc.
         [ "$r" != 1 ] || cluster_py prepare --moves "$cdir/moves-$n" --jobs "$work/jobs-$n.json" "${chost_args[@]}"
         cluster_py run --jobs "$work/jobs-$n.json" --parallel "$parallel" "${chost_args[@]}" >"$cdir/floor-$n-$r.json"
         fl=$(jq .total "$cdir/floor-$n-$r.json")
         f+=("$(calc "$fl")")
         log "cluster N=$n run $r: vpool $(c2 "${v[-1]}") s ($(c2 "${v[-1]} * 1000 / $n") ms per VM)," \
-            "floor $(c2 "${f[-1]}") s ($(c2 "${f[-1]} * 1000 / $n") ms per VM), vpool / floor $(c2 "${v[-1]} / ${f[-1]}")"
+            "floor $(c2 "${f[-1]}") s ($(c2 "${f[-1]} * 1000 / $n") ms per VM), vpool / floor $(c2 "${v[-1]} / ${f[-1]}")," \
+            "with no flush waited for $(c2 "${u[-1]}") s, / floor $(c2 "${u[-1]} / ${f[-1]}")"
     done
     vm_=$(printf '%s\n' "${v[@]}" | median)
+    um=$(printf '%s\n' "${u[@]}" | median)
     fm=$(printf '%s\n' "${f[@]}" | median)
     echo "$n vpool $vm_ ${v[*]}" >>"$cdir/results"
+    echo "$n noflush $um ${u[*]}" >>"$cdir/results"
     echo "$n floor $fm ${f[*]}" >>"$cdir/results"
     log "cluster N=$n: medians vpool $(c2 "$vm_ * 1000 / $n") ms per VM, floor $(c2 "$fm * 1000 / $n") ms" \
-        "per VM, vpool / floor $(c2 "$vm_ / $fm")"
+        "per VM, vpool / floor $(c2 "$vm_ / $fm"), with no flush waited for / floor $(c2 "$um / $fm")"
     cluster_py clean --jobs "$work/jobs-$n.json" "${chost_args[@]}"
 }
 

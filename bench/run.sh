@@ -31,7 +31,9 @@
 # of the same move (bench/cluster.py): the same defines on the same target
 # hosts and undefines on the same source hosts, with vpool's parallelism
 # (PARALLEL workers, one libvirt connection per host per worker). Its
-# deltas hold only what pool create wrote.
+# deltas hold only what pool create wrote. Each run also times a third
+# move, vpool with bench/noflush.c preloaded (no flush waited for): what
+# the durability of each step costs, as an analysis.
 #
 # Writes BENCHMARKS.md (the tables, the machine, the command) and prints it;
 # with --only, writes build/bench/report.md unless --out says otherwise.
