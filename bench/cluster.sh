@@ -93,6 +93,9 @@ cluster_placed() {
     [ "$off" = 0 ] || log "cluster N=$n: vpool put $off VMs on another host than its dry run's plan said"
 }
 
+# POOL back to csrc, untimed: every timed move starts from there.
+cluster_back() { $vpool migrate "$1" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null; }
+
 # R alternating runs of vpool, vpool with no flush waited for (analysis)
 # and the floor moving POOL to cdst.
 cluster_moves() {
@@ -105,13 +108,13 @@ cluster_moves() {
         t1=$(now)
         v+=("$(calc "$t1 - $t0")")
         [ "$r" != 1 ] || cluster_placed "$n" "$pool" "$cdir/sources-$n"
-        $vpool migrate "$pool" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null
+        cluster_back "$pool"
         t0=$(now)
         LD_PRELOAD=$work/noflush.so $vpool migrate "$pool" --to cdst --profile q35-virtio --parallel "$parallel" \
             --quiet >/dev/null
         t1=$(now)
         u+=("$(calc "$t1 - $t0")")
-        $vpool migrate "$pool" --to csrc --profile pc-ide --parallel "$parallel" --quiet >/dev/null
+        cluster_back "$pool"
         # The floor's source definitions are the pool's, back on csrc.
         [ "$r" != 1 ] || cluster_py prepare --moves "$cdir/moves-$n" --jobs "$work/jobs-$n.json" "${chost_args[@]}"
         cluster_py run --jobs "$work/jobs-$n.json" --parallel "$parallel" "${chost_args[@]}" >"$cdir/floor-$n-$r.json"
